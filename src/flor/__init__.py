@@ -1,0 +1,59 @@
+"""flor: multiversion hindsight logging for machine-learning work.
+
+Importing flor is cheap: no pandas, git, libcst or torch until a call needs them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flor.runtime.api import arg, commit, iteration, log, loop
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "arg",
+    "checkpointing",
+    "commit",
+    "dataframe",
+    "iteration",
+    "latest",
+    "log",
+    "loop",
+    "query",
+    "utils",
+]
+
+
+def dataframe(*names: str) -> pd.DataFrame:
+    """Logged values pivoted to one column per name, one row per run and loop coordinates."""
+    from flor.store import reader
+
+    return reader.dataframe(names)
+
+
+def query(sql: str, params: tuple[Any, ...] = ()) -> pd.DataFrame:
+    """Run a read-only SQL query over the store (tables runs, loops, logs, checkpoints)."""
+    from flor.store import reader
+
+    return reader.query(sql, params)
+
+
+def latest(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the most recent tstamp in each projid/filename group."""
+    from flor.store import reader
+
+    return reader.latest(df)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "utils":
+        from flor import utils
+
+        return utils
+    if name == "checkpointing":
+        from flor.runtime.checkpointing import checkpointing
+
+        return checkpointing
+    raise AttributeError(f"module 'flor' has no attribute {name!r}")

@@ -1,0 +1,283 @@
+"""The `flor` command: parse, call the library, format the output.
+
+Library errors (`FlorError`) become one line on stderr with exit status 2 for usage
+errors and 1 for failures; tracebacks only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from datetime import datetime
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from flor.errors import FlorError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMATS = ("table", "csv", "json")
+
+
+class FlorGroup(click.Group):
+    """Translates library errors once, for every command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FlorError as exc:
+            if ctx.meta.get("flor.debug"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    @click.option(
+        "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+        help="table for people, csv or json for scripts and CI jobs",
+    )  # fmt: skip
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return command(*args, **kwargs)
+
+    return wrapper
+
+
+def emit(frame: pd.DataFrame, fmt: str, title: str | None = None) -> None:
+    """Print a frame as a readable table, CSV or JSON records."""
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+        return
+    if fmt == "json":
+        click.echo(frame.to_json(orient="records", date_format="iso", default_handler=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for column in frame.columns:
+        numeric = frame[column].dtype.kind in "iuf"
+        table.add_column(str(column), justify="right" if numeric else "left", overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(_cell(value) for value in row))
+    console = Console(width=None if sys.stdout.isatty() else 250)
+    console.print(table)
+    if frame.empty:
+        click.echo("(no rows)")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.6g}"
+    text = str(value)
+    return "" if text in ("<NA>", "nan") else text
+
+
+@click.group(cls=FlorGroup)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="flor")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Multiversion hindsight logging: record runs, propagate new log statements into past
+    versions, replay them from checkpoints, and query everything as one table."""
+    ctx.meta["flor.debug"] = debug
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@output_options
+def dataframe(names: tuple[str, ...], fmt: str) -> None:
+    """Logged values as one table: a column per NAME, a row per run and loop coordinates.
+
+    With no NAMES: one row per run with every value logged outside loops.
+    """
+    from flor.store import reader
+
+    frame = reader.dataframe(names)
+    missing = [n for n in names if n in frame.columns and frame[n].isna().all()]
+    emit(frame, fmt)
+    if missing and fmt == "table":
+        click.echo(f"note: no values logged under {', '.join(missing)}", err=True)
+
+
+@main.command()
+@click.argument("sql")
+@output_options
+def query(sql: str, fmt: str) -> None:
+    """Run a read-only SQL query over the store (tables: runs, loops, logs, checkpoints)."""
+    from flor.store import reader
+
+    emit(reader.query(sql), fmt)
+
+
+RUN_COLUMNS = ["run_id", "tstamp", "filename", "status", "commit", "args", "duration_s",
+               "checkpoints"]  # fmt: skip
+
+
+def _args_text(args: str | None) -> str:
+    values = json.loads(args or "{}")
+    return " ".join(f"{k}={v}" for k, v in values.items())
+
+
+def _human_bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+@main.command()
+@click.option("--delete", "delete", multiple=True, metavar="RUN",
+              help="Delete this run's logs and checkpoint records (repeatable); `flor gc` "
+              "then frees its checkpoint files.")  # fmt: skip
+@click.option("--replays", is_flag=True, help="Also list replay runs.")
+@output_options
+def runs(delete: tuple[str, ...], replays: bool, fmt: str) -> None:
+    """Recorded runs: id, time, script, status, commit, args, duration, checkpoint size."""
+    from flor.store import admin, reader
+
+    if delete:
+        for run in delete:
+            run_id = admin.delete_run(run)
+            click.echo(f"deleted run {run_id}")
+        return
+    frame = reader.runs(include_replays=replays)
+    if frame.empty:
+        emit(frame.reindex(columns=RUN_COLUMNS), fmt)
+        return
+    frame["commit"] = frame["snapshot"].fillna("").str[:10]
+    frame["args"] = frame["args"].map(_args_text)
+    if fmt == "table":
+        frame["checkpoints"] = frame["checkpoint_bytes"].map(_human_bytes)
+    else:
+        frame["checkpoints"] = frame["checkpoint_bytes"]
+    emit(frame[RUN_COLUMNS], fmt)
+
+
+@main.command()
+@click.argument("run")
+@output_options
+def show(run: str, fmt: str) -> None:
+    """One run in detail: its record, arguments and values logged outside loops."""
+    import pandas as pd
+
+    from flor.store import reader
+
+    record = reader.find_run(run)
+    values = reader.query(
+        "SELECT name, value, type FROM logs WHERE run_id = ? AND ctx_id IS NULL ORDER BY seq",
+        (record["run_id"],),
+    )
+    counts = reader.query(
+        "SELECT name, COUNT(*) AS n FROM logs WHERE run_id = ? GROUP BY name ORDER BY name",
+        (record["run_id"],),
+    )
+    if fmt == "json":
+        record["logged"] = dict(zip(counts["name"], counts["n"].astype(int), strict=True))
+        click.echo(json.dumps(record, default=str))
+        return
+    for key in ("started", "ended", "heartbeat"):
+        if record.get(key) == record.get(key) and record.get(key) is not None:
+            record[key] = datetime.fromtimestamp(float(record[key])).isoformat(sep=" ")
+    rows = [(k, v) for k, v in record.items()]
+    rows += [(f"logged {n}", f"{c} values") for n, c in zip(counts["name"], counts["n"],
+                                                            strict=True)]  # fmt: skip
+    rows += [(f"value {n}", v) for n, v in zip(values["name"], values["value"], strict=True)]
+    emit(pd.DataFrame(rows, columns=["field", "value"]), fmt, title=f"run {record['run_id']}")
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+def gc(dry_run: bool) -> None:
+    """Remove checkpoint files no recorded run refers to (after `flor runs --delete`)."""
+    from flor.store import admin
+
+    removed, freed = admin.collect_garbage(dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {removed} checkpoint blobs ({_human_bytes(freed)})")
+
+
+def _read_text(path: Path, role: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise click.UsageError(f"{role} file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise click.UsageError(f"cannot read {role} file {path}: {exc.strerror}") from None
+
+
+@main.command()
+@click.argument("script", required=False, type=click.Path(path_type=Path))
+@click.option("--source", type=click.Path(path_type=Path), help="File form: the new version.")
+@click.option("--target", type=click.Path(path_type=Path), help="File form: the old version.")
+@click.option("--output", type=click.Path(path_type=Path), help="File form: where to write.")
+@click.option("--matcher", type=click.Choice(["tree", "difflib", "gumtree"]), default="tree",
+              show_default=True, help="How the two versions' trees are matched.")  # fmt: skip
+@click.option("--report", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="File form: how to print the per-statement report.")  # fmt: skip
+@click.option("--since", help="Repository form: versions recorded since a date, revision or run.")
+@click.option("--runs", "run_ids", help="Repository form: comma-separated run ids.")
+@click.option("--dry-run", is_flag=True, help="Repository form: report only, store nothing.")
+@click.option("--diff", is_flag=True, help="Repository form: show unified diffs.")
+@output_options
+def propagate(
+    script: Path | None, source: Path | None, target: Path | None, output: Path | None,
+    matcher: str, report: str, since: str | None, run_ids: str | None, dry_run: bool,
+    diff: bool, fmt: str,
+) -> None:  # fmt: skip
+    """Transplant new flor.log statements into past versions of a script.
+
+    File form: --source NEW.py --target OLD.py --output OUT.py. Repository form: SCRIPT
+    (the working-tree version) against every recorded version of it.
+    """
+    if source or target or output:
+        if not (source and target and output) or script:
+            raise click.UsageError("the file form needs --source, --target and --output, no SCRIPT")
+        _propagate_files(source, target, output, matcher, report)
+        return
+    if script is None:
+        raise click.UsageError("name the SCRIPT to propagate from, or use --source/--target/--output")
+    from flor.propagate import history
+
+    versions = history.propagate_history(
+        script, since=since, runs=_split(run_ids), matcher=matcher, store=not dry_run,
+        progress=fmt == "table",
+    )  # fmt: skip
+    emit(history.summary(versions), fmt)
+    if diff:
+        for version in versions:
+            if version.diff:
+                click.echo(version.diff)
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+def _propagate_files(source: Path, target: Path, output: Path, matcher: str, report: str) -> None:
+    from flor.propagate import Declined, propagate_source
+
+    result = propagate_source(_read_text(source, "source"), _read_text(target, "target"), matcher)
+    if report == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    if not result.ok:
+        for outcome in result.outcomes:
+            if isinstance(outcome, Declined):
+                click.echo(f"declined: {outcome.statement}: {outcome.reason}", err=True)
+        sys.exit(1)
+    output.write_text(result.source, encoding="utf-8")
+    if report == "text":
+        for outcome in result.outcomes:
+            click.echo(f"{type(outcome).__name__.lower()}: {outcome.statement}")

@@ -1,0 +1,355 @@
+"""The run context inside the user's process: buffers, loop stack, flushing, run lifecycle.
+
+A run starts at the first flor call (not at import, which must stay cheap). Logs go into
+an in-memory deque (`flor.log` is O(1)); a background thread flushes it at least every
+half second, and loop boundaries, `flor.commit` and exit flush it too, so a SIGKILL
+loses at most about one second of logs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from collections import deque
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from flor.errors import FlorError
+from flor.runtime.args import cast, parse_kwargs
+from flor.store.location import db_path, ensure_home, find_repo_root, home_dir
+from flor.store.values import encode
+from flor.store.writer import StoreWriter
+
+FLUSH_INTERVAL_S = 0.5
+
+
+def _now_tstamp() -> str:
+    return datetime.now().isoformat(sep=" ", timespec="milliseconds")
+
+
+def _script_path() -> Path | None:
+    main = sys.modules.get("__main__")
+    file = getattr(main, "__file__", None)
+    return Path(file).resolve() if file else None
+
+
+def _loop_value(index: int, value: Any) -> str | None:
+    """The iteration value worth a `<loop>_value` column: scalars other than the index."""
+    kind = type(value)
+    if kind is int:
+        return None if value == index else str(value)
+    if kind is str or kind is float or kind is bool:
+        return json.dumps(value)
+    return None
+
+
+def fail(error: FlorError) -> None:
+    """Stop the user's script the way argparse does: one line on stderr, exit status."""
+    print(f"flor: error: {error}", file=sys.stderr)
+    raise SystemExit(error.exit_code)
+
+
+class LoopObserver(Protocol):
+    """Told about outermost-loop boundaries: where checkpoints are taken."""
+
+    def loop_started(self, name: str) -> None: ...
+
+    def iteration_ended(self, index: int, ctx_id: int, seconds: float) -> None: ...
+
+    def loop_ended(self) -> None: ...
+
+
+class Session:
+    """One recorded (or replayed) run of a script."""
+
+    def __init__(
+        self,
+        writer: StoreWriter,
+        run_id: str,
+        home: Path,
+        root: Path | None,
+        filename: str,
+        projid: str,
+        argv: list[str],
+    ) -> None:
+        self.writer = writer
+        self.run_id = run_id
+        self.home = home
+        self.root = root
+        self.filename = filename
+        self.projid = projid
+        self.argv = argv
+        self.tstamp = _now_tstamp()
+        self.replay_id: str | None = None
+        self.replace_names: tuple[str, ...] = ()
+        self.logs: deque[tuple[int | None, str, Any]] = deque()
+        self.loops: deque[tuple[Any, ...]] = deque()
+        self.timings: deque[tuple[float, int]] = deque()
+        self.ctx: int | None = None
+        self.depth = 0
+        self._ctx_ids = itertools.count(1)
+        self._seq = itertools.count(1)
+        self._kwargs = parse_kwargs(argv[1:])
+        self.args: dict[str, Any] = {}
+        self.status = "running"
+        self.error: str | None = None
+        self._closed = False
+        self._flush_failed = False
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_forever, name="flor-flush", daemon=True)
+        self.observers: list[LoopObserver] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def begin(self, snapshot: str | None, base: str | None, branch: str | None) -> None:
+        now = time.time()
+        self.writer.insert_run(
+            {
+                "run_id": self.run_id,
+                "projid": self.projid,
+                "filename": self.filename,
+                "tstamp": self.tstamp,
+                "status": "running",
+                "mode": "record",
+                "snapshot": snapshot,
+                "base_commit": base,
+                "branch": branch,
+                "argv": json.dumps(self.argv),
+                "args": "{}",
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started": now,
+                "heartbeat": now,
+            }
+        )
+        self._record_commit(snapshot)
+        self._flusher.start()
+
+    def _record_commit(self, snapshot: str | None) -> None:
+        self.writer.transaction(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO commits (run_id, tstamp, snapshot) VALUES (?, ?, ?)",
+                (self.run_id, self.tstamp, snapshot),
+            )
+        )
+
+    def _flush_forever(self) -> None:
+        while not self._stop.wait(FLUSH_INTERVAL_S):
+            self.flush()
+
+    def flush(self) -> None:
+        """Move everything buffered into the store in one transaction."""
+        if self._closed:
+            return
+        logs = [self.logs.popleft() for _ in range(len(self.logs))]
+        loops = [self.loops.popleft() for _ in range(len(self.loops))]
+        timings = [self.timings.popleft() for _ in range(len(self.timings))]
+        rows = []
+        for ctx, name, value in logs:
+            text, kind = encode(value)
+            rows.append(
+                (self.run_id, self.tstamp, ctx, str(name), text, kind, next(self._seq),
+                 self.replay_id)
+            )  # fmt: skip
+        try:
+            self.writer.write_batch(
+                self.run_id, loops, rows, timings, time.time(), self.replace_names
+            )
+        except Exception as exc:  # noqa: BLE001 - never let a store hiccup kill training
+            self.loops.extendleft(reversed(loops))
+            self.timings.extendleft(reversed(timings))
+            self.logs.extendleft(reversed(logs))
+            if not self._flush_failed:
+                self._flush_failed = True
+                print(f"flor: warning: could not write logs yet ({exc}); retrying", file=sys.stderr)
+
+    def commit(self) -> None:
+        """Flush, snapshot the sources again and start a new tstamp."""
+        self.flush()
+        previous = self.tstamp
+        tstamp = _now_tstamp()
+        self.tstamp = tstamp if tstamp > previous else previous + "1"
+        self._record_commit(self._snapshot_now())
+
+    def _snapshot_now(self) -> str | None:
+        if self.root is None or self.replay_id is not None:
+            return None
+        from flor import vcs
+
+        return vcs.snapshot(self.root, f"{self.run_id}-{len(self.tstamp)}", self.filename).commit
+
+    def close(self, status: str | None = None) -> None:
+        if self._closed:
+            return
+        self._stop.set()
+        self.flush()
+        final = status or ("finished" if self.status == "running" else self.status)
+        self.writer.update_run(
+            self.run_id, status=final, ended=time.time(), heartbeat=time.time(),
+            error=self.error, args=json.dumps(self.args, default=repr),
+        )  # fmt: skip
+        self._closed = True
+
+    # -- instrumentation -------------------------------------------------------------------
+
+    def arg(self, name: str, default: Any) -> Any:
+        if name in self._kwargs:
+            value = cast(name, self._kwargs[name], default)
+        else:
+            value = default
+        self.args[name] = value
+        self.logs.append((None, name, value))
+        return value
+
+    def check_kwargs(self) -> None:
+        """Unread `--kwargs` names are typos: refuse them before training starts."""
+        unknown = sorted(set(self._kwargs) - set(self.args))
+        if unknown:
+            from flor.errors import ArgError
+
+            known = ", ".join(sorted(self.args)) or "none"
+            raise ArgError(
+                f"--kwargs {', '.join(unknown)} named no flor.arg read before the first "
+                f"flor.loop (known: {known}): fix the name or read it with flor.arg"
+            )
+
+    def loop(self, name: str, iterable: Iterable[Any]) -> Iterator[Any]:
+        parent = self.ctx
+        outer = self.depth == 0
+        observers: list[LoopObserver] = []
+        if outer:
+            try:
+                self.check_kwargs()
+            except FlorError as exc:
+                fail(exc)
+            observers = list(self.observers)
+            for observer in observers:
+                observer.loop_started(name)
+        self.depth += 1
+        try:
+            for index, value in enumerate(iterable):
+                ctx = next(self._ctx_ids)
+                self.loops.append((self.run_id, ctx, parent, name, index, _loop_value(index, value)))
+                self.ctx = ctx
+                started = time.perf_counter()
+                yield value
+                self.ctx = parent
+                if outer:
+                    seconds = time.perf_counter() - started
+                    self.timings.append((seconds, ctx))
+                    for observer in observers:
+                        observer.iteration_ended(index, ctx, seconds)
+        finally:
+            self.depth -= 1
+            self.ctx = parent
+            if outer:
+                for observer in observers:
+                    observer.loop_ended()
+                self.flush()
+
+    @contextmanager
+    def iteration(self, name: str, index: int | None, value: Any) -> Iterator[None]:
+        parent = self.ctx
+        ctx = next(self._ctx_ids)
+        position = ctx if index is None else index
+        self.loops.append((self.run_id, ctx, parent, name, position, _loop_value(position, value)))
+        self.ctx = ctx
+        try:
+            yield
+        finally:
+            self.ctx = parent
+            self.flush()
+
+
+_session: Session | None = None
+_start_lock = threading.Lock()
+
+
+def current() -> Session:
+    """The process's session, started on first use."""
+    global _session
+    if _session is not None:
+        return _session
+    with _start_lock:
+        if _session is None:
+            try:
+                _session = _start()
+            except FlorError as exc:
+                fail(exc)
+    assert _session is not None
+    return _session
+
+
+def _start() -> Session:
+    script = _script_path()
+    start_dir = script.parent if script else Path.cwd()
+    root = find_repo_root(start_dir)
+    if root is None:
+        print(
+            f"flor: warning: {start_dir} is not inside a git repository: this run is recorded "
+            "without a code snapshot and cannot be replayed (run `git init` to fix)",
+            file=sys.stderr,
+        )
+    home = ensure_home(home_dir(start_dir, required=False))
+    if script and root and script.is_relative_to(root):
+        filename = script.relative_to(root).as_posix()
+    else:
+        filename = script.name if script else _interactive_name()
+    projid = os.environ.get("FLOR_PROJID") or (root or start_dir).name
+    session = Session(
+        StoreWriter(db_path(home)), uuid.uuid4().hex[:12], home, root, filename, projid,
+        list(sys.argv),
+    )  # fmt: skip
+    snapshot = base = branch = None
+    if root is not None:
+        from flor import vcs
+
+        snap = vcs.snapshot(root, session.run_id, f"flor run {session.run_id}: {filename}")
+        snapshot, base, branch = snap.commit, snap.base_commit, snap.branch
+    session.begin(snapshot, base, branch)
+    _install_exit_handlers(session)
+    return session
+
+
+def _interactive_name() -> str:
+    return os.environ.get("FLOR_NOTEBOOK") or "<interactive>"
+
+
+def _install_exit_handlers(session: Session) -> None:
+    atexit.register(session.close)
+    previous_hook = sys.excepthook
+
+    def record_failure(kind, exc, tb):  # type: ignore[no-untyped-def]
+        session.status = "killed" if issubclass(kind, KeyboardInterrupt) else "failed"
+        session.error = f"{kind.__name__}: {exc}"
+        previous_hook(kind, exc, tb)
+
+    sys.excepthook = record_failure
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+
+            def on_sigterm(signum, frame):  # type: ignore[no-untyped-def]
+                session.status = "killed"
+                session.error = "SIGTERM"
+                raise SystemExit(128 + signum)
+
+            signal.signal(signal.SIGTERM, on_sigterm)
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
+def _forget_in_child() -> None:
+    """A forked worker (e.g. a DataLoader process) must not write as the parent run."""
+    global _session
+    if _session is not None:
+        _session._closed = True

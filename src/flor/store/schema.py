@@ -1,0 +1,163 @@
+"""SQLite schema, forward migrations and connections.
+
+Migration `i` upgrades a store from schema version `i` to `i + 1`; a store written by a
+newer flor is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from flor.errors import StoreError
+
+MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1: the core tables of DESIGN.md
+    """
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS runs (
+        run_id TEXT PRIMARY KEY,
+        projid TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        tstamp TEXT NOT NULL,
+        status TEXT NOT NULL,
+        mode TEXT NOT NULL DEFAULT 'record',
+        replay_of TEXT,
+        snapshot TEXT,
+        base_commit TEXT,
+        branch TEXT,
+        argv TEXT,
+        args TEXT,
+        host TEXT,
+        pid INTEGER,
+        started REAL NOT NULL,
+        ended REAL,
+        heartbeat REAL,
+        error TEXT,
+        note TEXT
+    );
+    CREATE TABLE IF NOT EXISTS loops (
+        run_id TEXT NOT NULL,
+        ctx_id INTEGER NOT NULL,
+        parent_ctx_id INTEGER,
+        name TEXT NOT NULL,
+        iteration INTEGER NOT NULL,
+        value TEXT,
+        seconds REAL,
+        PRIMARY KEY (run_id, ctx_id)
+    );
+    CREATE TABLE IF NOT EXISTS logs (
+        run_id TEXT NOT NULL,
+        tstamp TEXT NOT NULL,
+        ctx_id INTEGER,
+        name TEXT NOT NULL,
+        value TEXT,
+        type TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        replay_id TEXT
+    );
+    CREATE INDEX IF NOT EXISTS logs_by_name ON logs (name, run_id);
+    CREATE INDEX IF NOT EXISTS logs_by_run ON logs (run_id, ctx_id);
+    CREATE TABLE IF NOT EXISTS commits (
+        run_id TEXT NOT NULL,
+        tstamp TEXT NOT NULL,
+        snapshot TEXT,
+        PRIMARY KEY (run_id, tstamp)
+    );
+    CREATE TABLE IF NOT EXISTS checkpoints (
+        run_id TEXT NOT NULL,
+        ctx_id INTEGER,
+        iteration INTEGER NOT NULL,
+        object TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        seconds REAL NOT NULL,
+        PRIMARY KEY (run_id, iteration, object)
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+BUSY_TIMEOUT_MS = 60_000
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    if not has_meta:
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _check_version(path: Path, version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"store {path} has schema version {version} but this flor reads up to "
+            f"{SCHEMA_VERSION}: upgrade flor (pip install -U flor)"
+        )
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Bring the schema up to SCHEMA_VERSION; returns the version found before."""
+    for attempt in range(50):
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    try:
+        found = _schema_version(conn)
+        _check_version(path, found)
+        for step in range(found, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+        conn.execute("COMMIT")
+        return found
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _corrupt(path: Path, exc: Exception) -> StoreError:
+    return StoreError(
+        f"store {path} is not a readable flor database ({exc}): move it aside or set "
+        "FLOR_HOME to another folder"
+    )
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the store; writers create and migrate it, readers require it to exist."""
+    try:
+        if readonly:
+            if not path.exists():
+                raise StoreError(
+                    f"no flor store at {path}: record a run first (python your_script.py)"
+                )
+            conn = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA query_only = ON")
+            _check_version(path, _schema_version(conn))
+            return conn
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        migrate(conn, path)
+        return conn
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(path, exc) from exc

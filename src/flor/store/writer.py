@@ -1,0 +1,120 @@
+"""Short write transactions into the store, safe with several processes recording at once."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flor.store.schema import connect
+
+T = TypeVar("T")
+
+RUN_COLUMNS = (
+    "run_id", "projid", "filename", "tstamp", "status", "mode", "replay_of", "snapshot",
+    "base_commit", "branch", "argv", "args", "host", "pid", "started", "heartbeat",
+)  # fmt: skip
+
+
+class StoreWriter:
+    """One connection, guarded by a lock so the flush thread and the main thread can share it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = connect(path)
+        self._lock = threading.Lock()
+
+    def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in one IMMEDIATE transaction, retrying with backoff while locked."""
+        with self._lock:
+            for attempt in range(200):
+                try:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
+                    time.sleep(min(0.5, 0.01 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.5))
+                    continue
+                try:
+                    result = work(self._conn)
+                    self._conn.execute("COMMIT")
+                    return result
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            raise sqlite3.OperationalError(f"store {self.path} stayed locked for too long")
+
+    def insert_run(self, run: dict[str, Any]) -> None:
+        columns = ", ".join(RUN_COLUMNS)
+        marks = ", ".join("?" for _ in RUN_COLUMNS)
+        values = tuple(run.get(c) for c in RUN_COLUMNS)
+        self.transaction(
+            lambda c: c.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", values)
+        )
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        assignments = ", ".join(f"{key} = ?" for key in fields)
+        self.transaction(
+            lambda c: c.execute(
+                f"UPDATE runs SET {assignments} WHERE run_id = ?", (*fields.values(), run_id)
+            )
+        )
+
+    def write_batch(
+        self,
+        run_id: str,
+        loops: Sequence[tuple[Any, ...]],
+        logs: Sequence[tuple[Any, ...]],
+        timings: Iterable[tuple[float, int]],
+        heartbeat: float,
+        replace_names: Sequence[str] = (),
+    ) -> None:
+        """Loops, logs, iteration timings and the heartbeat, atomically.
+
+        `replace_names` (replay) first deletes earlier replayed values of those names in
+        the same loop contexts, so replaying twice never duplicates values.
+        """
+
+        def work(conn: sqlite3.Connection) -> None:
+            if loops:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO loops (run_id, ctx_id, parent_ctx_id, name, "
+                    "iteration, value) VALUES (?, ?, ?, ?, ?, ?)",
+                    loops,
+                )
+            if replace_names and logs:
+                conn.executemany(
+                    "DELETE FROM logs WHERE run_id = ? AND name = ? AND ctx_id IS ? "
+                    "AND replay_id IS NOT NULL AND replay_id IS NOT ?",
+                    {(row[0], row[3], row[2], row[7]) for row in logs if row[3] in replace_names},
+                )
+            if logs:
+                conn.executemany(
+                    "INSERT INTO logs (run_id, tstamp, ctx_id, name, value, type, seq, "
+                    "replay_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    logs,
+                )
+            conn.executemany(
+                "UPDATE loops SET seconds = ? WHERE run_id = ? AND ctx_id = ?",
+                ((seconds, run_id, ctx) for seconds, ctx in timings),
+            )
+            conn.execute("UPDATE runs SET heartbeat = ? WHERE run_id = ?", (heartbeat, run_id))
+
+        self.transaction(work)
+
+    def insert_checkpoints(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self.transaction(
+            lambda c: c.executemany(
+                "INSERT OR REPLACE INTO checkpoints (run_id, ctx_id, iteration, object, "
+                "digest, bytes, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,150 @@
+"""Git: snapshot a run's sources under refs/flor/, list versions, materialize a version.
+
+Snapshots are built in a temporary index file, so the user's branch, HEAD, index and
+working tree are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from flor.errors import FlorError, NotInGitRepo
+
+SNAPSHOT_REF_PREFIX = "refs/flor/runs/"
+DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "flor",
+    "GIT_AUTHOR_EMAIL": "flor@localhost",
+    "GIT_COMMITTER_NAME": "flor",
+    "GIT_COMMITTER_EMAIL": "flor@localhost",
+}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    commit: str
+    base_commit: str | None
+    branch: str | None
+    skipped: tuple[str, ...]
+
+
+def open_repo(path: Path) -> git.Repo:
+    try:
+        return git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+        raise NotInGitRepo(
+            f"{path} is not inside a git repository: cd into your project or run `git init`"
+        ) from exc
+
+
+def _max_file_bytes() -> int:
+    return int(os.environ.get("FLOR_SNAPSHOT_MAX_BYTES", DEFAULT_MAX_FILE_BYTES))
+
+
+def _head(repo: git.Repo) -> tuple[str | None, str | None]:
+    try:
+        base = repo.head.commit.hexsha
+    except ValueError:  # no commits yet
+        base = None
+    branch = None if repo.head.is_detached else repo.head.ref.name
+    return base, branch
+
+
+def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
+    """Commit the work tree as it is now (ignored and oversized files left out)."""
+    repo = open_repo(root)
+    base, branch = _head(repo)
+    limit = _max_file_bytes()
+    work_tree = Path(repo.working_tree_dir or root)
+    fd, index_file = tempfile.mkstemp(prefix="flor-index-")
+    os.close(fd)
+    os.unlink(index_file)
+    env = {**_IDENTITY, "GIT_INDEX_FILE": index_file}
+    try:
+        if base is not None:
+            repo.git.execute(["git", "read-tree", base], env=env)
+        listing = repo.git.execute(
+            ["git", "ls-files", "-z", "--others", "--modified", "--deleted", "--exclude-standard"],
+            env=env,
+        )
+        to_add, skipped = [], []
+        for rel in dict.fromkeys(p for p in str(listing).split("\0") if p):
+            target = work_tree / rel
+            if target.is_file() and not target.is_symlink() and target.stat().st_size > limit:
+                skipped.append(rel)
+            else:
+                to_add.append(rel)
+        for rel in skipped:
+            print(
+                f"flor: warning: {rel} is larger than {limit} bytes and is left out of the "
+                "run's snapshot (set FLOR_SNAPSHOT_MAX_BYTES to raise the cap)",
+                file=sys.stderr,
+            )
+        if to_add:
+            repo.git.execute(
+                ["git", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
+                env=env,
+                istream=_as_stream("\0".join(to_add)),
+            )
+        tree = repo.git.execute(["git", "write-tree"], env=env)
+        parents = ["-p", base] if base else []
+        commit = repo.git.execute(
+            ["git", "commit-tree", str(tree), *parents, "-m", message], env=env
+        )
+        repo.git.execute(["git", "update-ref", SNAPSHOT_REF_PREFIX + run_id, str(commit)])
+    except git.GitCommandError as exc:
+        raise FlorError(f"could not snapshot {work_tree} with git: {exc.stderr.strip()}") from exc
+    finally:
+        if os.path.exists(index_file):
+            os.unlink(index_file)
+    return Snapshot(str(commit), base, branch, tuple(skipped))
+
+
+def _as_stream(text: str):  # type: ignore[no-untyped-def]
+    stream = tempfile.TemporaryFile()
+    stream.write(text.encode())
+    stream.seek(0)
+    return stream
+
+
+def read_file(root: Path, commit: str, rel_path: str) -> str | None:
+    """The text of `rel_path` at `commit`, or None when that version has no such file."""
+    repo = open_repo(root)
+    try:
+        blob = repo.commit(commit).tree / rel_path
+    except (KeyError, ValueError, git.BadName):
+        return None
+    data: bytes = blob.data_stream.read()
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+def materialize(root: Path, commit: str, destination: Path) -> Path:
+    """Write the tree of `commit` into `destination` (never the user's working tree)."""
+    repo = open_repo(root)
+    destination.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile() as archive:
+        repo.archive(archive, treeish=commit, format="tar")
+        archive.seek(0)
+        with tarfile.open(fileobj=archive) as tar:
+            tar.extractall(destination, filter="data")
+    return destination
+
+
+def commits_touching(root: Path, rel_path: str, since: str | None = None) -> list[str]:
+    """Plain git commits (newest first) that changed `rel_path`: versions without runs."""
+    repo = open_repo(root)
+    args = ["--format=%H"]
+    if since:
+        args.append(f"--since={since}")
+    try:
+        out = repo.git.log(*args, "--", rel_path)
+    except git.GitCommandError:
+        return []
+    return [line for line in out.splitlines() if line]
