@@ -88,11 +88,14 @@ def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
                 file=sys.stderr,
             )
         if to_add:
-            repo.git.execute(
-                ["git", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
-                env=env,
-                istream=_as_stream("\0".join(to_add)),
-            )
+            with tempfile.TemporaryFile() as paths:
+                paths.write("\0".join(to_add).encode())
+                paths.seek(0)
+                repo.git.execute(
+                    ["git", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
+                    env=env,
+                    istream=paths,
+                )
         tree = repo.git.execute(["git", "write-tree"], env=env)
         parents = ["-p", base] if base else []
         commit = repo.git.execute(
@@ -102,34 +105,27 @@ def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
     except git.GitCommandError as exc:
         raise FlorError(f"could not snapshot {work_tree} with git: {exc.stderr.strip()}") from exc
     finally:
+        repo.close()
         if os.path.exists(index_file):
             os.unlink(index_file)
     return Snapshot(str(commit), base, branch, tuple(skipped))
 
 
-def _as_stream(text: str):  # type: ignore[no-untyped-def]
-    stream = tempfile.TemporaryFile()
-    stream.write(text.encode())
-    stream.seek(0)
-    return stream
-
-
 def read_file(root: Path, commit: str, rel_path: str) -> str | None:
     """The text of `rel_path` at `commit`, or None when that version has no such file."""
-    repo = open_repo(root)
-    try:
-        blob = repo.commit(commit).tree / rel_path
-    except (KeyError, ValueError, git.BadName):
-        return None
-    data: bytes = blob.data_stream.read()
+    with open_repo(root) as repo:
+        try:
+            blob = repo.commit(commit).tree / rel_path
+        except (KeyError, ValueError, git.BadName):
+            return None
+        data: bytes = blob.data_stream.read()
     return data.decode("utf-8", errors="surrogateescape")
 
 
 def materialize(root: Path, commit: str, destination: Path) -> Path:
     """Write the tree of `commit` into `destination` (never the user's working tree)."""
-    repo = open_repo(root)
     destination.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile() as archive:
+    with open_repo(root) as repo, tempfile.TemporaryFile() as archive:
         repo.archive(archive, treeish=commit, format="tar")
         archive.seek(0)
         with tarfile.open(fileobj=archive) as tar:
@@ -139,12 +135,12 @@ def materialize(root: Path, commit: str, destination: Path) -> Path:
 
 def commits_touching(root: Path, rel_path: str, since: str | None = None) -> list[str]:
     """Plain git commits (newest first) that changed `rel_path`: versions without runs."""
-    repo = open_repo(root)
     args = ["--format=%H"]
     if since:
         args.append(f"--since={since}")
-    try:
-        out = repo.git.log(*args, "--", rel_path)
-    except git.GitCommandError:
-        return []
+    with open_repo(root) as repo:
+        try:
+            out = repo.git.log(*args, "--", rel_path)
+        except git.GitCommandError:
+            return []
     return [line for line in out.splitlines() if line]

@@ -67,7 +67,7 @@ class LoopObserver(Protocol):
 
     def iteration_ended(self, index: int, ctx_id: int, seconds: float) -> None: ...
 
-    def loop_ended(self) -> None: ...
+    def loop_ended(self, exhausted: bool) -> None: ...
 
 
 class Session:
@@ -109,6 +109,7 @@ class Session:
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_forever, name="flor-flush", daemon=True)
         self.observers: list[LoopObserver] = []
+        self.checkpointer: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -201,6 +202,17 @@ class Session:
         )  # fmt: skip
         self._closed = True
 
+    def note(self, text: str) -> None:
+        """Attach a remark to the run (e.g. why it has no checkpoints)."""
+        self.writer.update_run(self.run_id, note=text)
+
+    def make_checkpointer(
+        self, objects: dict[str, Any], budget: float, allow_pickle: bool | None, frame: Any
+    ) -> LoopObserver:
+        from flor.runtime.checkpointing import Checkpointer
+
+        return Checkpointer(self, objects, budget, allow_pickle, frame)
+
     # -- instrumentation -------------------------------------------------------------------
 
     def arg(self, name: str, default: Any) -> Any:
@@ -237,6 +249,7 @@ class Session:
             for observer in observers:
                 observer.loop_started(name)
         self.depth += 1
+        exhausted = False
         try:
             for index, value in enumerate(iterable):
                 ctx = next(self._ctx_ids)
@@ -250,12 +263,13 @@ class Session:
                     self.timings.append((seconds, ctx))
                     for observer in observers:
                         observer.iteration_ended(index, ctx, seconds)
+            exhausted = True
         finally:
             self.depth -= 1
             self.ctx = parent
             if outer:
                 for observer in observers:
-                    observer.loop_ended()
+                    observer.loop_ended(exhausted)
                 self.flush()
 
     @contextmanager

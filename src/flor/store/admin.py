@@ -47,7 +47,7 @@ def collect_garbage(home: Path | None = None, *, dry_run: bool = False) -> tuple
         conn.close()
     removed = freed = 0
     for digest in sorted(blobs.digests() - referenced):
-        size = blobs.size(digest)
+        size = len(blobs.get(digest))
         if not dry_run:
             blobs.delete(digest)
         removed += 1

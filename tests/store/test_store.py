@@ -1,0 +1,91 @@
+"""The SQLite store: schema versions, corruption, read-only queries."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from flor.errors import QueryError, StoreError
+from flor.store import reader
+from flor.store.schema import SCHEMA_VERSION, connect
+from flor.store.writer import StoreWriter
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("FLOR_HOME", str(home))
+    StoreWriter(home / "flor.db").close()
+    return home
+
+
+def test_new_store_is_wal_with_current_schema(home: Path) -> None:
+    conn = sqlite3.connect(home / "flor.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    assert int(version) == SCHEMA_VERSION
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"runs", "loops", "logs", "checkpoints", "meta"} <= tables
+
+
+def test_a_store_from_a_newer_flor_is_refused_with_both_versions(home: Path) -> None:
+    conn = sqlite3.connect(home / "flor.db")
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=f"schema version 99 .* up to {SCHEMA_VERSION}"):
+        connect(home / "flor.db")
+    with pytest.raises(StoreError, match="upgrade flor"):
+        reader.query("SELECT 1")
+
+
+def test_a_corrupt_store_file_gives_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "flor.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a readable flor database"):
+        connect(bad)
+    with pytest.raises(StoreError, match="not a readable flor database"):
+        connect(bad, readonly=True)
+
+
+def test_an_old_empty_store_is_migrated_forward(tmp_path: Path) -> None:
+    path = tmp_path / "flor.db"
+    sqlite3.connect(path).close()  # schema version 0: an empty database
+    conn = connect(path)
+    assert conn.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM runs",
+        "INSERT INTO logs VALUES ('r','t',NULL,'n','1','int',1,NULL)",
+        "DROP TABLE logs",
+        "ATTACH DATABASE 'x.db' AS x",
+        "PRAGMA journal_mode = DELETE",
+    ],
+)
+def test_query_refuses_writing_statements(home: Path, sql: str) -> None:
+    with pytest.raises(QueryError, match="only reads"):
+        reader.query(sql)
+    assert reader.query("SELECT COUNT(*) AS n FROM runs")["n"].item() == 0
+
+
+def test_query_reports_invalid_sql(home: Path) -> None:
+    with pytest.raises(QueryError, match="invalid SQL"):
+        reader.query("SELEC * FROM runs")
+    with pytest.raises(QueryError):
+        reader.query("SELECT 1; SELECT 2")
+
+
+def test_query_takes_parameters_never_interpolation(home: Path) -> None:
+    frame = reader.query("SELECT ? AS v", ("x'); DROP TABLE runs; --",))
+    assert frame["v"].item() == "x'); DROP TABLE runs; --"
+
+
+def test_no_store_yet_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOR_HOME", str(tmp_path / "nothing"))
+    with pytest.raises(StoreError, match="record a run first"):
+        reader.dataframe(["loss"])

@@ -1,0 +1,81 @@
+"""The command line: formats, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from flor.cli import main
+
+TRAIN = """
+import flor
+lr = flor.arg("lr", 0.01)
+for e in flor.loop("epoch", range(3)):
+    flor.log("acc", 0.5 + e / 10)
+"""
+
+
+def test_dataframe_in_every_format(script) -> None:
+    script("train.py", TRAIN).run("--kwargs", "lr=0.5")
+    runner = CliRunner()
+    table = runner.invoke(main, ["dataframe", "acc", "lr"])
+    assert table.exit_code == 0 and "acc" in table.output and "0.7" in table.output
+    as_json = json.loads(runner.invoke(main, ["dataframe", "acc", "lr", "--format", "json"]).output)
+    assert [r["acc"] for r in as_json] == [0.5, 0.6, 0.7] and as_json[0]["lr"] == 0.5
+    csv = runner.invoke(main, ["dataframe", "acc", "--format", "csv"]).output.splitlines()
+    assert csv[0] == "projid,runid,tstamp,filename,epoch,acc" and len(csv) == 4
+
+
+def test_runs_and_show(script) -> None:
+    script("train.py", TRAIN).run("--kwargs", "lr=0.5")
+    runner = CliRunner()
+    listed = json.loads(runner.invoke(main, ["runs", "--format", "json"]).output)
+    assert len(listed) == 1
+    run = listed[0]
+    assert run["filename"] == "train.py" and run["status"] == "finished"
+    assert run["args"] == "lr=0.5" and len(run["commit"]) == 10
+    shown = runner.invoke(main, ["show", run["run_id"][:6], "--format", "json"])
+    detail = json.loads(shown.output)
+    assert detail["run_id"] == run["run_id"] and detail["logged"] == {"acc": 3, "lr": 1}
+
+
+def test_unknown_name_gives_an_empty_column_and_a_note(script) -> None:
+    script("train.py", TRAIN).run()
+    result = CliRunner().invoke(main, ["dataframe", "acc", "nosuch"])
+    assert result.exit_code == 0
+    assert "nosuch" in result.output and "no values logged under nosuch" in result.output
+
+
+def test_query_errors_are_one_line_with_exit_2(script) -> None:
+    script("train.py", TRAIN).run()
+    runner = CliRunner()
+    for sql in ("DELETE FROM logs", "SELEC 1"):
+        result = runner.invoke(main, ["query", sql])
+        assert result.exit_code == 2
+        assert result.output.count("\n") == 1 and result.output.startswith("Error: ")
+    ok = runner.invoke(main, ["query", "SELECT COUNT(*) AS n FROM logs", "--format", "csv"])
+    assert ok.output == "n\n4\n"
+
+
+def test_outside_a_git_repository(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["runs"])
+    assert result.exit_code == 2 and "not inside a git repository" in result.output
+
+
+def test_show_unknown_run(script) -> None:
+    script("train.py", TRAIN).run()
+    result = CliRunner().invoke(main, ["show", "zzzz"])
+    assert result.exit_code == 2 and "no run with id 'zzzz'" in result.output
+
+
+def test_importing_flor_loads_nothing_heavy() -> None:
+    code = (
+        "import sys, flor; heavy = {'pandas', 'git', 'libcst', 'torch', 'numpy', 'joblib',"
+        " 'rich', 'click'}; print(sorted(heavy & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "[]"

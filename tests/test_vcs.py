@@ -1,0 +1,111 @@
+"""Git snapshots never touch the user's branch, HEAD, index or working tree."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import git
+
+import flor
+from flor import vcs
+
+
+def _fingerprint(repo: Path) -> dict[str, str]:
+    """Bytes of everything a user could notice changing."""
+    files = {}
+    for path in sorted(repo.rglob("*")):
+        rel = path.relative_to(repo).as_posix()
+        if path.is_file() and not rel.startswith((".git/objects", ".git/refs/flor", ".flor")):
+            if rel.startswith(".git/logs"):
+                continue
+            files[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    files["status"] = git(repo, "status", "--porcelain=v2", "--branch")
+    return files
+
+
+def _snapshot_of_last_run(repo: Path) -> str:
+    return str(flor.query("SELECT snapshot FROM runs ORDER BY started DESC LIMIT 1")["snapshot"][0])
+
+
+def test_a_run_leaves_branch_head_index_and_tree_byte_for_byte_unchanged(repo, script) -> None:
+    train = script("train.py", "import flor\nflor.log('x', 1)\n")
+    (repo / "staged.txt").write_text("staged\n")
+    git(repo, "add", "staged.txt")
+    (repo / "README.md").write_text("edited but unstaged\n")
+    before = _fingerprint(repo)
+    train.run()
+    assert _fingerprint(repo) == before
+    snap = _snapshot_of_last_run(repo)
+    tree = git(repo, "ls-tree", "-r", "--name-only", snap).split()
+    assert {"train.py", "staged.txt", "README.md"} <= set(tree)
+    assert git(repo, "show", f"{snap}:README.md") == "edited but unstaged\n"
+    assert git(repo, "rev-parse", f"{snap}^").strip() == git(repo, "rev-parse", "HEAD").strip()
+    assert git(repo, "for-each-ref", "--format=%(refname)", "refs/flor/").strip().startswith(
+        "refs/flor/runs/"
+    )
+
+
+def test_snapshot_is_the_code_that_ran_even_if_edited_during_the_run(repo, script) -> None:
+    proc = subprocess.Popen(
+        script("train.py", "import flor, time\nflor.log('x', 1)\nprint('go', flush=True)\n"
+               "time.sleep(1)\n").command(), stdout=subprocess.PIPE, text=True
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "go"
+    (repo / "train.py").write_text("# edited while running\n")
+    proc.communicate(timeout=30)
+    snap = _snapshot_of_last_run(repo)
+    assert "flor.log('x', 1)" in git(repo, "show", f"{snap}:train.py")
+
+
+def test_gitignore_is_respected_and_big_files_are_skipped_with_a_warning(
+    repo, script, monkeypatch
+) -> None:
+    (repo / ".gitignore").write_text("data/\n")
+    (repo / "data").mkdir()
+    (repo / "data" / "x.csv").write_text("1,2\n")
+    (repo / "weights.bin").write_bytes(b"0" * 5000)
+    monkeypatch.setenv("FLOR_SNAPSHOT_MAX_BYTES", "1000")
+    done = script("train.py", "import flor\nflor.log('x', 1)\n").run()
+    assert "weights.bin is larger than 1000 bytes" in done.stderr
+    tree = git(repo, "ls-tree", "-r", "--name-only", _snapshot_of_last_run(repo)).split()
+    assert "train.py" in tree and "weights.bin" not in tree and "data/x.csv" not in tree
+    assert not any(name.startswith(".flor") for name in tree)
+
+
+def test_detached_head_and_repository_without_commits(tmp_path, monkeypatch, script) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "-q")
+    (empty / "s.py").write_text("import flor\nflor.log('x', 1)\n")
+    subprocess.run([sys.executable, "s.py"], cwd=empty, check=True, capture_output=True)
+    monkeypatch.chdir(empty)
+    snap = _snapshot_of_last_run(empty)
+    assert git(empty, "show", f"{snap}:s.py").startswith("import flor")
+    assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=empty, capture_output=True).returncode
+    assert git(empty, "status", "--porcelain") == "?? s.py\n"
+
+
+def test_detached_head(repo, script) -> None:
+    git(repo, "checkout", "-q", "--detach")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    script("s.py", "import flor\nflor.log('x', 1)\n").run()
+    assert git(repo, "rev-parse", "HEAD").strip() == head
+    record = flor.query("SELECT base_commit, branch FROM runs").iloc[0]
+    assert record["base_commit"] == head and record["branch"] is None
+
+
+def test_materialize_and_read_file_never_touch_the_work_tree(repo, tmp_path) -> None:
+    (repo / "a.py").write_text("v1\n")
+    snap = vcs.snapshot(repo, "manual", "test")
+    (repo / "a.py").write_text("v2\n")
+    assert vcs.read_file(repo, snap.commit, "a.py") == "v1\n"
+    assert vcs.read_file(repo, snap.commit, "missing.py") is None
+    out = vcs.materialize(repo, snap.commit, tmp_path / "out")
+    assert (out / "a.py").read_text() == "v1\n"
+    assert (repo / "a.py").read_text() == "v2\n"
+    time.sleep(0)  # snapshots are refs, so `git gc` keeps them
+    assert git(repo, "rev-parse", "refs/flor/runs/manual").strip() == snap.commit
