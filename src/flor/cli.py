@@ -281,3 +281,67 @@ def _propagate_files(source: Path, target: Path, output: Path, matcher: str, rep
     if report == "text":
         for outcome in result.outcomes:
             click.echo(f"{type(outcome).__name__.lower()}: {outcome.statement}")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--since", help="Runs recorded since a date (YYYY-MM-DD), git revision or run id.")
+@click.option("--runs", "run_ids", help="Comma-separated run ids (prefixes work).")
+@click.option("--where", help='Filter runs by their last recorded values, e.g. "acc < 0.9".')
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Tasks run at once.")  # fmt: skip
+@click.option("--backend", type=click.Choice(["loky", "threading", "dask", "ray"]),
+              default="loky", show_default=True, help="joblib backend running the tasks.")  # fmt: skip
+@click.option("--verify", multiple=True, metavar="NAME",
+              help="Also re-log this recorded name and report mismatches (fidelity check).")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (CI).")
+@output_options
+def replay(
+    names: tuple[str, ...], since: str | None, run_ids: str | None, where: str | None,
+    jobs: int, backend: str, verify: tuple[str, ...], dry_run: bool, yes: bool, fmt: str,
+) -> None:  # fmt: skip
+    """Fill in values of log statements NAMES for past runs, from their checkpoints.
+
+    NAMES default to every flor.log statement of the newest script that some run lacks.
+    """
+    import pandas as pd
+
+    from flor import replay as replays
+
+    plan = replays.plan(
+        names, since=since, runs=_split(run_ids), where=where, jobs=jobs, verify=verify
+    )
+    emit(pd.DataFrame(plan.table()), fmt if dry_run else "table" if fmt == "table" else fmt)
+    if not plan.active:
+        click.echo("nothing to replay", err=True)
+        return
+    tasks = sum(len(r.tasks) for r in plan.active)
+    click.echo(
+        f"plan: {len(plan.active)} runs, {tasks} tasks on {jobs} jobs, "
+        f"estimated {plan.estimate_s:.0f} s",
+        err=True,
+    )
+    if dry_run:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("stdin is not a terminal: pass --yes to replay without asking")
+        click.confirm("replay now?", abort=True, err=True)
+    summary = replays.execute(plan, backend=backend, progress=sys.stderr.isatty())
+    click.echo(
+        f"replayed {summary.runs_replayed} runs, wrote {summary.values_written} values in "
+        f"{summary.seconds:.1f} s; {len(summary.failed)} tasks failed",
+        err=True,
+    )
+    for failure in summary.failed:
+        click.echo(f"task {failure.replay_id} of run {failure.run_id} failed "
+                   f"(exit {failure.returncode}):\n{failure.tail}", err=True)  # fmt: skip
+    if plan.verify:
+        click.echo(f"verify: {summary.verified} values compared, "
+                   f"{len(summary.mismatches)} mismatches", err=True)  # fmt: skip
+        for miss in summary.mismatches[:20]:
+            click.echo(f"  run {miss.run_id} {miss.name} ctx {miss.ctx_id}: recorded "
+                       f"{miss.recorded!r}, replayed {miss.replayed!r}", err=True)  # fmt: skip
+    if summary.failed or summary.mismatches:
+        sys.exit(1)

@@ -44,6 +44,17 @@ def open_repo(path: Path) -> git.Repo:
         ) from exc
 
 
+def repo_root(start: Path | None = None) -> Path:
+    """The work tree enclosing `start` (default: the current directory)."""
+    from flor.store.location import find_repo_root
+
+    root = find_repo_root(start)
+    if root is None:
+        where = (start or Path.cwd()).resolve()
+        raise NotInGitRepo(f"{where} is not inside a git repository: cd into your project")
+    return root
+
+
 def _max_file_bytes() -> int:
     return int(os.environ.get("FLOR_SNAPSHOT_MAX_BYTES", DEFAULT_MAX_FILE_BYTES))
 

@@ -86,12 +86,14 @@ class Checkpointer:
     # -- LoopObserver ------------------------------------------------------------------------
 
     def loop_started(self, name: str) -> None:
+        """Only the block's first outermost loop is checkpointed: replay's main loop."""
         self.loops_seen += 1
-        self.loop_time = 0.0
-        self.last_iteration = -1
-        self._take(0)
+        if self.loops_seen == 1:
+            self._take(0)
 
     def iteration_ended(self, index: int, ctx_id: int, seconds: float) -> None:
+        if self.loops_seen != 1:
+            return
         self.loop_time += seconds
         self.last_iteration = index
         if self.budget >= 1:
@@ -102,6 +104,8 @@ class Checkpointer:
             self._take(index + 1)
 
     def loop_ended(self, exhausted: bool) -> None:
+        if self.loops_seen != 1:
+            return
         if exhausted and self._last_taken != self.last_iteration + 1:
             self._take(self.last_iteration + 1)
         self.drain()

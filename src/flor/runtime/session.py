@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from flor.errors import FlorError
+from flor.errors import FlorError, StoreError
 from flor.runtime.args import cast, parse_kwargs
 from flor.store.location import db_path, ensure_home, find_repo_root, home_dir
 from flor.store.values import encode
@@ -36,6 +37,16 @@ FLUSH_INTERVAL_S = 0.5
 
 def _now_tstamp() -> str:
     return datetime.now().isoformat(sep=" ", timespec="milliseconds")
+
+
+def _process_start() -> float:
+    """When this process started (so durations include imports), else now."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.time()
 
 
 def _script_path() -> Path | None:
@@ -85,6 +96,7 @@ class Session:
     ) -> None:
         self.writer = writer
         self.run_id = run_id
+        self.row_id = run_id
         self.home = home
         self.root = root
         self.filename = filename
@@ -127,10 +139,11 @@ class Session:
                 "base_commit": base,
                 "branch": branch,
                 "argv": json.dumps(self.argv),
+                "cwd": os.getcwd(),
                 "args": "{}",
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
-                "started": now,
+                "started": min(now, _process_start()),
                 "heartbeat": now,
             }
         )
@@ -165,7 +178,7 @@ class Session:
             )  # fmt: skip
         try:
             self.writer.write_batch(
-                self.run_id, loops, rows, timings, time.time(), self.replace_names
+                self.row_id, loops, rows, timings, time.time(), self.replace_names
             )
         except Exception as exc:  # noqa: BLE001 - never let a store hiccup kill training
             self.loops.extendleft(reversed(loops))
@@ -197,14 +210,14 @@ class Session:
         self.flush()
         final = status or ("finished" if self.status == "running" else self.status)
         self.writer.update_run(
-            self.run_id, status=final, ended=time.time(), heartbeat=time.time(),
+            self.row_id, status=final, ended=time.time(), heartbeat=time.time(),
             error=self.error, args=json.dumps(self.args, default=repr),
         )  # fmt: skip
         self._closed = True
 
     def note(self, text: str) -> None:
         """Attach a remark to the run (e.g. why it has no checkpoints)."""
-        self.writer.update_run(self.run_id, note=text)
+        self.writer.update_run(self.row_id, note=text)
 
     def make_checkpointer(
         self, objects: dict[str, Any], budget: float, allow_pickle: bool | None, frame: Any
@@ -301,11 +314,19 @@ def current() -> Session:
                 _session = _start()
             except FlorError as exc:
                 fail(exc)
+            except sqlite3.Error as exc:
+                fail(StoreError(f"cannot record into the flor store: {exc}"))
     assert _session is not None
     return _session
 
 
 def _start() -> Session:
+    if os.environ.get("FLOR_REPLAY"):
+        from flor.runtime.replaying import start_replay
+
+        session: Session = start_replay(os.environ["FLOR_REPLAY"])
+        _install_exit_handlers(session)
+        return session
     script = _script_path()
     start_dir = script.parent if script else Path.cwd()
     root = find_repo_root(start_dir)

@@ -28,6 +28,7 @@ MIGRATIONS: tuple[str, ...] = (
         base_commit TEXT,
         branch TEXT,
         argv TEXT,
+        cwd TEXT,
         args TEXT,
         host TEXT,
         pid INTEGER,

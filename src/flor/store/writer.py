@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 RUN_COLUMNS = (
     "run_id", "projid", "filename", "tstamp", "status", "mode", "replay_of", "snapshot",
-    "base_commit", "branch", "argv", "args", "host", "pid", "started", "heartbeat",
+    "base_commit", "branch", "argv", "cwd", "args", "host", "pid", "started", "heartbeat",
 )  # fmt: skip
 
 
@@ -66,7 +66,7 @@ class StoreWriter:
 
     def write_batch(
         self,
-        run_id: str,
+        row_id: str,
         loops: Sequence[tuple[Any, ...]],
         logs: Sequence[tuple[Any, ...]],
         timings: Iterable[tuple[float, int]],
@@ -100,9 +100,9 @@ class StoreWriter:
                 )
             conn.executemany(
                 "UPDATE loops SET seconds = ? WHERE run_id = ? AND ctx_id = ?",
-                ((seconds, run_id, ctx) for seconds, ctx in timings),
+                ((seconds, row_id, ctx) for seconds, ctx in timings),
             )
-            conn.execute("UPDATE runs SET heartbeat = ? WHERE run_id = ?", (heartbeat, run_id))
+            conn.execute("UPDATE runs SET heartbeat = ? WHERE run_id = ?", (heartbeat, row_id))
 
         self.transaction(work)
 

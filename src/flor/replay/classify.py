@@ -1,0 +1,206 @@
+"""Where a log statement sits relative to the main `flor.loop`, which decides how to replay it.
+
+- prefix: module level, before the main loop (run until the loop starts);
+- outer: in the main loop's body, outside nested `flor.loop`s, reading nothing the nested
+  loops assign (nested loops can be skipped by restoring the end-of-iteration checkpoint);
+- nested: inside a nested `flor.loop`, or reading what one assigns (re-execute iterations);
+- suffix: module level, after the main loop (restore the last checkpoint, run the rest);
+- unknown: inside a function and not lexically in a `flor.loop` (re-execute everything).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import libcst as cst
+import libcst.matchers as m
+
+from flor.errors import PropagateError
+
+PREFIX, OUTER, NESTED, SUFFIX, UNKNOWN = "prefix", "outer", "nested", "suffix", "unknown"
+
+
+def _is_flor_call(node: cst.BaseExpression, attribute: str) -> bool:
+    return m.matches(
+        node, m.Call(func=m.Attribute(value=m.Name("flor"), attr=m.Name(attribute)))
+    )
+
+
+def _loop_name(node: cst.For) -> str | None:
+    call = node.iter
+    if isinstance(call, cst.Call) and call.args:
+        first = call.args[0].value
+        if isinstance(first, cst.SimpleString):
+            value = first.evaluated_value
+            return value if isinstance(value, str) else None
+    return None
+
+
+def _assigned_names(node: cst.CSTNode) -> set[str]:
+    names: set[str] = set()
+
+    class Collector(cst.CSTVisitor):
+        def visit_AssignTarget(self, target: cst.AssignTarget) -> None:
+            names.update(n.value for n in _names_in(target.target))
+
+        def visit_AugAssign(self, aug: cst.AugAssign) -> None:
+            names.update(n.value for n in _names_in(aug.target))
+
+        def visit_AnnAssign(self, ann: cst.AnnAssign) -> None:
+            names.update(n.value for n in _names_in(ann.target))
+
+        def visit_For(self, loop: cst.For) -> None:
+            names.update(n.value for n in _names_in(loop.target))
+
+    node.visit(Collector())
+    return names
+
+
+def _names_in(node: cst.CSTNode) -> list[cst.Name]:
+    found: list[cst.Name] = []
+
+    class Collector(cst.CSTVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            found.append(name)
+
+        def visit_Attribute(self, attr: cst.Attribute) -> bool:
+            attr.value.visit(self)
+            return False
+
+    node.visit(Collector())
+    return found
+
+
+@dataclass
+class Classification:
+    main_loop: str | None
+    places: dict[str, set[str]] = field(default_factory=dict)
+
+    @property
+    def strategy(self) -> str:
+        """prefix | suffix | outer | nested: the cheapest correct way to replay every name."""
+        kinds = set().union(*self.places.values()) if self.places else set()
+        if kinds == {PREFIX}:
+            return PREFIX
+        if kinds == {SUFFIX} and self.main_loop is not None:
+            return SUFFIX
+        if kinds and kinds <= {PREFIX, OUTER, SUFFIX} and OUTER in kinds:
+            return OUTER
+        return NESTED
+
+
+class _MainLoopFinder(cst.CSTVisitor):
+    """The main loop: the first top-level `flor.loop` inside `flor.checkpointing`, else the
+    first top-level `flor.loop` (top-level: not nested in another flor.loop or a function)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.checkpointing = 0
+        self.first: cst.For | None = None
+        self.checkpointed: cst.For | None = None
+
+    def visit_With(self, node: cst.With) -> None:
+        self.checkpointing += _is_checkpointing(node)
+
+    def leave_With(self, node: cst.With) -> None:
+        self.checkpointing -= _is_checkpointing(node)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_For(self, node: cst.For) -> bool:
+        if _is_flor_call(node.iter, "loop"):
+            self.first = self.first or node
+            if self.checkpointing and self.checkpointed is None:
+                self.checkpointed = node
+            return False
+        return True
+
+
+def _is_checkpointing(node: cst.With) -> int:
+    return int(any(_is_flor_call(item.item, "checkpointing") for item in node.items))
+
+
+class _Classifier(cst.CSTVisitor):
+    def __init__(self, names: set[str], main: cst.For | None) -> None:
+        self.names = names
+        self.main = main
+        self.main_done = False
+        self.loops: list[tuple[cst.For, set[str]]] = []
+        self.functions = 0
+        self.found: list[tuple[str, str]] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions += 1
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions -= 1
+
+    def visit_For(self, node: cst.For) -> None:
+        if _is_flor_call(node.iter, "loop"):
+            nested_assigned: set[str] = set()
+            if not self.loops:
+                for inner in _flor_loops_inside(node):
+                    nested_assigned |= _assigned_names(inner)
+            self.loops.append((node, nested_assigned))
+
+    def leave_For(self, node: cst.For) -> None:
+        if self.loops and self.loops[-1][0] is node:
+            self.loops.pop()
+        if node is self.main:
+            self.main_done = True
+
+    def _place(self, reads: set[str]) -> str:
+        if self.loops:
+            outermost, nested_assigned = self.loops[0]
+            if outermost is not self.main or self.functions:
+                return UNKNOWN if self.functions else (SUFFIX if self.main_done else PREFIX)
+            if len(self.loops) > 1 or reads & nested_assigned:
+                return NESTED
+            return OUTER
+        if self.functions:
+            return UNKNOWN
+        return SUFFIX if self.main_done else PREFIX
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not _is_flor_call(node, "log") or not node.args:
+            return
+        first = node.args[0].value
+        if not isinstance(first, cst.SimpleString):
+            return
+        name = first.evaluated_value
+        if isinstance(name, str) and name in self.names:
+            reads = {n.value for arg in node.args[1:] for n in _names_in(arg.value)}
+            self.found.append((name, self._place(reads)))
+
+
+def _flor_loops_inside(node: cst.For) -> list[cst.For]:
+    inner: list[cst.For] = []
+
+    class Collector(cst.CSTVisitor):
+        def visit_For(self, loop: cst.For) -> None:
+            if _is_flor_call(loop.iter, "loop"):
+                inner.append(loop)
+
+    node.body.visit(Collector())
+    return inner
+
+
+def classify(source: str, names: Sequence[str]) -> Classification:
+    """Where each of `names` is logged in `source` (a name may be logged in several places)."""
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        raise PropagateError(
+            f"cannot parse the script at line {exc.raw_line}: {exc.message}"
+        ) from exc
+    finder = _MainLoopFinder()
+    module.visit(finder)
+    main = finder.checkpointed or finder.first
+    visitor = _Classifier(set(names), main)
+    module.visit(visitor)
+    result = Classification(_loop_name(main) if main is not None else None)
+    for name, place in visitor.found:
+        result.places.setdefault(name, set()).add(NESTED if place == UNKNOWN else place)
+    return result

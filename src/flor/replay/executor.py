@@ -1,0 +1,202 @@
+"""Running a replay plan: each task is a subprocess of the patched old script in replay mode,
+fanned out with joblib (loky by default; any joblib backend, e.g. dask, can be chosen).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flor import vcs
+from flor.errors import ReplayError
+from flor.replay.planner import Plan, RunPlan
+from flor.store import reader
+from flor.store.values import decode
+
+TAIL_LINES = 12
+
+
+@dataclass
+class TaskResult:
+    run_id: str
+    replay_id: str
+    ok: bool
+    seconds: float
+    returncode: int
+    tail: str
+
+
+@dataclass
+class Mismatch:
+    run_id: str
+    name: str
+    ctx_id: int | None
+    recorded: Any
+    replayed: Any
+
+
+@dataclass
+class Summary:
+    results: list[TaskResult]
+    values_written: int
+    seconds: float
+    mismatches: list[Mismatch] = field(default_factory=list)
+    verified: int = 0
+
+    @property
+    def failed(self) -> list[TaskResult]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def runs_replayed(self) -> int:
+        by_run: dict[str, bool] = {}
+        for r in self.results:
+            by_run[r.run_id] = by_run.get(r.run_id, True) and r.ok
+        return sum(by_run.values())
+
+
+def run_task(command: list[str], cwd: str, spec_json: str, env: dict[str, str]) -> TaskResult:
+    """One task: the patched script in replay mode, in its own process."""
+    started = time.perf_counter()
+    spec = json.loads(spec_json)
+    run_id, replay_id = spec["run_id"], spec["replay_id"]
+    try:
+        done = subprocess.run(
+            command, cwd=cwd, capture_output=True, text=True,
+            env={**os.environ, **env, "FLOR_REPLAY": spec_json},
+        )  # fmt: skip
+    except OSError as exc:
+        return TaskResult(run_id, replay_id, False, time.perf_counter() - started, -1, str(exc))
+    tail = "\n".join(done.stderr.strip().splitlines()[-TAIL_LINES:])
+    return TaskResult(
+        run_id, replay_id, done.returncode == 0, time.perf_counter() - started, done.returncode,
+        tail,
+    )  # fmt: skip
+
+
+@contextmanager
+def exclusive(home: Path) -> Iterator[None]:
+    """One replay per store at a time: a second one is refused, not interleaved."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "replay.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ReplayError(
+                f"another flor replay is running on the store in {home}: wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _workspace(plan: Plan, run: RunPlan, base: Path) -> tuple[list[str], str]:
+    """The run's snapshot with the patched script, outside the user's work tree."""
+    assert run.snapshot is not None
+    tree = vcs.materialize(plan.root, run.snapshot, base / run.run_id)
+    script = tree / run.filename
+    script.write_text(run.patched, encoding="utf-8")
+    for entry in plan.root.iterdir():
+        # Data the snapshot leaves out (ignored folders) is reached through links.
+        if entry.name not in (".git", ".flor") and not (tree / entry.name).exists():
+            (tree / entry.name).symlink_to(entry)
+    cwd = tree
+    if run.cwd:
+        original = Path(run.cwd)
+        if original.is_relative_to(plan.root):
+            cwd = tree / original.relative_to(plan.root)
+            cwd.mkdir(parents=True, exist_ok=True)
+        else:
+            cwd = original
+    return [sys.executable, str(script), *run.argv[1:]], str(cwd)
+
+
+def execute(plan: Plan, *, backend: str = "loky", progress: bool = False) -> Summary:
+    from joblib import Parallel, delayed, parallel_config
+
+    started = time.perf_counter()
+    env = {"FLOR_HOME": str(plan.home), "PYTHONUNBUFFERED": "1"}
+    results: list[TaskResult] = []
+    with exclusive(plan.home), tempfile.TemporaryDirectory(prefix="flor-replay-") as tmp:
+        jobs = []
+        for run in plan.active:
+            command, cwd = _workspace(plan, run, Path(tmp))
+            jobs.extend((command, cwd, task.to_json()) for task in run.tasks)
+        bar = _progress(len(jobs)) if progress else None
+        with parallel_config(backend=backend, n_jobs=plan.jobs):
+            outcomes = Parallel(return_as="generator_unordered")(
+                delayed(run_task)(command, cwd, spec, env) for command, cwd, spec in jobs
+            )
+            try:
+                for result in outcomes:
+                    results.append(result)
+                    if bar is not None:
+                        bar[0].advance(bar[1])
+            finally:
+                if bar is not None:
+                    bar[0].stop()
+    replay_ids = [r.replay_id for r in results]
+    summary = Summary(results, _count_values(replay_ids), time.perf_counter() - started)
+    if plan.verify:
+        _verify(plan, replay_ids, summary)
+    return summary
+
+
+def _progress(total: int) -> tuple[Any, Any]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=Console(stderr=True),
+    )  # fmt: skip
+    bar.start()
+    return bar, bar.add_task("replaying", total=total)
+
+
+def _count_values(replay_ids: list[str]) -> int:
+    if not replay_ids:
+        return 0
+    marks = ",".join("?" * len(replay_ids))
+    frame = reader.query(
+        f"SELECT COUNT(*) AS n FROM logs WHERE replay_id IN ({marks})", tuple(replay_ids)
+    )
+    return int(frame["n"].iloc[0])
+
+
+def _verify(plan: Plan, replay_ids: list[str], summary: Summary) -> None:
+    """Compare re-logged values of already recorded names with the recorded ones."""
+    marks = ",".join("?" * len(replay_ids))
+    names = ",".join("?" * len(plan.verify))
+    frame = reader.query(
+        f"SELECT run_id, ctx_id, name, value, type, replay_id IS NULL AS recorded FROM logs "
+        f"WHERE name IN ({names}) AND (replay_id IS NULL OR replay_id IN ({marks})) "
+        "ORDER BY seq",
+        (*plan.verify, *replay_ids),
+    )
+    replayed_runs = {r.run_id for r in summary.results if r.ok}
+    recorded: dict[tuple[str, Any, str], list[Any]] = {}
+    replayed: dict[tuple[str, Any, str], list[Any]] = {}
+    for run_id, ctx, name, value, kind, is_recorded in frame.itertuples(index=False):
+        if run_id not in replayed_runs:
+            continue
+        key = (run_id, None if ctx != ctx else ctx, name)
+        (recorded if is_recorded else replayed).setdefault(key, []).append(decode(value, kind))
+    for key, values in replayed.items():
+        original = recorded.get(key, [])
+        for index, value in enumerate(values):
+            summary.verified += 1
+            if index >= len(original) or original[index] != value:
+                old = original[index] if index < len(original) else None
+                summary.mismatches.append(Mismatch(key[0], key[2], key[1], old, value))

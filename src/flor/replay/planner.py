@@ -1,0 +1,392 @@
+"""What a replay will run: runs selected, statements propagated, tasks and time estimates.
+
+Planning reads git and the store but writes nothing, so `--dry-run` is free of effects.
+"""
+
+from __future__ import annotations
+
+import ast
+import heapq
+import json
+import math
+import operator
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flor import vcs
+from flor.errors import FlorError, ReplayError, UsageError
+from flor.propagate import Declined, propagate_source
+from flor.propagate import logged_names as names_logged_in
+from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
+from flor.runtime.replaying import TaskSpec
+from flor.store import reader
+
+PROCESS_OVERHEAD_S = 0.5
+
+
+@dataclass
+class RunPlan:
+    run_id: str
+    filename: str
+    snapshot: str | None
+    tstamp: str
+    names: list[str]
+    strategy: str = "skip"
+    reason: str = ""
+    patched: str = ""
+    argv: list[str] = field(default_factory=list)
+    cwd: str | None = None
+    iterations: int = 0
+    checkpointed: int = 0
+    tasks: list[TaskSpec] = field(default_factory=list)
+    estimates: list[float] = field(default_factory=list)
+
+    @property
+    def estimate_s(self) -> float:
+        return sum(self.estimates)
+
+
+@dataclass
+class Plan:
+    names: list[str]
+    verify: list[str]
+    runs: list[RunPlan]
+    jobs: int
+    home: Path
+    root: Path
+
+    @property
+    def active(self) -> list[RunPlan]:
+        return [r for r in self.runs if r.tasks]
+
+    @property
+    def estimate_s(self) -> float:
+        """Makespan of the tasks on `jobs` workers, longest first."""
+        loads = [0.0] * max(1, self.jobs)
+        for cost in sorted((c for r in self.active for c in r.estimates), reverse=True):
+            heapq.heapreplace(loads, loads[0] + cost)
+        return max(loads)
+
+    def table(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "run_id": r.run_id, "filename": r.filename, "version": (r.snapshot or "")[:10],
+                "strategy": r.strategy, "names": ",".join(r.names),
+                "iterations": r.iterations, "checkpoints": r.checkpointed,
+                "tasks": len(r.tasks), "estimate_s": round(r.estimate_s, 1),
+                "note": r.reason,
+            }
+            for r in self.runs
+        ]  # fmt: skip
+
+
+# -- selecting runs --------------------------------------------------------------------------
+
+_COMPARE: dict[type, Callable[[Any, Any], bool]] = {
+    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+    ast.Eq: operator.eq, ast.NotEq: operator.ne,
+}  # fmt: skip
+
+
+def compile_where(expression: str) -> tuple[Callable[[dict[str, Any]], bool], set[str]]:
+    """A filter over a run's recorded values, e.g. "acc < 0.9 and lr >= 1e-3".
+
+    Parsed as a Python expression with only names, literals, comparisons and and/or/not,
+    so nothing the user typed ever reaches SQL or eval.
+    """
+    try:
+        tree = ast.parse(expression, mode="eval").body
+    except SyntaxError as exc:
+        raise UsageError(f"--where {expression!r} does not parse: {exc.msg}") from None
+    names: set[str] = set()
+
+    def build(node: ast.AST) -> Callable[[dict[str, Any]], Any]:
+        if isinstance(node, ast.BoolOp):
+            parts = [build(v) for v in node.values]
+            if isinstance(node.op, ast.And):
+                return lambda row: all(p(row) for p in parts)
+            return lambda row: any(p(row) for p in parts)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            inner = build(node.operand)
+            return lambda row: not inner(row)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            inner = build(node.operand)
+            return lambda row: -inner(row)
+        if isinstance(node, ast.Compare):
+            left = build(node.left)
+            pairs = [(_COMPARE[type(op)], build(c)) for op, c in zip(node.ops, node.comparators,
+                                                                    strict=True)
+                     if type(op) in _COMPARE]  # fmt: skip
+            if len(pairs) != len(node.ops):
+                raise UsageError(f"--where {expression!r}: only < <= > >= == != compare")
+
+            def compare(row: dict[str, Any]) -> bool:
+                value = left(row)
+                for op, right in pairs:
+                    other = right(row)
+                    try:
+                        if value is None or other is None or not op(value, other):
+                            return False
+                    except TypeError:
+                        return False
+                    value = other
+                return True
+
+            return compare
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+            return lambda row: row.get(node.id)
+        if isinstance(node, ast.Constant):
+            return lambda row: node.value
+        raise UsageError(
+            f"--where {expression!r}: use logged names, numbers, strings, comparisons, and/or/not"
+        )
+
+    return build(tree), names
+
+
+def _last_values(names: set[str]) -> dict[str, dict[str, Any]]:
+    """Each run's last recorded value of each name (the final epoch's accuracy, say)."""
+    if not names:
+        return {}
+    marks = ",".join("?" * len(names))
+    frame = reader.query(
+        f"SELECT run_id, name, value, type FROM logs WHERE name IN ({marks}) "
+        "AND replay_id IS NULL ORDER BY seq",
+        tuple(sorted(names)),
+    )
+    from flor.store.values import decode
+
+    values: dict[str, dict[str, Any]] = {}
+    for run_id, name, value, kind in frame.itertuples(index=False):
+        values.setdefault(run_id, {})[name] = decode(value, kind)
+    return values
+
+
+def _since_filter(root: Path, since: str, runs: Any) -> Any:
+    """--since accepts a run id (prefix), a git revision, or a date."""
+    matches = runs[runs["run_id"].str.startswith(since)]
+    if len(matches) == 1:
+        return runs[runs["started"] >= matches.iloc[0]["started"]]
+    try:
+        with vcs.open_repo(root) as repo:
+            moment = float(repo.commit(since).committed_date)
+    except Exception:  # noqa: BLE001 - not a revision: try a date next
+        try:
+            moment = datetime.fromisoformat(since).timestamp()
+        except ValueError:
+            raise UsageError(
+                f"--since {since!r} is not a run id, git revision or date (YYYY-MM-DD)"
+            ) from None
+    return runs[runs["started"] >= moment]
+
+
+# -- planning --------------------------------------------------------------------------------
+
+
+def plan(
+    names: Sequence[str] = (),
+    *,
+    since: str | None = None,
+    runs: Sequence[str] | None = None,
+    where: str | None = None,
+    jobs: int = 1,
+    verify: Sequence[str] = (),
+    root: Path | None = None,
+    home: Path | None = None,
+) -> Plan:
+    root = root or vcs.repo_root()
+    from flor.store.location import home_dir
+
+    home = home or home_dir(root)
+    recorded = reader.runs(home)
+    if recorded.empty:
+        raise UsageError("no recorded runs in this store: record a run first")
+    recorded = recorded[recorded["status"] != "running"]
+    scripts = {f: _working_source(root, f) for f in sorted(set(recorded["filename"]))}
+    scripts = {f: src for f, src in scripts.items() if src is not None}
+    logged = {f: set(names_logged_in(src)) for f, src in scripts.items()}
+    all_logged = set().union(*logged.values()) if logged else set()
+    for name in [*names, *verify]:
+        if name not in all_logged:
+            where_ = ", ".join(sorted(scripts)) or "none found"
+            raise UsageError(
+                f"no script logs {name!r}: add flor.log({name!r}, ...) to the newest version "
+                f"first (scripts: {where_})"
+            )
+    selected = recorded[recorded["snapshot"].notna() | recorded["filename"].isin(scripts)]
+    if runs:
+        wanted = recorded["run_id"].map(lambda r: any(r.startswith(p) for p in runs))
+        selected = selected[wanted]
+    if since:
+        selected = _since_filter(root, since, selected)
+    if where:
+        check, where_names = compile_where(where)
+        values = _last_values(where_names)
+        selected = selected[[check(values.get(r, {})) for r in selected["run_id"]]]
+    if selected.empty:
+        raise UsageError("no recorded runs match the selection: `flor runs` lists them")
+    have = _names_present(list(selected["run_id"]))
+    run_plans = []
+    for row in selected.to_dict("records"):
+        wanted_names = list(names) or sorted(
+            n for n in logged.get(row["filename"], set()) if n not in have.get(row["run_id"], {})
+        )
+        run_plan = RunPlan(
+            row["run_id"], row["filename"], row["snapshot"], row["tstamp"],
+            [n for n in wanted_names if n in logged.get(row["filename"], set())],
+            argv=json.loads(row["argv"] or "[]"), cwd=row.get("cwd"),
+        )  # fmt: skip
+        _plan_run(run_plan, root, home, scripts, list(verify), json.loads(row["args"] or "{}"),
+                  row, jobs, len(selected))  # fmt: skip
+        run_plans.append(run_plan)
+    return Plan(list(names), list(verify), run_plans, jobs, home, root)
+
+
+def _working_source(root: Path, filename: str) -> str | None:
+    path = root / filename
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _names_present(run_ids: list[str]) -> dict[str, set[str]]:
+    marks = ",".join("?" * len(run_ids))
+    frame = reader.query(
+        f"SELECT DISTINCT run_id, name FROM logs WHERE run_id IN ({marks})", tuple(run_ids)
+    )
+    present: dict[str, set[str]] = {}
+    for run_id, name in frame.itertuples(index=False):
+        present.setdefault(run_id, set()).add(name)
+    return present
+
+
+def _plan_run(
+    run_plan: RunPlan, root: Path, home: Path, scripts: dict[str, str], verify: list[str],
+    args: dict[str, Any], row: dict[str, Any], jobs: int, run_count: int,
+) -> None:  # fmt: skip
+    names = run_plan.names + [v for v in verify if v not in run_plan.names]
+    if not names:
+        run_plan.reason = "nothing to replay: it has values for every name"
+        return
+    if not run_plan.snapshot:
+        run_plan.reason = "no code snapshot (recorded outside git)"
+        return
+    new_source = scripts.get(run_plan.filename)
+    old_source = vcs.read_file(root, run_plan.snapshot, run_plan.filename)
+    if new_source is None or old_source is None:
+        run_plan.reason = f"{run_plan.filename} is missing from its snapshot or the work tree"
+        return
+    try:
+        result = propagate_source(new_source, old_source)
+    except FlorError as exc:
+        run_plan.strategy, run_plan.reason = "skip", f"propagate failed: {exc}"
+        return
+    declined = [o for o in result.outcomes
+                if isinstance(o, Declined) and _statement_name(o.statement) in names]  # fmt: skip
+    if declined:
+        run_plan.reason = "declined: " + "; ".join(f"{o.statement}: {o.reason}" for o in declined)
+        return
+    run_plan.patched = result.source if result.ok else old_source
+    placement = classify(run_plan.patched, names)
+    absent = [n for n in names if n not in placement.places]
+    if absent:
+        run_plan.reason = f"{', '.join(absent)} could not be placed in this version"
+        return
+    run_plan.strategy = placement.strategy
+    timings, checkpoints, ckpt_seconds = _recorded_loop(run_plan.run_id, placement.main_loop)
+    run_plan.iterations = len(timings)
+    run_plan.checkpointed = len(checkpoints)
+    duration = float(row.get("duration_s") or 0.0)
+    overhead = max(0.0, duration - sum(timings)) + PROCESS_OVERHEAD_S
+    replay_id = uuid.uuid4().hex[:12]
+
+    def task(mode: str, start: int = 0, stop: int = 0, **flags: bool) -> TaskSpec:
+        return TaskSpec(
+            run_id=run_plan.run_id, replay_id=f"{replay_id}-{len(run_plan.tasks)}",
+            home=str(home), names=names, tstamp=run_plan.tstamp, projid=str(row["projid"]),
+            filename=run_plan.filename, mode=mode, main_loop=placement.main_loop, start=start,
+            stop=stop, total=len(timings), args=args, checkpoints=checkpoints, **flags,
+        )  # fmt: skip
+
+    strategy = run_plan.strategy
+    if strategy == PREFIX or not timings:
+        if not timings:
+            run_plan.strategy = "full"
+        run_plan.tasks = [task("iterations", 0, len(timings), log_prefix=True, log_suffix=True)]
+        run_plan.estimates = [overhead + sum(timings)]
+        if strategy == PREFIX:
+            run_plan.tasks = [task("prefix", log_prefix=True)]
+            run_plan.estimates = [overhead]
+        return
+    if strategy == SUFFIX:
+        resume = max((k for k in checkpoints if k <= len(timings)), default=0)
+        run_plan.tasks = [task("suffix", log_suffix=True)]
+        run_plan.estimates = [overhead + sum(timings[resume:]) + ckpt_seconds]
+        return
+    skip = strategy == OUTER
+    per_iteration = [
+        (2 * ckpt_seconds if skip and (i + 1) in checkpoints else t) for i, t in enumerate(timings)
+    ]
+    chunks = 1 if run_count >= jobs else math.ceil(jobs / run_count)
+    bounds = _split(per_iteration, set(checkpoints), chunks)
+    for index, (start, stop) in enumerate(bounds):
+        resume = max((k for k in checkpoints if k <= start), default=0)
+        run_plan.tasks.append(
+            task("iterations", start, stop, log_prefix=index == 0,
+                 log_suffix=index == len(bounds) - 1, skip_nested=skip)
+        )  # fmt: skip
+        catch_up = sum(timings[resume:start])
+        run_plan.estimates.append(overhead + catch_up + ckpt_seconds + sum(per_iteration[start:stop]))
+    assert strategy in (OUTER, NESTED)
+
+
+def _statement_name(statement: str) -> str | None:
+    names = names_logged_in(statement) if "flor.log" in statement else []
+    return names[0] if names else None
+
+
+def _split(costs: list[float], checkpoints: set[int], chunks: int) -> list[tuple[int, int]]:
+    """Cut [0, n) into about `chunks` ranges of similar cost, only where a checkpoint exists."""
+    n = len(costs)
+    if chunks <= 1 or n <= 1:
+        return [(0, n)]
+    target = sum(costs) / chunks
+    bounds, start, acc = [], 0, 0.0
+    for i, cost in enumerate(costs):
+        acc += cost
+        cut = i + 1
+        if acc >= target and cut < n and cut in checkpoints and len(bounds) < chunks - 1:
+            bounds.append((start, cut))
+            start, acc = cut, 0.0
+    bounds.append((start, n))
+    return bounds
+
+
+def _recorded_loop(run_id: str, main_loop: str | None) -> tuple[list[float], dict[int, dict[str, str]], float]:
+    """Per-iteration seconds of the main loop, its checkpoints, and a checkpoint's cost."""
+    loops = reader.query(
+        "SELECT name, iteration, seconds FROM loops WHERE run_id = ? AND parent_ctx_id IS NULL "
+        "ORDER BY ctx_id",
+        (run_id,),
+    )
+    if main_loop is not None:
+        loops = loops[loops["name"] == main_loop]
+    elif not loops.empty:
+        loops = loops[loops["name"] == loops["name"].iloc[0]]
+    timings = [float(s) if s == s and s is not None else 0.0 for s in loops["seconds"]]
+    rows = reader.query(
+        "SELECT iteration, object, digest, seconds FROM checkpoints WHERE run_id = ?", (run_id,)
+    )
+    checkpoints: dict[int, dict[str, str]] = {}
+    for iteration, obj, digest, _ in rows.itertuples(index=False):
+        checkpoints.setdefault(int(iteration), {})[obj] = digest
+    seconds = float(rows.groupby("iteration")["seconds"].first().mean()) if not rows.empty else 0.0
+    if not rows.empty and not checkpoints:
+        raise ReplayError(f"run {run_id} has unreadable checkpoint rows")
+    return timings, checkpoints, seconds

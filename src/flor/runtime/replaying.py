@@ -1,0 +1,252 @@
+"""Replay mode: the patched old script runs one task of a replay plan.
+
+The task spec (JSON, from `FLOR_REPLAY`) says which outer iterations to execute, which
+names to log and where checkpoints are. Logs go under the original run id and loop
+coordinates, tagged with the replay's id; `flor.arg` returns the recorded values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flor.errors import ReplayError
+from flor.runtime.checkpoint import BlobStore, Snapshot, restore
+from flor.runtime.session import Session
+from flor.store.admin import checkpoint_root
+from flor.store.location import db_path
+from flor.store.writer import StoreWriter
+
+
+class ReplayFinished(SystemExit):
+    """Raised where the task's work ends, so the rest of the script does not run."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+
+
+@dataclass
+class TaskSpec:
+    run_id: str
+    replay_id: str
+    home: str
+    names: list[str]
+    tstamp: str
+    projid: str
+    filename: str
+    mode: str  # prefix | iterations | suffix
+    main_loop: str | None = None
+    start: int = 0
+    stop: int = 0
+    total: int = 0
+    log_prefix: bool = False
+    log_suffix: bool = False
+    skip_nested: bool = False
+    args: dict[str, Any] = field(default_factory=dict)
+    checkpoints: dict[int, dict[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, text: str) -> TaskSpec:
+        data = json.loads(text)
+        data["checkpoints"] = {int(k): v for k, v in data.get("checkpoints", {}).items()}
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+
+class _FilteredLogs(deque[tuple[int | None, str, Any]]):
+    """Only the requested names, and only inside the task's share of the run, are kept."""
+
+    def __init__(self, session: ReplaySession, names: Iterable[str]) -> None:
+        super().__init__()
+        self.session = session
+        self.names = frozenset(names)
+
+    def append(self, item: tuple[int | None, str, Any]) -> None:
+        if self.session.logging and item[1] in self.names:
+            super().append(item)
+
+
+class Restorer:
+    """Holds the objects of `flor.checkpointing` and puts recorded states back into them."""
+
+    def __init__(self, objects: dict[str, Any], blobs: BlobStore, spec: TaskSpec) -> None:
+        self.objects = objects
+        self.blobs = blobs
+        self.spec = spec
+        self.loops_seen = 0
+
+    def restore(self, iteration: int) -> None:
+        digests = self.spec.checkpoints[iteration]
+        missing = set(self.objects) - set(digests)
+        if missing:
+            raise ReplayError(
+                f"the checkpoint of iteration {iteration} has no state for "
+                f"{', '.join(sorted(missing))}: this version checkpoints other objects"
+            )
+        parts = {name: self.blobs.get(digest) for name, digest in digests.items()}
+        restore(self.objects, Snapshot.from_parts(parts))
+
+    def loop_started(self, name: str) -> None:
+        self.loops_seen += 1
+
+    def iteration_ended(self, index: int, ctx_id: int, seconds: float) -> None:
+        pass
+
+    def loop_ended(self, exhausted: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ReplaySession(Session):
+    def __init__(self, spec: TaskSpec, writer: StoreWriter, argv: list[str]) -> None:
+        super().__init__(
+            writer, spec.run_id, Path(spec.home), None, spec.filename, spec.projid, argv
+        )
+        self.spec = spec
+        self.row_id = spec.replay_id
+        self.replay_id = spec.replay_id
+        self.replace_names = tuple(spec.names)
+        self.tstamp = spec.tstamp
+        self.logging = spec.log_prefix
+        self.logs = _FilteredLogs(self, spec.names)
+        self.iteration = -1
+        self._main_seen = False
+        self.blobs = BlobStore(checkpoint_root(Path(spec.home)))
+        rows = writer.transaction(
+            lambda c: c.execute(
+                "SELECT parent_ctx_id, name, iteration, ctx_id FROM loops WHERE run_id = ?",
+                (spec.run_id,),
+            ).fetchall()
+        )
+        self._ctx_map = {(p, n, i): c for p, n, i, c in rows}
+        self._new_ids = itertools.count(max((r[3] for r in rows), default=0) + 1)
+
+    def begin(self, snapshot: str | None, base: str | None, branch: str | None) -> None:
+        now = time.time()
+        self.writer.insert_run(
+            {
+                "run_id": self.row_id, "projid": self.projid, "filename": self.filename,
+                "tstamp": self.tstamp, "status": "running", "mode": "replay",
+                "replay_of": self.run_id, "argv": json.dumps(self.argv), "cwd": os.getcwd(),
+                "args": json.dumps(self.spec.args), "host": socket.gethostname(),
+                "pid": os.getpid(), "started": now, "heartbeat": now,
+            }
+        )  # fmt: skip
+        self._flusher.start()
+
+    def arg(self, name: str, default: Any) -> Any:
+        return self.spec.args.get(name, default)
+
+    def commit(self) -> None:
+        self.flush()
+
+    def make_checkpointer(
+        self, objects: dict[str, Any], budget: float, allow_pickle: bool | None, frame: Any
+    ) -> Restorer:
+        return Restorer(objects, self.blobs, self.spec)
+
+    def _ctx_for(self, parent: int | None, name: str, index: int, value: Any) -> int:
+        ctx = self._ctx_map.get((parent, name, index))
+        if ctx is None:
+            from flor.runtime.session import _loop_value
+
+            ctx = next(self._new_ids)
+            self._ctx_map[(parent, name, index)] = ctx
+            self.loops.append((self.run_id, ctx, parent, name, index, _loop_value(index, value)))
+        return ctx
+
+    def _finish(self) -> None:
+        self.flush()
+        raise ReplayFinished()
+
+    def _restore(self, iteration: int) -> None:
+        if self.checkpointer is None:
+            raise ReplayError("this version has checkpoints but no flor.checkpointing block")
+        self.checkpointer.restore(iteration)
+
+    def loop(self, name: str, iterable: Iterable[Any]) -> Iterator[Any]:
+        main = self.spec.main_loop
+        if self.depth == 0 and not self._main_seen and (main is None or name == main):
+            self._main_seen = True
+            return self._outer(name, iterable)
+        return self._nested(name, iterable)
+
+    def _outer(self, name: str, iterable: Iterable[Any]) -> Iterator[Any]:
+        spec = self.spec
+        if spec.mode == "prefix":
+            self._finish()
+        goal = spec.start if spec.mode == "iterations" else spec.total
+        resume = max((k for k in spec.checkpoints if k <= goal), default=None)
+        self.logging = False
+        parent = self.ctx
+        self.depth += 1
+        try:
+            if resume is not None and resume == spec.total:
+                self._restore(resume)  # the loop's end state: nothing to execute
+            else:
+                restored = resume is None
+                for index, value in enumerate(iterable):
+                    if not restored:
+                        if index < resume:  # type: ignore[operator]
+                            continue
+                        self._restore(index)
+                        restored = True
+                    if spec.mode == "iterations" and index >= spec.stop:
+                        self._finish()
+                    self.logging = spec.mode == "iterations" and index >= spec.start
+                    self.iteration = index
+                    self.ctx = self._ctx_for(parent, name, index, value)
+                    yield value
+                    self.ctx = parent
+        finally:
+            self.depth -= 1
+            self.ctx = parent
+        self.logging = spec.log_suffix
+        self.flush()
+
+    def _nested(self, name: str, iterable: Iterable[Any]) -> Iterator[Any]:
+        spec = self.spec
+        if (
+            self.depth == 1
+            and spec.skip_nested
+            and self.logging
+            and self.iteration + 1 in spec.checkpoints
+        ):
+            # The statement lives in the outer body: jump over the nested loop to the state
+            # it ended in, which is the checkpoint at the start of the next iteration.
+            self._restore(self.iteration + 1)
+            return
+        parent = self.ctx
+        self.depth += 1
+        try:
+            for index, value in enumerate(iterable):
+                self.ctx = self._ctx_for(parent, name, index, value)
+                yield value
+                self.ctx = parent
+        finally:
+            self.depth -= 1
+            self.ctx = parent
+
+
+def start_replay(spec_text: str) -> ReplaySession:
+    import sys
+
+    if spec_text.lstrip().startswith("{"):
+        spec = TaskSpec.from_json(spec_text)
+    else:
+        spec = TaskSpec.from_json(Path(spec_text).read_text())
+    session = ReplaySession(spec, StoreWriter(db_path(Path(spec.home))), list(sys.argv))
+    session.begin(None, None, None)
+    return session
