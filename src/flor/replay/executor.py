@@ -126,7 +126,7 @@ def execute(plan: Plan, *, backend: str = "loky", progress: bool = False) -> Sum
     from joblib import Parallel, delayed, parallel_config
 
     started = time.perf_counter()
-    env = {"FLOR_HOME": str(plan.home), "PYTHONUNBUFFERED": "1"}
+    env = {"FLOR_HOME": str(plan.home), "PYTHONUNBUFFERED": "1", **_thread_limits(plan.jobs)}
     results: list[TaskResult] = []
     with exclusive(plan.home), tempfile.TemporaryDirectory(prefix="flor-replay-") as tmp:
         jobs = []
@@ -151,6 +151,15 @@ def execute(plan: Plan, *, backend: str = "loky", progress: bool = False) -> Sum
     if plan.verify:
         _verify(plan, replay_ids, summary)
     return summary
+
+
+def _thread_limits(jobs: int) -> dict[str, str]:
+    """Share the cores between parallel tasks instead of oversubscribing them."""
+    if jobs <= 1:
+        return {}
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    return {name: threads for name in names if name not in os.environ}
 
 
 def _progress(total: int) -> tuple[Any, Any]:

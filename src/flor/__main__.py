@@ -1,0 +1,3 @@
+from flor.cli import main
+
+main()

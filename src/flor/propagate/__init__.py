@@ -1,0 +1,54 @@
+"""Statement propagation: transplant new `flor.log` statements into older script versions.
+
+`propagate_source(new_src, old_src)` returns the patched old source and one outcome per
+`flor.log` statement of the new source. libcst and the matchers load on first use, so that
+importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flor.propagate.outcomes import AlreadyPresent, Declined, Outcome, Placed, PropagationResult
+
+if TYPE_CHECKING:
+    from flor.propagate.matcher import MatcherOptions
+
+MATCHERS: tuple[str, ...] = ("tree", "difflib", "gumtree")
+
+__all__ = [
+    "MATCHERS",
+    "AlreadyPresent",
+    "Declined",
+    "MatcherOptions",
+    "Outcome",
+    "Placed",
+    "PropagationResult",
+    "logged_names",
+    "propagate_source",
+]
+
+
+def propagate_source(new_src: str, old_src: str, matcher: str = "tree") -> PropagationResult:
+    """Transplant the `flor.log` statements of `new_src` that `old_src` lacks into `old_src`.
+
+    See `flor.propagate.engine.propagate_source`.
+    """
+    from flor.propagate.engine import propagate_source as run
+
+    return run(new_src, old_src, matcher)
+
+
+def logged_names(src: str) -> list[str]:
+    """Literal names of the `flor.log(...)` calls of a source, in order, without duplicates."""
+    from flor.propagate.statements import logged_names as names
+
+    return names(src)
+
+
+def __getattr__(name: str) -> object:
+    if name == "MatcherOptions":
+        from flor.propagate.matcher import MatcherOptions
+
+        return MatcherOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

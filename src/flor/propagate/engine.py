@@ -1,0 +1,249 @@
+"""`propagate_source`: the whole pipeline from two source strings to a `PropagationResult`."""
+
+from __future__ import annotations
+
+import ast
+import secrets
+
+import libcst as cst
+
+from flor.errors import PropagateError, UsageError
+from flor.propagate.matcher import Mappings, Matcher, TreeMatcher
+from flor.propagate.outcomes import AlreadyPresent, Declined, Outcome, Placed, PropagationResult
+from flor.propagate.scope import Bindings
+from flor.propagate.statements import LogStatement, log_name, log_statements, parse
+from flor.propagate.transplant import (
+    Context,
+    Decline,
+    Edit,
+    Insertion,
+    Wrap,
+    apply_edits,
+    import_flor_index,
+    insert_edit,
+    mark_edit,
+    module_has_flor,
+    parses,
+    plan_insertion,
+    plan_wrap,
+    strip_marks,
+)
+from flor.propagate.tree import Node, Tree, build_tree
+
+MATCHERS: tuple[str, ...] = ("tree", "difflib", "gumtree")
+
+_WHOLE_FILE = "another statement of this source was declined, so the target is left unchanged"
+
+
+def _matcher(name: str) -> Matcher:
+    if name == "tree":
+        return TreeMatcher()
+    if name == "difflib":
+        from flor.propagate.difflib_matcher import DifflibMatcher
+
+        return DifflibMatcher()
+    if name == "gumtree":
+        from flor.propagate.gumtree_external import GumTreeMatcher
+
+        return GumTreeMatcher()
+    raise UsageError(f"Unknown matcher {name!r}: use one of {', '.join(MATCHERS)}.")
+
+
+def propagate_source(new_src: str, old_src: str, matcher: str = "tree") -> PropagationResult:
+    """Transplant the `flor.log` statements of `new_src` that `old_src` lacks into `old_src`.
+
+    Returns the patched target (unchanged when nothing is placed or anything is declined)
+    and one outcome per `flor.log` statement of the source. Raises `PropagateError` for a
+    version that does not parse or a log name that is not a string literal, and
+    `UsageError` for an unknown matcher.
+    """
+    if not isinstance(new_src, str) or not isinstance(old_src, str):
+        raise PropagateError("Both the source and the target must be text (str), not bytes.")
+    engine = _matcher(matcher)
+    if hasattr(engine, "check_available"):
+        engine.check_available()
+    new = parse(new_src, "source")
+    old = parse(old_src, "target")
+    try:
+        statements = log_statements(new)
+        present = _present_dumps(old)
+        pending: list[LogStatement] = []
+        outcomes: dict[int, Outcome] = {}
+        for i, stmt in enumerate(statements):
+            if ast.dump(stmt.ast_node) in present:
+                outcomes[i] = AlreadyPresent(stmt.text)
+            else:
+                _check_names(stmt)
+                pending.append(stmt)
+        if not pending:
+            return PropagationResult(old_src, [outcomes[i] for i in sorted(outcomes)], old_src)
+        return _propagate(new, old, statements, pending, outcomes, engine, old_src)
+    except (PropagateError, UsageError):
+        raise
+    except RecursionError as exc:
+        raise PropagateError(
+            "The source or target is nested too deeply to propagate; simplify it."
+        ) from exc
+    except Exception as exc:  # a bug must not look like a crash of the caller's CLI
+        raise PropagateError(
+            f"Internal error while propagating ({type(exc).__name__}: {exc}); "
+            f"please report it with both files."
+        ) from exc
+
+
+def _present_dumps(parsed: object) -> set[str]:
+    from flor.propagate.statements import Parsed, ast_log_statements
+
+    assert isinstance(parsed, Parsed)
+    return {ast.dump(s) for s in ast_log_statements(parsed.tree)}
+
+
+def _check_names(stmt: LogStatement) -> None:
+    for call in ast.walk(stmt.ast_node):
+        if isinstance(call, ast.Call) and _is_log(call) and log_name(call) is None:
+            raise PropagateError(
+                f"The source's flor.log at line {call.lineno} has no string-literal name: "
+                f'write the name as a literal such as flor.log("loss", value).'
+            )
+
+
+def _is_log(call: ast.Call) -> bool:
+    from flor.propagate.statements import is_flor_log_call
+
+    return is_flor_log_call(call)
+
+
+def _propagate(
+    new: object,
+    old: object,
+    statements: list[LogStatement],
+    pending: list[LogStatement],
+    outcomes: dict[int, Outcome],
+    engine: Matcher,
+    old_src: str,
+) -> PropagationResult:
+    from flor.propagate.statements import Parsed
+
+    assert isinstance(new, Parsed) and isinstance(old, Parsed)
+    skip: set[cst.CSTNode] = set()
+    substitute: dict[cst.CSTNode, cst.CSTNode] = {}
+    for stmt in pending:
+        if stmt.is_insert:
+            single = isinstance(stmt.line_node, cst.SimpleStatementLine)
+            single = single and len(stmt.line_node.body) == 1
+            skip.add(stmt.line_node if single else stmt.node)
+        else:
+            for call in stmt.calls:
+                value = _value(call)
+                if value is not None:
+                    substitute[call] = value
+    new_tree = build_tree(new.module, frozenset(skip), substitute)
+    old_tree = build_tree(old.module)
+    mappings = engine.match(new_tree, old_tree, Mappings())
+    ctx = Context(new_tree, old_tree, mappings, Bindings(new_tree), Bindings(old_tree))
+    plans: dict[int, Insertion | Wrap] = {}
+    declined: dict[int, str] = {}
+    for order, stmt in enumerate(statements):
+        if stmt not in pending:
+            continue
+        try:
+            if stmt.is_insert:
+                block, index = _source_slot(stmt, new_tree, skip)
+                plans[order] = _plan_insertion(stmt, block, index, order, ctx)
+            else:
+                plans[order] = plan_wrap(stmt, order, ctx)
+        except Decline as exc:
+            declined[order] = str(exc)
+    wrapped = [p.target for p in plans.values() if isinstance(p, Wrap)]
+    if len(set(wrapped)) != len(wrapped):
+        for order, plan in list(plans.items()):
+            if isinstance(plan, Wrap) and wrapped.count(plan.target) > 1:
+                declined[order] = "another statement already wraps the same expression"
+    if declined:
+        for order in plans:
+            declined.setdefault(order, _WHOLE_FILE)
+        for order, reason in declined.items():
+            outcomes[order] = Declined(statements[order].text, reason)
+        return PropagationResult(old_src, [outcomes[i] for i in sorted(outcomes)], old_src)
+    code, lines = _apply(plans, old.module, old_tree, ctx)
+    if not parses(code):
+        for order in plans:
+            outcomes[order] = Declined(
+                statements[order].text, "internal error: the patched target did not parse"
+            )
+        return PropagationResult(old_src, [outcomes[i] for i in sorted(outcomes)], old_src)
+    for order, plan in plans.items():
+        if isinstance(plan, Insertion):
+            outcomes[order] = Placed(plan.text, lines[order], plan.renames, False)
+        else:
+            outcomes[order] = Placed(plan.text, lines[order], {}, True)
+    return PropagationResult(code, [outcomes[i] for i in sorted(outcomes)], old_src)
+
+
+def _value(call: cst.Call) -> cst.BaseExpression | None:
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if len(positional) >= 2:
+        return positional[1].value
+    keyword = [a for a in call.args if a.keyword is not None and a.keyword.value == "value"]
+    return keyword[0].value if keyword else None
+
+
+def _plan_insertion(
+    stmt: LogStatement, block: Node, index: int, order: int, ctx: Context
+) -> Insertion:
+    return plan_insertion(stmt, block, index, order, ctx)
+
+
+def _source_slot(stmt: LogStatement, tree: Tree, skip: set[cst.CSTNode]) -> tuple[Node, int]:
+    """The source block of a skipped statement and its index among the kept siblings."""
+    block_cst = stmt.block
+    block = tree.by_cst.get(block_cst)
+    if block is None:
+        raise Decline("its enclosing block could not be located")
+    body = getattr(block_cst, "body", ())
+    index = 0
+    for item in body:
+        if item is stmt.line_node or item is stmt.node:
+            break
+        if item not in skip:
+            index += 1
+    line = stmt.line_node
+    kept = isinstance(line, cst.SimpleStatementLine) and line not in skip
+    if kept and line.body[0] is not stmt.node:
+        index += 1
+    return block, index
+
+
+def _apply(
+    plans: dict[int, Insertion | Wrap], module: cst.Module, old_tree: Tree, ctx: Context
+) -> tuple[str, dict[int, int]]:
+    """Edit the target module; return its code and the output line of each plan."""
+    token = secrets.token_hex(8)
+    inserts: dict[Node, list[tuple[int, int, cst.SimpleStatementLine]]] = {}
+    edits: dict[Node, list[Edit]] = {}
+    mark_of: dict[int, str] = {}
+    for order, plan in plans.items():
+        mark = f"flor-propagate-{token}-{order}"
+        mark_of[order] = mark
+        if isinstance(plan, Insertion):
+            line = plan.statement.with_changes(
+                leading_lines=[cst.EmptyLine(comment=cst.Comment(f"# {mark}"))]
+            )
+            inserts.setdefault(plan.block, []).append((plan.index, order, line))
+        else:
+            build = plan.build
+            edits.setdefault(plan.target, []).append(
+                lambda node, build=build: build(node)  # type: ignore[misc]
+            )
+            edits.setdefault(plan.statement, []).append(mark_edit(mark))
+    if not module_has_flor(ctx.old_bindings):
+        index = import_flor_index(old_tree)
+        statement = cst.parse_statement("import flor\n", config=module.config_for_parsing)
+        assert isinstance(statement, cst.SimpleStatementLine)
+        inserts.setdefault(old_tree.root, []).append((index, -1, statement))
+    for block, items in inserts.items():
+        edits.setdefault(block, []).append(insert_edit(items))
+    edited = apply_edits(old_tree, edits)
+    assert isinstance(edited, cst.Module)
+    code, where = strip_marks(edited.code, list(mark_of.values()))
+    return code, {order: where.get(mark, 0) for order, mark in mark_of.items()}

@@ -1,0 +1,403 @@
+"""A GumTree-style tree matcher (Falleri et al., ASE 2014) over `tree.Node` trees.
+
+The source tree is the new version and the destination tree the old one. Three phases, each
+its own class with one `match(src, dst, mappings)` method, are chained by `TreeMatcher`:
+
+1. `TopDownMatcher`: greedy matching of isomorphic subtrees, highest first, using structural
+   hashes. Subtrees with several isomorphic candidates are resolved afterwards by the Dice
+   similarity of their parents, then by their relative position.
+2. `BottomUpMatcher`: in post-order, an unmatched container is matched to the unmatched
+   destination container of the same type with the highest Dice similarity of mapped
+   descendants, when it reaches `MatcherOptions.min_dice`.
+3. `RecoveryMatcher`: inside each pair of matched containers, remaining children are matched
+   by longest common subsequence, first isomorphic ones, then same-type ones (statements
+   only when their tokens are similar enough or they differ only by identifiers), then
+   types that occur once on each side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from flor.propagate.tree import Node, Tree
+
+
+@dataclasses.dataclass(frozen=True)
+class MatcherOptions:
+    """Every threshold of the tree matcher, in one place.
+
+    min_height: smallest subtree height the top-down phase matches (leaves have height 1);
+        smaller subtrees are left to the recovery phase, where context disambiguates them.
+    min_dice: smallest Dice similarity of mapped descendants for the bottom-up phase to
+        match two containers.
+    statement_similarity: smallest Dice similarity of the token bags of two statements for
+        the recovery phase to match them by type (an edited line still matches itself, an
+        unrelated line of the same type does not).
+    max_ambiguous: cap on the candidate pairs of one group of isomorphic subtrees; larger
+        groups (copy-pasted code) are left to the later phases, keeping the cost bounded.
+    recovery_max_size: containers larger than this (in nodes) get only the cheap recovery
+        (isomorphic children), never the type-based one.
+    """
+
+    min_height: int = 2
+    min_dice: float = 0.5
+    statement_similarity: float = 0.5
+    max_ambiguous: int = 400
+    recovery_max_size: int = 20000
+
+
+class Mappings:
+    """A one-to-one mapping between the nodes of the source and destination trees."""
+
+    def __init__(self) -> None:
+        self.src_to_dst: dict[Node, Node] = {}
+        self.dst_to_src: dict[Node, Node] = {}
+
+    def add(self, src: Node, dst: Node) -> None:
+        self.src_to_dst[src] = dst
+        self.dst_to_src[dst] = src
+
+    def add_subtree(self, src: Node, dst: Node) -> None:
+        """Map two isomorphic subtrees node by node."""
+        stack = [(src, dst)]
+        while stack:
+            a, b = stack.pop()
+            self.add(a, b)
+            stack.extend(zip(a.children, b.children, strict=False))
+
+    def has_src(self, node: Node) -> bool:
+        return node in self.src_to_dst
+
+    def has_dst(self, node: Node) -> bool:
+        return node in self.dst_to_src
+
+    def dst(self, node: Node) -> Node | None:
+        return self.src_to_dst.get(node)
+
+    def src(self, node: Node) -> Node | None:
+        return self.dst_to_src.get(node)
+
+    def __len__(self) -> int:
+        return len(self.src_to_dst)
+
+
+def dice(src: Node, dst: Node, src_tree: Tree, mappings: Mappings) -> float:
+    """Dice coefficient of the mapped descendants of `src` that land under `dst`."""
+    total = (src.size - 1) + (dst.size - 1)
+    if total == 0:
+        return 0.0
+    common = 0
+    lo, hi = dst.pre, dst.last
+    src_to_dst = mappings.src_to_dst
+    for node in src_tree.nodes[src.pre + 1 : src.last + 1]:
+        image = src_to_dst.get(node)
+        if image is not None and lo < image.pre <= hi:
+            common += 1
+    return 2.0 * common / total
+
+
+class Phase:
+    """One matching phase; phases only ever add mappings."""
+
+    def __init__(self, options: MatcherOptions) -> None:
+        self.options = options
+
+    def match(self, src: Tree, dst: Tree, mappings: Mappings) -> Mappings:
+        raise NotImplementedError
+
+
+class _HeightQueue:
+    """Open nodes grouped by height, highest first."""
+
+    def __init__(self, root: Node) -> None:
+        self._groups: dict[int, list[Node]] = defaultdict(list)
+        self._heights: list[int] = []
+        self.push(root)
+
+    def push(self, node: Node) -> None:
+        group = self._groups[node.height]
+        if not group:
+            heapq.heappush(self._heights, -node.height)
+        group.append(node)
+
+    def open(self, node: Node) -> None:
+        for child in node.children:
+            self.push(child)
+
+    def peek(self) -> int:
+        while self._heights and not self._groups[-self._heights[0]]:
+            heapq.heappop(self._heights)
+        return -self._heights[0] if self._heights else 0
+
+    def pop(self) -> list[Node]:
+        height = self.peek()
+        heapq.heappop(self._heights)
+        return self._groups.pop(height)
+
+
+class TopDownMatcher(Phase):
+    """Phase 1: greedy top-down matching of isomorphic subtrees, highest first."""
+
+    def match(self, src: Tree, dst: Tree, mappings: Mappings) -> Mappings:
+        queue1, queue2 = _HeightQueue(src.root), _HeightQueue(dst.root)
+        ambiguous: list[tuple[list[Node], list[Node]]] = []
+        while min(queue1.peek(), queue2.peek()) >= self.options.min_height:
+            h1, h2 = queue1.peek(), queue2.peek()
+            if h1 != h2:
+                queue, nodes = (queue1, queue1.pop()) if h1 > h2 else (queue2, queue2.pop())
+                for node in nodes:
+                    queue.open(node)
+                continue
+            group1, group2 = _by_hash(queue1.pop()), _by_hash(queue2.pop())
+            pending: set[Node] = set()
+            for key, nodes1 in group1.items():
+                nodes2 = group2.get(key)
+                if not nodes2:
+                    continue
+                if len(nodes1) == 1 and len(nodes2) == 1:
+                    mappings.add_subtree(nodes1[0], nodes2[0])
+                elif len(nodes1) * len(nodes2) <= self.options.max_ambiguous:
+                    ambiguous.append((nodes1, nodes2))
+                    pending.update(nodes1)
+                    pending.update(nodes2)
+            for group, queue in ((group1, queue1), (group2, queue2)):
+                for nodes in group.values():
+                    for node in nodes:
+                        mapped = node in mappings.src_to_dst or node in mappings.dst_to_src
+                        if node not in pending and not mapped:
+                            queue.open(node)
+        self._resolve(ambiguous, src, dst, mappings)
+        return mappings
+
+    def _resolve(
+        self,
+        ambiguous: list[tuple[list[Node], list[Node]]],
+        src: Tree,
+        dst: Tree,
+        mappings: Mappings,
+    ) -> None:
+        """Map ambiguous isomorphic pairs, most similar parents first, then nearest."""
+        cache: dict[tuple[Node, Node], float] = {}
+
+        def parent_dice(a: Node, b: Node) -> float:
+            pa, pb = a.parent, b.parent
+            if pa is None or pb is None:
+                return 0.0
+            key = (pa, pb)
+            if key not in cache:
+                cache[key] = dice(pa, pb, src, mappings)
+            return cache[key]
+
+        n1, n2 = max(len(src.nodes), 1), max(len(dst.nodes), 1)
+        pairs = [(a, b) for nodes1, nodes2 in ambiguous for a in nodes1 for b in nodes2]
+        pairs.sort(
+            key=lambda p: (
+                -parent_dice(p[0], p[1]),
+                abs(p[0].pre / n1 - p[1].pre / n2),
+                p[0].pre,
+                p[1].pre,
+            )
+        )
+        for a, b in pairs:
+            if not mappings.has_src(a) and not mappings.has_dst(b):
+                mappings.add_subtree(a, b)
+
+
+def _by_hash(nodes: list[Node]) -> dict[int, list[Node]]:
+    groups: dict[int, list[Node]] = defaultdict(list)
+    for node in nodes:
+        groups[node.hash].append(node)
+    return groups
+
+
+class RecoveryMatcher(Phase):
+    """Phase 3: match the leftover children of two matched containers, recursively."""
+
+    def __init__(self, options: MatcherOptions) -> None:
+        super().__init__(options)
+        self._bags: dict[Node, Counter[str]] = {}
+
+    def match(self, src: Tree, dst: Tree, mappings: Mappings) -> Mappings:
+        self.recover(src.root, dst.root, mappings)
+        return mappings
+
+    def recover(self, a: Node, b: Node, mappings: Mappings) -> None:
+        stack = [(a, b)]
+        while stack:
+            x, y = stack.pop()
+            stack.extend(self._recover_children(x, y, mappings))
+
+    def _recover_children(self, a: Node, b: Node, mappings: Mappings) -> list[tuple[Node, Node]]:
+        if not a.children or not b.children:
+            return []
+        todo: list[tuple[Node, Node]] = []
+        # Children already matched to each other may still hide unmatched descendants.
+        for child in a.children:
+            image = mappings.dst(child)
+            if image is not None and image.parent is b and child.hash != image.hash:
+                todo.append((child, image))
+        left1 = [c for c in a.children if not mappings.has_src(c)]
+        left2 = [c for c in b.children if not mappings.has_dst(c)]
+        if not left1 or not left2:
+            return todo
+        for x, y in _lcs(left1, left2, lambda x, y: x.hash == y.hash):
+            mappings.add_subtree(x, y)
+        if max(a.size, b.size) > self.options.recovery_max_size:
+            return todo
+        left1 = [c for c in left1 if not mappings.has_src(c)]
+        left2 = [c for c in left2 if not mappings.has_dst(c)]
+        for x, y in _lcs(left1, left2, self._same_kind):
+            mappings.add(x, y)
+            todo.append((x, y))
+        left1 = [c for c in left1 if not mappings.has_src(c)]
+        left2 = [c for c in left2 if not mappings.has_dst(c)]
+        if left1 and left2:
+            count1 = Counter(c.label for c in left1)
+            count2 = Counter(c.label for c in left2)
+            by_label = {c.label: c for c in left2 if count2[c.label] == 1}
+            for x in left1:
+                match = by_label.get(x.label)
+                if match is not None and count1[x.label] == 1 and self._similar_enough(x, match):
+                    mappings.add(x, match)
+                    todo.append((x, match))
+        return todo
+
+    def _same_kind(self, x: Node, y: Node) -> bool:
+        if x.label != y.label:
+            return False
+        return x.shape == y.shape or self._similar_enough(x, y)
+
+    def _similar_enough(self, x: Node, y: Node) -> bool:
+        """Statements must share tokens; expressions under matched parents may just align."""
+        if x.parent is None or not x.parent.is_block:
+            return True
+        if x.children and y.children:
+            kind_x, kind_y = x.children[0].label, y.children[0].label
+            if x.label == "SimpleStatementLine" and kind_x != kind_y:
+                return False
+        bag_x, bag_y = self._bag(x), self._bag(y)
+        total = sum(bag_x.values()) + sum(bag_y.values())
+        if total == 0:
+            return True
+        common = sum((bag_x & bag_y).values())
+        return 2.0 * common / total >= self.options.statement_similarity
+
+    def _bag(self, node: Node) -> Counter[str]:
+        """Identifiers, literals and operators of a statement, without its nested blocks."""
+        bag = self._bags.get(node)
+        if bag is None:
+            bag = Counter()
+            stack = [node]
+            while stack:
+                current = stack.pop()
+                if current.value:
+                    bag[current.value] += 1
+                stack.extend(c for c in current.children if not c.is_block)
+            self._bags[node] = bag
+        return bag
+
+
+def _lcs(
+    seq1: Sequence[Node], seq2: Sequence[Node], equal: Callable[[Node, Node], bool]
+) -> list[tuple[Node, Node]]:
+    """Longest common subsequence of two node lists under `equal`."""
+    n, m = len(seq1), len(seq2)
+    if n * m > 250_000:
+        return []
+    table = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        row, below = table[i], table[i + 1]
+        for j in range(m - 1, -1, -1):
+            if equal(seq1[i], seq2[j]):
+                row[j] = below[j + 1] + 1
+            else:
+                row[j] = max(below[j], row[j + 1])
+    pairs: list[tuple[Node, Node]] = []
+    i = j = 0
+    while i < n and j < m:
+        if equal(seq1[i], seq2[j]) and table[i][j] == table[i + 1][j + 1] + 1:
+            pairs.append((seq1[i], seq2[j]))
+            i += 1
+            j += 1
+        elif table[i + 1][j] >= table[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return pairs
+
+
+class BottomUpMatcher(Phase):
+    """Phase 2: match containers by Dice similarity, then recover inside each new pair."""
+
+    def __init__(self, options: MatcherOptions, recovery: RecoveryMatcher) -> None:
+        super().__init__(options)
+        self.recovery = recovery
+
+    def match(self, src: Tree, dst: Tree, mappings: Mappings) -> Mappings:
+        for node in reversed(src.nodes):
+            if node is src.root:
+                if not mappings.has_src(node) and not mappings.has_dst(dst.root):
+                    mappings.add(node, dst.root)
+                if mappings.dst(node) is dst.root:
+                    self.recovery.recover(node, dst.root, mappings)
+                continue
+            if not node.children or mappings.has_src(node):
+                continue
+            best, best_score = None, -1.0
+            for candidate in self._candidates(node, src, mappings):
+                score = dice(node, candidate, src, mappings)
+                if score > best_score:
+                    best, best_score = candidate, score
+            if best is not None and best_score >= self.options.min_dice:
+                mappings.add(node, best)
+                self.recovery.recover(node, best, mappings)
+        return mappings
+
+    @staticmethod
+    def _candidates(node: Node, src: Tree, mappings: Mappings) -> list[Node]:
+        """Unmatched destination nodes of the same type above images of mapped descendants."""
+        seen: set[Node] = set()
+        found: list[Node] = []
+        for desc in src.nodes[node.pre + 1 : node.last + 1]:
+            image = mappings.dst(desc)
+            if image is None:
+                continue
+            up = image.parent
+            while up is not None and up not in seen:
+                seen.add(up)
+                if up.label == node.label and not mappings.has_dst(up):
+                    found.append(up)
+                up = up.parent
+        return found
+
+
+class Matcher(Protocol):
+    """What every matcher offers: map source nodes onto destination nodes."""
+
+    name: str
+
+    def match(self, src: Tree, dst: Tree, mappings: Mappings | None = None) -> Mappings: ...
+
+
+class TreeMatcher:
+    """The default matcher: the three GumTree phases chained."""
+
+    name = "tree"
+
+    def __init__(self, options: MatcherOptions | None = None) -> None:
+        self.options = options or MatcherOptions()
+
+    def match(self, src: Tree, dst: Tree, mappings: Mappings | None = None) -> Mappings:
+        mappings = mappings if mappings is not None else Mappings()
+        recovery = RecoveryMatcher(self.options)
+        phases: list[Phase] = [
+            TopDownMatcher(self.options),
+            BottomUpMatcher(self.options, recovery),
+        ]
+        for phase in phases:
+            mappings = phase.match(src, dst, mappings)
+        return mappings

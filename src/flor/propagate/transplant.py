@@ -1,0 +1,494 @@
+"""Placing, renaming, declining and wrapping: from a node mapping to a patched old version.
+
+Given the mapping of the source (new) tree onto the target (old) tree, each `flor.log`
+statement the target lacks is either
+
+* inserted after the image of its nearest preceding sibling that has one (else before the
+  image of the nearest following sibling, else first in the image of its block), climbing
+  out of blocks that only the source wraps in `if`/`with`/`try`;
+* or, when `flor.log(...)` wraps an expression, applied to the target's own statement;
+* or declined with a reason, when its block has no image or a name it reads (after renaming
+  through matched bindings) is not bound at the insertion point of the target.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import libcst as cst
+
+from flor.propagate.matcher import Mappings
+from flor.propagate.scope import Bindings, read_names
+from flor.propagate.statements import LogStatement
+from flor.propagate.tree import Node, Tree, build_tree, replace_children
+
+# Owners of blocks that run their body at most once per run of the enclosing block, so a
+# statement may move in or out of them without changing how often it runs.
+TRANSPARENT = frozenset({"If", "Else", "With", "Try", "TryStar", "Finally"})
+
+_DESCRIPTIONS = {
+    "For": "loop",
+    "While": "loop",
+    "FunctionDef": "function",
+    "ClassDef": "class",
+    "ExceptHandler": "except block",
+    "ExceptStarHandler": "except block",
+    "MatchCase": "match case",
+}
+
+
+class Decline(Exception):
+    """Internal signal: this statement cannot be placed safely; the message says why."""
+
+
+@dataclasses.dataclass
+class Insertion:
+    """Insert `statement` at `index` of the target block `block` (a libcst node)."""
+
+    block: Node
+    index: int
+    order: int
+    statement: cst.SimpleStatementLine
+    renames: dict[str, str]
+    text: str
+
+
+@dataclasses.dataclass
+class Wrap:
+    """Replace the target expression `target` by `flor.log(name, target)`."""
+
+    target: Node
+    statement: Node
+    order: int
+    build: Callable[[cst.BaseExpression], cst.CSTNode]
+    text: str
+
+
+@dataclasses.dataclass
+class Context:
+    """Everything the placement of one statement needs."""
+
+    new: Tree
+    old: Tree
+    mappings: Mappings
+    new_bindings: Bindings
+    old_bindings: Bindings
+
+
+def _owner_statement(block: Node) -> Node:
+    """The block-level statement that owns `block`, checking each step is transparent."""
+    node = block.parent
+    assert node is not None
+    while node.parent is not None and not node.parent.is_block:
+        if node.label not in TRANSPARENT:
+            raise Decline(_no_image(node))
+        node = node.parent
+    if node.label not in TRANSPARENT:
+        raise Decline(_no_image(node))
+    return node
+
+
+def _no_image(node: Node) -> str:
+    kind = _DESCRIPTIONS.get(node.label, node.label)
+    name = f" `{node.value}`" if node.value and node.label in ("FunctionDef", "ClassDef") else ""
+    return f"its enclosing {kind}{name} has no counterpart in the target"
+
+
+def block_image(block: Node, mappings: Mappings) -> Node | None:
+    """The target block that corresponds to a source block, if any."""
+    image = mappings.dst(block)
+    if image is not None and image.is_block:
+        return image
+    owner = block.parent
+    if owner is None:
+        return None
+    owner_image = mappings.dst(owner)
+    if owner_image is None or owner_image.label != owner.label:
+        return None
+    index = owner.children.index(block)
+    if index < len(owner_image.children) and owner_image.children[index].is_block:
+        return owner_image.children[index]
+    return None
+
+
+def _inside(node: Node, region: Node) -> bool:
+    """True if target statement `node` sits in block `region`, through transparent owners."""
+    block = node.parent
+    while block is not None and block is not region:
+        if not block.is_block or block.parent is None:
+            return False
+        try:
+            owner = _owner_statement(block)
+        except Decline:
+            return False
+        block = owner.parent
+    return block is region
+
+
+@dataclasses.dataclass
+class Slot:
+    """Where in the target a statement goes, and the position used for binding checks."""
+
+    block: Node
+    index: int
+    position: float
+    anchor: str
+
+
+def find_slot(block: Node, index: int, ctx: Context) -> Slot:
+    """Place a statement that sits at `index` of source block `block`."""
+    levels: list[tuple[Node, int, int]] = [(block, index, index)]
+    image = block_image(block, ctx.mappings)
+    current = block
+    while image is None:
+        if current.parent is None:
+            raise Decline("the module has no counterpart in the target")
+        owner = _owner_statement(current)
+        parent = owner.parent
+        assert parent is not None
+        position = parent.children.index(owner)
+        levels.append((parent, position, position + 1))
+        current = parent
+        image = block_image(current, ctx.mappings)
+    for src_block, before, _ in levels:
+        for sibling in reversed(src_block.children[:before]):
+            target = ctx.mappings.dst(sibling)
+            if target is not None and target.parent is not None and _inside(target, image):
+                parent = target.parent
+                return Slot(parent, parent.children.index(target) + 1, target.last + 0.5, "after")
+    for src_block, _, after in levels:
+        for sibling in src_block.children[after:]:
+            target = ctx.mappings.dst(sibling)
+            if target is not None and target.parent is not None and _inside(target, image):
+                parent = target.parent
+                return Slot(parent, parent.children.index(target), target.pre - 0.5, "before")
+    if image.parent is None:
+        start = _module_start(image)
+        previous = image.children[start - 1] if start else None
+        return Slot(image, start, previous.last + 0.5 if previous else 0.5, "first")
+    start = 1 if image.children and _is_import_or_docstring(image.children[0], 0) else 0
+    if start and image.children[0].children[0].label != "Expr":
+        start = 0
+    return Slot(image, start, image.children[0].last + 0.5 if start else image.pre + 0.5, "first")
+
+
+def _is_import_or_docstring(node: Node, index: int) -> bool:
+    if node.label != "SimpleStatementLine":
+        return False
+    kinds = {c.label for c in node.children}
+    if kinds <= {"Import", "ImportFrom"}:
+        return True
+    if index == 0 and kinds == {"Expr"}:
+        inner = node.children[0].children
+        return bool(inner) and inner[0].label in ("SimpleString", "ConcatenatedString")
+    return False
+
+
+def _module_start(module: Node) -> int:
+    """Index after the module's docstring and leading imports."""
+    index = 0
+    while index < len(module.children) and _is_import_or_docstring(module.children[index], index):
+        index += 1
+    return index
+
+
+def _path(top: Node, node: Node) -> list[tuple[str, int]] | None:
+    """Steps from `top` down to `node`, each (label, rank among same-label siblings)."""
+    steps: list[tuple[str, int]] = []
+    current = node
+    while current is not top:
+        parent = current.parent
+        if parent is None:
+            return None
+        same = [c for c in parent.children if c.label == current.label]
+        steps.append((current.label, same.index(current)))
+        current = parent
+    steps.reverse()
+    return steps
+
+
+def _follow(top: Node, steps: Sequence[tuple[str, int]]) -> Node | None:
+    current = top
+    for label, rank in steps:
+        same = [c for c in current.children if c.label == label]
+        if rank >= len(same):
+            return None
+        current = same[rank]
+    return current
+
+
+def _header_shape(statement: Node) -> tuple[int, ...]:
+    """Shapes of a statement's parts outside its blocks: equal when only names differ."""
+    return tuple(c.shape for c in statement.children if not c.is_block and c.label != "Else")
+
+
+def rename_for(name: str, position: float, scope_node: Node, ctx: Context) -> str | None:
+    """The target's name for source name `name`, through the matched binding it reads."""
+    scope = ctx.new_bindings.scope_at(scope_node)
+    binding = ctx.new_bindings.resolve(name, scope, position)
+    if binding is None:
+        return None
+    statement = binding.statement()
+    if statement is None:
+        return None
+    image = ctx.mappings.dst(statement)
+    if (
+        image is None
+        or image.label != statement.label
+        or _header_shape(statement) != _header_shape(image)
+    ):
+        return None
+    direct = ctx.mappings.dst(binding)
+    if (
+        direct is not None
+        and direct.label == binding.label
+        and image.pre <= direct.pre <= image.last
+    ):
+        return direct.value.lstrip("*")
+    steps = _path(statement, binding)
+    target = _follow(image, steps) if steps is not None else None
+    if target is None or target.label != binding.label:
+        return None
+    return target.value.lstrip("*")
+
+
+class _Renamer(cst.CSTTransformer):
+    def __init__(self, renames: dict[cst.CSTNode, str]) -> None:
+        super().__init__()
+        self.renames = renames
+
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+        new = self.renames.get(original_node)
+        return updated_node.with_changes(value=new) if new is not None else updated_node
+
+
+def plan_insertion(
+    stmt: LogStatement, block: Node, index: int, order: int, ctx: Context
+) -> Insertion:
+    """Where a bare `flor.log(...)` line goes in the target, renamed; or raise `Decline`."""
+    slot = find_slot(block, index, ctx)
+    if slot.block.label == "SimpleStatementSuite":
+        raise Decline("its place in the target is a one-line block (`if x: y`)")
+    siblings = block.children[:index]
+    new_position = siblings[-1].last + 0.5 if siblings else block.pre + 0.5
+    old_scope = ctx.old_bindings.scope_at(slot.block)
+    statement_tree = build_tree(stmt.node)
+    renames: dict[str, str] = {}
+    by_node: dict[cst.CSTNode, str] = {}
+    for name_node in read_names(statement_tree.root):
+        name = name_node.value
+        if name == "flor":
+            continue
+        if name not in renames:
+            candidate = rename_for(name, new_position, block, ctx)
+            choices = [c for c in (candidate, name) if c]
+            bound = [c for c in choices if ctx.old_bindings.is_bound(c, old_scope, slot.position)]
+            if not bound:
+                raise Decline(f"`{name}` is not bound at its place in the target")
+            renames[name] = bound[0]
+        if renames[name] != name:
+            by_node[name_node.cst] = renames[name]
+    node = stmt.node
+    if by_node:
+        node = node.visit(_Renamer(by_node))  # type: ignore[assignment]
+    assert isinstance(node, cst.BaseSmallStatement)
+    node = node.with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
+    line = stmt.line_node
+    if isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1:
+        new_line = line.with_changes(body=[node], leading_lines=())
+    else:
+        new_line = cst.SimpleStatementLine(body=[node])
+    applied = {k: v for k, v in renames.items() if k != v}
+    text = stmt.text
+    if applied:
+        text = cst.Module(body=[]).code_for_node(node)
+    return Insertion(slot.block, slot.index, order, new_line, applied, text)
+
+
+def plan_wrap(stmt: LogStatement, order: int, ctx: Context) -> Wrap:
+    """Apply `flor.log` to the target's own expression; or raise `Decline`.
+
+    New's statement must be old's statement with one sub-expression wrapped: outside that
+    sub-expression the two may differ only by identifiers. The matched statement is tried
+    first, then the statements of the matched block, then the whole target.
+    """
+    call = stmt.calls[0]
+    value_arg = _value_arg(call)
+    if value_arg is None:
+        raise Decline("its flor.log call has no value to log")
+    value = ctx.new.by_cst.get(value_arg.value)
+    statement = value.statement() if value is not None else None
+    if value is None or statement is None or statement is value:
+        raise Decline("its wrapped expression could not be located")
+    steps = _path(statement, value)
+    if not steps:
+        raise Decline("its wrapped expression could not be located")
+    candidates: list[Node] = []
+    image = ctx.mappings.dst(statement)
+    if image is not None:
+        candidates.append(image)
+    parent = statement.parent
+    region = block_image(parent, ctx.mappings) if parent is not None else None
+    if region is not None:
+        candidates.extend(c for c in region.children if c is not image)
+    for candidate in candidates:
+        target = _wrap_target(statement, value, steps, candidate)
+        if target is not None:
+            return Wrap(target, candidate, order, _wrapper(call, value_arg), stmt.text)
+    anywhere = [
+        (n, t)
+        for n in ctx.old.nodes
+        if n.parent is not None and n.parent.is_block and n.label == statement.label
+        for t in [_wrap_target(statement, value, steps, n)]
+        if t is not None
+    ]
+    if len(anywhere) == 1:
+        node, target = anywhere[0]
+        return Wrap(target, node, order, _wrapper(call, value_arg), stmt.text)
+    raise Decline("the statement whose value it logs has no counterpart in the target")
+
+
+def _wrapper(call: cst.Call, value_arg: cst.Arg) -> Callable[[cst.BaseExpression], cst.CSTNode]:
+    def build(expression: cst.BaseExpression) -> cst.CSTNode:
+        args = [a.with_changes(value=expression) if a is value_arg else a for a in call.args]
+        return call.with_changes(args=args)
+
+    return build
+
+
+def _wrap_target(
+    statement: Node, value: Node, steps: Sequence[tuple[str, int]], candidate: Node
+) -> Node | None:
+    """The node of `candidate` at `value`'s place, if the rest of both statements agree."""
+    if candidate.label != statement.label:
+        return None
+    parent = _follow(candidate, steps[:-1])
+    value_parent = value.parent
+    if parent is None or value_parent is None:
+        return None
+    if len(parent.children) != len(value_parent.children):
+        return None
+    target = parent.children[value_parent.children.index(value)]
+    if target.is_block or not isinstance(target.cst, cst.BaseExpression):
+        return None
+    stack = [(statement, candidate)]
+    while stack:
+        x, y = stack.pop()
+        if x is value:
+            if y is not target:
+                return None
+            continue
+        if x.label != y.label or len(x.children) != len(y.children):
+            return None
+        if x.value != y.value and x.label not in ("Name", "Param"):
+            return None
+        stack.extend(zip(x.children, y.children, strict=True))
+    return target
+
+
+def _value_arg(call: cst.Call) -> cst.Arg | None:
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if len(positional) >= 2:
+        return positional[1]
+    keyword = [a for a in call.args if a.keyword is not None and a.keyword.value == "value"]
+    if keyword:
+        return keyword[0]
+    return None
+
+
+def module_has_flor(bindings: Bindings) -> bool:
+    module = bindings.scopes[bindings.tree.root]
+    return "flor" in module.bindings or module.star_import
+
+
+def import_flor_index(old: Tree) -> int:
+    """Where `import flor` goes: right after the target's leading imports."""
+    module = old.root
+    start = _module_start(module)
+    last_import = -1
+    for index in range(start):
+        kinds = {c.label for c in module.children[index].children}
+        if kinds <= {"Import", "ImportFrom"}:
+            last_import = index
+    return last_import + 1 if last_import >= 0 else start
+
+
+Edit = Callable[[cst.CSTNode], cst.CSTNode]
+
+
+def apply_edits(tree: Tree, edits: dict[Node, list[Edit]]) -> cst.CSTNode:
+    """Apply edits to target nodes, copying only the paths from them to the root.
+
+    A libcst transformer would rebuild every node of the module; copying just the changed
+    paths keeps the rest of the tree (and its formatting) shared and is much faster.
+    """
+    touched: set[Node] = set()
+    for node in edits:
+        current: Node | None = node
+        while current is not None and current not in touched:
+            touched.add(current)
+            current = current.parent
+    updated: dict[Node, cst.CSTNode] = {}
+    for node in sorted(touched, key=lambda n: -n.pre):
+        new_children = {c.cst: updated[c] for c in node.children if c in updated}
+        result = replace_children(node.cst, new_children) if new_children else node.cst
+        for edit in edits.get(node, ()):
+            result = edit(result)
+        updated[node] = result
+    return updated[tree.root]
+
+
+def insert_edit(items: list[tuple[int, int, cst.SimpleStatementLine]]) -> Edit:
+    """Insert statements into a block's body; same-index ones keep their source order."""
+
+    def edit(block: cst.CSTNode) -> cst.CSTNode:
+        body = list(getattr(block, "body", ()))
+        groups: dict[int, list[tuple[int, cst.SimpleStatementLine]]] = {}
+        for index, order, statement in items:
+            groups.setdefault(index, []).append((order, statement))
+        merged: list[cst.CSTNode] = []
+        for index in range(len(body) + 1):
+            merged.extend(s for _, s in sorted(groups.get(index, []), key=lambda t: t[0]))
+            if index < len(body):
+                merged.append(body[index])
+        return block.with_changes(body=merged)
+
+    return edit
+
+
+def mark_edit(mark: str) -> Edit:
+    """Add a marker comment line before a statement, to find its output line later."""
+
+    def edit(node: cst.CSTNode) -> cst.CSTNode:
+        leading = getattr(node, "leading_lines", None)
+        if leading is None:
+            return node
+        line = cst.EmptyLine(comment=cst.Comment(f"# {mark}"))
+        return node.with_changes(leading_lines=[*leading, line])
+
+    return edit
+
+
+def strip_marks(code: str, marks: Sequence[str]) -> tuple[str, dict[str, int]]:
+    """Remove the marker lines; return the code and the 1-based line each marker stood for."""
+    wanted = {f"# {m}": m for m in marks}
+    lines = code.splitlines(keepends=True)
+    kept: list[str] = []
+    where: dict[str, int] = {}
+    for line in lines:
+        mark = wanted.get(line.strip())
+        if mark is not None:
+            where[mark] = len(kept) + 1
+            continue
+        kept.append(line)
+    return "".join(kept), where
+
+
+def parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+    return True
