@@ -99,9 +99,17 @@ class _MainLoopFinder(cst.CSTVisitor):
         self.checkpointing = 0
         self.first: cst.For | None = None
         self.checkpointed: cst.For | None = None
+        self.restored_names: set[str] = set()
 
     def visit_With(self, node: cst.With) -> None:
         self.checkpointing += _is_checkpointing(node)
+        for item in node.items:
+            if _is_flor_call(item.item, "checkpointing"):
+                call = item.item
+                assert isinstance(call, cst.Call)
+                self.restored_names |= {
+                    arg.value.value for arg in call.args if isinstance(arg.value, cst.Name)
+                }
 
     def leave_With(self, node: cst.With) -> None:
         self.checkpointing -= _is_checkpointing(node)
@@ -123,9 +131,10 @@ def _is_checkpointing(node: cst.With) -> int:
 
 
 class _Classifier(cst.CSTVisitor):
-    def __init__(self, names: set[str], main: cst.For | None) -> None:
+    def __init__(self, names: set[str], main: cst.For | None, restored: set[str]) -> None:
         self.names = names
         self.main = main
+        self.restored = restored
         self.main_done = False
         self.loops: list[tuple[cst.For, set[str]]] = []
         self.functions = 0
@@ -143,7 +152,7 @@ class _Classifier(cst.CSTVisitor):
             if not self.loops:
                 for inner in _flor_loops_inside(node):
                     nested_assigned |= _assigned_names(inner)
-            self.loops.append((node, nested_assigned))
+            self.loops.append((node, nested_assigned - self.restored))
 
     def leave_For(self, node: cst.For) -> None:
         if self.loops and self.loops[-1][0] is node:
@@ -198,7 +207,9 @@ def classify(source: str, names: Sequence[str]) -> Classification:
     finder = _MainLoopFinder()
     module.visit(finder)
     main = finder.checkpointed or finder.first
-    visitor = _Classifier(set(names), main)
+    # Checkpointed objects are restored at the end of a skipped nested loop, so what the
+    # nested loop does to them in place is not lost.
+    visitor = _Classifier(set(names), main, finder.restored_names)
     module.visit(visitor)
     result = Classification(_loop_name(main) if main is not None else None)
     for name, place in visitor.found:

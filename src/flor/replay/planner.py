@@ -300,6 +300,11 @@ def _plan_run(
         return
     run_plan.strategy = placement.strategy
     timings, checkpoints, ckpt_seconds = _recorded_loop(run_plan.run_id, placement.main_loop)
+    lost = _drop_missing(checkpoints, home)
+    if lost:
+        run_plan.reason = (
+            f"{lost} checkpoints missing from the store: re-executing from earlier ones"
+        )
     run_plan.iterations = len(timings)
     run_plan.checkpointed = len(checkpoints)
     duration = float(row.get("duration_s") or 0.0)
@@ -344,6 +349,20 @@ def _plan_run(
         catch_up = sum(timings[resume:start])
         run_plan.estimates.append(overhead + catch_up + ckpt_seconds + sum(per_iteration[start:stop]))
     assert strategy in (OUTER, NESTED)
+
+
+def _drop_missing(checkpoints: dict[int, dict[str, str]], home: Path) -> int:
+    """Forget checkpoints whose files are gone (deleted, not copied); returns how many."""
+    from flor.store.admin import checkpoint_root
+
+    root = checkpoint_root(home)
+    missing = [
+        iteration for iteration, parts in checkpoints.items()
+        if not all((root / d[:2] / d[2:]).is_file() for d in parts.values())
+    ]  # fmt: skip
+    for iteration in missing:
+        del checkpoints[iteration]
+    return len(missing)
 
 
 def _statement_name(statement: str) -> str | None:
