@@ -19,6 +19,7 @@ __all__ = [
     "dataframe",
     "iteration",
     "latest",
+    "load",
     "log",
     "loop",
     "query",
@@ -52,8 +53,8 @@ def __getattr__(name: str) -> Any:
         from flor import utils
 
         return utils
-    if name == "checkpointing":
-        from flor.runtime.checkpointing import checkpointing
+    if name in ("checkpointing", "load"):
+        from flor.runtime import checkpointing
 
-        return checkpointing
+        return getattr(checkpointing, name)
     raise AttributeError(f"module 'flor' has no attribute {name!r}")

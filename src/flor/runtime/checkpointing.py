@@ -232,3 +232,46 @@ def checkpointing(
                 "checkpointed: wrap the training loop in flor.loop(...)",
                 file=sys.stderr,
             )
+
+
+def load(run: str, iteration: int | None = None, **objects: Any) -> int:
+    """Restore a recorded run's checkpointed state into `objects`, in place.
+
+    `iteration` is the outer iteration whose *start* state is wanted (default: the state
+    the loop ended in). Objects are matched by the names given to `flor.checkpointing`;
+    returns the iteration restored. Registry-style code needs no knowledge of the layout:
+    `net = Net(); flor.load(best_run, model=net)`.
+    """
+    from flor.runtime.checkpoint import restore as restore_in_place
+    from flor.store import reader
+
+    if not objects:
+        raise CheckpointError("flor.load needs objects to restore into, e.g. model=net")
+    record = reader.find_run(run)
+    rows = reader.query(
+        "SELECT iteration, object, digest FROM checkpoints WHERE run_id = ?",
+        (record["run_id"],),
+    )
+    available = sorted(set(int(i) for i in rows["iteration"]))
+    if not available:
+        raise CheckpointError(f"run {record['run_id']} has no checkpoints")
+    chosen = available[-1] if iteration is None else iteration
+    if chosen not in available:
+        raise CheckpointError(
+            f"run {record['run_id']} has no checkpoint at iteration {chosen}: "
+            f"available: {', '.join(map(str, available))}"
+        )
+    digests = {o: d for i, o, d in rows.itertuples(index=False) if int(i) == chosen}
+    missing = sorted(set(objects) - set(digests))
+    if missing:
+        raise CheckpointError(
+            f"run {record['run_id']} checkpointed {', '.join(sorted(set(digests) - {'@rng'}))}, "
+            f"not {', '.join(missing)}"
+        )
+    from flor.store.location import home_dir
+
+    blobs = BlobStore(checkpoint_root(home_dir()))
+    wanted = {name: blobs.get(digest) for name, digest in digests.items()
+              if name in objects or name == "@rng"}  # fmt: skip
+    restore_in_place(objects, Snapshot.from_parts(wanted))
+    return chosen
