@@ -23,9 +23,10 @@ EXAMPLE = Path(__file__).with_name("train_mlp.py")
 HINDSIGHT = {
     # after the epoch's accuracy: an outer-loop statement (replayed from checkpoints)
     '        flor.log("acc", accuracy)\n': '        flor.log("acc", accuracy)\n'
-    '        flor.log("weight_norm", sum(p.norm() ** 2 for p in model.parameters()).item() ** 0.5)\n',
+    '        flor.log("weight_norm", '
+    "sum(p.norm() ** 2 for p in model.parameters()).item() ** 0.5)\n",
     # inside the step loop: a nested statement (iterations re-executed in parallel)
-    "            optimizer.step()\n": "            flor.log(\"grad_norm\", "
+    "            optimizer.step()\n": '            flor.log("grad_norm", '
     "sum(p.grad.norm() ** 2 for p in model.parameters()).item() ** 0.5)\n"
     "            optimizer.step()\n",
 }
@@ -51,9 +52,10 @@ def flor(cwd: Path, *args: str) -> None:
 
 def version_two(source: str) -> str:
     """The edit an engineer makes between runs: rename the model, add weight decay."""
-    source = source.replace("net", "model").replace("model.parameters(), lr=lr, momentum=0.9",
-                                                    "model.parameters(), lr=lr, momentum=0.9, "
-                                                    "weight_decay=flor.arg(\"wd\", 1e-4)")  # fmt: skip
+    source = source.replace("net", "model").replace(
+        "model.parameters(), lr=lr, momentum=0.9",
+        'model.parameters(), lr=lr, momentum=0.9, weight_decay=flor.arg("wd", 1e-4)',
+    )
     return source
 
 
@@ -65,9 +67,11 @@ def main() -> None:
     options = parser.parse_args()
     repo = Path(tempfile.mkdtemp(prefix="flor-demo-"))
     os.environ.update(
-        GIT_AUTHOR_NAME="flor demo", GIT_AUTHOR_EMAIL="demo@localhost",
-        GIT_COMMITTER_NAME="flor demo", GIT_COMMITTER_EMAIL="demo@localhost",
-    )  # fmt: skip
+        GIT_AUTHOR_NAME="flor demo",
+        GIT_AUTHOR_EMAIL="demo@localhost",
+        GIT_COMMITTER_NAME="flor demo",
+        GIT_COMMITTER_EMAIL="demo@localhost",
+    )
     os.environ.pop("FLOR_HOME", None)
     try:
         show(f"a fresh git repository: {repo}")
@@ -104,8 +108,13 @@ def main() -> None:
         show("one table: recorded values (lr, acc) and hindsight values (weight_norm)")
         flor(repo, "dataframe", "lr", "acc", "weight_norm")
         show("and the nested hindsight value for every step (first rows)")
-        run(repo, sys.executable, "-c", "import flor; df = flor.dataframe('loss', 'grad_norm'); "
-            "print(df.groupby('runid')[['loss', 'grad_norm']].count()); print(df.head(5))")  # fmt: skip
+        run(
+            repo,
+            sys.executable,
+            "-c",
+            "import flor; df = flor.dataframe('loss', 'grad_norm'); "
+            "print(df.groupby('runid')[['loss', 'grad_norm']].count()); print(df.head(5))",
+        )
     finally:
         if options.keep:
             print(f"\nkept {repo}")

@@ -24,7 +24,7 @@ optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
 criterion = nn.CrossEntropyLoss()
 
 with flor.checkpointing(model=net, optimizer=optimizer):
-    for epoch in flor.loop("epoch", range(epochs)):
+    for _epoch in flor.loop("epoch", range(epochs)):
         net.train()
         order = torch.randperm(len(train_x))
         for step in flor.loop("step", range(len(train_x) // batch_size)):

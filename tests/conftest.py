@@ -20,9 +20,13 @@ GIT_ENV = {
 
 def git(repo: Path, *args: str) -> str:
     done = subprocess.run(
-        ["git", *args], cwd=repo, capture_output=True, text=True, check=True,
+        ["git", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, **GIT_ENV},
-    )  # fmt: skip
+    )
     return done.stdout
 
 
@@ -60,9 +64,13 @@ class Script:
 
     def run(self, *args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
         done = subprocess.run(
-            self.command(*args), cwd=self.repo, capture_output=True, text=True, timeout=120,
+            self.command(*args),
+            cwd=self.repo,
+            capture_output=True,
+            text=True,
+            timeout=120,
             **kwargs,
-        )  # fmt: skip
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"script failed ({done.returncode}):\n{done.stderr}")
         return done

@@ -44,16 +44,22 @@ def test_a_run_leaves_branch_head_index_and_tree_byte_for_byte_unchanged(repo, s
     assert {"train.py", "staged.txt", "README.md"} <= set(tree)
     assert git(repo, "show", f"{snap}:README.md") == "edited but unstaged\n"
     assert git(repo, "rev-parse", f"{snap}^").strip() == git(repo, "rev-parse", "HEAD").strip()
-    assert git(repo, "for-each-ref", "--format=%(refname)", "refs/flor/").strip().startswith(
-        "refs/flor/runs/"
+    assert (
+        git(repo, "for-each-ref", "--format=%(refname)", "refs/flor/")
+        .strip()
+        .startswith("refs/flor/runs/")
     )
 
 
 def test_snapshot_is_the_code_that_ran_even_if_edited_during_the_run(repo, script) -> None:
     proc = subprocess.Popen(
-        script("train.py", "import flor, time\nflor.log('x', 1)\nprint('go', flush=True)\n"
-               "time.sleep(1)\n").command(), stdout=subprocess.PIPE, text=True
-    )  # fmt: skip
+        script(
+            "train.py",
+            "import flor, time\nflor.log('x', 1)\nprint('go', flush=True)\ntime.sleep(1)\n",
+        ).command(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "go"
     (repo / "train.py").write_text("# edited while running\n")
     proc.communicate(timeout=30)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +42,13 @@ class FlorGroup(click.Group):
 
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @click.option(
-        "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
         help="table for people, csv or json for scripts and CI jobs",
-    )  # fmt: skip
+    )
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return command(*args, **kwargs)
@@ -121,8 +125,16 @@ def query(sql: str, fmt: str) -> None:
     emit(reader.query(sql), fmt)
 
 
-RUN_COLUMNS = ["run_id", "tstamp", "filename", "status", "commit", "args", "duration_s",
-               "checkpoints"]  # fmt: skip
+RUN_COLUMNS = [
+    "run_id",
+    "tstamp",
+    "filename",
+    "status",
+    "commit",
+    "args",
+    "duration_s",
+    "checkpoints",
+]
 
 
 def _args_text(args: str | None) -> str:
@@ -139,9 +151,14 @@ def _human_bytes(size: float) -> str:
 
 
 @main.command()
-@click.option("--delete", "delete", multiple=True, metavar="RUN",
-              help="Delete this run's logs and checkpoint records (repeatable); `flor gc` "
-              "then frees its checkpoint files.")  # fmt: skip
+@click.option(
+    "--delete",
+    "delete",
+    multiple=True,
+    metavar="RUN",
+    help="Delete this run's logs and checkpoint records (repeatable); `flor gc` "
+    "then frees its checkpoint files.",
+)
 @click.option("--replays", is_flag=True, help="Also list replay runs.")
 @output_options
 def runs(delete: tuple[str, ...], replays: bool, fmt: str) -> None:
@@ -192,8 +209,9 @@ def show(run: str, fmt: str) -> None:
         if record.get(key) == record.get(key) and record.get(key) is not None:
             record[key] = datetime.fromtimestamp(float(record[key])).isoformat(sep=" ")
     rows = [(k, v) for k, v in record.items()]
-    rows += [(f"logged {n}", f"{c} values") for n, c in zip(counts["name"], counts["n"],
-                                                            strict=True)]  # fmt: skip
+    rows += [
+        (f"logged {n}", f"{c} values") for n, c in zip(counts["name"], counts["n"], strict=True)
+    ]
     rows += [(f"value {n}", v) for n, v in zip(values["name"], values["value"], strict=True)]
     emit(pd.DataFrame(rows, columns=["field", "value"]), fmt, title=f"run {record['run_id']}")
 
@@ -223,20 +241,38 @@ def _read_text(path: Path, role: str) -> str:
 @click.option("--source", type=click.Path(path_type=Path), help="File form: the new version.")
 @click.option("--target", type=click.Path(path_type=Path), help="File form: the old version.")
 @click.option("--output", type=click.Path(path_type=Path), help="File form: where to write.")
-@click.option("--matcher", type=click.Choice(["tree", "difflib", "gumtree"]), default="tree",
-              show_default=True, help="How the two versions' trees are matched.")  # fmt: skip
-@click.option("--report", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="File form: how to print the per-statement report.")  # fmt: skip
+@click.option(
+    "--matcher",
+    type=click.Choice(["tree", "difflib", "gumtree"]),
+    default="tree",
+    show_default=True,
+    help="How the two versions' trees are matched.",
+)
+@click.option(
+    "--report",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="File form: how to print the per-statement report.",
+)
 @click.option("--since", help="Repository form: versions recorded since a date, revision or run.")
 @click.option("--runs", "run_ids", help="Repository form: comma-separated run ids.")
 @click.option("--dry-run", is_flag=True, help="Repository form: report only, store nothing.")
 @click.option("--diff", is_flag=True, help="Repository form: show unified diffs.")
 @output_options
 def propagate(
-    script: Path | None, source: Path | None, target: Path | None, output: Path | None,
-    matcher: str, report: str, since: str | None, run_ids: str | None, dry_run: bool,
-    diff: bool, fmt: str,
-) -> None:  # fmt: skip
+    script: Path | None,
+    source: Path | None,
+    target: Path | None,
+    output: Path | None,
+    matcher: str,
+    report: str,
+    since: str | None,
+    run_ids: str | None,
+    dry_run: bool,
+    diff: bool,
+    fmt: str,
+) -> None:
     """Transplant new flor.log statements into past versions of a script.
 
     File form: --source NEW.py --target OLD.py --output OUT.py. Repository form: SCRIPT
@@ -248,13 +284,19 @@ def propagate(
         _propagate_files(source, target, output, matcher, report)
         return
     if script is None:
-        raise click.UsageError("name the SCRIPT to propagate from, or use --source/--target/--output")
+        raise click.UsageError(
+            "name the SCRIPT to propagate from, or use --source/--target/--output"
+        )
     from flor.propagate import history
 
     versions = history.propagate_history(
-        script, since=since, runs=_split(run_ids), matcher=matcher, store=not dry_run,
+        script,
+        since=since,
+        runs=_split(run_ids),
+        matcher=matcher,
+        store=not dry_run,
         progress=fmt == "table",
-    )  # fmt: skip
+    )
     emit(history.summary(versions), fmt)
     if diff:
         for version in versions:
@@ -288,19 +330,42 @@ def _propagate_files(source: Path, target: Path, output: Path, matcher: str, rep
 @click.option("--since", help="Runs recorded since a date (YYYY-MM-DD), git revision or run id.")
 @click.option("--runs", "run_ids", help="Comma-separated run ids (prefixes work).")
 @click.option("--where", help='Filter runs by their last recorded values, e.g. "acc < 0.9".')
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Tasks run at once.")  # fmt: skip
-@click.option("--backend", type=click.Choice(["loky", "threading", "dask", "ray"]),
-              default="loky", show_default=True, help="joblib backend running the tasks.")  # fmt: skip
-@click.option("--verify", multiple=True, metavar="NAME",
-              help="Also re-log this recorded name and report mismatches (fidelity check).")  # fmt: skip
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Tasks run at once.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["loky", "threading", "dask", "ray"]),
+    default="loky",
+    show_default=True,
+    help="joblib backend running the tasks.",
+)
+@click.option(
+    "--verify",
+    multiple=True,
+    metavar="NAME",
+    help="Also re-log this recorded name and report mismatches (fidelity check).",
+)
 @click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (CI).")
 @output_options
 def replay(
-    names: tuple[str, ...], since: str | None, run_ids: str | None, where: str | None,
-    jobs: int, backend: str, verify: tuple[str, ...], dry_run: bool, yes: bool, fmt: str,
-) -> None:  # fmt: skip
+    names: tuple[str, ...],
+    since: str | None,
+    run_ids: str | None,
+    where: str | None,
+    jobs: int,
+    backend: str,
+    verify: tuple[str, ...],
+    dry_run: bool,
+    yes: bool,
+    fmt: str,
+) -> None:
     """Fill in values of log statements NAMES for past runs, from their checkpoints.
 
     NAMES default to every flor.log statement of the newest script that some run lacks.
@@ -335,13 +400,21 @@ def replay(
         err=True,
     )
     for failure in summary.failed:
-        click.echo(f"task {failure.replay_id} of run {failure.run_id} failed "
-                   f"(exit {failure.returncode}):\n{failure.tail}", err=True)  # fmt: skip
+        click.echo(
+            f"task {failure.replay_id} of run {failure.run_id} failed "
+            f"(exit {failure.returncode}):\n{failure.tail}",
+            err=True,
+        )
     if plan.verify:
-        click.echo(f"verify: {summary.verified} values compared, "
-                   f"{len(summary.mismatches)} mismatches", err=True)  # fmt: skip
+        click.echo(
+            f"verify: {summary.verified} values compared, {len(summary.mismatches)} mismatches",
+            err=True,
+        )
         for miss in summary.mismatches[:20]:
-            click.echo(f"  run {miss.run_id} {miss.name} ctx {miss.ctx_id}: recorded "
-                       f"{miss.recorded!r}, replayed {miss.replayed!r}", err=True)  # fmt: skip
+            click.echo(
+                f"  run {miss.run_id} {miss.name} ctx {miss.ctx_id}: recorded "
+                f"{miss.recorded!r}, replayed {miss.replayed!r}",
+                err=True,
+            )
     if summary.failed or summary.mismatches:
         sys.exit(1)

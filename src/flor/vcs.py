@@ -7,15 +7,16 @@ working tree are never touched.
 from __future__ import annotations
 
 import os
-import tarfile
 import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import git
 
-from flor.errors import FlorError, NotInGitRepo
+from flor.errors import FlorError, NotInGitRepo, UsageError
 
 SNAPSHOT_REF_PREFIX = "refs/flor/runs/"
 DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -155,3 +156,21 @@ def commits_touching(root: Path, rel_path: str, since: str | None = None) -> lis
         except git.GitCommandError:
             return []
     return [line for line in out.splitlines() if line]
+
+
+def since_cutoff(root: Path, since: str, run_starts: dict[str, float]) -> float:
+    """The moment `--since` names: a run id (prefix), a git revision, or an ISO date."""
+    matches = [start for run_id, start in run_starts.items() if run_id.startswith(since)]
+    if len(matches) == 1:
+        return matches[0]
+    try:
+        with open_repo(root) as repo:
+            return float(repo.commit(since).committed_date)
+    except (git.BadName, git.BadObject, ValueError, NotInGitRepo):
+        pass
+    try:
+        return datetime.fromisoformat(since).timestamp()
+    except ValueError:
+        raise UsageError(
+            f"--since {since!r} is not a run id, git revision or date (YYYY-MM-DD)"
+        ) from None

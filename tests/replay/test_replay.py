@@ -40,14 +40,20 @@ print("done")
 """
 
 HINDSIGHT = {
-    "prefix": ('y = X @ w_true + 0.1 * np.random.randn(200)\n',
-               'flor.log("ysum", float(y.sum()))\n'),
-    "outer": ('        flor.log("err", float(np.abs(w - w_true).sum()))\n',
-              '        flor.log("wnorm", float(np.linalg.norm(w)))\n'),
-    "nested": ("            w -= lr * grad\n",
-               '            flor.log("gnorm", float(np.linalg.norm(grad)))\n'),
+    "prefix": (
+        "y = X @ w_true + 0.1 * np.random.randn(200)\n",
+        'flor.log("ysum", float(y.sum()))\n',
+    ),
+    "outer": (
+        '        flor.log("err", float(np.abs(w - w_true).sum()))\n',
+        '        flor.log("wnorm", float(np.linalg.norm(w)))\n',
+    ),
+    "nested": (
+        "            w -= lr * grad\n",
+        '            flor.log("gnorm", float(np.linalg.norm(grad)))\n',
+    ),
     "suffix": ('print("done")\n', 'flor.log("w0", float(w[0]))\n'),
-}  # fmt: skip
+}
 NAMES = {"prefix": "ysum", "outer": "wnorm", "nested": "gnorm", "suffix": "w0"}
 
 
@@ -186,8 +192,9 @@ def test_a_run_whose_snapshot_is_gone_is_reported_and_the_others_replay(recorded
 
 
 def test_an_old_version_that_crashes_is_reported_with_its_traceback(repo, script) -> None:
-    buggy = SCRIPT.replace('        flor.log("err"', '        assert epoch < 3, "old bug"\n'
-                           '        flor.log("err"')  # fmt: skip
+    buggy = SCRIPT.replace(
+        '        flor.log("err"', '        assert epoch < 3, "old bug"\n        flor.log("err"'
+    )
     train = script("train.py", buggy)
     git(repo, "add", "train.py")
     git(repo, "commit", "-q", "-m", "buggy")
@@ -229,5 +236,6 @@ def test_replay_never_touches_the_work_tree(recorded, repo) -> None:
     head = git(repo, "rev-parse", "HEAD")
     execute(plan(["gnorm", "wnorm"], jobs=2))
     assert git(repo, "status", "--porcelain") == status and git(repo, "rev-parse", "HEAD") == head
-    assert not subprocess.run(["git", "stash", "list"], cwd=repo, capture_output=True,
-                              text=True).stdout  # fmt: skip
+    assert not subprocess.run(
+        ["git", "stash", "list"], cwd=repo, capture_output=True, text=True
+    ).stdout

@@ -35,9 +35,7 @@ def _checkpointed_iterations() -> list[int]:
     return rows["iteration"].tolist()
 
 
-@pytest.mark.parametrize(
-    ("budget", "expected"), [("1", [0, 1, 2, 3, 4, 5]), ("0", [])]
-)
+@pytest.mark.parametrize(("budget", "expected"), [("1", [0, 1, 2, 3, 4, 5]), ("0", [])])
 def test_budget_one_checkpoints_every_iteration_and_zero_none(
     script, monkeypatch, budget, expected
 ) -> None:
@@ -124,13 +122,16 @@ def test_gc_frees_checkpoints_of_deleted_runs(script, monkeypatch, repo) -> None
 @pytest.mark.parametrize(
     ("code", "message", "status"),
     [
-        ("import flor\nx = [1]\nwith flor.checkpointing(a=x, b=x):\n    pass\n",
-         "same object", 1),
-        ("import flor\nwith flor.checkpointing(a=[1]):\n    with flor.checkpointing(b=[2]):\n"
-         "        pass\n", "cannot be nested", 1),
+        ("import flor\nx = [1]\nwith flor.checkpointing(a=x, b=x):\n    pass\n", "same object", 1),
+        (
+            "import flor\nwith flor.checkpointing(a=[1]):\n    with flor.checkpointing(b=[2]):\n"
+            "        pass\n",
+            "cannot be nested",
+            1,
+        ),
         ("import flor\nwith flor.checkpointing(lr=0.1):\n    pass\n", "type float", 1),
     ],
-)  # fmt: skip
+)
 def test_bad_objects_are_refused_with_one_line(script, code, message, status) -> None:
     done = script("bad.py", code).run(check=False)
     assert done.returncode == status and message in done.stderr

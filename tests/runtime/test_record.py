@@ -33,8 +33,16 @@ def test_values_come_back_pivoted_by_run_and_loop(script) -> None:
     train.run()
     df = flor.dataframe("loss", "acc", "lr")
     assert list(df.columns) == [
-        "projid", "runid", "tstamp", "filename", "epoch", "step", "loss", "acc", "lr"
-    ]  # fmt: skip
+        "projid",
+        "runid",
+        "tstamp",
+        "filename",
+        "epoch",
+        "step",
+        "loss",
+        "acc",
+        "lr",
+    ]
     assert len(df) == 2 * 4 + 3 * 4
     assert df["filename"].unique().tolist() == ["train.py"]
     first = df[df["runid"] == df["runid"].iloc[0]]
@@ -209,9 +217,11 @@ for i in flor.loop("i", range(1000)):
 
 def _start_and_wait(script, lines: int) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        script("slow.py", SLOW).command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        script("slow.py", SLOW).command(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     assert proc.stdout is not None
     for _ in range(lines):
         proc.stdout.readline()

@@ -8,13 +8,17 @@ without runs, the plain git commits that touched it. Patched versions are writte
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flor import vcs
 from flor.errors import FlorError, UsageError
 from flor.propagate import AlreadyPresent, Declined, Placed, propagate_source
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROPAGATED_DIR = "propagated"
 
@@ -44,19 +48,20 @@ def _versions(
         if not recorded.empty:
             recorded = recorded[(recorded["filename"] == rel) & recorded["snapshot"].notna()]
             if runs:
-                recorded = recorded[recorded["run_id"].map(lambda r: any(r.startswith(p)
-                                                                         for p in runs))]  # fmt: skip
+                chosen = recorded["run_id"].map(lambda r: any(r.startswith(p) for p in runs))
+                recorded = recorded[chosen]
             if since:
-                from flor.replay.planner import _since_filter
-
-                recorded = _since_filter(root, since, recorded)
+                starts = dict(zip(recorded["run_id"], recorded["started"], strict=True))
+                recorded = recorded[recorded["started"] >= vcs.since_cutoff(root, since, starts)]
             found = [(f"run {r}", s) for r, s in zip(recorded["run_id"], recorded["snapshot"],
                                                       strict=True)]  # fmt: skip
     if not found and not runs:
         commits = vcs.commits_touching(root, rel, since)
         found = [(f"commit {c[:10]}", c) for c in reversed(commits)]
-    seen: set[str] = set()
-    return [(label, c) for label, c in found if not (c in seen or seen.add(c))]
+    unique: dict[str, str] = {}
+    for label, commit in found:
+        unique.setdefault(commit, label)
+    return [(label, commit) for commit, label in unique.items()]
 
 
 def propagate_history(
@@ -118,7 +123,7 @@ def propagate_history(
     return results
 
 
-def _track(versions: list[tuple[str, str]], progress: bool):  # type: ignore[no-untyped-def]
+def _track(versions: list[tuple[str, str]], progress: bool) -> Iterable[tuple[str, str]]:
     if not progress or len(versions) < 2:
         return versions
     from rich.progress import track
@@ -126,7 +131,7 @@ def _track(versions: list[tuple[str, str]], progress: bool):  # type: ignore[no-
     return track(versions, description="propagating", transient=True)
 
 
-def summary(results: list[VersionResult]):  # type: ignore[no-untyped-def]
+def summary(results: list[VersionResult]) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(

@@ -22,9 +22,7 @@ PREFIX, OUTER, NESTED, SUFFIX, UNKNOWN = "prefix", "outer", "nested", "suffix", 
 
 
 def _is_flor_call(node: cst.BaseExpression, attribute: str) -> bool:
-    return m.matches(
-        node, m.Call(func=m.Attribute(value=m.Name("flor"), attr=m.Name(attribute)))
-    )
+    return m.matches(node, m.Call(func=m.Attribute(value=m.Name("flor"), attr=m.Name(attribute))))
 
 
 def _loop_name(node: cst.For) -> str | None:

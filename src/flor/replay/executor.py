@@ -72,16 +72,23 @@ def run_task(command: list[str], cwd: str, spec_json: str, env: dict[str, str]) 
     run_id, replay_id = spec["run_id"], spec["replay_id"]
     try:
         done = subprocess.run(
-            command, cwd=cwd, capture_output=True, text=True,
+            command,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
             env={**os.environ, **env, "FLOR_REPLAY": spec_json},
-        )  # fmt: skip
+        )
     except OSError as exc:
         return TaskResult(run_id, replay_id, False, time.perf_counter() - started, -1, str(exc))
     tail = "\n".join(done.stderr.strip().splitlines()[-TAIL_LINES:])
     return TaskResult(
-        run_id, replay_id, done.returncode == 0, time.perf_counter() - started, done.returncode,
+        run_id,
+        replay_id,
+        done.returncode == 0,
+        time.perf_counter() - started,
+        done.returncode,
         tail,
-    )  # fmt: skip
+    )
 
 
 @contextmanager
@@ -129,7 +136,7 @@ def execute(plan: Plan, *, backend: str = "loky", progress: bool = False) -> Sum
     env = {"FLOR_HOME": str(plan.home), "PYTHONUNBUFFERED": "1", **_thread_limits(plan.jobs)}
     results: list[TaskResult] = []
     with exclusive(plan.home), tempfile.TemporaryDirectory(prefix="flor-replay-") as tmp:
-        jobs = []
+        jobs: list[tuple[list[str], str, str]] = []
         for run in plan.active:
             command, cwd = _workspace(plan, run, Path(tmp))
             jobs.extend((command, cwd, task.to_json()) for task in run.tasks)
@@ -167,9 +174,12 @@ def _progress(total: int) -> tuple[Any, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     bar = Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=Console(stderr=True),
-    )  # fmt: skip
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
     bar.start()
     return bar, bar.add_task("replaying", total=total)
 

@@ -13,9 +13,8 @@ import operator
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flor import vcs
 from flor.errors import FlorError, ReplayError, UsageError
@@ -24,6 +23,9 @@ from flor.propagate import logged_names as names_logged_in
 from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
 from flor.runtime.replaying import TaskSpec
 from flor.store import reader
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROCESS_OVERHEAD_S = 0.5
 
@@ -74,22 +76,31 @@ class Plan:
     def table(self) -> list[dict[str, Any]]:
         return [
             {
-                "run_id": r.run_id, "filename": r.filename, "version": (r.snapshot or "")[:10],
-                "strategy": r.strategy, "names": ",".join(r.names),
-                "iterations": r.iterations, "checkpoints": r.checkpointed,
-                "tasks": len(r.tasks), "estimate_s": round(r.estimate_s, 1),
+                "run_id": r.run_id,
+                "filename": r.filename,
+                "version": (r.snapshot or "")[:10],
+                "strategy": r.strategy,
+                "names": ",".join(r.names),
+                "iterations": r.iterations,
+                "checkpoints": r.checkpointed,
+                "tasks": len(r.tasks),
+                "estimate_s": round(r.estimate_s, 1),
                 "note": r.reason,
             }
             for r in self.runs
-        ]  # fmt: skip
+        ]
 
 
 # -- selecting runs --------------------------------------------------------------------------
 
 _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
-    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
-    ast.Eq: operator.eq, ast.NotEq: operator.ne,
-}  # fmt: skip
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
 
 
 def compile_where(expression: str) -> tuple[Callable[[dict[str, Any]], bool], set[str]]:
@@ -118,9 +129,11 @@ def compile_where(expression: str) -> tuple[Callable[[dict[str, Any]], bool], se
             return lambda row: -inner(row)
         if isinstance(node, ast.Compare):
             left = build(node.left)
-            pairs = [(_COMPARE[type(op)], build(c)) for op, c in zip(node.ops, node.comparators,
-                                                                    strict=True)
-                     if type(op) in _COMPARE]  # fmt: skip
+            pairs = [
+                (_COMPARE[type(op)], build(c))
+                for op, c in zip(node.ops, node.comparators, strict=True)
+                if type(op) in _COMPARE
+            ]
             if len(pairs) != len(node.ops):
                 raise UsageError(f"--where {expression!r}: only < <= > >= == != compare")
 
@@ -167,22 +180,9 @@ def _last_values(names: set[str]) -> dict[str, dict[str, Any]]:
     return values
 
 
-def _since_filter(root: Path, since: str, runs: Any) -> Any:
-    """--since accepts a run id (prefix), a git revision, or a date."""
-    matches = runs[runs["run_id"].str.startswith(since)]
-    if len(matches) == 1:
-        return runs[runs["started"] >= matches.iloc[0]["started"]]
-    try:
-        with vcs.open_repo(root) as repo:
-            moment = float(repo.commit(since).committed_date)
-    except Exception:  # noqa: BLE001 - not a revision: try a date next
-        try:
-            moment = datetime.fromisoformat(since).timestamp()
-        except ValueError:
-            raise UsageError(
-                f"--since {since!r} is not a run id, git revision or date (YYYY-MM-DD)"
-            ) from None
-    return runs[runs["started"] >= moment]
+def since_filter(root: Path, since: str, runs: pd.DataFrame) -> pd.DataFrame:
+    starts = dict(zip(runs["run_id"], runs["started"], strict=True))
+    return runs[runs["started"] >= vcs.since_cutoff(root, since, starts)]
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -207,8 +207,11 @@ def plan(
     if recorded.empty:
         raise UsageError("no recorded runs in this store: record a run first")
     recorded = recorded[recorded["status"] != "running"]
-    scripts = {f: _working_source(root, f) for f in sorted(set(recorded["filename"]))}
-    scripts = {f: src for f, src in scripts.items() if src is not None}
+    scripts: dict[str, str] = {}
+    for filename in sorted(set(recorded["filename"])):
+        source = _working_source(root, filename)
+        if source is not None:
+            scripts[filename] = source
     logged = {f: set(names_logged_in(src)) for f, src in scripts.items()}
     all_logged = set().union(*logged.values()) if logged else set()
     for name in [*names, *verify]:
@@ -223,7 +226,7 @@ def plan(
         wanted = recorded["run_id"].map(lambda r: any(r.startswith(p) for p in runs))
         selected = selected[wanted]
     if since:
-        selected = _since_filter(root, since, selected)
+        selected = since_filter(root, since, selected)
     if where:
         check, where_names = compile_where(where)
         values = _last_values(where_names)
@@ -232,17 +235,31 @@ def plan(
         raise UsageError("no recorded runs match the selection: `flor runs` lists them")
     have = _names_present(list(selected["run_id"]))
     run_plans = []
-    for row in selected.to_dict("records"):
+    rows: list[dict[str, Any]] = selected.to_dict("records")  # type: ignore[assignment]
+    for row in rows:
         wanted_names = list(names) or sorted(
             n for n in logged.get(row["filename"], set()) if n not in have.get(row["run_id"], {})
         )
         run_plan = RunPlan(
-            row["run_id"], row["filename"], row["snapshot"], row["tstamp"],
+            row["run_id"],
+            row["filename"],
+            row["snapshot"],
+            row["tstamp"],
             [n for n in wanted_names if n in logged.get(row["filename"], set())],
-            argv=json.loads(row["argv"] or "[]"), cwd=row.get("cwd"),
-        )  # fmt: skip
-        _plan_run(run_plan, root, home, scripts, list(verify), json.loads(row["args"] or "{}"),
-                  row, jobs, len(selected))  # fmt: skip
+            argv=json.loads(row["argv"] or "[]"),
+            cwd=row.get("cwd"),
+        )
+        _plan_run(
+            run_plan,
+            root,
+            home,
+            scripts,
+            list(verify),
+            json.loads(row["args"] or "{}"),
+            row,
+            jobs,
+            len(selected),
+        )
         run_plans.append(run_plan)
     return Plan(list(names), list(verify), run_plans, jobs, home, root)
 
@@ -267,9 +284,16 @@ def _names_present(run_ids: list[str]) -> dict[str, set[str]]:
 
 
 def _plan_run(
-    run_plan: RunPlan, root: Path, home: Path, scripts: dict[str, str], verify: list[str],
-    args: dict[str, Any], row: dict[str, Any], jobs: int, run_count: int,
-) -> None:  # fmt: skip
+    run_plan: RunPlan,
+    root: Path,
+    home: Path,
+    scripts: dict[str, str],
+    verify: list[str],
+    args: dict[str, Any],
+    row: dict[str, Any],
+    jobs: int,
+    run_count: int,
+) -> None:
     names = run_plan.names + [v for v in verify if v not in run_plan.names]
     if not names:
         run_plan.reason = "nothing to replay: it has values for every name"
@@ -287,8 +311,11 @@ def _plan_run(
     except FlorError as exc:
         run_plan.strategy, run_plan.reason = "skip", f"propagate failed: {exc}"
         return
-    declined = [o for o in result.outcomes
-                if isinstance(o, Declined) and _statement_name(o.statement) in names]  # fmt: skip
+    declined = [
+        o
+        for o in result.outcomes
+        if isinstance(o, Declined) and _statement_name(o.statement) in names
+    ]
     if declined:
         run_plan.reason = "declined: " + "; ".join(f"{o.statement}: {o.reason}" for o in declined)
         return
@@ -313,11 +340,22 @@ def _plan_run(
 
     def task(mode: str, start: int = 0, stop: int = 0, **flags: bool) -> TaskSpec:
         return TaskSpec(
-            run_id=run_plan.run_id, replay_id=f"{replay_id}-{len(run_plan.tasks)}",
-            home=str(home), names=names, tstamp=run_plan.tstamp, projid=str(row["projid"]),
-            filename=run_plan.filename, mode=mode, main_loop=placement.main_loop, start=start,
-            stop=stop, total=len(timings), args=args, checkpoints=checkpoints, **flags,
-        )  # fmt: skip
+            run_id=run_plan.run_id,
+            replay_id=f"{replay_id}-{len(run_plan.tasks)}",
+            home=str(home),
+            names=names,
+            tstamp=run_plan.tstamp,
+            projid=str(row["projid"]),
+            filename=run_plan.filename,
+            mode=mode,
+            main_loop=placement.main_loop,
+            start=start,
+            stop=stop,
+            total=len(timings),
+            args=args,
+            checkpoints=checkpoints,
+            **flags,
+        )
 
     strategy = run_plan.strategy
     if strategy == PREFIX or not timings:
@@ -343,11 +381,19 @@ def _plan_run(
     for index, (start, stop) in enumerate(bounds):
         resume = max((k for k in checkpoints if k <= start), default=0)
         run_plan.tasks.append(
-            task("iterations", start, stop, log_prefix=index == 0,
-                 log_suffix=index == len(bounds) - 1, skip_nested=skip)
-        )  # fmt: skip
+            task(
+                "iterations",
+                start,
+                stop,
+                log_prefix=index == 0,
+                log_suffix=index == len(bounds) - 1,
+                skip_nested=skip,
+            )
+        )
         catch_up = sum(timings[resume:start])
-        run_plan.estimates.append(overhead + catch_up + ckpt_seconds + sum(per_iteration[start:stop]))
+        run_plan.estimates.append(
+            overhead + catch_up + ckpt_seconds + sum(per_iteration[start:stop])
+        )
     assert strategy in (OUTER, NESTED)
 
 
@@ -357,9 +403,10 @@ def _drop_missing(checkpoints: dict[int, dict[str, str]], home: Path) -> int:
 
     root = checkpoint_root(home)
     missing = [
-        iteration for iteration, parts in checkpoints.items()
+        iteration
+        for iteration, parts in checkpoints.items()
         if not all((root / d[:2] / d[2:]).is_file() for d in parts.values())
-    ]  # fmt: skip
+    ]
     for iteration in missing:
         del checkpoints[iteration]
     return len(missing)
@@ -376,7 +423,8 @@ def _split(costs: list[float], checkpoints: set[int], chunks: int) -> list[tuple
     if chunks <= 1 or n <= 1:
         return [(0, n)]
     target = sum(costs) / chunks
-    bounds, start, acc = [], 0, 0.0
+    bounds: list[tuple[int, int]] = []
+    start, acc = 0, 0.0
     for i, cost in enumerate(costs):
         acc += cost
         cut = i + 1
@@ -387,7 +435,9 @@ def _split(costs: list[float], checkpoints: set[int], chunks: int) -> list[tuple
     return bounds
 
 
-def _recorded_loop(run_id: str, main_loop: str | None) -> tuple[list[float], dict[int, dict[str, str]], float]:
+def _recorded_loop(
+    run_id: str, main_loop: str | None
+) -> tuple[list[float], dict[int, dict[str, str]], float]:
     """Per-iteration seconds of the main loop, its checkpoints, and a checkpoint's cost."""
     loops = reader.query(
         "SELECT name, iteration, seconds FROM loops WHERE run_id = ? AND parent_ctx_id IS NULL "

@@ -44,4 +44,3 @@ def iteration(name: str, index: int | None = None, value: Any = None) -> Iterato
 def commit() -> None:
     """Make everything logged so far visible and start a new tstamp (long-running processes)."""
     _sessions.current().commit()
-

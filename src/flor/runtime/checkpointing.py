@@ -68,7 +68,9 @@ class Checkpointer:
     taken: int = 0
     last_iteration: int = -1
     disabled: str | None = None
-    _pending: queue.Queue[_Pending | None] = field(default_factory=lambda: queue.Queue(_QUEUE_DEPTH))
+    _pending: queue.Queue[_Pending | None] = field(
+        default_factory=lambda: queue.Queue(_QUEUE_DEPTH)
+    )
     _thread: threading.Thread | None = None
     _bindings: dict[str, str] = field(default_factory=dict)
     _warned_rebind: bool = False
@@ -129,8 +131,9 @@ class Checkpointer:
         self.taken += 1
         self._last_taken = iteration
         if self._thread is None:
-            self._thread = threading.Thread(target=self._write_forever, name="flor-ckpt",
-                                            daemon=True)  # fmt: skip
+            self._thread = threading.Thread(
+                target=self._write_forever, name="flor-ckpt", daemon=True
+            )
             self._thread.start()
         self._pending.put(_Pending(iteration, snapshot, elapsed))
 
@@ -215,7 +218,9 @@ def checkpointing(
         if not objects:
             raise CheckpointError("flor.checkpointing needs objects: e.g. model=net, optimizer=opt")
         validate_objects(objects)
-        observer = session.make_checkpointer(objects, budget_from_env(budget), allow_pickle, frame)
+        observer: Any = session.make_checkpointer(
+            objects, budget_from_env(budget), allow_pickle, frame
+        )
     except FlorError as exc:
         sessions.fail(exc)
     session.checkpointer = observer
@@ -226,12 +231,12 @@ def checkpointing(
         session.observers.remove(observer)
         session.checkpointer = None
         observer.close()
-        if not observer.loops_seen:
-            print(
-                "flor: warning: no flor.loop ran inside flor.checkpointing, so nothing was "
-                "checkpointed: wrap the training loop in flor.loop(...)",
-                file=sys.stderr,
-            )
+    if not observer.loops_seen:
+        print(
+            "flor: warning: no flor.loop ran inside flor.checkpointing, so nothing was "
+            "checkpointed: wrap the training loop in flor.loop(...)",
+            file=sys.stderr,
+        )
 
 
 def load(run: str, iteration: int | None = None, **objects: Any) -> int:
@@ -271,7 +276,10 @@ def load(run: str, iteration: int | None = None, **objects: Any) -> int:
     from flor.store.location import home_dir
 
     blobs = BlobStore(checkpoint_root(home_dir()))
-    wanted = {name: blobs.get(digest) for name, digest in digests.items()
-              if name in objects or name == "@rng"}  # fmt: skip
+    wanted = {
+        name: blobs.get(digest)
+        for name, digest in digests.items()
+        if name in objects or name == "@rng"
+    }
     restore_in_place(objects, Snapshot.from_parts(wanted))
     return chosen

@@ -121,7 +121,7 @@ class ReplaySession(Session):
         self.tstamp = spec.tstamp
         self.logging = spec.log_prefix
         self.logs = _FilteredLogs(self, spec.names)
-        self.iteration = -1
+        self.current_iteration = -1
         self._main_seen = False
         self.blobs = BlobStore(checkpoint_root(Path(spec.home)))
         rows = writer.transaction(
@@ -137,13 +137,22 @@ class ReplaySession(Session):
         now = time.time()
         self.writer.insert_run(
             {
-                "run_id": self.row_id, "projid": self.projid, "filename": self.filename,
-                "tstamp": self.tstamp, "status": "running", "mode": "replay",
-                "replay_of": self.run_id, "argv": json.dumps(self.argv), "cwd": os.getcwd(),
-                "args": json.dumps(self.spec.args), "host": socket.gethostname(),
-                "pid": os.getpid(), "started": now, "heartbeat": now,
+                "run_id": self.row_id,
+                "projid": self.projid,
+                "filename": self.filename,
+                "tstamp": self.tstamp,
+                "status": "running",
+                "mode": "replay",
+                "replay_of": self.run_id,
+                "argv": json.dumps(self.argv),
+                "cwd": os.getcwd(),
+                "args": json.dumps(self.spec.args),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started": now,
+                "heartbeat": now,
             }
-        )  # fmt: skip
+        )
         self._flusher.start()
 
     def arg(self, name: str, default: Any) -> Any:
@@ -206,7 +215,7 @@ class ReplaySession(Session):
                     if spec.mode == "iterations" and index >= spec.stop:
                         self._finish()
                     self.logging = spec.mode == "iterations" and index >= spec.start
-                    self.iteration = index
+                    self.current_iteration = index
                     self.ctx = self._ctx_for(parent, name, index, value)
                     yield value
                     self.ctx = parent
@@ -222,11 +231,11 @@ class ReplaySession(Session):
             self.depth == 1
             and spec.skip_nested
             and self.logging
-            and self.iteration + 1 in spec.checkpoints
+            and self.current_iteration + 1 in spec.checkpoints
         ):
             # The statement lives in the outer body: jump over the nested loop to the state
             # it ended in, which is the checkpoint at the start of the next iteration.
-            self._restore(self.iteration + 1)
+            self._restore(self.current_iteration + 1)
             return
         parent = self.ctx
         self.depth += 1

@@ -19,9 +19,9 @@ import sys
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -173,9 +173,17 @@ class Session:
         for ctx, name, value in logs:
             text, kind = encode(value)
             rows.append(
-                (self.run_id, self.tstamp, ctx, str(name), text, kind, next(self._seq),
-                 self.replay_id)
-            )  # fmt: skip
+                (
+                    self.run_id,
+                    self.tstamp,
+                    ctx,
+                    str(name),
+                    text,
+                    kind,
+                    next(self._seq),
+                    self.replay_id,
+                )
+            )
         try:
             self.writer.write_batch(
                 self.row_id, loops, rows, timings, time.time(), self.replace_names
@@ -210,9 +218,13 @@ class Session:
         self.flush()
         final = status or ("finished" if self.status == "running" else self.status)
         self.writer.update_run(
-            self.row_id, status=final, ended=time.time(), heartbeat=time.time(),
-            error=self.error, args=json.dumps(self.args, default=repr),
-        )  # fmt: skip
+            self.row_id,
+            status=final,
+            ended=time.time(),
+            heartbeat=time.time(),
+            error=self.error,
+            args=json.dumps(self.args, default=repr),
+        )
         self._closed = True
 
     def note(self, text: str) -> None:
@@ -229,10 +241,7 @@ class Session:
     # -- instrumentation -------------------------------------------------------------------
 
     def arg(self, name: str, default: Any) -> Any:
-        if name in self._kwargs:
-            value = cast(name, self._kwargs[name], default)
-        else:
-            value = default
+        value = cast(name, self._kwargs[name], default) if name in self._kwargs else default
         self.args[name] = value
         self.logs.append((None, name, value))
         return value
@@ -266,7 +275,9 @@ class Session:
         try:
             for index, value in enumerate(iterable):
                 ctx = next(self._ctx_ids)
-                self.loops.append((self.run_id, ctx, parent, name, index, _loop_value(index, value)))
+                self.loops.append(
+                    (self.run_id, ctx, parent, name, index, _loop_value(index, value))
+                )
                 self.ctx = ctx
                 started = time.perf_counter()
                 yield value
@@ -343,9 +354,14 @@ def _start() -> Session:
         filename = script.name if script else _interactive_name()
     projid = os.environ.get("FLOR_PROJID") or (root or start_dir).name
     session = Session(
-        StoreWriter(db_path(home)), uuid.uuid4().hex[:12], home, root, filename, projid,
+        StoreWriter(db_path(home)),
+        uuid.uuid4().hex[:12],
+        home,
+        root,
+        filename,
+        projid,
         list(sys.argv),
-    )  # fmt: skip
+    )
     snapshot = base = branch = None
     if root is not None:
         from flor import vcs
@@ -365,21 +381,21 @@ def _install_exit_handlers(session: Session) -> None:
     atexit.register(session.close)
     previous_hook = sys.excepthook
 
-    def record_failure(kind, exc, tb):  # type: ignore[no-untyped-def]
+    def record_failure(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
         session.status = "killed" if issubclass(kind, KeyboardInterrupt) else "failed"
         session.error = f"{kind.__name__}: {exc}"
         previous_hook(kind, exc, tb)
 
     sys.excepthook = record_failure
-    if threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
 
-            def on_sigterm(signum, frame):  # type: ignore[no-untyped-def]
-                session.status = "killed"
-                session.error = "SIGTERM"
-                raise SystemExit(128 + signum)
+        def on_sigterm(signum: int, frame: object) -> None:
+            session.status = "killed"
+            session.error = "SIGTERM"
+            raise SystemExit(128 + signum)
 
-            signal.signal(signal.SIGTERM, on_sigterm)
+        signal.signal(signal.SIGTERM, on_sigterm)
     os.register_at_fork(after_in_child=_forget_in_child)
 
 

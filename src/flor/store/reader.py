@@ -127,8 +127,9 @@ def _coordinates(conn: sqlite3.Connection, run_ids: list[str]) -> pd.DataFrame:
         keep = [j for j in range(depth) if isinstance(row_names[j], str)]
         paths.append(tuple(row_names[j] for j in keep))
         coords.append(tuple((row_iters[j], row_values[j]) for j in keep))
-    return pd.DataFrame({"run_id": result["run_id"], "ctx_id": result["ctx_id"],
-                         "path": paths, "coords": coords})  # fmt: skip
+    return pd.DataFrame(
+        {"run_id": result["run_id"], "ctx_id": result["ctx_id"], "path": paths, "coords": coords}
+    )
 
 
 def _loop_columns(path: tuple[str, ...], coords: pd.Series) -> pd.DataFrame:
@@ -184,16 +185,21 @@ def _dataframe(conn: sqlite3.Connection, names: list[str]) -> pd.DataFrame:
         logs["path"] = [p if isinstance(p, tuple) else () for p in logs["path"]]
     value_names = names or list(dict.fromkeys(logs["name"]))
     tables: dict[tuple[str, ...], pd.DataFrame] = {}
-    for path, group in logs.groupby("path", sort=False):
-        loop_cols = _loop_columns(path, group["coords"]) if path else pd.DataFrame(index=group.index)
+    for key, group in logs.groupby("path", sort=False):
+        path: tuple[str, ...] = key  # type: ignore[assignment]
+        loop_cols = (
+            _loop_columns(path, group["coords"]) if path else pd.DataFrame(index=group.index)
+        )
         frame = pd.concat([group[RUN_KEYS], loop_cols], axis=1)
         keys = [*RUN_KEYS, *path]
         frame = frame.assign(name=group["name"], v=_typed(group["value"], group["type"]))
         frame = frame.drop_duplicates([*keys, "name"], keep="last")
         wide = frame.pivot(index=keys, columns="name", values="v")
-        extras = frame.drop_duplicates(keys).set_index(keys)[
-            [f"{n}_value" for n in path]
-        ] if path else None  # fmt: skip
+        extras = (
+            frame.drop_duplicates(keys).set_index(keys)[[f"{n}_value" for n in path]]
+            if path
+            else None
+        )
         if extras is not None:
             wide = wide.join(extras)
         wide = wide.reset_index()
@@ -209,8 +215,9 @@ def _join_paths(tables: dict[tuple[str, ...], pd.DataFrame], names: list[str]) -
     parts = []
     for leaf in maximal:
         frame = tables[leaf]
-        for prefix in sorted((p for p in paths if p != leaf and leaf[: len(p)] == p), key=len,
-                             reverse=True):  # fmt: skip
+        for prefix in sorted(
+            (p for p in paths if p != leaf and leaf[: len(p)] == p), key=len, reverse=True
+        ):
             shared = [*RUN_KEYS, *prefix, *(f"{n}_value" for n in prefix)]
             frame = frame.merge(tables[prefix], on=shared, how="outer")
         parts.append(frame)
@@ -227,8 +234,11 @@ def _join_paths(tables: dict[tuple[str, ...], pd.DataFrame], names: list[str]) -
         if value_col.notna().any():
             columns[f"{loop_name}_value"] = value_col
     for name in names:
-        variants = [c for c in merged.columns if isinstance(c, str) and c.split("\0")[0] == name
-                    and "\0" in c]  # fmt: skip
+        variants = [
+            c
+            for c in merged.columns
+            if isinstance(c, str) and c.split("\0")[0] == name and "\0" in c
+        ]
         column = merged[variants[0]] if variants else pd.Series(pd.NA, index=merged.index)
         for extra in variants[1:]:
             column = column.combine_first(merged[extra])
@@ -287,12 +297,12 @@ def runs(home: Path | None = None, *, include_replays: bool = False) -> pd.DataF
     if frame.empty:
         return frame
     now = time.time()
-    frame["status"] = [effective_status(row, now) for row in frame.to_dict("records")]
+    records: list[dict[str, Any]] = frame.to_dict("records")  # type: ignore[assignment]
+    frame["status"] = [effective_status(row, now) for row in records]
     frame["duration_s"] = [
         round((end if end == end and end is not None else hb) - start, 3)
-        for start, end, hb in zip(frame["started"], frame["ended"], frame["heartbeat"],
-                                  strict=True)
-    ]  # fmt: skip
+        for start, end, hb in zip(frame["started"], frame["ended"], frame["heartbeat"], strict=True)
+    ]
     return frame
 
 
@@ -303,7 +313,7 @@ def find_run(run: str, home: Path | None = None) -> dict[str, Any]:
     if len(matches) != 1:
         problem = "no run" if matches.empty else f"{len(matches)} runs"
         raise UsageError(f"{problem} with id {run!r}: `flor runs` lists the run ids")
-    record: dict[str, Any] = matches.iloc[0].to_dict()
+    record: dict[str, Any] = matches.iloc[0].to_dict()  # type: ignore[assignment]
     return record
 
 

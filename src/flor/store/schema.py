@@ -144,7 +144,9 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
                     f"no flor store at {path}: record a run first (python your_script.py)"
                 )
             conn = sqlite3.connect(
-                f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                f"file:{path}?mode=ro",
+                uri=True,
+                timeout=BUSY_TIMEOUT_MS / 1000,
                 check_same_thread=False,
             )
             conn.execute("PRAGMA query_only = ON")

@@ -15,9 +15,24 @@ from flor.store.schema import connect
 T = TypeVar("T")
 
 RUN_COLUMNS = (
-    "run_id", "projid", "filename", "tstamp", "status", "mode", "replay_of", "snapshot",
-    "base_commit", "branch", "argv", "cwd", "args", "host", "pid", "started", "heartbeat",
-)  # fmt: skip
+    "run_id",
+    "projid",
+    "filename",
+    "tstamp",
+    "status",
+    "mode",
+    "replay_of",
+    "snapshot",
+    "base_commit",
+    "branch",
+    "argv",
+    "cwd",
+    "args",
+    "host",
+    "pid",
+    "started",
+    "heartbeat",
+)
 
 
 class StoreWriter:
