@@ -346,6 +346,12 @@ def _propagate_files(source: Path, target: Path, output: Path, matcher: str, rep
     help="joblib backend running the tasks.",
 )
 @click.option(
+    "--scheduler",
+    "--address",
+    "scheduler",
+    help="dask scheduler (tcp://HOST:PORT) or ray address; default: a local cluster.",
+)
+@click.option(
     "--verify",
     multiple=True,
     metavar="NAME",
@@ -361,6 +367,7 @@ def replay(
     where: str | None,
     jobs: int,
     backend: str,
+    scheduler: str | None,
     verify: tuple[str, ...],
     dry_run: bool,
     yes: bool,
@@ -393,7 +400,9 @@ def replay(
         if not sys.stdin.isatty():
             raise click.UsageError("stdin is not a terminal: pass --yes to replay without asking")
         click.confirm("replay now?", abort=True, err=True)
-    summary = replays.execute(plan, backend=backend, progress=sys.stderr.isatty())
+    summary = replays.execute(
+        plan, backend=backend, scheduler=scheduler, progress=sys.stderr.isatty()
+    )
     click.echo(
         f"replayed {summary.runs_replayed} runs, wrote {summary.values_written} values in "
         f"{summary.seconds:.1f} s; {len(summary.failed)} tasks failed",
@@ -418,3 +427,54 @@ def replay(
             )
     if summary.failed or summary.mismatches:
         sys.exit(1)
+
+
+@main.group("store")
+def store_group() -> None:
+    """The store's database: FLOR_STORE=postgresql://user:pass@host:port/db for a shared
+    server, else the embedded SQLite file in .flor/."""
+
+
+@store_group.command("migrate")
+@click.option("--url", help="Store URL to migrate instead of the current store.")
+def store_migrate(url: str | None) -> None:
+    """Create the store's schema, or upgrade it to this flor's version."""
+    from flor.store import admin
+
+    target, before, after = admin.migrate(url)
+    change = f"{before} -> {after}" if before != after else f"{after} (up to date)"
+    click.echo(f"{target.kind} store {target}: schema version {change}")
+
+
+@store_group.command("info")
+@click.option("--url", help="Store URL to describe instead of the current store.")
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table")
+def store_info(url: str | None, fmt: str) -> None:
+    """Backend, location (password masked), schema version and row counts."""
+    from dataclasses import asdict
+
+    from flor.store import admin
+
+    found = admin.info(url)
+    if fmt == "json":
+        click.echo(json.dumps(asdict(found)))
+        return
+    click.echo(f"backend: {found.backend}\nlocation: {found.location}")
+    click.echo(f"schema version: {found.schema_version}")
+    for table, count in found.counts.items():
+        click.echo(f"{table}: {count}")
+
+
+@store_group.command("copy")
+@click.option("--to", "to_url", required=True, help="Destination store URL.")
+@click.option("--from", "from_url", help="Source store URL (default: the current store).")
+def store_copy(to_url: str, from_url: str | None) -> None:
+    """Copy every finished run into another store; runs already there are left alone."""
+    from flor.store import admin
+
+    report = admin.copy(to_url, from_url=from_url)
+    click.echo(
+        f"copied {report.copied} runs ({report.values} values) from {report.source} to "
+        f"{report.destination}; {report.skipped} already there"
+        + (f"; {report.running} still running, left out" if report.running else "")
+    )

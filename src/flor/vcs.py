@@ -6,6 +6,7 @@ working tree are never touched.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import tarfile
@@ -134,15 +135,24 @@ def read_file(root: Path, commit: str, rel_path: str) -> str | None:
     return data.decode("utf-8", errors="surrogateescape")
 
 
+def archive(root: Path, commit: str) -> bytes:
+    """The tree of `commit` as a tar archive: a snapshot that can travel to another machine."""
+    buffer = io.BytesIO()
+    with open_repo(root) as repo:
+        repo.archive(buffer, treeish=commit, format="tar")
+    return buffer.getvalue()
+
+
+def extract(data: bytes, destination: Path) -> Path:
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(destination, filter="data")
+    return destination
+
+
 def materialize(root: Path, commit: str, destination: Path) -> Path:
     """Write the tree of `commit` into `destination` (never the user's working tree)."""
-    destination.mkdir(parents=True, exist_ok=True)
-    with open_repo(root) as repo, tempfile.TemporaryFile() as archive:
-        repo.archive(archive, treeish=commit, format="tar")
-        archive.seek(0)
-        with tarfile.open(fileobj=archive) as tar:
-            tar.extractall(destination, filter="data")
-    return destination
+    return extract(archive(root, commit), destination)
 
 
 def commits_touching(root: Path, rel_path: str, since: str | None = None) -> list[str]:

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from flor import vcs
-from flor.errors import ReplayError
+from flor.errors import ReplayError, UsageError
 from flor.replay.planner import Plan, RunPlan
 from flor.store import reader
 from flor.store.values import decode
 
 TAIL_LINES = 12
+CONNECT_TIMEOUT_S = 8
 
 
 @dataclass
@@ -65,30 +66,53 @@ class Summary:
         return sum(by_run.values())
 
 
-def run_task(command: list[str], cwd: str, spec_json: str, env: dict[str, str]) -> TaskResult:
-    """One task: the patched script in replay mode, in its own process."""
+@dataclass
+class Workspace:
+    """Everything a worker needs to run a run's tasks, on this machine or another one:
+    the snapshot travels as a tar archive, so workers need no access to the repository."""
+
+    archive: bytes
+    script: str
+    patched: str
+    cwd: str
+    argv: list[str]
+    data_root: str
+
+    def materialize(self, base: Path) -> tuple[list[str], Path]:
+        tree = vcs.extract(self.archive, base)
+        (tree / self.script).write_text(self.patched, encoding="utf-8")
+        data_root = Path(self.data_root)
+        if data_root.is_dir():
+            for entry in data_root.iterdir():
+                # Data the snapshot leaves out (ignored folders) is reached through links.
+                if entry.name not in (".git", ".flor") and not (tree / entry.name).exists():
+                    (tree / entry.name).symlink_to(entry)
+        cwd = Path(self.cwd) if Path(self.cwd).is_absolute() else tree / self.cwd
+        cwd.mkdir(parents=True, exist_ok=True)
+        return [sys.executable, str(tree / self.script), *self.argv], cwd
+
+
+def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskResult:
+    """One task: the patched script in replay mode, in its own process and folder."""
     started = time.perf_counter()
     spec = json.loads(spec_json)
     run_id, replay_id = spec["run_id"], spec["replay_id"]
-    try:
-        done = subprocess.run(
-            command,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **env, "FLOR_REPLAY": spec_json},
-        )
-    except OSError as exc:
-        return TaskResult(run_id, replay_id, False, time.perf_counter() - started, -1, str(exc))
+    with tempfile.TemporaryDirectory(prefix="flor-task-") as tmp:
+        try:
+            command, cwd = workspace.materialize(Path(tmp))
+            done = subprocess.run(
+                command,
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                env={**os.environ, **env, "FLOR_REPLAY": spec_json},
+            )
+        except OSError as exc:
+            elapsed = time.perf_counter() - started
+            return TaskResult(run_id, replay_id, False, elapsed, -1, str(exc))
     tail = "\n".join(done.stderr.strip().splitlines()[-TAIL_LINES:])
-    return TaskResult(
-        run_id,
-        replay_id,
-        done.returncode == 0,
-        time.perf_counter() - started,
-        done.returncode,
-        tail,
-    )
+    elapsed = time.perf_counter() - started
+    return TaskResult(run_id, replay_id, done.returncode == 0, elapsed, done.returncode, tail)
 
 
 @contextmanager
@@ -108,56 +132,102 @@ def exclusive(home: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _workspace(plan: Plan, run: RunPlan, base: Path) -> tuple[list[str], str]:
-    """The run's snapshot with the patched script, outside the user's work tree."""
+def _workspace(plan: Plan, run: RunPlan) -> Workspace:
     assert run.snapshot is not None
-    tree = vcs.materialize(plan.root, run.snapshot, base / run.run_id)
-    script = tree / run.filename
-    script.write_text(run.patched, encoding="utf-8")
-    for entry in plan.root.iterdir():
-        # Data the snapshot leaves out (ignored folders) is reached through links.
-        if entry.name not in (".git", ".flor") and not (tree / entry.name).exists():
-            (tree / entry.name).symlink_to(entry)
-    cwd = tree
+    cwd = "."
     if run.cwd:
         original = Path(run.cwd)
-        if original.is_relative_to(plan.root):
-            cwd = tree / original.relative_to(plan.root)
-            cwd.mkdir(parents=True, exist_ok=True)
-        else:
-            cwd = original
-    return [sys.executable, str(script), *run.argv[1:]], str(cwd)
+        is_inside = original.is_relative_to(plan.root)
+        cwd = original.relative_to(plan.root).as_posix() if is_inside else str(original)
+    return Workspace(
+        vcs.archive(plan.root, run.snapshot),
+        run.filename,
+        run.patched,
+        cwd,
+        run.argv[1:],
+        str(plan.root),
+    )
 
 
-def execute(plan: Plan, *, backend: str = "loky", progress: bool = False) -> Summary:
-    from joblib import Parallel, delayed, parallel_config
+def execute(
+    plan: Plan, *, backend: str = "loky", scheduler: str | None = None, progress: bool = False
+) -> Summary:
+    from joblib import Parallel, delayed
 
     started = time.perf_counter()
     env = {"FLOR_HOME": str(plan.home), "PYTHONUNBUFFERED": "1", **_thread_limits(plan.jobs)}
     results: list[TaskResult] = []
-    with exclusive(plan.home), tempfile.TemporaryDirectory(prefix="flor-replay-") as tmp:
-        jobs: list[tuple[list[str], str, str]] = []
-        for run in plan.active:
-            command, cwd = _workspace(plan, run, Path(tmp))
-            jobs.extend((command, cwd, task.to_json()) for task in run.tasks)
+    with exclusive(plan.home), engine(backend, plan.jobs, scheduler):
+        jobs = [
+            (_workspace(plan, run), task.to_json()) for run in plan.active for task in run.tasks
+        ]
         bar = _progress(len(jobs)) if progress else None
-        with parallel_config(backend=backend, n_jobs=plan.jobs):
-            outcomes = Parallel(return_as="generator_unordered")(
-                delayed(run_task)(command, cwd, spec, env) for command, cwd, spec in jobs
-            )
-            try:
-                for result in outcomes:
-                    results.append(result)
-                    if bar is not None:
-                        bar[0].advance(bar[1])
-            finally:
+        outcomes = Parallel(return_as="generator_unordered")(
+            delayed(run_task)(workspace, spec, env) for workspace, spec in jobs
+        )
+        try:
+            for result in outcomes:
+                results.append(result)
                 if bar is not None:
-                    bar[0].stop()
+                    bar[0].advance(bar[1])
+        finally:
+            if bar is not None:
+                bar[0].stop()
     replay_ids = [r.replay_id for r in results]
     summary = Summary(results, _count_values(replay_ids), time.perf_counter() - started)
     if plan.verify:
         _verify(plan, replay_ids, summary)
     return summary
+
+
+@contextmanager
+def engine(backend: str, jobs: int, scheduler: str | None = None) -> Iterator[None]:
+    """joblib's configuration for the chosen backend; dask and ray attach to a cluster."""
+    from joblib import parallel_config
+
+    if backend == "dask":
+        with _dask_client(jobs, scheduler), parallel_config(backend="dask", n_jobs=jobs):
+            yield
+        return
+    if backend == "ray":
+        try:
+            from ray.util.joblib import register_ray
+        except ImportError:
+            raise UsageError(
+                "the ray backend needs ray: pip install 'flor[ray]', or use --backend dask"
+            ) from None
+        register_ray()
+        with parallel_config(backend="ray", n_jobs=jobs):
+            yield
+        return
+    if scheduler:
+        raise UsageError("--scheduler only applies to --backend dask or ray")
+    with parallel_config(backend=backend, n_jobs=jobs):
+        yield
+
+
+@contextmanager
+def _dask_client(jobs: int, scheduler: str | None) -> Iterator[Any]:
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise UsageError(
+            "the dask backend needs dask.distributed: pip install 'flor[dask]'"
+        ) from None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, dashboard_address=None)
+        with cluster, Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as exc:
+        raise ReplayError(
+            f"cannot reach the dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S} s "
+            f"({type(exc).__name__}): check the address and that `dask scheduler` runs"
+        ) from None
+    with client:
+        yield client
 
 
 def _thread_limits(jobs: int) -> dict[str, str]:

@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import socket
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -135,24 +136,21 @@ class ReplaySession(Session):
 
     def begin(self, snapshot: str | None, base: str | None, branch: str | None) -> None:
         now = time.time()
-        self.writer.insert_run(
-            {
-                "run_id": self.row_id,
-                "projid": self.projid,
-                "filename": self.filename,
-                "tstamp": self.tstamp,
-                "status": "running",
-                "mode": "replay",
-                "replay_of": self.run_id,
-                "argv": json.dumps(self.argv),
-                "cwd": os.getcwd(),
-                "args": json.dumps(self.spec.args),
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "started": now,
-                "heartbeat": now,
-            }
-        )
+        row = {
+            "run_id": self.row_id, "projid": self.projid, "filename": self.filename,
+            "tstamp": self.tstamp, "status": "running", "mode": "replay",
+            "replay_of": self.run_id, "argv": json.dumps(self.argv), "cwd": os.getcwd(),
+            "args": json.dumps(self.spec.args), "host": socket.gethostname(),
+            "pid": os.getpid(), "started": now, "heartbeat": now,
+        }  # fmt: skip
+
+        def clean_slate(conn: sqlite3.Connection) -> None:
+            # A task retried after its worker died starts over instead of duplicating.
+            conn.execute("DELETE FROM logs WHERE replay_id = ?", (self.row_id,))
+            conn.execute("DELETE FROM runs WHERE run_id = ?", (self.row_id,))
+
+        self.writer.transaction(clean_slate)
+        self.writer.insert_run(row)
         self._flusher.start()
 
     def arg(self, name: str, default: Any) -> Any:

@@ -1,0 +1,157 @@
+"""Replay on a real dask.distributed cluster: a scheduler and two workers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import git
+
+import flor
+from flor.errors import ReplayError
+from flor.replay import execute, plan
+
+DASK = str(Path(sys.executable).with_name("dask"))
+SLOW_SCRIPT = """\
+import time
+import numpy as np
+import flor
+
+np.random.seed(flor.arg("seed", 0))
+w = np.zeros(3)
+with flor.checkpointing(weights=w):
+    for epoch in flor.loop("epoch", range(4)):
+        for step in flor.loop("step", range(5)):
+            grad = np.random.randn(3)
+            w -= 0.1 * grad
+            time.sleep(SLEEP)
+        flor.log("w0", float(w[0]))
+"""
+HINDSIGHT = ("            w -= 0.1 * grad\n", '            flor.log("g0", float(grad[0]))\n')
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_workers(address: str, count: int) -> None:
+    from dask.distributed import Client
+
+    with Client(address, timeout=30) as client:
+        client.wait_for_workers(count, timeout=60)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    logs = open(tmp_path / "cluster.log", "wb")  # noqa: SIM115 - closed below
+    scheduler = subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=logs,
+        stderr=logs,
+    )
+    workers = [
+        subprocess.Popen(
+            [DASK, "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+             "--host", "127.0.0.1"],
+            stdout=logs,
+            stderr=logs,
+            start_new_session=True,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    try:
+        _wait_for_workers(address, 2)
+        yield address, workers
+    finally:
+        for proc in [*workers, scheduler]:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in [*workers, scheduler]:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        logs.close()
+
+
+@pytest.fixture
+def recorded(repo, script, monkeypatch):  # type: ignore[no-untyped-def]
+    def record(sleep: float) -> list[str]:
+        monkeypatch.setenv("FLOR_CKPT_BUDGET", "1")
+        train = script("train.py", SLOW_SCRIPT.replace("SLEEP", str(sleep)))
+        git(repo, "add", "train.py")
+        git(repo, "commit", "-q", "-m", "v1")
+        for seed in (0, 1):
+            train.run("--kwargs", f"seed={seed}")
+        anchor, line = HINDSIGHT
+        train.path.write_text(train.path.read_text().replace(anchor, anchor + line))
+        monkeypatch.delenv("FLOR_CKPT_BUDGET")
+        return flor.query("SELECT run_id FROM runs ORDER BY started")["run_id"].tolist()
+
+    return record
+
+
+def _g0() -> dict[str, list[float]]:
+    df = flor.dataframe("g0").dropna(subset=["g0"])
+    return {run: group["g0"].tolist() for run, group in df.groupby("runid")}
+
+
+def test_dask_cluster_gives_the_values_of_the_local_backend(cluster, recorded) -> None:
+    address, _ = cluster
+    runs = recorded(0.0)
+    local = execute(plan(["g0"], jobs=2))
+    assert not local.failed
+    expected = _g0()
+    assert sorted(expected) == sorted(runs) and all(len(v) == 20 for v in expected.values())
+    on_cluster = execute(plan(["g0"], jobs=2), backend="dask", scheduler=address)
+    assert not on_cluster.failed, [r.tail for r in on_cluster.failed]
+    assert _g0() == expected
+    count = flor.query("SELECT COUNT(*) AS n FROM logs WHERE name = 'g0'")["n"].item()
+    assert count == 40  # the second replay replaced the first one's values
+
+
+def test_a_worker_killed_mid_task_is_retried_and_nothing_is_written_twice(
+    cluster, recorded
+) -> None:
+    address, workers = cluster
+    recorded(0.15)  # 20 steps x 0.15 s: each task runs for about 3 s
+    the_plan = plan(["g0"], jobs=2)
+    victim = workers[0]
+
+    def kill_soon() -> None:
+        time.sleep(2.5)
+        os.killpg(victim.pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_soon)
+    killer.start()
+    summary = execute(the_plan, backend="dask", scheduler=address)
+    killer.join()
+    assert victim.poll() is not None
+    assert not summary.failed, [r.tail for r in summary.failed]
+    values = _g0()
+    assert len(values) == 2 and all(len(v) == 20 for v in values.values())
+    count = flor.query("SELECT COUNT(*) AS n FROM logs WHERE name = 'g0'")["n"].item()
+    assert count == 40
+
+
+def test_an_unreachable_scheduler_is_a_clear_error_within_ten_seconds(recorded) -> None:
+    recorded(0.0)
+    the_plan = plan(["g0"])
+    started = time.monotonic()
+    with pytest.raises(ReplayError, match="cannot reach the dask scheduler at tcp://127.0.0.1"):
+        execute(the_plan, backend="dask", scheduler=f"tcp://127.0.0.1:{_free_port()}")
+    assert time.monotonic() - started < 10
+    assert flor.query("SELECT COUNT(*) AS n FROM logs WHERE name = 'g0'")["n"].item() == 0
