@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import git
+from gitutil import git
 
 import flor
 from flor import vcs

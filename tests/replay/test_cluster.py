@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import git
+from gitutil import git
 
 import flor
 from flor.errors import ReplayError

@@ -9,7 +9,7 @@ import subprocess
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import git
+from gitutil import git
 
 import flor
 from flor.cli import main

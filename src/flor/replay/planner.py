@@ -376,7 +376,7 @@ def _plan_run(
     per_iteration = [
         (2 * ckpt_seconds if skip and (i + 1) in checkpoints else t) for i, t in enumerate(timings)
     ]
-    chunks = 1 if run_count >= jobs else math.ceil(jobs / run_count)
+    chunks = _chunks_per_run(run_count, jobs)
     bounds = _split(per_iteration, set(checkpoints), chunks)
     for index, (start, stop) in enumerate(bounds):
         resume = max((k for k in checkpoints if k <= start), default=0)
@@ -415,6 +415,14 @@ def _drop_missing(checkpoints: dict[int, dict[str, str]], home: Path) -> int:
 def _statement_name(statement: str) -> str | None:
     names = names_logged_in(statement) if "flor.log" in statement else []
     return names[0] if names else None
+
+
+def _chunks_per_run(run_count: int, jobs: int) -> int:
+    """Cut runs so the task count fills every job equally (3 runs on 2 jobs: halves), unless
+    there are so many runs that whole runs already balance well."""
+    if run_count >= 4 * jobs:
+        return 1
+    return jobs // math.gcd(run_count, jobs)
 
 
 def _split(costs: list[float], checkpoints: set[int], chunks: int) -> list[tuple[int, int]]:

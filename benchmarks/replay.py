@@ -1,0 +1,157 @@
+"""Replay against re-running from scratch (issue 5's workload).
+
+Three recorded versions of a PyTorch CPU training script, 6 epochs each, the inner step
+loop taking over 90 % of the time. A hindsight statement is added to the newest version
+and replayed into all three, compared with re-executing the three patched versions from
+scratch, serially:
+
+- outer-loop statement (weight norm at the start of every epoch), `--jobs 1` and 2;
+- nested statement (gradient norm at every step) with `--jobs 1` and `--jobs 2`
+  (values must be identical);
+- the plan's estimate against the measured time.
+
+Usage: python benchmarks/replay.py [--steps N] [--repeat K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCRIPT = """\
+import torch
+from torch import nn
+import flor
+
+torch.manual_seed(flor.arg("seed", 0))
+hidden = flor.arg("hidden", HIDDEN)
+steps = flor.arg("steps", STEPS)
+features = torch.randn(4096, 64)
+labels = (features[:, :8].sum(dim=1) > 0).long()
+net = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                    nn.Linear(hidden, 2))
+optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=0.9)
+criterion = nn.CrossEntropyLoss()
+with flor.checkpointing(model=net, optimizer=optimizer):
+    for epoch in flor.loop("epoch", range(6)):
+        for step in flor.loop("step", range(steps)):
+            batch = torch.randint(0, 4096, (256,))
+            optimizer.zero_grad()
+            loss = criterion(net(features[batch]), labels[batch])
+            loss.backward()
+            optimizer.step()
+            flor.log("loss", loss.item())
+"""
+VERSIONS = [("256", "0.01"), ("384", "0.01"), ("384", "0.02")]
+OUTER = (
+    '    for epoch in flor.loop("epoch", range(6)):\n',
+    '        flor.log("weight_norm", sum(p.norm() ** 2 for p in net.parameters()).item() ** 0.5)\n',
+)
+NESTED = (
+    "            loss.backward()\n",
+    '            flor.log("grad_norm", '
+    "sum(p.grad.norm() ** 2 for p in net.parameters()).item() ** 0.5)\n",
+)
+
+
+def sh(cwd: Path, *command: str) -> None:
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+
+
+def version(hidden: str, lr: str, steps: int) -> str:
+    return SCRIPT.replace("HIDDEN", hidden).replace("LR", lr).replace("STEPS", str(steps))
+
+
+def patched(source: str) -> str:
+    for anchor, line in (OUTER, NESTED):
+        source = source.replace(anchor, anchor + line)
+    return source
+
+
+def record(repo: Path, steps: int) -> list[float]:
+    durations = []
+    for hidden, lr in VERSIONS:
+        (repo / "train.py").write_text(version(hidden, lr, steps))
+        sh(repo, "git", "commit", "-qam", f"hidden {hidden} lr {lr}")
+        started = time.perf_counter()
+        sh(repo, sys.executable, "train.py")
+        durations.append(time.perf_counter() - started)
+    return durations
+
+
+def from_scratch(repo: Path, steps: int) -> float:
+    """Re-execute the three patched versions in full, one after another."""
+    scratch = Path(tempfile.mkdtemp(prefix="flor-scratch-"))
+    env = {**os.environ, "FLOR_HOME": str(scratch / "store"), "FLOR_CKPT_BUDGET": "0"}
+    started = time.perf_counter()
+    for hidden, lr in VERSIONS:
+        (scratch / "train.py").write_text(patched(version(hidden, lr, steps)))
+        subprocess.run([sys.executable, "train.py"], cwd=scratch, env=env, check=True,
+                       capture_output=True)  # fmt: skip
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(scratch)
+    return elapsed
+
+
+def replay(name: str, jobs: int) -> tuple[float, float, list[float]]:
+    import flor
+    from flor.replay import execute, plan
+
+    the_plan = plan([name], jobs=jobs)
+    started = time.perf_counter()
+    summary = execute(the_plan)
+    elapsed = time.perf_counter() - started
+    assert not summary.failed, [r.tail for r in summary.failed]
+    df = flor.dataframe(name).dropna(subset=[name])
+    return elapsed, the_plan.estimate_s, df[name].tolist()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=120, help="steps per epoch")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions (median)")
+    options = parser.parse_args()
+    repo = Path(tempfile.mkdtemp(prefix="flor-bench-replay-"))
+    os.environ.update(GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b",
+                      GIT_COMMITTER_EMAIL="b@b")  # fmt: skip
+    os.environ.pop("FLOR_HOME", None)
+    sh(repo, "git", "init", "-q")
+    (repo / "train.py").write_text("")
+    sh(repo, "git", "add", "train.py")
+    os.chdir(repo)
+    recorded = record(repo, options.steps)
+    (repo / "train.py").write_text(patched(version(*VERSIONS[-1], options.steps)))
+    print(f"recorded 3 versions: {', '.join(f'{d:.1f}' for d in recorded)} s")
+    scratch = statistics.median(from_scratch(repo, options.steps) for _ in range(options.repeat))
+    rows = []
+    values: dict[tuple[str, int], list[float]] = {}
+    for name, jobs in (("weight_norm", 1), ("weight_norm", 2), ("grad_norm", 1), ("grad_norm", 2)):
+        runs = [replay(name, jobs) for _ in range(options.repeat)]
+        elapsed = statistics.median(r[0] for r in runs)
+        estimate = statistics.median(r[1] for r in runs)
+        values[(name, jobs)] = runs[-1][2]
+        rows.append((name, jobs, elapsed, scratch / elapsed, estimate, estimate / elapsed - 1))
+    print(f"\nre-running the 3 patched versions from scratch, serially: {scratch:.1f} s (median)")
+    print(f"\n{'statement':<12} {'jobs':>4} {'replay s':>9} {'speedup':>8} {'estimate s':>10} "
+          f"{'est. error':>10}")  # fmt: skip
+    for name, jobs, elapsed, speedup, estimate, error in rows:
+        print(f"{name:<12} {jobs:>4} {elapsed:>9.1f} {speedup:>7.1f}x {estimate:>10.1f} "
+              f"{error:>+9.0%}")  # fmt: skip
+    same = values[("grad_norm", 1)] == values[("grad_norm", 2)]
+    print(f"\ngrad_norm values identical for --jobs 1 and --jobs 2: {same} "
+          f"({len(values[('grad_norm', 2)])} values)")  # fmt: skip
+    nested_1 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 1)
+    nested_2 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 2)
+    print(f"nested scale-out, --jobs 2 vs --jobs 1: {nested_1 / nested_2:.2f}x")
+    shutil.rmtree(repo, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
