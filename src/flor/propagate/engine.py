@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
+import functools
 import secrets
 
 import libcst as cst
 
 from flor.errors import PropagateError, UsageError
+from flor.propagate import MATCHERS
+from flor.propagate.gumtree_external import GumTreeMatcher
 from flor.propagate.matcher import Mappings, Matcher, TreeMatcher
 from flor.propagate.outcomes import AlreadyPresent, Declined, Outcome, Placed, PropagationResult
 from flor.propagate.scope import Bindings
-from flor.propagate.statements import LogStatement, log_name, log_statements, parse
+from flor.propagate.splice import splice, top_level_check
+from flor.propagate.statements import (
+    LogStatement,
+    Parsed,
+    ast_log_statements,
+    is_flor_log_call,
+    log_name,
+    log_statements,
+    parse,
+)
 from flor.propagate.transplant import (
     Context,
     Decline,
@@ -30,8 +43,6 @@ from flor.propagate.transplant import (
 )
 from flor.propagate.tree import Node, Tree, build_tree
 
-MATCHERS: tuple[str, ...] = ("tree", "difflib", "gumtree")
-
 _WHOLE_FILE = "another statement of this source was declined, so the target is left unchanged"
 
 
@@ -43,8 +54,6 @@ def _matcher(name: str) -> Matcher:
 
         return DifflibMatcher()
     if name == "gumtree":
-        from flor.propagate.gumtree_external import GumTreeMatcher
-
         return GumTreeMatcher()
     raise UsageError(f"Unknown matcher {name!r}: use one of {', '.join(MATCHERS)}.")
 
@@ -60,24 +69,24 @@ def propagate_source(new_src: str, old_src: str, matcher: str = "tree") -> Propa
     if not isinstance(new_src, str) or not isinstance(old_src, str):
         raise PropagateError("Both the source and the target must be text (str), not bytes.")
     engine = _matcher(matcher)
-    if hasattr(engine, "check_available"):
+    if isinstance(engine, GumTreeMatcher):
         engine.check_available()
-    new = parse(new_src, "source")
-    old = parse(old_src, "target")
     try:
-        statements = log_statements(new)
-        present = _present_dumps(old)
-        pending: list[LogStatement] = []
+        source = _source(new_src)
+        statements = source.statements
+        old = parse(old_src, "target")
+        present = {ast.dump(s) for s in ast_log_statements(old.tree, old.text)}
+        pending: list[int] = []
         outcomes: dict[int, Outcome] = {}
-        for i, stmt in enumerate(statements):
+        for order, stmt in enumerate(statements):
             if ast.dump(stmt.ast_node) in present:
-                outcomes[i] = AlreadyPresent(stmt.text)
+                outcomes[order] = AlreadyPresent(stmt.text)
             else:
                 _check_names(stmt)
-                pending.append(stmt)
+                pending.append(order)
         if not pending:
             return PropagationResult(old_src, [outcomes[i] for i in sorted(outcomes)], old_src)
-        return _propagate(new, old, statements, pending, outcomes, engine, old_src)
+        return _propagate(source, old, tuple(pending), outcomes, engine)
     except (PropagateError, UsageError):
         raise
     except RecursionError as exc:
@@ -91,81 +100,102 @@ def propagate_source(new_src: str, old_src: str, matcher: str = "tree") -> Propa
         ) from exc
 
 
-def _present_dumps(parsed: object) -> set[str]:
-    from flor.propagate.statements import Parsed, ast_log_statements
+@dataclasses.dataclass(frozen=True)
+class _SourceSide:
+    """The source tree without the pending statements (wrapped values unwrapped)."""
 
-    assert isinstance(parsed, Parsed)
-    return {ast.dump(s) for s in ast_log_statements(parsed.tree)}
+    tree: Tree
+    bindings: Bindings
+    skip: frozenset[cst.CSTNode]
+
+
+@dataclasses.dataclass(eq=False)
+class _Source:
+    """A parsed source, its log statements and its trees per set of pending statements."""
+
+    parsed: Parsed
+    statements: list[LogStatement]
+    sides: dict[tuple[int, ...], _SourceSide] = dataclasses.field(default_factory=dict)
+
+    def side(self, pending: tuple[int, ...]) -> _SourceSide:
+        found = self.sides.get(pending)
+        if found is None:
+            found = self.sides[pending] = self._build(pending)
+        return found
+
+    def _build(self, pending: tuple[int, ...]) -> _SourceSide:
+        skip: set[cst.CSTNode] = set()
+        substitute: dict[cst.CSTNode, cst.CSTNode] = {}
+        for order in pending:
+            stmt = self.statements[order]
+            if stmt.is_insert:
+                line = stmt.line_node
+                single = isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1
+                skip.add(line if single else stmt.node)
+            else:
+                for call in stmt.calls:
+                    value = _value(call)
+                    if value is not None:
+                        substitute[call] = value
+        tree = build_tree(self.parsed.module, frozenset(skip), substitute)
+        return _SourceSide(tree, Bindings(tree), frozenset(skip))
+
+
+@functools.lru_cache(maxsize=4)
+def _source(text: str) -> _Source:
+    """The parsed source; cached, as one source is propagated into many targets."""
+    parsed = parse(text, "source")
+    try:
+        return _Source(parsed, log_statements(parsed))
+    except RecursionError as exc:
+        raise PropagateError("The source is nested too deeply to propagate; simplify it.") from exc
 
 
 def _check_names(stmt: LogStatement) -> None:
     for call in ast.walk(stmt.ast_node):
-        if isinstance(call, ast.Call) and _is_log(call) and log_name(call) is None:
+        if isinstance(call, ast.Call) and is_flor_log_call(call) and log_name(call) is None:
             raise PropagateError(
                 f"The source's flor.log at line {call.lineno} has no string-literal name: "
                 f'write the name as a literal such as flor.log("loss", value).'
             )
 
 
-def _is_log(call: ast.Call) -> bool:
-    from flor.propagate.statements import is_flor_log_call
-
-    return is_flor_log_call(call)
-
-
 def _propagate(
-    new: object,
-    old: object,
-    statements: list[LogStatement],
-    pending: list[LogStatement],
+    source: _Source,
+    old: Parsed,
+    pending: tuple[int, ...],
     outcomes: dict[int, Outcome],
     engine: Matcher,
-    old_src: str,
 ) -> PropagationResult:
-    from flor.propagate.statements import Parsed
-
-    assert isinstance(new, Parsed) and isinstance(old, Parsed)
-    skip: set[cst.CSTNode] = set()
-    substitute: dict[cst.CSTNode, cst.CSTNode] = {}
-    for stmt in pending:
-        if stmt.is_insert:
-            single = isinstance(stmt.line_node, cst.SimpleStatementLine)
-            single = single and len(stmt.line_node.body) == 1
-            skip.add(stmt.line_node if single else stmt.node)
-        else:
-            for call in stmt.calls:
-                value = _value(call)
-                if value is not None:
-                    substitute[call] = value
-    new_tree = build_tree(new.module, frozenset(skip), substitute)
-    old_tree = build_tree(old.module)
-    mappings = engine.match(new_tree, old_tree, Mappings())
-    ctx = Context(new_tree, old_tree, mappings, Bindings(new_tree), Bindings(old_tree))
+    statements = source.statements
+    side = source.side(pending)
+    old_tree = build_tree(old.module, index=False)
+    mappings = engine.match(side.tree, old_tree, Mappings())
+    ctx = Context(side.tree, old_tree, mappings, side.bindings, Bindings(old_tree))
     plans: dict[int, Insertion | Wrap] = {}
     declined: dict[int, str] = {}
-    for order, stmt in enumerate(statements):
-        if stmt not in pending:
-            continue
+    for order in pending:
+        stmt = statements[order]
         try:
             if stmt.is_insert:
-                block, index = _source_slot(stmt, new_tree, skip)
-                plans[order] = _plan_insertion(stmt, block, index, order, ctx)
+                block, index = _source_slot(stmt, side.tree, side.skip)
+                plans[order] = plan_insertion(stmt, block, index, order, ctx)
             else:
                 plans[order] = plan_wrap(stmt, order, ctx)
         except Decline as exc:
             declined[order] = str(exc)
     wrapped = [p.target for p in plans.values() if isinstance(p, Wrap)]
-    if len(set(wrapped)) != len(wrapped):
-        for order, plan in list(plans.items()):
-            if isinstance(plan, Wrap) and wrapped.count(plan.target) > 1:
-                declined[order] = "another statement already wraps the same expression"
+    for order, plan in plans.items():
+        if isinstance(plan, Wrap) and wrapped.count(plan.target) > 1:
+            declined[order] = "another statement already wraps the same expression"
+    old_src = old.text
     if declined:
         for order in plans:
             declined.setdefault(order, _WHOLE_FILE)
         for order, reason in declined.items():
             outcomes[order] = Declined(statements[order].text, reason)
         return PropagationResult(old_src, [outcomes[i] for i in sorted(outcomes)], old_src)
-    code, lines = _apply(plans, old.module, old_tree, ctx)
+    code, lines = _apply(plans, old, old_tree, ctx)
     if not parses(code):
         for order in plans:
             outcomes[order] = Declined(
@@ -188,13 +218,7 @@ def _value(call: cst.Call) -> cst.BaseExpression | None:
     return keyword[0].value if keyword else None
 
 
-def _plan_insertion(
-    stmt: LogStatement, block: Node, index: int, order: int, ctx: Context
-) -> Insertion:
-    return plan_insertion(stmt, block, index, order, ctx)
-
-
-def _source_slot(stmt: LogStatement, tree: Tree, skip: set[cst.CSTNode]) -> tuple[Node, int]:
+def _source_slot(stmt: LogStatement, tree: Tree, skip: frozenset[cst.CSTNode]) -> tuple[Node, int]:
     """The source block of a skipped statement and its index among the kept siblings."""
     block_cst = stmt.block
     block = tree.by_cst.get(block_cst)
@@ -215,7 +239,7 @@ def _source_slot(stmt: LogStatement, tree: Tree, skip: set[cst.CSTNode]) -> tupl
 
 
 def _apply(
-    plans: dict[int, Insertion | Wrap], module: cst.Module, old_tree: Tree, ctx: Context
+    plans: dict[int, Insertion | Wrap], old: Parsed, old_tree: Tree, ctx: Context
 ) -> tuple[str, dict[int, int]]:
     """Edit the target module; return its code and the output line of each plan."""
     token = secrets.token_hex(8)
@@ -236,14 +260,27 @@ def _apply(
                 lambda node, build=build: build(node)  # type: ignore[misc]
             )
             edits.setdefault(plan.statement, []).append(mark_edit(mark))
+    module = old.module
     if not module_has_flor(ctx.old_bindings):
         index = import_flor_index(old_tree)
         statement = cst.parse_statement("import flor\n", config=module.config_for_parsing)
         assert isinstance(statement, cst.SimpleStatementLine)
         inserts.setdefault(old_tree.root, []).append((index, -1, statement))
+    root_items = inserts.pop(old_tree.root, [])
     for block, items in inserts.items():
         edits.setdefault(block, []).append(insert_edit(items))
-    edited = apply_edits(old_tree, edits)
+    updated = apply_edits(old_tree, edits)
+    by_cst = {node.cst: new for node, new in updated.items() if node.parent is old_tree.root}
+    marks = list(mark_of.values())
+    spliced = splice(old, old_tree, by_cst, root_items)
+    if spliced is not None:
+        code, where = strip_marks(spliced, marks)
+        if top_level_check(code, old, old_tree, root_items):
+            return code, {order: where.get(mark, 0) for order, mark in mark_of.items()}
+    if root_items:
+        edits.setdefault(old_tree.root, []).append(insert_edit(root_items))
+        updated = apply_edits(old_tree, edits)
+    edited = updated.get(old_tree.root, module)
     assert isinstance(edited, cst.Module)
-    code, where = strip_marks(edited.code, list(mark_of.values()))
+    code, where = strip_marks(edited.code, marks)
     return code, {order: where.get(mark, 0) for order, mark in mark_of.items()}

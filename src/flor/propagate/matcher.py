@@ -330,6 +330,13 @@ def _lcs(
     return pairs
 
 
+def _owner_label(node: Node) -> str | None:
+    """For a block, the type of the statement that owns it: a loop body only matches a loop body."""
+    if node.is_block and node.parent is not None:
+        return node.parent.label
+    return None
+
+
 class BottomUpMatcher(Phase):
     """Phase 2: match containers by Dice similarity, then recover inside each new pair."""
 
@@ -362,6 +369,7 @@ class BottomUpMatcher(Phase):
         """Unmatched destination nodes of the same type above images of mapped descendants."""
         seen: set[Node] = set()
         found: list[Node] = []
+        owner = _owner_label(node)
         for desc in src.nodes[node.pre + 1 : node.last + 1]:
             image = mappings.dst(desc)
             if image is None:
@@ -369,7 +377,8 @@ class BottomUpMatcher(Phase):
             up = image.parent
             while up is not None and up not in seen:
                 seen.add(up)
-                if up.label == node.label and not mappings.has_dst(up):
+                same_owner = owner is None or _owner_label(up) == owner
+                if up.label == node.label and same_owner and not mappings.has_dst(up):
                     found.append(up)
                 up = up.parent
         return found

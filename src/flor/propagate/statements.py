@@ -91,18 +91,33 @@ def is_flor_log_cst(node: cst.CSTNode) -> bool:
     )
 
 
-def ast_log_statements(tree: ast.Module) -> list[ast.stmt]:
-    """Simple statements that contain a `flor.log(...)` call, in source order."""
-    found: dict[int, ast.stmt] = {}
-    stack: list[tuple[ast.AST, ast.stmt | None]] = [(tree, None)]
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def ast_log_statements(tree: ast.Module, text: str | None = None) -> list[ast.stmt]:
+    """Simple statements that contain a `flor.log(...)` call, in source order.
+
+    Walks statement lists only and looks inside a statement only when its lines mention
+    `log`, which keeps this cheap on long files (`text` enables that shortcut).
+    """
+    lines = text.splitlines() if text is not None else None
+    found: list[ast.stmt] = []
+    stack: list[ast.AST] = [tree]
     while stack:
-        node, owner = stack.pop()
+        node = stack.pop()
         if isinstance(node, ast.stmt) and not isinstance(node, _COMPOUND):
-            owner = node
-        elif owner is not None and is_flor_log_call(node):
-            found[id(owner)] = owner
-        stack.extend((child, owner) for child in ast.iter_child_nodes(node))
-    return sorted(found.values(), key=lambda n: (n.lineno, n.col_offset))
+            if lines is not None:
+                end = node.end_lineno or node.lineno
+                if not any("log" in line for line in lines[node.lineno - 1 : end]):
+                    continue
+            if any(is_flor_log_call(n) for n in ast.walk(node)):
+                found.append(node)
+            continue
+        for name in _BODIES:
+            for child in getattr(node, name, ()) or ():
+                stack.append(child)
+    found.sort(key=lambda n: (n.lineno, n.col_offset))
+    return found
 
 
 def log_name(call: ast.Call) -> str | None:

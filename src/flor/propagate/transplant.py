@@ -13,7 +13,6 @@ statement the target lacks is either
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 from collections.abc import Callable, Sequence
 
@@ -99,9 +98,13 @@ def _no_image(node: Node) -> str:
 def block_image(block: Node, mappings: Mappings) -> Node | None:
     """The target block that corresponds to a source block, if any."""
     image = mappings.dst(block)
-    if image is not None and image.is_block:
-        return image
     owner = block.parent
+    if image is not None and image.is_block:
+        same_owner = owner is None or (
+            image.parent is not None and image.parent.label == owner.label
+        )
+        if same_owner:
+            return image
     if owner is None:
         return None
     owner_image = mappings.dst(owner)
@@ -274,7 +277,7 @@ def plan_insertion(
     siblings = block.children[:index]
     new_position = siblings[-1].last + 0.5 if siblings else block.pre + 0.5
     old_scope = ctx.old_bindings.scope_at(slot.block)
-    statement_tree = build_tree(stmt.node)
+    statement_tree = build_tree(stmt.node, index=False)
     renames: dict[str, str] = {}
     by_node: dict[cst.CSTNode, str] = {}
     for name_node in read_names(statement_tree.root):
@@ -312,7 +315,7 @@ def plan_wrap(stmt: LogStatement, order: int, ctx: Context) -> Wrap:
 
     New's statement must be old's statement with one sub-expression wrapped: outside that
     sub-expression the two may differ only by identifiers. The matched statement is tried
-    first, then the statements of the matched block, then the whole target.
+    first, then the unmatched statement at its slot, then the only unmatched one that fits.
     """
     call = stmt.calls[0]
     value_arg = _value_arg(call)
@@ -325,28 +328,35 @@ def plan_wrap(stmt: LogStatement, order: int, ctx: Context) -> Wrap:
     steps = _path(statement, value)
     if not steps:
         raise Decline("its wrapped expression could not be located")
-    candidates: list[Node] = []
+    build = _wrapper(call, value_arg)
     image = ctx.mappings.dst(statement)
     if image is not None:
-        candidates.append(image)
-    parent = statement.parent
-    region = block_image(parent, ctx.mappings) if parent is not None else None
-    if region is not None:
-        candidates.extend(c for c in region.children if c is not image)
-    for candidate in candidates:
-        target = _wrap_target(statement, value, steps, candidate)
+        target = _wrap_target(statement, value, steps, image)
         if target is not None:
-            return Wrap(target, candidate, order, _wrapper(call, value_arg), stmt.text)
-    anywhere = [
+            return Wrap(target, image, order, build, stmt.text)
+    # Unmatched: old's statement right at the slot the statement would take, else the only
+    # unmatched statement of the target that fits.
+    parent = statement.parent
+    if parent is not None:
+        try:
+            slot = find_slot(parent, parent.children.index(statement), ctx)
+        except Decline:
+            slot = None
+        if slot is not None and slot.index < len(slot.block.children):
+            candidate = slot.block.children[slot.index]
+            target = _wrap_target(statement, value, steps, candidate)
+            if target is not None and not ctx.mappings.has_dst(candidate):
+                return Wrap(target, candidate, order, build, stmt.text)
+    fitting = [
         (n, t)
         for n in ctx.old.nodes
-        if n.parent is not None and n.parent.is_block and n.label == statement.label
+        if n.parent is not None and n.parent.is_block and not ctx.mappings.has_dst(n)
         for t in [_wrap_target(statement, value, steps, n)]
         if t is not None
     ]
-    if len(anywhere) == 1:
-        node, target = anywhere[0]
-        return Wrap(target, node, order, _wrapper(call, value_arg), stmt.text)
+    if len(fitting) == 1:
+        node, target = fitting[0]
+        return Wrap(target, node, order, build, stmt.text)
     raise Decline("the statement whose value it logs has no counterpart in the target")
 
 
@@ -418,11 +428,12 @@ def import_flor_index(old: Tree) -> int:
 Edit = Callable[[cst.CSTNode], cst.CSTNode]
 
 
-def apply_edits(tree: Tree, edits: dict[Node, list[Edit]]) -> cst.CSTNode:
+def apply_edits(tree: Tree, edits: dict[Node, list[Edit]]) -> dict[Node, cst.CSTNode]:
     """Apply edits to target nodes, copying only the paths from them to the root.
 
     A libcst transformer would rebuild every node of the module; copying just the changed
     paths keeps the rest of the tree (and its formatting) shared and is much faster.
+    Returns the new version of every node on those paths (the root included).
     """
     touched: set[Node] = set()
     for node in edits:
@@ -437,7 +448,7 @@ def apply_edits(tree: Tree, edits: dict[Node, list[Edit]]) -> cst.CSTNode:
         for edit in edits.get(node, ()):
             result = edit(result)
         updated[node] = result
-    return updated[tree.root]
+    return updated
 
 
 def insert_edit(items: list[tuple[int, int, cst.SimpleStatementLine]]) -> Edit:
@@ -487,8 +498,6 @@ def strip_marks(code: str, marks: Sequence[str]) -> tuple[str, dict[str, int]]:
 
 
 def parses(code: str) -> bool:
-    try:
-        ast.parse(code)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return False
-    return True
+    from flor.propagate.splice import parse_or_none
+
+    return parse_or_none(code) is not None

@@ -76,7 +76,6 @@ _RENAMEABLE = frozenset({"Name", "Param"})
 _field_cache: dict[type[cst.CSTNode], tuple[str, ...]] = {}
 
 BLOCK_LABELS = frozenset({"Module", "IndentedBlock", "SimpleStatementSuite"})
-STATEMENT_CONTAINERS = BLOCK_LABELS
 
 
 def _fields(kind: type[cst.CSTNode]) -> tuple[str, ...]:
@@ -242,47 +241,71 @@ class Tree:
         return self.nodes[node.pre + 1 : node.last + 1]
 
 
+def _is_node_type(kind: type) -> bool:
+    known = _node_types.get(kind)
+    if known is None:
+        known = _node_types[kind] = issubclass(kind, cst.CSTNode)
+    return known
+
+
+_node_types: dict[type, bool] = {}
+
+
 def build_tree(
     root: cst.CSTNode,
     skip: frozenset[cst.CSTNode] = frozenset(),
     substitute: dict[cst.CSTNode, cst.CSTNode] | None = None,
+    index: bool = True,
 ) -> Tree:
     """Build a `Tree`; `skip` drops nodes, `substitute` replaces a node by another one.
 
     Iterative, so that deeply nested expressions cannot exhaust the recursion limit.
+    `index=False` leaves `Tree.by_cst` empty (hashing libcst nodes is slow).
     """
     subst = substitute or {}
     nodes: list[Node] = []
     by_cst: dict[cst.CSTNode, Node] = {}
     top = Node(type(root).__name__, node_value(root), root)
     stack: list[tuple[Node, cst.CSTNode]] = [(top, root)]
+    filtered = bool(skip) or bool(subst)
     while stack:
         node, raw = stack.pop()
         node.pre = len(nodes)
         nodes.append(node)
-        by_cst[raw] = node
+        if index:
+            by_cst[raw] = node
         kids: list[Node] = []
-        pending: list[tuple[Node, cst.CSTNode]] = []
         for name in _fields(type(raw)):
             value = getattr(raw, name, None)
-            items = value if isinstance(value, (tuple, list)) else (value,)
+            items = value if type(value) is tuple or type(value) is list else (value,)
             for item in items:
-                if not isinstance(item, cst.CSTNode) or item in skip:
+                if not _is_node_type(type(item)):
                     continue
-                item = subst.get(item, item)
-                child = Node(type(item).__name__, node_value(item), item)
+                if filtered:
+                    if item in skip:
+                        continue
+                    item = subst.get(item, item)
+                kind = type(item)
+                get = _VALUES.get(kind)
+                child = Node(kind.__name__, get(item) if get is not None else "", item)
                 child.parent = node
                 kids.append(child)
-                pending.append((child, item))
         node.children = kids
-        stack.extend(reversed(pending))
+        stack.extend((child, child.cst) for child in reversed(kids))
     for node in reversed(nodes):
-        node.last = node.pre + sum(c.size for c in node.children)
+        children = node.children
+        if children:
+            node.last = children[-1].last
+            node.height = 1 + max(c.height for c in children)
+            hashes = tuple(c.hash for c in children)
+            shapes = tuple(c.shape for c in children)
+        else:
+            node.last = node.pre
+            hashes = shapes = ()
         node.size = node.last - node.pre + 1
-        node.height = 1 + max((c.height for c in node.children), default=0)
-        node.hash = hash((node.label, node.value, tuple(c.hash for c in node.children)))
+        node.hash = hash((node.label, node.value, hashes))
         shape_value = "" if node.label in _RENAMEABLE else node.value
-        node.shape = hash((node.label, shape_value, tuple(c.shape for c in node.children)))
+        node.shape = hash((node.label, shape_value, shapes))
     return Tree(top, nodes, by_cst)
 
 
