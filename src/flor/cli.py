@@ -478,3 +478,28 @@ def store_copy(to_url: str, from_url: str | None) -> None:
         f"{report.destination}; {report.skipped} already there"
         + (f"; {report.running} still running, left out" if report.running else "")
     )
+
+
+@main.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option(
+    "--by",
+    type=click.Choice(["run", "version"]),
+    default="run",
+    show_default=True,
+    help="One curve per run, or per code version (mean over its runs).",
+)
+@click.option("--where", help='Only runs whose last values match, e.g. "lr < 0.01".')
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("flor_plot.png"),
+    show_default=True,
+    help="PNG file to write.",
+)
+def plot(names: tuple[str, ...], by: str, where: str | None, output: Path) -> None:
+    """Draw the curves of NAMES across runs or code versions into a PNG."""
+    from flor import plot as plots
+
+    click.echo(str(plots.plot(names, by=by, where=where, output=output)))

@@ -40,10 +40,10 @@ def _versions(
 ) -> list[tuple[str, str]]:
     """(label, commit) of each past version, oldest first, each commit once."""
     from flor.store import reader
-    from flor.store.location import db_path, home_dir
+    from flor.store.location import home_dir
 
     found: list[tuple[str, str]] = []
-    if db_path(home_dir(root)).exists():
+    if reader.store_exists(home_dir(root)):
         recorded = reader.runs(home_dir(root))
         if not recorded.empty:
             recorded = recorded[(recorded["filename"] == rel) & recorded["snapshot"].notna()]

@@ -92,6 +92,12 @@ class Workspace:
         return [sys.executable, str(tree / self.script), *self.argv], cwd
 
 
+def _worker_environment() -> dict[str, str]:
+    """The worker's environment without flor settings: those come from the replaying process
+    (a reused pool worker may have been started under other settings)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FLOR_")}
+
+
 def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskResult:
     """One task: the patched script in replay mode, in its own process and folder."""
     started = time.perf_counter()
@@ -105,7 +111,7 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
                 cwd=cwd,
                 capture_output=True,
                 text=True,
-                env={**os.environ, **env, "FLOR_REPLAY": spec_json},
+                env={**_worker_environment(), **env, "FLOR_REPLAY": spec_json},
             )
         except OSError as exc:
             elapsed = time.perf_counter() - started
@@ -155,7 +161,12 @@ def execute(
     from joblib import Parallel, delayed
 
     started = time.perf_counter()
-    env = {"FLOR_HOME": str(plan.home), "PYTHONUNBUFFERED": "1", **_thread_limits(plan.jobs)}
+    env = {
+        **{k: v for k, v in os.environ.items() if k.startswith("FLOR_")},
+        "FLOR_HOME": str(plan.home),
+        "PYTHONUNBUFFERED": "1",
+        **_thread_limits(plan.jobs),
+    }
     results: list[TaskResult] = []
     with exclusive(plan.home), engine(backend, plan.jobs, scheduler):
         jobs = [

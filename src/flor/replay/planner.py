@@ -5,13 +5,11 @@ Planning reads git and the store but writes nothing, so `--dry-run` is free of e
 
 from __future__ import annotations
 
-import ast
 import heapq
 import json
 import math
-import operator
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +21,7 @@ from flor.propagate import logged_names as names_logged_in
 from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
 from flor.runtime.replaying import TaskSpec
 from flor.store import reader
+from flor.where import compile_where, last_values
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,92 +92,6 @@ class Plan:
 
 # -- selecting runs --------------------------------------------------------------------------
 
-_COMPARE: dict[type, Callable[[Any, Any], bool]] = {
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
-}
-
-
-def compile_where(expression: str) -> tuple[Callable[[dict[str, Any]], bool], set[str]]:
-    """A filter over a run's recorded values, e.g. "acc < 0.9 and lr >= 1e-3".
-
-    Parsed as a Python expression with only names, literals, comparisons and and/or/not,
-    so nothing the user typed ever reaches SQL or eval.
-    """
-    try:
-        tree = ast.parse(expression, mode="eval").body
-    except SyntaxError as exc:
-        raise UsageError(f"--where {expression!r} does not parse: {exc.msg}") from None
-    names: set[str] = set()
-
-    def build(node: ast.AST) -> Callable[[dict[str, Any]], Any]:
-        if isinstance(node, ast.BoolOp):
-            parts = [build(v) for v in node.values]
-            if isinstance(node.op, ast.And):
-                return lambda row: all(p(row) for p in parts)
-            return lambda row: any(p(row) for p in parts)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            inner = build(node.operand)
-            return lambda row: not inner(row)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            inner = build(node.operand)
-            return lambda row: -inner(row)
-        if isinstance(node, ast.Compare):
-            left = build(node.left)
-            pairs = [
-                (_COMPARE[type(op)], build(c))
-                for op, c in zip(node.ops, node.comparators, strict=True)
-                if type(op) in _COMPARE
-            ]
-            if len(pairs) != len(node.ops):
-                raise UsageError(f"--where {expression!r}: only < <= > >= == != compare")
-
-            def compare(row: dict[str, Any]) -> bool:
-                value = left(row)
-                for op, right in pairs:
-                    other = right(row)
-                    try:
-                        if value is None or other is None or not op(value, other):
-                            return False
-                    except TypeError:
-                        return False
-                    value = other
-                return True
-
-            return compare
-        if isinstance(node, ast.Name):
-            names.add(node.id)
-            return lambda row: row.get(node.id)
-        if isinstance(node, ast.Constant):
-            return lambda row: node.value
-        raise UsageError(
-            f"--where {expression!r}: use logged names, numbers, strings, comparisons, and/or/not"
-        )
-
-    return build(tree), names
-
-
-def _last_values(names: set[str]) -> dict[str, dict[str, Any]]:
-    """Each run's last recorded value of each name (the final epoch's accuracy, say)."""
-    if not names:
-        return {}
-    marks = ",".join("?" * len(names))
-    frame = reader.query(
-        f"SELECT run_id, name, value, type FROM logs WHERE name IN ({marks}) "
-        "AND replay_id IS NULL ORDER BY seq",
-        tuple(sorted(names)),
-    )
-    from flor.store.values import decode
-
-    values: dict[str, dict[str, Any]] = {}
-    for run_id, name, value, kind in frame.itertuples(index=False):
-        values.setdefault(run_id, {})[name] = decode(value, kind)
-    return values
-
 
 def since_filter(root: Path, since: str, runs: pd.DataFrame) -> pd.DataFrame:
     starts = dict(zip(runs["run_id"], runs["started"], strict=True))
@@ -229,7 +142,7 @@ def plan(
         selected = since_filter(root, since, selected)
     if where:
         check, where_names = compile_where(where)
-        values = _last_values(where_names)
+        values = last_values(where_names)
         selected = selected[[check(values.get(r, {})) for r in selected["run_id"]]]
     if selected.empty:
         raise UsageError("no recorded runs match the selection: `flor runs` lists them")
@@ -254,7 +167,7 @@ def plan(
             root,
             home,
             scripts,
-            list(verify),
+            [v for v in verify if v in logged.get(row["filename"], set())],
             json.loads(row["args"] or "{}"),
             row,
             jobs,

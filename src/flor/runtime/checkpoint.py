@@ -57,7 +57,7 @@ import sys
 import tempfile
 import types
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -607,6 +607,11 @@ class Snapshot:
     def names(self) -> tuple[str, ...]:
         """The names of the checkpointed objects (without the RNG part)."""
         return tuple(n for n in self._entries if n != RNG_PART)
+
+    def iter_parts(self) -> Iterator[tuple[str, bytes]]:
+        """The parts one at a time, so a writer holds one serialized part in memory, not all."""
+        for name, entry in self._entries.items():
+            yield name, _encode_part(name, entry)
 
     def parts(self) -> dict[str, bytes]:
         """One deterministic blob per object plus `"@rng"`, so a store can dedupe each."""

@@ -27,7 +27,7 @@ from flor.runtime.checkpoint import BlobStore, Snapshot, capture, validate_objec
 from flor.store.admin import checkpoint_root
 
 DEFAULT_BUDGET = 0.05
-_QUEUE_DEPTH = 2
+_QUEUE_DEPTH = 1
 
 
 def budget_from_env(explicit: float | None) -> float:
@@ -140,21 +140,21 @@ class Checkpointer:
     def _write_forever(self) -> None:
         while True:
             item = self._pending.get()
-            try:
-                if item is not None:
-                    self._write(item)
-            finally:
-                self._pending.task_done()
             if item is None:
+                self._pending.task_done()
                 return
+            try:
+                self._write(item)
+            finally:
+                item = None  # do not hold a copy of the state while waiting for the next
+                self._pending.task_done()
 
     def _write(self, item: _Pending) -> None:
         if self.disabled is not None:
             return
         started = time.perf_counter()
         try:
-            parts = item.snapshot.parts()
-            stored = {name: self.blobs.put(data) for name, data in parts.items()}
+            stored = {name: self.blobs.put(data) for name, data in item.snapshot.iter_parts()}
         except (CheckpointError, OSError) as exc:
             self._disable(str(exc))
             return

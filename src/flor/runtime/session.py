@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 
 from flor.errors import FlorError, StoreError
 from flor.runtime.args import cast, parse_kwargs
+from flor.store.backend import errors as store_errors
 from flor.store.location import db_path, ensure_home, find_repo_root, home_dir
 from flor.store.values import encode
 from flor.store.writer import StoreWriter
@@ -118,6 +118,8 @@ class Session:
         self.error: str | None = None
         self._closed = False
         self._flush_failed = False
+        self._flush_lock = threading.Lock()
+        self._commits = 0
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_forever, name="flor-flush", daemon=True)
         self.observers: list[LoopObserver] = []
@@ -166,6 +168,10 @@ class Session:
         """Move everything buffered into the store in one transaction."""
         if self._closed:
             return
+        with self._flush_lock:  # one flush at a time keeps seq in logging order
+            self._flush()
+
+    def _flush(self) -> None:
         logs = [self.logs.popleft() for _ in range(len(self.logs))]
         loops = [self.loops.popleft() for _ in range(len(self.loops))]
         timings = [self.timings.popleft() for _ in range(len(self.timings))]
@@ -209,7 +215,9 @@ class Session:
             return None
         from flor import vcs
 
-        return vcs.snapshot(self.root, f"{self.run_id}-{len(self.tstamp)}", self.filename).commit
+        self._commits += 1
+        ref = f"{self.run_id}-{self._commits}"
+        return vcs.snapshot(self.root, ref, self.filename).commit
 
     def close(self, status: str | None = None) -> None:
         if self._closed:
@@ -303,9 +311,11 @@ class Session:
         position = ctx if index is None else index
         self.loops.append((self.run_id, ctx, parent, name, position, _loop_value(position, value)))
         self.ctx = ctx
+        self.depth += 1
         try:
             yield
         finally:
+            self.depth -= 1
             self.ctx = parent
             self.flush()
 
@@ -325,7 +335,7 @@ def current() -> Session:
                 _session = _start()
             except FlorError as exc:
                 fail(exc)
-            except sqlite3.Error as exc:
+            except store_errors() as exc:
                 fail(StoreError(f"cannot record into the flor store: {exc}"))
     assert _session is not None
     return _session
@@ -370,6 +380,9 @@ def _start() -> Session:
         snapshot, base, branch = snap.commit, snap.base_commit, snap.branch
     session.begin(snapshot, base, branch)
     _install_exit_handlers(session)
+    from flor.runtime import notebook
+
+    notebook.install(session)
     return session
 
 

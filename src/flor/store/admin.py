@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from flor.errors import UsageError
 from flor.store import reader
+from flor.store.backend import Connection, Target, parse, resolve
 from flor.store.location import db_path, home_dir
-from flor.store.writer import StoreWriter
+from flor.store.writer import LOG_COLUMNS, StoreWriter
+
+TABLES = ("runs", "loops", "logs", "checkpoints", "commits")
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -22,7 +27,7 @@ def delete_run(run: str, home: Path | None = None) -> str:
     run_id = str(reader.find_run(run, home)["run_id"])
     writer = StoreWriter(db_path(home))
 
-    def work(conn: sqlite3.Connection) -> None:
+    def work(conn: Connection) -> None:
         for table in ("logs", "loops", "checkpoints", "commits"):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         conn.execute("DELETE FROM runs WHERE run_id = ? OR replay_of = ?", (run_id, run_id))
@@ -53,3 +58,188 @@ def collect_garbage(home: Path | None = None, *, dry_run: bool = False) -> tuple
         removed += 1
         freed += size
     return removed, freed
+
+
+# -- flor store migrate | info | copy ----------------------------------------------------------
+
+
+def _current(home: Path | None) -> Target:
+    if home is None and not _store_env():
+        home = home_dir()
+    return resolve(db_path(home) if home is not None else None)
+
+
+def _store_env() -> bool:
+    import os
+
+    from flor.store.backend import STORE_ENV
+
+    return bool(os.environ.get(STORE_ENV, "").strip())
+
+
+def migrate(url: str | None = None, home: Path | None = None) -> tuple[Target, int, int]:
+    """Create or upgrade the schema of a store (the current one, or `url`)."""
+    target = parse(url) if url else _current(home)
+    if target.is_postgres:
+        from flor.store.postgres import PostgresStore
+
+        before, after = PostgresStore(target).migrate()
+        return target, before, after
+    import sqlite3
+
+    from flor.store.schema import SCHEMA_VERSION, _schema_version, connect
+
+    assert target.path is not None
+    before = 0
+    if target.path.exists():
+        probe = sqlite3.connect(f"file:{target.path}?mode=ro", uri=True)
+        try:
+            before = _schema_version(probe)
+        except sqlite3.DatabaseError:
+            before = 0  # connect() below names the problem
+        finally:
+            probe.close()
+    connect(target.path).close()
+    return target, before, SCHEMA_VERSION
+
+
+@dataclass
+class Info:
+    backend: str
+    location: str
+    schema_version: int
+    counts: dict[str, int]
+
+
+def info(url: str | None = None, home: Path | None = None) -> Info:
+    """Backend, masked location, schema version and row counts of a store."""
+    target = parse(url) if url else _current(home)
+    conn = _reader(target)
+    try:
+        version = int(
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        )
+        counts = {t: int(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in TABLES}
+    finally:
+        conn.close()
+    return Info(target.kind, str(target), version, counts)
+
+
+def _reader(target: Target) -> Any:
+    if target.is_postgres:
+        from flor.store.postgres import PostgresStore
+
+        return PostgresStore(target).reader()
+    from flor.store.schema import connect
+
+    assert target.path is not None
+    return connect(target.path, readonly=True)
+
+
+@dataclass
+class CopyReport:
+    source: str
+    destination: str
+    copied: int
+    skipped: int
+    running: int
+    values: int
+
+
+def _rows(conn: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in conn.execute(sql, params).fetchall()]
+
+
+def copy(to_url: str, home: Path | None = None, from_url: str | None = None) -> CopyReport:
+    """Copy every finished run of a store into another, idempotently.
+
+    A run already in the destination is left alone, so copying twice copies nothing new;
+    runs still recording are left out (copy again once they end). Each run moves in one
+    transaction: an interrupted copy leaves whole runs or none.
+    """
+    source = parse(from_url) if from_url else _current(home)
+    destination = parse(to_url)
+    if str(source) == str(destination) and source.url == destination.url:
+        raise UsageError(f"store {destination} is the store being copied: pick another --to")
+    src = _reader(source)
+    writer = StoreWriter(target=destination)
+    try:
+        present = {
+            row[0]
+            for row in writer.transaction(lambda c: c.execute("SELECT run_id FROM runs").fetchall())
+        }
+        run_rows = src.execute("SELECT * FROM runs ORDER BY started").fetchall()
+        columns = [d[0] for d in src.execute("SELECT * FROM runs LIMIT 0").description]
+        report = CopyReport(str(source), str(destination), 0, 0, 0, 0)
+        for raw in run_rows:
+            run = dict(zip(columns, raw, strict=True))
+            run_id = run["run_id"]
+            if run_id in present:
+                report.skipped += 1
+                continue
+            if run["status"] == "running" and reader.effective_status(run) == "running":
+                report.running += 1
+                continue
+            report.values += _copy_run(src, writer, run, columns)
+            report.copied += 1
+    finally:
+        src.close()
+        writer.close()
+    return report
+
+
+def _copy_run(src: Any, writer: StoreWriter, run: dict[str, Any], columns: list[str]) -> int:
+    run_id = run["run_id"]
+    owner = run["replay_of"] if run["mode"] == "replay" and run["replay_of"] else run_id
+    if run["mode"] == "replay":
+        logs = _rows(
+            src, f"SELECT {', '.join(LOG_COLUMNS)} FROM logs WHERE replay_id = ?", (run_id,)
+        )
+    else:
+        logs = _rows(
+            src,
+            f"SELECT {', '.join(LOG_COLUMNS)} FROM logs WHERE run_id = ? AND replay_id IS NULL",
+            (run_id,),
+        )
+    loops = _rows(
+        src,
+        "SELECT run_id, ctx_id, parent_ctx_id, name, iteration, value, seconds FROM loops "
+        "WHERE run_id = ?",
+        (owner,),
+    )
+    checkpoints = _rows(
+        src,
+        "SELECT run_id, ctx_id, iteration, object, digest, bytes, seconds FROM checkpoints "
+        "WHERE run_id = ?",
+        (run_id,),
+    )
+    commits = _rows(src, "SELECT run_id, tstamp, snapshot FROM commits WHERE run_id = ?", (run_id,))
+    marks = ", ".join("?" for _ in columns)
+
+    def work(conn: Connection) -> None:
+        conn.execute(
+            f"INSERT INTO runs ({', '.join(columns)}) VALUES ({marks})",
+            tuple(run[c] for c in columns),
+        )
+        if loops:
+            conn.executemany(
+                "INSERT OR IGNORE INTO loops (run_id, ctx_id, parent_ctx_id, name, iteration, "
+                "value, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                loops,
+            )
+        if checkpoints:
+            conn.executemany(
+                "INSERT OR IGNORE INTO checkpoints (run_id, ctx_id, iteration, object, digest, "
+                "bytes, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                checkpoints,
+            )
+        if commits:
+            conn.executemany(
+                "INSERT OR IGNORE INTO commits (run_id, tstamp, snapshot) VALUES (?, ?, ?)",
+                commits,
+            )
+        if logs:
+            writer._db.insert_rows(conn, "logs", LOG_COLUMNS, logs)
+
+    writer.transaction(work)
+    return len(logs)

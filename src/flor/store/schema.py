@@ -6,6 +6,7 @@ newer flor is refused rather than guessed at.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -80,6 +81,26 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 60_000
+# Upserts (`INSERT OR REPLACE`) on PostgreSQL need each table's key spelled out.
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "meta": ("key",),
+    "runs": ("run_id",),
+    "loops": ("run_id", "ctx_id"),
+    "logs": (),
+    "commits": ("run_id", "tstamp"),
+    "checkpoints": ("run_id", "iteration", "object"),
+}
+_PG_TYPES = {"TEXT": 'TEXT COLLATE "C"', "INTEGER": "BIGINT", "REAL": "DOUBLE PRECISION"}
+
+
+def statements(step: int, dialect: str = "sqlite") -> list[str]:
+    """The statements of migration `step` in a dialect: PostgreSQL gets 64-bit integers and
+    doubles, and byte-order text comparison so it sorts and groups exactly as SQLite does."""
+    found = [s.strip() for s in MIGRATIONS[step].split(";") if s.strip()]
+    if dialect == "postgresql":
+        pattern = re.compile(r"\b(TEXT|INTEGER|REAL)\b")
+        found = [pattern.sub(lambda m: _PG_TYPES[m.group(1)], s) for s in found]
+    return found
 
 
 def _schema_version(conn: sqlite3.Connection) -> int:
@@ -92,12 +113,16 @@ def _schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def _check_version(path: Path, version: int) -> None:
+def check_version(where: str, version: int) -> None:
     if version > SCHEMA_VERSION:
         raise StoreError(
-            f"store {path} has schema version {version} but this flor reads up to "
+            f"store {where} has schema version {version} but this flor reads up to "
             f"{SCHEMA_VERSION}: upgrade flor (pip install -U flor)"
         )
+
+
+def _check_version(path: Path, version: int) -> None:
+    check_version(str(path), version)
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> int:
@@ -114,9 +139,8 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
         found = _schema_version(conn)
         _check_version(path, found)
         for step in range(found, SCHEMA_VERSION):
-            for statement in MIGRATIONS[step].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in statements(step):
+                conn.execute(statement)
         conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),

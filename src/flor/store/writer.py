@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import random
-import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flor.store.schema import connect
+from flor.store.backend import Connection, Target
 
 T = TypeVar("T")
 
@@ -33,35 +30,29 @@ RUN_COLUMNS = (
     "started",
     "heartbeat",
 )
+LOG_COLUMNS = ("run_id", "tstamp", "ctx_id", "name", "value", "type", "seq", "replay_id")
 
 
 class StoreWriter:
-    """One connection, guarded by a lock so the flush thread and the main thread can share it."""
+    """One connection, guarded by a lock so the flush thread and the main thread can share it.
 
-    def __init__(self, path: Path) -> None:
+    The database is `FLOR_STORE` when set (a PostgreSQL server), else the SQLite file at
+    `path`. `work` callbacks get a connection taking SQLite-dialect SQL on both backends.
+    """
+
+    def __init__(self, path: Path | None = None, *, target: Target | None = None) -> None:
+        from flor.store.backend import open_writer
+
+        self._db = open_writer(path, target)
+        self.target = self._db.target
         self.path = path
-        self._conn = connect(path)
         self._lock = threading.Lock()
 
-    def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` in one IMMEDIATE transaction, retrying with backoff while locked."""
+    def transaction(self, work: Callable[[Any], T]) -> T:
+        """Run `work` in one short write transaction, retrying while other writers conflict."""
         with self._lock:
-            for attempt in range(200):
-                try:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) and "busy" not in str(exc):
-                        raise
-                    time.sleep(min(0.5, 0.01 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.5))
-                    continue
-                try:
-                    result = work(self._conn)
-                    self._conn.execute("COMMIT")
-                    return result
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-            raise sqlite3.OperationalError(f"store {self.path} stayed locked for too long")
+            result: T = self._db.transaction(work)
+            return result
 
     def insert_run(self, run: dict[str, Any]) -> None:
         columns = ", ".join(RUN_COLUMNS)
@@ -94,7 +85,7 @@ class StoreWriter:
         the same loop contexts, so replaying twice never duplicates values.
         """
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: Connection) -> None:
             if loops:
                 conn.executemany(
                     "INSERT OR IGNORE INTO loops (run_id, ctx_id, parent_ctx_id, name, "
@@ -108,11 +99,7 @@ class StoreWriter:
                     {(row[0], row[3], row[2], row[7]) for row in logs if row[3] in replace_names},
                 )
             if logs:
-                conn.executemany(
-                    "INSERT INTO logs (run_id, tstamp, ctx_id, name, value, type, seq, "
-                    "replay_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    logs,
-                )
+                self._db.insert_rows(conn, "logs", LOG_COLUMNS, logs)
             conn.executemany(
                 "UPDATE loops SET seconds = ? WHERE run_id = ? AND ctx_id = ?",
                 ((seconds, row_id, ctx) for seconds, ctx in timings),
@@ -132,4 +119,4 @@ class StoreWriter:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._db.close()
