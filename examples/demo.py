@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def show(title: str) -> None:
 
 
 def run(cwd: Path, *command: str, quiet: bool = False) -> None:
-    printable = " ".join(command).replace(sys.executable, "python")
+    printable = shlex.join(command).replace(sys.executable, "python")
     print(f"$ {printable}", flush=True)
     done = subprocess.run(command, cwd=cwd, capture_output=quiet, text=True)
     if done.returncode != 0:

@@ -38,7 +38,11 @@ def test_runs_and_show(script) -> None:
     assert run["filename"] == "train.py" and run["status"] == "finished"
     assert run["args"] == "lr=0.5" and len(run["commit"]) == 10
     shown = runner.invoke(main, ["show", run["run_id"][:6], "--format", "json"])
-    detail = json.loads(shown.output)
+
+    def strict(constant: str) -> None:
+        raise AssertionError(f"not JSON: {constant}")
+
+    detail = json.loads(shown.output, parse_constant=strict)
     assert detail["run_id"] == run["run_id"] and detail["logged"] == {"acc": 3, "lr": 1}
 
 
@@ -79,3 +83,15 @@ def test_importing_flor_loads_nothing_heavy() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_propagate_file_form_reports_an_unwritable_output(tmp_path) -> None:
+    old = tmp_path / "old.py"
+    new = tmp_path / "new.py"
+    old.write_text("import flor\nfor i in flor.loop('i', range(3)):\n    x = i * 2\n")
+    new.write_text(old.read_text() + "    flor.log('x', x)\n")
+    out = tmp_path / "missing" / "out.py"
+    result = CliRunner().invoke(main, ["propagate", "--source", str(new), "--target", str(old),
+                                       "--output", str(out)])  # fmt: skip
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "cannot write" in result.output and not out.exists()

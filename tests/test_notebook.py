@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import git
+from gitutil import git
 
 CELLS = [
     "import flor",

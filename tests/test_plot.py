@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import git
+from gitutil import git
 
 from flor.errors import UsageError
 

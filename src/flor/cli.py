@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from flor.errors import FlorError
+from flor.errors import FlorError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -201,13 +201,16 @@ def show(run: str, fmt: str) -> None:
         "SELECT name, COUNT(*) AS n FROM logs WHERE run_id = ? GROUP BY name ORDER BY name",
         (record["run_id"],),
     )
+    for key, value in list(record.items()):
+        if isinstance(value, float) and value != value:
+            record[key] = None  # NaN is not JSON
+    for key in ("started", "ended", "heartbeat"):
+        if record.get(key) is not None:
+            record[key] = datetime.fromtimestamp(float(record[key])).isoformat(sep=" ")
     if fmt == "json":
-        record["logged"] = dict(zip(counts["name"], counts["n"].astype(int), strict=True))
+        record["logged"] = {n: int(c) for n, c in zip(counts["name"], counts["n"], strict=True)}
         click.echo(json.dumps(record, default=str))
         return
-    for key in ("started", "ended", "heartbeat"):
-        if record.get(key) == record.get(key) and record.get(key) is not None:
-            record[key] = datetime.fromtimestamp(float(record[key])).isoformat(sep=" ")
     rows = [(k, v) for k, v in record.items()]
     rows += [
         (f"logged {n}", f"{c} values") for n, c in zip(counts["name"], counts["n"], strict=True)
@@ -231,9 +234,9 @@ def _read_text(path: Path, role: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise click.UsageError(f"{role} file {path} is not UTF-8 text") from None
+        raise UsageError(f"{role} file {path} is not UTF-8 text") from None
     except OSError as exc:
-        raise click.UsageError(f"cannot read {role} file {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {role} file {path}: {exc.strerror}") from None
 
 
 @main.command()
@@ -280,13 +283,11 @@ def propagate(
     """
     if source or target or output:
         if not (source and target and output) or script:
-            raise click.UsageError("the file form needs --source, --target and --output, no SCRIPT")
+            raise UsageError("the file form needs --source, --target and --output, no SCRIPT")
         _propagate_files(source, target, output, matcher, report)
         return
     if script is None:
-        raise click.UsageError(
-            "name the SCRIPT to propagate from, or use --source/--target/--output"
-        )
+        raise UsageError("name the SCRIPT to propagate from, or use --source/--target/--output")
     from flor.propagate import history
 
     versions = history.propagate_history(
@@ -319,7 +320,10 @@ def _propagate_files(source: Path, target: Path, output: Path, matcher: str, rep
             if isinstance(outcome, Declined):
                 click.echo(f"declined: {outcome.statement}: {outcome.reason}", err=True)
         sys.exit(1)
-    output.write_text(result.source, encoding="utf-8")
+    try:
+        output.write_text(result.source, encoding="utf-8")
+    except OSError as exc:
+        raise FlorError(f"cannot write {output}: {exc.strerror}: choose another --output") from None
     if report == "text":
         for outcome in result.outcomes:
             click.echo(f"{type(outcome).__name__.lower()}: {outcome.statement}")
@@ -381,6 +385,8 @@ def replay(
 
     from flor import replay as replays
 
+    if not (dry_run or yes or sys.stdin.isatty()):
+        raise UsageError("stdin is not a terminal: pass --yes to replay without asking")
     plan = replays.plan(
         names, since=since, runs=_split(run_ids), where=where, jobs=jobs, verify=verify
     )
@@ -397,8 +403,6 @@ def replay(
     if dry_run:
         return
     if not yes:
-        if not sys.stdin.isatty():
-            raise click.UsageError("stdin is not a terminal: pass --yes to replay without asking")
         click.confirm("replay now?", abort=True, err=True)
     summary = replays.execute(
         plan, backend=backend, scheduler=scheduler, progress=sys.stderr.isatty()

@@ -128,8 +128,11 @@ def _draw(
     height: int,
     dpi: int,
 ) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UsageError("flor plot needs matplotlib: pip install 'flor[plot]'") from None
 
     figure = Figure(figsize=(width / dpi, height * len(frames) / dpi), dpi=dpi)
     FigureCanvasAgg(figure)

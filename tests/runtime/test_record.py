@@ -167,6 +167,8 @@ def test_bad_kwargs_fail_with_one_line_and_exit_2(script, args, message) -> None
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
+    statuses = flor.query("SELECT status FROM runs")["status"].tolist() if args[1] != "lr" else []
+    assert set(statuses) <= {"failed"}  # a run stopped by bad arguments is not "finished"
 
 
 def test_kwargs_are_cast_to_the_default_type(script) -> None:

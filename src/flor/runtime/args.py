@@ -58,5 +58,5 @@ def cast(name: str, text: str, default: Any) -> Any:
     except (ValueError, TypeError):
         raise ArgError(
             f"--kwargs {name}={text!r} cannot be read as {kind.__name__}, the type of "
-            f"flor.arg({name!r})'s default {default!r}: pass a {kind.__name__} value"
+            f"flor.arg({name!r})'s default {default!r}: pass a value of that type"
         ) from None

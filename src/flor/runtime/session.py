@@ -68,6 +68,8 @@ def _loop_value(index: int, value: Any) -> str | None:
 def fail(error: FlorError) -> None:
     """Stop the user's script the way argparse does: one line on stderr, exit status."""
     print(f"flor: error: {error}", file=sys.stderr)
+    if _session is not None:
+        _session.status, _session.error = "failed", str(error)
     raise SystemExit(error.exit_code)
 
 
