@@ -69,15 +69,15 @@ def with_statements(source: str, *kinds: str) -> str:
 def recorded(repo, script, monkeypatch):  # type: ignore[no-untyped-def]
     """Two runs of version 1, then the newest version with every hindsight statement."""
 
-    def record(budget: str = "1") -> tuple[list[str], object]:
+    def record(budget: str = "1", source: str = SCRIPT) -> tuple[list[str], object]:
         monkeypatch.setenv("FLOR_CKPT_BUDGET", budget)
-        train = script("train.py", SCRIPT)
+        train = script("train.py", source)
         git(repo, "add", "train.py")
         git(repo, "commit", "-q", "-m", "v1")
         train.run("--kwargs", "lr=0.05")
         train.run("--kwargs", "lr=0.02", "seed=3")
         runs = flor.query("SELECT run_id FROM runs ORDER BY started")["run_id"].tolist()
-        train.path.write_text(with_statements(SCRIPT, *HINDSIGHT))
+        train.path.write_text(with_statements(source, *HINDSIGHT))
         monkeypatch.delenv("FLOR_CKPT_BUDGET")
         return runs, train
 
@@ -114,7 +114,11 @@ def test_replayed_values_equal_a_full_re_execution(recorded, kind, budget) -> No
 
 
 def test_nested_replay_split_across_jobs_is_idempotent_and_verifies(recorded) -> None:
-    (first, _second), _train = recorded("1")
+    # steps slow enough that half a run is worth more than a task's start-up
+    slow = SCRIPT.replace("import numpy as np\n", "import time\nimport numpy as np\n").replace(
+        "            w -= lr * grad\n", "            w -= lr * grad\n            time.sleep(0.05)\n"
+    )
+    (first, _second), _train = recorded("1", slow)
     one_job = plan(["gnorm"], runs=[first], jobs=1)
     assert len(one_job.runs[0].tasks) == 1
     execute(one_job)

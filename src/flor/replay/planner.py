@@ -289,7 +289,10 @@ def _plan_run(
     per_iteration = [
         (2 * ckpt_seconds if skip and (i + 1) in checkpoints else t) for i, t in enumerate(timings)
     ]
-    chunks = _chunks_per_run(run_count, jobs)
+    # Every task pays the start-up (imports, data loading) again: split a run only into
+    # pieces that are each worth more than that.
+    worth = max(1, int(sum(per_iteration) / max(overhead, 1e-3)))
+    chunks = min(_chunks_per_run(run_count, jobs), worth)
     bounds = _split(per_iteration, set(checkpoints), chunks)
     for index, (start, stop) in enumerate(bounds):
         resume = max((k for k in checkpoints if k <= start), default=0)
