@@ -167,3 +167,18 @@ def test_unwritable_checkpoint_folder_keeps_training_and_notes_the_run(script, r
     assert "checkpoints disabled for this run" in done.stderr
     assert flor.dataframe("v")["v"].tolist() == [0, 1, 2]
     assert "checkpoints disabled" in flor.query("SELECT note FROM runs")["note"].item()
+
+
+def test_recording_with_checkpoints_does_not_load_pandas_or_libcst(script) -> None:
+    done = script(
+        "light.py",
+        """
+        import sys, flor, numpy as np
+        w = np.zeros(3)
+        with flor.checkpointing(w=w):
+            for i in flor.loop("i", range(3)):
+                flor.log("x", i)
+        print(sorted(m for m in ("pandas", "libcst", "joblib", "rich") if m in sys.modules))
+        """,
+    ).run()
+    assert done.stdout.strip() == "[]"

@@ -315,7 +315,7 @@ def _plan_run(
 
 def _drop_missing(checkpoints: dict[int, dict[str, str]], home: Path) -> int:
     """Forget checkpoints whose files are gone (deleted, not copied); returns how many."""
-    from flor.store.admin import checkpoint_root
+    from flor.store.location import checkpoint_root
 
     root = checkpoint_root(home)
     missing = [

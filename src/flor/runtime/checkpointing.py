@@ -24,7 +24,7 @@ from typing import Any
 from flor.errors import CheckpointError, FlorError
 from flor.runtime import session as sessions
 from flor.runtime.checkpoint import BlobStore, Snapshot, capture, validate_objects
-from flor.store.admin import checkpoint_root
+from flor.store.location import checkpoint_root
 
 DEFAULT_BUDGET = 0.05
 _QUEUE_DEPTH = 1

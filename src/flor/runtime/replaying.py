@@ -22,8 +22,7 @@ from typing import Any
 from flor.errors import ReplayError
 from flor.runtime.checkpoint import BlobStore, Snapshot, restore
 from flor.runtime.session import Session
-from flor.store.admin import checkpoint_root
-from flor.store.location import db_path
+from flor.store.location import checkpoint_root, db_path
 from flor.store.writer import StoreWriter
 
 

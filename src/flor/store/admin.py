@@ -9,16 +9,10 @@ from typing import Any
 from flor.errors import UsageError
 from flor.store import reader
 from flor.store.backend import Connection, Target, parse, resolve
-from flor.store.location import db_path, home_dir
+from flor.store.location import checkpoint_root, db_path, home_dir
 from flor.store.writer import LOG_COLUMNS, StoreWriter
 
 TABLES = ("runs", "loops", "logs", "checkpoints", "commits")
-
-CHECKPOINT_DIR = "checkpoints"
-
-
-def checkpoint_root(home: Path) -> Path:
-    return home / CHECKPOINT_DIR
 
 
 def delete_run(run: str, home: Path | None = None) -> str:

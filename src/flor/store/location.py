@@ -47,3 +47,8 @@ def ensure_home(home: Path) -> Path:
 
 def db_path(home: Path) -> Path:
     return home / DB_FILENAME
+
+
+def checkpoint_root(home: Path) -> Path:
+    """Checkpoint blobs live beside the database (and so on a shared path for clusters)."""
+    return home / "checkpoints"
