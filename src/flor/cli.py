@@ -390,7 +390,7 @@ def replay(
     plan = replays.plan(
         names, since=since, runs=_split(run_ids), where=where, jobs=jobs, verify=verify
     )
-    emit(pd.DataFrame(plan.table()), fmt if dry_run else "table" if fmt == "table" else fmt)
+    emit(pd.DataFrame(plan.table()), fmt)
     if not plan.active:
         click.echo("nothing to replay", err=True)
         return

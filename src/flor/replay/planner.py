@@ -18,7 +18,7 @@ from flor import vcs
 from flor.errors import FlorError, ReplayError, UsageError
 from flor.propagate import Declined, propagate_source
 from flor.propagate import logged_names as names_logged_in
-from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
+from flor.replay.classify import OUTER, PREFIX, SUFFIX, classify
 from flor.runtime.replaying import TaskSpec
 from flor.store import reader
 from flor.where import compile_where, last_values
@@ -310,7 +310,6 @@ def _plan_run(
         run_plan.estimates.append(
             overhead + catch_up + ckpt_seconds + sum(per_iteration[start:stop])
         )
-    assert strategy in (OUTER, NESTED)
 
 
 def _drop_missing(checkpoints: dict[int, dict[str, str]], home: Path) -> int:
