@@ -7,7 +7,9 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
+from gitutil import git
 
+import flor
 from flor.cli import main
 
 TRAIN = """
@@ -95,3 +97,28 @@ def test_propagate_file_form_reports_an_unwritable_output(tmp_path) -> None:
                                        "--output", str(out)])  # fmt: skip
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert "cannot write" in result.output and not out.exists()
+
+
+def test_propagate_repository_form_selects_versions_by_run_and_since(script, repo) -> None:
+    train = script("train.py", TRAIN)
+    train.run()
+    train.path.write_text(TRAIN.replace("range(3)", "range(2)"))
+    train.run()
+    first, second = flor.query("SELECT run_id FROM runs ORDER BY started")["run_id"]
+    train.path.write_text(TRAIN + "    flor.log('double', e * 2)\n")
+    runner = CliRunner()
+
+    def versions(*args: str) -> list[dict]:  # type: ignore[type-arg]
+        result = runner.invoke(main, ["propagate", "train.py", "--format", "json", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    every = versions("--dry-run")
+    assert [v["version"] for v in every] == [f"run {first}", f"run {second}"]
+    assert all(v["inserted"] == 1 and v["declined"] == 0 for v in every)
+    assert [v["version"] for v in versions("--runs", first[:6], "--dry-run")] == [f"run {first}"]
+    assert [v["version"] for v in versions("--since", second)] == [f"run {second}"]
+    stored = list((repo / ".flor" / "propagated").rglob("train.py"))
+    assert len(stored) == 1 and "flor.log('double'" in stored[0].read_text()
+    assert train.path.read_text() == TRAIN + "    flor.log('double', e * 2)\n"
+    assert git(repo, "status", "--porcelain") == "?? train.py\n"

@@ -150,11 +150,6 @@ def extract(data: bytes, destination: Path) -> Path:
     return destination
 
 
-def materialize(root: Path, commit: str, destination: Path) -> Path:
-    """Write the tree of `commit` into `destination` (never the user's working tree)."""
-    return extract(archive(root, commit), destination)
-
-
 def commits_touching(root: Path, rel_path: str, since: str | None = None) -> list[str]:
     """Plain git commits (newest first) that changed `rel_path`: versions without runs."""
     args = ["--format=%H"]

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import ast
 import operator
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from flor.errors import UsageError
 from flor.store import reader
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
 
 _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
     ast.Lt: operator.lt,
@@ -95,3 +100,17 @@ def last_values(names: set[str]) -> dict[str, dict[str, Any]]:
     for run_id, name, value, kind in frame.itertuples(index=False):
         values.setdefault(run_id, {})[name] = decode(value, kind)
     return values
+
+
+def select_runs(
+    runs: pd.DataFrame, root: Path, ids: Sequence[str] | None = None, since: str | None = None
+) -> pd.DataFrame:
+    """Recorded runs whose id starts with one of `ids`, started since `--since`."""
+    if ids:
+        runs = runs[runs["run_id"].map(lambda run: any(run.startswith(p) for p in ids))]
+    if since:
+        from flor import vcs
+
+        starts = dict(zip(runs["run_id"], runs["started"], strict=True))
+        runs = runs[runs["started"] >= vcs.since_cutoff(root, since, starts)]
+    return runs

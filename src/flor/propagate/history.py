@@ -41,20 +41,16 @@ def _versions(
     """(label, commit) of each past version, oldest first, each commit once."""
     from flor.store import reader
     from flor.store.location import home_dir
+    from flor.where import select_runs
 
     found: list[tuple[str, str]] = []
     if reader.store_exists(home_dir(root)):
         recorded = reader.runs(home_dir(root))
         if not recorded.empty:
             recorded = recorded[(recorded["filename"] == rel) & recorded["snapshot"].notna()]
-            if runs:
-                chosen = recorded["run_id"].map(lambda r: any(r.startswith(p) for p in runs))
-                recorded = recorded[chosen]
-            if since:
-                starts = dict(zip(recorded["run_id"], recorded["started"], strict=True))
-                recorded = recorded[recorded["started"] >= vcs.since_cutoff(root, since, starts)]
-            found = [(f"run {r}", s) for r, s in zip(recorded["run_id"], recorded["snapshot"],
-                                                      strict=True)]  # fmt: skip
+            recorded = select_runs(recorded, root, runs, since)
+            pairs = zip(recorded["run_id"], recorded["snapshot"], strict=True)
+            found = [(f"run {run}", snapshot) for run, snapshot in pairs]
     if not found and not runs:
         commits = vcs.commits_touching(root, rel, since)
         found = [(f"commit {c[:10]}", c) for c in reversed(commits)]

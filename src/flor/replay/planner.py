@@ -21,10 +21,10 @@ from flor.propagate import logged_names as names_logged_in
 from flor.replay.classify import OUTER, PREFIX, SUFFIX, classify
 from flor.runtime.replaying import TaskSpec
 from flor.store import reader
-from flor.where import compile_where, last_values
+from flor.where import compile_where, last_values, select_runs
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 PROCESS_OVERHEAD_S = 0.5
 
@@ -93,11 +93,6 @@ class Plan:
 # -- selecting runs --------------------------------------------------------------------------
 
 
-def since_filter(root: Path, since: str, runs: pd.DataFrame) -> pd.DataFrame:
-    starts = dict(zip(runs["run_id"], runs["started"], strict=True))
-    return runs[runs["started"] >= vcs.since_cutoff(root, since, starts)]
-
-
 # -- planning --------------------------------------------------------------------------------
 
 
@@ -135,11 +130,7 @@ def plan(
                 f"first (scripts: {where_})"
             )
     selected = recorded[recorded["snapshot"].notna() | recorded["filename"].isin(scripts)]
-    if runs:
-        wanted = recorded["run_id"].map(lambda r: any(r.startswith(p) for p in runs))
-        selected = selected[wanted]
-    if since:
-        selected = since_filter(root, since, selected)
+    selected = select_runs(selected, root, runs, since)
     if where:
         check, where_names = compile_where(where)
         values = last_values(where_names)

@@ -67,6 +67,7 @@ class Checkpointer:
     loop_time: float = 0.0
     taken: int = 0
     last_iteration: int = -1
+    _last_taken: int = -1
     disabled: str | None = None
     _pending: queue.Queue[_Pending | None] = field(
         default_factory=lambda: queue.Queue(_QUEUE_DEPTH)
@@ -113,8 +114,6 @@ class Checkpointer:
         self.drain()
 
     # -- taking checkpoints -------------------------------------------------------------------
-
-    _last_taken: int = -1
 
     def _take(self, iteration: int) -> None:
         if self.disabled is not None or self.budget == 0:

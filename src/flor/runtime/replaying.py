@@ -246,13 +246,10 @@ class ReplaySession(Session):
             self.ctx = parent
 
 
-def start_replay(spec_text: str) -> ReplaySession:
+def start_replay(spec_json: str) -> ReplaySession:
     import sys
 
-    if spec_text.lstrip().startswith("{"):
-        spec = TaskSpec.from_json(spec_text)
-    else:
-        spec = TaskSpec.from_json(Path(spec_text).read_text())
+    spec = TaskSpec.from_json(spec_json)
     session = ReplaySession(spec, StoreWriter(db_path(Path(spec.home))), list(sys.argv))
     session.begin(None, None, None)
     return session

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from flor.errors import QueryError, StoreError, UsageError
+from flor.errors import QueryError, UsageError
 from flor.store.backend import STORE_ENV, Connection, Target, resolve
 from flor.store.location import db_path, home_dir
 from flor.store.pivot import LOG_COLUMNS, LOOP_COLUMNS, RUN_KEYS, pivot
@@ -202,13 +202,6 @@ def find_run(run: str, home: Path | None = None) -> dict[str, Any]:
         raise UsageError(f"{problem} with id {run!r}: `flor runs` lists the run ids")
     record: dict[str, Any] = matches.iloc[0].to_dict()  # type: ignore[assignment]
     return record
-
-
-def require_store(home: Path | None = None) -> Path:
-    path = db_path(home or home_dir())
-    if not path.exists():
-        raise StoreError(f"no flor store at {path}: record a run first (python your_script.py)")
-    return path
 
 
 def store_exists(home: Path | None = None) -> bool:
