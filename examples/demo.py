@@ -108,13 +108,12 @@ def main() -> None:
 
         show("one table: recorded values (lr, acc) and hindsight values (weight_norm)")
         flor(repo, "dataframe", "lr", "acc", "weight_norm")
-        show("and the nested hindsight value for every step (first rows)")
-        run(
+        show("and the nested hindsight value at every step, counted per run with SQL")
+        flor(
             repo,
-            sys.executable,
-            "-c",
-            "import flor; df = flor.dataframe('loss', 'grad_norm'); "
-            "print(df.groupby('runid')[['loss', 'grad_norm']].count()); print(df.head(5))",
+            "query",
+            "SELECT run_id, name, COUNT(*) AS n FROM logs "
+            "WHERE name IN ('loss', 'grad_norm') GROUP BY run_id, name ORDER BY run_id, name",
         )
     finally:
         if options.keep:
