@@ -9,7 +9,7 @@ import pytest
 
 from flor.errors import QueryError, StoreError
 from flor.store import reader
-from flor.store.schema import SCHEMA_VERSION, connect
+from flor.store.schema import SCHEMA_VERSION, connect, statements
 from flor.store.writer import StoreWriter
 
 
@@ -55,6 +55,34 @@ def test_an_old_empty_store_is_migrated_forward(tmp_path: Path) -> None:
     sqlite3.connect(path).close()  # schema version 0: an empty database
     conn = connect(path)
     assert conn.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
+
+
+def test_a_version_1_store_keeps_every_value_through_the_migration(tmp_path: Path) -> None:
+    path = tmp_path / "flor.db"
+    old = sqlite3.connect(path)
+    for statement in statements(0):
+        old.execute(statement)
+    old.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    logs = [
+        ("r1", "t1", 1, "loss", "0.5", "float", 1, None),
+        ("r1", "t1", 1, "loss", "0.25", "float", 2, None),
+        ("r1", "t1", 2, "gn", "3", "int", 1, "replay-a"),
+        ("r1", "t1", 3, "gn", "4", "int", 1, "replay-b"),
+    ]
+    old.executemany("INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", logs)
+    old.execute("INSERT INTO loops VALUES ('r1', 1, NULL, 'epoch', 0, NULL, 1.5)")
+    old.commit()
+    old.close()
+
+    conn = connect(path)
+    migrated = conn.execute(
+        "SELECT run_id, tstamp, ctx_id, name, value, type, seq, replay_id, writer FROM logs "
+        "ORDER BY name, writer, seq"
+    ).fetchall()
+    assert migrated == [
+        (*row, row[7] or "") for row in sorted(logs, key=lambda r: (r[3], r[7] or "", r[6]))
+    ]
+    assert conn.execute("SELECT * FROM loops").fetchall() == [("r1", 1, None, "epoch", 0, None, 1.5)]
 
 
 @pytest.mark.parametrize(

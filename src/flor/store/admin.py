@@ -10,7 +10,7 @@ from flor.errors import UsageError
 from flor.store import reader
 from flor.store.backend import Connection, Target, parse, resolve
 from flor.store.location import checkpoint_root, db_path, home_dir
-from flor.store.writer import LOG_COLUMNS, StoreWriter
+from flor.store.writer import LOG_COLUMNS, StoreWriter, insert_logs
 
 TABLES = ("runs", "loops", "logs", "checkpoints", "commits")
 
@@ -185,15 +185,12 @@ def copy(to_url: str, home: Path | None = None, from_url: str | None = None) -> 
 def _copy_run(src: Any, writer: StoreWriter, run: dict[str, Any], columns: list[str]) -> int:
     run_id = run["run_id"]
     owner = run["replay_of"] if run["mode"] == "replay" and run["replay_of"] else run_id
+    selected = ", ".join(LOG_COLUMNS)
     if run["mode"] == "replay":
-        logs = _rows(
-            src, f"SELECT {', '.join(LOG_COLUMNS)} FROM logs WHERE replay_id = ?", (run_id,)
-        )
+        logs = _rows(src, f"SELECT {selected} FROM logs WHERE replay_id = ?", (run_id,))
     else:
         logs = _rows(
-            src,
-            f"SELECT {', '.join(LOG_COLUMNS)} FROM logs WHERE run_id = ? AND replay_id IS NULL",
-            (run_id,),
+            src, f"SELECT {selected} FROM logs WHERE run_id = ? AND replay_id IS NULL", (run_id,)
         )
     loops = _rows(
         src,
@@ -233,7 +230,7 @@ def _copy_run(src: Any, writer: StoreWriter, run: dict[str, Any], columns: list[
                 commits,
             )
         if logs:
-            writer._db.insert_rows(conn, "logs", LOG_COLUMNS, logs)
+            insert_logs(writer._db, conn, logs)
 
     writer.transaction(work)
     return len(logs)

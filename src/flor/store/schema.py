@@ -78,6 +78,44 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, iteration, object)
     );
     """,
+    # 1 -> 2: logs and loops clustered by run, so a run's values of one name are one range
+    # read in order (the dataframe reads them a range at a time); `writer` ('' for the
+    # recorded run, else the replay task's id) keeps the clustering key unique.
+    """
+    CREATE TABLE logs_v2 (
+        run_id TEXT NOT NULL,
+        tstamp TEXT NOT NULL,
+        ctx_id INTEGER,
+        name TEXT NOT NULL,
+        value TEXT,
+        type TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        replay_id TEXT,
+        writer TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, name, writer, tstamp, type, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO logs_v2 (run_id, tstamp, ctx_id, name, value, type, seq, replay_id,
+        writer)
+        SELECT run_id, tstamp, ctx_id, name, value, type, seq, replay_id,
+            COALESCE(replay_id, '') FROM logs;
+    DROP TABLE logs;
+    ALTER TABLE logs_v2 RENAME TO logs;
+    CREATE INDEX logs_by_run ON logs (run_id, ctx_id);
+    CREATE TABLE loops_v2 (
+        run_id TEXT NOT NULL,
+        ctx_id INTEGER NOT NULL,
+        parent_ctx_id INTEGER,
+        name TEXT NOT NULL,
+        iteration INTEGER NOT NULL,
+        value TEXT,
+        seconds REAL,
+        PRIMARY KEY (run_id, ctx_id)
+    ) WITHOUT ROWID;
+    INSERT INTO loops_v2 SELECT run_id, ctx_id, parent_ctx_id, name, iteration, value, seconds
+        FROM loops;
+    DROP TABLE loops;
+    ALTER TABLE loops_v2 RENAME TO loops;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 60_000
@@ -86,7 +124,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "meta": ("key",),
     "runs": ("run_id",),
     "loops": ("run_id", "ctx_id"),
-    "logs": (),
+    "logs": ("run_id", "name", "writer", "tstamp", "type", "seq"),
     "commits": ("run_id", "tstamp"),
     "checkpoints": ("run_id", "iteration", "object"),
 }
@@ -100,6 +138,7 @@ def statements(step: int, dialect: str = "sqlite") -> list[str]:
     if dialect == "postgresql":
         pattern = re.compile(r"\b(TEXT|INTEGER|REAL)\b")
         found = [pattern.sub(lambda m: _PG_TYPES[m.group(1)], s) for s in found]
+        found = [s.replace(") WITHOUT ROWID", ")") for s in found]
     return found
 
 
