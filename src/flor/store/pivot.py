@@ -1,14 +1,16 @@
-"""The dataframe pivot, on fetched rows, with integer keys and numpy throughout.
+"""The dataframe pivot, over column-wise reads of the store, in numpy.
 
-Every loop context is one row of the `loops` table, so a value's loop coordinates are
-those of its context row: values are pivoted on (context row, tstamp), never on text
-columns, and the coordinates of each context (and its ancestors, for the outer join of
-shallower values) are found by pointer jumping over parent links.
+Every value sits in one loop context (a row of `loops`) or outside loops, and is keyed by
+(its context row, or its run outside loops; its tstamp). Contexts are grouped by path (the
+names of their enclosing loops, outermost first) and each path is one table with a row per
+key and a column per name. Values of a shallower path join the rows below them in deeper
+paths (the outer join of DESIGN.md); only keys no deeper row refers to are rows of their own.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,27 +19,53 @@ import pandas as pd
 from flor.store.values import decode
 
 RUN_KEYS = ["projid", "runid", "tstamp", "filename"]
-LOG_COLUMNS = ["tstamp", "ctx_id", "name", "value", "type", "recorded", "seq"]
-LOOP_COLUMNS = ["ctx_id", "parent", "name", "iteration", "value"]
 ROOT: tuple[str, ...] = ()
+_NUMERIC = {"int", "float"}
+
+
+@dataclass
+class ValueGroup:
+    """Values of one name with the same run, writer, tstamp and type, in `seq` order."""
+
+    run: int
+    name: str
+    writer: str  # '' for the recorded run, else a replay task
+    tstamp: str
+    kind: str
+    first_seq: int
+    ctx: np.ndarray  # int64, -1 outside loops
+    text: list[str]
+    seq: np.ndarray | None = None  # read only where groups of one name interleave
+
+    @property
+    def recorded(self) -> bool:
+        return self.writer == ""
+
+
+@dataclass
+class LoopRows:
+    """The `loops` rows of the runs read: one entry per loop context."""
+
+    run: np.ndarray
+    ctx: np.ndarray
+    parent: np.ndarray  # -1 for a top-level loop
+    name: list[str]
+    iteration: np.ndarray
+    value: np.ndarray  # object: the iteration value's JSON text, or None
 
 
 class _Contexts:
     """The loop contexts of the runs involved: depth, ancestors and path of each."""
 
-    def __init__(self, loops: pd.DataFrame, run_codes: pd.Index) -> None:
-        n = len(loops)
-        self.run = run_codes.get_indexer(pd.Index(loops["run_id"])).astype(np.int64)
-        ctx = loops["ctx_id"].to_numpy(dtype=np.int64)
-        parent = loops["parent"].fillna(-1).to_numpy(dtype=np.int64)
-        shift = np.int64(1 << 32)
-        self.index = pd.Index(self.run * shift + ctx)
-        parent_row = self.index.get_indexer(self.run * shift + parent)
-        parent_row[parent < 0] = -1
+    def __init__(self, loops: LoopRows) -> None:
+        n = len(loops.ctx)
+        self.run = loops.run
+        self.keys = loops.run * np.int64(1 << 32) + loops.ctx  # ascending: runs, then ctx ids
+        parent_row = self.rows_of(loops.run, loops.parent)
         self.parent_row = parent_row
-        self.iteration = loops["iteration"].to_numpy(dtype=np.int64)
-        self.value = loops["value"].to_numpy(dtype=object)
-        name_codes, names = pd.factorize(loops["name"].to_numpy(dtype=object))
+        self.iteration = loops.iteration
+        self.value = loops.value
+        name_codes, names = pd.factorize(np.asarray(loops.name, dtype=object))
         depth = np.zeros(n, dtype=np.int64)
         cursor = parent_row.copy()
         while (cursor >= 0).any():
@@ -45,7 +73,7 @@ class _Contexts:
             depth[live] += 1
             cursor[live] = parent_row[cursor[live]]
         self.depth = depth
-        # path id of every row, built level by level from its parent's path id
+        # the path id of every row, built level by level from its parent's path id
         path_id = np.full(n, -1, dtype=np.int64)
         paths: dict[tuple[int, int], int] = {}
         self.paths: list[tuple[str, ...]] = []
@@ -74,6 +102,13 @@ class _Contexts:
             for path in self.paths
         }
 
+    def rows_of(self, run: int | np.ndarray, ctx: np.ndarray) -> np.ndarray:
+        """Context rows of (run, ctx) pairs, -1 where there is none (outside loops)."""
+        wanted = run * np.int64(1 << 32) + ctx
+        at = np.searchsorted(self.keys, wanted).clip(0, max(0, len(self.keys) - 1))
+        found = self.keys[at] == wanted if len(self.keys) else np.zeros(len(ctx), dtype=bool)
+        return np.where(found, at, -1)
+
     def ancestor(self, rows: np.ndarray, level: int) -> np.ndarray:
         """The ancestor at `level` (0 = outermost) of each of `rows` (all deeper than level)."""
         cursor = rows.copy()
@@ -85,168 +120,266 @@ class _Contexts:
         return cursor
 
 
-def _typed_by_name(logs: pd.DataFrame) -> np.ndarray:
-    """Decode stored text: a name whose values are all numbers is converted in bulk."""
-    text = logs["value"].to_numpy(dtype=object)
-    kinds = logs["type"].to_numpy(dtype=object)
-    numeric = np.isin(kinds, ["int", "float"])
-    if numeric.all():
-        return pd.to_numeric(pd.Series(text), errors="coerce").to_numpy()
-    out = np.empty(len(logs), dtype=object)
-    for _, positions in logs.groupby("name", sort=False).indices.items():
-        if numeric[positions].all():
-            out[positions] = pd.to_numeric(pd.Series(text[positions]), errors="coerce").to_numpy()
+@dataclass
+class _Column:
+    """One name's values at some keys, with a mask of where a value is present."""
+
+    values: np.ndarray
+    present: np.ndarray
+
+    @classmethod
+    def empty(cls, like: np.ndarray, size: int) -> _Column:
+        if like.dtype == object:
+            values = np.full(size, np.nan, dtype=object)
         else:
-            out[positions] = [decode(text[i], kinds[i]) for i in positions]
+            values = np.zeros(size, dtype=like.dtype)
+        return cls(values, np.zeros(size, dtype=bool))
+
+
+def _typed(groups: list[ValueGroup]) -> np.ndarray:
+    """One name's stored text as values: numbers parsed in bulk (exactly), the rest decoded."""
+    text = [t for g in groups for t in g.text]
+    kinds = {g.kind for g in groups}
+    if kinds <= _NUMERIC:
+        try:
+            return np.array(text, dtype=np.int64 if kinds == {"int"} else np.float64)
+        except (ValueError, OverflowError):  # integers beyond 64 bits stay Python ints
+            pass
+    out = np.empty(len(text), dtype=object)
+    start = 0
+    for group in groups:
+        out[start : start + len(group.text)] = [decode(t, group.kind) for t in group.text]
+        start += len(group.text)
     return out
 
 
+class _Keys:
+    """Integer keys: (context row, tstamp) in loops, (run, tstamp) outside them."""
+
+    def __init__(self, contexts: _Contexts, n_tstamps: int) -> None:
+        self.contexts = contexts
+        self.n_t = np.int64(max(1, n_tstamps))
+        self.root_base = np.int64(len(contexts.depth))
+
+    def of(self, rows: np.ndarray, run: int, tcode: int) -> np.ndarray:
+        slot = np.where(rows >= 0, rows, self.root_base + run)
+        return slot * self.n_t + tcode
+
+    def path(self, keys: np.ndarray) -> np.ndarray:
+        slots = keys // self.n_t
+        inside = slots < self.root_base
+        out = np.full(len(keys), -1, dtype=np.int64)
+        out[inside] = self.contexts.path_id[slots[inside]]
+        return out
+
+    def run(self, keys: np.ndarray) -> np.ndarray:
+        slots = keys // self.n_t
+        inside = slots < self.root_base
+        out = slots - self.root_base
+        out[inside] = self.contexts.run[slots[inside]]
+        return out
+
+    def tcode(self, keys: np.ndarray) -> np.ndarray:
+        return keys % self.n_t
+
+    def up(self, keys: np.ndarray, level: int) -> np.ndarray:
+        """The keys of the ancestors at `level` (-1: outside loops) of in-loop keys."""
+        rows = keys // self.n_t
+        tcode = keys % self.n_t
+        if level < 0:
+            return (self.root_base + self.contexts.run[rows]) * self.n_t + tcode
+        return self.contexts.ancestor(rows, level) * self.n_t + tcode
+
+
+def _winners(
+    groups: list[ValueGroup], keys: list[np.ndarray], values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One value per key: recorded values win over replayed ones, later over earlier."""
+    all_keys = np.concatenate(keys)
+    if len(all_keys) and (all_keys[1:] > all_keys[:-1]).all():  # the usual case: one each
+        return all_keys, values
+    if len(groups) > 1:
+        recorded = np.concatenate([np.full(len(g.ctx), g.recorded) for g in groups])
+        seq = np.concatenate([g.seq if g.seq is not None else np.zeros(len(g.ctx)) for g in groups])
+        order = np.lexsort((seq, recorded))
+        all_keys, values = all_keys[order], values[order]
+    order = np.argsort(all_keys, kind="stable")
+    ordered = all_keys[order]
+    last = np.append(ordered[1:] != ordered[:-1], True)
+    return ordered[last], values[order[last]]
+
+
+def _union(sorted_keys: list[np.ndarray]) -> np.ndarray:
+    first = sorted_keys[0]
+    if all(len(k) == len(first) and (k == first).all() for k in sorted_keys[1:]):
+        return first  # names logged side by side share their keys
+    merged = np.sort(np.concatenate(sorted_keys))
+    return merged[np.append(True, merged[1:] != merged[:-1])]
+
+
 def pivot(
-    logs: pd.DataFrame, runs: pd.DataFrame, loops: pd.DataFrame, names: list[str]
+    groups: list[ValueGroup], runs: pd.DataFrame, loops: LoopRows, names: list[str]
 ) -> pd.DataFrame:
     """One row per run and loop coordinates, one column per name (see the README).
 
-    `logs`: run_id, tstamp, ctx_id, name, value, type, recorded, seq (recorded runs only);
-    `runs`: run_id, projid, filename; `loops`: run_id, ctx_id, parent, name, iteration, value.
+    `runs`: run_id, projid, filename of the runs the groups' `run` numbers index.
     """
-    # Recorded values win over replayed ones; later values win over earlier ones.
-    logs = logs.sort_values(["recorded", "seq"], kind="stable")
-    run_codes = pd.Index(runs["run_id"])
-    tstamps = pd.Index(pd.unique(logs["tstamp"]))
-    n_t = np.int64(max(1, len(tstamps)))
-    contexts = _Contexts(loops, run_codes)
-    run = run_codes.get_indexer(pd.Index(logs["run_id"])).astype(np.int64)
-    tcode = tstamps.get_indexer(pd.Index(logs["tstamp"])).astype(np.int64)
-    ctx = logs["ctx_id"].fillna(-1).to_numpy(dtype=np.int64)
-    row = np.full(len(logs), -1, dtype=np.int64)
-    in_loop = ctx >= 0
-    row[in_loop] = contexts.index.get_indexer(run[in_loop] * np.int64(1 << 32) + ctx[in_loop])
-    path = np.full(len(logs), -1, dtype=np.int64)
-    path[row >= 0] = contexts.path_id[row[row >= 0]]
-    # A value's key: its context row (or its run, outside loops) and its tstamp.
-    key = np.where(row >= 0, row, run) * n_t + tcode
-    value_names = names or list(dict.fromkeys(logs["name"]))
-    values = _typed_by_name(logs)
+    tstamps = sorted({g.tstamp for g in groups})
+    tcode_of = {t: i for i, t in enumerate(tstamps)}
+    contexts = _Contexts(loops)
+    keying = _Keys(contexts, len(tstamps))
+    by_name: dict[str, list[ValueGroup]] = {}
+    for group in sorted(groups, key=lambda g: (g.run, g.first_seq)):
+        by_name.setdefault(group.name, []).append(group)
+    value_names = names or list(by_name)
 
-    tables: dict[int, pd.DataFrame] = {}
-    for path_id in np.unique(path).tolist():
-        mine = path == path_id
-        frame = pd.DataFrame(
-            {"key": key[mine], "name": logs["name"].to_numpy()[mine], "v": values[mine]}
-        )
-        frame = frame.drop_duplicates(["key", "name"], keep="last")
-        wide = frame.pivot(index="key", columns="name", values="v")
-        tables[path_id] = wide.reindex(columns=[n for n in value_names if n in wide.columns])
+    # per name: its winning value at each key, split by path into tables
+    tables: dict[int, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for name, mine in by_name.items():
+        keys = [keying.of(contexts.rows_of(g.run, g.ctx), g.run, tcode_of[g.tstamp]) for g in mine]
+        unique, values = _winners(mine, keys, _typed(mine))
+        paths = keying.path(unique)
+        for path in np.unique(paths).tolist():
+            at = paths == path
+            tables.setdefault(path, {})[name] = (unique[at], values[at])
 
     def path_of(path_id: int) -> tuple[str, ...]:
         return contexts.paths[path_id] if path_id >= 0 else ROOT
 
+    table_keys = {p: _union([k for k, _ in columns.values()]) for p, columns in tables.items()}
     present = sorted(tables, key=lambda p: len(path_of(p)))
-    prefix_ids = {
+    prefixes = {
         p: [q for q in present if q != p and path_of(p)[: len(path_of(q))] == path_of(q)]
         for p in present
     }
     referenced: dict[int, list[np.ndarray]] = {p: [] for p in present}
-    ancestors: dict[int, dict[int, np.ndarray]] = {}
     for p in present:
-        own = tables[p].index.to_numpy(dtype=np.int64)
-        ancestors[p] = {}
-        for q in prefix_ids[p]:
-            level = len(path_of(q)) - 1
-            if level < 0:
-                rows = own // n_t
-                upper = contexts.run[rows] if p >= 0 else rows
-            else:
-                upper = contexts.ancestor(own // n_t, level)
-            ancestors[p][q] = upper * n_t + own % n_t
-            referenced[q].append(ancestors[p][q])
+        for q in prefixes[p]:
+            referenced[q].append(keying.up(table_keys[p], len(path_of(q)) - 1))
 
     blocks = []
     for p in present:
-        own = tables[p].index.to_numpy(dtype=np.int64)
-        keep = ~np.isin(own, np.concatenate(referenced[p])) if referenced[p] else own >= 0
-        if not keep.any():
+        keys = table_keys[p]
+        if referenced[p]:
+            keys = keys[~np.isin(keys, np.concatenate(referenced[p]))]
+        if not len(keys):
             continue
-        keys = own[keep]
-        rows = keys // n_t
-        block: dict[str, Any] = {}
-        run_of = contexts.run[rows] if p >= 0 else rows
-        block["projid"] = runs["projid"].to_numpy()[run_of]
-        block["runid"] = runs["run_id"].to_numpy()[run_of]
-        block["tstamp"] = tstamps.to_numpy()[keys % n_t]
-        block["filename"] = runs["filename"].to_numpy()[run_of]
-        loop_names = path_of(p)
-        for level, loop_name in enumerate(loop_names):
+        block: dict[str, Any] = {"run": keying.run(keys), "tcode": keying.tcode(keys)}
+        rows = keys // keying.n_t
+        for level, loop_name in enumerate(path_of(p)):
             at = contexts.ancestor(rows, level)
             block[loop_name] = contexts.iteration[at]
             block[f"{loop_name}_value"] = contexts.value[at]
+        # own values first, then those of the nearest enclosing path that has one
+        sources = [(p, keys)] + [
+            (q, keying.up(keys, len(path_of(q)) - 1))
+            for q in sorted(prefixes[p], key=lambda q: -len(path_of(q)))
+        ]
         for name in value_names:
-            column = _values_for(tables, p, keys, keep, ancestors, prefix_ids, path_of, name)
-            block[name] = column
-        blocks.append(pd.DataFrame(block))
-    paths = sorted((path_of(p) for p in present if p >= 0), key=contexts.order.__getitem__)
-    return _assemble(blocks, paths, value_names)
-
-
-def _values_for(
-    tables: dict[int, pd.DataFrame],
-    p: int,
-    keys: np.ndarray,
-    keep: np.ndarray,
-    ancestors: dict[int, dict[int, np.ndarray]],
-    prefix_ids: dict[int, list[int]],
-    path_of: Any,
-    name: str,
-) -> np.ndarray:
-    """The value of `name` for each emitted row: its own, else the nearest prefix's."""
-    column: pd.Series | None = None
-    sources = [(p, keys)] + [
-        (q, ancestors[p][q][keep]) for q in sorted(prefix_ids[p], key=lambda q: -len(path_of(q)))
-    ]
-    for source, source_keys in sources:
-        table = tables[source]
-        if name not in table.columns:
-            continue
-        found = table[name].reindex(source_keys).reset_index(drop=True)
-        column = found if column is None else column.combine_first(found)
-    if column is None:
-        return np.full(len(keys), np.nan)
-    return column.to_numpy()
+            column: _Column | None = None
+            for source, source_keys in sources:
+                if name not in tables[source]:
+                    continue
+                stored_keys, stored_values = tables[source][name]
+                if column is None:
+                    column = _Column.empty(stored_values, len(keys))
+                at = np.searchsorted(stored_keys, source_keys).clip(0, len(stored_keys) - 1)
+                found = (stored_keys[at] == source_keys) & ~column.present
+                column.values[found] = stored_values[at[found]]
+                column.present |= found
+            if column is not None:
+                block[name] = column
+        blocks.append(block)
+    loop_paths = sorted((path_of(p) for p in present if p >= 0), key=contexts.order.__getitem__)
+    return _assemble(blocks, loop_paths, value_names, runs, tstamps)
 
 
 def _assemble(
-    blocks: list[pd.DataFrame], paths: list[tuple[str, ...]], names: list[str]
+    blocks: list[dict[str, Any]],
+    paths: list[tuple[str, ...]],
+    names: list[str],
+    runs: pd.DataFrame,
+    tstamps: list[str],
 ) -> pd.DataFrame:
-    loop_order: list[str] = []
-    for path in paths:
-        for loop_name in path:
-            if loop_name not in loop_order:
-                loop_order.append(loop_name)
-    merged = pd.concat(blocks, ignore_index=True, sort=False) if blocks else pd.DataFrame()
-    columns: dict[str, Any] = {key: merged[key] for key in RUN_KEYS}
-    for loop_name in loop_order:
-        columns[loop_name] = merged[loop_name].astype("Int64")
-        raw = merged[f"{loop_name}_value"]
-        if raw.notna().any():
-            columns[f"{loop_name}_value"] = raw.map(
-                lambda v: json.loads(v) if isinstance(v, str) else None
-            )
+    loop_order: list[str] = list(dict.fromkeys(name for path in paths for name in path))
+    sizes = [len(b["run"]) for b in blocks]
+    total = sum(sizes)
+
+    def gather(key: str, fill: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        values = np.full(total, fill, dtype=dtype)
+        present = np.zeros(total, dtype=bool)
+        start = 0
+        for block, size in zip(blocks, sizes, strict=True):
+            if key in block:
+                part = block[key]
+                if isinstance(part, _Column):
+                    values[start : start + size] = part.values
+                    present[start : start + size] = part.present
+                else:
+                    values[start : start + size] = part
+                    present[start : start + size] = True
+            start += size
+        return values, present
+
+    run, _ = gather("run", 0, np.int64)
+    tcode, _ = gather("tcode", 0, np.int64)
+    iterations = {name: gather(name, -1, np.int64) for name in loop_order}
+    # Rows sorted by tstamp, run id and loop coordinates (missing coordinates first).
+    run_rank = np.argsort(np.argsort(runs["run_id"].to_numpy(dtype=object), kind="stable"))
+    sort_keys = [iterations[name][0] for name in reversed(loop_order)]
+    order = np.lexsort((*sort_keys, run_rank[run], tcode))
+
+    run_ids = runs["run_id"].to_numpy(dtype=object)[run]
+    columns: dict[str, Any] = {
+        "projid": runs["projid"].to_numpy(dtype=object)[run],
+        "runid": run_ids,
+        "tstamp": np.asarray(tstamps, dtype=object)[tcode],
+        "filename": runs["filename"].to_numpy(dtype=object)[run],
+    }
+    for name in loop_order:
+        values, present = iterations[name]
+        columns[name] = pd.arrays.IntegerArray(values, ~present)
+        raw, _ = gather(f"{name}_value", None, object)
+        if any(v is not None for v in raw):
+            columns[f"{name}_value"] = [json.loads(v) if isinstance(v, str) else None for v in raw]
     for name in names:
-        column = merged[name] if name in merged else pd.Series(np.nan, index=merged.index)
-        columns[name] = _tidy(column)
-    result = pd.DataFrame(columns)
-    order = ["tstamp", "runid", *loop_order]
-    return result.sort_values(order, kind="stable", na_position="first", ignore_index=True)
+        columns[name] = _finish(name, blocks, sizes, total)
+    frame = pd.DataFrame(columns)
+    return frame.take(order).reset_index(drop=True)
+
+
+def _finish(name: str, blocks: list[dict[str, Any]], sizes: list[int], total: int) -> pd.Series:
+    """A name's column: integers stay integers when every row has one; gaps make them NaN."""
+    parts = [b.get(name) for b in blocks]
+    kinds = {p.values.dtype for p in parts if p is not None}
+    if not kinds:  # a name nobody logged: an empty column
+        return pd.Series(np.full(total, np.nan))
+    dtype = kinds.pop() if len(kinds) == 1 else object
+    values = np.full(total, np.nan, dtype=object) if dtype is object else np.zeros(total, dtype)
+    present = np.zeros(total, dtype=bool)
+    start = 0
+    for part, size in zip(parts, sizes, strict=True):
+        if part is not None:
+            values[start : start + size] = part.values
+            present[start : start + size] = part.present
+        start += size
+    if dtype is object:
+        values[~present] = np.nan
+        return _tidy(pd.Series(values, dtype=object))
+    if present.all():
+        return pd.Series(values)
+    result = values.astype(np.float64)
+    result[~present] = np.nan
+    return pd.Series(result)
 
 
 def _tidy(column: pd.Series) -> pd.Series:
     """Numbers as numbers: an object column of only numbers becomes numeric."""
-    if column.dtype == object:
-        present = column.dropna()
-        if len(present) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in present.head(1000)
-        ):
-            converted = pd.to_numeric(column, errors="coerce")
-            if converted.notna().sum() == len(present):
-                return converted
+    present = column.dropna()
+    if len(present) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in present.head(1000)
+    ):
+        converted = pd.to_numeric(column, errors="coerce")
+        if converted.notna().sum() == len(present):
+            return converted
     return column

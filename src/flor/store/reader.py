@@ -14,8 +14,9 @@ import pandas as pd
 
 from flor.errors import QueryError, UsageError
 from flor.store.backend import STORE_ENV, Connection, Target, resolve
+from flor.store.columns import ColumnReader, RunLoops, loop_rows
 from flor.store.location import db_path, home_dir
-from flor.store.pivot import LOG_COLUMNS, LOOP_COLUMNS, RUN_KEYS, pivot
+from flor.store.pivot import RUN_KEYS, ValueGroup, pivot
 from flor.store.schema import connect
 
 STALE_HEARTBEAT_S = 30.0
@@ -99,42 +100,22 @@ def dataframe(names: Sequence[str], home: Path | None = None) -> pd.DataFrame:
 
 def _dataframe(conn: Connection, names: list[str]) -> pd.DataFrame:
     runs = _frame(conn.execute("SELECT run_id, projid, filename FROM runs WHERE mode = 'record'"))
-    if names:
-        where, params = f"name IN ({','.join('?' * len(names))})", names
-    else:
-        where, params = "ctx_id IS NULL", []
-    log_parts, loop_parts, kept = [], [], []
-    # One query per run: no run id text on every row, and each run's loops only if needed.
+    read = ColumnReader(conn, names)
+    groups: list[ValueGroup] = []
+    loops: list[tuple[int, RunLoops]] = []
+    kept: list[str] = []
     for run_id in runs["run_id"]:
-        rows = conn.execute(
-            "SELECT tstamp, ctx_id, name, value, type, (replay_id IS NULL) AS recorded, seq "
-            f"FROM logs WHERE run_id = ? AND {where}",
-            [run_id, *params],
-        ).fetchall()
-        if not rows:
+        found, run_loops = read.run(run_id, len(kept))
+        if not found:
             continue
-        part = pd.DataFrame.from_records(rows, columns=LOG_COLUMNS)
-        part.insert(0, "run_id", run_id)
-        log_parts.append(part)
+        if run_loops is not None:
+            loops.append((len(kept), run_loops))
         kept.append(run_id)
-        if part["ctx_id"].notna().any():
-            loops = conn.execute(
-                "SELECT ctx_id, parent_ctx_id, name, iteration, value FROM loops WHERE run_id = ?",
-                [run_id],
-            ).fetchall()
-            frame = pd.DataFrame.from_records(loops, columns=LOOP_COLUMNS)
-            frame.insert(0, "run_id", run_id)
-            loop_parts.append(frame)
-    if not log_parts:
+        groups.extend(found)
+    if not groups:
         return pd.DataFrame(columns=[*RUN_KEYS, *names])
-    runs = runs[runs["run_id"].isin(kept)].reset_index(drop=True)
-    logs = pd.concat(log_parts, ignore_index=True)
-    loops = (
-        pd.concat(loop_parts, ignore_index=True)
-        if loop_parts
-        else pd.DataFrame(columns=["run_id", *LOOP_COLUMNS])
-    )
-    return pivot(logs, runs, loops, names)
+    runs = runs.set_index("run_id").loc[kept].reset_index()
+    return pivot(groups, runs, loop_rows(loops), names)
 
 
 def latest(df: pd.DataFrame) -> pd.DataFrame:

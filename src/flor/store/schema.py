@@ -191,6 +191,22 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
         raise
 
 
+def _upgrade(path: Path, version: int) -> None:
+    import sys
+
+    print(
+        f"flor: upgrading the store {path} from schema {version} to {SCHEMA_VERSION}",
+        file=sys.stderr,
+    )
+    try:
+        connect(path).close()
+    except sqlite3.OperationalError as exc:
+        raise StoreError(
+            f"store {path} has schema {version} and needs an upgrade to {SCHEMA_VERSION} "
+            f"({exc}): run flor once with write access to it"
+        ) from exc
+
+
 def _corrupt(path: Path, exc: Exception) -> StoreError:
     return StoreError(
         f"store {path} is not a readable flor database ({exc}): move it aside or set "
@@ -213,7 +229,12 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
                 check_same_thread=False,
             )
             conn.execute("PRAGMA query_only = ON")
-            _check_version(path, _schema_version(conn))
+            version = _schema_version(conn)
+            _check_version(path, version)
+            if version < SCHEMA_VERSION:  # written by an older flor: bring it forward once
+                conn.close()
+                _upgrade(path, version)
+                return connect(path, readonly=True)
             return conn
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(

@@ -1,0 +1,140 @@
+"""Column-wise reads of a run's logs and loops, for the dataframe.
+
+A run's values of one name, writer, tstamp and type come back as one row whose columns
+are joined text (`group_concat`, `string_agg`) parsed in bulk: a million values cost a few
+dozen fetched rows instead of a million tuples. Both tables are clustered by run (schema 2),
+so each read is one range of the table, in key order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from flor.errors import StoreError
+from flor.store.pivot import LoopRows, ValueGroup
+
+SEPARATOR = "\x1f"  # never inside stored JSON text, which escapes control characters
+
+
+def _concat(expression: str, postgres: bool, order: str, separator: str = ",") -> str:
+    """An aggregate joining `expression` over a group's rows in `order`.
+
+    SQLite visits a group in primary-key order (`seq` ends the logs key, `ctx_id` the loops
+    key); PostgreSQL is told the order, the same for every aggregate of the group."""
+    sep = ("chr(31)" if postgres else "char(31)") if separator == SEPARATOR else "','"
+    if not postgres:
+        return f"group_concat({expression}, {sep})"
+    return f"string_agg(CAST({expression} AS TEXT), {sep} ORDER BY {order})"
+
+
+def _ints(text: str | None, count: int) -> np.ndarray:
+    values = np.fromstring(text or "", dtype=np.int64, sep=",") if count else np.zeros(0, np.int64)
+    if len(values) != count:
+        raise StoreError(f"store returned {len(values)} of {count} integers: run `flor gc`")
+    return values
+
+
+@dataclass
+class RunLoops:
+    """One run's loop contexts as fetched: (count, ctx ids, parents, iterations, names)."""
+
+    summary: tuple[Any, ...]
+    values: list[tuple[int, str]]
+
+
+class ColumnReader:
+    """The statements for one connection's dialect, and the reads of one run."""
+
+    def __init__(self, conn: Any, names: Sequence[str]) -> None:
+        self.conn = conn
+        postgres = not isinstance(conn, sqlite3.Connection)
+        if names:
+            where, self.params = f"name IN ({','.join('?' * len(names))})", list(names)
+        else:  # no names: the run's top-level values
+            where, self.params = "ctx_id IS NULL", []
+        self.value_sql = (
+            "SELECT name, writer, tstamp, type, COUNT(*), MIN(seq), {}, {} FROM logs "
+            f"WHERE run_id = ? AND {where} GROUP BY name, writer, tstamp, type"
+        ).format(
+            _concat("COALESCE(ctx_id, -1)", postgres, "seq"),
+            _concat("COALESCE(value, '')", postgres, "seq", SEPARATOR),
+        )
+        self.loop_sql = "SELECT COUNT(*), {}, {}, {}, {} FROM loops WHERE run_id = ?".format(
+            _concat("ctx_id", postgres, "ctx_id"),
+            _concat("COALESCE(parent_ctx_id, -1)", postgres, "ctx_id"),
+            _concat("iteration", postgres, "ctx_id"),
+            _concat("name", postgres, "ctx_id", SEPARATOR),
+        )
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return list(self.conn.execute(sql, list(params)).fetchall())
+
+    def run(self, run_id: str, run: int) -> tuple[list[ValueGroup], RunLoops | None]:
+        groups = []
+        for name, writer, tstamp, kind, count, first, ctx, joined in self._rows(
+            self.value_sql, [run_id, *self.params]
+        ):
+            key = [run_id, name, writer, tstamp, kind]
+            texts = joined.split(SEPARATOR)
+            if len(texts) != count:  # a string value holding the separator: row by row
+                texts = [v or "" for (v,) in self._rows(_GROUP_SQL.format("value"), key)]
+            groups.append(
+                ValueGroup(run, name, writer, tstamp, kind, first, _ints(ctx, count), texts)
+            )
+        # Values of one name, writer and tstamp in two types interleave: order them by seq.
+        shared = Counter((g.name, g.writer, g.tstamp) for g in groups)
+        for group in groups:
+            if shared[group.name, group.writer, group.tstamp] > 1:
+                key = [run_id, group.name, group.writer, group.tstamp, group.kind]
+                group.seq = np.asarray([s for (s,) in self._rows(_GROUP_SQL.format("seq"), key)])
+        if not any((g.ctx >= 0).any() for g in groups):
+            return groups, None
+        summary = tuple(self._rows(self.loop_sql, [run_id])[0])
+        values = self._rows(
+            "SELECT ctx_id, value FROM loops WHERE run_id = ? AND value IS NOT NULL", [run_id]
+        )
+        return groups, RunLoops(summary, values)
+
+
+_GROUP_SQL = (
+    "SELECT {} FROM logs WHERE run_id = ? AND name = ? AND writer = ? AND tstamp = ? "
+    "AND type = ? ORDER BY seq"
+)
+
+
+def loop_rows(parts: list[tuple[int, RunLoops]]) -> LoopRows:
+    """The loop contexts of the runs read, in (run, ctx id) order."""
+    runs, ctxs, parents, iterations, values = [], [], [], [], []
+    names: list[str] = []
+    for run, fetched in parts:
+        count, ctx, parent, iteration, name = fetched.summary
+        ctx_ids = _ints(ctx, count)
+        runs.append(np.full(count, run, dtype=np.int64))
+        ctxs.append(ctx_ids)
+        parents.append(_ints(parent, count))
+        iterations.append(_ints(iteration, count))
+        names.extend(name.split(SEPARATOR) if count else [])
+        value = np.full(count, None, dtype=object)
+        if fetched.values:
+            value[np.searchsorted(ctx_ids, [c for c, _ in fetched.values])] = [
+                v for _, v in fetched.values
+            ]
+        values.append(value)
+
+    def joined(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
+        return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
+
+    return LoopRows(
+        joined(runs, np.int64),
+        joined(ctxs, np.int64),
+        joined(parents, np.int64),
+        names,
+        joined(iterations, np.int64),
+        joined(values, object),
+    )
