@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from flor import vcs
-from flor.errors import ReplayError, UsageError
+from flor.errors import CheckpointError, ReplayError, UsageError
 from flor.replay.planner import Plan, RunPlan
+from flor.runtime.checkpoint import BlobStore
 from flor.store import reader
+from flor.store.location import CHECKPOINTS_ENV, checkpoint_home
 from flor.store.values import decode
 
 TAIL_LINES = 12
@@ -98,11 +101,33 @@ def _worker_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("FLOR_")}
 
 
+def _unreadable_checkpoints(spec: dict[str, Any], location: str) -> str | None:
+    """Why this worker cannot read the run's checkpoints, found before the script starts, so
+    the task fails with one line rather than a traceback from inside the user's loop."""
+    if spec["mode"] == "prefix" or not spec["checkpoints"]:
+        return None
+    first = spec["checkpoints"][min(spec["checkpoints"], key=int)]
+    try:
+        blobs = BlobStore(location)
+        for digest in first.values():
+            blobs.check_readable(digest)
+    except CheckpointError as exc:
+        return (
+            f"{str(exc).rstrip('.')} (on worker {socket.gethostname()}): give every worker "
+            f"read access to {location}, or set {CHECKPOINTS_ENV} to a location they share"
+        )
+    return None
+
+
 def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskResult:
     """One task: the patched script in replay mode, in its own process and folder."""
     started = time.perf_counter()
     spec = json.loads(spec_json)
     run_id, replay_id = spec["run_id"], spec["replay_id"]
+    unreadable = _unreadable_checkpoints(spec, env[CHECKPOINTS_ENV])
+    if unreadable is not None:
+        elapsed = time.perf_counter() - started
+        return TaskResult(run_id, replay_id, False, elapsed, CheckpointError.exit_code, unreadable)
     with tempfile.TemporaryDirectory(prefix="flor-task-") as tmp:
         try:
             command, cwd = workspace.materialize(Path(tmp))
@@ -164,6 +189,7 @@ def execute(
     env = {
         **{k: v for k, v in os.environ.items() if k.startswith("FLOR_")},
         "FLOR_HOME": str(plan.home),
+        CHECKPOINTS_ENV: checkpoint_home(plan.home),
         "PYTHONUNBUFFERED": "1",
         **_thread_limits(plan.jobs),
     }

@@ -45,6 +45,7 @@ CUDA generators are not captured (torch's CPU generator is).
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import hashlib
 import io
@@ -666,86 +667,184 @@ class Snapshot:
 # --------------------------------------------------------------------------- blob store
 
 
-class BlobStore:
-    """Content-addressed files under `root/aa/bbbb...` (sha256), written atomically."""
+class _LocalFiles:
+    """Blob files in a local folder, each written to a temporary file and renamed into place."""
 
+    errors: tuple[type[BaseException], ...] = (OSError,)
+    fix = "free disk space or make the directory writable"
     _TMP_PREFIX = ".tmp-"
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        self.root = root
 
-    def _path(self, digest: str) -> Path:
+    def size(self, key: str) -> int | None:
+        path = self.root / key
+        return path.stat().st_size if path.is_file() else None
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=self._TMP_PREFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def read(self, key: str, length: int | None = None) -> bytes:
+        with open(self.root / key, "rb") as f:
+            return f.read() if length is None else f.read(length)
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+
+    def sizes(self) -> dict[str, int]:
+        if not self.root.is_dir():
+            return {}
+        out = {}
+        for sub in self.root.iterdir():
+            if len(sub.name) != 2 or not sub.is_dir():
+                continue
+            for f in sub.iterdir():
+                try:
+                    out[f"{sub.name}/{f.name}"] = f.stat().st_size
+                except FileNotFoundError:
+                    continue  # deleted concurrently
+        return out
+
+
+class _RemoteFiles:
+    """Blob files at an fsspec URL. One `pipe_file` per blob: object stores (s3, gs) make a
+    PUT atomic; elsewhere a torn write is caught by `put`'s size check and `get`'s hash."""
+
+    # Backends raise their own exception types (botocore, google.auth), not only OSError.
+    errors: tuple[type[BaseException], ...] = (Exception,)
+    fix = "check the URL and that this machine's credentials may write there"
+
+    def __init__(self, url: str) -> None:
+        try:
+            import fsspec
+        except ImportError:
+            raise CheckpointError(
+                f"the checkpoint home {url} needs fsspec: pip install 'flor[remote]'"
+            ) from None
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as exc:
+            raise CheckpointError(
+                f"cannot open the checkpoint home {url}: {exc}; use a folder or a URL fsspec "
+                "supports (file://, s3:// with s3fs, gs:// with gcsfs)"
+            ) from None
+        self.root = root.rstrip("/")
+
+    def size(self, key: str) -> int | None:
+        try:
+            return int(self.fs.size(f"{self.root}/{key}"))
+        except FileNotFoundError:
+            return None
+
+    def write(self, key: str, data: bytes) -> None:
+        path = f"{self.root}/{key}"
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.pipe_file(path, data)
+
+    def read(self, key: str, length: int | None = None) -> bytes:
+        return bytes(self.fs.cat_file(f"{self.root}/{key}", start=0, end=length))
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(f"{self.root}/{key}")
+
+    def sizes(self) -> dict[str, int]:
+        if not self.fs.exists(self.root):
+            return {}
+        found = self.fs.find(self.root, detail=True)
+        start = len(self.root) + 1
+        return {path[start:]: int(info["size"]) for path, info in found.items()}
+
+
+class BlobStore:
+    """Content-addressed blobs under `location/aa/bbbb...` (sha256).
+
+    `location` is a folder, or an fsspec URL (`s3://bucket/prefix`, `gs://...`, `file://...`)
+    so that cluster workers which share no filesystem read what a run wrote; fsspec is
+    imported only for URLs, which keeps recording to a folder light.
+    """
+
+    def __init__(self, location: Path | str) -> None:
+        self.location = str(location)
+        self._files = (
+            _RemoteFiles(self.location) if "://" in self.location else _LocalFiles(Path(location))
+        )
+
+    @staticmethod
+    def _key(digest: str) -> str:
         if len(digest) != 64 or not _HEX.issuperset(digest):
             raise CheckpointError(f"{digest!r} is not a sha256 hex digest.")
-        return self.root / digest[:2] / digest[2:]
+        return f"{digest[:2]}/{digest[2:]}"
 
     def put(self, data: bytes) -> tuple[str, int]:
         """Store `data` once; a crash leaves either the whole blob or none of it visible."""
         digest = hashlib.sha256(data).hexdigest()
-        path = self._path(digest)
+        key = self._key(digest)
         try:
-            if path.is_file() and path.stat().st_size == len(data):
+            if self._files.size(key) == len(data):
                 return digest, len(data)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=self._TMP_PREFIX, dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
+            self._files.write(key, data)
+        except self._files.errors as exc:
+            reason = getattr(exc, "strerror", None) or exc
             raise CheckpointError(
-                f"cannot write a checkpoint under {self.root}: {exc.strerror or exc}; "
-                "free disk space or make the directory writable."
+                f"cannot write a checkpoint under {self.location}: {reason}; {self._files.fix}."
             ) from exc
         return digest, len(data)
 
     def get(self, digest: str) -> bytes:
         """The blob's bytes, verified against its digest."""
-        path = self._path(digest)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise CheckpointError(f"checkpoint blob {digest} is missing from {self.root}.") from exc
-        except OSError as exc:
-            raise CheckpointError(f"cannot read checkpoint blob {digest}: {exc}") from exc
+        data = self._read(digest)
         if hashlib.sha256(data).hexdigest() != digest:
             raise CheckpointError(
-                f"checkpoint blob {digest} in {self.root} is corrupt (its hash does not match)."
+                f"checkpoint blob {digest} in {self.location} is corrupt (its hash does not match)."
             )
         return data
 
+    def check_readable(self, digest: str) -> None:
+        """Read one byte of a blob: proves access (a replay worker's credentials, its mounts)
+        without fetching a whole model."""
+        self._read(digest, 1)
+
+    def _read(self, digest: str, length: int | None = None) -> bytes:
+        key = self._key(digest)
+        try:
+            return self._files.read(key, length)
+        except FileNotFoundError as exc:
+            raise CheckpointError(
+                f"checkpoint blob {digest} is missing from {self.location}."
+            ) from exc
+        except self._files.errors as exc:
+            raise CheckpointError(
+                f"cannot read checkpoint blob {digest} from {self.location}: {exc}"
+            ) from exc
+
     def delete(self, digest: str) -> None:
         """Remove a blob if present (for gc); its directory stays, for concurrent writers."""
-        self._path(digest).unlink(missing_ok=True)
+        self._files.delete(self._key(digest))
 
-    def _files(self) -> list[tuple[str, Path]]:
-        if not self.root.is_dir():
-            return []
-        out = []
-        for sub in self.root.iterdir():
-            if len(sub.name) != 2 or not sub.is_dir():
-                continue
-            for f in sub.iterdir():
-                digest = sub.name + f.name
-                if len(digest) == 64 and _HEX.issuperset(digest):
-                    out.append((digest, f))
-        return out
+    def _sizes(self) -> dict[str, int]:
+        """Bytes per stored blob; temporary files of unfinished writes are not blobs."""
+        return {
+            key[:2] + key[3:]: size
+            for key, size in self._files.sizes().items()
+            if len(key) == 65 and key[2] == "/" and _HEX.issuperset(key[:2] + key[3:])
+        }
 
     def digests(self) -> set[str]:
         """Every stored blob (temporary files of unfinished writes excluded)."""
-        return {d for d, _ in self._files()}
+        return set(self._sizes())
 
     def total_bytes(self) -> int:
-        """Disk bytes held by stored blobs."""
-        total = 0
-        for _, f in self._files():
-            try:
-                total += f.stat().st_size
-            except FileNotFoundError:
-                continue  # deleted concurrently
-        return total
+        """Bytes held by stored blobs."""
+        return sum(self._sizes().values())

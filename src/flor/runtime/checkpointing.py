@@ -24,7 +24,7 @@ from typing import Any
 from flor.errors import CheckpointError, FlorError
 from flor.runtime import session as sessions
 from flor.runtime.checkpoint import BlobStore, Snapshot, capture, validate_objects
-from flor.store.location import checkpoint_root
+from flor.store.location import checkpoint_home
 
 DEFAULT_BUDGET = 0.05
 _QUEUE_DEPTH = 1
@@ -77,7 +77,7 @@ class Checkpointer:
     _warned_rebind: bool = False
 
     def __post_init__(self) -> None:
-        self.blobs = BlobStore(checkpoint_root(self.session.home))
+        self.blobs = BlobStore(checkpoint_home(self.session.home))
         if self.frame is not None:
             scope = self.frame.f_locals
             for name, obj in self.objects.items():
@@ -275,7 +275,7 @@ def load(run: str, iteration: int | None = None, **objects: Any) -> int:
         )
     from flor.store.location import home_dir
 
-    blobs = BlobStore(checkpoint_root(home_dir()))
+    blobs = BlobStore(checkpoint_home(home_dir()))
     wanted = {
         name: blobs.get(digest)
         for name, digest in digests.items()

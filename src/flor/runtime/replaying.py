@@ -22,7 +22,7 @@ from typing import Any
 from flor.errors import ReplayError
 from flor.runtime.checkpoint import BlobStore, Snapshot, restore
 from flor.runtime.session import Session
-from flor.store.location import checkpoint_root, db_path
+from flor.store.location import checkpoint_home, db_path
 from flor.store.writer import StoreWriter
 
 
@@ -123,7 +123,6 @@ class ReplaySession(Session):
         self.logs = _FilteredLogs(self, spec.names)
         self.current_iteration = -1
         self._main_seen = False
-        self.blobs = BlobStore(checkpoint_root(Path(spec.home)))
         rows = writer.transaction(
             lambda c: c.execute(
                 "SELECT parent_ctx_id, name, iteration, ctx_id FROM loops WHERE run_id = ?",
@@ -161,7 +160,9 @@ class ReplaySession(Session):
     def make_checkpointer(
         self, objects: dict[str, Any], budget: float, allow_pickle: bool | None, frame: Any
     ) -> Restorer:
-        return Restorer(objects, self.blobs, self.spec)
+        # Opened here, inside flor.checkpointing, so a bad checkpoint home is a one-line error.
+        blobs = BlobStore(checkpoint_home(Path(self.spec.home)))
+        return Restorer(objects, blobs, self.spec)
 
     def _ctx_for(self, parent: int | None, name: str, index: int, value: Any) -> int:
         ctx = self._ctx_map.get((parent, name, index))

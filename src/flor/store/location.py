@@ -1,13 +1,15 @@
-"""Where a project's store lives: `<repo root>/.flor/`, or `FLOR_HOME`."""
+"""Where a project's store lives: `<repo root>/.flor/`, or `FLOR_HOME`; its checkpoint
+blobs beside it, or at `FLOR_CHECKPOINTS`."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from flor.errors import NotInGitRepo
+from flor.errors import NotInGitRepo, UsageError
 
 DB_FILENAME = "flor.db"
+CHECKPOINTS_ENV = "FLOR_CHECKPOINTS"
 
 
 def find_repo_root(start: Path | None = None) -> Path | None:
@@ -49,6 +51,27 @@ def db_path(home: Path) -> Path:
     return home / DB_FILENAME
 
 
+def checkpoint_home(home: Path) -> str:
+    """Where checkpoint blobs live: `FLOR_CHECKPOINTS` (a folder, or an fsspec URL such as
+    s3://bucket/prefix for cluster workers that share no filesystem), else beside the db."""
+    setting = os.environ.get(CHECKPOINTS_ENV, "").strip()
+    if not setting:
+        return str(home / "checkpoints")
+    if setting.startswith("file://") and not setting.startswith("file:///"):
+        raise UsageError(
+            f"{CHECKPOINTS_ENV}={setting} is not an absolute file URL: write "
+            "file:///absolute/path, so every worker finds the same folder"
+        )
+    if "://" in setting:
+        return setting
+    return str(Path(setting).expanduser().resolve())
+
+
 def checkpoint_root(home: Path) -> Path:
-    """Checkpoint blobs live beside the database (and so on a shared path for clusters)."""
-    return home / "checkpoints"
+    """The checkpoint folder on this machine, for code that looks at blob files directly:
+    a folder or file:// `FLOR_CHECKPOINTS`, else `<store>/checkpoints` (which is also what
+    it returns for a remote URL, whose blobs have no local folder)."""
+    location = checkpoint_home(home)
+    if location.startswith("file://"):
+        return Path(location.removeprefix("file://"))  # as fsspec reads it: no unquoting
+    return home / "checkpoints" if "://" in location else Path(location)
