@@ -155,3 +155,28 @@ def test_an_unreachable_scheduler_is_a_clear_error_within_ten_seconds(recorded) 
         execute(the_plan, backend="dask", scheduler=f"tcp://127.0.0.1:{_free_port()}")
     assert time.monotonic() - started < 10
     assert flor.query("SELECT COUNT(*) AS n FROM logs WHERE name = 'g0'")["n"].item() == 0
+
+
+def test_cluster_workers_read_checkpoints_from_a_file_url(
+    cluster, recorded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address, _ = cluster
+    shared = tmp_path / "shared-ckpt"
+    monkeypatch.setenv("FLOR_CHECKPOINTS", shared.as_uri())
+    recorded(0.0)
+    assert not (Path.cwd() / ".flor" / "checkpoints").exists()
+    local = execute(plan(["g0"], jobs=2))
+    assert not local.failed, [r.tail for r in local.failed]
+    expected = _g0()
+    # the workers were started without the setting: the replay passes it to each task
+    on_cluster = execute(plan(["g0"], jobs=2), backend="dask", scheduler=address)
+    assert not on_cluster.failed, [r.tail for r in on_cluster.failed]
+    assert _g0() == expected and all(len(v) == 20 for v in expected.values())
+    the_plan = plan(["g0"], jobs=2)
+    shared.rename(shared.with_name("elsewhere"))  # as if the workers could not reach it
+    unreadable = execute(the_plan, backend="dask", scheduler=address)
+    assert len(unreadable.failed) == 2 and unreadable.values_written == 0
+    assert all(
+        f.tail.startswith("checkpoint blob ") and f"missing from {shared.as_uri()}" in f.tail
+        for f in unreadable.failed
+    )
