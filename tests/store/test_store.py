@@ -82,7 +82,8 @@ def test_a_version_1_store_keeps_every_value_through_the_migration(tmp_path: Pat
     assert migrated == [
         (*row, row[7] or "") for row in sorted(logs, key=lambda r: (r[3], r[7] or "", r[6]))
     ]
-    assert conn.execute("SELECT * FROM loops").fetchall() == [("r1", 1, None, "epoch", 0, None, 1.5)]
+    loops = conn.execute("SELECT * FROM loops").fetchall()
+    assert loops == [("r1", 1, None, "epoch", 0, None, 1.5)]
 
 
 @pytest.mark.parametrize(

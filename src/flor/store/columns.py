@@ -8,6 +8,7 @@ so each read is one range of the table, in key order.
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from flor.errors import StoreError
 from flor.store.pivot import LoopRows, ValueGroup
+from flor.store.values import decode
 
 SEPARATOR = "\x1f"  # never inside stored JSON text, which escapes control characters
 
@@ -38,6 +41,41 @@ def _ints(text: str | None, count: int) -> np.ndarray:
     if len(values) != count:
         raise StoreError(f"store returned {len(values)} of {count} integers: run `flor gc`")
     return values
+
+
+# pandas before 3 parses floats exactly only when asked to (its default became exact in 3)
+_EXACT: dict[str, Any] = (
+    {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+)
+
+
+def parse(joined: str, count: int, kind: str) -> np.ndarray | None:
+    """Joined stored text as values, or None if it does not split into `count` values.
+
+    Numbers go through pandas' C parser (exact, like `float()`, and ~5x faster than numpy
+    on strings); integers beyond 64 bits stay Python ints; other types are decoded."""
+    if kind in ("int", "float") and count:
+        try:
+            column = pd.read_csv(
+                io.StringIO(joined.replace(SEPARATOR, "\n")),
+                header=None,
+                names=["v"],
+                dtype={"v": np.int64 if kind == "int" else np.float64},
+                engine="c",
+                **_EXACT,
+            )["v"].to_numpy()
+            if len(column) == count:
+                return column
+        except (ValueError, OverflowError):
+            pass
+    texts = joined.split(SEPARATOR) if count else []
+    return _decoded(texts, kind) if len(texts) == count else None
+
+
+def _decoded(texts: list[str], kind: str) -> np.ndarray:
+    out = np.empty(len(texts), dtype=object)
+    out[:] = [decode(t, kind) for t in texts]
+    return out
 
 
 @dataclass
@@ -80,12 +118,13 @@ class ColumnReader:
         for name, writer, tstamp, kind, count, first, ctx, joined in self._rows(
             self.value_sql, [run_id, *self.params]
         ):
-            key = [run_id, name, writer, tstamp, kind]
-            texts = joined.split(SEPARATOR)
-            if len(texts) != count:  # a string value holding the separator: row by row
+            values = parse(joined, count, kind)
+            if values is None:  # a string value holding the separator: row by row
+                key = [run_id, name, writer, tstamp, kind]
                 texts = [v or "" for (v,) in self._rows(_GROUP_SQL.format("value"), key)]
+                values = _decoded(texts, kind)
             groups.append(
-                ValueGroup(run, name, writer, tstamp, kind, first, _ints(ctx, count), texts)
+                ValueGroup(run, name, writer, tstamp, kind, first, _ints(ctx, count), values)
             )
         # Values of one name, writer and tstamp in two types interleave: order them by seq.
         shared = Counter((g.name, g.writer, g.tstamp) for g in groups)
@@ -96,10 +135,10 @@ class ColumnReader:
         if not any((g.ctx >= 0).any() for g in groups):
             return groups, None
         summary = tuple(self._rows(self.loop_sql, [run_id])[0])
-        values = self._rows(
+        valued = self._rows(
             "SELECT ctx_id, value FROM loops WHERE run_id = ? AND value IS NOT NULL", [run_id]
         )
-        return groups, RunLoops(summary, values)
+        return groups, RunLoops(summary, valued)
 
 
 _GROUP_SQL = (

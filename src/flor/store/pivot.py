@@ -16,11 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flor.store.values import decode
-
 RUN_KEYS = ["projid", "runid", "tstamp", "filename"]
 ROOT: tuple[str, ...] = ()
-_NUMERIC = {"int", "float"}
 
 
 @dataclass
@@ -34,7 +31,7 @@ class ValueGroup:
     kind: str
     first_seq: int
     ctx: np.ndarray  # int64, -1 outside loops
-    text: list[str]
+    values: np.ndarray  # parsed from the stored text
     seq: np.ndarray | None = None  # read only where groups of one name interleave
 
     @property
@@ -136,21 +133,14 @@ class _Column:
         return cls(values, np.zeros(size, dtype=bool))
 
 
-def _typed(groups: list[ValueGroup]) -> np.ndarray:
-    """One name's stored text as values: numbers parsed in bulk (exactly), the rest decoded."""
-    text = [t for g in groups for t in g.text]
-    kinds = {g.kind for g in groups}
-    if kinds <= _NUMERIC:
-        try:
-            return np.array(text, dtype=np.int64 if kinds == {"int"} else np.float64)
-        except (ValueError, OverflowError):  # integers beyond 64 bits stay Python ints
-            pass
-    out = np.empty(len(text), dtype=object)
-    start = 0
-    for group in groups:
-        out[start : start + len(group.text)] = [decode(t, group.kind) for t in group.text]
-        start += len(group.text)
-    return out
+def _joined(groups: list[ValueGroup]) -> np.ndarray:
+    """One name's values across groups: integers and floats together become floats."""
+    arrays = [g.values for g in groups]
+    kinds = {a.dtype for a in arrays}
+    if len(kinds) > 1:
+        common = np.float64 if kinds <= {np.dtype(np.int64), np.dtype(np.float64)} else object
+        arrays = [a.astype(common) for a in arrays]
+    return np.concatenate(arrays)
 
 
 class _Keys:
@@ -236,8 +226,10 @@ def pivot(
     # per name: its winning value at each key, split by path into tables
     tables: dict[int, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for name, mine in by_name.items():
-        keys = [keying.of(contexts.rows_of(g.run, g.ctx), g.run, tcode_of[g.tstamp]) for g in mine]
-        unique, values = _winners(mine, keys, _typed(mine))
+        group_keys = [
+            keying.of(contexts.rows_of(g.run, g.ctx), g.run, tcode_of[g.tstamp]) for g in mine
+        ]
+        unique, values = _winners(mine, group_keys, _joined(mine))
         paths = keying.path(unique)
         for path in np.unique(paths).tolist():
             at = paths == path
@@ -354,8 +346,8 @@ def _finish(name: str, blocks: list[dict[str, Any]], sizes: list[int], total: in
     kinds = {p.values.dtype for p in parts if p is not None}
     if not kinds:  # a name nobody logged: an empty column
         return pd.Series(np.full(total, np.nan))
-    dtype = kinds.pop() if len(kinds) == 1 else object
-    values = np.full(total, np.nan, dtype=object) if dtype is object else np.zeros(total, dtype)
+    dtype = kinds.pop() if len(kinds) == 1 else np.dtype(object)
+    values = np.full(total, np.nan, dtype=object) if dtype.kind == "O" else np.zeros(total, dtype)
     present = np.zeros(total, dtype=bool)
     start = 0
     for part, size in zip(parts, sizes, strict=True):
@@ -363,7 +355,7 @@ def _finish(name: str, blocks: list[dict[str, Any]], sizes: list[int], total: in
             values[start : start + size] = part.values
             present[start : start + size] = part.present
         start += size
-    if dtype is object:
+    if dtype.kind == "O":
         values[~present] = np.nan
         return _tidy(pd.Series(values, dtype=object))
     if present.all():

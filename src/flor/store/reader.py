@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -87,34 +88,44 @@ def query(sql: str, params: Sequence[Any] = (), home: Path | None = None) -> pd.
 # -- the pivoted dataframe ------------------------------------------------------------------
 
 
+READ_THREADS = 2  # SQLite computes one run's joined text while Python parses another's
+
+
 def dataframe(names: Sequence[str], home: Path | None = None) -> pd.DataFrame:
     for name in names:
         if not isinstance(name, str) or not name:
             raise UsageError(f"dataframe names must be non-empty strings, got {name!r}")
     conn = open_reader(home)
+    connections = [conn]
     try:
-        return _dataframe(conn, list(dict.fromkeys(names)))
+        if isinstance(conn, sqlite3.Connection):
+            path = Path(conn.execute("PRAGMA database_list").fetchone()[2])
+            connections += [connect(path, readonly=True) for _ in range(READ_THREADS - 1)]
+        return _dataframe(connections, list(dict.fromkeys(names)))
     finally:
-        conn.close()
+        for each in connections:
+            each.close()
 
 
-def _dataframe(conn: Connection, names: list[str]) -> pd.DataFrame:
-    runs = _frame(conn.execute("SELECT run_id, projid, filename FROM runs WHERE mode = 'record'"))
-    read = ColumnReader(conn, names)
-    groups: list[ValueGroup] = []
-    loops: list[tuple[int, RunLoops]] = []
-    kept: list[str] = []
-    for run_id in runs["run_id"]:
-        found, run_loops = read.run(run_id, len(kept))
-        if not found:
-            continue
-        if run_loops is not None:
-            loops.append((len(kept), run_loops))
-        kept.append(run_id)
-        groups.extend(found)
+def _dataframe(connections: list[Connection], names: list[str]) -> pd.DataFrame:
+    runs = _frame(
+        connections[0].execute("SELECT run_id, projid, filename FROM runs WHERE mode = 'record'")
+    )
+    run_ids = list(runs["run_id"])
+    share = len(connections)
+
+    def read(part: int) -> list[tuple[int, tuple[list[ValueGroup], RunLoops | None]]]:
+        reader = ColumnReader(connections[part], names)
+        return [(run, reader.run(run_ids[run], run)) for run in range(part, len(run_ids), share)]
+
+    with ThreadPoolExecutor(share) as pool:
+        fetched = sorted(
+            (item for part in pool.map(read, range(share)) for item in part), key=lambda i: i[0]
+        )
+    groups = [group for _, (found, _) in fetched for group in found]
     if not groups:
         return pd.DataFrame(columns=[*RUN_KEYS, *names])
-    runs = runs.set_index("run_id").loc[kept].reset_index()
+    loops = [(run, run_loops) for run, (_, run_loops) in fetched if run_loops is not None]
     return pivot(groups, runs, loop_rows(loops), names)
 
 
