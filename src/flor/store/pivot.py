@@ -62,6 +62,8 @@ class _Contexts:
         self.parent_row = parent_row
         self.iteration = loops.iteration
         self.value = loops.value
+        # loops over values other than 0, 1, 2, ... (they get a `<loop>_value` column)
+        self.valued = {loops.name[i] for i in np.flatnonzero(loops.value.astype(bool))}
         name_codes, names = pd.factorize(np.asarray(loops.name, dtype=object))
         depth = np.zeros(n, dtype=np.int64)
         cursor = parent_row.copy()
@@ -261,7 +263,8 @@ def pivot(
         for level, loop_name in enumerate(path_of(p)):
             at = contexts.ancestor(rows, level)
             block[loop_name] = contexts.iteration[at]
-            block[f"{loop_name}_value"] = contexts.value[at]
+            if loop_name in contexts.valued:
+                block[f"{loop_name}_value"] = contexts.value[at]
         # own values first, then those of the nearest enclosing path that has one
         sources = [(p, keys)] + [
             (q, keying.up(keys, len(path_of(q)) - 1))
@@ -331,8 +334,8 @@ def _assemble(
     for name in loop_order:
         values, present = iterations[name]
         columns[name] = pd.arrays.IntegerArray(values, ~present)
-        raw, _ = gather(f"{name}_value", None, object)
-        if any(v is not None for v in raw):
+        raw, present = gather(f"{name}_value", None, object)
+        if present.any():
             columns[f"{name}_value"] = [json.loads(v) if isinstance(v, str) else None for v in raw]
     for name in names:
         columns[name] = _finish(name, blocks, sizes, total)
