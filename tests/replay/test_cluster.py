@@ -35,6 +35,22 @@ with flor.checkpointing(weights=w):
             time.sleep(SLEEP)
         flor.log("w0", float(w[0]))
 """
+DEPENDENT_SCRIPT = """\
+import numpy as np
+import flor
+from featurize import scale
+
+np.random.seed(flor.arg("seed", 0))
+w = np.zeros(3)
+with flor.checkpointing(weights=w):
+    for epoch in flor.loop("epoch", range(3)):
+        w += scale(np.random.randn(3))
+        flor.log("w0", float(w[0]))
+"""
+HINDSIGHT_W = (
+    '        flor.log("w0", float(w[0]))\n',
+    '        flor.log("w0", float(w[0]))\n        flor.log("w1", float(w[1]))\n',
+)
 HINDSIGHT = ("            w -= 0.1 * grad\n", '            flor.log("g0", float(grad[0]))\n')
 
 
@@ -61,6 +77,9 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]
         stdout=logs,
         stderr=logs,
     )
+    # Each worker's tasks unpack under its own TMPDIR, which shows where a task ran.
+    for i in range(2):
+        (tmp_path / f"worker{i}").mkdir()
     workers = [
         subprocess.Popen(
             [DASK, "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
@@ -68,8 +87,9 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]
             stdout=logs,
             stderr=logs,
             start_new_session=True,
+            env={**os.environ, "TMPDIR": str(tmp_path / f"worker{i}")},
         )
-        for _ in range(2)
+        for i in range(2)
     ]  # fmt: skip
     try:
         _wait_for_workers(address, 2)
@@ -121,6 +141,18 @@ def test_dask_cluster_gives_the_values_of_the_local_backend(cluster, recorded) -
     assert _g0() == expected
     count = flor.query("SELECT COUNT(*) AS n FROM logs WHERE name = 'g0'")["n"].item()
     assert count == 40  # the second replay replaced the first one's values
+
+
+def test_tasks_are_spread_over_the_workers(cluster, recorded, tmp_path: Path) -> None:
+    address, _ = cluster
+    first, _ = recorded(0.1)  # 2 s of steps per run: worth splitting into two tasks
+    the_plan = plan(["g0"], runs=[first], jobs=2)
+    assert len(the_plan.active) == 1 and len(the_plan.active[0].tasks) == 2
+    summary = execute(the_plan, backend="dask", scheduler=address)
+    assert not summary.failed, [r.tail for r in summary.failed]
+    places = flor.query("SELECT cwd FROM runs WHERE mode = 'replay'")["cwd"]
+    used = {i for i in range(2) for cwd in places if cwd.startswith(str(tmp_path / f"worker{i}"))}
+    assert len(places) == 2 and used == {0, 1}  # one task on each worker
 
 
 def test_a_worker_killed_mid_task_is_retried_and_nothing_is_written_twice(
@@ -180,3 +212,21 @@ def test_cluster_workers_read_checkpoints_from_a_file_url(
         f.tail.startswith("checkpoint blob ") and f"missing from {shared.as_uri()}" in f.tail
         for f in unreadable.failed
     )
+
+
+def test_workers_without_a_dependency_report_its_import_error_per_run(
+    cluster, script, repo: Path, tmp_path: Path
+) -> None:
+    address, _ = cluster
+    extra = tmp_path / "site"  # on the recording machine's path, not on the workers'
+    extra.mkdir()
+    (extra / "featurize.py").write_text("def scale(x):\n    return 2 * x\n")
+    train = script("train.py", DEPENDENT_SCRIPT)
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "v1")
+    for seed in (0, 1):
+        train.run("--kwargs", f"seed={seed}", env={**os.environ, "PYTHONPATH": str(extra)})
+    train.path.write_text(train.path.read_text().replace(*HINDSIGHT_W))
+    summary = execute(plan(["w1"], jobs=2), backend="dask", scheduler=address)
+    assert len(summary.failed) == 2 and summary.values_written == 0
+    assert all("No module named 'featurize'" in f.tail for f in summary.failed)

@@ -11,7 +11,7 @@ import pytest
 import flor
 from flor.errors import CheckpointError, UsageError
 from flor.runtime.checkpoint import BlobStore
-from flor.store.location import checkpoint_home, checkpoint_root
+from flor.store.location import checkpoint_home
 
 RECORD = """
 import sys
@@ -75,9 +75,8 @@ def test_the_setting_picks_the_checkpoint_home(
     assert checkpoint_home(store) == str(store / "checkpoints")
     monkeypatch.setenv("FLOR_CHECKPOINTS", "s3://bucket/prefix")
     assert checkpoint_home(store) == "s3://bucket/prefix"
-    assert checkpoint_root(store) == store / "checkpoints"  # no local folder for a bucket
     monkeypatch.setenv("FLOR_CHECKPOINTS", (tmp_path / "ckpt").as_uri())
-    assert checkpoint_root(store) == tmp_path / "ckpt"
+    assert checkpoint_home(store) == (tmp_path / "ckpt").as_uri()
     monkeypatch.setenv("FLOR_CHECKPOINTS", "file://ckpt")
     with pytest.raises(UsageError, match="not an absolute file URL: write file:///"):
         checkpoint_home(store)

@@ -19,8 +19,10 @@ from flor.errors import FlorError, ReplayError, UsageError
 from flor.propagate import Declined, propagate_source
 from flor.propagate import logged_names as names_logged_in
 from flor.replay.classify import OUTER, PREFIX, SUFFIX, classify
+from flor.runtime.checkpoint import BlobStore
 from flor.runtime.replaying import TaskSpec
 from flor.store import reader
+from flor.store.location import checkpoint_home
 from flor.where import compile_where, last_values, select_runs
 
 if TYPE_CHECKING:
@@ -138,6 +140,8 @@ def plan(
     if selected.empty:
         raise UsageError("no recorded runs match the selection: `flor runs` lists them")
     have = _names_present(list(selected["run_id"]))
+    # one listing of the checkpoint home (a folder or a bucket), not a request per blob
+    stored_blobs = BlobStore(checkpoint_home(home)).digests()
     run_plans = []
     rows: list[dict[str, Any]] = selected.to_dict("records")  # type: ignore[assignment]
     for row in rows:
@@ -163,6 +167,7 @@ def plan(
             row,
             jobs,
             len(selected),
+            stored_blobs,
         )
         run_plans.append(run_plan)
     return Plan(list(names), list(verify), run_plans, jobs, home, root)
@@ -197,6 +202,7 @@ def _plan_run(
     row: dict[str, Any],
     jobs: int,
     run_count: int,
+    stored_blobs: set[str],
 ) -> None:
     names = run_plan.names + [v for v in verify if v not in run_plan.names]
     if not names:
@@ -231,7 +237,7 @@ def _plan_run(
         return
     run_plan.strategy = placement.strategy
     timings, checkpoints, ckpt_seconds = _recorded_loop(run_plan.run_id, placement.main_loop)
-    lost = _drop_missing(checkpoints, home)
+    lost = _drop_missing(checkpoints, stored_blobs)
     if lost:
         run_plan.reason = (
             f"{lost} checkpoints missing from the store: re-executing from earlier ones"
@@ -303,16 +309,9 @@ def _plan_run(
         )
 
 
-def _drop_missing(checkpoints: dict[int, dict[str, str]], home: Path) -> int:
-    """Forget checkpoints whose files are gone (deleted, not copied); returns how many."""
-    from flor.store.location import checkpoint_root
-
-    root = checkpoint_root(home)
-    missing = [
-        iteration
-        for iteration, parts in checkpoints.items()
-        if not all((root / d[:2] / d[2:]).is_file() for d in parts.values())
-    ]
+def _drop_missing(checkpoints: dict[int, dict[str, str]], stored: set[str]) -> int:
+    """Forget checkpoints whose blobs are gone (deleted, not copied); returns how many."""
+    missing = [it for it, parts in checkpoints.items() if not stored.issuperset(parts.values())]
     for iteration in missing:
         del checkpoints[iteration]
     return len(missing)

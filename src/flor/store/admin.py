@@ -9,7 +9,7 @@ from typing import Any
 from flor.errors import UsageError
 from flor.store import reader
 from flor.store.backend import Connection, Target, parse, resolve
-from flor.store.location import checkpoint_root, db_path, home_dir
+from flor.store.location import checkpoint_home, db_path, home_dir
 from flor.store.writer import LOG_COLUMNS, StoreWriter, insert_logs
 
 TABLES = ("runs", "loops", "logs", "checkpoints", "commits")
@@ -38,7 +38,7 @@ def collect_garbage(home: Path | None = None, *, dry_run: bool = False) -> tuple
     from flor.runtime.checkpoint import BlobStore
 
     home = home or home_dir()
-    blobs = BlobStore(checkpoint_root(home))
+    blobs = BlobStore(checkpoint_home(home))
     conn = reader.open_reader(home)
     try:
         referenced = {row[0] for row in conn.execute("SELECT DISTINCT digest FROM checkpoints")}

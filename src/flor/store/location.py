@@ -65,13 +65,3 @@ def checkpoint_home(home: Path) -> str:
     if "://" in setting:
         return setting
     return str(Path(setting).expanduser().resolve())
-
-
-def checkpoint_root(home: Path) -> Path:
-    """The checkpoint folder on this machine, for code that looks at blob files directly:
-    a folder or file:// `FLOR_CHECKPOINTS`, else `<store>/checkpoints` (which is also what
-    it returns for a remote URL, whose blobs have no local folder)."""
-    location = checkpoint_home(home)
-    if location.startswith("file://"):
-        return Path(location.removeprefix("file://"))  # as fsspec reads it: no unquoting
-    return home / "checkpoints" if "://" in location else Path(location)
