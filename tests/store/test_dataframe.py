@@ -21,6 +21,8 @@ for i in flor.loop("i", range(3000)):
     flor.log("x", rng.random() * 10.0 ** rng.randint(-310, 308))
     flor.log("n", rng.randint(-2**62, 2**62))
     flor.log("mixed", i if i % 2 else i / 3)
+    flor.log("twice", i)
+    flor.log("twice", i + 0.5)  # the later value wins, whatever its type
     if i % 1000 == 0:
         flor.log("label", f"at {i}")
 flor.log("special", [float("nan"), float("inf"), -0.0])
@@ -41,11 +43,12 @@ def _expected() -> dict[str, list[Any]]:
 
 def test_values_come_back_exactly_as_logged(script) -> None:
     script("values.py", VALUES).run()
-    df = flor.dataframe("x", "n", "mixed", "label")
+    df = flor.dataframe("x", "n", "mixed", "label", "twice")
     expected = _expected()
     assert df["x"].tolist() == expected["x"]  # bit for bit: no rounding on the way
     assert df["n"].dtype == np.int64 and df["n"].tolist() == expected["n"]
     assert df["mixed"].dtype == np.float64 and df["mixed"].tolist() == expected["mixed"]
+    assert df["twice"].tolist() == [i + 0.5 for i in range(3000)]
     labels = df["label"].dropna()
     assert labels.tolist() == ["at 0", "at 1000", "at 2000"] and labels.index.tolist() == [
         0,
