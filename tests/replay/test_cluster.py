@@ -47,6 +47,16 @@ with flor.checkpointing(weights=w):
         w += scale(np.random.randn(3))
         flor.log("w0", float(w[0]))
 """
+ENV_SCRIPT = """\
+import os
+import flor
+
+x = [0.0]
+with flor.checkpointing(x=x):
+    for epoch in flor.loop("epoch", range(3)):
+        x[0] += 1.0
+        flor.log("x", x)
+"""
 HINDSIGHT_W = (
     '        flor.log("w0", float(w[0]))\n',
     '        flor.log("w0", float(w[0]))\n        flor.log("w1", float(w[1]))\n',
@@ -230,3 +240,22 @@ def test_workers_without_a_dependency_report_its_import_error_per_run(
     summary = execute(plan(["w1"], jobs=2), backend="dask", scheduler=address)
     assert len(summary.failed) == 2 and summary.values_written == 0
     assert all("No module named 'featurize'" in f.tail for f in summary.failed)
+
+
+def test_tasks_do_not_inherit_the_dask_workers_malloc_tuning(cluster, script, repo: Path) -> None:
+    from dask.distributed import Client
+
+    address, _ = cluster
+    with Client(address, timeout=30) as client:  # the nanny tunes its workers' malloc
+        tuned = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert set(tuned.values()) == {"65536"}
+    train = script("train.py", ENV_SCRIPT)
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "v1")
+    train.run()
+    anchor = '        flor.log("x", x)\n'
+    hindsight = '        flor.log("trim", os.environ.get("MALLOC_TRIM_THRESHOLD_", "unset"))\n'
+    train.path.write_text(train.path.read_text().replace(anchor, anchor + hindsight))
+    summary = execute(plan(["trim"]), backend="dask", scheduler=address)
+    assert not summary.failed, [r.tail for r in summary.failed]
+    assert flor.dataframe("trim")["trim"].tolist() == ["unset"] * 3
