@@ -166,14 +166,6 @@ def fmt_ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
 
-def fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
-
-
 def machine_note() -> str:
     import platform
 

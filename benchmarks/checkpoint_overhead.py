@@ -30,13 +30,14 @@ from _common import (  # noqa: E402
     Workspace,
     check,
     flordb_python,
-    fmt_bytes,
     fmt_ratio,
     machine_note,
     median,
     run_child,
     table,
 )
+
+from flor.cli import human_bytes  # noqa: E402
 
 TEMPLATE = """\
 import os
@@ -238,7 +239,7 @@ def main() -> None:
         if ckpt[variant]:
             its = int(median([c["it"] for c in ckpt[variant]]))
             nbytes = median([c["b"] for c in ckpt[variant]])
-            ck = f"{its} ({fmt_bytes(nbytes)})"
+            ck = f"{its} ({human_bytes(nbytes)})"
         elif variant == "flordb":
             ck = "none: 4.0.1 stores no checkpoints"
         else:
@@ -251,7 +252,7 @@ def main() -> None:
             f"{median(rss[variant]):.0f}",
             fmt_ratio(median(rss[variant]), base_rss),
             ck,
-            fmt_bytes(median(store[variant])),
+            human_bytes(median(store[variant])),
         ])  # fmt: skip
     headers = ["variant", "median wall (s)", "range (s)", "wall / plain", "peak RSS (MB)",
                "RSS / plain", "checkpointed iterations (sum(bytes))",

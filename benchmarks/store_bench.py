@@ -42,7 +42,7 @@ writer.insert_run({"run_id": run_id, "projid": "p", "filename": "w.py", "tstamp"
 for start in range(0, count, 500):
     ids = range(start, min(start + 500, count))
     loops = [(run_id, i + 1, None, "i", i, None) for i in ids]
-    logs = [(run_id, "t", i + 1, "v", str(i), "int", i + 1, None) for i in ids]
+    logs = [(run_id, "t", i + 1, "v", str(i), "int", i + 1, None, "") for i in ids]
     writer.write_batch(run_id, loops, logs, [], time.time())
 writer.update_run(run_id, status="finished", ended=time.time())
 writer.close()
@@ -111,7 +111,7 @@ def throughput(total: int) -> float:
     for start in range(0, total, 500):
         ids = range(start, min(start + 500, total))
         loops = [(run_id, i + 1, None, "step", i, None) for i in ids]
-        logs = [(run_id, "t", i + 1, "loss", repr(i * 0.5), "float", i + 1, None) for i in ids]
+        logs = [(run_id, "t", i + 1, "loss", repr(i * 0.5), "float", i + 1, None, "") for i in ids]
         batches.append((loops, logs))
     started = time.perf_counter()
     for loops, logs in batches:

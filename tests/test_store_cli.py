@@ -26,7 +26,9 @@ def _record_one(run_id: str) -> None:
     writer = StoreWriter()
     row = {"run_id": run_id, "projid": "p", "filename": "f.py", "tstamp": "t"}
     writer.insert_run({**row, "status": "finished", "mode": "record", "started": 1.0})
-    writer.write_batch(run_id, [], [(run_id, "t", None, "lr", "0.1", "float", 1, None)], [], 2.0)
+    writer.write_batch(
+        run_id, [], [(run_id, "t", None, "lr", "0.1", "float", 1, None, "")], [], 2.0
+    )
     writer.close()
 
 

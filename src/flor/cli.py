@@ -142,7 +142,7 @@ def _args_text(args: str | None) -> str:
     return " ".join(f"{k}={v}" for k, v in values.items())
 
 
-def _human_bytes(size: float) -> str:
+def human_bytes(size: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -177,7 +177,7 @@ def runs(delete: tuple[str, ...], replays: bool, fmt: str) -> None:
     frame["commit"] = frame["snapshot"].fillna("").str[:10]
     frame["args"] = frame["args"].map(_args_text)
     if fmt == "table":
-        frame["checkpoints"] = frame["checkpoint_bytes"].map(_human_bytes)
+        frame["checkpoints"] = frame["checkpoint_bytes"].map(human_bytes)
     else:
         frame["checkpoints"] = frame["checkpoint_bytes"]
     emit(frame[RUN_COLUMNS], fmt)
@@ -227,7 +227,7 @@ def gc(dry_run: bool) -> None:
 
     removed, freed = admin.collect_garbage(dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {removed} checkpoint blobs ({_human_bytes(freed)})")
+    click.echo(f"{verb} {removed} checkpoint blobs ({human_bytes(freed)})")
 
 
 def _read_text(path: Path, role: str) -> str:

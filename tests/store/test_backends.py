@@ -152,15 +152,15 @@ def test_replayed_values_replace_earlier_replays_not_records(backend: str) -> No
     run = {"run_id": "r1", "projid": "p", "filename": "f.py", "tstamp": "t", "status": "finished"}
     writer.insert_run({**run, "mode": "record", "started": 1.0, "heartbeat": 1.0})
     loops = [("r1", 1, None, "epoch", 0, None)]
-    recorded = [("r1", "t", 1, "loss", "1.0", "float", 1, None)]
+    recorded = [("r1", "t", 1, "loss", "1.0", "float", 1, None, "")]
     writer.write_batch("r1", loops, recorded, [(2.5, 1)], 3.0)
     for replay, value in (("x1", "2.0"), ("x2", "3.0")):
         writer.insert_run(
             {**run, "run_id": replay, "mode": "replay", "replay_of": "r1", "started": 2.0}
         )
         replayed = [
-            ("r1", "t", 1, "gn", value, "float", 2, replay),
-            ("r1", "t", None, "top", value, "float", 3, replay),
+            ("r1", "t", 1, "gn", value, "float", 2, replay, replay),
+            ("r1", "t", None, "top", value, "float", 3, replay, replay),
         ]
         writer.write_batch(replay, loops, replayed, [], 4.0, ("gn", "top"))
     writer.close()
@@ -183,7 +183,7 @@ batch = 500  # what the runtime flushes about every half second in a busy loop
 for start in range(0, count, batch):
     ids = range(start, min(start + batch, count))
     loops = [(run_id, i + 1, None, "i", i, None) for i in ids]
-    logs = [(run_id, "t", i + 1, "v", str(i), "int", i + 1, None) for i in ids]
+    logs = [(run_id, "t", i + 1, "v", str(i), "int", i + 1, None, "") for i in ids]
     writer.write_batch(run_id, loops, logs, [], time.time())
 writer.update_run(run_id, status="finished", ended=time.time())
 writer.close()

@@ -117,6 +117,7 @@ class ReplaySession(Session):
         self.spec = spec
         self.row_id = spec.replay_id
         self.replay_id = spec.replay_id
+        self.writer_id = spec.replay_id
         self.replace_names = tuple(spec.names)
         self.tstamp = spec.tstamp
         self.logging = spec.log_prefix

@@ -106,6 +106,7 @@ class Session:
         self.argv = argv
         self.tstamp = _now_tstamp()
         self.replay_id: str | None = None
+        self.writer_id = ""  # the logs key's `writer` column: '' while recording
         self.replace_names: tuple[str, ...] = ()
         self.logs: deque[tuple[int | None, str, Any]] = deque()
         self.loops: deque[tuple[Any, ...]] = deque()
@@ -190,6 +191,7 @@ class Session:
                     kind,
                     next(self._seq),
                     self.replay_id,
+                    self.writer_id,
                 )
             )
         try:

@@ -10,7 +10,7 @@ from flor.errors import UsageError
 from flor.store import reader
 from flor.store.backend import Connection, Target, parse, resolve
 from flor.store.location import checkpoint_home, db_path, home_dir
-from flor.store.writer import LOG_COLUMNS, StoreWriter, insert_logs
+from flor.store.writer import LOG_COLUMNS, StoreWriter
 
 TABLES = ("runs", "loops", "logs", "checkpoints", "commits")
 
@@ -230,7 +230,7 @@ def _copy_run(src: Any, writer: StoreWriter, run: dict[str, Any], columns: list[
                 commits,
             )
         if logs:
-            insert_logs(writer._db, conn, logs)
+            writer._db.insert_rows(conn, "logs", LOG_COLUMNS, logs)
 
     writer.transaction(work)
     return len(logs)

@@ -86,6 +86,13 @@ class RunLoops:
     values: list[tuple[int, str]]
 
 
+# one group's column, row by row, for the rare groups the joined text cannot serve
+_GROUP_SQL = (
+    "SELECT {} FROM logs WHERE run_id = ? AND name = ? AND writer = ? AND tstamp = ? "
+    "AND type = ? ORDER BY seq"
+)
+
+
 class ColumnReader:
     """The statements for one connection's dialect, and the reads of one run."""
 
@@ -139,12 +146,6 @@ class ColumnReader:
             "SELECT ctx_id, value FROM loops WHERE run_id = ? AND value IS NOT NULL", [run_id]
         )
         return groups, RunLoops(summary, valued)
-
-
-_GROUP_SQL = (
-    "SELECT {} FROM logs WHERE run_id = ? AND name = ? AND writer = ? AND tstamp = ? "
-    "AND type = ? ORDER BY seq"
-)
 
 
 def loop_rows(parts: list[tuple[int, RunLoops]]) -> LoopRows:

@@ -43,7 +43,10 @@ def _target(home: Path | None) -> Target:
 
 def open_reader(home: Path | None = None) -> Any:
     """A read-only connection (one consistent snapshot on PostgreSQL), SQLite-dialect SQL."""
-    target = _target(home)
+    return _open(_target(home))
+
+
+def _open(target: Target) -> Any:
     if target.is_postgres:
         from flor.store.postgres import PostgresStore
 
@@ -95,12 +98,9 @@ def dataframe(names: Sequence[str], home: Path | None = None) -> pd.DataFrame:
     for name in names:
         if not isinstance(name, str) or not name:
             raise UsageError(f"dataframe names must be non-empty strings, got {name!r}")
-    conn = open_reader(home)
-    connections = [conn]
+    target = _target(home)
+    connections = [_open(target) for _ in range(1 if target.is_postgres else READ_THREADS)]
     try:
-        if isinstance(conn, sqlite3.Connection):
-            path = Path(conn.execute("PRAGMA database_list").fetchone()[2])
-            connections += [connect(path, readonly=True) for _ in range(READ_THREADS - 1)]
         return _dataframe(connections, list(dict.fromkeys(names)))
     finally:
         for each in connections:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -192,8 +193,6 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
 
 
 def _upgrade(path: Path, version: int) -> None:
-    import sys
-
     print(
         f"flor: upgrading the store {path} from schema {version} to {SCHEMA_VERSION}",
         file=sys.stderr,

@@ -30,9 +30,10 @@ RUN_COLUMNS = (
     "started",
     "heartbeat",
 )
-LOG_COLUMNS = ("run_id", "tstamp", "ctx_id", "name", "value", "type", "seq", "replay_id")
-# `writer` is derived from `replay_id` ('' for the recorded run): see schema migration 1 -> 2.
-STORED_LOG_COLUMNS = (*LOG_COLUMNS, "writer")
+# `writer` is `replay_id` or '' for the recorded run: part of the logs key (schema 2).
+LOG_COLUMNS = (
+    "run_id", "tstamp", "ctx_id", "name", "value", "type", "seq", "replay_id", "writer",
+)  # fmt: skip
 
 
 class StoreWriter:
@@ -101,7 +102,7 @@ class StoreWriter:
                     {(row[0], row[3], row[2], row[7]) for row in logs if row[3] in replace_names},
                 )
             if logs:
-                insert_logs(self._db, conn, logs)
+                self._db.insert_rows(conn, "logs", LOG_COLUMNS, logs)
             conn.executemany(
                 "UPDATE loops SET seconds = ? WHERE run_id = ? AND ctx_id = ?",
                 ((seconds, row_id, ctx) for seconds, ctx in timings),
@@ -122,8 +123,3 @@ class StoreWriter:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def insert_logs(db: Any, conn: Connection, logs: Sequence[tuple[Any, ...]]) -> None:
-    """Rows of LOG_COLUMNS, with the writer column derived from each row's replay id."""
-    db.insert_rows(conn, "logs", STORED_LOG_COLUMNS, [(*row, row[7] or "") for row in logs])
