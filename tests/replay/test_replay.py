@@ -195,7 +195,7 @@ def test_a_run_whose_snapshot_is_gone_is_reported_and_the_others_replay(recorded
     assert not summary.failed and {r.run_id for r in summary.results} == {second}
 
 
-def test_an_old_version_that_crashes_is_reported_with_its_traceback(repo, script) -> None:
+def test_a_failed_run_is_replayed_only_as_far_as_it_got(repo, script) -> None:
     buggy = SCRIPT.replace(
         '        flor.log("err"', '        assert epoch < 3, "old bug"\n        flor.log("err"'
     )
@@ -203,9 +203,29 @@ def test_an_old_version_that_crashes_is_reported_with_its_traceback(repo, script
     git(repo, "add", "train.py")
     git(repo, "commit", "-q", "-m", "buggy")
     train.run(check=False)
+    (failed,) = flor.query("SELECT run_id FROM runs WHERE status = 'failed'")["run_id"]
     train.path.write_text(with_statements(SCRIPT, "outer"))
     summary = execute(plan(["wnorm"]))
-    assert len(summary.failed) == 1 and "AssertionError: old bug" in summary.failed[0].tail
+    assert not summary.failed and summary.runs_replayed == 1
+    fresh, _ = _fresh_values(train, "wnorm")
+    # epochs 0-2 completed; epoch 3 failed before its statement would have run
+    assert _values("wnorm", failed) == fresh[:3]
+
+
+def test_a_replay_that_crashes_is_reported_with_its_traceback_and_stores_nothing(
+    recorded,
+) -> None:
+    (first, _), train = recorded("1")
+    train.path.write_text(
+        with_statements(SCRIPT).replace(
+            "        flor.log(\"err\"",
+            '        flor.log("ratio", 1.0 / (2 - epoch))\n        flor.log("err"',
+        )
+    )
+    summary = execute(plan(["ratio"], runs=[first]))
+    assert summary.failed and "ZeroDivisionError" in summary.failed[-1].tail
+    assert summary.runs_replayed == 0 and summary.values_written == 0
+    assert "ratio" not in set(flor.query("SELECT DISTINCT name FROM logs")["name"])
 
 
 def test_two_replays_of_one_store_at_once_are_refused(recorded, repo) -> None:

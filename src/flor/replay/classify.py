@@ -17,6 +17,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from flor.errors import PropagateError
+from flor.replay.hazards import Hazards, analyze, flor_loop_call, suffix_reads
 
 PREFIX, OUTER, NESTED, SUFFIX, UNKNOWN = "prefix", "outer", "nested", "suffix", "unknown"
 
@@ -26,8 +27,8 @@ def _is_flor_call(node: cst.BaseExpression, attribute: str) -> bool:
 
 
 def _loop_name(node: cst.For) -> str | None:
-    call = node.iter
-    if isinstance(call, cst.Call) and call.args:
+    call = flor_loop_call(node.iter)
+    if call is not None and call.args:
         first = call.args[0].value
         if isinstance(first, cst.SimpleString):
             value = first.evaluated_value
@@ -74,6 +75,11 @@ def _names_in(node: cst.CSTNode) -> list[cst.Name]:
 class Classification:
     main_loop: str | None
     places: dict[str, set[str]] = field(default_factory=dict)
+    # the source of each statement logging a requested name
+    statements: dict[str, list[str]] = field(default_factory=dict)
+    hazards: Hazards = field(default_factory=Hazards)
+    # an outer-level statement sits after a nested loop whose skipping it would notice
+    outer_after_nested: bool = False
 
     @property
     def strategy(self) -> str:
@@ -116,7 +122,7 @@ class _MainLoopFinder(cst.CSTVisitor):
         return False
 
     def visit_For(self, node: cst.For) -> bool:
-        if _is_flor_call(node.iter, "loop"):
+        if flor_loop_call(node.iter) is not None:
             self.first = self.first or node
             if self.checkpointing and self.checkpointed is None:
                 self.checkpointed = node
@@ -137,6 +143,9 @@ class _Classifier(cst.CSTVisitor):
         self.loops: list[tuple[cst.For, set[str]]] = []
         self.functions = 0
         self.found: list[tuple[str, str]] = []
+        self.sources: list[tuple[str, str]] = []
+        self.after_nested = False
+        self.outer_after_nested_statement = False
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.functions += 1
@@ -145,7 +154,7 @@ class _Classifier(cst.CSTVisitor):
         self.functions -= 1
 
     def visit_For(self, node: cst.For) -> None:
-        if _is_flor_call(node.iter, "loop"):
+        if flor_loop_call(node.iter) is not None:
             nested_assigned: set[str] = set()
             if not self.loops:
                 for inner in _flor_loops_inside(node):
@@ -155,6 +164,8 @@ class _Classifier(cst.CSTVisitor):
     def leave_For(self, node: cst.For) -> None:
         if self.loops and self.loops[-1][0] is node:
             self.loops.pop()
+            if len(self.loops) == 1 and self.loops[0][0] is self.main:
+                self.after_nested = True
         if node is self.main:
             self.main_done = True
 
@@ -179,7 +190,11 @@ class _Classifier(cst.CSTVisitor):
         name = first.evaluated_value
         if isinstance(name, str) and name in self.names:
             reads = {n.value for arg in node.args[1:] for n in _names_in(arg.value)}
-            self.found.append((name, self._place(reads)))
+            place = self._place(reads)
+            self.found.append((name, place))
+            self.sources.append((name, cst.Module(body=[]).code_for_node(node)))
+            if place == OUTER and self.after_nested:
+                self.outer_after_nested_statement = True
 
 
 def _flor_loops_inside(node: cst.For) -> list[cst.For]:
@@ -187,7 +202,7 @@ def _flor_loops_inside(node: cst.For) -> list[cst.For]:
 
     class Collector(cst.CSTVisitor):
         def visit_For(self, loop: cst.For) -> None:
-            if _is_flor_call(loop.iter, "loop"):
+            if flor_loop_call(loop.iter) is not None:
                 inner.append(loop)
 
     node.body.visit(Collector())
@@ -212,4 +227,10 @@ def classify(source: str, names: Sequence[str]) -> Classification:
     result = Classification(_loop_name(main) if main is not None else None)
     for name, place in visitor.found:
         result.places.setdefault(name, set()).add(NESTED if place == UNKNOWN else place)
+    for name, text in visitor.sources:
+        result.statements.setdefault(name, []).append(text)
+    result.outer_after_nested = visitor.outer_after_nested_statement
+    if main is not None:
+        result.hazards = analyze(module, main, finder.restored_names)
+        result.hazards.suffix_reads = suffix_reads(module, main)
     return result

@@ -20,11 +20,13 @@ from typing import Any
 
 from flor import vcs
 from flor.errors import CheckpointError, ReplayError, UsageError
-from flor.replay.planner import Plan, RunPlan
+from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks
 from flor.runtime.checkpoint import BlobStore
+from flor.runtime.replaying import OUTPUT_ENV
 from flor.store import reader
-from flor.store.location import CHECKPOINTS_ENV, checkpoint_home
+from flor.store.location import CHECKPOINTS_ENV, checkpoint_home, db_path
 from flor.store.values import decode
+from flor.store.writer import StoreWriter
 
 TAIL_LINES = 12
 CONNECT_TIMEOUT_S = 8
@@ -38,6 +40,26 @@ class TaskResult:
     seconds: float
     returncode: int
     tail: str
+    # what the task derived: {"logs": [...rows], "loops": [...rows]}, not yet stored
+    values: dict[str, list[list[Any]]] = field(default_factory=dict)
+
+
+@dataclass
+class RunOutcome:
+    """One run's replay: how it was replayed, what the guard saw, what was stored."""
+
+    run_id: str
+    strategy: str
+    guard: str
+    fallback: str = ""
+    stored: int = 0
+    ok: bool = True
+
+    def line(self) -> str:
+        text = f"run {self.run_id}: {self.strategy}, {self.guard}"
+        if self.fallback:
+            text += f"; {self.fallback}"
+        return text + (f"; stored {self.stored} values" if self.ok else "; nothing stored")
 
 
 @dataclass
@@ -56,6 +78,7 @@ class Summary:
     seconds: float
     mismatches: list[Mismatch] = field(default_factory=list)
     verified: int = 0
+    runs: list[RunOutcome] = field(default_factory=list)
 
     @property
     def failed(self) -> list[TaskResult]:
@@ -63,10 +86,11 @@ class Summary:
 
     @property
     def runs_replayed(self) -> int:
-        by_run: dict[str, bool] = {}
-        for r in self.results:
-            by_run[r.run_id] = by_run.get(r.run_id, True) and r.ok
-        return sum(by_run.values())
+        return sum(r.ok for r in self.runs)
+
+    @property
+    def unconfirmed(self) -> list[RunOutcome]:
+        return [r for r in self.runs if not r.ok]
 
 
 @dataclass
@@ -137,7 +161,11 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
     if unreadable is not None:
         elapsed = time.perf_counter() - started
         return TaskResult(run_id, replay_id, False, elapsed, CheckpointError.exit_code, unreadable)
-    with tempfile.TemporaryDirectory(prefix="flor-task-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="flor-task-") as tmp,
+        tempfile.TemporaryDirectory(prefix="flor-task-values-") as handback,
+    ):
+        output = Path(handback) / "values.json"
         try:
             command, cwd = workspace.materialize(Path(tmp))
             done = subprocess.run(
@@ -145,14 +173,23 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
                 cwd=cwd,
                 capture_output=True,
                 text=True,
-                env={**_worker_environment(), **env, "FLOR_REPLAY": spec_json},
+                env={
+                    **_worker_environment(),
+                    **env,
+                    "FLOR_REPLAY": spec_json,
+                    OUTPUT_ENV: str(output),
+                },
             )
-        except OSError as exc:
+            values = json.loads(output.read_text(encoding="utf-8")) if output.exists() else {}
+        except (OSError, ValueError) as exc:
             elapsed = time.perf_counter() - started
             return TaskResult(run_id, replay_id, False, elapsed, -1, str(exc))
     tail = "\n".join(done.stderr.strip().splitlines()[-TAIL_LINES:])
     elapsed = time.perf_counter() - started
-    return TaskResult(run_id, replay_id, done.returncode == 0, elapsed, done.returncode, tail)
+    ok = done.returncode == 0 and bool(values)
+    if done.returncode == 0 and not values:
+        tail = (tail + "\nthe task ended without handing back its values").strip()
+    return TaskResult(run_id, replay_id, ok, elapsed, done.returncode, tail, values)
 
 
 @contextmanager
@@ -192,6 +229,8 @@ def _workspace(plan: Plan, run: RunPlan) -> Workspace:
 def execute(
     plan: Plan, *, backend: str = "loky", scheduler: str | None = None, progress: bool = False
 ) -> Summary:
+    """Run the plan's tasks; store a run's values only once the guard has confirmed them,
+    re-planning a run with the next stricter strategy when it does not."""
     from joblib import Parallel, delayed
 
     started = time.perf_counter()
@@ -200,30 +239,134 @@ def execute(
         "FLOR_HOME": str(plan.home),
         CHECKPOINTS_ENV: checkpoint_home(plan.home),
         "PYTHONUNBUFFERED": "1",
-        **_thread_limits(plan.jobs),
     }
-    results: list[TaskResult] = []
+    summary = Summary([], 0, 0.0)
     with exclusive(plan.home), engine(backend, plan.jobs, scheduler):
-        jobs = [
-            (_workspace(plan, run), task.to_json()) for run in plan.active for task in run.tasks
-        ]
-        bar = _progress(len(jobs)) if progress else None
-        outcomes = Parallel(return_as="generator_unordered")(
-            delayed(run_task)(workspace, spec, env) for workspace, spec in jobs
-        )
-        try:
-            for result in outcomes:
-                results.append(result)
+        pending = list(plan.active)
+        while pending:
+            spaces = {run.run_id: _workspace(plan, run) for run in pending}
+            jobs = [(spaces[run.run_id], task.to_json()) for run in pending for task in run.tasks]
+            bar = _progress(len(jobs)) if progress else None
+            outcomes = Parallel(return_as="generator_unordered")(
+                delayed(run_task)(workspace, spec, env) for workspace, spec in jobs
+            )
+            results: list[TaskResult] = []
+            try:
+                for result in outcomes:
+                    results.append(result)
+                    if bar is not None:
+                        bar[0].advance(bar[1])
+            finally:
                 if bar is not None:
-                    bar[0].advance(bar[1])
-        finally:
-            if bar is not None:
-                bar[0].stop()
-    replay_ids = [r.replay_id for r in results]
-    summary = Summary(results, _count_values(replay_ids), time.perf_counter() - started)
-    if plan.verify:
-        _verify(plan, replay_ids, summary)
+                    bar[0].stop()
+            summary.results.extend(results)
+            retry = []
+            for run in pending:
+                mine = [r for r in results if r.run_id == run.run_id]
+                order = {t.replay_id: i for i, t in enumerate(run.tasks)}
+                mine.sort(key=lambda r: order.get(r.replay_id, 0))
+                problem = _problem(plan, run, mine)
+                if problem is not None and run.strategy in STRICTER:
+                    make_tasks(run, STRICTER[run.strategy], because=problem)
+                    retry.append(run)
+                    continue
+                summary.runs.append(_settle(plan, run, mine, problem, summary))
+            pending = retry
+    summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _problem(plan: Plan, run: RunPlan, results: list[TaskResult]) -> str | None:
+    """Why the run's values cannot be trusted: a failed task, or a re-derived recorded
+    value that differs from the record."""
+    failed = [r for r in results if not r.ok]
+    if failed:
+        last = (failed[0].tail.strip().splitlines() or ["no output"])[-1]
+        return f"a task failed (exit {failed[0].returncode}: {last})"
+    return _guard(run, results)[1]
+
+
+def _guard(run: RunPlan, results: list[TaskResult]) -> tuple[int, str | None]:
+    """Compare the recorded values the tasks re-derived with the record, bit for bit:
+    (values compared, the first difference)."""
+    if not run.check:
+        return 0, None
+    derived: dict[tuple[Any, str], list[tuple[Any, str]]] = {}
+    for result in results:
+        for row in result.values.get("logs", []):
+            if row[3] in run.check:
+                derived.setdefault((row[2], row[3]), []).append((row[4], row[5]))
+    if not derived:
+        return 0, None
+    recorded = _recorded_values(run.run_id, run.check)
+    compared = 0
+    for key, values in derived.items():
+        original = recorded.get(key, [])
+        compared += len(values)
+        matches = values == original
+        if key[0] is None and not matches:
+            # prefix or suffix tasks derive one end of the run's loop-free values
+            n = len(values)
+            matches = original[:n] == values or original[len(original) - n :] == values
+        if not matches:
+            where = "outside loops" if key[0] is None else f"loop context {key[0]}"
+            got = values[0][0] if values else None
+            had = original[0][0] if original else None
+            for mine, theirs in zip(values, original, strict=False):
+                if mine != theirs:
+                    got, had = mine[0], theirs[0]
+                    break
+            return compared, f"guard: recorded {key[1]} {where} was {had}, replay gave {got}"
+    return compared, None
+
+
+def _recorded_values(run_id: str, names: list[str]) -> dict[tuple[Any, str], list[tuple[Any, str]]]:
+    marks = ",".join("?" * len(names))
+    frame = reader.query(
+        f"SELECT ctx_id, name, value, type FROM logs WHERE run_id = ? AND replay_id IS NULL "
+        f"AND name IN ({marks}) ORDER BY seq",
+        (run_id, *names),
+    )
+    found: dict[tuple[Any, str], list[tuple[Any, str]]] = {}
+    for ctx, name, value, kind in frame.itertuples(index=False):
+        ctx = None if ctx is None or ctx != ctx else int(ctx)
+        found.setdefault((ctx, name), []).append((value, kind))
+    return found
+
+
+def _settle(
+    plan: Plan, run: RunPlan, results: list[TaskResult], problem: str | None, summary: Summary
+) -> RunOutcome:
+    """Store a confirmed run's values, or nothing; say which and why."""
+    outcome = RunOutcome(run.run_id, run.strategy, "", run.fallback)
+    if problem is not None:
+        outcome.ok = False
+        outcome.guard = f"not confirmed ({problem})"
+        if run.strategy == FULL and not any(not r.ok for r in results):
+            outcome.guard += ": the run does not reproduce its own record"
+        return outcome
+    compared, _ = _guard(run, results)
+    outcome.guard = (
+        f"guard confirmed {compared} recorded values"
+        if compared
+        else "guard: no recorded values to compare in the replayed region"
+    )
+    names = set(run.names) | set(plan.verify)
+    logs = [r for t in results for r in t.values.get("logs", []) if r[3] in names]
+    loops = [r for t in results for r in t.values.get("loops", [])]
+    if plan.verify:
+        _verify(plan, run, logs, summary)
+    if logs or loops:
+        writer = StoreWriter(db_path(plan.home))
+        try:
+            writer.write_batch(
+                results[-1].replay_id, loops, logs, [], time.time(), tuple(run.names)
+            )
+        finally:
+            writer.close()
+    outcome.stored = sum(1 for r in logs if r[3] in run.names)
+    summary.values_written += outcome.stored
+    return outcome
 
 
 @contextmanager
@@ -276,15 +419,6 @@ def _dask_client(jobs: int, scheduler: str | None) -> Iterator[Any]:
         yield client
 
 
-def _thread_limits(jobs: int) -> dict[str, str]:
-    """Share the cores between parallel tasks instead of oversubscribing them."""
-    if jobs <= 1:
-        return {}
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-    return {name: threads for name in names if name not in os.environ}
-
-
 def _progress(total: int) -> tuple[Any, Any]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -300,38 +434,17 @@ def _progress(total: int) -> tuple[Any, Any]:
     return bar, bar.add_task("replaying", total=total)
 
 
-def _count_values(replay_ids: list[str]) -> int:
-    if not replay_ids:
-        return 0
-    marks = ",".join("?" * len(replay_ids))
-    frame = reader.query(
-        f"SELECT COUNT(*) AS n FROM logs WHERE replay_id IN ({marks})", tuple(replay_ids)
-    )
-    return int(frame["n"].iloc[0])
-
-
-def _verify(plan: Plan, replay_ids: list[str], summary: Summary) -> None:
+def _verify(plan: Plan, run: RunPlan, logs: list[list[Any]], summary: Summary) -> None:
     """Compare re-logged values of already recorded names with the recorded ones."""
-    marks = ",".join("?" * len(replay_ids))
-    names = ",".join("?" * len(plan.verify))
-    frame = reader.query(
-        f"SELECT run_id, ctx_id, name, value, type, replay_id IS NULL AS recorded FROM logs "
-        f"WHERE name IN ({names}) AND (replay_id IS NULL OR replay_id IN ({marks})) "
-        "ORDER BY seq",
-        (*plan.verify, *replay_ids),
-    )
-    replayed_runs = {r.run_id for r in summary.results if r.ok}
-    recorded: dict[tuple[str, Any, str], list[Any]] = {}
-    replayed: dict[tuple[str, Any, str], list[Any]] = {}
-    for run_id, ctx, name, value, kind, is_recorded in frame.itertuples(index=False):
-        if run_id not in replayed_runs:
-            continue
-        key = (run_id, None if ctx != ctx else ctx, name)
-        (recorded if is_recorded else replayed).setdefault(key, []).append(decode(value, kind))
+    recorded = _recorded_values(run.run_id, plan.verify)
+    replayed: dict[tuple[Any, str], list[Any]] = {}
+    for row in logs:
+        if row[3] in plan.verify:
+            replayed.setdefault((row[2], row[3]), []).append(decode(row[4], row[5]))
     for key, values in replayed.items():
-        original = recorded.get(key, [])
+        original = [decode(v, k) for v, k in recorded.get(key, [])]
         for index, value in enumerate(values):
             summary.verified += 1
             if index >= len(original) or original[index] != value:
                 old = original[index] if index < len(original) else None
-                summary.mismatches.append(Mismatch(key[0], key[2], key[1], old, value))
+                summary.mismatches.append(Mismatch(run.run_id, key[1], key[0], old, value))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from flor import vcs
 from flor.errors import FlorError, ReplayError, UsageError
 from flor.propagate import Declined, propagate_source
 from flor.propagate import logged_names as names_logged_in
-from flor.replay.classify import OUTER, PREFIX, SUFFIX, classify
+from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
+from flor.replay.hazards import unreproducible, volatile
 from flor.runtime.checkpoint import BlobStore
 from flor.runtime.replaying import TaskSpec
 from flor.store import reader
@@ -29,6 +31,11 @@ if TYPE_CHECKING:
     pass
 
 PROCESS_OVERHEAD_S = 0.5
+# Parameter gradients live outside every state_dict: a restored checkpoint has none.
+_READS_GRADIENTS = re.compile(r"\.grad\b|clip_grad|grad_norm|\.backward\(|autograd")
+FULL = "full"
+# From cheapest to strictest: a run the guard does not confirm is re-planned as `full`.
+STRICTER = {OUTER: FULL, NESTED: FULL, SUFFIX: FULL, PREFIX: FULL}
 
 
 @dataclass
@@ -47,6 +54,14 @@ class RunPlan:
     checkpointed: int = 0
     tasks: list[TaskSpec] = field(default_factory=list)
     estimates: list[float] = field(default_factory=list)
+    # names the run recorded that its tasks re-derive and the guard compares
+    check: list[str] = field(default_factory=list)
+    # why the planner chose a stricter strategy than the statements' places allow
+    fallback: str = ""
+    # the run cannot give a trustworthy value (the exit status says so)
+    unreproducible: bool = False
+    finished: bool = True
+    _context: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def estimate_s(self) -> float:
@@ -86,7 +101,7 @@ class Plan:
                 "checkpoints": r.checkpointed,
                 "tasks": len(r.tasks),
                 "estimate_s": round(r.estimate_s, 1),
-                "note": r.reason,
+                "note": "; ".join(x for x in (r.reason, r.fallback) if x),
             }
             for r in self.runs
         ]
@@ -140,6 +155,7 @@ def plan(
     if selected.empty:
         raise UsageError("no recorded runs match the selection: `flor runs` lists them")
     have = _names_present(list(selected["run_id"]))
+    recorded_names = _names_present(list(selected["run_id"]), recorded_only=True)
     # one listing of the checkpoint home (a folder or a bucket), not a request per blob
     stored_blobs = BlobStore(checkpoint_home(home)).digests()
     run_plans = []
@@ -168,6 +184,7 @@ def plan(
             jobs,
             len(selected),
             stored_blobs,
+            recorded_names.get(row["run_id"], set()),
         )
         run_plans.append(run_plan)
     return Plan(list(names), list(verify), run_plans, jobs, home, root)
@@ -181,10 +198,12 @@ def _working_source(root: Path, filename: str) -> str | None:
         return None
 
 
-def _names_present(run_ids: list[str]) -> dict[str, set[str]]:
+def _names_present(run_ids: list[str], *, recorded_only: bool = False) -> dict[str, set[str]]:
     marks = ",".join("?" * len(run_ids))
+    only = " AND replay_id IS NULL" if recorded_only else ""
     frame = reader.query(
-        f"SELECT DISTINCT run_id, name FROM logs WHERE run_id IN ({marks})", tuple(run_ids)
+        f"SELECT DISTINCT run_id, name FROM logs WHERE run_id IN ({marks}){only}",
+        tuple(run_ids),
     )
     present: dict[str, set[str]] = {}
     for run_id, name in frame.itertuples(index=False):
@@ -203,6 +222,7 @@ def _plan_run(
     jobs: int,
     run_count: int,
     stored_blobs: set[str],
+    recorded_names: set[str],
 ) -> None:
     names = run_plan.names + [v for v in verify if v not in run_plan.names]
     if not names:
@@ -235,8 +255,27 @@ def _plan_run(
     if absent:
         run_plan.reason = f"{', '.join(absent)} could not be placed in this version"
         return
-    run_plan.strategy = placement.strategy
+    for name in run_plan.names:
+        for text in placement.statements.get(name, []):
+            what = unreproducible(text)
+            if what is not None:
+                run_plan.unreproducible = True
+                run_plan.reason = (
+                    f"cannot be reproduced: {name} reads {what}; log it while recording"
+                )
+                return
+    run_plan.finished = row.get("status") == "finished"
+    run_plan.check = _check_names(run_plan.patched, recorded_names, set(names), args)
     timings, checkpoints, ckpt_seconds = _recorded_loop(run_plan.run_id, placement.main_loop)
+    if not run_plan.finished:
+        # the last, interrupted iteration and the suffix never completed in the record
+        timings = timings[: _completed(run_plan.run_id, placement.main_loop)]
+        if placement.places and all(p == {SUFFIX} for p in placement.places.values()):
+            run_plan.reason = (
+                f"the run {row.get('status')} inside its main loop, so statements after "
+                "the loop never ran"
+            )
+            return
     lost = _drop_missing(checkpoints, stored_blobs)
     if lost:
         run_plan.reason = (
@@ -246,32 +285,82 @@ def _plan_run(
     run_plan.checkpointed = len(checkpoints)
     duration = float(row.get("duration_s") or 0.0)
     overhead = max(0.0, duration - sum(timings)) + PROCESS_OVERHEAD_S
+    run_plan._context = {
+        "home": str(home), "row": row, "args": args, "names": names,
+        "main_loop": placement.main_loop, "timings": timings, "checkpoints": checkpoints,
+        "ckpt_seconds": ckpt_seconds, "overhead": overhead, "jobs": jobs,
+        "run_count": run_count,
+    }  # fmt: skip
+    strategy, run_plan.fallback = _safe_strategy(placement, names, checkpoints, len(timings))
+    make_tasks(run_plan, strategy)
+
+
+def _safe_strategy(
+    placement: Any, names: list[str], checkpoints: dict[int, Any], total: int
+) -> tuple[str, str]:
+    """The cheapest strategy whose skipped work cannot change what the statements read,
+    and why a cheaper one was refused."""
+    strategy = placement.strategy
+    if strategy == PREFIX:
+        return PREFIX, ""
+    hazards = placement.hazards
+    texts = [t for n in names for t in placement.statements.get(n, [])]
+    why = hazards.why_not_restore()
+    if why is None and any(_READS_GRADIENTS.search(t) for t in texts):
+        why = "a statement reads gradients, which no checkpoint holds"
+    if strategy == SUFFIX:
+        if why is None and hazards.breaks:
+            why = "the main loop may stop early (break)"
+        if why is None and hazards.suffix_reads & hazards.loop_writes:
+            names_ = ", ".join(sorted(hazards.suffix_reads & hazards.loop_writes)[:4])
+            why = f"statements after the loop read what the loop assigns ({names_})"
+        if why is None and total not in checkpoints:
+            why = "no checkpoint at the end of the main loop"
+    skips_effects = placement.outer_after_nested and hazards.after_nested_effects
+    if strategy == OUTER and why is None and skips_effects:
+        why = "code after a nested loop changes state the skipped loop's checkpoint holds"
+        return NESTED, f"replays whole iterations: {why}"
+    if why is None:
+        return strategy, ""
+    return FULL, f"re-executes from the start: {why}"
+
+
+def make_tasks(run_plan: RunPlan, strategy: str, because: str = "") -> None:
+    """(Re)build a planned run's tasks for `strategy` (the guard's fallback calls it too)."""
+    ctx = run_plan._context
+    row, timings, checkpoints = ctx["row"], ctx["timings"], ctx["checkpoints"]
+    ckpt_seconds, overhead = ctx["ckpt_seconds"], ctx["overhead"]
+    if because:
+        run_plan.fallback = f"{run_plan.strategy} -> {strategy}: {because}"
+    run_plan.strategy = strategy
+    run_plan.tasks, run_plan.estimates = [], []
     replay_id = uuid.uuid4().hex[:12]
 
     def task(mode: str, start: int = 0, stop: int = 0, **flags: bool) -> TaskSpec:
         return TaskSpec(
             run_id=run_plan.run_id,
             replay_id=f"{replay_id}-{len(run_plan.tasks)}",
-            home=str(home),
-            names=names,
+            home=ctx["home"],
+            names=ctx["names"],
             tstamp=run_plan.tstamp,
             projid=str(row["projid"]),
             filename=run_plan.filename,
             mode=mode,
-            main_loop=placement.main_loop,
+            main_loop=ctx["main_loop"],
             start=start,
             stop=stop,
             total=len(timings),
-            args=args,
+            args=ctx["args"],
             checkpoints=checkpoints,
+            check=run_plan.check,
             **flags,
         )
 
-    strategy = run_plan.strategy
+    suffix = run_plan.finished
     if strategy == PREFIX or not timings:
-        if not timings:
-            run_plan.strategy = "full"
-        run_plan.tasks = [task("iterations", 0, len(timings), log_prefix=True, log_suffix=True)]
+        if not timings and strategy != PREFIX:
+            run_plan.strategy = FULL
+        run_plan.tasks = [task("iterations", 0, len(timings), log_prefix=True, log_suffix=suffix)]
         run_plan.estimates = [overhead + sum(timings)]
         if strategy == PREFIX:
             run_plan.tasks = [task("prefix", log_prefix=True)]
@@ -282,6 +371,10 @@ def _plan_run(
         run_plan.tasks = [task("suffix", log_suffix=True)]
         run_plan.estimates = [overhead + sum(timings[resume:]) + ckpt_seconds]
         return
+    if strategy == FULL:
+        run_plan.tasks = [task("iterations", 0, len(timings), log_prefix=True, log_suffix=suffix)]
+        run_plan.estimates = [overhead + sum(timings)]
+        return
     skip = strategy == OUTER
     per_iteration = [
         (2 * ckpt_seconds if skip and (i + 1) in checkpoints else t) for i, t in enumerate(timings)
@@ -289,7 +382,7 @@ def _plan_run(
     # Every task pays the start-up (imports, data loading) again: split a run only into
     # pieces that are each worth more than that.
     worth = max(1, int(sum(per_iteration) / max(overhead, 1e-3)))
-    chunks = min(_chunks_per_run(run_count, jobs), worth)
+    chunks = min(_chunks_per_run(ctx["run_count"], ctx["jobs"]), worth)
     bounds = _split(per_iteration, set(checkpoints), chunks)
     for index, (start, stop) in enumerate(bounds):
         resume = max((k for k in checkpoints if k <= start), default=0)
@@ -299,7 +392,7 @@ def _plan_run(
                 start,
                 stop,
                 log_prefix=index == 0,
-                log_suffix=index == len(bounds) - 1,
+                log_suffix=suffix and index == len(bounds) - 1,
                 skip_nested=skip,
             )
         )
@@ -307,6 +400,31 @@ def _plan_run(
         run_plan.estimates.append(
             overhead + catch_up + ckpt_seconds + sum(per_iteration[start:stop])
         )
+
+
+def _check_names(
+    source: str, recorded: set[str], hindsight: set[str], args: dict[str, Any]
+) -> list[str]:
+    """Recorded names this version logs deterministically: the guard re-derives them."""
+    candidates = sorted(recorded - hindsight - set(args))
+    if not candidates:
+        return []
+    statements = classify(source, candidates).statements
+    return [
+        n for n in candidates if statements.get(n) and not any(volatile(t) for t in statements[n])
+    ]
+
+
+def _completed(run_id: str, main_loop: str | None) -> int:
+    """How many iterations of the main loop an interrupted run completed."""
+    frame = reader.query(
+        "SELECT name, seconds FROM loops WHERE run_id = ? AND parent_ctx_id IS NULL "
+        "ORDER BY ctx_id",
+        (run_id,),
+    )
+    if main_loop is not None:
+        frame = frame[frame["name"] == main_loop]
+    return int(frame["seconds"].notna().sum())
 
 
 def _drop_missing(checkpoints: dict[int, dict[str, str]], stored: set[str]) -> int:

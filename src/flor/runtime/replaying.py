@@ -23,7 +23,11 @@ from flor.errors import ReplayError
 from flor.runtime.checkpoint import BlobStore, Snapshot, restore
 from flor.runtime.session import Session
 from flor.store.location import checkpoint_home, db_path
+from flor.store.values import encode
 from flor.store.writer import StoreWriter
+
+# Where a task leaves the values it derived, for the replaying process to check and store.
+OUTPUT_ENV = "FLOR_REPLAY_OUTPUT"
 
 
 class ReplayFinished(SystemExit):
@@ -52,6 +56,8 @@ class TaskSpec:
     skip_nested: bool = False
     args: dict[str, Any] = field(default_factory=dict)
     checkpoints: dict[int, dict[str, str]] = field(default_factory=dict)
+    # recorded names the task re-derives so the guard can compare them with the record
+    check: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, text: str) -> TaskSpec:
@@ -64,7 +70,8 @@ class TaskSpec:
 
 
 class _FilteredLogs(deque[tuple[int | None, str, Any]]):
-    """Only the requested names, and only inside the task's share of the run, are kept."""
+    """Only the requested (and checked) names, and only inside the task's share of the run,
+    are kept."""
 
     def __init__(self, session: ReplaySession, names: Iterable[str]) -> None:
         super().__init__()
@@ -84,6 +91,7 @@ class Restorer:
         self.blobs = blobs
         self.spec = spec
         self.loops_seen = 0
+        self._last: tuple[int, dict[str, bytes]] | None = None
 
     def restore(self, iteration: int) -> None:
         digests = self.spec.checkpoints[iteration]
@@ -93,7 +101,11 @@ class Restorer:
                 f"the checkpoint of iteration {iteration} has no state for "
                 f"{', '.join(sorted(missing))}: this version checkpoints other objects"
             )
-        parts = {name: self.blobs.get(digest) for name, digest in digests.items()}
+        if self._last is not None and self._last[0] == iteration:
+            parts = self._last[1]  # restored twice in a row when a nested loop is skipped
+        else:
+            parts = {name: self.blobs.get(digest) for name, digest in digests.items()}
+            self._last = (iteration, parts)
         restore(self.objects, Snapshot.from_parts(parts))
 
     def loop_started(self, name: str) -> None:
@@ -121,9 +133,12 @@ class ReplaySession(Session):
         self.replace_names = tuple(spec.names)
         self.tstamp = spec.tstamp
         self.logging = spec.log_prefix
-        self.logs = _FilteredLogs(self, spec.names)
+        self.logs = _FilteredLogs(self, [*spec.names, *spec.check])
         self.current_iteration = -1
         self._main_seen = False
+        self._skipped_to: int | None = None
+        self.staged_logs: list[tuple[Any, ...]] = []
+        self.staged_loops: list[tuple[Any, ...]] = []
         rows = writer.transaction(
             lambda c: c.execute(
                 "SELECT parent_ctx_id, name, iteration, ctx_id FROM loops WHERE run_id = ?",
@@ -153,10 +168,39 @@ class ReplaySession(Session):
         self._flusher.start()
 
     def arg(self, name: str, default: Any) -> Any:
-        return self.spec.args.get(name, default)
+        if name in self.spec.args:
+            return self.spec.args[name]
+        # a run killed before it wrote its args: its command line still has them
+        return super().arg(name, default)
 
     def commit(self) -> None:
         self.flush()
+
+    def _flush(self) -> None:
+        """Values stay with the task until the replaying process has checked them: nothing
+        a task derives reaches the store on its own."""
+        logs = [self.logs.popleft() for _ in range(len(self.logs))]
+        self.staged_loops.extend(self.loops.popleft() for _ in range(len(self.loops)))
+        self.timings.clear()
+        for ctx, name, value in logs:
+            text, kind = encode(value)
+            self.staged_logs.append(
+                (self.run_id, self.tstamp, ctx, str(name), text, kind, next(self._seq),
+                 self.replay_id, self.writer_id)
+            )  # fmt: skip
+
+    def close(self, status: str | None = None) -> None:
+        if self._closed:
+            return
+        self._stop.set()
+        self.flush()
+        output = os.environ.get(OUTPUT_ENV)
+        if output:
+            Path(output).write_text(
+                json.dumps({"logs": self.staged_logs, "loops": self.staged_loops}),
+                encoding="utf-8",
+            )
+        super().close(status)
 
     def make_checkpointer(
         self, objects: dict[str, Any], budget: float, allow_pickle: bool | None, frame: Any
@@ -213,6 +257,11 @@ class ReplaySession(Session):
                         restored = True
                     if spec.mode == "iterations" and index >= spec.stop:
                         self._finish()
+                    if self._skipped_to == index:
+                        # the body after the skipped nested loop ran on the end state:
+                        # start this iteration from its own checkpoint again
+                        self._restore(index)
+                    self._skipped_to = None
                     self.logging = spec.mode == "iterations" and index >= spec.start
                     self.current_iteration = index
                     self.ctx = self._ctx_for(parent, name, index, value)
@@ -235,6 +284,7 @@ class ReplaySession(Session):
             # The statement lives in the outer body: jump over the nested loop to the state
             # it ended in, which is the checkpoint at the start of the next iteration.
             self._restore(self.current_iteration + 1)
+            self._skipped_to = self.current_iteration + 1
             return
         parent = self.ctx
         self.depth += 1

@@ -1,0 +1,518 @@
+"""What a checkpoint does not hold: the state a replay would get wrong if it skipped work.
+
+A restored checkpoint puts back the objects named in `flor.checkpointing` (their
+`state_dict`) and the RNG states, nothing else. Anything else the main loop carries from
+one iteration to the next (a best-so-far value, a history list, a global step counter, an
+unlisted LR scheduler, an EMA dict, a shuffled index array, `requires_grad` flags,
+parameter gradients) is stale after a restore. This module finds such state with libcst,
+conservatively: a name counts as carried when the loop rebinds or mutates it and its
+first use in an iteration is not a plain assignment. Mutation is seen through method
+calls on the name, subscript and attribute stores, augmented assignment, walrus targets,
+in-place calls (`shuffle(x)`, `f_(x)`), and module-level helper functions called from the
+loop (their `global` writes and what they do to their arguments).
+
+The planner lets a strategy restore mid-run or skip work only when nothing is carried;
+otherwise it re-executes. The dynamic guard (executor) backs this analysis up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+# Calls that change their arguments in place, besides torch's trailing-underscore ones.
+_MUTATING_CALLS = frozenset(
+    {"shuffle", "append", "extend", "update", "insert", "pop", "add", "remove", "clear",
+     "sort", "reverse", "setdefault", "discard", "update_parameters", "copyto", "put"}
+)  # fmt: skip
+# Methods that only read (or set a mode idempotently): safe to run twice after a restore.
+_READ_ONLY_METHODS = frozenset(
+    {"eval", "train", "parameters", "named_parameters", "state_dict", "buffers",
+     "named_buffers", "modules", "children", "get_last_lr", "item", "tolist", "numpy",
+     "detach", "cpu", "size", "dim", "numel", "mean", "sum", "norm", "argmax", "argmin",
+     "float", "double", "max", "min", "std", "var", "abs", "clone", "copy", "keys",
+     "values", "items", "get", "eq", "ne", "reshape", "view", "flatten", "squeeze",
+     "unsqueeze", "softmax", "log_softmax", "sqrt", "pow", "exp", "log", "round", "all",
+     "any", "astype", "format", "join", "startswith", "endswith", "lower", "upper"}
+)  # fmt: skip
+# Text that draws random numbers (consumes RNG state a restore would have to redo).
+_RNG_WORDS = ("rand", "shuffle", "sample", "normal", "dropout", "bernoulli", "choice", "permut")
+# Statement text that reads something a replay cannot reproduce.
+UNREPRODUCIBLE = (
+    ("time.time", "the wall clock"), ("time.perf_counter", "the wall clock"),
+    ("time.monotonic", "the wall clock"), ("time.process_time", "the CPU clock"),
+    ("datetime.now", "the wall clock"), ("datetime.utcnow", "the wall clock"),
+    ("datetime.today", "the wall clock"), ("uuid.", "a random id"),
+    ("os.urandom", "the OS entropy pool"), ("secrets.", "the OS entropy pool"),
+    ("SystemRandom", "the OS entropy pool"), ("default_rng()", "an unseeded RNG"),
+    ("Random()", "an unseeded RNG"), ("os.getpid", "the process id"),
+)  # fmt: skip
+# Recorded statements whose values differ between executions by nature (timings, memory):
+# the guard does not compare them.
+_VOLATILE_WORDS = (
+    "time", "elapsed", "second", "duration", "clock", "speed", "throughput", "per_sec",
+    "memory", "mem_", "rss", "pid", "host", "date", "now",
+)  # fmt: skip
+
+
+@dataclass
+class Hazards:
+    """What the main loop carries beyond the checkpoint, and where."""
+
+    carried: set[str] = field(default_factory=set)
+    attribute_stores: bool = False
+    breaks: bool = False
+    suffix_reads: set[str] = field(default_factory=set)
+    loop_writes: set[str] = field(default_factory=set)
+    # top-level statements of the loop body after its first nested flor.loop that may
+    # change state (executed twice when the nested loop is skipped)
+    after_nested_effects: bool = False
+
+    def why_not_restore(self) -> str | None:
+        """Why restoring a checkpoint mid-run would give a different state, if it would."""
+        if self.carried:
+            names = ", ".join(sorted(self.carried)[:4])
+            return f"the main loop carries state no checkpoint holds ({names})"
+        if self.attribute_stores:
+            return "the main loop sets attributes no checkpoint holds"
+        return None
+
+
+def is_flor_call(node: cst.CSTNode | None, attribute: str) -> bool:
+    return (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and isinstance(node.func.value, cst.Name)
+        and node.func.value.value == "flor"
+        and node.func.attr.value == attribute
+    )
+
+
+def flor_loop_call(iterable: cst.BaseExpression) -> cst.Call | None:
+    """The `flor.loop(...)` call a for statement iterates, also through enumerate()/zip()."""
+    if is_flor_call(iterable, "loop"):
+        assert isinstance(iterable, cst.Call)
+        return iterable
+    wrapped = isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Name)
+    if wrapped and iterable.func.value in ("enumerate", "zip", "reversed", "iter"):  # type: ignore[attr-defined]
+        for arg in iterable.args:  # type: ignore[attr-defined]
+            found = flor_loop_call(arg.value)
+            if found is not None:
+                return found
+    return None
+
+
+def _base_name(node: cst.BaseExpression) -> str | None:
+    while isinstance(node, (cst.Attribute, cst.Subscript, cst.Call)):
+        node = node.func if isinstance(node, cst.Call) else node.value
+    return node.value if isinstance(node, cst.Name) else None
+
+
+def _target_names(node: cst.BaseExpression) -> list[str]:
+    if isinstance(node, cst.Name):
+        return [node.value]
+    if isinstance(node, (cst.Tuple, cst.List)):
+        return [n for e in node.elements for n in _target_names(e.value)]
+    if isinstance(node, cst.StarredElement):
+        return _target_names(node.value)
+    return []
+
+
+@dataclass
+class _Helper:
+    params: list[str]
+    globals_written: set[str]
+    mutates_params: bool
+    attribute_stores: bool
+
+
+class _Events(cst.CSTVisitor):
+    """Uses of names in textual order: ("read" | "bind" | "mutate", name, definite)."""
+
+    def __init__(self, helpers: dict[str, _Helper], exempt: set[str]) -> None:
+        self.helpers = helpers
+        self.exempt = exempt
+        self.events: list[tuple[str, str, bool]] = []
+        self.conditional = 0
+        self.attribute_stores = False
+        self.breaks = False
+        self.loop_depth = 0
+
+    def _add(self, kind: str, name: str | None) -> None:
+        if name is not None and name not in self.exempt:
+            self.events.append((kind, name, self.conditional == 0))
+
+    # -- control flow: writes inside these may not happen -----------------------------------
+
+    def _enter(self, node: cst.CSTNode) -> None:
+        self.conditional += 1
+
+    def _leave(self, node: cst.CSTNode) -> None:
+        self.conditional -= 1
+
+    visit_If = visit_Try = visit_IfExp = _enter  # type: ignore[assignment]
+    leave_If = leave_Try = leave_IfExp = _leave  # type: ignore[assignment]
+
+    def visit_While(self, node: cst.While) -> None:
+        self.conditional += 1
+        self.loop_depth += 1
+
+    def leave_While(self, node: cst.While) -> None:
+        self.conditional -= 1
+        self.loop_depth -= 1
+
+    visit_BooleanOperation = _enter  # type: ignore[assignment]
+    leave_BooleanOperation = _leave  # type: ignore[assignment]
+
+    def visit_For(self, node: cst.For) -> bool:
+        node.iter.visit(self)
+        is_flor = flor_loop_call(node.iter) is not None
+        # a nested flor.loop runs its body (its data is not empty); a plain loop may not
+        self.loop_depth += 1
+        if not is_flor:
+            self.conditional += 1
+        for name in _target_names(node.target):
+            self._add("bind", name)
+        node.body.visit(self)
+        if node.orelse is not None:
+            node.orelse.visit(self)
+        self.loop_depth -= 1
+        if not is_flor:
+            self.conditional -= 1
+        return False
+
+    def visit_Break(self, node: cst.Break) -> None:
+        if self.loop_depth == 0:
+            self.breaks = True
+
+    def visit_Return(self, node: cst.Return) -> None:
+        self.breaks = True
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_CompFor(self, node: cst.CompFor) -> bool:
+        node.iter.visit(self)
+        for cond in node.ifs:
+            cond.visit(self)
+        if node.inner_for_in is not None:
+            node.inner_for_in.visit(self)
+        return False
+
+    # -- reads and writes ------------------------------------------------------------------
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self._add("read", node.value)
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        node.value.visit(self)
+        return False
+
+    def _store(self, target: cst.BaseExpression) -> None:
+        if isinstance(target, (cst.Name, cst.Tuple, cst.List, cst.StarredElement)):
+            for name in _target_names(target):
+                self._add("bind", name)
+            for element in getattr(target, "elements", ()):
+                if not isinstance(element.value, cst.Name):
+                    self._store(element.value)
+            return
+        if isinstance(target, cst.Attribute):
+            self.attribute_stores = True
+        target.visit(self)
+        self._add("mutate", _base_name(target))
+
+    def visit_Assign(self, node: cst.Assign) -> bool:
+        node.value.visit(self)
+        for target in node.targets:
+            self._store(target.target)
+        return False
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> bool:
+        if node.value is not None:
+            node.value.visit(self)
+            self._store(node.target)
+        return False
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> bool:
+        node.value.visit(self)
+        node.target.visit(self)  # reads it first
+        self._store(node.target)
+        return False
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
+        node.value.visit(self)
+        self.conditional += 1
+        self._store(node.target)
+        self.conditional -= 1
+        return False
+
+    def visit_WithItem(self, node: cst.WithItem) -> bool:
+        node.item.visit(self)
+        if node.asname is not None:
+            self._store(node.asname.name)
+        return False
+
+    def visit_Del(self, node: cst.Del) -> bool:
+        for name in _target_names(node.target):
+            self._add("bind", name)
+        return False
+
+    def visit_Call(self, node: cst.Call) -> bool:
+        if is_flor_call(node, "log"):
+            for arg in node.args[1:]:
+                arg.value.visit(self)
+            return False
+        node.func.visit(self)
+        for arg in node.args:
+            arg.value.visit(self)
+        func = node.func
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            if method not in _READ_ONLY_METHODS:
+                self._add("mutate", _base_name(func.value))
+            callee = method
+        elif isinstance(func, cst.Name):
+            callee = func.value
+            helper = self.helpers.get(callee)
+            if helper is not None:
+                for name in helper.globals_written:
+                    self._add("mutate", name)
+                self.attribute_stores |= helper.attribute_stores
+                if helper.mutates_params:
+                    for arg in node.args:
+                        self._add("mutate", _base_name(arg.value))
+        else:
+            callee = ""
+        if callee.endswith("_") or callee in _MUTATING_CALLS:
+            for arg in node.args:
+                self._add("mutate", _base_name(arg.value))
+        return False
+
+
+def _helpers(module: cst.Module) -> dict[str, _Helper]:
+    """Module-level functions: what they write outside themselves."""
+    found: dict[str, _Helper] = {}
+    for statement in module.body:
+        if not isinstance(statement, cst.FunctionDef):
+            continue
+        params = [p.name.value for p in statement.params.params]
+        params += [p.name.value for p in statement.params.kwonly_params]
+        declared = _global_declarations(statement)
+        events = _Events({}, set())
+        statement.body.visit(events)
+        local = {n for kind, n, _ in events.events if kind == "bind"} - declared
+        mutated = {n for kind, n, _ in events.events if kind == "mutate"}
+        bound = {n for kind, n, _ in events.events if kind == "bind"}
+        found[statement.name.value] = _Helper(
+            params,
+            (bound & declared) | (mutated - local - set(params)),
+            bool(mutated & set(params)),
+            events.attribute_stores,
+        )
+    # one level of helpers calling helpers: what the callee writes, the caller writes
+    for helper in found.values():
+        helper.globals_written -= set(found)
+    return found
+
+
+def _global_declarations(function: cst.FunctionDef) -> set[str]:
+    declared: set[str] = set()
+
+    class Globals(cst.CSTVisitor):
+        def visit_Global(self, node: cst.Global) -> None:
+            declared.update(n.name.value for n in node.names)
+
+    function.visit(Globals())
+    return declared
+
+
+def _module_exempt(module: cst.Module, checkpointed: set[str]) -> set[str]:
+    """Names a restore handles or that are not state: imports, functions, classes, the
+    checkpointed objects, and builtins' usual suspects."""
+    exempt = set(checkpointed) | {"flor", "print", "len", "range", "enumerate", "zip"}
+
+    class Definitions(cst.CSTVisitor):
+        def visit_Import(self, node: cst.Import) -> None:
+            for alias in node.names:
+                asname = alias.asname
+                if asname is not None and isinstance(asname.name, cst.Name):
+                    exempt.add(asname.name.value)
+                else:
+                    exempt.add(_dotted_root(alias.name))
+
+        def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+            if isinstance(node.names, cst.ImportStar):
+                return
+            for alias in node.names:
+                asname = alias.asname
+                if asname is not None and isinstance(asname.name, cst.Name):
+                    exempt.add(asname.name.value)
+                elif isinstance(alias.name, cst.Name):
+                    exempt.add(alias.name.value)
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            exempt.add(node.name.value)
+            return False
+
+        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+            exempt.add(node.name.value)
+            return False
+
+    module.visit(Definitions())
+    return exempt
+
+
+def _dotted_root(node: cst.BaseExpression) -> str:
+    while isinstance(node, cst.Attribute):
+        node = node.value
+    return node.value if isinstance(node, cst.Name) else ""
+
+
+def _first_nested_index(body: cst.BaseSuite) -> int | None:
+    statements = list(getattr(body, "body", ()))
+
+    class Finder(cst.CSTVisitor):
+        found = False
+
+        def visit_For(self, node: cst.For) -> None:
+            if flor_loop_call(node.iter) is not None:
+                self.found = True
+
+    for index, statement in enumerate(statements):
+        finder = Finder()
+        statement.visit(finder)
+        if finder.found:
+            return index
+    return None
+
+
+def analyze(module: cst.Module, main: cst.For, checkpointed: set[str]) -> Hazards:
+    """The hazards of skipping work in `main`, the module's main loop."""
+    exempt = _module_exempt(module, checkpointed)
+    helpers = _helpers(module)
+    events = _Events(helpers, exempt)
+    for name in _target_names(main.target):
+        events._add("bind", name)
+    main.body.visit(events)
+    first: dict[str, tuple[str, bool]] = {}
+    written: set[str] = set()
+    for kind, name, definite in events.events:
+        first.setdefault(name, (kind, definite))
+        if kind != "read":
+            written.add(name)
+    carried = {n for n in written if first[n] != ("bind", True)}
+    hazards = Hazards(
+        carried=carried,
+        attribute_stores=events.attribute_stores,
+        breaks=events.breaks,
+        loop_writes=written,
+    )
+    hazards.after_nested_effects = _after_nested_effects(main, helpers, exempt, checkpointed)
+    return hazards
+
+
+def _after_nested_effects(
+    main: cst.For, helpers: dict[str, _Helper], exempt: set[str], checkpointed: set[str]
+) -> bool:
+    """Whether the body, after its first nested flor.loop, may change checkpointed state or
+    draw random numbers: running it again on the end-of-iteration state would apply it twice."""
+    index = _first_nested_index(main.body)
+    if index is None:
+        return False
+    statements = list(getattr(main.body, "body", ()))[index + 1 :]
+    events = _Events(helpers, exempt - checkpointed)
+    local: set[str] = set()
+    for statement in statements:
+        if flor_loop_call(getattr(statement, "iter", None) or cst.Name("_")) is not None:
+            continue  # a later nested loop is skipped the same way
+        statement.visit(events)
+    if events.attribute_stores:
+        return True
+    text = "".join(cst.Module(body=[]).code_for_node(s) for s in statements)
+    if any(word in text for word in _RNG_WORDS):
+        return True
+    for kind, name, definite in events.events:
+        if kind == "bind" and definite:
+            local.add(name)
+        elif kind == "mutate" and name not in local:
+            return True
+    # a call of a checkpointed object itself (a forward pass) may draw dropout masks
+    calls: list[str] = []
+
+    class Calls(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            if isinstance(node.func, cst.Name):
+                calls.append(node.func.value)
+
+    for statement in statements:
+        statement.visit(Calls())
+    return any(c in checkpointed or c in helpers for c in calls) and not _no_grad_only(statements)
+
+
+def _no_grad_only(statements: list[cst.CSTNode]) -> bool:
+    """Forward passes under `torch.no_grad()` after `model.eval()` draw no random numbers."""
+    text = "".join(cst.Module(body=[]).code_for_node(s) for s in statements)
+    return ".eval()" in text and "no_grad" in text
+
+
+def suffix_reads(module: cst.Module, main: cst.For) -> set[str]:
+    """Names read by module-level statements after the main loop (and its enclosing with)."""
+    reads: set[str] = set()
+    after = False
+
+    class Reads(cst.CSTVisitor):
+        def visit_Name(self, node: cst.Name) -> None:
+            reads.add(node.value)
+
+    for statement in module.body:
+        if after:
+            statement.visit(Reads())
+            continue
+        contains = False
+
+        class Finder(cst.CSTVisitor):
+            def visit_For(self, node: cst.For) -> None:
+                nonlocal contains
+                contains = contains or node is main
+
+        statement.visit(Finder())
+        if contains:
+            after = True
+            # statements after the loop inside the same with block
+            for inner in _statements_after(statement, main):
+                inner.visit(Reads())
+    return reads
+
+
+def _statements_after(container: cst.CSTNode, main: cst.For) -> list[cst.CSTNode]:
+    body = getattr(container, "body", None)
+    statements = list(getattr(body, "body", ())) if body is not None else []
+    for index, statement in enumerate(statements):
+        if statement is main:
+            return statements[index + 1 :]
+        nested = _statements_after(statement, main)
+        if nested:
+            return nested + statements[index + 1 :]
+    return []
+
+
+def unreproducible(statement: str) -> str | None:
+    """What a hindsight statement reads that no replay can reproduce, if anything."""
+    for needle, what in UNREPRODUCIBLE:
+        if needle in statement:
+            return what
+    return None
+
+
+def volatile(expression: str) -> bool:
+    """Whether a recorded statement logs something that varies between executions."""
+    text = expression.lower()
+    return any(word in text for word in _VOLATILE_WORDS)
