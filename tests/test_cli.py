@@ -31,6 +31,24 @@ def test_dataframe_in_every_format(script) -> None:
     assert csv[0] == "projid,runid,tstamp,filename,epoch,acc" and len(csv) == 4
 
 
+def test_json_floats_read_back_bit_for_bit_and_non_finite_values_are_explicit(script) -> None:
+    script(
+        "train.py",
+        """
+import flor
+for e in flor.loop("epoch", range(4)):
+    flor.log("x", [1 / 3 + 1e-12, 0.1 + 0.2, float("inf"), float("nan")][e])
+""",
+    ).run()
+    out = CliRunner().invoke(main, ["dataframe", "x", "--format", "json"]).output
+
+    def strict(constant: str) -> None:
+        raise AssertionError(f"not JSON: {constant}")
+
+    rows = json.loads(out, parse_constant=strict)
+    assert [r["x"] for r in rows] == [1 / 3 + 1e-12, 0.1 + 0.2, "Infinity", None]
+
+
 def test_runs_and_show(script) -> None:
     script("train.py", TRAIN).run("--kwargs", "lr=0.5")
     runner = CliRunner()

@@ -62,7 +62,7 @@ def emit(frame: pd.DataFrame, fmt: str, title: str | None = None) -> None:
         click.echo(frame.to_csv(index=False), nl=False)
         return
     if fmt == "json":
-        click.echo(frame.to_json(orient="records", date_format="iso", default_handler=str))
+        click.echo(json_records(frame))
         return
     from rich.console import Console
     from rich.table import Table
@@ -77,6 +77,34 @@ def emit(frame: pd.DataFrame, fmt: str, title: str | None = None) -> None:
     console.print(table)
     if frame.empty:
         click.echo("(no rows)")
+
+
+def json_records(frame: pd.DataFrame) -> str:
+    """JSON records whose floats read back bit for bit (shortest repr), with a missing
+    value or NaN as null and infinities as the strings "Infinity" and "-Infinity"."""
+    import json
+    import math
+
+    def plain(value: Any) -> Any:
+        if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+            try:
+                value = value.item()
+            except (TypeError, ValueError):
+                return str(value)
+        if isinstance(value, float):
+            if math.isnan(value):
+                return None
+            if math.isinf(value):
+                return "Infinity" if value > 0 else "-Infinity"
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+        return value
+
+    records = [
+        {str(k): plain(v) for k, v in zip(frame.columns, row, strict=True)}
+        for row in frame.itertuples(index=False, name=None)
+    ]
+    return json.dumps(records, default=str, allow_nan=False)
 
 
 def _cell(value: Any) -> str:
@@ -391,8 +419,13 @@ def replay(
         names, since=since, runs=_split(run_ids), where=where, jobs=jobs, verify=verify
     )
     emit(pd.DataFrame(plan.table()), fmt)
+    unreproducible = [r for r in plan.runs if r.unreproducible]
+    for run in unreproducible:
+        click.echo(f"run {run.run_id}: nothing stored, {run.reason}", err=True)
     if not plan.active:
         click.echo("nothing to replay", err=True)
+        if unreproducible:
+            sys.exit(1)
         return
     tasks = sum(len(r.tasks) for r in plan.active)
     click.echo(
@@ -407,12 +440,16 @@ def replay(
     summary = replays.execute(
         plan, backend=backend, scheduler=scheduler, progress=sys.stderr.isatty()
     )
+    for outcome in summary.runs:
+        click.echo(outcome.line(), err=True)
     click.echo(
         f"replayed {summary.runs_replayed} runs, wrote {summary.values_written} values in "
-        f"{summary.seconds:.1f} s; {len(summary.failed)} tasks failed",
+        f"{summary.seconds:.1f} s; {len(summary.unconfirmed)} runs not confirmed",
         err=True,
     )
-    for failure in summary.failed:
+    unconfirmed = {r.run_id for r in summary.unconfirmed}
+    # a task that failed under a cheaper strategy and was replaced is in the run's line
+    for failure in (f for f in summary.failed if f.run_id in unconfirmed):
         click.echo(
             f"task {failure.replay_id} of run {failure.run_id} failed "
             f"(exit {failure.returncode}):\n{failure.tail}",
@@ -429,7 +466,7 @@ def replay(
                 f"{miss.recorded!r}, replayed {miss.replayed!r}",
                 err=True,
             )
-    if summary.failed or summary.mismatches:
+    if summary.unconfirmed or summary.mismatches or unreproducible:
         sys.exit(1)
 
 

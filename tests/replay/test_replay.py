@@ -218,7 +218,7 @@ def test_a_replay_that_crashes_is_reported_with_its_traceback_and_stores_nothing
     (first, _), train = recorded("1")
     train.path.write_text(
         with_statements(SCRIPT).replace(
-            "        flor.log(\"err\"",
+            '        flor.log("err"',
             '        flor.log("ratio", 1.0 / (2 - epoch))\n        flor.log("err"',
         )
     )
