@@ -243,7 +243,7 @@ def test_cli_plan_dry_run_and_confirmation(recorded) -> None:
     recorded("1")
     runner = CliRunner()
     dry = runner.invoke(main, ["replay", "wnorm", "--dry-run", "--format", "json"])
-    assert dry.exit_code == 0 and '"strategy":"outer"' in dry.output
+    assert dry.exit_code == 0 and '"strategy": "outer"' in dry.output
     assert flor.query("SELECT COUNT(*) AS n FROM logs WHERE name = 'wnorm'")["n"].item() == 0
     refused = runner.invoke(main, ["replay", "wnorm"], input="")
     assert refused.exit_code == 2 and "pass --yes" in refused.output

@@ -283,41 +283,73 @@ def _problem(plan: Plan, run: RunPlan, results: list[TaskResult]) -> str | None:
     if failed:
         last = (failed[0].tail.strip().splitlines() or ["no output"])[-1]
         return f"a task failed (exit {failed[0].returncode}: {last})"
-    return _guard(run, results)[1]
+    return _guard(run, results)[1] or _probe(run, results)
+
+
+def _probe(run: RunPlan, results: list[TaskResult]) -> str | None:
+    """The probe task's values (full re-execution of the first iterations) against the
+    cheap strategy's values for the same iterations, bit for bit."""
+    probes = {t.replay_id for t in run.tasks if t.probe}
+    exact: dict[tuple[Any, str], list[Any]] = {}
+    cheap: dict[tuple[Any, str], list[Any]] = {}
+    for result in results:
+        side = exact if result.replay_id in probes else cheap
+        for row in result.values.get("logs", []):
+            if row[3] in run.names and row[2] is not None:
+                side.setdefault((row[2], row[3]), []).append((row[4], row[5]))
+    for key, values in exact.items():
+        if cheap.get(key) != values:
+            got = (cheap.get(key) or [(None,)])[0][0]
+            return (
+                f"probe: {key[1]} at loop context {key[0]} is {values[0][0]} when re-executed, "
+                f"{got} with {run.strategy}"
+            )
+    return None
 
 
 def _guard(run: RunPlan, results: list[TaskResult]) -> tuple[int, str | None]:
     """Compare the recorded values the tasks re-derived with the record, bit for bit:
-    (values compared, the first difference)."""
+    (values compared, the first difference). The probe is compared on its own."""
     if not run.check:
         return 0, None
-    derived: dict[tuple[Any, str], list[tuple[Any, str]]] = {}
-    for result in results:
-        for row in result.values.get("logs", []):
-            if row[3] in run.check:
-                derived.setdefault((row[2], row[3]), []).append((row[4], row[5]))
-    if not derived:
-        return 0, None
-    recorded = _recorded_values(run.run_id, run.check)
+    probes = {t.replay_id for t in run.tasks if t.probe}
+    recorded: dict[tuple[Any, str], list[tuple[Any, str]]] | None = None
     compared = 0
-    for key, values in derived.items():
-        original = recorded.get(key, [])
-        compared += len(values)
-        matches = values == original
-        if key[0] is None and not matches:
-            # prefix or suffix tasks derive one end of the run's loop-free values
-            n = len(values)
-            matches = original[:n] == values or original[len(original) - n :] == values
-        if not matches:
-            where = "outside loops" if key[0] is None else f"loop context {key[0]}"
-            got = values[0][0] if values else None
-            had = original[0][0] if original else None
-            for mine, theirs in zip(values, original, strict=False):
-                if mine != theirs:
-                    got, had = mine[0], theirs[0]
-                    break
-            return compared, f"guard: recorded {key[1]} {where} was {had}, replay gave {got}"
+    for group in (
+        [r for r in results if r.replay_id not in probes],
+        [r for r in results if r.replay_id in probes],
+    ):
+        derived: dict[tuple[Any, str], list[tuple[Any, str]]] = {}
+        for result in group:
+            for row in result.values.get("logs", []):
+                if row[3] in run.check:
+                    derived.setdefault((row[2], row[3]), []).append((row[4], row[5]))
+        if not derived:
+            continue
+        if recorded is None:
+            recorded = _recorded_values(run.run_id, run.check)
+        for key, values in derived.items():
+            compared += len(values)
+            difference = _difference(values, recorded.get(key, []), loop_free=key[0] is None)
+            if difference is not None:
+                where = "outside loops" if key[0] is None else f"loop context {key[0]}"
+                return compared, f"guard: recorded {key[1]} {where} {difference}"
     return compared, None
+
+
+def _difference(
+    values: list[tuple[Any, str]], original: list[tuple[Any, str]], *, loop_free: bool
+) -> str | None:
+    if values == original:
+        return None
+    n = len(values)
+    # prefix or suffix tasks derive one end of the run's loop-free values
+    if loop_free and (original[:n] == values or original[len(original) - n :] == values):
+        return None
+    for mine, theirs in zip(values, original, strict=False):
+        if mine != theirs:
+            return f"was {theirs[0]}, replay gave {mine[0]}"
+    return f"has {len(original)} values, replay gave {n}"
 
 
 def _recorded_values(run_id: str, names: list[str]) -> dict[tuple[Any, str], list[tuple[Any, str]]]:
@@ -351,17 +383,19 @@ def _settle(
         if compared
         else "guard: no recorded values to compare in the replayed region"
     )
+    probes = {t.replay_id for t in run.tasks if t.probe}
+    if probes:
+        outcome.guard += ", probe confirmed"
     names = set(run.names) | set(plan.verify)
-    logs = [r for t in results for r in t.values.get("logs", []) if r[3] in names]
-    loops = [r for t in results for r in t.values.get("loops", [])]
+    kept = [t for t in results if t.replay_id not in probes]
+    logs = [r for t in kept for r in t.values.get("logs", []) if r[3] in names]
+    loops = [r for t in kept for r in t.values.get("loops", [])]
     if plan.verify:
         _verify(plan, run, logs, summary)
     if logs or loops:
         writer = StoreWriter(db_path(plan.home))
         try:
-            writer.write_batch(
-                results[-1].replay_id, loops, logs, [], time.time(), tuple(run.names)
-            )
+            writer.write_batch(kept[-1].replay_id, loops, logs, [], time.time(), tuple(run.names))
         finally:
             writer.close()
     outcome.stored = sum(1 for r in logs if r[3] in run.names)

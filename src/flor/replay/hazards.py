@@ -291,9 +291,9 @@ class _Events(cst.CSTVisitor):
                         self._add("mutate", _base_name(arg.value))
         else:
             callee = ""
-        if callee.endswith("_") or callee in _MUTATING_CALLS:
-            for arg in node.args:
-                self._add("mutate", _base_name(arg.value))
+        if (callee.endswith("_") or callee in _MUTATING_CALLS) and node.args:
+            # in-place functions change their first argument (shuffle(x), clip_grad_norm_(p))
+            self._add("mutate", _base_name(node.args[0].value))
         return False
 
 

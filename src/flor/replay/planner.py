@@ -34,6 +34,7 @@ PROCESS_OVERHEAD_S = 0.5
 # Parameter gradients live outside every state_dict: a restored checkpoint has none.
 _READS_GRADIENTS = re.compile(r"\.grad\b|clip_grad|grad_norm|\.backward\(|autograd")
 FULL = "full"
+PROBE_ITERATIONS = 2
 # From cheapest to strictest: a run the guard does not confirm is re-planned as `full`.
 STRICTER = {OUTER: FULL, NESTED: FULL, SUFFIX: FULL, PREFIX: FULL}
 
@@ -376,6 +377,12 @@ def make_tasks(run_plan: RunPlan, strategy: str, because: str = "") -> None:
         run_plan.estimates = [overhead + sum(timings)]
         return
     skip = strategy == OUTER
+    if skip:
+        # the guard's probe: the first iterations re-executed in full must give the values
+        # the cheap strategy gives them
+        probed = min(PROBE_ITERATIONS, len(timings))
+        run_plan.tasks.append(task("iterations", 0, probed, probe=True))
+        run_plan.estimates.append(overhead + sum(timings[:probed]))
     per_iteration = [
         (2 * ckpt_seconds if skip and (i + 1) in checkpoints else t) for i, t in enumerate(timings)
     ]

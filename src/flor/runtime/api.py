@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 # The session module (sqlite, threads, git) loads on the first call, keeping `import flor`
 # cheap; `_active` then short-cuts every later call.
 _active: Session | None = None
+_IMMUTABLE = frozenset({float, int, str, bool, type(None)})
 
 
 def _session() -> Session:
@@ -30,7 +31,13 @@ def _session() -> Session:
 def log(name: str, value: T) -> T:
     """Record `value` under `name` at the current loop coordinates; returns `value`."""
     s = _active or _session()
-    s.logs.append((s.ctx, name, value))
+    if type(value) in _IMMUTABLE:
+        s.logs.append((s.ctx, name, value))
+    else:
+        # encoded at flush: keep what it holds now, not what it will hold by then
+        from flor.runtime.session import captured
+
+        s.logs.append((s.ctx, name, captured(value)))
     return value
 
 

@@ -38,8 +38,11 @@ are marked in their part's header, and `from_bytes`/`from_parts` refuse them unl
 are also given `allow_pickle=True` (or the environment variable): opting in states that
 the store is trusted.
 
-Limits: two attributes sharing one unnamed list or array get separate copies on restore;
-CUDA generators are not captured (torch's CPU generator is).
+Generators named in `flor.checkpointing` (a `random.Random`, a numpy `Generator` or
+`RandomState`, a `torch.Generator`) are saved by their own state, not their `__dict__`;
+CUDA generators are captured with the RNG states when CUDA is initialized.
+
+Limits: two attributes sharing one unnamed list or array get separate copies on restore.
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ class _Ref:
 class _Entry:
     """The copied state of one named object; `kind` says how to restore it."""
 
-    kind: str  # state_dict | tensor | ndarray | dict | list | object | rng
+    kind: str  # state_dict | tensor | ndarray | dict | list | object | generator | rng
     state: Any
 
 
@@ -145,6 +148,8 @@ def _kind(obj: object) -> tuple[str | None, str]:
     cannot = "it cannot be restored in place"
     if isinstance(obj, _NOT_STATE):
         return None, cannot
+    if _generator_state(obj) is not None:
+        return "generator", ""
     if _is_tensor(obj):
         return "tensor", ""
     if callable(getattr(obj, "state_dict", None)) and callable(
@@ -163,6 +168,33 @@ def _kind(obj: object) -> tuple[str | None, str]:
             return None, "its class keeps attributes in __slots__, outside __dict__"
         return "object", ""
     return None, cannot
+
+
+def _generator_state(obj: object) -> Any:
+    """The state of a random generator object (its `__dict__` would not hold it), or None."""
+    if isinstance(obj, random.Random):
+        return obj.getstate()
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(obj, np.random.Generator):
+            return obj.bit_generator.state
+        if isinstance(obj, np.random.RandomState):
+            return obj.get_state(legacy=False)
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.Generator):
+        return obj.get_state()
+    return None
+
+
+def _set_generator_state(obj: Any, state: Any) -> None:
+    if isinstance(obj, random.Random):
+        obj.setstate(state)
+    elif type(obj).__name__ == "RandomState":
+        obj.set_state(state)
+    elif hasattr(obj, "bit_generator"):
+        obj.bit_generator.state = state
+    else:
+        obj.set_state(state)
 
 
 def _kinds(objects: Mapping[str, object]) -> dict[str, str]:
@@ -278,6 +310,8 @@ def _live_state(obj: Any, kind: str) -> Any:
         return obj.view(sys.modules["numpy"].ndarray)
     if kind == "dict":
         return dict(obj)
+    if kind == "generator":
+        return _generator_state(obj)
     return list(obj) if kind == "list" else dict(vars(obj))
 
 
@@ -322,6 +356,8 @@ def _capture_rng() -> dict[str, Any]:
     torch = sys.modules.get("torch")
     if torch is not None:
         state["torch"] = torch.get_rng_state()
+        if torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
@@ -387,6 +423,8 @@ def _restore_one(name: str, obj: Any, kind: str, fresh: Any) -> None:
         obj.update(fresh)
     elif kind == "list":
         obj[:] = fresh
+    elif kind == "generator":
+        _set_generator_state(obj, fresh)
     else:
         attrs = vars(obj)
         attrs.clear()
@@ -403,6 +441,8 @@ def _restore_rng(state: Mapping[str, Any]) -> None:
         import torch
 
         torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def restore(objects: dict[str, object], snap: Snapshot) -> None:

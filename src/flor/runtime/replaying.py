@@ -58,6 +58,8 @@ class TaskSpec:
     checkpoints: dict[int, dict[str, str]] = field(default_factory=dict)
     # recorded names the task re-derives so the guard can compare them with the record
     check: list[str] = field(default_factory=list)
+    # re-executes the first iterations in full, to compare with the cheap strategy's values
+    probe: bool = False
 
     @classmethod
     def from_json(cls, text: str) -> TaskSpec:

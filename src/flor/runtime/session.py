@@ -65,6 +65,24 @@ def _loop_value(index: int, value: Any) -> str | None:
     return None
 
 
+def captured(value: Any) -> Any:
+    """A copy of a mutable logged value as it is at the `flor.log` call (arrays, tensors,
+    containers), so changing it in place afterwards does not change what is stored."""
+    detach = getattr(value, "detach", None)
+    if callable(detach) and callable(getattr(value, "clone", None)):
+        return detach().clone()  # torch: asynchronous on a GPU, no sync on the hot path
+    if type(value).__module__ == "numpy" and callable(getattr(value, "copy", None)):
+        return value.copy()
+    if isinstance(value, (list, dict, set, tuple)):
+        import copy
+
+        try:
+            return copy.deepcopy(value)
+        except Exception:  # noqa: BLE001 - an uncopyable element: keep the reference
+            return value
+    return value
+
+
 def fail(error: FlorError) -> None:
     """Stop the user's script the way argparse does: one line on stderr, exit status."""
     print(f"flor: error: {error}", file=sys.stderr)
@@ -279,6 +297,8 @@ class Session:
                 self.check_kwargs()
             except FlorError as exc:
                 fail(exc)
+            # a run killed later (SIGKILL) never reaches close(): keep its args replayable
+            self.writer.update_run(self.row_id, args=json.dumps(self.args, default=repr))
             observers = list(self.observers)
             for observer in observers:
                 observer.loop_started(name)
