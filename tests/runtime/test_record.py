@@ -297,3 +297,26 @@ def test_iteration_and_commit_for_long_running_processes(script) -> None:
     assert df["label"].tolist() == [0, 1, 2]
     assert df["document_value"].tolist() == ["doc0", "doc1", "doc2"]
     assert df["tstamp"].nunique() == 3
+
+
+def test_a_logged_value_is_what_it_held_at_the_call_not_at_the_flush(script) -> None:
+    script(
+        "train.py",
+        """
+import numpy as np
+import torch
+import flor
+history, weights, t = [], np.zeros(2), torch.zeros(2)
+for e in flor.loop("epoch", range(3)):
+    history.append(e)
+    weights += 1
+    t += 2
+    flor.log("history", history)
+    flor.log("weights", weights)
+    flor.log("t", t)
+""",
+    ).run()
+    df = flor.dataframe("history", "weights", "t")
+    assert df["history"].tolist() == [[0], [0, 1], [0, 1, 2]]
+    assert df["weights"].tolist() == [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]
+    assert df["t"].tolist() == [[2.0, 2.0], [4.0, 4.0], [6.0, 6.0]]
