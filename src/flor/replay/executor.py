@@ -259,7 +259,6 @@ def execute(
             finally:
                 if bar is not None:
                     bar[0].stop()
-            summary.results.extend(results)
             retry = []
             for run in pending:
                 mine = [r for r in results if r.run_id == run.run_id]
@@ -270,6 +269,7 @@ def execute(
                     make_tasks(run, STRICTER[run.strategy], because=problem)
                     retry.append(run)
                     continue
+                summary.results.extend(mine)  # the tasks of the attempt that counts
                 summary.runs.append(_settle(plan, run, mine, problem, summary))
             pending = retry
     summary.seconds = time.perf_counter() - started
@@ -398,7 +398,7 @@ def _settle(
             writer.write_batch(kept[-1].replay_id, loops, logs, [], time.time(), tuple(run.names))
         finally:
             writer.close()
-    outcome.stored = sum(1 for r in logs if r[3] in run.names)
+    outcome.stored = len(logs)
     summary.values_written += outcome.stored
     return outcome
 
