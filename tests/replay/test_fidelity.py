@@ -278,3 +278,21 @@ def test_a_statement_reading_the_clock_is_refused_per_run_with_exit_1(script, mo
     lines = [line for line in result.output.splitlines() if line.startswith("run ")]
     assert len(lines) == 2 and all("stamp reads the wall clock" in line for line in lines)
     assert flor.query("SELECT COUNT(*) AS n FROM logs WHERE name = 'stamp'")["n"].item() == 0
+
+
+def test_tasks_run_with_the_thread_settings_of_the_recording(script, monkeypatch) -> None:
+    """joblib limits BLAS/OpenMP threads in its workers; fewer threads change float sums."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    source = HALVING.replace("import numpy", "import os\nimport numpy")
+    train = record(script, monkeypatch, source, "seed=1", "seed=2")
+    train.path.write_text(
+        insert(
+            source,
+            '        opt["lr"] *= 0.5\n',
+            'flor.log("omp", os.environ.get("OMP_NUM_THREADS", "unset"))',
+        )
+    )
+    summary = execute(plan(["omp"], jobs=2))
+    assert summary.runs_replayed == 2
+    for run in recorded_ids():
+        assert values("omp", run) == fresh(train, "omp")[:5] == ["unset"] * 5

@@ -122,7 +122,14 @@ class Workspace:
 # Set by dask's nanny for its workers' own memory (distributed.nanny.pre-spawn-environ).
 # Inherited by a training script, it sends every freed tensor buffer back to the kernel:
 # torch ran 1.4x slower on dask workers than under loky until tasks stopped inheriting it.
-_WORKER_ONLY = ("MALLOC_TRIM_THRESHOLD_",)
+# The thread limits are set by joblib/loky in its workers (cores / jobs): a task with fewer
+# BLAS/OpenMP threads than the recording computes different float sums, so a task gets
+# the replaying process's own thread settings instead, as its recording did.
+_THREAD_SETTINGS = (
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS",
+)  # fmt: skip
+_WORKER_ONLY = ("MALLOC_TRIM_THRESHOLD_", *_THREAD_SETTINGS)
 
 
 def _worker_environment() -> dict[str, str]:
@@ -239,6 +246,7 @@ def execute(
         "FLOR_HOME": str(plan.home),
         CHECKPOINTS_ENV: checkpoint_home(plan.home),
         "PYTHONUNBUFFERED": "1",
+        **{k: v for k, v in os.environ.items() if k in _THREAD_SETTINGS},
     }
     summary = Summary([], 0, 0.0)
     with exclusive(plan.home), engine(backend, plan.jobs, scheduler):
