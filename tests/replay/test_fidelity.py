@@ -170,9 +170,7 @@ def test_state_the_loop_carries_outside_checkpoints_is_never_lost(
         assert values(name, run) == fresh(train, name, "--kwargs", f"seed={seed}")
 
 
-def test_the_probe_catches_state_that_the_analysis_cannot_see(repo, script, monkeypatch) -> None:
-    """State mutated in another module is invisible to the analysis: the probe compares
-    the cheap strategy with full re-execution and re-plans the run."""
+def test_arguments_given_to_project_modules_count_as_changed(repo, script, monkeypatch) -> None:
     script("helpers.py", "def bump(state):\n    state['k'] += 1\n")
     git(repo, "add", "helpers.py")
     source = HALVING.replace("import flor\n", "import flor\nimport helpers\n\nstate = {'k': 0}\n")
@@ -184,11 +182,33 @@ def test_the_probe_catches_state_that_the_analysis_cannot_see(repo, script, monk
     anchor = '    for epoch in flor.loop("epoch", range(5)):\n'
     train.path.write_text(insert(source, anchor, 'flor.log("k", state["k"])'))
     the_plan = plan(["k"])
+    assert [r.strategy for r in the_plan.runs] == ["full"] and "(state)" in the_plan.runs[
+        0
+    ].fallback
+    execute(the_plan)
+    assert values("k", run) == fresh(train, "k") == [0, 4, 8, 12, 16]
+
+
+def test_the_probe_catches_state_that_the_analysis_cannot_see(repo, script, monkeypatch) -> None:
+    """A project module's own globals are invisible to the analysis: the probe compares the
+    cheap strategy with full re-execution and re-plans the run."""
+    script("helpers.py", "COUNT = 0\n\n\ndef bump():\n    global COUNT\n    COUNT += 1\n")
+    git(repo, "add", "helpers.py")
+    source = HALVING.replace("import flor\n", "import flor\nimport helpers\n")
+    source = source.replace(
+        "            w -= opt", "            helpers.bump()\n            w -= opt"
+    )
+    source = source.replace("range(5)", "range(10)")
+    train = record(script, monkeypatch, source)
+    (run,) = recorded_ids()
+    anchor = '    for epoch in flor.loop("epoch", range(10)):\n'
+    train.path.write_text(insert(source, anchor, 'flor.log("count", helpers.COUNT)'))
+    the_plan = plan(["count"])
     assert [r.strategy for r in the_plan.runs] == ["outer"]
     summary = execute(the_plan)
     (outcome,) = summary.runs
     assert outcome.ok and outcome.strategy == "full" and "probe" in outcome.fallback
-    assert values("k", run) == fresh(train, "k") == [0, 4, 8, 12, 16]
+    assert values("count", run) == fresh(train, "count") == list(range(0, 40, 4))
 
 
 def test_a_killed_run_replays_with_its_arguments_and_only_as_far_as_it_got(

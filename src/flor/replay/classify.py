@@ -209,8 +209,11 @@ def _flor_loops_inside(node: cst.For) -> list[cst.For]:
     return inner
 
 
-def classify(source: str, names: Sequence[str]) -> Classification:
-    """Where each of `names` is logged in `source` (a name may be logged in several places)."""
+def classify(
+    source: str, names: Sequence[str], local_modules: set[str] | None = None
+) -> Classification:
+    """Where each of `names` is logged in `source` (a name may be logged in several places);
+    `local_modules`: the project's own modules the script may import."""
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
@@ -231,6 +234,6 @@ def classify(source: str, names: Sequence[str]) -> Classification:
         result.statements.setdefault(name, []).append(text)
     result.outer_after_nested = visitor.outer_after_nested_statement
     if main is not None:
-        result.hazards = analyze(module, main, finder.restored_names)
+        result.hazards = analyze(module, main, finder.restored_names, local_modules or set())
         result.hazards.suffix_reads = suffix_reads(module, main)
     return result

@@ -130,9 +130,12 @@ class _Helper:
 class _Events(cst.CSTVisitor):
     """Uses of names in textual order: ("read" | "bind" | "mutate", name, definite)."""
 
-    def __init__(self, helpers: dict[str, _Helper], exempt: set[str]) -> None:
+    def __init__(
+        self, helpers: dict[str, _Helper], exempt: set[str], opaque: frozenset[str] = frozenset()
+    ) -> None:
         self.helpers = helpers
         self.exempt = exempt
+        self.opaque = opaque
         self.events: list[tuple[str, str, bool]] = []
         self.conditional = 0
         self.attribute_stores = False
@@ -291,7 +294,11 @@ class _Events(cst.CSTVisitor):
                         self._add("mutate", _base_name(arg.value))
         else:
             callee = ""
-        if (callee.endswith("_") or callee in _MUTATING_CALLS) and node.args:
+        if _base_name(func) in self.opaque:
+            # project code in another module: assume it changes what it is given
+            for arg in node.args:
+                self._add("mutate", _base_name(arg.value))
+        elif (callee.endswith("_") or callee in _MUTATING_CALLS) and node.args:
             # in-place functions change their first argument (shuffle(x), clip_grad_norm_(p))
             self._add("mutate", _base_name(node.args[0].value))
         return False
@@ -334,29 +341,42 @@ def _global_declarations(function: cst.FunctionDef) -> set[str]:
     return declared
 
 
-def _module_exempt(module: cst.Module, checkpointed: set[str]) -> set[str]:
-    """Names a restore handles or that are not state: imports, functions, classes, the
-    checkpointed objects, and builtins' usual suspects."""
+def _module_exempt(
+    module: cst.Module, checkpointed: set[str], local_modules: set[str]
+) -> tuple[set[str], frozenset[str]]:
+    """Names a restore handles or that are not state (imports, functions, classes, the
+    checkpointed objects, builtins' usual suspects), and the names imported from the
+    project's own modules, whose code this analysis does not see."""
     exempt = set(checkpointed) | {"flor", "print", "len", "range", "enumerate", "zip"}
+    opaque: set[str] = set()
 
     class Definitions(cst.CSTVisitor):
         def visit_Import(self, node: cst.Import) -> None:
             for alias in node.names:
                 asname = alias.asname
                 if asname is not None and isinstance(asname.name, cst.Name):
-                    exempt.add(asname.name.value)
+                    bound = asname.name.value
                 else:
-                    exempt.add(_dotted_root(alias.name))
+                    bound = _dotted_root(alias.name)
+                exempt.add(bound)
+                if _dotted_root(alias.name) in local_modules:
+                    opaque.add(bound)
 
         def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-            if isinstance(node.names, cst.ImportStar):
+            if isinstance(node.names, cst.ImportStar) or node.module is None:
                 return
+            local = not node.relative and _dotted_root(node.module) in local_modules
             for alias in node.names:
                 asname = alias.asname
                 if asname is not None and isinstance(asname.name, cst.Name):
-                    exempt.add(asname.name.value)
+                    bound = asname.name.value
                 elif isinstance(alias.name, cst.Name):
-                    exempt.add(alias.name.value)
+                    bound = alias.name.value
+                else:
+                    continue
+                exempt.add(bound)
+                if local or node.relative:
+                    opaque.add(bound)
 
         def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
             exempt.add(node.name.value)
@@ -367,7 +387,7 @@ def _module_exempt(module: cst.Module, checkpointed: set[str]) -> set[str]:
             return False
 
     module.visit(Definitions())
-    return exempt
+    return exempt, frozenset(opaque)
 
 
 def _dotted_root(node: cst.BaseExpression) -> str:
@@ -394,11 +414,14 @@ def _first_nested_index(body: cst.BaseSuite) -> int | None:
     return None
 
 
-def analyze(module: cst.Module, main: cst.For, checkpointed: set[str]) -> Hazards:
-    """The hazards of skipping work in `main`, the module's main loop."""
-    exempt = _module_exempt(module, checkpointed)
+def analyze(
+    module: cst.Module, main: cst.For, checkpointed: set[str], local_modules: set[str]
+) -> Hazards:
+    """The hazards of skipping work in `main`, the module's main loop; `local_modules` are
+    the project's own importable modules (their code is not analysed)."""
+    exempt, opaque = _module_exempt(module, checkpointed, local_modules)
     helpers = _helpers(module)
-    events = _Events(helpers, exempt)
+    events = _Events(helpers, exempt, opaque)
     for name in _target_names(main.target):
         events._add("bind", name)
     main.body.visit(events)

@@ -35,6 +35,7 @@ PROCESS_OVERHEAD_S = 0.5
 _READS_GRADIENTS = re.compile(r"\.grad\b|clip_grad|grad_norm|\.backward\(|autograd")
 FULL = "full"
 PROBE_ITERATIONS = 2
+PROBE_SHARE = 0.2
 # From cheapest to strictest: a run the guard does not confirm is re-planned as `full`.
 STRICTER = {OUTER: FULL, NESTED: FULL, SUFFIX: FULL, PREFIX: FULL}
 
@@ -251,7 +252,8 @@ def _plan_run(
         run_plan.reason = "declined: " + "; ".join(f"{o.statement}: {o.reason}" for o in declined)
         return
     run_plan.patched = result.source if result.ok else old_source
-    placement = classify(run_plan.patched, names)
+    local = _local_modules(root, run_plan.snapshot, run_plan.filename, run_plan.patched)
+    placement = classify(run_plan.patched, names, local)
     absent = [n for n in names if n not in placement.places]
     if absent:
         run_plan.reason = f"{', '.join(absent)} could not be placed in this version"
@@ -305,10 +307,15 @@ def _safe_strategy(
     if strategy == PREFIX:
         return PREFIX, ""
     hazards = placement.hazards
-    texts = [t for n in names for t in placement.statements.get(n, [])]
     why = hazards.why_not_restore()
-    if why is None and any(_READS_GRADIENTS.search(t) for t in texts):
-        why = "a statement reads gradients, which no checkpoint holds"
+    # a statement in a nested loop reads the gradients its own steps computed (the guard
+    # compares the record if they carry over); elsewhere it reads the previous iteration's
+    outside = [
+        t for n in names if placement.places.get(n, set()) - {NESTED}
+        for t in placement.statements.get(n, [])
+    ]  # fmt: skip
+    if why is None and any(_READS_GRADIENTS.search(t) for t in outside):
+        why = "a statement outside the nested loops reads gradients, which no checkpoint holds"
     if strategy == SUFFIX:
         if why is None and hazards.breaks:
             why = "the main loop may stop early (break)"
@@ -377,10 +384,10 @@ def make_tasks(run_plan: RunPlan, strategy: str, because: str = "") -> None:
         run_plan.estimates = [overhead + sum(timings)]
         return
     skip = strategy == OUTER
-    if skip:
+    if skip and len(timings) >= PROBE_ITERATIONS / PROBE_SHARE:
         # the guard's probe: the first iterations re-executed in full must give the values
-        # the cheap strategy gives them
-        probed = min(PROBE_ITERATIONS, len(timings))
+        # the cheap strategy gives them (only where that costs a small share of the run)
+        probed = PROBE_ITERATIONS
         run_plan.tasks.append(task("iterations", 0, probed, probe=True))
         run_plan.estimates.append(overhead + sum(timings[:probed]))
     per_iteration = [
@@ -407,6 +414,26 @@ def make_tasks(run_plan: RunPlan, strategy: str, because: str = "") -> None:
         run_plan.estimates.append(
             overhead + catch_up + ckpt_seconds + sum(per_iteration[start:stop])
         )
+
+
+_IMPORTED = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.MULTILINE)
+
+
+def _local_modules(root: Path, snapshot: str, filename: str, source: str) -> set[str]:
+    """The modules the script imports from the project itself (next to it, or at the
+    repository's top), as recorded in the run's snapshot."""
+    folders = {Path(filename).parent.as_posix(), "."}
+    found = set()
+    for name in set(_IMPORTED.findall(source)) - {"flor", "__future__"}:
+        for folder in folders:
+            base = f"{folder}/{name}" if folder != "." else name
+            if any(
+                vcs.read_file(root, snapshot, p) is not None
+                for p in (f"{base}.py", f"{base}/__init__.py")
+            ):
+                found.add(name)
+                break
+    return found
 
 
 def _check_names(
