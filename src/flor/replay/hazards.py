@@ -17,6 +17,7 @@ otherwise it re-executes. The dynamic guard (executor) backs this analysis up.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -50,9 +51,10 @@ UNREPRODUCIBLE = (
 )  # fmt: skip
 # Recorded statements whose values differ between executions by nature (timings, memory):
 # the guard does not compare them.
-_VOLATILE_WORDS = (
-    "time", "elapsed", "second", "duration", "clock", "speed", "throughput", "per_sec",
-    "memory", "mem_", "rss", "pid", "host", "date", "now",
+_VOLATILE_WORDS = frozenset(
+    {"time", "times", "elapsed", "sec", "secs", "second", "seconds", "duration", "clock",
+     "speed", "throughput", "memory", "mem", "rss", "pid", "host", "hostname", "date",
+     "now", "perf", "counter", "monotonic", "walltime"}
 )  # fmt: skip
 
 
@@ -537,5 +539,5 @@ def unreproducible(statement: str) -> str | None:
 
 def volatile(expression: str) -> bool:
     """Whether a recorded statement logs something that varies between executions."""
-    text = expression.lower()
-    return any(word in text for word in _VOLATILE_WORDS)
+    words = set(re.split(r"[^a-z0-9]+", expression.lower()))
+    return not words.isdisjoint(_VOLATILE_WORDS)
