@@ -396,8 +396,8 @@ def _settle(
         outcome.guard += ", probe confirmed"
     names = set(run.names) | set(plan.verify)
     kept = [t for t in results if t.replay_id not in probes]
-    logs = [r for t in kept for r in t.values.get("logs", []) if r[3] in names]
-    loops = [r for t in kept for r in t.values.get("loops", [])]
+    logs = [tuple(r) for t in kept for r in t.values.get("logs", []) if r[3] in names]
+    loops = [tuple(r) for t in kept for r in t.values.get("loops", [])]
     if plan.verify:
         _verify(plan, run, logs, summary)
     if logs or loops:
@@ -476,7 +476,7 @@ def _progress(total: int) -> tuple[Any, Any]:
     return bar, bar.add_task("replaying", total=total)
 
 
-def _verify(plan: Plan, run: RunPlan, logs: list[list[Any]], summary: Summary) -> None:
+def _verify(plan: Plan, run: RunPlan, logs: list[tuple[Any, ...]], summary: Summary) -> None:
     """Compare re-logged values of already recorded names with the recorded ones."""
     recorded = _recorded_values(run.run_id, plan.verify)
     replayed: dict[tuple[Any, str], list[Any]] = {}

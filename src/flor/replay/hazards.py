@@ -156,7 +156,7 @@ class _Events(cst.CSTVisitor):
     def _leave(self, node: cst.CSTNode) -> None:
         self.conditional -= 1
 
-    visit_If = visit_Try = visit_IfExp = _enter  # type: ignore[assignment]
+    visit_If = visit_Try = visit_IfExp = _enter
     leave_If = leave_Try = leave_IfExp = _leave  # type: ignore[assignment]
 
     def visit_While(self, node: cst.While) -> None:
@@ -167,7 +167,7 @@ class _Events(cst.CSTVisitor):
         self.conditional -= 1
         self.loop_depth -= 1
 
-    visit_BooleanOperation = _enter  # type: ignore[assignment]
+    visit_BooleanOperation = _enter
     leave_BooleanOperation = _leave  # type: ignore[assignment]
 
     def visit_For(self, node: cst.For) -> bool:
