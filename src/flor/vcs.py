@@ -11,6 +11,7 @@ import os
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -133,6 +134,24 @@ def read_file(root: Path, commit: str, rel_path: str) -> str | None:
             return None
         data: bytes = blob.data_stream.read()
     return data.decode("utf-8", errors="surrogateescape")
+
+
+def entries(root: Path, commit: str, folders: Iterable[str]) -> set[str]:
+    """Names of the files and folders directly inside `folders` ("." for the top) at
+    `commit`, e.g. to tell the project's own modules from installed ones."""
+    found: set[str] = set()
+    with open_repo(root) as repo:
+        try:
+            top = repo.commit(commit).tree
+        except (ValueError, git.BadName):
+            return found
+        for folder in folders:
+            try:
+                tree = top if folder in (".", "") else top / folder
+            except KeyError:
+                continue
+            found.update(item.name for item in tree)
+    return found
 
 
 def archive(root: Path, commit: str) -> bytes:

@@ -422,18 +422,11 @@ _IMPORTED = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.MULTILINE)
 def _local_modules(root: Path, snapshot: str, filename: str, source: str) -> set[str]:
     """The modules the script imports from the project itself (next to it, or at the
     repository's top), as recorded in the run's snapshot."""
-    folders = {Path(filename).parent.as_posix(), "."}
-    found = set()
-    for name in set(_IMPORTED.findall(source)) - {"flor", "__future__"}:
-        for folder in folders:
-            base = f"{folder}/{name}" if folder != "." else name
-            if any(
-                vcs.read_file(root, snapshot, p) is not None
-                for p in (f"{base}.py", f"{base}/__init__.py")
-            ):
-                found.add(name)
-                break
-    return found
+    imported = set(_IMPORTED.findall(source)) - {"flor", "__future__"}
+    if not imported:
+        return set()
+    listed = vcs.entries(root, snapshot, {Path(filename).parent.as_posix(), "."})
+    return {name for name in imported if name in listed or f"{name}.py" in listed}
 
 
 def _check_names(
