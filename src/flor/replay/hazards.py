@@ -25,7 +25,8 @@ import libcst as cst
 # Calls that change their arguments in place, besides torch's trailing-underscore ones.
 _MUTATING_CALLS = frozenset(
     {"shuffle", "append", "extend", "update", "insert", "pop", "add", "remove", "clear",
-     "sort", "reverse", "setdefault", "discard", "update_parameters", "copyto", "put"}
+     "sort", "reverse", "setdefault", "discard", "update_parameters", "copyto", "put",
+     "next"}
 )  # fmt: skip
 # Methods that only read (or set a mode idempotently): safe to run twice after a restore.
 _READ_ONLY_METHODS = frozenset(
