@@ -444,7 +444,8 @@ def replay(
         click.echo(outcome.line(), err=True)
     click.echo(
         f"replayed {summary.runs_replayed} runs, wrote {summary.values_written} values in "
-        f"{summary.seconds:.1f} s; {len(summary.unconfirmed)} runs not confirmed",
+        f"{summary.seconds:.1f} s; {len(summary.failed)} tasks failed, "
+        f"{len(summary.unconfirmed)} runs not confirmed",
         err=True,
     )
     unconfirmed = {r.run_id for r in summary.unconfirmed}
