@@ -13,6 +13,10 @@ its own class with one `match(src, dst, mappings)` method, are chained by `TreeM
    by longest common subsequence, first isomorphic ones, then same-type ones (statements
    only when their tokens are similar enough or they differ only by identifiers), then
    types that occur once on each side.
+4. `StatementMatcher`: what real edits leave over. Definitions with the same name, then
+   the unmatched statements in each gap between consecutive matched statements of the
+   flattened statement sequences (so wrappers added or removed do not hide an edited line),
+   then assignments moved elsewhere in the same function, recognised by what they bind.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ class MatcherOptions:
         groups (copy-pasted code) are left to the later phases, keeping the cost bounded.
     recovery_max_size: containers larger than this (in nodes) get only the cheap recovery
         (isomorphic children), never the type-based one.
+    gap_similarity: smallest Dice similarity of the token bags of two statements left over
+        between the same matched neighbours for the statement phase to pair them (a lone
+        pair of the same kind in a gap is paired regardless).
     """
 
     min_height: int = 2
@@ -48,6 +55,7 @@ class MatcherOptions:
     statement_similarity: float = 0.5
     max_ambiguous: int = 400
     recovery_max_size: int = 20000
+    gap_similarity: float = 0.4
 
 
 class Mappings:
@@ -384,6 +392,179 @@ class BottomUpMatcher(Phase):
         return found
 
 
+def is_statement(node: Node) -> bool:
+    return node.parent is not None and node.parent.is_block
+
+
+def bound_names(statement: Node) -> frozenset[str]:
+    """Names a simple statement assigns (`x = ...`, `x, y = ...`, `x += ...`), else none."""
+    names: set[str] = set()
+    for small in statement.children:
+        if small.label in ("Assign", "AugAssign", "AnnAssign"):
+            targets = small.children[:-1] if small.label == "Assign" else small.children[:1]
+            for target in targets:
+                stack = [target]
+                while stack:
+                    current = stack.pop()
+                    if current.label == "Name":
+                        names.add(current.value)
+                    elif current.label in ("AssignTarget", "Tuple", "List", "Element"):
+                        stack.extend(current.children)
+    return frozenset(names)
+
+
+def _header(node: Node) -> tuple[int, ...]:
+    """Structural hashes of a statement's parts outside its blocks."""
+    return tuple(c.hash for c in node.children if not c.is_block and c.label != "Else")
+
+
+class StatementMatcher(Phase):
+    """Phase 4: pair leftover statements by name, by gap between matched ones, by binding."""
+
+    def __init__(self, options: MatcherOptions, recovery: RecoveryMatcher) -> None:
+        super().__init__(options)
+        self.recovery = recovery
+
+    def match(self, src: Tree, dst: Tree, mappings: Mappings) -> Mappings:
+        self._same_name_definitions(src, dst, mappings)
+        src_statements = [n for n in src.nodes if is_statement(n)]
+        dst_statements = [n for n in dst.nodes if is_statement(n)]
+        self._gaps(src_statements, dst_statements, mappings)
+        self._moved_assignments(src_statements, dst_statements, mappings)
+        return mappings
+
+    def _pair(self, a: Node, b: Node, mappings: Mappings) -> None:
+        mappings.add(a, b)
+        self.recovery.recover(a, b, mappings)
+
+    def _same_name_definitions(self, src: Tree, dst: Tree, mappings: Mappings) -> None:
+        kinds = ("FunctionDef", "ClassDef")
+        left1 = [n for n in src.nodes if n.label in kinds and not mappings.has_src(n)]
+        left2 = [n for n in dst.nodes if n.label in kinds and not mappings.has_dst(n)]
+        count1 = Counter((n.label, n.value) for n in left1)
+        count2 = Counter((n.label, n.value) for n in left2)
+        by_key = {(n.label, n.value): n for n in left2}
+        for node in left1:
+            key = (node.label, node.value)
+            if count1[key] == 1 and count2[key] == 1:
+                self._pair(node, by_key[key], mappings)
+
+    def _gaps(self, seq1: list[Node], seq2: list[Node], mappings: Mappings) -> None:
+        position = {node: j for j, node in enumerate(seq2)}
+        anchors = [
+            (i, position[image])
+            for i, node in enumerate(seq1)
+            for image in [mappings.dst(node)]
+            if image is not None and image in position
+        ]
+        kept = _increasing(anchors)
+        bounds = [(-1, -1), *kept, (len(seq1), len(seq2))]
+        for (i0, j0), (i1, j1) in zip(bounds, bounds[1:], strict=False):
+            if i1 - i0 <= 1 or j1 - j0 <= 1:
+                continue
+            left1 = [n for n in seq1[i0 + 1 : i1] if not mappings.has_src(n)]
+            left2 = [n for n in seq2[j0 + 1 : j1] if not mappings.has_dst(n)]
+            if not left1 or not left2 or len(left1) * len(left2) > 40_000:
+                continue
+            for x, y in _lcs(left1, left2, self._similar):
+                if not mappings.has_src(x) and not mappings.has_dst(y):
+                    self._pair(x, y, mappings)
+            left1 = [n for n in left1 if not mappings.has_src(n)]
+            left2 = [n for n in left2 if not mappings.has_dst(n)]
+            if len(left1) == 1 and len(left2) == 1 and _same_kind(left1[0], left2[0]):
+                self._pair(left1[0], left2[0], mappings)
+
+    def _similar(self, x: Node, y: Node) -> bool:
+        if not _same_kind(x, y):
+            return False
+        if x.children and _header(x) == _header(y) and x.label != "SimpleStatementLine":
+            return True
+        names = bound_names(x)
+        if names and names == bound_names(y):
+            return True
+        bag_x, bag_y = self.recovery._bag(x), self.recovery._bag(y)
+        total = sum(bag_x.values()) + sum(bag_y.values())
+        if total == 0:
+            return False
+        return 2.0 * sum((bag_x & bag_y).values()) / total >= self.options.gap_similarity
+
+    def _moved_assignments(self, seq1: list[Node], seq2: list[Node], mappings: Mappings) -> None:
+        """An assignment moved within its function: the only unmatched one binding its names."""
+
+        def groups(seq: list[Node], mapped: Callable[[Node], bool]) -> dict[tuple, list[Node]]:
+            found: dict[tuple, list[Node]] = defaultdict(list)
+            for node in seq:
+                names = bound_names(node) if not mapped(node) else frozenset()
+                if names:
+                    found[(_function_of(node), names)].append(node)
+            return found
+
+        left1 = groups(seq1, mappings.has_src)
+        left2 = groups(seq2, mappings.has_dst)
+        by_names2: dict[frozenset[str], list[tuple[Node | None, list[Node]]]] = defaultdict(list)
+        for (function, names), nodes in left2.items():
+            by_names2[names].append((function, nodes))
+        for (function, names), nodes in left1.items():
+            if len(nodes) != 1:
+                continue
+            image = mappings.dst(function) if function is not None else None
+            candidates = [
+                found
+                for owner, found in by_names2.get(names, [])
+                if owner is image or (function is None and owner is None)
+            ]
+            if len(candidates) == 1 and len(candidates[0]) == 1:
+                target = candidates[0][0]
+                if not mappings.has_dst(target):
+                    self._pair(nodes[0], target, mappings)
+
+
+def _function_of(node: Node) -> Node | None:
+    for up in node.ancestors():
+        if up.label in ("FunctionDef", "Lambda"):
+            return up
+    return None
+
+
+def _same_kind(x: Node, y: Node) -> bool:
+    if x.label != y.label:
+        return False
+    if x.label == "SimpleStatementLine":
+        kinds_x = [c.label for c in x.children]
+        return kinds_x == [c.label for c in y.children]
+    return True
+
+
+def _increasing(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The longest subsequence of `pairs` (sorted by first item) increasing in the second."""
+    tails: list[int] = []
+    tail_at: list[int] = []
+    previous: list[int] = [-1] * len(pairs)
+    for k, (_, j) in enumerate(pairs):
+        lo, hi = 0, len(tails)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if tails[mid] < j:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo > 0:
+            previous[k] = tail_at[lo - 1]
+        if lo == len(tails):
+            tails.append(j)
+            tail_at.append(k)
+        else:
+            tails[lo] = j
+            tail_at[lo] = k
+    out: list[tuple[int, int]] = []
+    k = tail_at[-1] if tail_at else -1
+    while k >= 0:
+        out.append(pairs[k])
+        k = previous[k]
+    out.reverse()
+    return out
+
+
 class Matcher(Protocol):
     """What every matcher offers: map source nodes onto destination nodes."""
 
@@ -406,6 +587,7 @@ class TreeMatcher:
         phases: list[Phase] = [
             TopDownMatcher(self.options),
             BottomUpMatcher(self.options, recovery),
+            StatementMatcher(self.options, recovery),
         ]
         for phase in phases:
             mappings = phase.match(src, dst, mappings)

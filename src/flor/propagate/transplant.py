@@ -140,33 +140,47 @@ class Slot:
     anchor: str
 
 
-def find_slot(block: Node, index: int, ctx: Context) -> Slot:
-    """Place a statement that sits at `index` of source block `block`."""
-    levels: list[tuple[Node, int, int]] = [(block, index, index)]
-    image = block_image(block, ctx.mappings)
-    current = block
-    while image is None:
-        if current.parent is None:
-            raise Decline("the module has no counterpart in the target")
-        owner = _owner_statement(current)
-        parent = owner.parent
-        assert parent is not None
-        position = parent.children.index(owner)
-        levels.append((parent, position, position + 1))
-        current = parent
-        image = block_image(current, ctx.mappings)
-    for src_block, before, _ in levels:
-        for sibling in reversed(src_block.children[:before]):
-            target = ctx.mappings.dst(sibling)
-            if target is not None and target.parent is not None and _inside(target, image):
-                parent = target.parent
-                return Slot(parent, parent.children.index(target) + 1, target.last + 0.5, "after")
-    for src_block, _, after in levels:
-        for sibling in src_block.children[after:]:
-            target = ctx.mappings.dst(sibling)
-            if target is not None and target.parent is not None and _inside(target, image):
-                parent = target.parent
-                return Slot(parent, parent.children.index(target), target.pre - 0.5, "before")
+# Owners that change how often (or whether) their body runs relative to the enclosing code.
+_FREQUENCY = frozenset({"For", "While", "FunctionDef", "ClassDef", "Lambda", "ExceptHandler"})
+
+
+def _frequency_owners(node: Node) -> list[Node]:
+    return [up for up in node.ancestors() if up.label in _FREQUENCY]
+
+
+def consistent(new_block: Node, old_node: Node, mappings: Mappings) -> bool:
+    """Code at `old_node` runs as often as code in `new_block`: their matched loops agree.
+
+    A loop or function of either side that has a counterpart must enclose both places;
+    unmatched ones (code moved into `main()`, a loop rewritten) do not count.
+    """
+    new_owners = _frequency_owners(new_block)
+    old_owners = set(_frequency_owners(old_node))
+    for owner in new_owners:
+        image = mappings.dst(owner)
+        if image is not None and image.label == owner.label and image not in old_owners:
+            return False
+    new_set = set(new_owners)
+    for owner in old_owners:
+        origin = mappings.src(owner)
+        if origin is not None and origin.label == owner.label and origin not in new_set:
+            return False
+    return True
+
+
+def _after(target: Node) -> Slot:
+    parent = target.parent
+    assert parent is not None
+    return Slot(parent, parent.children.index(target) + 1, target.last + 0.5, "after")
+
+
+def _before(target: Node) -> Slot:
+    parent = target.parent
+    assert parent is not None
+    return Slot(parent, parent.children.index(target), target.pre - 0.5, "before")
+
+
+def _first_in(image: Node) -> Slot:
     if image.parent is None:
         start = _module_start(image)
         previous = image.children[start - 1] if start else None
@@ -175,6 +189,54 @@ def find_slot(block: Node, index: int, ctx: Context) -> Slot:
     if start and image.children[0].children[0].label != "Expr":
         start = 0
     return Slot(image, start, image.children[0].last + 0.5 if start else image.pre + 0.5, "first")
+
+
+def _has_image(block: Node, mappings: Mappings) -> bool:
+    """Some statement of `block` (pending statements are not in the tree) has a counterpart."""
+    return any(mappings.has_src(c) for c in block.children)
+
+
+def find_slot(block: Node, index: int, ctx: Context) -> Slot:
+    """Place a statement that sits at `index` of source block `block`.
+
+    The nearest preceding sibling with a counterpart run as often is the anchor, wherever
+    old keeps it (wrappers added, removed or reordered); a statement first in its block
+    goes first in the block's image; climbing out of a block only new has (a new guard) is
+    allowed when the block's other code exists in old, else the block is new and declined.
+    """
+    levels: list[tuple[Node, int, int]] = [(block, index, index)]
+    current = block
+    image = block_image(current, ctx.mappings)
+    while True:
+        src_block, before, _ = levels[-1]
+        for sibling in reversed(src_block.children[:before]):
+            target = ctx.mappings.dst(sibling)
+            if target is None or target.parent is None or not target.parent.is_block:
+                continue
+            if consistent(block, target, ctx.mappings):
+                return _after(target)
+        if image is not None:
+            break
+        if current.parent is None:
+            raise Decline("the module has no counterpart in the target")
+        owner = _owner_statement(current)
+        if len(levels) == 1 and not _has_image(current, ctx.mappings):
+            kind = owner.label.lower()
+            raise Decline(f"its enclosing `{kind}` block is new: none of its code is in the target")
+        parent = owner.parent
+        assert parent is not None
+        position = parent.children.index(owner)
+        levels.append((parent, position, position + 1))
+        current = parent
+        image = block_image(current, ctx.mappings)
+    if index == 0 and len(levels) == 1:
+        return _first_in(image)
+    for src_block, _, after in levels:
+        for sibling in src_block.children[after:]:
+            target = ctx.mappings.dst(sibling)
+            if target is not None and target.parent is not None and _inside(target, image):
+                return _before(target)
+    return _first_in(image)
 
 
 def _is_import_or_docstring(node: Node, index: int) -> bool:
