@@ -14,12 +14,13 @@ statement the target lacks is either
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import libcst as cst
 
 from flor.propagate.matcher import Mappings
-from flor.propagate.scope import Bindings, read_names
+from flor.propagate.scope import Bindings, Scope, read_names
 from flor.propagate.statements import LogStatement
 from flor.propagate.tree import Node, Tree, build_tree, replace_children
 
@@ -284,39 +285,123 @@ def _follow(top: Node, steps: Sequence[tuple[str, int]]) -> Node | None:
     return current
 
 
-def _header_shape(statement: Node) -> tuple[int, ...]:
-    """Shapes of a statement's parts outside its blocks: equal when only names differ."""
-    return tuple(c.shape for c in statement.children if not c.is_block and c.label != "Else")
-
-
-def rename_for(name: str, position: float, scope_node: Node, ctx: Context) -> str | None:
-    """The target's name for source name `name`, through the matched binding it reads."""
-    scope = ctx.new_bindings.scope_at(scope_node)
-    binding = ctx.new_bindings.resolve(name, scope, position)
-    if binding is None:
-        return None
+def _binding_image(binding: Node, ctx: Context) -> Node | None:
+    """The node of old's matching statement that binds what `binding` binds in new."""
     statement = binding.statement()
-    if statement is None:
-        return None
-    image = ctx.mappings.dst(statement)
-    if (
-        image is None
-        or image.label != statement.label
-        or _header_shape(statement) != _header_shape(image)
-    ):
+    image = ctx.mappings.dst(statement) if statement is not None else None
+    if statement is None or image is None or image.label != statement.label:
         return None
     direct = ctx.mappings.dst(binding)
-    if (
-        direct is not None
-        and direct.label == binding.label
-        and image.pre <= direct.pre <= image.last
-    ):
-        return direct.value.lstrip("*")
+    if direct is not None and direct.label == binding.label and image.contains(direct):
+        return direct
     steps = _path(statement, binding)
     target = _follow(image, steps) if steps is not None else None
     if target is None or target.label != binding.label:
         return None
+    return target
+
+
+def _binding_kind(binding: Node) -> str:
+    """import, definition, parameter or assignment: a value of one kind never stands in for another."""
+    if binding.label in ("Param", "FunctionDef", "ClassDef"):
+        return binding.label
+    for up in binding.ancestors():
+        if up.label in ("Import", "ImportFrom"):
+            return "import"
+        if up.parent is not None and up.parent.is_block:
+            break
+    return "assignment"
+
+
+def _reads_itself(binding: Node, name: str) -> bool:
+    """`x = f(x)`: the binding transforms the value it replaces."""
+    statement = binding.statement()
+    return statement is not None and any(
+        n.value == name and n is not binding for n in read_names(statement)
+    )
+
+
+def _corresponds(name: str, new_binding: Node, old_binding: Node, ctx: Context) -> bool:
+    """Old's binding at the insertion point holds the value new's binding holds."""
+    new_statement = new_binding.statement()
+    old_statement = old_binding.statement()
+    image = ctx.mappings.dst(new_statement) if new_statement is not None else None
+    origin = ctx.mappings.src(old_statement) if old_statement is not None else None
+    if image is not None and image is old_statement:
+        expected = _binding_image(new_binding, ctx)
+        return expected is None or expected is old_binding
+    if _binding_kind(new_binding) != _binding_kind(old_binding):
+        return False
+    if origin is None:
+        # Old computes it with code new lacks (or edited): the same kind of binding.
+        return image is None or (old_statement is not None and old_statement.pre > image.pre)
+    if image is None and _reads_itself(new_binding, name):
+        # New rebinds `x = f(x)` where old keeps the earlier value of the same binding.
+        return origin.pre < new_binding.pre and origin.label == old_statement.label
+    return False
+
+
+def rename_for(name: str, binding: Node, ctx: Context) -> str | None:
+    """The target's name for source name `name`, through the matched binding it reads."""
+    target = _binding_image(binding, ctx)
+    if target is None or not target.value:
+        return None
     return target.value.lstrip("*")
+
+
+def _voted_name(name: str, ctx: Context) -> list[str]:
+    """Old names standing where new's `name` stands in matched code, most votes first."""
+    votes: Counter[str] = Counter()
+    uses = [n for n in ctx.new.nodes if n.label == "Name" and n.value == name]
+    for node in uses:
+        image = ctx.mappings.dst(node)
+        if image is not None and image.label == "Name" and image.value != name:
+            votes[image.value] += 2
+    if not votes:
+        statements = {s for n in uses for s in [n.statement()] if s is not None}
+        for statement in statements:
+            image = ctx.mappings.dst(statement)
+            if image is None:
+                continue
+            new_names = {n.value for n in read_names(statement)}
+            old_names = {n.value for n in read_names(image)}
+            if name in old_names:
+                continue
+            for other in old_names - new_names:
+                votes[other] += 1
+    ranked = votes.most_common()
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        return []
+    return [n for n, count in ranked[:1] if count >= 2]
+
+
+def _target_name(
+    name: str, position: float, block: Node, slot: Slot, old_scope: Scope, ctx: Context
+) -> str:
+    """The name the statement must read in old for new's `name`, or raise `Decline`."""
+    new_binding = ctx.new_bindings.resolve(name, ctx.new_bindings.scope_at(block), position)
+    if new_binding is None:
+        if ctx.old_bindings.is_bound(name, old_scope, slot.position):
+            return name
+        raise Decline(f"`{name}` is not bound at its place in the target")
+    choices = [rename_for(name, new_binding, ctx), name]
+    if not ctx.old_bindings.resolve(name, old_scope, slot.position):
+        choices.extend(_voted_name(name, ctx))
+    seen: set[str] = set()
+    different = False
+    for choice in choices:
+        if not choice or choice in seen:
+            continue
+        seen.add(choice)
+        old_binding = ctx.old_bindings.resolve(choice, old_scope, slot.position)
+        if old_binding is None:
+            continue
+        if _corresponds(name, new_binding, old_binding, ctx):
+            return choice
+        different = True
+    if different:
+        raise Decline(f"`{name}` holds another value at its place in the target")
+    raise Decline(f"`{name}` is not bound at its place in the target")
 
 
 class _Renamer(cst.CSTTransformer):
@@ -347,12 +432,7 @@ def plan_insertion(
         if name == "flor":
             continue
         if name not in renames:
-            candidate = rename_for(name, new_position, block, ctx)
-            choices = [c for c in (candidate, name) if c]
-            bound = [c for c in choices if ctx.old_bindings.is_bound(c, old_scope, slot.position)]
-            if not bound:
-                raise Decline(f"`{name}` is not bound at its place in the target")
-            renames[name] = bound[0]
+            renames[name] = _target_name(name, new_position, block, slot, old_scope, ctx)
         if renames[name] != name:
             by_node[name_node.cst] = renames[name]
     node = stmt.node
