@@ -287,14 +287,14 @@ class RecoveryMatcher(Phase):
             kind_x, kind_y = x.children[0].label, y.children[0].label
             if x.label == "SimpleStatementLine" and kind_x != kind_y:
                 return False
-        bag_x, bag_y = self._bag(x), self._bag(y)
+        bag_x, bag_y = self.bag(x), self.bag(y)
         total = sum(bag_x.values()) + sum(bag_y.values())
         if total == 0:
             return True
         common = sum((bag_x & bag_y).values())
         return 2.0 * common / total >= self.options.statement_similarity
 
-    def _bag(self, node: Node) -> Counter[str]:
+    def bag(self, node: Node) -> Counter[str]:
         """Identifiers, literals and operators of a statement, without its nested blocks."""
         bag = self._bags.get(node)
         if bag is None:
@@ -472,7 +472,8 @@ class StatementMatcher(Phase):
             left1 = [n for n in left1 if not mappings.has_src(n)]
             left2 = [n for n in left2 if not mappings.has_dst(n)]
             if len(left1) == 1 and len(left2) == 1 and _same_kind(left1[0], left2[0]):
-                self._pair(left1[0], left2[0], mappings)
+                if self._overlap(left1[0], left2[0]) >= self.options.gap_similarity / 2:
+                    self._pair(left1[0], left2[0], mappings)
 
     def _similar(self, x: Node, y: Node) -> bool:
         if not _same_kind(x, y):
@@ -482,11 +483,12 @@ class StatementMatcher(Phase):
         names = bound_names(x)
         if names and names == bound_names(y):
             return True
-        bag_x, bag_y = self.recovery._bag(x), self.recovery._bag(y)
+        return self._overlap(x, y) >= self.options.gap_similarity
+
+    def _overlap(self, x: Node, y: Node) -> float:
+        bag_x, bag_y = self.recovery.bag(x), self.recovery.bag(y)
         total = sum(bag_x.values()) + sum(bag_y.values())
-        if total == 0:
-            return False
-        return 2.0 * sum((bag_x & bag_y).values()) / total >= self.options.gap_similarity
+        return 2.0 * sum((bag_x & bag_y).values()) / total if total else 0.0
 
     def _moved_assignments(self, seq1: list[Node], seq2: list[Node], mappings: Mappings) -> None:
         """An assignment moved within its function: the only unmatched one binding its names."""

@@ -322,23 +322,77 @@ def _reads_itself(binding: Node, name: str) -> bool:
 
 
 def _corresponds(name: str, new_binding: Node, old_binding: Node, ctx: Context) -> bool:
-    """Old's binding at the insertion point holds the value new's binding holds."""
-    new_statement = new_binding.statement()
+    """Old's binding at the insertion point holds the value new's binding holds.
+
+    New's binding may be a chain of `x = f(x)` transforms over an earlier binding: old
+    holding the value of any link counts (new only refines it).
+    """
     old_statement = old_binding.statement()
-    image = ctx.mappings.dst(new_statement) if new_statement is not None else None
     origin = ctx.mappings.src(old_statement) if old_statement is not None else None
-    if image is not None and image is old_statement:
-        expected = _binding_image(new_binding, ctx)
-        return expected is None or expected is old_binding
-    if _binding_kind(new_binding) != _binding_kind(old_binding):
-        return False
-    if origin is None:
-        # Old computes it with code new lacks (or edited): the same kind of binding.
-        return image is None or (old_statement is not None and old_statement.pre > image.pre)
-    if image is None and _reads_itself(new_binding, name):
-        # New rebinds `x = f(x)` where old keeps the earlier value of the same binding.
-        return origin.pre < new_binding.pre and origin.label == old_statement.label
+    if origin is not None:
+        origin_scope = ctx.new_bindings.scope_at(origin)
+        new_scope = ctx.new_bindings.scope_at(new_binding)
+        chain = [new_scope, *_enclosing(new_scope)]
+        if origin_scope not in chain:
+            origin = None  # old's code moved into another function of new
+    binding: Node | None = new_binding
+    while binding is not None:
+        statement = binding.statement()
+        image = ctx.mappings.dst(statement) if statement is not None else None
+        if image is not None and image is old_statement:
+            expected = _binding_image(binding, ctx)
+            return expected is None or expected is old_binding
+        if _binding_kind(binding) != _binding_kind(old_binding):
+            return False
+        if origin is None:
+            # Old computes it with code new lacks (or edited): the same kind of binding.
+            return image is None or (old_statement is not None and old_statement.pre > image.pre)
+        if not _reads_itself(binding, name):
+            return False
+        scope = ctx.new_bindings.scope_at(binding)
+        binding = ctx.new_bindings.resolve(name, scope, binding.pre)
     return False
+
+
+def _enclosing(scope: Scope) -> list[Scope]:
+    found = []
+    current = scope.parent
+    while current is not None:
+        found.append(current)
+        current = current.parent
+    return found
+
+
+def _head_call(statement: Node) -> str | None:
+    """The name of the call that computes an assignment's value (`f` in `x = f(a)[0]`)."""
+    small = statement.children[0] if statement.children else None
+    if small is None or small.label not in ("Assign", "AnnAssign", "AugAssign", "For"):
+        return None
+    value = small.children[-1] if small.label != "For" else small.children[1]
+    while value.label in ("Subscript", "Attribute") and value.children:
+        if value.label == "Attribute" and value.children[0].label != "Call":
+            break
+        value = value.children[0]
+    if value.label != "Call" or not value.children:
+        return None
+    func = value.children[0]
+    return func.value or None
+
+
+def _rename_trusted(
+    name: str, choice: str, new_binding: Node, old_binding: Node, position: float, ctx: Context
+) -> bool:
+    """A rename needs a name new does not use here and the same computation on both sides."""
+    if choice == name:
+        return True
+    scope = ctx.new_bindings.scope_at(new_binding)
+    if ctx.new_bindings.resolve(choice, scope, position) is not None:
+        return False
+    new_statement, old_statement = new_binding.statement(), old_binding.statement()
+    if new_statement is None or old_statement is None:
+        return False
+    new_head, old_head = _head_call(new_statement), _head_call(old_statement)
+    return new_head is None or old_head is None or new_head == old_head
 
 
 def rename_for(name: str, binding: Node, ctx: Context) -> str | None:
@@ -396,7 +450,8 @@ def _target_name(
         old_binding = ctx.old_bindings.resolve(choice, old_scope, slot.position)
         if old_binding is None:
             continue
-        if _corresponds(name, new_binding, old_binding, ctx):
+        trusted = _rename_trusted(name, choice, new_binding, old_binding, position, ctx)
+        if trusted and _corresponds(name, new_binding, old_binding, ctx):
             return choice
         different = True
     if different:
