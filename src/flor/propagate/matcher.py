@@ -431,7 +431,34 @@ class StatementMatcher(Phase):
         dst_statements = [n for n in dst.nodes if is_statement(n)]
         self._gaps(src_statements, dst_statements, mappings)
         self._moved_assignments(src_statements, dst_statements, mappings)
+        self._moved_lines(src_statements, dst_statements, mappings)
         return mappings
+
+    def _moved_lines(self, seq1: list[Node], seq2: list[Node], mappings: Mappings) -> None:
+        """A line moved within its function: a near-identical unmatched line, unique both ways."""
+        by_function: dict[Node | None, list[Node]] = defaultdict(list)
+        for node in seq2:
+            if node.label == "SimpleStatementLine" and not mappings.has_dst(node):
+                by_function[_function_of(node)].append(node)
+        best: dict[Node, list[tuple[float, Node]]] = defaultdict(list)
+        for node in seq1:
+            if node.label != "SimpleStatementLine" or mappings.has_src(node):
+                continue
+            function = _function_of(node)
+            image = mappings.dst(function) if function is not None else None
+            if function is not None and image is None:
+                continue
+            scored = [
+                (self._overlap(node, other), other)
+                for other in by_function.get(image, [])
+                if _same_kind(node, other)
+            ]
+            scored = [(score, other) for score, other in scored if score >= 0.75]
+            if len(scored) == 1:
+                best[scored[0][1]].append((scored[0][0], node))
+        for target, sources in best.items():
+            if len(sources) == 1 and not mappings.has_dst(target):
+                self._pair(sources[0][1], target, mappings)
 
     def _pair(self, a: Node, b: Node, mappings: Mappings) -> None:
         mappings.add(a, b)

@@ -382,11 +382,13 @@ def _head_call(statement: Node) -> str | None:
 def _rename_trusted(
     name: str, choice: str, new_binding: Node, old_binding: Node, position: float, ctx: Context
 ) -> bool:
-    """A rename needs a name new does not use here and the same computation on both sides."""
+    """A rename needs the same computation on both sides, and `choice` must not be a name
+    whose value in old is what the same name holds in new."""
     if choice == name:
         return True
     scope = ctx.new_bindings.scope_at(new_binding)
-    if ctx.new_bindings.resolve(choice, scope, position) is not None:
+    same = ctx.new_bindings.resolve(choice, scope, position)
+    if same is not None and _corresponds(choice, same, old_binding, ctx):
         return False
     new_statement, old_statement = new_binding.statement(), old_binding.statement()
     if new_statement is None or old_statement is None:
@@ -438,7 +440,7 @@ def _target_name(
         if ctx.old_bindings.is_bound(name, old_scope, slot.position):
             return name
         raise Decline(f"`{name}` is not bound at its place in the target")
-    choices = [rename_for(name, new_binding, ctx), name]
+    choices = [name, rename_for(name, new_binding, ctx)]
     if not ctx.old_bindings.resolve(name, old_scope, slot.position):
         choices.extend(_voted_name(name, ctx))
     seen: set[str] = set()
