@@ -393,6 +393,8 @@ def _rename_trusted(
     new_statement, old_statement = new_binding.statement(), old_binding.statement()
     if new_statement is None or old_statement is None:
         return False
+    if ctx.mappings.dst(new_statement) is not old_statement:
+        return True  # a rename voted by matched uses, not read off an edited statement
     new_head, old_head = _head_call(new_statement), _head_call(old_statement)
     return new_head is None or old_head is None or new_head == old_head
 
@@ -419,16 +421,28 @@ def _voted_name(name: str, ctx: Context) -> list[str]:
             image = ctx.mappings.dst(statement)
             if image is None:
                 continue
-            new_names = {n.value for n in read_names(statement)}
-            old_names = {n.value for n in read_names(image)}
+            new_names, old_names = _header_names(statement), _header_names(image)
             if name in old_names:
                 continue
-            for other in old_names - new_names:
-                votes[other] += 1
+            others = old_names - new_names
+            for other in others:
+                votes[other] += 2 if len(others) == 1 else 1
     ranked = votes.most_common()
     if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
         return []
     return [n for n, count in ranked[:1] if count >= 2]
+
+
+def _header_names(statement: Node) -> set[str]:
+    """Identifiers of a statement outside its nested blocks."""
+    found: set[str] = set()
+    stack = [c for c in statement.children if not c.is_block and c.label != "Else"]
+    while stack:
+        node = stack.pop()
+        if node.label == "Name":
+            found.add(node.value)
+        stack.extend(node.children)
+    return found
 
 
 def _target_name(
