@@ -6,6 +6,7 @@ import ast
 import dataclasses
 import functools
 import secrets
+from collections import Counter
 
 import libcst as cst
 
@@ -75,12 +76,16 @@ def propagate_source(new_src: str, old_src: str, matcher: str = "tree") -> Propa
         source = _source(new_src)
         statements = source.statements
         old = parse(old_src, "target")
-        present = {ast.dump(s) for s in ast_log_statements(old.tree, old.text)}
+        old_statements = ast_log_statements(old.tree, old.text)
+        present = {ast.dump(s) for s in old_statements}
+        edited = _edited_names(statements, old_statements)
         pending: list[int] = []
         outcomes: dict[int, Outcome] = {}
         for order, stmt in enumerate(statements):
             if ast.dump(stmt.ast_node) in present:
                 outcomes[order] = AlreadyPresent(stmt.text)
+            elif _names_of(stmt.ast_node) <= edited:
+                outcomes[order] = AlreadyPresent(stmt.text, edited=True)
             else:
                 _check_names(stmt)
                 pending.append(order)
@@ -149,6 +154,31 @@ def _source(text: str) -> _Source:
         return _Source(parsed, log_statements(parsed))
     except RecursionError as exc:
         raise PropagateError("The source is nested too deeply to propagate; simplify it.") from exc
+
+
+def _names_of(statement: ast.stmt) -> frozenset[str | None]:
+    """The literal names of a statement's flor.log calls (None for a non-literal name)."""
+    return frozenset(
+        log_name(call)
+        for call in ast.walk(statement)
+        if isinstance(call, ast.Call) and is_flor_log_call(call)
+    )
+
+
+def _edited_names(statements: list[LogStatement], old_statements: list[ast.stmt]) -> set[str]:
+    """Log names the target already logs as often as the source: an edited statement (the
+    value expression changed) is the user's own code, not a new one to propagate."""
+    new_count: Counter[str | None] = Counter()
+    for stmt in statements:
+        new_count.update(_names_of(stmt.ast_node))
+    old_count: Counter[str | None] = Counter()
+    for statement in old_statements:
+        old_count.update(_names_of(statement))
+    return {
+        name
+        for name, count in new_count.items()
+        if name is not None and 0 < count <= old_count[name]
+    }
 
 
 def _check_names(stmt: LogStatement) -> None:

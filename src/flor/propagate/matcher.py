@@ -498,9 +498,9 @@ class StatementMatcher(Phase):
                     self._pair(x, y, mappings)
             left1 = [n for n in left1 if not mappings.has_src(n)]
             left2 = [n for n in left2 if not mappings.has_dst(n)]
-            if len(left1) == 1 and len(left2) == 1 and _same_kind(left1[0], left2[0]):
-                if self._overlap(left1[0], left2[0]) >= self.options.gap_similarity / 2:
-                    self._pair(left1[0], left2[0], mappings)
+            lone = len(left1) == 1 and len(left2) == 1 and _same_kind(left1[0], left2[0])
+            if lone and self._overlap(left1[0], left2[0]) >= self.options.gap_similarity / 2:
+                self._pair(left1[0], left2[0], mappings)
 
     def _similar(self, x: Node, y: Node) -> bool:
         if not _same_kind(x, y):

@@ -27,12 +27,14 @@ class Placed:
 
 @dataclasses.dataclass(frozen=True)
 class AlreadyPresent:
-    """An AST-equal statement already exists in the target."""
+    """An AST-equal statement already exists in the target; `edited`: one with the same log
+    name but another value expression (the user's own edit, left as the target has it)."""
 
     statement: str
+    edited: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "already_present", "statement": self.statement}
+        return {"kind": "already_present", "statement": self.statement, "edited": self.edited}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import libcst as cst
 
+from flor.errors import PropagateError
 from flor.propagate.matcher import Mappings
 from flor.propagate.scope import Bindings, Scope, read_names
 from flor.propagate.statements import LogStatement
@@ -302,7 +303,7 @@ def _binding_image(binding: Node, ctx: Context) -> Node | None:
 
 
 def _binding_kind(binding: Node) -> str:
-    """import, definition, parameter or assignment: a value of one kind never stands in for another."""
+    """import, definition, parameter or assignment: one kind never stands in for another."""
     if binding.label in ("Param", "FunctionDef", "ClassDef"):
         return binding.label
     for up in binding.ancestors():
@@ -446,10 +447,22 @@ def _header_names(statement: Node) -> set[str]:
 
 
 def _target_name(
-    name: str, position: float, block: Node, slot: Slot, old_scope: Scope, ctx: Context
+    name: str,
+    position: float,
+    block: Node,
+    slot: Slot,
+    old_scope: Scope,
+    ctx: Context,
+    statement: str,
 ) -> str:
     """The name the statement must read in old for new's `name`, or raise `Decline`."""
-    new_binding = ctx.new_bindings.resolve(name, ctx.new_bindings.scope_at(block), position)
+    new_scope = ctx.new_bindings.scope_at(block)
+    new_binding = ctx.new_bindings.resolve(name, new_scope, position)
+    if new_binding is None and not ctx.new_bindings.binds_anywhere(name, new_scope):
+        raise PropagateError(
+            f"The source's statement {statement} reads `{name}`, which the source never "
+            f"binds: fix the statement (a typo?) before propagating it."
+        )
     if new_binding is None:
         if ctx.old_bindings.is_bound(name, old_scope, slot.position):
             return name
@@ -503,7 +516,7 @@ def plan_insertion(
         if name == "flor":
             continue
         if name not in renames:
-            renames[name] = _target_name(name, new_position, block, slot, old_scope, ctx)
+            renames[name] = _target_name(name, new_position, block, slot, old_scope, ctx, stmt.text)
         if renames[name] != name:
             by_node[name_node.cst] = renames[name]
     node = stmt.node
