@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from gitutil import git
 
 from flor.cli import main
 from flor.propagate import history
-from gitutil import git
 
 OLD = """
 net = Net()
