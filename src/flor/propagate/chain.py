@@ -19,7 +19,7 @@ from flor.propagate.outcomes import Outcome, Placed, PropagationResult
 
 # Steps of a chain at most: intermediate versions beyond that are sampled evenly, so a
 # history of hundreds of commits still costs a bounded number of propagations.
-MAX_STEPS = 12
+MAX_STEPS = 8
 
 Propagate = Callable[[str, str], PropagationResult]
 
