@@ -17,18 +17,20 @@ from pathlib import Path
 from flor.errors import PropagateError, UsageError
 from flor.propagate.outcomes import Outcome, Placed, PropagationResult
 
-# Steps of a chain at most: intermediate versions beyond that are sampled evenly, so a
-# history of hundreds of commits still costs a bounded number of propagations.
+# Steps of a chain at most: intermediate versions beyond that are sampled, so a history of
+# hundreds of commits still costs a bounded number of propagations.
 MAX_STEPS = 8
 
 Propagate = Callable[[str, str], PropagationResult]
 
 
 def waypoints(versions: Sequence[tuple[str, str]], max_steps: int = MAX_STEPS) -> list[int]:
-    """Indices of the versions to step through: distinct parseable texts, evenly sampled.
+    """Indices of the versions to step through: distinct parseable texts, sampled.
 
-    `versions` are (label, text) pairs, oldest first; the newest is always kept, since the
-    first step from the source is the one that must bridge the least.
+    `versions` are (label, text) pairs, oldest first. The newest is always kept (the first
+    step from the source must bridge the least), then every `stride`-th one counting from
+    it, with `stride` a power of two: the chains of older versions of one history, whose
+    lists only grow at the old end, then visit the same versions and share their steps.
     """
     distinct: list[int] = []
     previous: str | None = None
@@ -41,12 +43,30 @@ def waypoints(versions: Sequence[tuple[str, str]], max_steps: int = MAX_STEPS) -
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             continue
         distinct.append(index)
-    if len(distinct) <= max_steps:
-        return distinct
-    step = len(distinct) / max_steps
-    chosen = {distinct[min(len(distinct) - 1, int(round(k * step)))] for k in range(max_steps)}
-    chosen.add(distinct[-1])
-    return sorted(chosen)
+    stride = 1
+    while len(distinct) > stride * max_steps:
+        stride *= 2
+    return distinct[::-1][::stride][::-1]
+
+
+class StepCache:
+    """Results of propagation steps by (source, target) text, shared across the chains of
+    one history (bounded: the oldest entries go first)."""
+
+    def __init__(self, propagate: Propagate, size: int = 256) -> None:
+        self.propagate = propagate
+        self.size = size
+        self._results: dict[tuple[str, str], PropagationResult] = {}
+
+    def __call__(self, new_src: str, old_src: str) -> PropagationResult:
+        key = (new_src, old_src)
+        found = self._results.get(key)
+        if found is None:
+            found = self.propagate(new_src, old_src)
+            if len(self._results) >= self.size:
+                del self._results[next(iter(self._results))]
+            self._results[key] = found
+        return found
 
 
 def propagate_through(

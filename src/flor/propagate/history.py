@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from flor import vcs
 from flor.errors import FlorError, UsageError
 from flor.propagate import AlreadyPresent, Declined, Placed, propagate_source
+from flor.propagate.chain import StepCache, propagate_through
 
 # Seconds one version may take before it is reported as timed out and skipped.
 VERSION_TIME_LIMIT = 60.0
@@ -96,6 +97,7 @@ def propagate_history(
 
     out_root = home_dir(root) / PROPAGATED_DIR
     texts = _Texts(root, rel)
+    steps = StepCache(lambda a, b: propagate_source(a, b, matcher))
     results = []
     for label, commit in _track(versions, progress):
         result = VersionResult(label, commit)
@@ -106,8 +108,8 @@ def propagate_history(
             continue
         try:
             with time_limit(VERSION_TIME_LIMIT if time_limit_s is None else time_limit_s):
-                patched = propagate_source(
-                    new_source, old, matcher, texts.between(commit, new_source)
+                patched = propagate_through(
+                    new_source, old, texts.between(commit, new_source), steps
                 )
         except FlorError as exc:
             result.error = str(exc)

@@ -448,6 +448,8 @@ class StatementMatcher(Phase):
             image = mappings.dst(function) if function is not None else None
             if function is not None and image is None:
                 continue
+            if len(by_function.get(image, ())) > 500:
+                continue  # a wholly rewritten file: too many candidates to be sure of one
             scored = [
                 (self._overlap(node, other), other)
                 for other in by_function.get(image, [])
