@@ -334,6 +334,7 @@ def test_to_dict_reports_line_renames_and_wrapped() -> None:
                 "kind": "placed",
                 "statement": "flor.log('w', model.w)",
                 "line": 3,
+                "old_line": 2,
                 "renames": {"net": "model"},
                 "wrapped": False,
             }

@@ -53,7 +53,7 @@ def test_a_declined_jump_is_retried_through_the_git_history(repo: Path) -> None:
     by_commit = {r.commit: r for r in results}
     assert by_commit[old].inserted == ['flor.log("out", res.sum())']
     assert by_commit[old].details == [
-        'flor.log("out", res.sum()): placed at line 5, renamed out->res'
+        'flor.log("out", res.sum()): placed after old line 3, renamed out->res'
     ]
 
 
@@ -69,7 +69,7 @@ def test_table_reports_each_statement_and_skips_a_version_that_does_not_parse(
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert rows[0]["inserted"] == 0 and "does not parse at line 1" in rows[0]["statements"]
-    assert rows[1]["statements"] == "flor.log('x', x): placed at line 3"
+    assert rows[1]["statements"] == "flor.log('x', x): placed after old line 1"
 
 
 def test_a_version_over_the_time_limit_is_reported_and_the_rest_continue(

@@ -204,6 +204,7 @@ def test_rename_through_an_edited_binding_and_a_loop_target() -> None:
     )
     renames = [o.renames for o in result.outcomes if isinstance(o, Placed)]
     assert renames == [{"step": "i"}, {"model_pred": "noise_pred"}]
+    assert [o.old_line for o in result.placed] == [2, 3]
 
 
 def test_rename_voted_by_matched_uses_when_the_binding_was_rewritten() -> None:

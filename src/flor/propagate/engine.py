@@ -232,12 +232,41 @@ def _propagate(
                 statements[order].text, "internal error: the patched target did not parse"
             )
         return PropagationResult(old_src, [outcomes[i] for i in sorted(outcomes)], old_src)
+    old_lines = _old_lines(code, old_src, lines, plans)
     for order, plan in plans.items():
         if isinstance(plan, Insertion):
-            outcomes[order] = Placed(plan.text, lines[order], plan.renames, False)
+            outcome = Placed(plan.text, lines[order], plan.renames, False, old_lines[order])
         else:
-            outcomes[order] = Placed(plan.text, lines[order], {}, True)
+            outcome = Placed(plan.text, lines[order], {}, True, old_lines[order])
+        outcomes[order] = outcome
     return PropagationResult(code, [outcomes[i] for i in sorted(outcomes)], old_src)
+
+
+def _old_lines(
+    code: str, old_src: str, lines: dict[int, int], plans: dict[int, Insertion | Wrap]
+) -> dict[int, int]:
+    """For each plan, the target's own line number: the line an insertion follows (0 when
+    it comes first), or the wrapped statement's line. Inserted lines are recognised by
+    aligning the output with the target, which differ only by added lines."""
+    import difflib
+
+    out_lines, old_lines = code.splitlines(), old_src.splitlines()
+    matcher = difflib.SequenceMatcher(None, out_lines, old_lines, autojunk=False)
+    origin: dict[int, int] = {}
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            origin[block.a + k + 1] = block.b + k + 1
+    found: dict[int, int] = {}
+    for order, plan in plans.items():
+        line = lines[order]
+        if isinstance(plan, Wrap):
+            found[order] = origin.get(line, 0)
+            continue
+        before = line - 1
+        while before > 0 and before not in origin:
+            before -= 1
+        found[order] = origin.get(before, 0)
+    return found
 
 
 def _value(call: cst.Call) -> cst.BaseExpression | None:

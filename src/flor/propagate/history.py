@@ -139,9 +139,13 @@ def _record(result: VersionResult, outcomes: Sequence[object]) -> None:
         if isinstance(outcome, Placed):
             result.inserted.append(outcome.statement)
             renamed = ", ".join(f"{a}->{b}" for a, b in outcome.renames.items())
-            how = "wrapped" if outcome.wrapped else "placed"
+            where = (
+                f"wrapped at old line {outcome.old_line}"
+                if outcome.wrapped
+                else f"placed after old line {outcome.old_line}"
+            )
             extra = f", renamed {renamed}" if renamed else ""
-            result.details.append(f"{outcome.statement}: {how} at line {outcome.line}{extra}")
+            result.details.append(f"{outcome.statement}: {where}{extra}")
         elif isinstance(outcome, AlreadyPresent):
             result.present.append(outcome.statement)
             kind = "edited in this version" if outcome.edited else "already present"

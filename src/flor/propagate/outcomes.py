@@ -8,18 +8,24 @@ from typing import Any
 
 @dataclasses.dataclass(frozen=True)
 class Placed:
-    """The statement was inserted (or, `wrapped`, applied to old's own expression)."""
+    """The statement was inserted (or, `wrapped`, applied to old's own expression).
+
+    `line` is its line in the output; `old_line` the target's own line it follows (0: at
+    the very top), or for a wrap the target's line of the wrapped statement.
+    """
 
     statement: str
     line: int
     renames: dict[str, str] = dataclasses.field(default_factory=dict)
     wrapped: bool = False
+    old_line: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "placed",
             "statement": self.statement,
             "line": self.line,
+            "old_line": self.old_line,
             "renames": dict(self.renames),
             "wrapped": self.wrapped,
         }
