@@ -440,3 +440,75 @@ def test_history_carries_the_statement_through_a_rename_the_jump_cannot_trust() 
     assert result.ok
     assert 'flor.log("out", res.sum())' in result.source
     assert result.placed[0].renames == {"out": "res"}
+
+
+def test_an_identical_copy_in_another_function_does_not_steal_the_edited_original() -> None:
+    new = """
+    import flor
+    def log_validation(pipe, prompts):
+        images = []
+        for i in range(len(prompts)):
+            ctx = autocast_for(pipe.device)
+            with ctx:
+                image = pipe(prompts[i]).images[0]
+            images.append(image)
+        flor.log("num_val_images", len(images))
+        return images
+
+    def main(pipe, prompts):
+        train(pipe)
+        images = []
+        for i in range(len(prompts)):
+            with torch.autocast("cuda"):
+                image = pipe(prompts[i]).images[0]
+            images.append(image)
+        save(images)
+    """
+    old = """
+    import flor
+    def log_validation(pipe, prompts):
+        images = []
+        for i in range(len(prompts)):
+            with torch.autocast("cuda"):
+                image = pipe(prompts[i]).images[0]
+            images.append(image)
+        return images
+
+    def main(pipe, prompts):
+        train(pipe)
+        save(pipe)
+    """
+    out = placed(new, old).splitlines()
+    assert out[7] == '    flor.log("num_val_images", len(images))'
+    assert out[8] == "    return images"
+
+
+def test_a_max_update_rewritten_as_a_guarded_assignment_is_followed_after_the_if() -> None:
+    new = """
+    import flor
+    for epoch in range(10):
+        fi = fitness(results)
+        stop = stopper(epoch, fi)
+        best = max(best, fi)
+        flor.log("best", best)
+        save(best)
+    """
+    old = """
+    import flor
+    for epoch in range(10):
+        fi = fitness(results)
+        if fi > best:
+            best = fi
+        save(best)
+    """
+    assert placed(new, old) == d(
+        """
+        import flor
+        for epoch in range(10):
+            fi = fitness(results)
+            if fi > best:
+                best = fi
+            flor.log("best", best)
+            save(best)
+        """
+    )

@@ -13,10 +13,12 @@ its own class with one `match(src, dst, mappings)` method, are chained by `TreeM
    by longest common subsequence, first isomorphic ones, then same-type ones (statements
    only when their tokens are similar enough or they differ only by identifiers), then
    types that occur once on each side.
-4. `StatementMatcher`: what real edits leave over. Definitions with the same name, then
-   the unmatched statements in each gap between consecutive matched statements of the
-   flattened statement sequences (so wrappers added or removed do not hide an edited line),
-   then assignments moved elsewhere in the same function, recognised by what they bind.
+Between 1 and 2, `DefinitionMatcher` pairs functions and classes by their unique name.
+4. `StatementMatcher`: what real edits leave over. Statements mapped into another function
+   than their function's counterpart are unmapped, then the unmatched statements in each
+   gap between consecutive matched statements of the flattened statement sequences are
+   paired (so wrappers added or removed do not hide an edited line), then assignments and
+   lines moved elsewhere in the same function, recognised by what they bind or contain.
 """
 
 from __future__ import annotations
@@ -76,6 +78,13 @@ class Mappings:
             a, b = stack.pop()
             self.add(a, b)
             stack.extend(zip(a.children, b.children, strict=False))
+
+    def remove_subtree(self, src: Node, tree: Tree) -> None:
+        """Unmap `src` and its descendants."""
+        for node in tree.nodes[src.pre : src.last + 1]:
+            image = self.src_to_dst.pop(node, None)
+            if image is not None:
+                self.dst_to_src.pop(image, None)
 
     def has_src(self, node: Node) -> bool:
         return node in self.src_to_dst
@@ -418,6 +427,30 @@ def _header(node: Node) -> tuple[int, ...]:
     return tuple(c.hash for c in node.children if not c.is_block and c.label != "Else")
 
 
+class DefinitionMatcher(Phase):
+    """Functions and classes with the same name, unique on both sides, are each other's
+    counterparts (before containers are matched by content: a rewritten function is still
+    that function, and an identical copy of its loop elsewhere must not pull it away)."""
+
+    def __init__(self, options: MatcherOptions, recovery: RecoveryMatcher) -> None:
+        super().__init__(options)
+        self.recovery = recovery
+
+    def match(self, src: Tree, dst: Tree, mappings: Mappings) -> Mappings:
+        kinds = ("FunctionDef", "ClassDef")
+        left1 = [n for n in src.nodes if n.label in kinds and not mappings.has_src(n)]
+        left2 = [n for n in dst.nodes if n.label in kinds and not mappings.has_dst(n)]
+        count1 = Counter((n.label, n.value) for n in left1)
+        count2 = Counter((n.label, n.value) for n in left2)
+        by_key = {(n.label, n.value): n for n in left2}
+        for node in left1:
+            key = (node.label, node.value)
+            if count1[key] == 1 and count2[key] == 1:
+                mappings.add(node, by_key[key])
+                self.recovery.recover(node, by_key[key], mappings)
+        return mappings
+
+
 class StatementMatcher(Phase):
     """Phase 4: pair leftover statements by name, by gap between matched ones, by binding."""
 
@@ -426,7 +459,7 @@ class StatementMatcher(Phase):
         self.recovery = recovery
 
     def match(self, src: Tree, dst: Tree, mappings: Mappings) -> Mappings:
-        self._same_name_definitions(src, dst, mappings)
+        self._unmap_crossings(src, mappings)
         src_statements = [n for n in src.nodes if is_statement(n)]
         dst_statements = [n for n in dst.nodes if is_statement(n)]
         self._gaps(src_statements, dst_statements, mappings)
@@ -466,17 +499,25 @@ class StatementMatcher(Phase):
         mappings.add(a, b)
         self.recovery.recover(a, b, mappings)
 
-    def _same_name_definitions(self, src: Tree, dst: Tree, mappings: Mappings) -> None:
-        kinds = ("FunctionDef", "ClassDef")
-        left1 = [n for n in src.nodes if n.label in kinds and not mappings.has_src(n)]
-        left2 = [n for n in dst.nodes if n.label in kinds and not mappings.has_dst(n)]
-        count1 = Counter((n.label, n.value) for n in left1)
-        count2 = Counter((n.label, n.value) for n in left2)
-        by_key = {(n.label, n.value): n for n in left2}
-        for node in left1:
-            key = (node.label, node.value)
-            if count1[key] == 1 and count2[key] == 1:
-                self._pair(node, by_key[key], mappings)
+    @staticmethod
+    def _unmap_crossings(src: Tree, mappings: Mappings) -> None:
+        """Unmap statements that land in another function than their function's image when
+        that function has a counterpart of its own: an identical copy elsewhere (the same
+        loop in `main()` and `log_validation()`) must not take the edited original's place."""
+        index = 0
+        nodes = src.nodes
+        while index < len(nodes):
+            node = nodes[index]
+            image = mappings.dst(node)
+            if image is not None and is_statement(node):
+                function, landed = _function_of(node), _function_of(image)
+                if function is not None and landed is not None:
+                    expected = mappings.dst(function)
+                    if expected is not None and expected is not landed and mappings.has_dst(landed):
+                        mappings.remove_subtree(node, src)
+                        index = node.last + 1
+                        continue
+            index += 1
 
     def _gaps(self, seq1: list[Node], seq2: list[Node], mappings: Mappings) -> None:
         position = {node: j for j, node in enumerate(seq2)}
@@ -617,6 +658,7 @@ class TreeMatcher:
         recovery = RecoveryMatcher(self.options)
         phases: list[Phase] = [
             TopDownMatcher(self.options),
+            DefinitionMatcher(self.options, recovery),
             BottomUpMatcher(self.options, recovery),
             StatementMatcher(self.options, recovery),
         ]

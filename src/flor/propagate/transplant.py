@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import libcst as cst
 
 from flor.errors import PropagateError
-from flor.propagate.matcher import Mappings
+from flor.propagate.matcher import Mappings, bound_names
 from flor.propagate.scope import Bindings, Scope, read_names
 from flor.propagate.statements import LogStatement
 from flor.propagate.tree import Node, Tree, build_tree, replace_children
@@ -193,6 +193,34 @@ def _first_in(image: Node) -> Slot:
     return Slot(image, start, image.children[0].last + 0.5 if start else image.pre + 0.5, "first")
 
 
+def _guarded_update(target: Node, mappings: Mappings) -> Node:
+    """`if y > x: x = y` in old for new's `x = max(x, y)`: the anchor is the whole `if`.
+
+    When the anchor's image is the only statement of an `if` only old has, and that `if`
+    tests a name the anchor assigns, the test is part of the anchor's computation: the
+    statement follows the `if` (it runs every time in new), not its body.
+    """
+    block = target.parent
+    owner = block.parent if block is not None else None
+    if block is None or owner is None or owner.label != "If" or mappings.has_dst(owner):
+        return target
+    if len(block.children) != 1 or any(c.label == "Else" for c in owner.children):
+        return target
+    test = owner.children[0]
+    tested = {n.value for n in [test, *_descendants(test)] if n.label == "Name"}
+    return owner if bound_names(target) & tested else target
+
+
+def _descendants(node: Node) -> list[Node]:
+    found: list[Node] = []
+    stack = list(node.children)
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(current.children)
+    return found
+
+
 def _has_image(block: Node, mappings: Mappings) -> bool:
     """Some statement of `block` (pending statements are not in the tree) has a counterpart."""
     return any(mappings.has_src(c) for c in block.children)
@@ -216,7 +244,7 @@ def find_slot(block: Node, index: int, ctx: Context) -> Slot:
             if target is None or target.parent is None or not target.parent.is_block:
                 continue
             if consistent(block, target, ctx.mappings):
-                return _after(target)
+                return _after(_guarded_update(target, ctx.mappings))
         if image is not None:
             break
         if current.parent is None:
