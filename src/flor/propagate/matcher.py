@@ -1,6 +1,6 @@
 """A GumTree-style tree matcher (Falleri et al., ASE 2014) over `tree.Node` trees.
 
-The source tree is the new version and the destination tree the old one. Three phases, each
+The source tree is the new version and the destination tree the old one. Four phases, each
 its own class with one `match(src, dst, mappings)` method, are chained by `TreeMatcher`:
 
 1. `TopDownMatcher`: greedy matching of isomorphic subtrees, highest first, using structural
@@ -646,7 +646,7 @@ class Matcher(Protocol):
 
 
 class TreeMatcher:
-    """The default matcher: the three GumTree phases chained."""
+    """The default matcher: the GumTree phases and the statement phase, chained."""
 
     name = "tree"
 
