@@ -108,9 +108,10 @@ def propagate_history(
             continue
         try:
             with time_limit(VERSION_TIME_LIMIT if time_limit_s is None else time_limit_s):
-                patched = propagate_through(
-                    new_source, old, texts.between(commit, new_source), steps
-                )
+                patched = steps(new_source, old)
+                if not patched.ok:  # only then is the history between them read
+                    between = texts.between(commit, new_source)
+                    patched = propagate_through(new_source, old, between, steps)
         except FlorError as exc:
             result.error = str(exc)
             continue
