@@ -354,6 +354,9 @@ def _owner_label(node: Node) -> str | None:
     return None
 
 
+_DEFINITIONS = frozenset({"FunctionDef", "ClassDef"})
+
+
 class BottomUpMatcher(Phase):
     """Phase 2: match containers by Dice similarity, then recover inside each new pair."""
 
@@ -369,7 +372,10 @@ class BottomUpMatcher(Phase):
                 if mappings.dst(node) is dst.root:
                     self.recovery.recover(node, dst.root, mappings)
                 continue
-            if not node.children or mappings.has_src(node):
+            image = mappings.dst(node)
+            if image is not None and node.label in _DEFINITIONS and image.hash != node.hash:
+                self.recovery.recover(node, image, mappings)  # paired by name, in post-order
+            if not node.children or image is not None:
                 continue
             best, best_score = None, -1.0
             for candidate in self._candidates(node, src, mappings):
@@ -432,10 +438,6 @@ class DefinitionMatcher(Phase):
     counterparts (before containers are matched by content: a rewritten function is still
     that function, and an identical copy of its loop elsewhere must not pull it away)."""
 
-    def __init__(self, options: MatcherOptions, recovery: RecoveryMatcher) -> None:
-        super().__init__(options)
-        self.recovery = recovery
-
     def match(self, src: Tree, dst: Tree, mappings: Mappings) -> Mappings:
         kinds = ("FunctionDef", "ClassDef")
         left1 = [n for n in src.nodes if n.label in kinds and not mappings.has_src(n)]
@@ -446,8 +448,7 @@ class DefinitionMatcher(Phase):
         for node in left1:
             key = (node.label, node.value)
             if count1[key] == 1 and count2[key] == 1:
-                mappings.add(node, by_key[key])
-                self.recovery.recover(node, by_key[key], mappings)
+                mappings.add(node, by_key[key])  # recovered inside by the bottom-up phase
         return mappings
 
 
@@ -658,7 +659,7 @@ class TreeMatcher:
         recovery = RecoveryMatcher(self.options)
         phases: list[Phase] = [
             TopDownMatcher(self.options),
-            DefinitionMatcher(self.options, recovery),
+            DefinitionMatcher(self.options),
             BottomUpMatcher(self.options, recovery),
             StatementMatcher(self.options, recovery),
         ]
