@@ -286,7 +286,12 @@ class RecoveryMatcher(Phase):
     def _same_kind(self, x: Node, y: Node) -> bool:
         if x.label != y.label:
             return False
-        return x.shape == y.shape or self._similar_enough(x, y)
+        if x.shape == y.shape:
+            # Only names differ: a rename, if the statements share anything at all
+            # (`net = M()` and `model = M()`, not `nb = len(d)` and `loss = Loss(m)`).
+            is_statement = x.parent is not None and x.parent.is_block
+            return not is_statement or bool(self.bag(x) & self.bag(y))
+        return self._similar_enough(x, y)
 
     def _similar_enough(self, x: Node, y: Node) -> bool:
         """Statements must share tokens; expressions under matched parents may just align."""
