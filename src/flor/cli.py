@@ -286,6 +286,12 @@ def _read_text(path: Path, role: str) -> str:
     show_default=True,
     help="File form: how to print the per-statement report.",
 )
+@click.option(
+    "--history",
+    "history_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="File form: folder of the versions between target and source, oldest first.",
+)
 @click.option("--since", help="Repository form: versions recorded since a date, revision or run.")
 @click.option("--runs", "run_ids", help="Repository form: comma-separated run ids.")
 @click.option("--dry-run", is_flag=True, help="Repository form: report only, store nothing.")
@@ -298,6 +304,7 @@ def propagate(
     output: Path | None,
     matcher: str,
     report: str,
+    history_dir: Path | None,
     since: str | None,
     run_ids: str | None,
     dry_run: bool,
@@ -312,7 +319,7 @@ def propagate(
     if source or target or output:
         if not (source and target and output) or script:
             raise UsageError("the file form needs --source, --target and --output, no SCRIPT")
-        _propagate_files(source, target, output, matcher, report)
+        _propagate_files(source, target, output, matcher, report, history_dir)
         return
     if script is None:
         raise UsageError("name the SCRIPT to propagate from, or use --source/--target/--output")
@@ -337,10 +344,16 @@ def _split(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
-def _propagate_files(source: Path, target: Path, output: Path, matcher: str, report: str) -> None:
+def _propagate_files(
+    source: Path, target: Path, output: Path, matcher: str, report: str, history: Path | None
+) -> None:
     from flor.propagate import Declined, propagate_source
+    from flor.propagate.chain import read_history
 
-    result = propagate_source(_read_text(source, "source"), _read_text(target, "target"), matcher)
+    versions = read_history(history, source.name) if history is not None else []
+    result = propagate_source(
+        _read_text(source, "source"), _read_text(target, "target"), matcher, versions
+    )
     if report == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
     if not result.ok:

@@ -313,7 +313,7 @@ def test_declines_when_the_enclosing_loop_has_no_image() -> None:
 
 
 def test_one_declined_statement_declines_the_whole_file() -> None:
-    new = "import flor\na = 1\nflor.log('a', a)\nflor.log('b', b)\n"
+    new = "import flor\na = 1\nflor.log('a', a)\nb = 2\nflor.log('b', b)\n"
     old = "import flor\na = 1\n"
     result = propagate_source(new, old)
     assert result.source == old
@@ -334,6 +334,7 @@ def test_to_dict_reports_line_renames_and_wrapped() -> None:
                 "kind": "placed",
                 "statement": "flor.log('w', model.w)",
                 "line": 3,
+                "old_line": 2,
                 "renames": {"net": "model"},
                 "wrapped": False,
             }

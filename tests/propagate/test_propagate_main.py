@@ -34,7 +34,7 @@ def test_declines_with_one_line_per_statement(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     new, old, out = _write(
-        tmp_path, "import flor\nflor.log('a', a)\nflor.log('b', b)\n", "import flor\n"
+        tmp_path, "import flor\na, b = 1, 2\nflor.log('a', a)\nflor.log('b', b)\n", "import flor\n"
     )
     assert _run(new, old, out) == 1
     assert not out.exists()

@@ -184,3 +184,11 @@ def test_deeply_nested_expression_builds_without_recursion() -> None:
     code = "x = " + " + ".join(["a"] * 1200) + "\n"
     tree = build_tree(cst.parse_module(code))
     assert tree.root.height > 1100
+
+
+def test_same_shape_statements_that_share_nothing_are_not_a_rename() -> None:
+    src = _tree("def train():\n    compute_loss = ComputeLoss(model)\n    net = M()\n    run()\n")
+    dst = _tree("def train():\n    nb = len(dataloader)\n    model = M()\n    run()\n")
+    mappings = TreeMatcher().match(src, dst)
+    assert _image(src, dst, mappings, "compute_loss = ComputeLoss(model)") is None
+    assert _image(src, dst, mappings, "net = M()") == "model = M()"

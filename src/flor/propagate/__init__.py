@@ -7,6 +7,7 @@ importing this package stays cheap.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from flor.propagate.outcomes import AlreadyPresent, Declined, Outcome, Placed, PropagationResult
@@ -29,14 +30,25 @@ __all__ = [
 ]
 
 
-def propagate_source(new_src: str, old_src: str, matcher: str = "tree") -> PropagationResult:
+def propagate_source(
+    new_src: str,
+    old_src: str,
+    matcher: str = "tree",
+    history: Sequence[tuple[str, str]] = (),
+) -> PropagationResult:
     """Transplant the `flor.log` statements of `new_src` that `old_src` lacks into `old_src`.
 
-    See `flor.propagate.engine.propagate_source`.
+    `history`: the (label, text) versions strictly between old and new, oldest first; when
+    the direct jump declines, the statements are carried through them step by step. See
+    `flor.propagate.engine.propagate_source` and `flor.propagate.chain`.
     """
     from flor.propagate.engine import propagate_source as run
 
-    return run(new_src, old_src, matcher)
+    if not history:
+        return run(new_src, old_src, matcher)
+    from flor.propagate.chain import propagate_through
+
+    return propagate_through(new_src, old_src, history, lambda a, b: run(a, b, matcher))
 
 
 def logged_names(src: str) -> list[str]:

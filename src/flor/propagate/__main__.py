@@ -13,6 +13,7 @@ from pathlib import Path
 
 from flor.errors import FlorError
 from flor.propagate import MATCHERS, Declined, propagate_source
+from flor.propagate.chain import read_history
 
 
 def _read(path: str, which: str) -> str:
@@ -36,10 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="where to write the patched target")
     parser.add_argument("--matcher", choices=MATCHERS, default="tree")
     parser.add_argument("--report", choices=("json",), help="print a per-statement report")
+    parser.add_argument(
+        "--history", help="folder of the versions between target and source, oldest first"
+    )
     args = parser.parse_args(argv)
     try:
+        history = read_history(Path(args.history), Path(args.source).name) if args.history else []
         result = propagate_source(
-            _read(args.source, "source"), _read(args.target, "target"), args.matcher
+            _read(args.source, "source"), _read(args.target, "target"), args.matcher, history
         )
     except FlorError as exc:
         print(f"error: {exc}", file=sys.stderr)

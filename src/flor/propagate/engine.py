@@ -6,6 +6,7 @@ import ast
 import dataclasses
 import functools
 import secrets
+from collections import Counter
 
 import libcst as cst
 
@@ -75,12 +76,16 @@ def propagate_source(new_src: str, old_src: str, matcher: str = "tree") -> Propa
         source = _source(new_src)
         statements = source.statements
         old = parse(old_src, "target")
-        present = {ast.dump(s) for s in ast_log_statements(old.tree, old.text)}
+        old_statements = ast_log_statements(old.tree, old.text)
+        present = {ast.dump(s) for s in old_statements}
+        edited = _edited_names(statements, old_statements)
         pending: list[int] = []
         outcomes: dict[int, Outcome] = {}
         for order, stmt in enumerate(statements):
             if ast.dump(stmt.ast_node) in present:
                 outcomes[order] = AlreadyPresent(stmt.text)
+            elif _names_of(stmt.ast_node) <= edited:
+                outcomes[order] = AlreadyPresent(stmt.text, edited=True)
             else:
                 _check_names(stmt)
                 pending.append(order)
@@ -151,6 +156,31 @@ def _source(text: str) -> _Source:
         raise PropagateError("The source is nested too deeply to propagate; simplify it.") from exc
 
 
+def _names_of(statement: ast.stmt) -> frozenset[str | None]:
+    """The literal names of a statement's flor.log calls (None for a non-literal name)."""
+    return frozenset(
+        log_name(call)
+        for call in ast.walk(statement)
+        if isinstance(call, ast.Call) and is_flor_log_call(call)
+    )
+
+
+def _edited_names(statements: list[LogStatement], old_statements: list[ast.stmt]) -> set[str]:
+    """Log names the target already logs as often as the source: an edited statement (the
+    value expression changed) is the user's own code, not a new one to propagate."""
+    new_count: Counter[str | None] = Counter()
+    for stmt in statements:
+        new_count.update(_names_of(stmt.ast_node))
+    old_count: Counter[str | None] = Counter()
+    for statement in old_statements:
+        old_count.update(_names_of(statement))
+    return {
+        name
+        for name, count in new_count.items()
+        if name is not None and 0 < count <= old_count[name]
+    }
+
+
 def _check_names(stmt: LogStatement) -> None:
     for call in ast.walk(stmt.ast_node):
         if isinstance(call, ast.Call) and is_flor_log_call(call) and log_name(call) is None:
@@ -202,12 +232,41 @@ def _propagate(
                 statements[order].text, "internal error: the patched target did not parse"
             )
         return PropagationResult(old_src, [outcomes[i] for i in sorted(outcomes)], old_src)
+    old_lines = _old_lines(code, old_src, lines, plans)
     for order, plan in plans.items():
         if isinstance(plan, Insertion):
-            outcomes[order] = Placed(plan.text, lines[order], plan.renames, False)
+            outcome = Placed(plan.text, lines[order], plan.renames, False, old_lines[order])
         else:
-            outcomes[order] = Placed(plan.text, lines[order], {}, True)
+            outcome = Placed(plan.text, lines[order], {}, True, old_lines[order])
+        outcomes[order] = outcome
     return PropagationResult(code, [outcomes[i] for i in sorted(outcomes)], old_src)
+
+
+def _old_lines(
+    code: str, old_src: str, lines: dict[int, int], plans: dict[int, Insertion | Wrap]
+) -> dict[int, int]:
+    """For each plan, the target's own line number: the line an insertion follows (0 when
+    it comes first), or the wrapped statement's line. Inserted lines are recognised by
+    aligning the output with the target, which differ only by added lines."""
+    import difflib
+
+    out_lines, old_lines = code.splitlines(), old_src.splitlines()
+    matcher = difflib.SequenceMatcher(None, out_lines, old_lines, autojunk=False)
+    origin: dict[int, int] = {}
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            origin[block.a + k + 1] = block.b + k + 1
+    found: dict[int, int] = {}
+    for order, plan in plans.items():
+        line = lines[order]
+        if isinstance(plan, Wrap):
+            found[order] = origin.get(line, 0)
+            continue
+        before = line - 1
+        while before > 0 and before not in origin:
+            before -= 1
+        found[order] = origin.get(before, 0)
+    return found
 
 
 def _value(call: cst.Call) -> cst.BaseExpression | None:

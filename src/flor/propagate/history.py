@@ -2,13 +2,19 @@
 
 Past versions are the snapshots of recorded runs of the script, or, in a repository
 without runs, the plain git commits that touched it. Patched versions are written under
-`<store>/propagated/<commit>/<script>`, never into the working tree.
+`<store>/propagated/<commit>/<script>`, never into the working tree. The git history
+between a version and HEAD is the evidence a declined jump is retried with (see
+`flor.propagate.chain`); each commit's text is read once for all versions. A version that
+does not parse, or takes longer than the per-version time limit, is reported and skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Iterable, Sequence
+import signal
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +22,10 @@ from typing import TYPE_CHECKING
 from flor import vcs
 from flor.errors import FlorError, UsageError
 from flor.propagate import AlreadyPresent, Declined, Placed, propagate_source
+from flor.propagate.chain import StepCache, propagate_through
+
+# Seconds one version may take before it is reported as timed out and skipped.
+VERSION_TIME_LIMIT = 60.0
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,6 +38,7 @@ class VersionResult:
     label: str
     commit: str
     inserted: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
     declined: list[str] = field(default_factory=list)
     error: str = ""
@@ -68,6 +79,7 @@ def propagate_history(
     matcher: str = "tree",
     store: bool = True,
     progress: bool = False,
+    time_limit_s: float | None = None,
 ) -> list[VersionResult]:
     root = vcs.repo_root()
     path = script if script.is_absolute() else Path.cwd() / script
@@ -84,26 +96,29 @@ def propagate_history(
     from flor.store.location import home_dir
 
     out_root = home_dir(root) / PROPAGATED_DIR
+    texts = _Texts(root, rel)
+    steps = StepCache(lambda a, b: propagate_source(a, b, matcher))
     results = []
     for label, commit in _track(versions, progress):
         result = VersionResult(label, commit)
         results.append(result)
-        old = vcs.read_file(root, commit, rel)
+        old = texts.at(commit)
         if old is None:
             result.error = f"{rel} does not exist in this version"
             continue
         try:
-            patched = propagate_source(new_source, old, matcher)
+            with time_limit(VERSION_TIME_LIMIT if time_limit_s is None else time_limit_s):
+                patched = steps(new_source, old)
+                if not patched.ok:  # only then is the history between them read
+                    between = texts.between(commit, new_source)
+                    patched = propagate_through(new_source, old, between, steps)
         except FlorError as exc:
             result.error = str(exc)
             continue
-        for outcome in patched.outcomes:
-            if isinstance(outcome, Placed):
-                result.inserted.append(outcome.statement)
-            elif isinstance(outcome, AlreadyPresent):
-                result.present.append(outcome.statement)
-            elif isinstance(outcome, Declined):
-                result.declined.append(f"{outcome.statement}: {outcome.reason}")
+        except VersionTimeout as exc:
+            result.error = str(exc)
+            continue
+        _record(result, patched.outcomes)
         if patched.changed:
             result.diff = "".join(
                 difflib.unified_diff(
@@ -117,6 +132,99 @@ def propagate_history(
                 target.write_text(patched.source, encoding="utf-8")
                 result.stored = str(target)
     return results
+
+
+def _record(result: VersionResult, outcomes: Sequence[object]) -> None:
+    """One line per statement: placed where (and renamed what), present, or declined why."""
+    for outcome in outcomes:
+        if isinstance(outcome, Placed):
+            result.inserted.append(outcome.statement)
+            renamed = ", ".join(f"{a}->{b}" for a, b in outcome.renames.items())
+            where = (
+                f"wrapped at old line {outcome.old_line}"
+                if outcome.wrapped
+                else f"placed after old line {outcome.old_line}"
+            )
+            extra = f", renamed {renamed}" if renamed else ""
+            result.details.append(f"{outcome.statement}: {where}{extra}")
+        elif isinstance(outcome, AlreadyPresent):
+            result.present.append(outcome.statement)
+            kind = "edited in this version" if outcome.edited else "already present"
+            result.details.append(f"{outcome.statement}: {kind}")
+        elif isinstance(outcome, Declined):
+            result.declined.append(f"{outcome.statement}: {outcome.reason}")
+            result.details.append(f"{outcome.statement}: declined, {outcome.reason}")
+
+
+class _Texts:
+    """The script's text at each commit, read once, and the versions between two points."""
+
+    def __init__(self, root: Path, rel: str) -> None:
+        self.root = root
+        self.rel = rel
+        self._texts: dict[str, str | None] = {}
+        self._paths: dict[str, list[str]] = {}
+
+    def at(self, commit: str) -> str | None:
+        if commit not in self._texts:
+            self._texts[commit] = vcs.read_file(self.root, commit, self.rel)
+        return self._texts[commit]
+
+    def between(self, commit: str, newest: str) -> list[tuple[str, str]]:
+        """(commit, text) of the commits from `commit`'s branch point to HEAD that changed
+        the script, oldest first, without the texts of `commit` itself and of `newest`."""
+        if commit not in self._paths:
+            self._paths[commit] = _commits_since(self.root, commit, self.rel)
+        old = self.at(commit)
+        found: list[tuple[str, str]] = []
+        for sha in self._paths[commit]:
+            text = self.at(sha)
+            if text is not None and text not in (old, newest):
+                found.append((sha, text))
+        return found
+
+
+def _commits_since(root: Path, commit: str, rel: str) -> list[str]:
+    """Commits between `commit` (or where a run's snapshot branched off) and HEAD."""
+    import git
+
+    with vcs.open_repo(root) as repo:
+        try:
+            base = repo.git.merge_base(commit, "HEAD").strip()
+            out = repo.git.log(
+                "--format=%H", "--reverse", "--ancestry-path", f"{base}..HEAD", "--", rel
+            )
+        except git.GitCommandError:
+            return []
+    return [line for line in out.splitlines() if line and line != commit]
+
+
+class VersionTimeout(Exception):
+    """Raised inside a version's propagation when it exceeds the per-version time limit."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the block after `seconds` with `VersionTimeout` (main thread with SIGALRM;
+    elsewhere there is no limit rather than a wrong one)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable or seconds <= 0:
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise VersionTimeout(
+            f"timed out after {seconds:g} s: this version was skipped; propagate it alone "
+            f"with the file form to see why"
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _track(versions: list[tuple[str, str]], progress: bool) -> Iterable[tuple[str, str]]:
@@ -135,7 +243,7 @@ def summary(results: list[VersionResult]) -> pd.DataFrame:
             {
                 "version": r.label, "commit": r.commit[:10], "inserted": len(r.inserted),
                 "already present": len(r.present), "declined": len(r.declined),
-                "why": r.error or "; ".join(r.declined),
+                "statements": r.error or "; ".join(r.details),
             }
             for r in results
         ]

@@ -1,6 +1,6 @@
 """A GumTree-style tree matcher (Falleri et al., ASE 2014) over `tree.Node` trees.
 
-The source tree is the new version and the destination tree the old one. Three phases, each
+The source tree is the new version and the destination tree the old one. Four phases, each
 its own class with one `match(src, dst, mappings)` method, are chained by `TreeMatcher`:
 
 1. `TopDownMatcher`: greedy matching of isomorphic subtrees, highest first, using structural
@@ -13,6 +13,12 @@ its own class with one `match(src, dst, mappings)` method, are chained by `TreeM
    by longest common subsequence, first isomorphic ones, then same-type ones (statements
    only when their tokens are similar enough or they differ only by identifiers), then
    types that occur once on each side.
+Between 1 and 2, `DefinitionMatcher` pairs functions and classes by their unique name.
+4. `StatementMatcher`: what real edits leave over. Statements mapped into another function
+   than their function's counterpart are unmapped, then the unmatched statements in each
+   gap between consecutive matched statements of the flattened statement sequences are
+   paired (so wrappers added or removed do not hide an edited line), then assignments and
+   lines moved elsewhere in the same function, recognised by what they bind or contain.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ class MatcherOptions:
         groups (copy-pasted code) are left to the later phases, keeping the cost bounded.
     recovery_max_size: containers larger than this (in nodes) get only the cheap recovery
         (isomorphic children), never the type-based one.
+    gap_similarity: smallest Dice similarity of the token bags of two statements left over
+        between the same matched neighbours for the statement phase to pair them (a lone
+        pair of the same kind in a gap is paired regardless).
     """
 
     min_height: int = 2
@@ -48,6 +57,7 @@ class MatcherOptions:
     statement_similarity: float = 0.5
     max_ambiguous: int = 400
     recovery_max_size: int = 20000
+    gap_similarity: float = 0.4
 
 
 class Mappings:
@@ -68,6 +78,13 @@ class Mappings:
             a, b = stack.pop()
             self.add(a, b)
             stack.extend(zip(a.children, b.children, strict=False))
+
+    def remove_subtree(self, src: Node, tree: Tree) -> None:
+        """Unmap `src` and its descendants."""
+        for node in tree.nodes[src.pre : src.last + 1]:
+            image = self.src_to_dst.pop(node, None)
+            if image is not None:
+                self.dst_to_src.pop(image, None)
 
     def has_src(self, node: Node) -> bool:
         return node in self.src_to_dst
@@ -269,7 +286,12 @@ class RecoveryMatcher(Phase):
     def _same_kind(self, x: Node, y: Node) -> bool:
         if x.label != y.label:
             return False
-        return x.shape == y.shape or self._similar_enough(x, y)
+        if x.shape == y.shape:
+            # Only names differ: a rename, if the statements share anything at all
+            # (`net = M()` and `model = M()`, not `nb = len(d)` and `loss = Loss(m)`).
+            is_statement = x.parent is not None and x.parent.is_block
+            return not is_statement or bool(self.bag(x) & self.bag(y))
+        return self._similar_enough(x, y)
 
     def _similar_enough(self, x: Node, y: Node) -> bool:
         """Statements must share tokens; expressions under matched parents may just align."""
@@ -279,14 +301,14 @@ class RecoveryMatcher(Phase):
             kind_x, kind_y = x.children[0].label, y.children[0].label
             if x.label == "SimpleStatementLine" and kind_x != kind_y:
                 return False
-        bag_x, bag_y = self._bag(x), self._bag(y)
+        bag_x, bag_y = self.bag(x), self.bag(y)
         total = sum(bag_x.values()) + sum(bag_y.values())
         if total == 0:
             return True
         common = sum((bag_x & bag_y).values())
         return 2.0 * common / total >= self.options.statement_similarity
 
-    def _bag(self, node: Node) -> Counter[str]:
+    def bag(self, node: Node) -> Counter[str]:
         """Identifiers, literals and operators of a statement, without its nested blocks."""
         bag = self._bags.get(node)
         if bag is None:
@@ -337,6 +359,9 @@ def _owner_label(node: Node) -> str | None:
     return None
 
 
+_DEFINITIONS = frozenset({"FunctionDef", "ClassDef"})
+
+
 class BottomUpMatcher(Phase):
     """Phase 2: match containers by Dice similarity, then recover inside each new pair."""
 
@@ -352,7 +377,10 @@ class BottomUpMatcher(Phase):
                 if mappings.dst(node) is dst.root:
                     self.recovery.recover(node, dst.root, mappings)
                 continue
-            if not node.children or mappings.has_src(node):
+            image = mappings.dst(node)
+            if image is not None and node.label in _DEFINITIONS and image.hash != node.hash:
+                self.recovery.recover(node, image, mappings)  # paired by name, in post-order
+            if not node.children or image is not None:
                 continue
             best, best_score = None, -1.0
             for candidate in self._candidates(node, src, mappings):
@@ -384,6 +412,237 @@ class BottomUpMatcher(Phase):
         return found
 
 
+def is_statement(node: Node) -> bool:
+    return node.parent is not None and node.parent.is_block
+
+
+def bound_names(statement: Node) -> frozenset[str]:
+    """Names a simple statement assigns (`x = ...`, `x, y = ...`, `x += ...`), else none."""
+    names: set[str] = set()
+    for small in statement.children:
+        if small.label in ("Assign", "AugAssign", "AnnAssign"):
+            targets = small.children[:-1] if small.label == "Assign" else small.children[:1]
+            for target in targets:
+                stack = [target]
+                while stack:
+                    current = stack.pop()
+                    if current.label == "Name":
+                        names.add(current.value)
+                    elif current.label in ("AssignTarget", "Tuple", "List", "Element"):
+                        stack.extend(current.children)
+    return frozenset(names)
+
+
+def _header(node: Node) -> tuple[int, ...]:
+    """Structural hashes of a statement's parts outside its blocks."""
+    return tuple(c.hash for c in node.children if not c.is_block and c.label != "Else")
+
+
+class DefinitionMatcher(Phase):
+    """Functions and classes with the same name, unique on both sides, are each other's
+    counterparts (before containers are matched by content: a rewritten function is still
+    that function, and an identical copy of its loop elsewhere must not pull it away)."""
+
+    def match(self, src: Tree, dst: Tree, mappings: Mappings) -> Mappings:
+        kinds = ("FunctionDef", "ClassDef")
+        left1 = [n for n in src.nodes if n.label in kinds and not mappings.has_src(n)]
+        left2 = [n for n in dst.nodes if n.label in kinds and not mappings.has_dst(n)]
+        count1 = Counter((n.label, n.value) for n in left1)
+        count2 = Counter((n.label, n.value) for n in left2)
+        by_key = {(n.label, n.value): n for n in left2}
+        for node in left1:
+            key = (node.label, node.value)
+            if count1[key] == 1 and count2[key] == 1:
+                mappings.add(node, by_key[key])  # recovered inside by the bottom-up phase
+        return mappings
+
+
+class StatementMatcher(Phase):
+    """Phase 4: pair leftover statements by name, by gap between matched ones, by binding."""
+
+    def __init__(self, options: MatcherOptions, recovery: RecoveryMatcher) -> None:
+        super().__init__(options)
+        self.recovery = recovery
+
+    def match(self, src: Tree, dst: Tree, mappings: Mappings) -> Mappings:
+        self._unmap_crossings(src, mappings)
+        src_statements = [n for n in src.nodes if is_statement(n)]
+        dst_statements = [n for n in dst.nodes if is_statement(n)]
+        self._gaps(src_statements, dst_statements, mappings)
+        self._moved_assignments(src_statements, dst_statements, mappings)
+        self._moved_lines(src_statements, dst_statements, mappings)
+        return mappings
+
+    def _moved_lines(self, seq1: list[Node], seq2: list[Node], mappings: Mappings) -> None:
+        """A line moved within its function: a near-identical unmatched line, unique both ways."""
+        by_function: dict[Node | None, list[Node]] = defaultdict(list)
+        for node in seq2:
+            if node.label == "SimpleStatementLine" and not mappings.has_dst(node):
+                by_function[_function_of(node)].append(node)
+        best: dict[Node, list[tuple[float, Node]]] = defaultdict(list)
+        for node in seq1:
+            if node.label != "SimpleStatementLine" or mappings.has_src(node):
+                continue
+            function = _function_of(node)
+            image = mappings.dst(function) if function is not None else None
+            if function is not None and image is None:
+                continue
+            if len(by_function.get(image, ())) > 500:
+                continue  # a wholly rewritten file: too many candidates to be sure of one
+            scored = [
+                (self._overlap(node, other), other)
+                for other in by_function.get(image, [])
+                if _same_kind(node, other)
+            ]
+            scored = [(score, other) for score, other in scored if score >= 0.75]
+            if len(scored) == 1:
+                best[scored[0][1]].append((scored[0][0], node))
+        for target, sources in best.items():
+            if len(sources) == 1 and not mappings.has_dst(target):
+                self._pair(sources[0][1], target, mappings)
+
+    def _pair(self, a: Node, b: Node, mappings: Mappings) -> None:
+        mappings.add(a, b)
+        self.recovery.recover(a, b, mappings)
+
+    @staticmethod
+    def _unmap_crossings(src: Tree, mappings: Mappings) -> None:
+        """Unmap statements that land in another function than their function's image when
+        that function has a counterpart of its own: an identical copy elsewhere (the same
+        loop in `main()` and `log_validation()`) must not take the edited original's place."""
+        index = 0
+        nodes = src.nodes
+        while index < len(nodes):
+            node = nodes[index]
+            image = mappings.dst(node)
+            if image is not None and is_statement(node):
+                function, landed = _function_of(node), _function_of(image)
+                if function is not None and landed is not None:
+                    expected = mappings.dst(function)
+                    if expected is not None and expected is not landed and mappings.has_dst(landed):
+                        mappings.remove_subtree(node, src)
+                        index = node.last + 1
+                        continue
+            index += 1
+
+    def _gaps(self, seq1: list[Node], seq2: list[Node], mappings: Mappings) -> None:
+        position = {node: j for j, node in enumerate(seq2)}
+        anchors = [
+            (i, position[image])
+            for i, node in enumerate(seq1)
+            for image in [mappings.dst(node)]
+            if image is not None and image in position
+        ]
+        kept = _increasing(anchors)
+        bounds = [(-1, -1), *kept, (len(seq1), len(seq2))]
+        for (i0, j0), (i1, j1) in zip(bounds, bounds[1:], strict=False):
+            if i1 - i0 <= 1 or j1 - j0 <= 1:
+                continue
+            left1 = [n for n in seq1[i0 + 1 : i1] if not mappings.has_src(n)]
+            left2 = [n for n in seq2[j0 + 1 : j1] if not mappings.has_dst(n)]
+            if not left1 or not left2 or len(left1) * len(left2) > 40_000:
+                continue
+            for x, y in _lcs(left1, left2, self._similar):
+                if not mappings.has_src(x) and not mappings.has_dst(y):
+                    self._pair(x, y, mappings)
+            left1 = [n for n in left1 if not mappings.has_src(n)]
+            left2 = [n for n in left2 if not mappings.has_dst(n)]
+            lone = len(left1) == 1 and len(left2) == 1 and _same_kind(left1[0], left2[0])
+            if lone and self._overlap(left1[0], left2[0]) >= self.options.gap_similarity / 2:
+                self._pair(left1[0], left2[0], mappings)
+
+    def _similar(self, x: Node, y: Node) -> bool:
+        if not _same_kind(x, y):
+            return False
+        if x.children and _header(x) == _header(y) and x.label != "SimpleStatementLine":
+            return True
+        names = bound_names(x)
+        if names and names == bound_names(y):
+            return True
+        return self._overlap(x, y) >= self.options.gap_similarity
+
+    def _overlap(self, x: Node, y: Node) -> float:
+        bag_x, bag_y = self.recovery.bag(x), self.recovery.bag(y)
+        total = sum(bag_x.values()) + sum(bag_y.values())
+        return 2.0 * sum((bag_x & bag_y).values()) / total if total else 0.0
+
+    def _moved_assignments(self, seq1: list[Node], seq2: list[Node], mappings: Mappings) -> None:
+        """An assignment moved within its function: the only unmatched one binding its names."""
+
+        def groups(seq: list[Node], mapped: Callable[[Node], bool]) -> dict[tuple, list[Node]]:
+            found: dict[tuple, list[Node]] = defaultdict(list)
+            for node in seq:
+                names = bound_names(node) if not mapped(node) else frozenset()
+                if names:
+                    found[(_function_of(node), names)].append(node)
+            return found
+
+        left1 = groups(seq1, mappings.has_src)
+        left2 = groups(seq2, mappings.has_dst)
+        by_names2: dict[frozenset[str], list[tuple[Node | None, list[Node]]]] = defaultdict(list)
+        for (function, names), nodes in left2.items():
+            by_names2[names].append((function, nodes))
+        for (function, names), nodes in left1.items():
+            if len(nodes) != 1:
+                continue
+            image = mappings.dst(function) if function is not None else None
+            candidates = [
+                found
+                for owner, found in by_names2.get(names, [])
+                if owner is image or (function is None and owner is None)
+            ]
+            if len(candidates) == 1 and len(candidates[0]) == 1:
+                target = candidates[0][0]
+                if not mappings.has_dst(target):
+                    self._pair(nodes[0], target, mappings)
+
+
+def _function_of(node: Node) -> Node | None:
+    for up in node.ancestors():
+        if up.label in ("FunctionDef", "Lambda"):
+            return up
+    return None
+
+
+def _same_kind(x: Node, y: Node) -> bool:
+    if x.label != y.label:
+        return False
+    if x.label == "SimpleStatementLine":
+        kinds_x = [c.label for c in x.children]
+        return kinds_x == [c.label for c in y.children]
+    return True
+
+
+def _increasing(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The longest subsequence of `pairs` (sorted by first item) increasing in the second."""
+    tails: list[int] = []
+    tail_at: list[int] = []
+    previous: list[int] = [-1] * len(pairs)
+    for k, (_, j) in enumerate(pairs):
+        lo, hi = 0, len(tails)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if tails[mid] < j:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo > 0:
+            previous[k] = tail_at[lo - 1]
+        if lo == len(tails):
+            tails.append(j)
+            tail_at.append(k)
+        else:
+            tails[lo] = j
+            tail_at[lo] = k
+    out: list[tuple[int, int]] = []
+    k = tail_at[-1] if tail_at else -1
+    while k >= 0:
+        out.append(pairs[k])
+        k = previous[k]
+    out.reverse()
+    return out
+
+
 class Matcher(Protocol):
     """What every matcher offers: map source nodes onto destination nodes."""
 
@@ -393,7 +652,7 @@ class Matcher(Protocol):
 
 
 class TreeMatcher:
-    """The default matcher: the three GumTree phases chained."""
+    """The default matcher: the GumTree phases and the statement phase, chained."""
 
     name = "tree"
 
@@ -405,7 +664,9 @@ class TreeMatcher:
         recovery = RecoveryMatcher(self.options)
         phases: list[Phase] = [
             TopDownMatcher(self.options),
+            DefinitionMatcher(self.options),
             BottomUpMatcher(self.options, recovery),
+            StatementMatcher(self.options, recovery),
         ]
         for phase in phases:
             mappings = phase.match(src, dst, mappings)

@@ -8,18 +8,24 @@ from typing import Any
 
 @dataclasses.dataclass(frozen=True)
 class Placed:
-    """The statement was inserted (or, `wrapped`, applied to old's own expression)."""
+    """The statement was inserted (or, `wrapped`, applied to old's own expression).
+
+    `line` is its line in the output; `old_line` the target's own line it follows (0: at
+    the very top), or for a wrap the target's line of the wrapped statement.
+    """
 
     statement: str
     line: int
     renames: dict[str, str] = dataclasses.field(default_factory=dict)
     wrapped: bool = False
+    old_line: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "placed",
             "statement": self.statement,
             "line": self.line,
+            "old_line": self.old_line,
             "renames": dict(self.renames),
             "wrapped": self.wrapped,
         }
@@ -27,12 +33,14 @@ class Placed:
 
 @dataclasses.dataclass(frozen=True)
 class AlreadyPresent:
-    """An AST-equal statement already exists in the target."""
+    """An AST-equal statement already exists in the target; `edited`: one with the same log
+    name but another value expression (the user's own edit, left as the target has it)."""
 
     statement: str
+    edited: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "already_present", "statement": self.statement}
+        return {"kind": "already_present", "statement": self.statement, "edited": self.edited}
 
 
 @dataclasses.dataclass(frozen=True)

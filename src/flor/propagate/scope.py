@@ -142,6 +142,17 @@ class Bindings:
             return True
         return self.resolve(name, scope, position) is not None or self._star(scope)
 
+    def binds_anywhere(self, name: str, scope: Scope) -> bool:
+        """True if `name` is a builtin or bound anywhere in `scope` or an enclosing scope."""
+        if name in BUILTIN_NAMES or self._star(scope):
+            return True
+        current: Scope | None = scope
+        while current is not None:
+            if name in current.bindings or name in current.declared_global:
+                return True
+            current = current.parent
+        return name in self._module().bindings
+
     def _star(self, scope: Scope) -> bool:
         current: Scope | None = scope
         while current is not None:

@@ -14,12 +14,14 @@ statement the target lacks is either
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import libcst as cst
 
-from flor.propagate.matcher import Mappings
-from flor.propagate.scope import Bindings, read_names
+from flor.errors import PropagateError
+from flor.propagate.matcher import Mappings, bound_names
+from flor.propagate.scope import Bindings, Scope, read_names
 from flor.propagate.statements import LogStatement
 from flor.propagate.tree import Node, Tree, build_tree, replace_children
 
@@ -140,33 +142,47 @@ class Slot:
     anchor: str
 
 
-def find_slot(block: Node, index: int, ctx: Context) -> Slot:
-    """Place a statement that sits at `index` of source block `block`."""
-    levels: list[tuple[Node, int, int]] = [(block, index, index)]
-    image = block_image(block, ctx.mappings)
-    current = block
-    while image is None:
-        if current.parent is None:
-            raise Decline("the module has no counterpart in the target")
-        owner = _owner_statement(current)
-        parent = owner.parent
-        assert parent is not None
-        position = parent.children.index(owner)
-        levels.append((parent, position, position + 1))
-        current = parent
-        image = block_image(current, ctx.mappings)
-    for src_block, before, _ in levels:
-        for sibling in reversed(src_block.children[:before]):
-            target = ctx.mappings.dst(sibling)
-            if target is not None and target.parent is not None and _inside(target, image):
-                parent = target.parent
-                return Slot(parent, parent.children.index(target) + 1, target.last + 0.5, "after")
-    for src_block, _, after in levels:
-        for sibling in src_block.children[after:]:
-            target = ctx.mappings.dst(sibling)
-            if target is not None and target.parent is not None and _inside(target, image):
-                parent = target.parent
-                return Slot(parent, parent.children.index(target), target.pre - 0.5, "before")
+# Owners that change how often (or whether) their body runs relative to the enclosing code.
+_FREQUENCY = frozenset({"For", "While", "FunctionDef", "ClassDef", "Lambda", "ExceptHandler"})
+
+
+def _frequency_owners(node: Node) -> list[Node]:
+    return [up for up in node.ancestors() if up.label in _FREQUENCY]
+
+
+def consistent(new_block: Node, old_node: Node, mappings: Mappings) -> bool:
+    """Code at `old_node` runs as often as code in `new_block`: their matched loops agree.
+
+    A loop or function of either side that has a counterpart must enclose both places;
+    unmatched ones (code moved into `main()`, a loop rewritten) do not count.
+    """
+    new_owners = _frequency_owners(new_block)
+    old_owners = set(_frequency_owners(old_node))
+    for owner in new_owners:
+        image = mappings.dst(owner)
+        if image is not None and image.label == owner.label and image not in old_owners:
+            return False
+    new_set = set(new_owners)
+    for owner in old_owners:
+        origin = mappings.src(owner)
+        if origin is not None and origin.label == owner.label and origin not in new_set:
+            return False
+    return True
+
+
+def _after(target: Node) -> Slot:
+    parent = target.parent
+    assert parent is not None
+    return Slot(parent, parent.children.index(target) + 1, target.last + 0.5, "after")
+
+
+def _before(target: Node) -> Slot:
+    parent = target.parent
+    assert parent is not None
+    return Slot(parent, parent.children.index(target), target.pre - 0.5, "before")
+
+
+def _first_in(image: Node) -> Slot:
     if image.parent is None:
         start = _module_start(image)
         previous = image.children[start - 1] if start else None
@@ -175,6 +191,82 @@ def find_slot(block: Node, index: int, ctx: Context) -> Slot:
     if start and image.children[0].children[0].label != "Expr":
         start = 0
     return Slot(image, start, image.children[0].last + 0.5 if start else image.pre + 0.5, "first")
+
+
+def _guarded_update(target: Node, mappings: Mappings) -> Node:
+    """`if y > x: x = y` in old for new's `x = max(x, y)`: the anchor is the whole `if`.
+
+    When the anchor's image is the only statement of an `if` only old has, and that `if`
+    tests a name the anchor assigns, the test is part of the anchor's computation: the
+    statement follows the `if` (it runs every time in new), not its body.
+    """
+    block = target.parent
+    owner = block.parent if block is not None else None
+    if block is None or owner is None or owner.label != "If" or mappings.has_dst(owner):
+        return target
+    if len(block.children) != 1 or any(c.label == "Else" for c in owner.children):
+        return target
+    test = owner.children[0]
+    tested = {n.value for n in [test, *_descendants(test)] if n.label == "Name"}
+    return owner if bound_names(target) & tested else target
+
+
+def _descendants(node: Node) -> list[Node]:
+    found: list[Node] = []
+    stack = list(node.children)
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(current.children)
+    return found
+
+
+def _has_image(block: Node, mappings: Mappings) -> bool:
+    """Some statement of `block` (pending statements are not in the tree) has a counterpart."""
+    return any(mappings.has_src(c) for c in block.children)
+
+
+def find_slot(block: Node, index: int, ctx: Context) -> Slot:
+    """Place a statement that sits at `index` of source block `block`.
+
+    The nearest preceding sibling with a counterpart run as often is the anchor, wherever
+    old keeps it (wrappers added, removed or reordered); a statement first in its block
+    goes first in the block's image; climbing out of a block only new has (a new guard) is
+    allowed when the block's other code exists in old, else the block is new and declined.
+    """
+    levels: list[tuple[Node, int, int]] = [(block, index, index)]
+    current = block
+    image = block_image(current, ctx.mappings)
+    while True:
+        src_block, before, _ = levels[-1]
+        for sibling in reversed(src_block.children[:before]):
+            target = ctx.mappings.dst(sibling)
+            if target is None or target.parent is None or not target.parent.is_block:
+                continue
+            if consistent(block, target, ctx.mappings):
+                return _after(_guarded_update(target, ctx.mappings))
+        if image is not None:
+            break
+        if current.parent is None:
+            raise Decline("the module has no counterpart in the target")
+        owner = _owner_statement(current)
+        if len(levels) == 1 and not _has_image(current, ctx.mappings):
+            kind = owner.label.lower()
+            raise Decline(f"its enclosing `{kind}` block is new: none of its code is in the target")
+        parent = owner.parent
+        assert parent is not None
+        position = parent.children.index(owner)
+        levels.append((parent, position, position + 1))
+        current = parent
+        image = block_image(current, ctx.mappings)
+    if index == 0 and len(levels) == 1:
+        return _first_in(image)
+    for src_block, _, after in levels:
+        for sibling in src_block.children[after:]:
+            target = ctx.mappings.dst(sibling)
+            if target is not None and target.parent is not None and _inside(target, image):
+                return _before(target)
+    return _first_in(image)
 
 
 def _is_import_or_docstring(node: Node, index: int) -> bool:
@@ -222,39 +314,206 @@ def _follow(top: Node, steps: Sequence[tuple[str, int]]) -> Node | None:
     return current
 
 
-def _header_shape(statement: Node) -> tuple[int, ...]:
-    """Shapes of a statement's parts outside its blocks: equal when only names differ."""
-    return tuple(c.shape for c in statement.children if not c.is_block and c.label != "Else")
-
-
-def rename_for(name: str, position: float, scope_node: Node, ctx: Context) -> str | None:
-    """The target's name for source name `name`, through the matched binding it reads."""
-    scope = ctx.new_bindings.scope_at(scope_node)
-    binding = ctx.new_bindings.resolve(name, scope, position)
-    if binding is None:
-        return None
+def _binding_image(binding: Node, ctx: Context) -> Node | None:
+    """The node of old's matching statement that binds what `binding` binds in new."""
     statement = binding.statement()
-    if statement is None:
-        return None
-    image = ctx.mappings.dst(statement)
-    if (
-        image is None
-        or image.label != statement.label
-        or _header_shape(statement) != _header_shape(image)
-    ):
+    image = ctx.mappings.dst(statement) if statement is not None else None
+    if statement is None or image is None or image.label != statement.label:
         return None
     direct = ctx.mappings.dst(binding)
-    if (
-        direct is not None
-        and direct.label == binding.label
-        and image.pre <= direct.pre <= image.last
-    ):
-        return direct.value.lstrip("*")
+    if direct is not None and direct.label == binding.label and image.contains(direct):
+        return direct
     steps = _path(statement, binding)
     target = _follow(image, steps) if steps is not None else None
     if target is None or target.label != binding.label:
         return None
+    return target
+
+
+def _binding_kind(binding: Node) -> str:
+    """import, definition, parameter or assignment: one kind never stands in for another."""
+    if binding.label in ("Param", "FunctionDef", "ClassDef"):
+        return binding.label
+    for up in binding.ancestors():
+        if up.label in ("Import", "ImportFrom"):
+            return "import"
+        if up.parent is not None and up.parent.is_block:
+            break
+    return "assignment"
+
+
+def _reads_itself(binding: Node, name: str) -> bool:
+    """`x = f(x)`: the binding transforms the value it replaces."""
+    statement = binding.statement()
+    return statement is not None and any(
+        n.value == name and n is not binding for n in read_names(statement)
+    )
+
+
+def _corresponds(name: str, new_binding: Node, old_binding: Node, ctx: Context) -> bool:
+    """Old's binding at the insertion point holds the value new's binding holds.
+
+    New's binding may be a chain of `x = f(x)` transforms over an earlier binding: old
+    holding the value of any link counts (new only refines it).
+    """
+    old_statement = old_binding.statement()
+    origin = ctx.mappings.src(old_statement) if old_statement is not None else None
+    if origin is not None:
+        origin_scope = ctx.new_bindings.scope_at(origin)
+        new_scope = ctx.new_bindings.scope_at(new_binding)
+        chain = [new_scope, *_enclosing(new_scope)]
+        if origin_scope not in chain:
+            origin = None  # old's code moved into another function of new
+    binding: Node | None = new_binding
+    while binding is not None:
+        statement = binding.statement()
+        image = ctx.mappings.dst(statement) if statement is not None else None
+        if image is not None and image is old_statement:
+            expected = _binding_image(binding, ctx)
+            return expected is None or expected is old_binding
+        if _binding_kind(binding) != _binding_kind(old_binding):
+            return False
+        if origin is None:
+            # Old computes it with code new lacks (or edited): the same kind of binding.
+            return image is None or (old_statement is not None and old_statement.pre > image.pre)
+        if not _reads_itself(binding, name):
+            return False
+        scope = ctx.new_bindings.scope_at(binding)
+        binding = ctx.new_bindings.resolve(name, scope, binding.pre)
+    return False
+
+
+def _enclosing(scope: Scope) -> list[Scope]:
+    found = []
+    current = scope.parent
+    while current is not None:
+        found.append(current)
+        current = current.parent
+    return found
+
+
+def _head_call(statement: Node) -> str | None:
+    """The name of the call that computes an assignment's value (`f` in `x = f(a)[0]`)."""
+    small = statement.children[0] if statement.children else None
+    if small is None or small.label not in ("Assign", "AnnAssign", "AugAssign", "For"):
+        return None
+    value = small.children[-1] if small.label != "For" else small.children[1]
+    while value.label in ("Subscript", "Attribute") and value.children:
+        if value.label == "Attribute" and value.children[0].label != "Call":
+            break
+        value = value.children[0]
+    if value.label != "Call" or not value.children:
+        return None
+    func = value.children[0]
+    return func.value or None
+
+
+def _rename_trusted(
+    name: str, choice: str, new_binding: Node, old_binding: Node, position: float, ctx: Context
+) -> bool:
+    """A rename needs the same computation on both sides, and `choice` must not be a name
+    whose value in old is what the same name holds in new."""
+    if choice == name:
+        return True
+    scope = ctx.new_bindings.scope_at(new_binding)
+    same = ctx.new_bindings.resolve(choice, scope, position)
+    if same is not None and _corresponds(choice, same, old_binding, ctx):
+        return False
+    new_statement, old_statement = new_binding.statement(), old_binding.statement()
+    if new_statement is None or old_statement is None:
+        return False
+    if ctx.mappings.dst(new_statement) is not old_statement:
+        return True  # a rename voted by matched uses, not read off an edited statement
+    new_head, old_head = _head_call(new_statement), _head_call(old_statement)
+    return new_head is None or old_head is None or new_head == old_head
+
+
+def rename_for(name: str, binding: Node, ctx: Context) -> str | None:
+    """The target's name for source name `name`, through the matched binding it reads."""
+    target = _binding_image(binding, ctx)
+    if target is None or not target.value:
+        return None
     return target.value.lstrip("*")
+
+
+def _voted_name(name: str, ctx: Context) -> list[str]:
+    """Old names standing where new's `name` stands in matched code, most votes first."""
+    votes: Counter[str] = Counter()
+    uses = [n for n in ctx.new.nodes if n.label == "Name" and n.value == name]
+    for node in uses:
+        image = ctx.mappings.dst(node)
+        if image is not None and image.label == "Name" and image.value != name:
+            votes[image.value] += 2
+    if not votes:
+        statements = {s for n in uses for s in [n.statement()] if s is not None}
+        for statement in statements:
+            image = ctx.mappings.dst(statement)
+            if image is None:
+                continue
+            new_names, old_names = _header_names(statement), _header_names(image)
+            if name in old_names:
+                continue
+            others = old_names - new_names
+            for other in others:
+                votes[other] += 2 if len(others) == 1 else 1
+    ranked = votes.most_common()
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        return []
+    return [n for n, count in ranked[:1] if count >= 2]
+
+
+def _header_names(statement: Node) -> set[str]:
+    """Identifiers of a statement outside its nested blocks."""
+    found: set[str] = set()
+    stack = [c for c in statement.children if not c.is_block and c.label != "Else"]
+    while stack:
+        node = stack.pop()
+        if node.label == "Name":
+            found.add(node.value)
+        stack.extend(node.children)
+    return found
+
+
+def _target_name(
+    name: str,
+    position: float,
+    block: Node,
+    slot: Slot,
+    old_scope: Scope,
+    ctx: Context,
+    statement: str,
+) -> str:
+    """The name the statement must read in old for new's `name`, or raise `Decline`."""
+    new_scope = ctx.new_bindings.scope_at(block)
+    new_binding = ctx.new_bindings.resolve(name, new_scope, position)
+    if new_binding is None and not ctx.new_bindings.binds_anywhere(name, new_scope):
+        raise PropagateError(
+            f"The source's statement {statement} reads `{name}`, which the source never "
+            f"binds: fix the statement (a typo?) before propagating it."
+        )
+    if new_binding is None:
+        if ctx.old_bindings.is_bound(name, old_scope, slot.position):
+            return name
+        raise Decline(f"`{name}` is not bound at its place in the target")
+    choices = [name, rename_for(name, new_binding, ctx)]
+    if not ctx.old_bindings.resolve(name, old_scope, slot.position):
+        choices.extend(_voted_name(name, ctx))
+    seen: set[str] = set()
+    different = False
+    for choice in choices:
+        if not choice or choice in seen:
+            continue
+        seen.add(choice)
+        old_binding = ctx.old_bindings.resolve(choice, old_scope, slot.position)
+        if old_binding is None:
+            continue
+        trusted = _rename_trusted(name, choice, new_binding, old_binding, position, ctx)
+        if trusted and _corresponds(name, new_binding, old_binding, ctx):
+            return choice
+        different = True
+    if different:
+        raise Decline(f"`{name}` holds another value at its place in the target")
+    raise Decline(f"`{name}` is not bound at its place in the target")
 
 
 class _Renamer(cst.CSTTransformer):
@@ -285,12 +544,7 @@ def plan_insertion(
         if name == "flor":
             continue
         if name not in renames:
-            candidate = rename_for(name, new_position, block, ctx)
-            choices = [c for c in (candidate, name) if c]
-            bound = [c for c in choices if ctx.old_bindings.is_bound(c, old_scope, slot.position)]
-            if not bound:
-                raise Decline(f"`{name}` is not bound at its place in the target")
-            renames[name] = bound[0]
+            renames[name] = _target_name(name, new_position, block, slot, old_scope, ctx, stmt.text)
         if renames[name] != name:
             by_node[name_node.cst] = renames[name]
     node = stmt.node
