@@ -163,7 +163,7 @@ def _label(node: Node) -> str:
         return f"run {a['run_id']} {a['filename']} · code {code} · {a['tstamp']} · {a['status']}"
     kept = " · kept" if a.get("blob") else ""
     paths = ", ".join(a.get("paths", [])[:3])
-    return f"{paths} @{a['digest'][:12]} · {a.get('kind')} {_size(a.get('bytes') or 0)}{kept}"
+    return f"{paths} @{a['digest'][:12]} · {a.get('type')} {_size(a.get('bytes') or 0)}{kept}"
 
 
 def _size(count: float) -> str:
@@ -204,6 +204,10 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
     if not target.strip():
         raise TargetError("empty lineage target: give a path, PATH@DIGEST, PATH@RUN or a run id")
     path, _, pin = target.rpartition("@") if "@" in target else (target, "", "")
+    if "@" in target and not pin:
+        raise TargetError(
+            f"{target} has nothing after @: write PATH@latest, PATH@DIGEST or PATH@RUN"
+        )
     if path:
         events = [e for e in store.events_at_path(conn, _path_forms(path, root)) if e.digest]
         if events:
@@ -393,7 +397,14 @@ def lineage(
                                          "status": "deleted", "snapshot": None}  # fmt: skip
             graph.nodes[f"run:{run_id}"] = Node(f"run:{run_id}", "run", attrs)
         for digest, art in store.artifacts(conn, sorted(walk.digests)).items():
-            attrs = {**asdict(art), "paths": walk.paths.get(digest, [])}
+            attrs = {
+                "digest": digest,
+                "type": art.kind,  # file | dir | checkpoint
+                "bytes": art.bytes,
+                "files": art.files,
+                "blob": art.blob,
+                "paths": walk.paths.get(digest, []),
+            }
             graph.nodes[f"artifact:{digest}"] = Node(f"artifact:{digest}", "artifact", attrs)
         graph.edges = [
             e for e in walk.edges.values() if e.source in graph.nodes and e.target in graph.nodes

@@ -23,6 +23,7 @@ import atexit
 import itertools
 import json
 import os
+import stat
 import sys
 import threading
 import time
@@ -77,11 +78,12 @@ class _Written:
 
 
 def _fingerprint(path: str) -> Fingerprint | None:
+    """A regular file's fingerprint; None for folders, pipes, devices and missing paths."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return Fingerprint.of(st) if not os.path.isdir(path) else None
+    return Fingerprint.of(st) if stat.S_ISREG(st.st_mode) else None
 
 
 class Recorder:
@@ -90,6 +92,7 @@ class Recorder:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.pid = os.getpid()
+        self.started = time.time()
         self.cache = StatCache(session.home / CACHE_FILENAME)
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
@@ -124,8 +127,9 @@ class Recorder:
         )
         self.settle()
         if role == "output":
-            if os.path.isdir(where):
-                self._submit(self._hash_before, item)
+            if os.path.isdir(where):  # hashed now: a background hash could see new files
+                found, _ = self._content(replace(item, keep=False))
+                item.before_digest = found.digest if found else None
             with self._lock:
                 self._pending[where] = item
             return
@@ -252,10 +256,6 @@ class Recorder:
             self._write([], [self._event(item, None, "changed", note)])
             return
         self._write([self._artifact(found)], [self._event(item, found.digest, "ok", None)])
-
-    def _hash_before(self, item: _Declared) -> None:
-        found, _ = self._content(replace(item, keep=False))
-        item.before_digest = found.digest if found else None
 
     def _hash_output(self, item: _Declared, data: bytes | None) -> None:
         found, why = self._content(item, data)
@@ -412,6 +412,11 @@ class Recorder:
         now = _fingerprint(item.path)
         if now is None or now != written.fingerprint:
             found, _ = self._content(item)  # None: deleted at the end, keep what was seen
+            others = self._other_writers(item)
+            if others:  # another run wrote it meanwhile: the final content may be theirs
+                note = f"also written by run {others[0]}; its final content is not claimed"
+                self._write([], [self._event(item, None, "changed", note, seq=next(self._seq))])
+                return
             if found is not None and found.digest != written.digest:
                 seq = next(self._seq)
                 note = "final content at the end of the run"
@@ -421,6 +426,12 @@ class Recorder:
         if earlier:
             run_id = self.session.run_id
             self.session.writer.transaction(lambda c: store.mark_replaced(c, run_id, earlier))
+
+    def _other_writers(self, item: _Declared) -> list[str]:
+        run_id, since = self.session.run_id, self.started
+        return self.session.writer.transaction(
+            lambda c: store.other_writers(c, item.shown, run_id, since)
+        )
 
 
 _recorder: Recorder | None = None

@@ -19,6 +19,7 @@ import os
 import sqlite3
 import stat
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class StatCache:
         self.clock = clock
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[str, int, int, int, int, str]] = []
+        self._lock = threading.RLock()  # the user's thread may hash a folder output too
 
     def _open(self) -> sqlite3.Connection | None:
         if self._conn is None:
@@ -86,6 +88,10 @@ class StatCache:
         return self._conn
 
     def get(self, path: str, fp: Fingerprint) -> str | None:
+        with self._lock:
+            return self._get(path, fp)
+
+    def _get(self, path: str, fp: Fingerprint) -> str | None:
         conn = self._open()
         if conn is None:
             return None
@@ -102,11 +108,16 @@ class StatCache:
     def put(self, path: str, fp: Fingerprint, digest: str) -> None:
         if self.clock() - fp.mtime_ns / 1e9 < RACY_S:
             return
-        self._pending.append((path, fp.size, fp.mtime_ns, fp.ctime_ns, fp.inode, digest))
-        if len(self._pending) >= 1000:
-            self.flush()
+        with self._lock:
+            self._pending.append((path, fp.size, fp.mtime_ns, fp.ctime_ns, fp.inode, digest))
+            if len(self._pending) >= 1000:
+                self.flush()
 
     def flush(self) -> None:
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
         conn = self._open()
         if conn is None or not self._pending:
             self._pending.clear()
@@ -123,10 +134,11 @@ class StatCache:
         self._pending.clear()
 
     def close(self) -> None:
-        self.flush()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._lock:
+            self._flush()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 def hash_file(path: str) -> str:

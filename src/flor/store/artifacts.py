@@ -81,6 +81,16 @@ def mark_replaced(conn: Connection, run_id: str, seqs: Iterable[int]) -> None:
     )
 
 
+def other_writers(conn: Connection, path: str, run_id: str, since: float) -> list[str]:
+    """Other runs that recorded writing `path` since `since` (concurrent writers)."""
+    rows = conn.execute(
+        "SELECT DISTINCT run_id FROM events WHERE path = ? AND role = 'output' AND run_id != ? "
+        "AND recorded >= ?",
+        (path, run_id, since),
+    )
+    return sorted(row[0] for row in rows)
+
+
 def delete_run(conn: Connection, run_id: str) -> None:
     conn.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
 
