@@ -98,6 +98,8 @@ class Recorder:
         self._lock = threading.Lock()
         self._pending: dict[str, _Declared] = {}  # outputs declared, not hashed yet
         self._written: dict[str, _Written] = {}
+        # each output file as last sent to be hashed, and the declaration it was hashed for
+        self._settled: dict[str, tuple[Fingerprint, _Declared]] = {}
         self._unwritten: list[tuple[Any, ...]] = []
         self._warned_store = False
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="flor-digest")
@@ -196,6 +198,8 @@ class Recorder:
                 keep[where] = item  # not written yet: wait for the next chance
                 continue
             item.settled = now
+            if now is not None:
+                self._settled[where] = (now, item)
             self._submit(self._hash_output, item, self._read_small(where, now))
         if keep:
             with self._lock:
@@ -208,6 +212,26 @@ class Recorder:
 
     def iteration_ended(self, index: int, ctx_id: int, seconds: float) -> None:
         self.settle()
+        self._rewritten(ctx_id)
+
+    def _rewritten(self, ctx_id: int) -> None:
+        """Outputs written again during iteration `ctx_id` without being declared again
+        (`path = flor.output(...)` before the loop): each version, at its iteration."""
+        for where, (last, declared) in list(self._settled.items()):
+            now = _fingerprint(where)
+            if now is None or now == last or where in self._pending:
+                continue
+            item = replace(
+                declared,
+                ctx=ctx_id,
+                tstamp=self.session.tstamp,
+                seq=next(self._seq),
+                recorded=time.time(),
+                before=last,
+                settled=now,
+            )
+            self._settled[where] = (now, item)
+            self._submit(self._hash_output, item, self._read_small(where, now))
 
     def loop_ended(self, exhausted: bool) -> None:
         self.settle()
@@ -267,7 +291,8 @@ class Recorder:
             with self._lock:  # the folder is as it was: not written yet
                 self._pending.setdefault(item.path, item)
             return
-        written = self._written.setdefault(item.path, _Written(item))
+        with self._lock:
+            written = self._written.setdefault(item.path, _Written(item))
         written.declared = item
         written.seqs.append(item.seq)
         if data is None and found.kind == "file" and _fingerprint(item.path) != item.settled:
@@ -420,7 +445,7 @@ class Recorder:
             if found is not None and found.digest != written.digest:
                 seq = next(self._seq)
                 note = "final content at the end of the run"
-                event = self._event(item, found.digest, "ok", note, seq=seq)
+                event = self._event(replace(item, ctx=None), found.digest, "ok", note, seq=seq)
                 self._write([self._artifact(found)], [event])
                 earlier = written.seqs
         if earlier:
