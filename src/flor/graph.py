@@ -21,9 +21,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from flor.errors import UsageError
 from flor.store import artifacts as store
@@ -47,8 +47,7 @@ class Node:
     attrs: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Edge:
+class Edge(NamedTuple):
     source: str
     target: str
     role: str  # input | output
@@ -83,8 +82,9 @@ class Lineage:
         rows = []
         for edge in self.edges:
             run = self.nodes[f"run:{edge.run_id}"].attrs
-            rows.append({**asdict(edge), "filename": run["filename"], "snapshot": run["snapshot"]})
-        columns = [*Edge.__dataclass_fields__, "filename", "snapshot"]
+            code = {"filename": run["filename"], "snapshot": run["snapshot"]}
+            rows.append({**edge._asdict(), **code})
+        columns = [*Edge._fields, "filename", "snapshot"]
         return pd.DataFrame(rows, columns=columns)
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,7 +92,7 @@ class Lineage:
             "roots": self.roots,
             "direction": self.direction,
             "nodes": [{"id": n.id, "kind": n.kind, **n.attrs} for n in self.nodes.values()],
-            "edges": [asdict(e) for e in self.edges],
+            "edges": [e._asdict() for e in self.edges],
         }
 
     def to_json(self) -> str:
@@ -351,9 +351,18 @@ class _Walk:
 
 
 def _open(home: Path | None) -> Any:
-    from flor.store import reader
+    """A read-only connection, opened without pandas: `flor lineage` answers in a blink."""
+    from flor.store.backend import STORE_ENV, resolve
 
-    return reader.open_reader(home)
+    if os.environ.get(STORE_ENV, "").strip():
+        target = resolve()
+        from flor.store.postgres import PostgresStore
+
+        return PostgresStore(target).reader()
+    from flor.store.location import db_path, home_dir
+    from flor.store.schema import connect
+
+    return connect(db_path(home or home_dir()), readonly=True)
 
 
 def _root() -> Path | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from flor.store.backend import Connection
 
@@ -22,9 +22,9 @@ _SELECT_EVENTS = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
 _CHUNK = 500  # parameters per IN list, well under SQLite's limit
 
 
-@dataclass(frozen=True)
-class Event:
-    """One row of `events`: run `run_id` read (`input`) or wrote (`output`) `digest`."""
+class Event(NamedTuple):
+    """One row of `events`: run `run_id` read (`input`) or wrote (`output`) `digest`.
+    (A named tuple: lineage builds tens of thousands of them per query.)"""
 
     run_id: str
     seq: int
@@ -141,7 +141,7 @@ def _events(conn: Connection, where: str, values: Sequence[str]) -> list[Event]:
     found: list[Event] = []
     for part in _chunks(sorted(set(values))):
         rows = conn.execute(f"{_SELECT_EVENTS} WHERE {where} IN ({_marks(part)})", part)
-        found += [Event(*row) for row in rows]
+        found += map(Event._make, rows)
     return found
 
 
