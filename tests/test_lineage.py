@@ -131,7 +131,7 @@ def test_lineage_cli_tree_json_and_dot(pipeline) -> None:  # type: ignore[no-unt
     lines = out.splitlines()
     assert lines[0].startswith("data/raw.csv @" + b3(b"a,b\n")[:12])
     assert lines[1].startswith(f"└── read by run {prep1} prep.py · code ")
-    assert lines[2].startswith("    └── wrote data/clean.csv: data/clean.csv @")
+    assert lines[2].startswith("    └── wrote data/clean.csv @")
     assert lines[3].startswith(f"        └── read by run {train1} train.py")
     assert len(lines) == 7  # + three model.txt versions
 

@@ -141,9 +141,8 @@ class Lineage:
             verb = _verb(edge, forward)
             again = other in seen
             suffix = " (shown above)" if again else ""
-            out.append(
-                f"{indent}{'└── ' if last else '├── '}{verb} {_label(self.nodes[other])}{suffix}"
-            )
+            shown = _label(self.nodes[other], edge.path)
+            out.append(f"{indent}{'└── ' if last else '├── '}{verb} {shown}{suffix}")
             if not again:
                 seen.add(other)
                 self._branch(other, forward, indent + ("    " if last else "│   "), seen, out)
@@ -152,17 +151,18 @@ class Lineage:
 def _verb(edge: Edge, forward: bool) -> str:
     status = "" if edge.status == "ok" else f" ({edge.status})"
     if edge.role == "input":
-        return f"read by{status}" if forward else f"read {edge.path}{status}:"
-    return f"wrote {edge.path}{status}:" if forward else f"written by{status}"
+        return f"read by{status}" if forward else f"read{status}"
+    return f"wrote{status}" if forward else f"written by{status}"
 
 
-def _label(node: Node) -> str:
+def _label(node: Node, path: str | None = None) -> str:
+    """A run, or an artifact under `path` (else every path its content was seen at)."""
     a = node.attrs
     if node.kind == "run":
         code = (a.get("snapshot") or "")[:10] or "no snapshot"
         return f"run {a['run_id']} {a['filename']} · code {code} · {a['tstamp']} · {a['status']}"
     kept = " · kept" if a.get("blob") else ""
-    paths = ", ".join(a.get("paths", [])[:3])
+    paths = path or ", ".join(a.get("paths", [])[:3])
     return f"{paths} @{a['digest'][:12]} · {a.get('type')} {_size(a.get('bytes') or 0)}{kept}"
 
 
