@@ -254,12 +254,14 @@ def test_an_output_rewritten_after_the_loop_records_its_final_digest(repo: Path,
 
 def test_a_missing_input_warns_and_a_fifo_is_unreadable(repo: Path, script) -> None:  # type: ignore[no-untyped-def]
     os.mkfifo(repo / "pipe")
+    os.symlink("loop", repo / "loop")  # a link to itself
     done = script(
         "bad.py",
         """\
         import flor
         flor.input("absent.csv")
         flor.input("pipe")
+        flor.input("loop")
         flor.output("never.txt")
         flor.log("x", 1)
         """,
@@ -273,6 +275,8 @@ def test_a_missing_input_warns_and_a_fifo_is_unreadable(repo: Path, script) -> N
     got = {e["path"]: (e["status"], e["digest"]) for e in events()}
     assert got["absent.csv"] == ("missing", None) and got["never.txt"] == ("missing", None)
     assert got["pipe"][0] == "unreadable" and got["pipe"][1] is None
+    assert got["loop"][0] == "unreadable" and got["loop"][1] is None
+    assert "input loop is unreadable: Too many levels of symbolic links" in done.stderr
     assert flor.dataframe("x")["x"].tolist() == [1]  # the run went on
 
 
