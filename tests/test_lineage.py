@@ -119,6 +119,15 @@ def test_a_pipeline_run_twice_with_a_data_change_links_runs_by_digest(pipeline, 
         "dataframe", "loss", "--downstream-of", f"data/raw.csv@{old[:8]}", "--format", "json"
     )
     assert code == 0 and {r["runid"] for r in json.loads(out)} == {train1}
+    source = train.path.read_text().replace(
+        'flor.log("loss"', 'flor.log("lr", 0.1)\n    flor.log("loss"'
+    )
+    train.path.write_text(source)
+    code, out = cli("propagate", "train.py", "--downstream-of", f"data/raw.csv@{old[:8]}",
+                    "--dry-run", "--format", "json")  # fmt: skip
+    assert code == 0 and [v["version"] for v in json.loads(out)] == [f"run {train1}"]
+    code, out = cli("propagate", "prep.py", "--downstream-of", prep1, "--dry-run")
+    assert code == 2 and f"Error: no run of prep.py consumed {prep1}" in out
 
 
 def test_lineage_cli_tree_json_and_dot(pipeline) -> None:  # type: ignore[no-untyped-def]

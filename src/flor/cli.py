@@ -109,14 +109,23 @@ def downstream_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def _select_runs(run_ids: str | None, downstream_of: str | None) -> list[str] | None:
-    """`--runs` and `--downstream-of` together: the runs both select."""
+def _select_runs(
+    run_ids: str | None, downstream_of: str | None, script: Path | None = None
+) -> list[str] | None:
+    """`--runs` and `--downstream-of` together: the runs both select (of SCRIPT, if given)."""
     chosen = _split(run_ids)
     if not downstream_of:
         return chosen
     from flor.graph import downstream_runs
 
-    below = downstream_runs(downstream_of)
+    filename = None
+    if script is not None:
+        from flor.store.location import find_repo_root
+
+        where = script.resolve()
+        root = find_repo_root(where.parent)
+        filename = where.relative_to(root).as_posix() if root else where.name
+    below = downstream_runs(downstream_of, filename=filename)
     if chosen:
         below = [r for r in below if any(r.startswith(p) for p in chosen)]
         if not below:
@@ -323,7 +332,7 @@ def propagate(
     versions = history.propagate_history(
         script,
         since=since,
-        runs=_select_runs(run_ids, downstream_of),
+        runs=_select_runs(run_ids, downstream_of, script),
         matcher=matcher,
         store=not dry_run,
         progress=fmt == "table",

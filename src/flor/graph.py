@@ -432,16 +432,22 @@ def _start_paths(conn: Any, start: Start) -> dict[str, list[str]]:
     return found
 
 
-def downstream_runs(target: str, home: Path | None = None) -> list[str]:
+def downstream_runs(
+    target: str, home: Path | None = None, *, filename: str | None = None
+) -> list[str]:
     """Every run that consumed TARGET or anything derived from it (a run TARGET itself is
-    not included: its dependants are). Raises when there are none."""
+    not included: its dependants are), only runs of `filename` if given. Raises when there
+    are none."""
     graph = lineage(target, direction="downstream", home=home)
     starts = {r.split(":", 1)[1] for r in graph.roots if r.startswith("run:")}
     found = [r for r in graph.runs() if r not in starts]
+    if filename is not None:
+        found = [r for r in found if graph.nodes[f"run:{r}"].attrs["filename"] == filename]
     if not found:
+        runs = f"run of {filename}" if filename else "run"
         raise TargetError(
-            f"no run consumed {target} or anything derived from it: `flor lineage {target}` "
-            "shows what was recorded"
+            f"no {runs} consumed {target} or anything derived from it: `flor lineage "
+            f"{target} --downstream` shows what was recorded"
         )
     return found
 

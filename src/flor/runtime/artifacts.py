@@ -445,7 +445,8 @@ class Recorder:
             if found is not None and found.digest != written.digest:
                 seq = next(self._seq)
                 note = "final content at the end of the run"
-                event = self._event(replace(item, ctx=None), found.digest, "ok", note, seq=seq)
+                final = replace(item, ctx=None, recorded=time.time())
+                event = self._event(final, found.digest, "ok", note, seq=seq)
                 self._write([self._artifact(found)], [event])
                 earlier = written.seqs
         if earlier:
