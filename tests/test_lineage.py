@@ -408,3 +408,20 @@ def test_lineage_is_the_same_on_sqlite_and_postgresql(backend: str, pipeline) ->
     assert [n.split(":")[0] for n in graph.roots] == ["artifact"]
     assert len(graph.runs()) == 2 and len(graph.edges) == 6
     assert flor.query("SELECT COUNT(*) AS n FROM events")["n"].item() == 6
+
+
+def test_store_copy_carries_events_and_lineage_answers_the_same(  # type: ignore[no-untyped-def]
+    pipeline, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flor.store import admin
+
+    prep, train = pipeline
+    prep.run()
+    train.run()
+    here = lineage("data/raw.csv").to_dict()
+    report = admin.copy(pg_url)
+    assert report.copied == 2
+    monkeypatch.setenv("FLOR_STORE", pg_url)
+    there = lineage("data/raw.csv").to_dict()
+    assert there == here
+    assert flor.query("SELECT COUNT(*) AS n FROM artifacts")["n"].item() == 5

@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -186,6 +186,7 @@ class Start:
     run_ids: tuple[str, ...] = ()
     digests: tuple[str, ...] = ()
     described: str = ""
+    path: str | None = None  # the recorded path a PATH target matched
 
 
 def _path_forms(text: str, root: Path | None) -> list[str]:
@@ -211,7 +212,8 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
     if path:
         events = [e for e in store.events_at_path(conn, _path_forms(path, root)) if e.digest]
         if events:
-            return _pinned(conn, path, pin, events) if pin else _all_versions(path, events)
+            found = _pinned(conn, path, pin, events) if pin else _all_versions(path, events)
+            return replace(found, path=events[0].path)
     if not pin:
         runs = store.run_ids_starting(conn, target)
         if len(runs) == 1:
@@ -405,19 +407,22 @@ def lineage(
             attrs = runs.get(run_id) or {"run_id": run_id, "filename": "?", "tstamp": "",
                                          "status": "deleted", "snapshot": None}  # fmt: skip
             graph.nodes[f"run:{run_id}"] = Node(f"run:{run_id}", "run", attrs)
-        for digest, art in store.artifacts(conn, sorted(walk.digests)).items():
+        found = store.artifacts(conn, sorted(walk.digests))
+        for digest in sorted(found):  # the same order on every backend
+            art = found[digest]
             attrs = {
                 "digest": digest,
                 "type": art.kind,  # file | dir | checkpoint
                 "bytes": art.bytes,
                 "files": art.files,
                 "blob": art.blob,
-                "paths": walk.paths.get(digest, []),
+                "paths": sorted(walk.paths.get(digest, [])),
             }
             graph.nodes[f"artifact:{digest}"] = Node(f"artifact:{digest}", "artifact", attrs)
-        graph.edges = [
-            e for e in walk.edges.values() if e.source in graph.nodes and e.target in graph.nodes
-        ]
+        graph.edges = sorted(
+            (e for e in walk.edges.values() if e.source in graph.nodes and e.target in graph.nodes),
+            key=lambda e: (e.tstamp, e.run_id, e.role, e.path, e.digest),
+        )
         return graph
     finally:
         conn.close()
@@ -473,7 +478,7 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
             raise TargetError(f"{target} is a run, not a file: name a PATH or PATH@DIGEST")
         digest = start.digests[0]
         art = store.artifacts(conn, [digest]).get(digest)
-        recorded = _start_paths(conn, start)[digest][0]
+        recorded = start.path or _start_paths(conn, start)[digest][0]
     finally:
         conn.close()
     if art is None or not art.blob:
