@@ -380,6 +380,16 @@ def test_the_stat_cache_skips_unchanged_files_and_distrusts_fresh_ones(tmp_path:
     data.write_bytes(b"y" * 3_000_000)
     os.utime(data, (old, old))  # same size and mtime; ctime and content differ
     assert digest.content(str(data), cache).digest == b3(b"y" * 3_000_000)
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / name).write_bytes(name.encode() * 10)
+        os.utime(folder / name, (old, old))
+    real = digest.content(str(folder), cache).digest
+    cache.flush()
+    assert digest.content(str(folder), cache).digest == real
+    cache._open().execute("UPDATE digests SET digest = 'cached'")  # type: ignore[union-attr]
+    assert digest.content(str(folder), cache).digest != real  # the folder read the cache
     fresh = StatCache(tmp_path / "fresh.db", clock=lambda: data.stat().st_mtime + 1.0)
     digest.content(str(data), fresh)
     fresh.flush()

@@ -9,7 +9,6 @@ query touches only the part of the graph it prints.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from flor.store.backend import Connection
@@ -39,8 +38,7 @@ class Event(NamedTuple):
     note: str | None
 
 
-@dataclass(frozen=True)
-class Artifact:
+class Artifact(NamedTuple):
     digest: str
     kind: str
     bytes: int
