@@ -435,3 +435,21 @@ def test_store_copy_carries_events_and_lineage_answers_the_same(  # type: ignore
     there = lineage("data/raw.csv").to_dict()
     assert there == here
     assert flor.query("SELECT COUNT(*) AS n FROM artifacts")["n"].item() == 5
+
+
+def test_a_walk_over_most_of_the_store_answers_as_the_indexed_one(  # type: ignore[no-untyped-def]
+    pipeline, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flor import graph
+    from flor.store import artifacts
+
+    prep, train = pipeline
+    prep.run()
+    train.run()
+    (repo / "data" / "raw.csv").write_text("e,f\n")
+    prep.run()
+    indexed = [lineage(t).to_dict() for t in ("data/raw.csv", "model.txt@latest")]
+    monkeypatch.setattr(graph._Events, "FULL_SCAN_AT", 0)  # read every event at once
+    monkeypatch.setattr(artifacts, "_SCAN_AT", 0)
+    scanned = [lineage(t).to_dict() for t in ("data/raw.csv", "model.txt@latest")]
+    assert scanned == indexed and len(indexed[0]["edges"]) == 8

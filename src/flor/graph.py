@@ -194,8 +194,9 @@ def _path_forms(text: str, root: Path | None) -> list[str]:
     forms = [text]
     where = os.path.abspath(text)
     if root is not None:
-        with contextlib.suppress(ValueError):
-            forms.append(Path(where).relative_to(root).as_posix())
+        for form in (where, os.path.realpath(where)):
+            with contextlib.suppress(ValueError):
+                forms.append(Path(form).relative_to(root).as_posix())
     forms.append(where)
     return list(dict.fromkeys(forms))
 
@@ -269,9 +270,52 @@ def _pinned(conn: Any, path: str, pin: str, events: list[Event]) -> Start:
 # -- walking ---------------------------------------------------------------------------------
 
 
+class _Events:
+    """Event lookups for a walk: indexed queries while it stays small; once it has asked
+    for more than `FULL_SCAN_AT` keys, every event is read once and looked up in memory
+    (a walk over most of the store: one scan instead of hundreds of IN lists)."""
+
+    FULL_SCAN_AT = 2000
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.asked = 0
+        self.by: dict[str, dict[str, list[Event]]] | None = None
+
+    def _lookup(self, column: str, keys: Iterable[str]) -> list[Event] | None:
+        keys = list(keys)
+        self.asked += len(keys)
+        if self.by is None and self.asked > self.FULL_SCAN_AT:
+            self.by = {"digest": {}, "run_id": {}, "producer": {}}
+            for e in store.all_events(self.conn):
+                self.by["digest"].setdefault(str(e.digest), []).append(e)
+                self.by["run_id"].setdefault(e.run_id, []).append(e)
+                if e.producer:
+                    self.by["producer"].setdefault(e.producer, []).append(e)
+        if self.by is None:
+            return None
+        index = self.by[column]
+        return [e for key in keys for e in index.get(key, ())]
+
+    def of_digests(self, digests: Iterable[str]) -> list[Event]:
+        found = self._lookup("digest", digests)
+        return store.events_of_digests(self.conn, list(digests)) if found is None else found
+
+    def of_runs(self, runs: Iterable[str]) -> list[Event]:
+        runs = list(runs)
+        found = self._lookup("run_id", runs)
+        return store.events_of_runs(self.conn, runs) if found is None else found
+
+    def produced_by(self, runs: Iterable[str]) -> list[Event]:
+        runs = list(runs)
+        found = self._lookup("producer", runs)
+        return store.events_produced_by(self.conn, runs) if found is None else found
+
+
 class _Walk:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+        self.events = _Events(conn)
         self.edges: dict[tuple[str, str, str, int], Edge] = {}
         self.runs: set[str] = set()
         self.digests: set[str] = set()
@@ -297,7 +341,7 @@ class _Walk:
 
     def down_from_digests(self, digests: Iterable[str]) -> set[str]:
         found = set()
-        for e in store.events_of_digests(self.conn, list(digests)):
+        for e in self.events.of_digests(digests):
             if e.role == "input" and e.status == "ok":
                 self.add(e)
                 found.add(e.run_id)
@@ -306,11 +350,11 @@ class _Walk:
     def down_from_runs(self, runs: Iterable[str]) -> set[str]:
         runs = list(runs)
         found = set()
-        for e in store.events_of_runs(self.conn, runs):
+        for e in self.events.of_runs(runs):
             if e.role == "output" and e.status in _PRODUCED and e.digest:
                 self.add(e)
                 found.add(e.digest)
-        for e in store.events_produced_by(self.conn, runs):
+        for e in self.events.produced_by(runs):
             if e.digest and e.producer:
                 self.add(e, producer=e.producer)
                 found.add(e.digest)
@@ -318,7 +362,7 @@ class _Walk:
 
     def up_from_runs(self, runs: Iterable[str]) -> set[str]:
         found = set()
-        for e in store.events_of_runs(self.conn, list(runs)):
+        for e in self.events.of_runs(runs):
             if e.role == "input" and e.status == "ok" and e.digest:
                 self.add(e)
                 found.add(e.digest)
@@ -326,7 +370,7 @@ class _Walk:
 
     def up_from_digests(self, digests: Iterable[str]) -> set[str]:
         found = set()
-        for e in store.events_of_digests(self.conn, list(digests)):
+        for e in self.events.of_digests(digests):
             if e.role == "output" and e.status in _PRODUCED:
                 self.add(e)
                 found.add(e.run_id)
@@ -416,7 +460,7 @@ def lineage(
                 "bytes": art.bytes,
                 "files": art.files,
                 "blob": art.blob,
-                "paths": sorted(walk.paths.get(digest, [])),
+                "paths": _sorted(walk.paths.get(digest, [])),
             }
             graph.nodes[f"artifact:{digest}"] = Node(f"artifact:{digest}", "artifact", attrs)
         graph.edges = sorted(
@@ -426,6 +470,10 @@ def lineage(
         return graph
     finally:
         conn.close()
+
+
+def _sorted(paths: list[str]) -> list[str]:
+    return sorted(paths) if len(paths) > 1 else paths
 
 
 def _start_paths(conn: Any, start: Start) -> dict[str, list[str]]:

@@ -20,6 +20,7 @@ a sandbox and belong to the original run.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import json
 import os
@@ -168,12 +169,12 @@ class Recorder:
         self._submit(self._write, [self._artifact(content)], [event])
 
     def _shown(self, where: str) -> str:
+        """Repository-relative when inside the repository (through symlinks too)."""
         root = self.session.root
         if root is not None:
-            try:
-                return Path(where).relative_to(root).as_posix()
-            except ValueError:
-                pass
+            for form in (where, os.path.realpath(where)):
+                with contextlib.suppress(ValueError):
+                    return Path(form).relative_to(root).as_posix()
         return where
 
     @staticmethod

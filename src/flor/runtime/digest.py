@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,8 +70,6 @@ class StatCache:
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[str, int, int, int, int, str]] = []
         self._lock = threading.RLock()  # the user's thread may hash a folder output too
-        self._folder: str | None = None
-        self._rows: dict[str, tuple[Fingerprint, str]] = {}
 
     def _open(self) -> sqlite3.Connection | None:
         if self._conn is None:
@@ -92,36 +89,7 @@ class StatCache:
 
     def get(self, path: str, fp: Fingerprint) -> str | None:
         with self._lock:
-            if self._folder is not None and path.startswith(self._folder):
-                row = self._rows.get(path)  # a folder's entries, read in one query
-                return row[1] if row is not None and row[0] == fp else None
             return self._get(path, fp)
-
-    @contextmanager
-    def folder(self, root: str) -> Iterator[None]:
-        """Read the cached entries under `root` at once while a folder is walked (one query
-        instead of one per file: 100,000 files cost a range scan)."""
-        prefix = root.rstrip(os.sep) + os.sep
-        conn = self._open()
-        rows: dict[str, tuple[Fingerprint, str]] = {}
-        if conn is not None:
-            upper = prefix[:-1] + chr(ord(os.sep) + 1)
-            try:
-                found = conn.execute(
-                    "SELECT path, size, mtime_ns, ctime_ns, inode, digest FROM digests "
-                    "WHERE path >= ? AND path < ?",
-                    (prefix, upper),
-                )
-                rows = {r[0]: (Fingerprint(r[1], r[2], r[3], r[4]), r[5]) for r in found}
-            except sqlite3.Error:
-                rows = {}
-        with self._lock:
-            self._folder, self._rows = prefix, rows
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._folder, self._rows = None, {}
 
     def _get(self, path: str, fp: Fingerprint) -> str | None:
         conn = self._open()
@@ -219,10 +187,7 @@ def content(
         if stat.S_ISREG(st.st_mode):
             return Content(file_digest(path, st, cache), "file", st.st_size, 1)
         if stat.S_ISDIR(st.st_mode):
-            if cache is None:
-                return _folder(path, cache, progress, on_file)
-            with cache.folder(os.path.abspath(path)):
-                return _folder(path, cache, progress, on_file)
+            return _folder(path, cache, progress, on_file)
     except OSError as exc:
         raise Unreadable(f"{_reason(exc)}: check the path and its permissions") from exc
     raise Unreadable("not a regular file or folder (a socket, device or pipe): declare files")

@@ -19,6 +19,7 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 _SELECT_EVENTS = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
 _CHUNK = 500  # parameters per IN list, well under SQLite's limit
+_SCAN_AT = 5000  # keys past which reading the whole table is cheaper than IN lists
 
 
 class Event(NamedTuple):
@@ -143,6 +144,11 @@ def _events(conn: Connection, where: str, values: Sequence[str]) -> list[Event]:
     return found
 
 
+def all_events(conn: Connection) -> list[Event]:
+    """Every event that names a content (for walks that cover most of the store)."""
+    return list(map(Event._make, conn.execute(_SELECT_EVENTS + " WHERE digest IS NOT NULL")))
+
+
 def events_of_runs(conn: Connection, run_ids: Sequence[str]) -> list[Event]:
     """Every event recorded by these runs."""
     return _events(conn, "run_id", run_ids)
@@ -163,7 +169,11 @@ def events_at_path(conn: Connection, paths: Sequence[str]) -> list[Event]:
 
 
 def artifacts(conn: Connection, digests: Sequence[str]) -> dict[str, Artifact]:
-    return {row[0]: Artifact(*row) for row in artifact_rows(conn, digests)}
+    if len(digests) <= _SCAN_AT:
+        return {row[0]: Artifact._make(row) for row in artifact_rows(conn, digests)}
+    wanted = set(digests)  # most of the table: one scan beats hundreds of IN lists
+    rows = conn.execute("SELECT digest, kind, bytes, files, blob FROM artifacts")
+    return {row[0]: Artifact._make(row) for row in rows if row[0] in wanted}
 
 
 def runs(conn: Connection, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
