@@ -453,3 +453,32 @@ def test_a_walk_over_most_of_the_store_answers_as_the_indexed_one(  # type: igno
     monkeypatch.setattr(artifacts, "_SCAN_AT", 0)
     scanned = [lineage(t).to_dict() for t in ("data/raw.csv", "model.txt@latest")]
     assert scanned == indexed and len(indexed[0]["edges"]) == 8
+
+
+def test_a_chain_of_thousands_of_runs_prints_as_one_deep_tree(repo: Path) -> None:
+    """Each run reads the model the run before it wrote (fine-tuning): deeper than Python's
+    recursion limit."""
+    runs = [f"{i:012x}" for i in range(1500)]
+    models = [b3(str(i).encode()) for i in range(1501)]
+    rows = []
+    for i, run in enumerate(runs):
+        rows.append((run, 1, "t", None, "input", "model.pt", models[i], "ok", None, i, None))
+        rows.append((run, 2, "t", None, "output", "model.pt", models[i + 1], "ok", None, i, None))
+    writer = StoreWriter()
+
+    def work(conn):  # type: ignore[no-untyped-def]
+        conn.executemany(
+            "INSERT INTO runs (run_id, projid, filename, tstamp, status, mode, started) "
+            "VALUES (?, 'p', 'tune.py', 't', 'finished', 'record', ?)",
+            [(run, i) for i, run in enumerate(runs)],
+        )
+        record(conn, [(m, "file", 1, 1) for m in models], rows)
+
+    writer.transaction(work)
+    writer.close()
+    graph = lineage(f"model.pt@{models[0][:16]}", direction="downstream")
+    assert graph.runs() == runs
+    lines = graph.tree().splitlines()
+    assert len(lines) == 1 + 2 * 1500
+    assert lines[-1].strip().startswith(f"└── wrote model.pt @{models[-1][:12]}")
+    assert downstream_runs(runs[0]) == runs[1:]

@@ -115,7 +115,8 @@ class Lineage:
         return "\n".join(lines) + "\n"
 
     def tree(self) -> str:
-        """The graph as indented trees from the roots: upstream, then downstream."""
+        """The graph as indented trees from the roots: upstream, then downstream. A node
+        reached twice is printed in full once, then as `(shown above)`."""
         out: list[str] = []
         sections: list[tuple[str, bool]] = []
         if self.direction in ("both", "upstream"):
@@ -123,29 +124,46 @@ class Lineage:
         if self.direction in ("both", "downstream"):
             sections.append(("downstream", True))
         for title, forward in sections:
+            near: dict[str, list[Edge]] = {}
+            for edge in self.edges:
+                near.setdefault(edge.source if forward else edge.target, []).append(edge)
+            for edges in near.values():
+                edges.sort(key=lambda e: (e.tstamp, e.path, e.run_id))
             if len(sections) > 1:
                 out.append(f"{title}:")
             for root in self.roots:
                 out.append(_label(self.nodes[root]))
-                self._branch(root, forward, "", {root}, out)
+                self._branch(root, forward, near, {root}, out)
         return "\n".join(out) + "\n"
 
     def _branch(
-        self, node: str, forward: bool, indent: str, seen: set[str], out: list[str]
+        self,
+        root: str,
+        forward: bool,
+        near: dict[str, list[Edge]],
+        seen: set[str],
+        out: list[str],
     ) -> None:
-        near = [e for e in self.edges if (e.source if forward else e.target) == node]
-        near.sort(key=lambda e: (e.tstamp, e.path, e.run_id))
-        for i, edge in enumerate(near):
-            last = i == len(near) - 1
+        """Depth first without recursion, so a chain of thousands of runs prints too."""
+        stack: list[tuple[str, int, str]] = [(root, 0, "")]  # node, next edge, indent
+        while stack:
+            node, index, indent = stack.pop()
+            edges = near.get(node, [])
+            if index >= len(edges):
+                continue
+            edge = edges[index]
+            last = index == len(edges) - 1
+            stack.append((node, index + 1, indent))
             other = edge.target if forward else edge.source
-            verb = _verb(edge, forward)
             again = other in seen
-            suffix = " (shown above)" if again else ""
             shown = _label(self.nodes[other], edge.path)
-            out.append(f"{indent}{'└── ' if last else '├── '}{verb} {shown}{suffix}")
+            suffix = " (shown above)" if again else ""
+            out.append(
+                f"{indent}{'└── ' if last else '├── '}{_verb(edge, forward)} {shown}{suffix}"
+            )
             if not again:
                 seen.add(other)
-                self._branch(other, forward, indent + ("    " if last else "│   "), seen, out)
+                stack.append((other, 0, indent + ("    " if last else "│   ")))
 
 
 def _verb(edge: Edge, forward: bool) -> str:
