@@ -482,3 +482,32 @@ def test_a_chain_of_thousands_of_runs_prints_as_one_deep_tree(repo: Path) -> Non
     assert len(lines) == 1 + 2 * 1500
     assert lines[-1].strip().startswith(f"└── wrote model.pt @{models[-1][:12]}")
     assert downstream_runs(runs[0]) == runs[1:]
+
+
+def test_an_output_declared_in_a_web_request_is_recorded_when_the_request_ends(  # type: ignore[no-untyped-def]
+    repo: Path, script
+) -> None:
+    """A server is killed, not ended: what a request wrote must be recorded by then."""
+    done = script(
+        "app.py",
+        """\
+        import os, signal, time
+        import flor
+        with flor.iteration("request", 0, "upload"):
+            open(flor.output("upload.txt"), "w").write("payload")
+            flor.log("size", 7)
+        for _ in range(3000):  # wait for the event row itself, then die without cleanup
+            if flor.query("SELECT COUNT(*) AS n FROM events")["n"][0] == 1:
+                break
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """,
+    ).run(check=False)
+    assert done.returncode == -9
+    [event] = events()
+    assert (event["path"], event["digest"], event["status"]) == (
+        "upload.txt",
+        b3(b"payload"),
+        "ok",
+    )
+    assert event["ctx_id"] == 1  # the request's loop coordinates

@@ -59,11 +59,23 @@ def iteration(name: str, index: int | None = None, value: Any = None) -> Iterato
     """One iteration of a loop that the program does not drive itself (e.g. a web request)."""
     with (_active or _session()).iteration(name, index, value):
         yield value
+    _settle_outputs()
 
 
 def commit() -> None:
     """Make everything logged so far visible and start a new tstamp (long-running processes)."""
+    _settle_outputs()
     (_active or _session()).commit()
+
+
+def _settle_outputs() -> None:
+    """Outputs declared in a web request or a notebook cell are written by now: hash them
+    (only if the process declared any: the artifacts module is loaded then)."""
+    import sys
+
+    artifacts = sys.modules.get("flor.runtime.artifacts")
+    if artifacts is not None and artifacts._recorder is not None:
+        artifacts._recorder.settle()
 
 
 def input(path: P, *, keep: bool = False) -> P:  # noqa: A001 - flor.input reads naturally
