@@ -246,3 +246,93 @@ def test_pipeline_feedback_retrain_and_hindsight(project: Path) -> None:
         )["n"].item()
         == 0
     )
+
+
+def run_script(root: Path, *argv: str) -> str:
+    done = subprocess.run(
+        [sys.executable, *argv], cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def runs_of(filename: str) -> list[str]:
+    import flor
+
+    frame = flor.query("SELECT run_id FROM runs WHERE filename = ? ORDER BY started", (filename,))
+    return list(frame["run_id"])
+
+
+@pytest.mark.timeout(900)
+def test_relabel_retrain_and_a_new_metric_downstream_of_the_old_labels(project: Path) -> None:
+    """The issue's example: relabel the gold labels, retrain, then ask for a new inference
+    metric on every run downstream of the old label file, and only those."""
+    import blake3
+
+    import flor
+    from flor.graph import downstream_runs, lineage
+
+    run_script(project, "data.py", "--pool", "6", "--gold", "4")
+    make(project, "prep", "train", kwargs="epochs=3")
+    run_script(project, "infer.py", "--kwargs", "min_acc=0")
+    gold = project / "data" / "gold.json"
+    old_gold = blake3.blake3(gold.read_bytes()).hexdigest()
+    [train_a], [infer_a] = runs_of("train.py"), runs_of("infer.py")
+
+    # an expert relabels a gold page, and a model is retrained on the new labels
+    labels = json.loads(gold.read_text())
+    labels["gold-00"][-1] = 1 - labels["gold-00"][-1]
+    gold.write_text(json.dumps(labels, indent=1))
+    new_gold = blake3.blake3(gold.read_bytes()).hexdigest()
+    make(project, "train", kwargs="epochs=3")
+    [_, train_b] = runs_of("train.py")
+    run_script(
+        project, "infer.py", "--kwargs", "min_acc=0", f"model_run={train_b}", "model_epoch=2"
+    )
+    run_script(
+        project, "infer.py", "--kwargs", "min_acc=0", f"model_run={train_a}", "model_epoch=2"
+    )
+    [_, infer_b, infer_c] = runs_of("infer.py")
+
+    # lineage: the label file's versions, the models trained on each, the runs serving them
+    assert downstream_runs(f"data/gold.json@{old_gold[:12]}") == [train_a, infer_a, infer_c]
+    assert downstream_runs(f"data/gold.json@{new_gold[:12]}") == [train_b, infer_b]
+    upstream = lineage(infer_c, direction="upstream")
+    assert upstream.runs() == [train_a, infer_c]
+    edges = upstream.edges_frame().set_index("run_id")
+    assert sorted(edges.loc[train_a, ["role", "path", "digest"]].values.tolist()) == [
+        ["input", "data/gold.json", old_gold],
+        ["output", f"checkpoint:{train_a}/3", edges.loc[infer_c, "digest"]],
+    ]  # the labels it trained on, and the epoch's checkpoint infer_c served
+
+    # hindsight along the pipeline: a new inference metric, only downstream of the old labels
+    source = (project / "infer.py").read_text()
+    source = source.replace(
+        "    predictions[name] = [int(p > 0.5) for p in probs]\n",
+        "    predictions[name] = [int(p > 0.5) for p in probs]\n"
+        '    flor.log("doc_first_pages", int((probs > 0.5).sum()))\n',
+    )
+    (project / "infer.py").write_text(source)
+    done = subprocess.run(
+        [sys.executable, "-m", "flor", "replay", "doc_first_pages"]
+        + ["--downstream-of", f"data/gold.json@{old_gold[:12]}", "--yes"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 tasks failed" in done.stderr
+
+    found = flor.dataframe("doc_first_pages", "first_page_pred")
+    found = found[found["filename"] == "infer.py"]
+    filled = set(found.loc[found["doc_first_pages"].notna(), "runid"])
+    assert filled == {infer_a, infer_c}
+    # each replayed count agrees with the predictions the run recorded: the replay served
+    # the model the run served (train_a's), not the newest best
+    for run_id in (infer_a, infer_c):
+        rows = found[found["runid"] == run_id]
+        per_doc = rows.groupby("document_value")
+        assert (per_doc["doc_first_pages"].max() == per_doc["first_page_pred"].sum()).all()
+    selected = flor.dataframe("doc_first_pages", downstream_of=f"data/gold.json@{old_gold[:12]}")
+    assert set(selected["runid"]) == {infer_a, infer_c}  # train_a logs no doc_first_pages

@@ -2,6 +2,7 @@
 
 Logs, per (document, page): where the text came from, the page text, headings, page
 numbers, the feature vector and a heuristic `first_page` label; per document: its split.
+Declares the document folders with flor.input, so lineage knows which documents it read.
 """
 
 from pathlib import Path
@@ -11,9 +12,11 @@ from features import analyze_text, read_pages, rule_label
 import flor
 
 DATA = Path(__file__).resolve().parent / "data"
-bundles = sorted((DATA / "pool").glob("*.txt")) + sorted((DATA / "gold").glob("*.txt"))
-if not bundles:
+if not (DATA / "pool").is_dir():
     raise SystemExit("no documents in data/: run `make data` (python data.py) first")
+# The folders read, by content digest: `flor lineage data/pool` shows what came of them.
+pool, gold = flor.input(DATA / "pool"), flor.input(DATA / "gold")
+bundles = sorted(pool.glob("*.txt")) + sorted(gold.glob("*.txt"))
 
 for name in flor.loop("document", [p.stem for p in bundles]):
     split = name.split("-")[0]

@@ -4,6 +4,8 @@ Labels: the heuristic `first_page` of the newest prep.py run, overridden by the 
 human correction from the app (app.py) of each page. `labels_asof` pins which corrections
 a run trained on (default: all there are now), so a replay sees the same training data.
 Every epoch's model is checkpointed (budget=1) so infer.py can load the best epoch.
+The gold labels are declared with flor.input: `flor lineage data/gold.json` shows every
+model trained and selected on each version of them.
 
 Run: python train.py --kwargs lr=0.05 epochs=20 hidden=16
 """
@@ -45,7 +47,7 @@ corrected = machine.merge(
 corrected["label"] = corrected["first_page_human"].fillna(corrected["first_page"]).astype(int)
 pool = corrected[corrected["split"] == "pool"]
 gold = corrected[corrected["split"] == "gold"]
-gold_truth = json.loads((DATA / "gold.json").read_text())
+gold_truth = json.loads(flor.input(DATA / "gold.json").read_text())  # the gold label file
 gold_y = torch.tensor(
     [gold_truth[d][p] for d, p in zip(gold["document_value"], gold["page"], strict=True)]
 )

@@ -5,7 +5,7 @@ Importing flor is cheap: no pandas, git, libcst or torch until a call needs them
 
 from __future__ import annotations
 
-from flor.runtime.api import arg, commit, iteration, log, loop
+from flor.runtime.api import arg, commit, input, iteration, log, loop, output
 
 TYPE_CHECKING = False  # typing itself costs ~20 ms of import time
 
@@ -16,24 +16,34 @@ if TYPE_CHECKING:
 
 __all__ = [
     "arg",
+    "checkout",
     "checkpointing",
     "commit",
     "dataframe",
+    "input",
     "iteration",
     "latest",
+    "lineage",
     "load",
     "log",
     "loop",
+    "output",
     "query",
     "utils",
 ]
 
 
-def dataframe(*names: str) -> pd.DataFrame:
-    """Logged values pivoted to one column per name, one row per run and loop coordinates."""
+def dataframe(*names: str, downstream_of: str | None = None) -> pd.DataFrame:
+    """Logged values pivoted to one column per name, one row per run and loop coordinates;
+    `downstream_of` keeps the runs that consumed that artifact or anything derived from it."""
     from flor.store import reader
 
-    return reader.dataframe(names)
+    frame = reader.dataframe(names)
+    if downstream_of is None:
+        return frame
+    from flor.graph import downstream_runs
+
+    return frame[frame["runid"].isin(downstream_runs(downstream_of))].reset_index(drop=True)
 
 
 def query(sql: str, params: tuple[Any, ...] = ()) -> pd.DataFrame:
@@ -55,6 +65,10 @@ def __getattr__(name: str) -> Any:
         from flor import utils
 
         return utils
+    if name in ("lineage", "checkout"):
+        from flor import graph
+
+        return getattr(graph, name)
     if name in ("checkpointing", "load"):
         from flor.runtime import checkpointing
 

@@ -126,17 +126,53 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.meta["flor.debug"] = debug
 
 
+def downstream_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--downstream-of TARGET`: only runs that consumed TARGET or anything derived from it."""
+    return click.option(
+        "--downstream-of",
+        "downstream_of",
+        metavar="TARGET",
+        help="Only runs that consumed TARGET (PATH, PATH@DIGEST, PATH@RUN, RUN) or anything "
+        "derived from it; see `flor lineage`.",
+    )(command)
+
+
+def _select_runs(
+    run_ids: str | None, downstream_of: str | None, script: Path | None = None
+) -> list[str] | None:
+    """`--runs` and `--downstream-of` together: the runs both select (of SCRIPT, if given)."""
+    chosen = _split(run_ids)
+    if not downstream_of:
+        return chosen
+    from flor.graph import downstream_runs
+
+    filename = None
+    if script is not None:
+        from flor.store.location import find_repo_root
+
+        where = script.resolve()
+        root = find_repo_root(where.parent)
+        filename = where.relative_to(root).as_posix() if root else where.name
+    below = downstream_runs(downstream_of, filename=filename)
+    if chosen:
+        below = [r for r in below if any(r.startswith(p) for p in chosen)]
+        if not below:
+            raise UsageError(f"none of --runs {run_ids} is downstream of {downstream_of}")
+    return below
+
+
 @main.command()
 @click.argument("names", nargs=-1)
+@downstream_option
 @output_options
-def dataframe(names: tuple[str, ...], fmt: str) -> None:
+def dataframe(names: tuple[str, ...], downstream_of: str | None, fmt: str) -> None:
     """Logged values as one table: a column per NAME, a row per run and loop coordinates.
 
     With no NAMES: one row per run with every value logged outside loops.
     """
-    from flor.store import reader
+    import flor
 
-    frame = reader.dataframe(names)
+    frame = flor.dataframe(*names, downstream_of=downstream_of)
     missing = [n for n in names if n in frame.columns and frame[n].isna().all()]
     emit(frame, fmt)
     if missing and fmt == "table":
@@ -147,7 +183,8 @@ def dataframe(names: tuple[str, ...], fmt: str) -> None:
 @click.argument("sql")
 @output_options
 def query(sql: str, fmt: str) -> None:
-    """Run a read-only SQL query over the store (tables: runs, loops, logs, checkpoints)."""
+    """Run a read-only SQL query over the store (tables: runs, loops, logs, checkpoints,
+    commits, artifacts, events)."""
     from flor.store import reader
 
     emit(reader.query(sql), fmt)
@@ -296,6 +333,7 @@ def _read_text(path: Path, role: str) -> str:
 @click.option("--runs", "run_ids", help="Repository form: comma-separated run ids.")
 @click.option("--dry-run", is_flag=True, help="Repository form: report only, store nothing.")
 @click.option("--diff", is_flag=True, help="Repository form: show unified diffs.")
+@downstream_option
 @output_options
 def propagate(
     script: Path | None,
@@ -309,6 +347,7 @@ def propagate(
     run_ids: str | None,
     dry_run: bool,
     diff: bool,
+    downstream_of: str | None,
     fmt: str,
 ) -> None:
     """Transplant new flor.log statements into past versions of a script.
@@ -328,7 +367,7 @@ def propagate(
     versions = history.propagate_history(
         script,
         since=since,
-        runs=_split(run_ids),
+        runs=_select_runs(run_ids, downstream_of, script),
         matcher=matcher,
         store=not dry_run,
         progress=fmt == "table",
@@ -404,6 +443,7 @@ def _propagate_files(
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (CI).")
+@downstream_option
 @output_options
 def replay(
     names: tuple[str, ...],
@@ -416,6 +456,7 @@ def replay(
     verify: tuple[str, ...],
     dry_run: bool,
     yes: bool,
+    downstream_of: str | None,
     fmt: str,
 ) -> None:
     """Fill in values of log statements NAMES for past runs, from their checkpoints.
@@ -429,7 +470,12 @@ def replay(
     if not (dry_run or yes or sys.stdin.isatty()):
         raise UsageError("stdin is not a terminal: pass --yes to replay without asking")
     plan = replays.plan(
-        names, since=since, runs=_split(run_ids), where=where, jobs=jobs, verify=verify
+        names,
+        since=since,
+        runs=_select_runs(run_ids, downstream_of),
+        where=where,
+        jobs=jobs,
+        verify=verify,
     )
     emit(pd.DataFrame(plan.table()), fmt)
     unreproducible = [r for r in plan.runs if r.unreproducible]
@@ -558,3 +604,53 @@ def plot(names: tuple[str, ...], by: str, where: str | None, output: Path) -> No
     from flor import plot as plots
 
     click.echo(str(plots.plot(names, by=by, where=where, output=output)))
+
+
+@main.command()
+@click.argument("target")
+@click.option("--upstream", "direction", flag_value="upstream", help="Only what TARGET came from.")
+@click.option(
+    "--downstream", "direction", flag_value="downstream", help="Only what came of TARGET."
+)
+@click.option(
+    "--depth", type=click.IntRange(min=0), help="Follow at most this many edges from TARGET."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("table", "json", "dot")),
+    default="table",
+    show_default=True,
+    help="table: a tree for people; json for tools; dot for Graphviz (dot -Tsvg).",
+)
+def lineage(target: str, direction: str | None, depth: int | None, fmt: str) -> None:
+    """Which runs read and wrote TARGET, and what came of it.
+
+    TARGET is a PATH (every content recorded there), PATH@latest, PATH@DIGEST, PATH@RUN
+    (the content that run read or wrote there), or a RUN id.
+    """
+    from flor.graph import lineage as walk
+
+    graph = walk(target, direction=direction or "both", depth=depth)  # type: ignore[arg-type]
+    if fmt == "json":
+        click.echo(graph.to_json())
+    elif fmt == "dot":
+        click.echo(graph.to_dot(), nl=False)
+    else:
+        click.echo(graph.tree(), nl=False)
+
+
+@main.command()
+@click.argument("target")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="Where to write it (default: the path it was recorded at, if free).",
+)
+def checkout(target: str, output: Path | None) -> None:
+    """Bring back a file or folder recorded with keep=True: PATH (its newest content),
+    PATH@DIGEST or PATH@RUN."""
+    from flor.graph import checkout as restore
+
+    click.echo(str(restore(target, output)))

@@ -8,11 +8,13 @@ TYPE_CHECKING = False  # typing itself costs ~20 ms of import time
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+    from os import PathLike
     from typing import Any, TypeVar
 
     from flor.runtime.session import Session
 
     T = TypeVar("T")
+    P = TypeVar("P", str, PathLike[str])
 
 # The session module (sqlite, threads, git) loads on the first call, keeping `import flor`
 # cheap; `_active` then short-cuts every later call.
@@ -64,8 +66,51 @@ def iteration(name: str, index: int | None = None, value: Any = None) -> Iterato
     """One iteration of a loop that the program does not drive itself (e.g. a web request)."""
     with (_active or _session()).iteration(name, index, value):
         yield value
+    _settle_outputs()
 
 
 def commit() -> None:
     """Make everything logged so far visible and start a new tstamp (long-running processes)."""
+    _settle_outputs()
     (_active or _session()).commit()
+
+
+def _settle_outputs() -> None:
+    """Outputs declared in a web request or a notebook cell are written by now: hash them
+    (only if the process declared any: the artifacts module is loaded then)."""
+    import sys
+
+    artifacts = sys.modules.get("flor.runtime.artifacts")
+    if artifacts is not None and artifacts._recorder is not None:
+        artifacts._recorder.settle()
+
+
+def input(path: P, *, keep: bool = False) -> P:  # noqa: A001 - flor.input reads naturally
+    """Record that the run reads the file or folder at `path` (by content digest); returns
+    `path`, so it wraps the reading call: `pd.read_csv(flor.input("data/train.csv"))`.
+    `keep=True` also stores the bytes, so `flor checkout` can bring them back."""
+    _declare("input", path, keep)
+    return path
+
+
+def output(path: P, *, keep: bool = False) -> P:
+    """Record that the run writes `path`; hashed once written and verified at the end of the
+    run. Returns `path`: `torch.save(state, flor.output("model.pt"))`."""
+    _declare("output", path, keep)
+    return path
+
+
+def _declare(role: str, path: Any, keep: bool) -> None:
+    import os
+
+    from flor.runtime.artifacts import recorder
+    from flor.runtime.session import fail
+
+    s = _active or _session()
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        from flor.errors import UsageError
+
+        fail(UsageError(f"flor.{role} takes a file or folder path, got {path!r}"))
+    found = recorder(s)
+    if found is not None:
+        found.declare(role, path, keep)

@@ -254,7 +254,7 @@ def load(run: str, iteration: int | None = None, **objects: Any) -> int:
         raise CheckpointError("flor.load needs objects to restore into, e.g. model=net")
     record = reader.find_run(run)
     rows = reader.query(
-        "SELECT iteration, object, digest FROM checkpoints WHERE run_id = ?",
+        "SELECT iteration, object, digest, bytes FROM checkpoints WHERE run_id = ?",
         (record["run_id"],),
     )
     available = sorted(set(int(i) for i in rows["iteration"]))
@@ -266,7 +266,7 @@ def load(run: str, iteration: int | None = None, **objects: Any) -> int:
             f"run {record['run_id']} has no checkpoint at iteration {chosen}: "
             f"available: {', '.join(map(str, available))}"
         )
-    digests = {o: d for i, o, d in rows.itertuples(index=False) if int(i) == chosen}
+    digests = {o: d for i, o, d, _ in rows.itertuples(index=False) if int(i) == chosen}
     missing = sorted(set(objects) - set(digests))
     if missing:
         raise CheckpointError(
@@ -282,4 +282,19 @@ def load(run: str, iteration: int | None = None, **objects: Any) -> int:
         if name in objects or name == "@rng"
     }
     restore_in_place(objects, Snapshot.from_parts(wanted))
+    _record_read(record["run_id"], chosen, digests, rows)
     return chosen
+
+
+def _record_read(run_id: str, iteration: int, digests: dict[str, str], rows: Any) -> None:
+    """A recording run that loads a checkpoint consumed it: an edge in the lineage graph."""
+    from flor.runtime import session
+
+    if session._session is None:
+        return
+    from flor.runtime.artifacts import recorder
+
+    found = recorder(session._session)
+    if found is not None:
+        size = int(rows.loc[rows["iteration"] == iteration, "bytes"].sum())
+        found.read_checkpoint(run_id, iteration, digests, size)

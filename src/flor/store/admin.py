@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from flor.errors import UsageError
-from flor.store import reader
+from flor.store import artifacts, reader
 from flor.store.backend import Connection, Target, parse, resolve
 from flor.store.location import checkpoint_home, db_path, home_dir
 from flor.store.writer import LOG_COLUMNS, StoreWriter
 
-TABLES = ("runs", "loops", "logs", "checkpoints", "commits")
+TABLES = ("runs", "loops", "logs", "checkpoints", "commits", "artifacts", "events")
 
 
 def delete_run(run: str, home: Path | None = None) -> str:
@@ -24,6 +24,7 @@ def delete_run(run: str, home: Path | None = None) -> str:
     def work(conn: Connection) -> None:
         for table in ("logs", "loops", "checkpoints", "commits"):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        artifacts.delete_run(conn, run_id)
         conn.execute("DELETE FROM runs WHERE run_id = ? OR replay_of = ?", (run_id, run_id))
 
     try:
@@ -205,6 +206,8 @@ def _copy_run(src: Any, writer: StoreWriter, run: dict[str, Any], columns: list[
         (run_id,),
     )
     commits = _rows(src, "SELECT run_id, tstamp, snapshot FROM commits WHERE run_id = ?", (run_id,))
+    events = artifacts.run_rows(src, run_id)
+    contents = artifacts.artifact_rows(src, [row[6] for row in events if row[6]])
     marks = ", ".join("?" for _ in columns)
 
     def work(conn: Connection) -> None:
@@ -231,6 +234,7 @@ def _copy_run(src: Any, writer: StoreWriter, run: dict[str, Any], columns: list[
             )
         if logs:
             writer._db.insert_rows(conn, "logs", LOG_COLUMNS, logs)
+        artifacts.copy_rows(conn, contents, events)
 
     writer.transaction(work)
     return len(logs)

@@ -117,6 +117,35 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE loops;
     ALTER TABLE loops_v2 RENAME TO loops;
     """,
+    # 2 -> 3: artifacts and lineage. `artifacts` holds each content once (by BLAKE3 digest);
+    # `events` says which run read (input) or wrote (output) which content at which path,
+    # where in its loops and under which tstamp (so which code version). See docs/lineage.md.
+    """
+    CREATE TABLE artifacts (
+        digest TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        files INTEGER NOT NULL,
+        blob TEXT
+    );
+    CREATE TABLE events (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        tstamp TEXT NOT NULL,
+        ctx_id INTEGER,
+        role TEXT NOT NULL,
+        path TEXT NOT NULL,
+        digest TEXT,
+        status TEXT NOT NULL,
+        producer TEXT,
+        recorded REAL NOT NULL,
+        note TEXT,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE INDEX events_by_digest ON events (digest, role);
+    CREATE INDEX events_by_path ON events (path);
+    CREATE INDEX events_by_producer ON events (producer);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 60_000
@@ -128,6 +157,8 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "logs": ("run_id", "name", "writer", "tstamp", "type", "seq"),
     "commits": ("run_id", "tstamp"),
     "checkpoints": ("run_id", "iteration", "object"),
+    "artifacts": ("digest",),
+    "events": ("run_id", "seq"),
 }
 _PG_TYPES = {"TEXT": 'TEXT COLLATE "C"', "INTEGER": "BIGINT", "REAL": "DOUBLE PRECISION"}
 
