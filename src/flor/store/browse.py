@@ -1,0 +1,348 @@
+"""Reads behind the web UI: run summaries with last values, one run's names, curves and
+checkpoints, and replays. Plain rows (no pandas), so pages stay fast on large stores.
+
+Every function takes a read-only connection from `reader.open_reader` and speaks the
+store's SQLite dialect (`PgConnection` translates it for PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flor.store.values import decode
+
+RUN_FIELDS = (
+    "run_id, projid, filename, tstamp, status, mode, replay_of, snapshot, base_commit, "
+    "branch, argv, cwd, args, host, pid, started, ended, heartbeat, error, note"
+)
+
+
+def fingerprint(conn: Any) -> tuple[Any, ...]:
+    """Changes whenever a run starts, flushes (heartbeat), ends or is deleted."""
+    row = conn.execute(
+        "SELECT COUNT(*), MAX(heartbeat), MAX(ended), MAX(started) FROM runs"
+    ).fetchone()
+    return tuple(row)
+
+
+def _is_sqlite(conn: Any) -> bool:
+    return isinstance(conn, sqlite3.Connection)
+
+
+def _records(cursor: Any) -> list[dict[str, Any]]:
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _status(row: dict[str, Any], now: float) -> str:
+    from flor.store.reader import effective_status
+
+    return effective_status(row, now)
+
+
+def _duration(row: dict[str, Any]) -> float | None:
+    end = row.get("ended") or row.get("heartbeat")
+    return round(float(end) - float(row["started"]), 3) if end else None
+
+
+def runs(conn: Any, *, include_replays: bool = False) -> list[dict[str, Any]]:
+    """Every run, oldest first, with status as seen now, duration and checkpoint bytes."""
+    mode = "" if include_replays else "WHERE r.mode = 'record'"
+    found = _records(
+        conn.execute(
+            f"SELECT {', '.join('r.' + f.strip() for f in RUN_FIELDS.split(','))}, "
+            "(SELECT COALESCE(SUM(c.bytes), 0) FROM checkpoints c WHERE c.run_id = r.run_id) "
+            f"AS checkpoint_bytes FROM runs r {mode} ORDER BY r.started"
+        )
+    )
+    now = time.time()
+    for row in found:
+        row["status"] = _status(row, now)
+        row["duration_s"] = _duration(row)
+        row["args"] = json.loads(row["args"] or "{}")
+        row["checkpoint_bytes"] = int(row["checkpoint_bytes"] or 0)
+    return found
+
+
+def last_values(conn: Any) -> dict[str, dict[str, Any]]:
+    """Each run's last value of each name: the recorded one, else the replayed one.
+
+    One pass over `logs` in key order (run, name, writer), the last `seq` of each group."""
+    if _is_sqlite(conn):
+        cursor = conn.execute(
+            "SELECT run_id, name, writer = '', value, type, MAX(seq) FROM logs "
+            "GROUP BY run_id, name, writer"
+        )
+    else:
+        cursor = conn.execute(
+            "SELECT DISTINCT ON (run_id, name, writer) run_id, name, writer = '', value, type, "
+            "seq FROM logs ORDER BY run_id, name, writer, seq DESC"
+        )
+    found: dict[str, dict[str, Any]] = {}
+    recorded: set[tuple[str, str]] = set()
+    for run_id, name, is_recorded, value, kind, _ in cursor.fetchall():
+        if (run_id, name) in recorded:
+            continue
+        if is_recorded:
+            recorded.add((run_id, name))
+        found.setdefault(run_id, {})[name] = decode(value, kind)
+    return found
+
+
+def run(conn: Any, run_id: str) -> dict[str, Any] | None:
+    cursor = conn.execute(
+        f"SELECT {RUN_FIELDS}, (SELECT COALESCE(SUM(bytes), 0) FROM checkpoints c "
+        "WHERE c.run_id = runs.run_id) AS checkpoint_bytes FROM runs WHERE run_id = ?",
+        (run_id,),
+    )
+    found = _records(cursor)
+    if not found:
+        return None
+    row = found[0]
+    row["status"] = _status(row, time.time())
+    row["duration_s"] = _duration(row)
+    row["args"] = json.loads(row["args"] or "{}")
+    row["argv"] = json.loads(row["argv"] or "[]")
+    return row
+
+
+def run_ids_starting(conn: Any, prefix: str) -> list[str]:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    cursor = conn.execute(
+        "SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY run_id LIMIT 3",
+        (escaped + "%",),
+    )
+    return [r[0] for r in cursor.fetchall()]
+
+
+@dataclass
+class Logged:
+    """One name logged in a run: where it sits (loop path) and who wrote it."""
+
+    name: str
+    loops: list[str]
+    count: int
+    recorded: bool
+    replayed: bool
+    final: Any = None
+
+
+def loop_path(conn: Any, run_id: str, ctx_id: int | None) -> list[str]:
+    """Names of the loops enclosing a context, outermost first."""
+    path: list[str] = []
+    while ctx_id is not None:
+        row = conn.execute(
+            "SELECT parent_ctx_id, name FROM loops WHERE run_id = ? AND ctx_id = ?",
+            (run_id, ctx_id),
+        ).fetchone()
+        if row is None:
+            break
+        path.insert(0, row[1])
+        ctx_id = row[0]
+    return path
+
+
+def logged(conn: Any, run_id: str) -> list[Logged]:
+    """The names a run logged, in first-logged order, with their depth and last value."""
+    if _is_sqlite(conn):
+        sql = (
+            "SELECT name, writer = '', COUNT(*), MIN(seq), MAX(ctx_id), "
+            "(SELECT value || char(31) || type FROM logs b WHERE b.run_id = a.run_id AND "
+            "b.name = a.name AND b.writer = a.writer ORDER BY tstamp DESC, seq DESC LIMIT 1) "
+            "FROM logs a WHERE run_id = ? GROUP BY name, writer"
+        )
+    else:
+        sql = (
+            "SELECT name, writer = '', COUNT(*), MIN(seq), MAX(ctx_id), "
+            "(SELECT COALESCE(value, '') || chr(31) || type FROM logs b WHERE b.run_id = "
+            "a.run_id AND b.name = a.name AND b.writer = a.writer ORDER BY tstamp DESC, "
+            "seq DESC LIMIT 1) FROM logs a WHERE run_id = ? GROUP BY run_id, name, writer"
+        )
+    found: dict[str, Logged] = {}
+    order: dict[str, int] = {}
+    for name, is_recorded, count, first, ctx, last in conn.execute(sql, (run_id,)).fetchall():
+        value, _, kind = (last or "\x1fnull").rpartition("\x1f")
+        entry = found.get(name)
+        if entry is None:
+            entry = found[name] = Logged(name, loop_path(conn, run_id, ctx), 0, False, False)
+            order[name] = first
+        entry.count += int(count)
+        if is_recorded:
+            entry.recorded = True
+            entry.final = decode(value if kind != "null" else None, kind)
+        else:
+            entry.replayed = True
+            if not entry.recorded:
+                entry.final = decode(value if kind != "null" else None, kind)
+        order[name] = min(order[name], first)
+    return sorted(found.values(), key=lambda e: (len(e.loops), order[e.name]))
+
+
+def checkpoints(conn: Any, run_id: str) -> list[dict[str, Any]]:
+    return _records(
+        conn.execute(
+            "SELECT iteration, object, digest, bytes, seconds FROM checkpoints "
+            "WHERE run_id = ? ORDER BY iteration, object",
+            (run_id,),
+        )
+    )
+
+
+def replays_of(conn: Any, run_id: str) -> list[dict[str, Any]]:
+    """The replay tasks that wrote into a run, with the names and counts each added."""
+    tasks = _records(
+        conn.execute(
+            "SELECT run_id AS replay_id, status, started, ended, heartbeat, host, pid "
+            "FROM runs WHERE replay_of = ? ORDER BY started",
+            (run_id,),
+        )
+    )
+    now = time.time()
+    for task in tasks:
+        task["status"] = _status(task, now)
+        counts = conn.execute(
+            "SELECT name, COUNT(*) FROM logs WHERE run_id = ? AND writer = ? "
+            "GROUP BY name ORDER BY name",
+            (run_id, task["replay_id"]),
+        ).fetchall()
+        task["values"] = {name: int(n) for name, n in counts}
+    return tasks
+
+
+def replay_progress(conn: Any, replay_ids: Sequence[str]) -> tuple[int, int]:
+    """(tasks ended, values written) of a replay's tasks, read while it runs."""
+    if not replay_ids:
+        return 0, 0
+    marks = ",".join("?" * len(replay_ids))
+    ended = conn.execute(
+        f"SELECT COUNT(*) FROM runs WHERE run_id IN ({marks}) AND status != 'running'",
+        tuple(replay_ids),
+    ).fetchone()[0]
+    values = conn.execute(
+        f"SELECT COUNT(*) FROM logs WHERE replay_id IN ({marks})", tuple(replay_ids)
+    ).fetchone()[0]
+    return int(ended), int(values)
+
+
+@dataclass
+class Series:
+    """One name's numeric values in one run, in loop order, with an x for each axis."""
+
+    name: str
+    loops: list[str]
+    x: dict[str, list[float]] = field(default_factory=dict)
+    y: list[float] = field(default_factory=list)
+    total: int = 0
+    skipped: int = 0
+    replayed: bool = False
+    downsampled: str = ""
+
+
+def series(conn: Any, run_id: str, name: str, max_points: int = 2000) -> Series:
+    """The curve of `name` in `run_id`: x per loop depth (e.g. `epoch` with fractional steps,
+    and `step` counted across epochs), downsampled on the server beyond `max_points`
+    (the min and max of each bucket, so spikes survive)."""
+    import numpy as np
+
+    from flor.store.columns import ColumnReader
+
+    groups, loops = ColumnReader(conn, [name]).run(run_id, 0)
+    recorded = [g for g in groups if g.writer == ""]
+    chosen = recorded or groups
+    out = Series(name, [], replayed=not recorded and bool(groups))
+    if not chosen:
+        return out
+    ctx = np.concatenate([g.ctx for g in chosen])
+    raw = np.concatenate([np.asarray(g.values, dtype=object) for g in chosen])
+    numeric = np.array([_number(v) for v in raw], dtype=np.float64) if raw.dtype == object else raw
+    numeric = numeric.astype(np.float64)
+    keep = ~np.isnan(numeric)
+    out.skipped = int((~keep).sum())
+    ctx, y = ctx[keep], numeric[keep]
+    out.total = len(y)
+    levels, out.loops = _levels(ctx, loops)
+    if levels:
+        order = np.lexsort(tuple(reversed(levels)))
+        levels = [level[order] for level in levels]
+        y = y[order]
+    xs = _axes(levels, out.loops, len(y))
+    picked = _downsample(y, max_points)
+    if picked is not None:
+        out.downsampled = f"min/max of {len(picked) // 2} buckets over {len(y)} values"
+        y = y[picked]
+        xs = {axis: values[picked] for axis, values in xs.items()}
+    out.y = y.tolist()
+    out.x = {axis: values.tolist() for axis, values in xs.items()}
+    return out
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return float("nan")
+    return float(value)
+
+
+def _levels(ctx: Any, loops: Any) -> tuple[list[Any], list[str]]:
+    """Iteration indices of each value's enclosing loops, outermost first, and their names."""
+    import numpy as np
+
+    from flor.store.columns import loop_rows
+
+    if loops is None or not (ctx >= 0).any():
+        return [], []
+    rows = loop_rows([(0, loops)])
+    position = np.searchsorted(rows.ctx, ctx).clip(0, max(0, len(rows.ctx) - 1))
+    cursor = np.where(rows.ctx[position] == ctx, position, -1)
+    chain, names = [], []
+    while (cursor >= 0).any():
+        alive = cursor >= 0
+        chain.append(np.where(alive, rows.iteration[cursor.clip(0)], -1))
+        names.append(rows.name[int(cursor[alive][0])])
+        parent = np.where(alive, rows.parent[cursor.clip(0)], -1)
+        at = np.searchsorted(rows.ctx, parent).clip(0, max(0, len(rows.ctx) - 1))
+        cursor = np.where((parent >= 0) & (rows.ctx[at] == parent), at, -1)
+    return chain[::-1], names[::-1]
+
+
+def _axes(levels: list[Any], loops: list[str], count: int) -> dict[str, Any]:
+    """x values: the outer loop's iteration (fractional within it when values sit deeper),
+    and a running count of the innermost loop's iterations."""
+    import numpy as np
+
+    if not levels:
+        return {"index": np.arange(count, dtype=np.float64)}
+    outer = levels[0].astype(np.float64)
+    axes = {loops[0]: outer}
+    if len(levels) > 1:
+        starts = np.r_[0, np.flatnonzero(np.diff(levels[0])) + 1]
+        sizes = np.diff(np.r_[starts, count])
+        within = np.arange(count) - np.repeat(starts, sizes)
+        axes[loops[0]] = outer + within / np.repeat(sizes, sizes)
+        axes[loops[-1]] = np.arange(count, dtype=np.float64)
+    return axes
+
+
+def _downsample(y: Any, max_points: int) -> Any:
+    """Indices keeping the min and max of each of max_points/2 buckets, in order; None when
+    the curve is small enough to send whole."""
+    import numpy as np
+
+    if len(y) <= max_points:
+        return None
+    buckets = max(1, max_points // 2)
+    edges = np.linspace(0, len(y), buckets + 1).astype(np.int64)
+    starts = edges[:-1]
+    lows = np.minimum.reduceat(y, starts)
+    highs = np.maximum.reduceat(y, starts)
+    picked = []
+    for bucket, start in enumerate(starts.tolist()):
+        part = y[start : edges[bucket + 1]]
+        low = start + int(np.argmax(part == lows[bucket]))
+        high = start + int(np.argmax(part == highs[bucket]))
+        picked.extend(sorted((low, high)))
+    return np.asarray(picked, dtype=np.int64)
