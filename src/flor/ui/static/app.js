@@ -29,7 +29,7 @@
     return body;
   }
 
-  function show(...children) { main.replaceChildren(...children); }
+  function show(...children) { main.replaceChildren(...children.flat().filter((c) => c && c !== true)); }
   function fail(error) { return h("div", { class: "error", role: "alert" }, String(error.message || error)); }
   function cell(value) {
     if (value === null || value === undefined) return "";
@@ -259,12 +259,14 @@
     let d;
     try { d = await api("versions"); } catch (e) { show(fail(e)); return; }
     if (!d.scripts.length) { show(emptyStore()); return; }
-    show(h("h1", {}, "Versions"), d.scripts.map((s) => h("section", { class: "script" }, h("h2", {}, s.filename),
-      h("div", { class: "timeline" }, s.versions.map((v) => h("div", { class: "version", "data-version": v.snapshot },
-        h("strong", {}, v.snapshot ? v.snapshot.slice(0, 10) : "(no snapshot)"), " ",
-        h("span", { class: "muted" }, when(v.first) + (v.change.first ? " · first version" : ` · +${v.change.added} −${v.change.removed} lines`)),
-        h("div", {}, v.runs.map((r) => h("a", { class: "chip " + r.status, href: "#/run/" + r.run_id, title: JSON.stringify(r.args) },
-          r.run_id.slice(0, 8)))))))))));
+    const version = (v) => h("div", { class: "version", "data-version": v.snapshot },
+      h("strong", {}, v.snapshot ? v.snapshot.slice(0, 10) : "(no snapshot)"), " ",
+      h("span", { class: "muted" }, when(v.first) +
+        (v.change.first ? " · first version" : ` · +${v.change.added} −${v.change.removed} lines`)),
+      h("div", {}, v.runs.map((r) => h("a", { class: "chip " + r.status, href: "#/run/" + r.run_id,
+        title: JSON.stringify(r.args) }, r.run_id.slice(0, 8)))));
+    show(h("h1", {}, "Versions"), d.scripts.map((s) => h("section", { class: "script" },
+      h("h2", {}, s.filename), h("div", { class: "timeline" }, s.versions.map(version)))));
   }
 
   // -- Parameters vs metrics ---------------------------------------------------------------
