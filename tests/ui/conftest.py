@@ -55,38 +55,52 @@ def clean_env() -> dict[str, str]:
 class Recorded:
     root: Path
     runs: list[str]  # oldest first: v1 lr=0.05, v1 lr=0.02 seed=3, v2 lr=0.1
+    store_env: dict[str, str]
 
     def run_script(self, *args: str) -> None:
         subprocess.run(
             [sys.executable, "train.py", *args],
             cwd=self.root,
-            env=clean_env(),
+            env={**clean_env(), **self.store_env},
             check=True,
             capture_output=True,
             timeout=120,
         )
 
 
-def record_project(root: Path) -> Recorded:
+def record_project(root: Path, store_env: dict[str, str] | None = None) -> Recorded:
     """Three real training runs over two committed versions, then an uncommitted newest
-    version with a statement none of them logged."""
+    version with a statement none of them logged (`store_env`: e.g. FLOR_STORE)."""
     root.mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
     train = root / "train.py"
     train.write_text(TRAIN_V1)
     git(root, "add", "train.py")
     git(root, "commit", "-q", "-m", "v1: linear regression")
-    project = Recorded(root, [])
+    project = Recorded(root, [], store_env or {})
     project.run_script("--kwargs", "lr=0.05")
     project.run_script("--kwargs", "lr=0.02", "seed=3")
     train.write_text(TRAIN_V2)
     git(root, "commit", "-q", "-am", "v2: clip gradients")
     project.run_script("--kwargs", "lr=0.1")
     train.write_text(TRAIN_NEWEST)
-    import sqlite3
-
-    with sqlite3.connect(root / ".flor" / "flor.db") as conn:
-        project.runs = [r[0] for r in conn.execute("SELECT run_id FROM runs ORDER BY started")]
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flor",
+            "query",
+            "--format",
+            "csv",
+            "SELECT run_id FROM runs ORDER BY started",
+        ],
+        cwd=root,
+        env={**clean_env(), **project.store_env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    project.runs = listed.stdout.split()[1:]
     return project
 
 
@@ -126,12 +140,12 @@ class Served:
         return body
 
 
-def start_server(root: Path, *args: str) -> Served:
+def start_server(root: Path, *args: str, store_env: dict[str, str] | None = None) -> Served:
     """`flor ui --port 0` in `root`; returns once it printed its address (no sleeping)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "flor", "ui", "--port", "0", "--no-open", *args],
         cwd=root,
-        env=clean_env(),
+        env={**clean_env(), **(store_env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

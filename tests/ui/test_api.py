@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pandas as pd
 import pytest
 from conftest import CLIP, Recorded, Served, clean_env, record_project, start_server, stop_server
+from store import pgfixtures
 
 import flor
 
@@ -306,3 +307,30 @@ def test_a_port_in_use_is_one_line_naming_port(recorded: Recorded) -> None:
         done.stderr.strip()
         == f"Error: port {port} on 127.0.0.1 is in use: choose another with --port"
     )
+
+
+pg_server, pg_url = pgfixtures.pg_server, pgfixtures.pg_url
+
+
+def test_a_postgresql_store_serves_the_same_answers(tmp_path: Path, pg_url: str) -> None:
+    """The UI reads the store the CLI resolves: FLOR_STORE on a PostgreSQL server."""
+    project = record_project(tmp_path / "proj", {"FLOR_STORE": pg_url})
+    assert not (project.root / ".flor" / "flor.db").exists()
+    served = start_server(project.root, store_env={"FLOR_STORE": pg_url})
+    try:
+        info = served.get("/api/info")
+        assert info["runs"] == 3 and "***" in info["store"] and "s3cret" not in info["store"]
+        page = served.get("/api/runs?sort=args.lr&desc=1")
+        assert [row["args"]["lr"] for row in page["rows"]] == [0.1, 0.05, 0.02]
+        assert all(isinstance(row["values"]["err"], float) for row in page["rows"])
+        detail = served.get(f"/api/runs/{project.runs[0]}")
+        names = {n["name"]: n for n in detail["names"]}
+        assert names["loss"]["loops"] == ["epoch", "step"] and names["loss"]["count"] == 60
+        curve = served.get(f"/api/runs/{project.runs[0]}/series?name=loss")
+        assert len(curve["y"]) == 60 and curve["x"]["step"] == list(range(60))
+        assert served.get("/api/sql?q=SELECT%20COUNT(*)%20AS%20n%20FROM%20runs")["rows"] == [[3]]
+        status, body, _ = served.request("/api/sql?q=" + quote("DELETE FROM runs"))
+        assert status == 400
+        assert len(served.get("/api/versions")["scripts"][0]["versions"]) == 2
+    finally:
+        stop_server(served)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLIP, Recorded, Served, record_project, start_server, stop_server
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+from playwright import sync_api
 
 CHROMIUM = os.environ.get("FLOR_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -75,7 +74,9 @@ def tab(browser: object, server: Served) -> Iterator[Page]:
 
 
 def run_ids_shown(page: object) -> list[str]:
-    return page.eval_on_selector_all("#runs tbody tr[data-run]", "rows => rows.map(r => r.dataset.run)")  # type: ignore[attr-defined]
+    return page.eval_on_selector_all(
+        "#runs tbody tr[data-run]", "rows => rows.map(r => r.dataset.run)"
+    )  # type: ignore[attr-defined]
 
 
 def test_every_page_loads_without_console_errors(tab: Page, recorded: Recorded) -> None:
@@ -141,7 +142,9 @@ def test_compare_from_the_runs_page_shows_the_code_diff(tab: Page, recorded: Rec
 def test_run_page_shows_curves_code_and_checkpoints(tab: Page, recorded: Recorded) -> None:
     page = tab.open(f"#/run/{recorded.runs[2]}", "run")
     page.wait_for_selector('#curves[data-ready="1"]')  # type: ignore[attr-defined]
-    assert set(page.eval_on_selector_all("#curves [data-chart]", "c => c.map(e => e.dataset.chart)")) == {"loss", "err"}  # type: ignore[attr-defined]
+    assert set(
+        page.eval_on_selector_all("#curves [data-chart]", "c => c.map(e => e.dataset.chart)")
+    ) == {"loss", "err"}  # type: ignore[attr-defined]
     page.wait_for_selector("#code .kw")  # type: ignore[attr-defined]
     assert CLIP.strip() in page.text_content("#code")  # type: ignore[attr-defined]
     assert "weights" in page.text_content("main")  # type: ignore[attr-defined]
