@@ -30,6 +30,17 @@ def fingerprint(conn: Any) -> tuple[Any, ...]:
     return tuple(row)
 
 
+def run_fingerprint(conn: Any, run_id: str) -> tuple[Any, ...]:
+    """Changes whenever the run or a replay into it writes (each flush beats its heartbeat)."""
+    own = conn.execute(
+        "SELECT status, heartbeat, ended FROM runs WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    replays = conn.execute(
+        "SELECT COUNT(*), MAX(heartbeat), MAX(ended) FROM runs WHERE replay_of = ?", (run_id,)
+    ).fetchone()
+    return (*(own or ()), *replays)
+
+
 def _is_sqlite(conn: Any) -> bool:
     return isinstance(conn, sqlite3.Connection)
 
@@ -258,9 +269,7 @@ def series(conn: Any, run_id: str, name: str, max_points: int = 2000) -> Series:
     if not chosen:
         return out
     ctx = np.concatenate([g.ctx for g in chosen])
-    raw = np.concatenate([np.asarray(g.values, dtype=object) for g in chosen])
-    numeric = np.array([_number(v) for v in raw], dtype=np.float64) if raw.dtype == object else raw
-    numeric = numeric.astype(np.float64)
+    numeric = np.concatenate([_numbers(g.values) for g in chosen])
     keep = ~np.isnan(numeric)
     out.skipped = int((~keep).sum())
     ctx, y = ctx[keep], numeric[keep]
@@ -281,10 +290,17 @@ def series(conn: Any, run_id: str, name: str, max_points: int = 2000) -> Series:
     return out
 
 
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return float("nan")
-    return float(value)
+def _numbers(values: Any) -> Any:
+    """Values as floats, NaN where a value is not a number (text, lists, booleans)."""
+    import numpy as np
+
+    if values.dtype.kind in "iuf":
+        return values.astype(np.float64)
+    numbers = [
+        float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+        for v in values
+    ]
+    return np.asarray(numbers, dtype=np.float64)
 
 
 def _levels(ctx: Any, loops: Any) -> tuple[list[Any], list[str]]:

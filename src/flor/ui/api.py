@@ -18,6 +18,7 @@ from flor.errors import FlorError, UsageError
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 SQL_ROW_LIMIT = 5000
+PER_RUN_CACHE = 256  # curves and name listings kept, oldest dropped first
 BASE_COLUMNS = (
     "run_id",
     "projid",
@@ -56,6 +57,9 @@ class Project:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _summary: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = field(default=None, repr=False)
     _immutable: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False)
+    _per_run: dict[tuple[str, ...], tuple[tuple[Any, ...], Any]] = field(
+        default_factory=dict, repr=False
+    )
 
     @contextmanager
     def reading(self) -> Iterator[Any]:
@@ -77,6 +81,24 @@ class Project:
         if key not in self._immutable:
             self._immutable[key] = compute()
         return self._immutable[key]
+
+    def per_run(self, key: tuple[str, ...], run_id: str, compute: Callable[[Any], Any]) -> Any:
+        """A result about one run (e.g. a 10^6-value curve), kept until the run or a replay
+        into it writes again."""
+        from flor.store import browse
+
+        with self.reading() as conn:
+            stamp = browse.run_fingerprint(conn, run_id)
+            with self._lock:
+                found = self._per_run.get((run_id, *key))
+            if found is not None and found[0] == stamp:
+                return found[1]
+            result = compute(conn)
+        with self._lock:
+            if len(self._per_run) >= PER_RUN_CACHE:
+                self._per_run.pop(next(iter(self._per_run)))
+            self._per_run[(run_id, *key)] = (stamp, result)
+        return result
 
     def summaries(self) -> list[dict[str, Any]]:
         """Every recorded run with its last values, recomputed only when the store changed."""
@@ -221,8 +243,8 @@ def run_detail(project: Project, run: str) -> dict[str, Any]:
 
     record = find(project, run)
     run_id = record["run_id"]
+    names = _logged(project, run_id)
     with project.reading() as conn:
-        names = browse.logged(conn, run_id)
         checkpoints = browse.checkpoints(conn, run_id)
         replays = browse.replays_of(conn, run_id)
     return clean(
@@ -277,9 +299,12 @@ def series(project: Project, run: str, name: str, points: int = 2000) -> dict[st
     if not 10 <= points <= 20_000:
         raise UsageError("points must be between 10 and 20000")
     run_id = find(project, run)["run_id"]
-    with project.reading() as conn:
-        found = browse.series(conn, run_id, name, points)
-    return clean({"run_id": run_id, **asdict(found)})
+    found = project.per_run(
+        ("series", name, str(points)),
+        run_id,
+        lambda conn: clean({"run_id": run_id, **asdict(browse.series(conn, run_id, name, points))}),
+    )
+    return found
 
 
 def _snapshot_path(path: str) -> str:
@@ -323,10 +348,8 @@ def compare(project: Project, runs: Sequence[str]) -> dict[str, Any]:
         }
         for name in arg_names
     ]
-    from flor.store import browse
 
-    with project.reading() as conn:
-        logged = [{n.name: n for n in browse.logged(conn, r["run_id"])} for r in records]
+    logged = [{n.name: n for n in _logged(project, r["run_id"])} for r in records]
     names = sorted({n for each in logged for n in each})
     first = records[0]
     diffs = [
@@ -545,10 +568,13 @@ def hindsight(project: Project, script: str | None = None) -> dict[str, Any]:
 
 
 def _names_logged(project: Project, run_ids: list[str]) -> dict[str, set[str]]:
+    return {run_id: {n.name for n in _logged(project, run_id)} for run_id in run_ids}
+
+
+def _logged(project: Project, run_id: str) -> list[Any]:
     from flor.store import browse
 
-    with project.reading() as conn:
-        return {run_id: {n.name for n in browse.logged(conn, run_id)} for run_id in run_ids}
+    return project.per_run(("logged",), run_id, lambda conn: browse.logged(conn, run_id))
 
 
 def _propagation(project: Project, rel: str) -> list[dict[str, Any]]:
