@@ -1,7 +1,7 @@
 """Reads behind the web UI: run summaries with last values, one run's names, curves and
 checkpoints, and replays. Plain rows (no pandas), so pages stay fast on large stores.
 
-Every function takes a read-only connection from `reader.open_reader` and speaks the
+Every function takes a read-only connection from `backend.open_target` and speaks the
 store's SQLite dialect (`PgConnection` translates it for PostgreSQL).
 """
 
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flor.store.status import effective_status
 from flor.store.values import decode
 
 RUN_FIELDS = (
@@ -50,12 +51,6 @@ def _records(cursor: Any) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _status(row: dict[str, Any], now: float) -> str:
-    from flor.store.reader import effective_status
-
-    return effective_status(row, now)
-
-
 def _duration(row: dict[str, Any]) -> float | None:
     end = row.get("ended") or row.get("heartbeat")
     return round(float(end) - float(row["started"]), 3) if end else None
@@ -73,7 +68,7 @@ def runs(conn: Any, *, include_replays: bool = False) -> list[dict[str, Any]]:
     )
     now = time.time()
     for row in found:
-        row["status"] = _status(row, now)
+        row["status"] = effective_status(row, now)
         row["duration_s"] = _duration(row)
         row["args"] = json.loads(row["args"] or "{}")
         row["checkpoint_bytes"] = int(row["checkpoint_bytes"] or 0)
@@ -115,7 +110,7 @@ def run(conn: Any, run_id: str) -> dict[str, Any] | None:
     if not found:
         return None
     row = found[0]
-    row["status"] = _status(row, time.time())
+    row["status"] = effective_status(row, time.time())
     row["duration_s"] = _duration(row)
     row["args"] = json.loads(row["args"] or "{}")
     row["argv"] = json.loads(row["argv"] or "[]")
@@ -215,7 +210,7 @@ def replays_of(conn: Any, run_id: str) -> list[dict[str, Any]]:
     )
     now = time.time()
     for task in tasks:
-        task["status"] = _status(task, now)
+        task["status"] = effective_status(task, now)
         counts = conn.execute(
             "SELECT name, COUNT(*) FROM logs WHERE run_id = ? AND writer = ? "
             "GROUP BY name ORDER BY name",

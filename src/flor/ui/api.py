@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flor.errors import FlorError, UsageError
+from flor.store.backend import Target, open_target, target_exists
 
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -52,29 +53,30 @@ class Project:
 
     home: Path
     root: Path | None
-    store: str
+    target: Target
     allow_replay: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _computing: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _summary: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = field(default=None, repr=False)
     _immutable: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False)
     _per_run: dict[tuple[str, ...], tuple[tuple[Any, ...], Any]] = field(
         default_factory=dict, repr=False
     )
 
+    @property
+    def store(self) -> str:
+        return str(self.target)  # a server's password masked
+
     @contextmanager
     def reading(self) -> Iterator[Any]:
-        from flor.store import reader
-
-        conn = reader.open_reader(self.home)
+        conn = open_target(self.target)
         try:
             yield conn
         finally:
             conn.close()
 
     def exists(self) -> bool:
-        from flor.store import reader
-
-        return reader.store_exists(self.home)
+        return target_exists(self.target)
 
     def remember(self, key: tuple[str, ...], compute: Callable[[], Any]) -> Any:
         """Results about git commits never change: compute each once."""
@@ -101,22 +103,21 @@ class Project:
         return result
 
     def summaries(self) -> list[dict[str, Any]]:
-        """Every recorded run with its last values, recomputed only when the store changed."""
+        """Every recorded run with its last values, recomputed only when the store changed
+        (one computation at a time: a request arriving meanwhile waits for its result)."""
         from flor.store import browse
 
-        with self.reading() as conn:
+        with self._computing, self.reading() as conn:
             stamp = browse.fingerprint(conn)
-            with self._lock:
-                if self._summary is not None and self._summary[0] == stamp:
-                    return self._summary[1]
+            if self._summary is not None and self._summary[0] == stamp:
+                return self._summary[1]
             rows = browse.runs(conn)
             values = browse.last_values(conn)
-        for row in rows:
-            row["version"] = (row["snapshot"] or "")[:10]
-            row["values"] = values.get(row["run_id"], {})
-        with self._lock:
+            for row in rows:
+                row["version"] = (row["snapshot"] or "")[:10]
+                row["values"] = values.get(row["run_id"], {})
             self._summary = (stamp, rows)
-        return rows
+            return rows
 
 
 # -- store-wide --------------------------------------------------------------------------
