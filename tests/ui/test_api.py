@@ -334,3 +334,57 @@ def test_a_postgresql_store_serves_the_same_answers(tmp_path: Path, pg_url: str)
         assert len(served.get("/api/versions")["scripts"][0]["versions"]) == 2
     finally:
         stop_server(served)
+
+
+LIVE = """\
+import os
+from pathlib import Path
+import flor
+
+go = Path(os.environ["UI_TEST_GO"])
+for step in flor.loop("step", range(10**9)):
+    flor.log("x", step)
+    if go.exists():
+        break
+print(step + 1)
+"""
+
+
+def test_a_running_training_is_read_without_blocking_it(tmp_path: Path) -> None:
+    root = tmp_path / "live"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    (root / "live.py").write_text(LIVE)
+    go = tmp_path / "go"
+    training = subprocess.Popen(
+        [sys.executable, "live.py"],
+        cwd=root,
+        env={**clean_env(), "UI_TEST_GO": str(go)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    served = None
+    try:
+        served = start_server(root)
+        seen = 0
+        while seen < 1000:  # read while it writes: several flushes' worth of values
+            assert training.poll() is None
+            status, page, _ = served.request("/api/runs")
+            if status == 200 and page["total"]:  # 503 until the run has created the store
+                run = page["rows"][0]
+                assert run["status"] == "running"
+                seen = served.get(f"/api/runs/{run['run_id']}/series?name=x")["total"]
+        go.write_text("stop")
+        out, _ = training.communicate(timeout=120)
+        assert training.returncode == 0
+        logged = int(out.split()[-1])
+        final = served.get(f"/api/runs/{run['run_id']}/series?name=x&points=20000")
+        assert served.get(f"/api/runs/{run['run_id']}")["run"]["status"] == "finished"
+        assert final["total"] == logged > seen
+    finally:
+        go.write_text("stop")
+        training.wait(timeout=120)
+        if training.stdout:
+            training.stdout.close()
+        if served is not None:
+            stop_server(served)
