@@ -153,40 +153,67 @@ def loop_path(conn: Any, run_id: str, ctx_id: int | None) -> list[str]:
     return path
 
 
+def _distinct(conn: Any, column: str, where: str, params: tuple[Any, ...]) -> list[Any]:
+    """The distinct values of a key column, one index seek each (a loose index scan), so a
+    run with 10^6 values of one name costs a few seeks rather than a pass over them all."""
+    found: list[Any] = []
+    while True:
+        after = f" AND {column} > ?" if found else ""
+        row = conn.execute(
+            f"SELECT MIN({column}) FROM logs WHERE {where}{after}", (*params, *found[-1:])
+        ).fetchone()
+        if row is None or row[0] is None:
+            return found
+        found.append(row[0])
+
+
 def logged(conn: Any, run_id: str) -> list[Logged]:
     """The names a run logged, in first-logged order, with their depth and last value."""
-    if _is_sqlite(conn):
-        sql = (
-            "SELECT name, writer = '', COUNT(*), MIN(seq), MAX(ctx_id), "
-            "(SELECT value || char(31) || type FROM logs b WHERE b.run_id = a.run_id AND "
-            "b.name = a.name AND b.writer = a.writer ORDER BY tstamp DESC, seq DESC LIMIT 1) "
-            "FROM logs a WHERE run_id = ? GROUP BY name, writer"
-        )
-    else:
-        sql = (
-            "SELECT name, writer = '', COUNT(*), MIN(seq), MAX(ctx_id), "
-            "(SELECT COALESCE(value, '') || chr(31) || type FROM logs b WHERE b.run_id = "
-            "a.run_id AND b.name = a.name AND b.writer = a.writer ORDER BY tstamp DESC, "
-            "seq DESC LIMIT 1) FROM logs a WHERE run_id = ? GROUP BY run_id, name, writer"
-        )
     found: dict[str, Logged] = {}
-    order: dict[str, int] = {}
-    for name, is_recorded, count, first, ctx, last in conn.execute(sql, (run_id,)).fetchall():
-        value, _, kind = (last or "\x1fnull").rpartition("\x1f")
-        entry = found.get(name)
-        if entry is None:
-            entry = found[name] = Logged(name, loop_path(conn, run_id, ctx), 0, False, False)
-            order[name] = first
-        entry.count += int(count)
-        if is_recorded:
-            entry.recorded = True
-            entry.final = decode(value if kind != "null" else None, kind)
-        else:
-            entry.replayed = True
-            if not entry.recorded:
-                entry.final = decode(value if kind != "null" else None, kind)
-        order[name] = min(order[name], first)
-    return sorted(found.values(), key=lambda e: (len(e.loops), order[e.name]))
+    first: dict[str, tuple[Any, ...]] = {}
+    for name in _distinct(conn, "name", "run_id = ?", (run_id,)):
+        key = (run_id, name)
+        for writer in _distinct(conn, "writer", "run_id = ? AND name = ?", key):
+            group = (*key, writer)
+            where = "run_id = ? AND name = ? AND writer = ?"
+            count = conn.execute(f"SELECT COUNT(*) FROM logs WHERE {where}", group).fetchone()[0]
+            tstamps = conn.execute(
+                f"SELECT MIN(tstamp), MAX(tstamp) FROM logs WHERE {where}", group
+            ).fetchone()
+            last = _edge(conn, group, tstamps[1], "DESC")
+            start = _edge(conn, group, tstamps[0], "ASC")
+            entry = found.get(name)
+            if entry is None:
+                path = loop_path(conn, run_id, last[3])
+                entry = found[name] = Logged(name, path, 0, False, False)
+            entry.count += int(count)
+            value = decode(last[0], last[1])
+            if writer == "":
+                entry.recorded, entry.final = True, value
+            else:
+                entry.replayed = True
+                if not entry.recorded:
+                    entry.final = value
+            order = (tstamps[0], start[2])
+            first[name] = min(first.get(name, order), order)
+    return sorted(found.values(), key=lambda e: (len(e.loops), first[e.name]))
+
+
+def _edge(conn: Any, group: tuple[Any, ...], tstamp: Any, direction: str) -> tuple[Any, ...]:
+    """(value, type, seq, ctx_id) of a group's last (DESC) or first (ASC) value within one
+    tstamp, across its types, each read at one end of the primary key."""
+    where = "run_id = ? AND name = ? AND writer = ? AND tstamp = ?"
+    rows: list[tuple[Any, ...]] = [
+        conn.execute(
+            f"SELECT value, type, seq, ctx_id FROM logs WHERE {where} AND type = ? "
+            f"ORDER BY seq {direction} LIMIT 1",
+            (*group, tstamp, kind),
+        ).fetchone()
+        for kind in _distinct(conn, "type", where, (*group, tstamp))
+    ]
+    if direction == "DESC":
+        return tuple(max(rows, key=lambda row: row[2]))
+    return tuple(min(rows, key=lambda row: row[2]))
 
 
 def checkpoints(conn: Any, run_id: str) -> list[dict[str, Any]]:
