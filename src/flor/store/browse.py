@@ -8,6 +8,7 @@ store's SQLite dialect (`PgConnection` translates it for PostgreSQL).
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -211,9 +212,8 @@ def _edge(conn: Any, group: tuple[Any, ...], tstamp: Any, direction: str) -> tup
         ).fetchone()
         for kind in _distinct(conn, "type", where, (*group, tstamp))
     ]
-    if direction == "DESC":
-        return tuple(max(rows, key=lambda row: row[2]))
-    return tuple(min(rows, key=lambda row: row[2]))
+    ordered = sorted(rows, key=operator.itemgetter(2))  # by seq
+    return tuple(ordered[-1] if direction == "DESC" else ordered[0])
 
 
 def checkpoints(conn: Any, run_id: str) -> list[dict[str, Any]]:
