@@ -171,8 +171,24 @@ def test_versions_group_runs_of_unchanged_code(server: Served, recorded: Recorde
 def test_params_pair_args_with_last_metrics(server: Served, recorded: Recorded) -> None:
     found = server.get("/api/params")
     assert found["params"] == ["lr", "seed"] and found["metrics"] == ["err", "loss"]
-    by_run = {r["run_id"]: r for r in found["runs"]}
-    assert by_run[recorded.runs[1]]["args"] == {"lr": 0.02, "seed": 3}
+    assert found["run_ids"] == recorded.runs
+    assert found["args"] == {"lr": [0.05, 0.02, 0.1], "seed": [0, 3, 0]}
+    runs = server.get("/api/runs?sort=started&desc=0")["rows"]
+    assert found["values"]["err"] == [r["values"]["err"] for r in runs]
+
+
+def test_versions_list_at_most_a_page_of_runs_each(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library on its own, on the same store: a version of many runs lists the first
+    RUNS_PER_VERSION and counts the rest."""
+    from flor.ui import api, server
+
+    monkeypatch.chdir(recorded.root)
+    monkeypatch.setattr(api, "RUNS_PER_VERSION", 1)
+    first, second = api.versions(server.project_here(False))["scripts"][0]["versions"]
+    assert [r["run_id"] for r in first["runs"]] == recorded.runs[:1] and first["more"] == 1
+    assert second["more"] == 0
 
 
 def test_hindsight_reports_missing_statements_propagation_and_plan(

@@ -19,6 +19,7 @@ from flor.store.backend import Target, open_target, target_exists
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 SQL_ROW_LIMIT = 5000
+RUNS_PER_VERSION = 100  # runs listed under a version; `more` counts the others
 PER_RUN_CACHE = 256  # curves and name listings kept, oldest dropped first
 BASE_COLUMNS = (
     "run_id",
@@ -442,11 +443,15 @@ def versions(project: Project) -> dict[str, Any]:
                 "tree": key,
                 "first": row["started"],
                 "runs": [],
+                "more": 0,  # runs beyond the RUNS_PER_VERSION listed
             }
         version["last"] = row["started"]
-        version["runs"].append(
-            {"run_id": row["run_id"], "status": row["status"], "args": row["args"]}
-        )
+        if len(version["runs"]) < RUNS_PER_VERSION:
+            version["runs"].append(
+                {"run_id": row["run_id"], "status": row["status"], "args": row["args"]}
+            )
+        else:
+            version["more"] += 1
     listed = []
     for filename, by_tree in sorted(scripts.items()):
         previous = None
@@ -492,9 +497,9 @@ def _change(project: Project, filename: str, before: str | None, after: str) -> 
 
 
 def params(project: Project) -> dict[str, Any]:
-    """Each run's args and last numeric values: the parameters-vs-metrics view."""
+    """Each run's args and last numeric values: the parameters-vs-metrics view, as columns
+    (one list per name, a run per position) to stay small at 10,000 runs."""
     rows = project.summaries() if project.exists() else []
-    numeric = (int, float)
     arg_names = sorted(
         {k for r in rows for k, v in r["args"].items() if isinstance(v, (int, float, str))}
     )
@@ -503,25 +508,25 @@ def params(project: Project) -> dict[str, Any]:
             k
             for r in rows
             for k, v in r["values"].items()
-            if isinstance(v, numeric) and not isinstance(v, bool) and k not in r["args"]
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in r["args"]
         }
     )
     return clean(
         {
             "params": arg_names,
             "metrics": metric_names,
-            "runs": [
-                {
-                    "run_id": r["run_id"],
-                    "version": r["version"],
-                    "filename": r["filename"],
-                    "args": r["args"],
-                    "values": {m: r["values"].get(m) for m in metric_names},
-                }
-                for r in rows
-            ],
+            "run_ids": [r["run_id"] for r in rows],
+            "versions": [r["version"] for r in rows],
+            "args": {a: [r["args"].get(a) for r in rows] for a in arg_names},
+            "values": {
+                m: [_number_or_none(r["values"].get(m)) for r in rows] for m in metric_names
+            },
         }
     )
+
+
+def _number_or_none(value: Any) -> Any:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 # -- hindsight -------------------------------------------------------------------------------

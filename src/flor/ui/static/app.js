@@ -264,7 +264,8 @@
       h("span", { class: "muted" }, when(v.first) +
         (v.change.first ? " · first version" : ` · +${v.change.added} −${v.change.removed} lines`)),
       h("div", {}, v.runs.map((r) => h("a", { class: "chip " + r.status, href: "#/run/" + r.run_id,
-        title: JSON.stringify(r.args) }, r.run_id.slice(0, 8)))));
+        title: JSON.stringify(r.args) }, r.run_id.slice(0, 8))),
+        v.more ? h("span", { class: "muted" }, ` and ${v.more} more runs`) : null));
     show(h("h1", {}, "Versions"), d.scripts.map((s) => h("section", { class: "script" },
       h("h2", {}, s.filename), h("div", { class: "timeline" }, s.versions.map(version)))));
   }
@@ -274,7 +275,7 @@
   async function pageParams() {
     let d;
     try { d = await api("params"); } catch (e) { show(fail(e)); return; }
-    if (!d.runs.length) { show(emptyStore()); return; }
+    if (!d.run_ids.length) { show(emptyStore()); return; }
     if (!d.params.length || !d.metrics.length) {
       show(h("h1", {}, "Parameters vs metrics"), h("p", {}, "Runs need flor.arg parameters and numeric values to compare.")); return;
     }
@@ -282,11 +283,14 @@
     const my = h("select", { id: "metric" }, d.metrics.map((m) => h("option", { value: m }, m)));
     const slot = h("div", { id: "scatter" });
     const draw = () => {
-      const p = px.value, m = my.value;
-      const categories = [...new Set(d.runs.map((r) => r.args[p]).filter((v) => typeof v === "string"))].sort();
-      const points = d.runs.filter((r) => r.args[p] !== undefined && typeof r.values[m] === "number").map((r) => ({
-        x: typeof r.args[p] === "string" ? categories.indexOf(r.args[p]) : Number(r.args[p]), y: r.values[m],
-        group: r.version || "unversioned", label: `${r.run_id.slice(0, 10)}  ${p}=${cell(r.args[p])}  ${m}=${cell(r.values[m])}` }));
+      const p = px.value, m = my.value, xs = d.args[p], ys = d.values[m];
+      const categories = [...new Set(xs.filter((v) => typeof v === "string"))].sort();
+      const points = [];
+      d.run_ids.forEach((id, i) => {
+        if (xs[i] === null || xs[i] === undefined || typeof ys[i] !== "number") return;
+        points.push({ x: typeof xs[i] === "string" ? categories.indexOf(xs[i]) : Number(xs[i]), y: ys[i],
+          group: d.versions[i] || "unversioned", label: `${id.slice(0, 10)}  ${p}=${cell(xs[i])}  ${m}=${cell(ys[i])}` });
+      });
       slot.replaceChildren(FlorCharts.scatter(points, { title: `${m} by ${p} (last value per run, colour: code version)`,
         xLabel: p + (categories.length ? " (" + categories.join(", ") + ")" : ""), yLabel: m, width: 640, height: 360 }));
     };
