@@ -225,3 +225,27 @@ def test_an_empty_store_shows_how_to_record(browser: object, tmp_path: Path) -> 
     finally:
         tab.page.close()
         stop_server(served)
+
+
+def test_runs_of_several_projects_are_grouped_and_can_be_picked(
+    browser: object, tmp_path: Path
+) -> None:
+    project = record_project(tmp_path / "proj")
+    project.store_env = {"FLOR_PROJID": "other"}
+    project.run_script("--kwargs", "lr=0.3")
+    served = start_server(project.root)
+    tab = Page(browser, served)
+    try:
+        page = tab.open("#/runs", "runs")
+        groups = page.locator("#runs tr.group").all_text_contents()  # type: ignore[attr-defined]
+        assert groups == ["project other", "project proj"]
+        assert len(run_ids_shown(page)) == 4
+        page.select_option("#project", "proj")  # type: ignore[attr-defined]
+        page.wait_for_selector("text=1–3 of 3 runs")  # type: ignore[attr-defined]
+        tab.settled("runs")
+        assert sorted(run_ids_shown(page)) == sorted(project.runs)
+        assert page.locator("#runs tr.group").count() == 0  # type: ignore[attr-defined]
+        assert tab.errors == []
+    finally:
+        tab.page.close()
+        stop_server(served)
