@@ -191,9 +191,12 @@ class Handler(BaseHTTPRequestHandler):
         if not app.token_ok(self.headers.get(TOKEN_HEADER)):
             self._error(HTTPStatus.FORBIDDEN, f"missing or wrong {TOKEN_HEADER} header")
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "send a JSON body under 64 KB")
             return
         if not (self.headers.get("Content-Type") or "").startswith("application/json"):
             self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON (application/json)")
