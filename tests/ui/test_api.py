@@ -404,3 +404,16 @@ def test_a_running_training_is_read_without_blocking_it(tmp_path: Path) -> None:
             training.stdout.close()
         if served is not None:
             stop_server(served)
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", str(10**9)])
+def test_a_bad_content_length_is_refused_with_a_reason(server: Served, length: str) -> None:
+    connection = http.client.HTTPConnection(server.host, timeout=60)
+    connection.putrequest("POST", "/api/replay")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("X-Flor-Token", server.token)
+    connection.putheader("Content-Length", length)
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 413 and b"under 64 KB" in response.read()
+    connection.close()
