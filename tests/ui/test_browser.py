@@ -45,6 +45,16 @@ class Page:
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("requestfailed", lambda r: self.errors.append(f"failed {r.url}"))
+        self.page.route("**/*", self._offline)
+
+    def _offline(self, route: object) -> None:
+        """The UI works without a network: a request anywhere but the server fails the test."""
+        url = route.request.url  # type: ignore[attr-defined]
+        if url.startswith(self.served.url.split("?")[0]):
+            route.continue_()  # type: ignore[attr-defined]
+        else:
+            self.errors.append(f"the page fetched {url}")
+            route.abort()  # type: ignore[attr-defined]
 
     def open(self, hash_path: str, page: str) -> object:
         self.page.goto(self.served.url.split("?")[0] + hash_path)
