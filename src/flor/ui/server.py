@@ -327,6 +327,7 @@ def _warm_up(project: Any) -> None:
     try:
         if project.exists():
             project.summaries()
+        import flor.where  # noqa: F401 - the filter's parser loads the reader (and pandas)
     except Exception:  # noqa: BLE001 - the same error shows on the first request instead
         pass
 
