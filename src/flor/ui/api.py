@@ -21,6 +21,7 @@ MAX_PAGE_SIZE = 1000
 SQL_ROW_LIMIT = 5000
 RUNS_PER_VERSION = 100  # runs listed under a version; `more` counts the others
 PER_RUN_CACHE = 256  # curves and name listings kept, oldest dropped first
+CURVE_POINTS = 1200  # points per curve unless asked otherwise (the page asks for this many)
 BASE_COLUMNS = (
     "run_id",
     "projid",
@@ -63,6 +64,7 @@ class Project:
     _per_run: dict[tuple[str, ...], tuple[tuple[Any, ...], Any]] = field(
         default_factory=dict, repr=False
     )
+    _gates: dict[tuple[str, ...], threading.Lock] = field(default_factory=dict, repr=False)
 
     @property
     def store(self) -> str:
@@ -87,21 +89,38 @@ class Project:
 
     def per_run(self, key: tuple[str, ...], run_id: str, compute: Callable[[Any], Any]) -> Any:
         """A result about one run (e.g. a 10^6-value curve), kept until the run or a replay
-        into it writes again."""
+        into it writes again. Each result is computed once at a time: a second request for
+        it (say, the page's, while the run page's prefetch computes it) waits for the first."""
         from flor.store import browse
 
-        with self.reading() as conn:
+        full = (run_id, *key)
+        with self._lock:
+            gate = self._gates.setdefault(full, threading.Lock())
+        with gate, self.reading() as conn:
             stamp = browse.run_fingerprint(conn, run_id)
-            with self._lock:
-                found = self._per_run.get((run_id, *key))
+            found = self._per_run.get(full)
             if found is not None and found[0] == stamp:
                 return found[1]
             result = compute(conn)
-        with self._lock:
-            if len(self._per_run) >= PER_RUN_CACHE:
-                self._per_run.pop(next(iter(self._per_run)))
-            self._per_run[(run_id, *key)] = (stamp, result)
-        return result
+            with self._lock:
+                if len(self._per_run) >= PER_RUN_CACHE:
+                    oldest = next(iter(self._per_run))
+                    self._per_run.pop(oldest)
+                    self._gates.pop(oldest, None)
+                self._per_run[full] = (stamp, result)
+            return result
+
+    def prefetch(self, run_id: str, names: list[str]) -> None:
+        """Start computing a run's curves while the browser renders the rest of its page."""
+
+        def work() -> None:
+            for name in names:
+                try:
+                    series(self, run_id, name)
+                except FlorError:
+                    return
+
+        threading.Thread(target=work, daemon=True).start()
 
     def summaries(self) -> list[dict[str, Any]]:
         """Every recorded run with its last values, recomputed only when the store changed
@@ -246,6 +265,7 @@ def run_detail(project: Project, run: str) -> dict[str, Any]:
     record = find(project, run)
     run_id = record["run_id"]
     names = _logged(project, run_id)
+    project.prefetch(run_id, [n.name for n in names if n.loops])
     with project.reading() as conn:
         checkpoints = browse.checkpoints(conn, run_id)
         replays = browse.replays_of(conn, run_id)
@@ -295,7 +315,7 @@ def _commit_info(project: Project, commit: str) -> dict[str, Any]:
         }
 
 
-def series(project: Project, run: str, name: str, points: int = 2000) -> dict[str, Any]:
+def series(project: Project, run: str, name: str, points: int = CURVE_POINTS) -> dict[str, Any]:
     from flor.store import browse
 
     if not 10 <= points <= 20_000:

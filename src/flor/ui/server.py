@@ -301,7 +301,7 @@ def _route(
         return lambda: api.run_detail(project, rest[0])
     if head == "runs" and len(rest) == 2 and rest[1] == "series":
         return lambda: api.series(
-            project, rest[0], query.get("name", ""), _int(query, "points", 2000)
+            project, rest[0], query.get("name", ""), _int(query, "points", api.CURVE_POINTS)
         )
     if head == "runs" and len(rest) == 2 and rest[1] == "file":
         return lambda: api.snapshot_file(project, rest[0], query.get("path") or None)
