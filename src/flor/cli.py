@@ -510,7 +510,13 @@ def plot(names: tuple[str, ...], by: str, where: str | None, output: Path) -> No
 
 
 @main.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=5173, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=5173,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
 @click.option(
     "--host",
     default="127.0.0.1",

@@ -417,3 +417,25 @@ def test_a_bad_content_length_is_refused_with_a_reason(server: Served, length: s
     response = connection.getresponse()
     assert response.status == 413 and b"under 64 KB" in response.read()
     connection.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("nonexistent.invalid", "cannot resolve --host nonexistent.invalid"),
+        ("192.0.2.1", "192.0.2.1 is not an address of this machine: check --host"),
+    ],
+)
+def test_a_host_it_cannot_listen_on_is_one_line(
+    recorded: Recorded, host: str, message: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "flor", "ui", "--host", host, "--port", "0", "--no-open"],
+        cwd=recorded.root,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"Error: {message}") and done.stderr.count("\n") == 1
