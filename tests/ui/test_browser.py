@@ -199,7 +199,7 @@ def test_hindsight_replay_from_the_page_fills_the_new_column(
     try:
         page = tab.open("#/hindsight", "hindsight")
         assert "wnorm" in page.text_content("#hindsight-names")  # type: ignore[attr-defined]
-        assert page.locator("#propagation tbody tr").count() == 3  # type: ignore[attr-defined]
+        assert page.locator("#propagation tbody tr").count() == 2  # type: ignore[attr-defined]
         tab.shot("hindsight")
         page.click("#replay")  # type: ignore[attr-defined]
         page.wait_for_selector('#replay-status[data-state="done"]', timeout=240_000)  # type: ignore[attr-defined]

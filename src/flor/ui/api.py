@@ -611,7 +611,16 @@ def _propagation(project: Project, rel: str) -> list[dict[str, Any]]:
         found = propagate_history(project.root / rel, store=False)
     except FlorError as exc:
         return [{"label": "", "commit": "", "error": str(exc)}]
-    return [asdict(v) for v in found]
+    # runs of unchanged code are one version (one tree), however many snapshot commits
+    trees = _trees(project, [v.commit for v in found])
+    merged: dict[str, dict[str, Any]] = {}
+    for version in found:
+        key = trees.get(version.commit, version.commit)
+        if key in merged:
+            merged[key]["label"] += ", " + version.label
+        else:
+            merged[key] = asdict(version)
+    return list(merged.values())
 
 
 def _plan(project: Project, names: list[str], run_ids: list[str]) -> dict[str, Any]:
