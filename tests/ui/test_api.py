@@ -440,3 +440,32 @@ def test_a_host_it_cannot_listen_on_is_one_line(
     )
     assert done.returncode == 2
     assert done.stderr.startswith(f"Error: {message}") and done.stderr.count("\n") == 1
+
+
+def test_open_points_the_browser_at_the_printed_url(recorded: Recorded, tmp_path: Path) -> None:
+    """`--open` (the default) hands the URL to the user's browser ($BROWSER here)."""
+    opened = tmp_path / "opened"
+    fake_browser = tmp_path / "browser.py"
+    fake_browser.write_text(  # written aside, then renamed: the test never reads half a URL
+        "import os, sys, pathlib\n"
+        f"pathlib.Path({str(opened) + '.part'!r}).write_text(sys.argv[1])\n"
+        f"os.replace({str(opened) + '.part'!r}, {str(opened)!r})\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flor", "ui", "--port", "0"],
+        cwd=recorded.root,
+        env={**clean_env(), "BROWSER": f"{sys.executable} {fake_browser} %s"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        printed = process.stdout.readline().split(" at ")[-1].strip()
+        while not opened.exists():  # the browser is started in a thread
+            assert process.poll() is None
+        assert opened.read_text() == printed and printed.startswith("http://127.0.0.1:")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout:
+            process.stdout.close()
