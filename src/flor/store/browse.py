@@ -276,15 +276,24 @@ class Series:
     downsampled: str = ""
 
 
-def series(conn: Any, run_id: str, name: str, max_points: int = 2000) -> Series:
+def series(conn: Any, run_id: str, name: str, max_points: int, loops_conn: Any = None) -> Series:
     """The curve of `name` in `run_id`: x per loop depth (e.g. `epoch` with fractional steps,
     and `step` counted across epochs), downsampled on the server beyond `max_points`
-    (the min and max of each bucket, so spikes survive)."""
+    (the min and max of each bucket, so spikes survive). With `loops_conn`, the run's loops
+    are read on it while `conn` reads the values (SQLite runs both at once, off the GIL)."""
     import numpy as np
 
     from flor.store.columns import ColumnReader
 
-    groups, loops = ColumnReader(conn, [name]).run(run_id, 0)
+    if loops_conn is None:
+        groups, loops = ColumnReader(conn, [name]).run(run_id, 0)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(ColumnReader(loops_conn, [name]).loops, run_id)
+            groups = ColumnReader(conn, [name]).values(run_id, 0)
+            loops = pending.result()
     recorded = [g for g in groups if g.writer == ""]
     chosen = recorded or groups
     out = Series(name, [], replayed=not recorded and bool(groups))

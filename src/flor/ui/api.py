@@ -321,12 +321,13 @@ def series(project: Project, run: str, name: str, points: int = CURVE_POINTS) ->
     if not 10 <= points <= 20_000:
         raise UsageError("points must be between 10 and 20000")
     run_id = find(project, run)["run_id"]
-    found = project.per_run(
-        ("series", name, str(points)),
-        run_id,
-        lambda conn: clean({"run_id": run_id, **asdict(browse.series(conn, run_id, name, points))}),
-    )
-    return found
+
+    def compute(conn: Any) -> dict[str, Any]:
+        with project.reading() as loops_conn:
+            found = browse.series(conn, run_id, name, points, loops_conn)
+        return clean({"run_id": run_id, **asdict(found)})
+
+    return project.per_run(("series", name, str(points)), run_id, compute)
 
 
 def _snapshot_path(path: str) -> str:
