@@ -175,6 +175,9 @@ def test_params_pair_args_with_last_metrics(server: Served, recorded: Recorded) 
     assert found["args"] == {"lr": [0.05, 0.02, 0.1], "seed": [0, 3, 0]}
     runs = server.get("/api/runs?sort=started&desc=0")["rows"]
     assert found["values"]["err"] == [r["values"]["err"] for r in runs]
+    first, second, third = (r["version"] for r in runs)  # each run has its own snapshot
+    assert len({first, second, third}) == 3
+    assert found["versions"] == [first, first, third]  # but the first two ran the same code
 
 
 def test_versions_list_at_most_a_page_of_runs_each(

@@ -537,13 +537,24 @@ def params(project: Project) -> dict[str, Any]:
             "params": arg_names,
             "metrics": metric_names,
             "run_ids": [r["run_id"] for r in rows],
-            "versions": [r["version"] for r in rows],
+            "versions": _version_labels(project, rows),
             "args": {a: [r["args"].get(a) for r in rows] for a in arg_names},
             "values": {
                 m: [_number_or_none(r["values"].get(m)) for r in rows] for m in metric_names
             },
         }
     )
+
+
+def _version_labels(project: Project, rows: list[dict[str, Any]]) -> list[str]:
+    """Each run's code version, named after the first run's snapshot of the same tree."""
+    trees = _trees(project, [r["snapshot"] for r in rows if r["snapshot"]])
+    first: dict[str, str] = {}
+    labels = []
+    for row in rows:
+        tree = trees.get(row["snapshot"] or "", row["snapshot"] or "")
+        labels.append(first.setdefault(tree, row["version"]) if tree else "")
+    return labels
 
 
 def _number_or_none(value: Any) -> Any:

@@ -36,10 +36,16 @@
     return [lo, hi];
   }
 
+  function padded([lo, hi]) {  // room around scatter points, so none sits on an axis
+    const room = (hi - lo) * 0.06;
+    return [lo - room, hi + room];
+  }
+
   function frame(opts, xs, ys) {
     const W = opts.width || 420, H = opts.height || 220, M = { l: 56, r: 12, t: 8, b: 34 };
     const root = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img" });
-    const [x0, x1] = extent(xs), [y0, y1] = extent(ys);
+    const pad = opts.padded ? padded : (e) => e;
+    const [x0, x1] = pad(extent(xs)), [y0, y1] = pad(extent(ys));
     const sx = (v) => M.l + ((v - x0) / (x1 - x0 || 1)) * (W - M.l - M.r);
     const sy = (v) => H - M.b - ((v - y0) / (y1 - y0 || 1)) * (H - M.t - M.b);
     const axis = svg("g", { class: "axis", "font-size": 10, fill: "#718096" });
@@ -116,7 +122,7 @@
 
   /* points: [{x, y, group, label}] coloured by group. */
   function scatter(points, opts) {
-    const { root, sx, sy } = frame(opts, points.map((p) => p.x), points.map((p) => p.y));
+    const { root, sx, sy } = frame({ ...opts, padded: true }, points.map((p) => p.x), points.map((p) => p.y));
     const groups = [...new Set(points.map((p) => p.group))];
     for (const p of points) {
       if (!Number.isFinite(p.x) || !Number.isFinite(p.y)) continue;
