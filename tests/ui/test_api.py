@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pandas as pd
 import pytest
@@ -289,22 +289,24 @@ def test_an_empty_store_says_how_to_record(tmp_path: Path) -> None:
 
 
 def test_other_hosts_need_the_token(recorded: Recorded) -> None:
-    served = start_server(recorded.root, "--host", "127.0.0.2", "--token", "s3cret")
+    served = start_server(recorded.root, "--host", "127.0.0.2", "--token", "s3cret-token")
     try:
-        assert served.url.endswith("/?token=s3cret")
+        assert served.url.endswith("/?token=s3cret-token")
         assert served.request("/api/info")[0] == 401
         assert served.request("/api/info", headers={"X-Flor-Token": "wrong"})[0] == 401
-        assert served.request("/api/info", headers={"X-Flor-Token": "s3cret"})[0] == 200
+        assert served.request("/api/info", headers={"X-Flor-Token": "s3cret-token"})[0] == 200
         connection = http.client.HTTPConnection(served.host, timeout=60)
-        connection.request("GET", "/?token=s3cret")
+        connection.request("GET", "/?token=s3cret-token")
         response = connection.getresponse()
         assert response.status == 303 and response.getheader("Location") == "/"
         cookie = response.getheader("Set-Cookie") or ""
         connection.close()
         assert (
-            "flor_token=s3cret" in cookie and "SameSite=Strict" in cookie and "HttpOnly" in cookie
+            "flor_token=s3cret-token" in cookie
+            and "SameSite=Strict" in cookie
+            and "HttpOnly" in cookie
         )
-        assert served.request("/api/info", headers={"Cookie": "flor_token=s3cret"})[0] == 200
+        assert served.request("/api/info", headers={"Cookie": "flor_token=s3cret-token"})[0] == 200
     finally:
         stop_server(served)
 
@@ -339,7 +341,9 @@ def test_a_postgresql_store_serves_the_same_answers(tmp_path: Path, pg_url: str)
     served = start_server(project.root, store_env={"FLOR_STORE": pg_url})
     try:
         info = served.get("/api/info")
-        assert info["runs"] == 3 and "***" in info["store"] and "s3cret" not in info["store"]
+        password = urlsplit(pg_url).password
+        assert info["runs"] == 3 and "***" in info["store"] and password
+        assert password not in info["store"]
         page = served.get("/api/runs?sort=args.lr&desc=1")
         assert [row["args"]["lr"] for row in page["rows"]] == [0.1, 0.05, 0.02]
         assert all(isinstance(row["values"]["err"], float) for row in page["rows"])
@@ -472,3 +476,16 @@ def test_open_points_the_browser_at_the_printed_url(recorded: Recorded, tmp_path
         process.wait(timeout=30)
         if process.stdout:
             process.stdout.close()
+
+
+@pytest.mark.parametrize("token", ["short", "has space", "semi;colon"])
+def test_a_token_unfit_for_a_url_is_refused(recorded: Recorded, token: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "flor", "ui", "--host", "127.0.0.2", "--token", token, "--no-open"],
+        cwd=recorded.root,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stderr.startswith("Error: --token needs at least 8")

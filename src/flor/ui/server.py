@@ -14,6 +14,7 @@ import errno
 import hmac
 import json
 import mimetypes
+import re
 import secrets
 import socket
 import sys
@@ -381,6 +382,8 @@ def serve(
     announce: Callable[[str], None] = print,
 ) -> None:
     """Serve the current project's store until interrupted."""
+    if token is not None and not re.fullmatch(r"[A-Za-z0-9._~-]{8,}", token):
+        raise UsageError("--token needs at least 8 letters, digits or . _ ~ - (it goes in a URL)")
     project = project_here(allow_replay)
     app = App(project, host, token, require_token=host not in LOOPBACK)
     server = bind(app, port)
