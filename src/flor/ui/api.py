@@ -38,6 +38,10 @@ class NotFound(FlorError):
     """A run, file or job the request names does not exist."""
 
 
+class Forbidden(FlorError):
+    """The server was not started to allow this (e.g. replays without --allow-replay)."""
+
+
 def clean(value: Any) -> Any:
     """NaN and infinities are not JSON: they travel as None (shown empty)."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flor.errors import FlorError, UsageError
-from flor.ui.api import NotFound, Project
+from flor.ui.api import Forbidden, NotFound, Project
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Replays:
 
     def start(self, names: Sequence[str], runs: Sequence[str], jobs: int = 1) -> Job:
         if not self.project.allow_replay:
-            raise UsageError("replay from the browser is off: restart with flor ui --allow-replay")
+            raise Forbidden("replay from the browser is off: restart with flor ui --allow-replay")
         if not names or not all(isinstance(n, str) and n for n in names):
             raise UsageError("name the statements to replay")
         if not 1 <= jobs <= 64:

@@ -40,10 +40,6 @@ _CSP = (
 )
 
 
-class Forbidden(FlorError):
-    pass
-
-
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -233,7 +229,7 @@ class Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.OK, result)
         except api.NotFound as exc:
             self._error(HTTPStatus.NOT_FOUND, str(exc))
-        except Forbidden as exc:
+        except api.Forbidden as exc:
             self._error(HTTPStatus.FORBIDDEN, str(exc))
         except UsageError as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc))
@@ -265,10 +261,6 @@ def _route(
     head, rest = parts[0], parts[1:]
     if verb == "POST":
         if head == "replay" and not rest:
-            if not project.allow_replay:
-                raise Forbidden(
-                    "replay from the browser is off: restart with flor ui --allow-replay"
-                )
             names = body.get("names") or []
             runs = body.get("runs") or []
             jobs = body.get("jobs", 1)
