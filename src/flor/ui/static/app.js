@@ -157,7 +157,6 @@
     let d;
     try { d = await api("runs/" + encodeURIComponent(id)); } catch (e) { show(fail(e)); return; }
     const r = d.run;
-    const scalars = d.names.filter((n) => !n.loops.length);
     const looped = d.names.filter((n) => n.loops.length);
     const code = h("div", {}, h("span", { class: "muted" }, "loading code…"));
     const charts = h("div", { class: "grid", id: "curves" });
@@ -182,7 +181,6 @@
     loadCode(r.run_id, null, d.git.files || [], code);
     try { await curves([r.run_id], looped, charts); } catch (e) { charts.appendChild(fail(e)); }
     charts.dataset.ready = "1";
-    void scalars;
   }
 
   async function loadCode(runId, path, files, container) {
@@ -337,7 +335,7 @@
           { id: "plan" }));
       if (state.info.allow_replay && plan.tasks) {
         const status = h("div", { id: "replay-status" });
-        const button = h("button", { id: "replay", onclick: () => startReplay(plan, d, button, status) }, "Replay now");
+        const button = h("button", { id: "replay", onclick: () => startReplay(plan, button, status) }, "Replay now");
         parts.push(button, status);
       } else if (plan.tasks) {
         parts.push(h("p", { class: "muted" }, "Start flor ui --allow-replay to run it from here, or run: flor replay " + plan.names.join(" ")));
@@ -346,7 +344,7 @@
     show(...parts);
   }
 
-  async function startReplay(plan, d, button, status) {
+  async function startReplay(plan, button, status) {
     button.disabled = true;
     let job;
     try {
@@ -371,7 +369,6 @@
     const runs = plan.runs.filter((r) => r.tasks).map((r) => r.run_id);
     await curves(runs, plan.names.map((n) => ({ name: n })), charts);
     charts.dataset.ready = "1";
-    void d;
   }
 
   // -- router ------------------------------------------------------------------------------
