@@ -27,7 +27,7 @@ from typing import Any
 from flor.errors import CheckpointError, FlorError
 from flor.runtime import session as sessions
 from flor.runtime.checkpoint import BlobStore, Snapshot, capture, validate_objects
-from flor.store.backend import mask
+from flor.store.backend import describe
 from flor.store.location import checkpoint_home
 
 DEFAULT_BUDGET = 0.05
@@ -48,12 +48,6 @@ def budget_from_env(explicit: float | None) -> float:
     if not 0 <= value <= 1:
         raise CheckpointError(f"checkpoint budget {value} is outside 0..1: use e.g. 0.05")
     return value
-
-
-def _one_line(exc: BaseException) -> str:
-    """An error's first line, passwords masked (a store URL may be in it)."""
-    lines = str(exc).strip().splitlines()
-    return mask(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)
 
 
 @dataclass
@@ -157,7 +151,7 @@ class Checkpointer:
             try:
                 self._write(item)
             except Exception as exc:  # noqa: BLE001 - any store error: stop checkpointing only
-                self._disable(f"could not store a checkpoint ({_one_line(exc)})")
+                self._disable(f"could not store a checkpoint ({describe(exc)})")
             finally:
                 item = None  # do not hold a copy of the state while waiting for the next
                 self._pending.task_done()
