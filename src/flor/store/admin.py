@@ -81,12 +81,12 @@ def migrate(url: str | None = None, home: Path | None = None) -> tuple[Target, i
         return target, before, after
     import sqlite3
 
-    from flor.store.schema import SCHEMA_VERSION, _schema_version, connect
+    from flor.store.schema import SCHEMA_VERSION, _schema_version, connect, readonly_uri
 
     assert target.path is not None
     before = 0
     if target.path.exists():
-        probe = sqlite3.connect(f"file:{target.path}?mode=ro", uri=True)
+        probe = sqlite3.connect(readonly_uri(target.path), uri=True)
         try:
             before = _schema_version(probe)
         except sqlite3.DatabaseError:

@@ -213,6 +213,25 @@ def _corrupt(path: Path, exc: Exception) -> StoreError:
     )
 
 
+def readonly_uri(path: Path) -> str:
+    """A read-only SQLite URI for `path`; percent-escaped, so `#`, `?` and `%` in folder
+    names stay part of the path instead of starting a fragment or SQLite's options."""
+    return f"{path.absolute().as_uri()}?mode=ro"
+
+
+def _open_readonly(path: Path) -> tuple[sqlite3.Connection, int]:
+    conn = sqlite3.connect(
+        readonly_uri(path),
+        uri=True,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        check_same_thread=False,
+    )
+    conn.execute("PRAGMA query_only = ON")
+    version = _schema_version(conn)
+    _check_version(path, version)
+    return conn, version
+
+
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open the store; writers create and migrate it, readers require it to exist."""
     try:
@@ -221,19 +240,17 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
                 raise StoreError(
                     f"no flor store at {path}: record a run first (python your_script.py)"
                 )
-            conn = sqlite3.connect(
-                f"file:{path}?mode=ro",
-                uri=True,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                check_same_thread=False,
-            )
-            conn.execute("PRAGMA query_only = ON")
-            version = _schema_version(conn)
-            _check_version(path, version)
+            conn, version = _open_readonly(path)
             if version < SCHEMA_VERSION:  # written by an older flor: bring it forward once
                 conn.close()
                 _upgrade(path, version)
-                return connect(path, readonly=True)
+                conn, version = _open_readonly(path)
+                if version < SCHEMA_VERSION:
+                    conn.close()
+                    raise StoreError(
+                        f"store {path} still has schema {version} after an upgrade to "
+                        f"{SCHEMA_VERSION}: run flor once with write access to it"
+                    )
             return conn
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
