@@ -221,13 +221,21 @@ def show(run: str, fmt: str) -> None:
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
-def gc(dry_run: bool) -> None:
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Spare files modified less than this many seconds ago.",
+)
+def gc(dry_run: bool, grace: float) -> None:
     """Remove checkpoint files no recorded run refers to (after `flor runs --delete`)."""
     from flor.store import admin
 
-    removed, freed = admin.collect_garbage(dry_run=dry_run)
+    found = admin.collect_garbage(dry_run=dry_run, grace=grace)
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {removed} checkpoint blobs ({human_bytes(freed)})")
+    temp = f" and {found.temp_files} stale temporary files" if found.temp_files else ""
+    click.echo(f"{verb} {found.blobs} checkpoint blobs{temp} ({human_bytes(found.bytes)})")
 
 
 def _read_text(path: Path, role: str) -> str:

@@ -160,20 +160,22 @@ class Checkpointer:
         if self.disabled is not None:
             return
         started, cpu_started = time.perf_counter(), time.thread_time()
-        try:
-            stored = {name: self.blobs.put(data) for name, data in item.snapshot.iter_parts()}
-        except (CheckpointError, OSError) as exc:
-            self._disable(str(exc))
-            return
-        seconds = item.capture_seconds + time.perf_counter() - started
-        # Training pays for the writer's CPU time, not for its waits on the disk (fsync).
-        self.spent += time.thread_time() - cpu_started
-        run_id = self.session.run_id
-        rows = [
-            (run_id, None, item.iteration, name, digest, size, seconds)
-            for name, (digest, size) in stored.items()
-        ]
-        self.session.writer.insert_checkpoints(rows)
+        with self.blobs.writing():  # `flor gc` never runs between the blobs and their rows
+            try:
+                parts = item.snapshot.iter_parts()
+                stored = {name: self.blobs.put(data) for name, data in parts}
+            except (CheckpointError, OSError) as exc:
+                self._disable(str(exc))
+                return
+            seconds = item.capture_seconds + time.perf_counter() - started
+            # Training pays for the writer's CPU time, not for its waits on the disk (fsync).
+            self.spent += time.thread_time() - cpu_started
+            run_id = self.session.run_id
+            rows = [
+                (run_id, None, item.iteration, name, digest, size, seconds)
+                for name, (digest, size) in stored.items()
+            ]
+            self.session.writer.insert_checkpoints(rows)
 
     def drain(self) -> None:
         """Wait until every captured checkpoint is on disk and in the store."""

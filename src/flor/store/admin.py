@@ -33,25 +33,57 @@ def delete_run(run: str, home: Path | None = None) -> str:
     return run_id
 
 
-def collect_garbage(home: Path | None = None, *, dry_run: bool = False) -> tuple[int, int]:
-    """Delete checkpoint blobs that no checkpoint row refers to; returns (count, bytes)."""
+GC_GRACE_S = 3600.0
+
+
+@dataclass
+class Garbage:
+    blobs: int
+    temp_files: int
+    bytes: int
+
+
+def collect_garbage(
+    home: Path | None = None,
+    *,
+    dry_run: bool = False,
+    grace: float = GC_GRACE_S,
+    now: float | None = None,
+    wait: bool = True,
+) -> Garbage:
+    """Delete checkpoint blobs no checkpoint row refers to, and temporary files left by
+    interrupted writes, when last modified more than `grace` seconds before `now`.
+
+    Runs still recording are safe: gc holds the blob folder's lock, which writers share
+    between writing a checkpoint's blobs and its rows; a blob a writer re-uses is touched,
+    so the grace period spares it where no lock reaches (object stores, other machines).
+    `wait=False` raises instead of waiting for writers to finish a checkpoint.
+    """
+    import time
+
     from flor.runtime.checkpoint import BlobStore
 
+    if grace < 0:
+        raise UsageError(f"grace period {grace} s is negative: use 0 or more seconds")
     home = home or home_dir()
     blobs = BlobStore(checkpoint_home(home))
-    conn = reader.open_reader(home)
-    try:
-        referenced = {row[0] for row in conn.execute("SELECT DISTINCT digest FROM checkpoints")}
-    finally:
-        conn.close()
-    removed = freed = 0
-    for digest in sorted(blobs.digests() - referenced):
-        size = len(blobs.get(digest))
-        if not dry_run:
-            blobs.delete(digest)
-        removed += 1
-        freed += size
-    return removed, freed
+    cutoff = (time.time() if now is None else now) - grace
+    found = Garbage(0, 0, 0)
+    with blobs.collecting(wait):
+        conn = reader.open_reader(home)
+        try:
+            referenced = {row[0] for row in conn.execute("SELECT DISTINCT digest FROM checkpoints")}
+        finally:
+            conn.close()
+        for key, size in blobs.garbage(referenced, cutoff):
+            if not dry_run:
+                blobs.remove(key)
+            if "/." in key:
+                found.temp_files += 1
+            else:
+                found.blobs += 1
+            found.bytes += size
+    return found
 
 
 # -- flor store migrate | info | copy ----------------------------------------------------------
