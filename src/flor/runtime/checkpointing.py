@@ -250,7 +250,10 @@ def checkpointing(
     except BaseException:
         session.observers.remove(observer)
         session.checkpointer = None
-        observer.close(interrupted=True)
+        if isinstance(observer, Checkpointer):  # a replay's restorer has nothing in flight
+            observer.close(interrupted=True)
+        else:
+            observer.close()
         raise
     session.observers.remove(observer)
     session.checkpointer = None
