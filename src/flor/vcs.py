@@ -144,9 +144,26 @@ def archive(root: Path, commit: str) -> bytes:
 
 
 def extract(data: bytes, destination: Path) -> Path:
+    """Unpack a snapshot archive; anything that would land outside `destination` (a tracked
+    link to an absolute path or out of the repository) is refused with one line."""
+    from flor.errors import ReplayError
+
+    if not hasattr(tarfile, "data_filter"):
+        raise ReplayError(
+            f"Python {sys.version.split()[0]} cannot unpack snapshots safely (tarfile has no "
+            "data filter): use Python 3.10.12, 3.11.4, 3.12 or newer"
+        )
     destination.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(destination, filter="data")
+        try:
+            tar.extractall(destination, filter="data")
+        except tarfile.FilterError as exc:
+            member = getattr(exc, "tarinfo", None)
+            name = member.name if member is not None else "an entry"
+            raise ReplayError(
+                f"the snapshot's {name} points outside the repository ({exc}): make the "
+                "link relative and inside the repository, or untrack it, and record again"
+            ) from None
     return destination
 
 
