@@ -102,7 +102,8 @@ def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
             )
         if to_add:
             with tempfile.TemporaryFile() as paths:
-                paths.write("\0".join(to_add).encode())
+                # names are bytes on POSIX: git gave undecodable ones back as surrogates
+                paths.write("\0".join(to_add).encode("utf-8", "surrogateescape"))
                 paths.seek(0)
                 repo.git.execute(
                     ["git", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
