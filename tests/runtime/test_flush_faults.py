@@ -73,3 +73,31 @@ def test_rows_the_store_refuses_are_quarantined_and_reported(script, repo) -> No
     assert any("value refused" in r["error"] for r in records)
     assert "2 logged values are not in the store" in run["note"].item()
     assert str(kept) in done.stderr
+
+
+INTERRUPTED_FLUSH = """
+import threading
+from flor.store import backend
+_real_insert = backend.SQLiteWriter.insert_rows
+_interrupted = []
+def _insert_then_interrupt(self, conn, table, columns, rows):
+    if table == "logs" and threading.current_thread() is threading.main_thread():
+        if not _interrupted:
+            _interrupted.append(True)
+            _real_insert(self, conn, table, columns, rows)
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the loop's closing flush
+    return _real_insert(self, conn, table, columns, rows)
+backend.SQLiteWriter.insert_rows = _insert_then_interrupt
+import flor
+for epoch in flor.loop("epoch", range(1)):
+    for k in range(50):
+        flor.log("v", k)
+"""
+
+
+def test_ctrl_c_during_a_flush_keeps_the_batch_in_flight(script) -> None:
+    done = script("t.py", INTERRUPTED_FLUSH).run(check=False)
+    assert "KeyboardInterrupt" in done.stderr and done.returncode != 0
+    assert flor.query("SELECT status FROM runs")["status"].tolist() == ["killed"]
+    stored = flor.query("SELECT value FROM logs WHERE name = 'v' ORDER BY seq")["value"]
+    assert stored.astype(int).tolist() == list(range(50))

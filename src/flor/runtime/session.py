@@ -210,12 +210,13 @@ class Session:
             return
         except Exception as exc:  # noqa: BLE001 - never let a store hiccup kill training
             error = exc
+        except BaseException:  # Ctrl-C or SIGTERM mid-write: the exit's flush writes it
+            self._keep(loops, rows, timings)
+            raise
         try:  # does the store refuse everything, or only some rows?
             self.writer.write_batch(self.row_id, loops, (), timings, now)
         except Exception:  # noqa: BLE001 - the store is down or locked: keep it all for later
-            self.loops.extendleft(reversed(loops))
-            self.timings.extendleft(reversed(timings))
-            self._held = rows
+            self._keep(loops, rows, timings)
             if not self._flush_failed:
                 self._flush_failed = True
                 print(
@@ -224,6 +225,17 @@ class Session:
                 )
             return
         self._write_apart(rows)
+
+    def _keep(
+        self,
+        loops: list[tuple[Any, ...]],
+        rows: list[tuple[Any, ...]],
+        timings: list[tuple[float, int]],
+    ) -> None:
+        """Put a batch the store did not take back in front of what came since."""
+        self.loops.extendleft(reversed(loops))
+        self.timings.extendleft(reversed(timings))
+        self._held = rows + self._held
 
     def _write_apart(self, rows: list[tuple[Any, ...]]) -> None:
         """Write what the store takes, halving the batch to find the rows it refuses."""
