@@ -1,4 +1,4 @@
-"""`flor gc` against runs still recording: the lock, the grace period, listing, temp files."""
+"""`flor gc` and `flor runs --delete` against runs still recording."""
 
 from __future__ import annotations
 
@@ -115,3 +115,42 @@ def test_a_blob_reused_by_a_new_checkpoint_is_young_again(tmp_path) -> None:
     blobs.put(b"state shared with a deleted run")  # a new run writes the same state
     assert blobs.garbage(set(), older_than=path.stat().st_mtime) == []
     assert path.stat().st_mtime > 1_000_000
+
+
+PAUSED_RUN = """
+import os, flor
+flor.log("x", 1)
+flor.commit()
+with open(os.environ["PAUSE_FIFO"]) as f:
+    f.read()
+flor.log("y", 2)
+"""
+
+
+def test_deleting_a_run_still_recording_is_refused_until_it_ends(script, repo, tmp_path) -> None:
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from flor.cli import main
+
+    fifo = tmp_path / "pause"
+    os.mkfifo(fifo)
+    train = script("t.py", PAUSED_RUN)
+    with subprocess.Popen(
+        train.command(), cwd=repo, env={**os.environ, "PAUSE_FIFO": str(fifo)}
+    ) as proc:
+        try:
+            pause = _open_when_paused(fifo)
+            run_id = flor.query("SELECT run_id FROM runs")["run_id"].item()
+            refused = CliRunner().invoke(main, ["runs", "--delete", run_id])
+            assert refused.exit_code == 1
+            assert f"run {run_id} is still recording" in refused.output
+            pause.close()  # type: ignore[attr-defined]
+            assert proc.wait(timeout=HANG_GUARD_S) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert flor.query("SELECT COUNT(*) AS n FROM logs")["n"].item() == 2
+    assert CliRunner().invoke(main, ["runs", "--delete", run_id]).exit_code == 0
+    assert flor.query("SELECT COUNT(*) AS n FROM logs")["n"].item() == 0

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flor.errors import UsageError
+from flor.errors import FlorError, UsageError
 from flor.store import reader
 from flor.store.backend import Connection, Target, parse, resolve
 from flor.store.location import checkpoint_home, db_path, home_dir
@@ -16,9 +16,18 @@ TABLES = ("runs", "loops", "logs", "checkpoints", "commits")
 
 
 def delete_run(run: str, home: Path | None = None) -> str:
-    """Remove a run (and its replays) from the store; its git ref stays for history."""
+    """Remove a run (and its replays) from the store; its git ref stays for history.
+
+    A run still recording is refused: its process would go on writing rows of a run that
+    no longer exists."""
     home = home or home_dir()
-    run_id = str(reader.find_run(run, home)["run_id"])
+    record = reader.find_run(run, home)
+    run_id = str(record["run_id"])
+    if record["status"] == "running":
+        raise FlorError(
+            f"run {run_id} is still recording (pid {record['pid']} on {record['host']}): "
+            "stop it or let it finish, then delete it"
+        )
     writer = StoreWriter(db_path(home))
 
     def work(conn: Connection) -> None:
