@@ -123,3 +123,21 @@ def test_a_tracked_link_out_of_the_repository_fails_only_its_task(repo, tmp_path
     good = {r.run_id for r in summary.results} - {summary.failed[0].run_id}
     frame = flor.dataframe("twice")
     assert set(frame.dropna(subset=["twice"])["runid"]) == good
+
+
+def test_a_replay_task_does_not_hand_its_replay_to_child_processes(repo) -> None:
+    _project(repo)
+    _record(repo)
+    source = (repo / "train.py").read_text()
+    anchor = HINDSIGHT[0]
+    # one flor.log statement (only those are propagated) that asks a child process
+    ask = 'import os; print("FLOR_REPLAY" in os.environ)'
+    child = f"[__import__('sys').executable, '-c', '{ask}']"
+    probe = (
+        f'        flor.log("leak", __import__("subprocess").run({child}, '
+        "capture_output=True, text=True).stdout)\n"
+    )
+    (repo / "train.py").write_text(source.replace(anchor, anchor + probe))
+    summary = execute(plan(["leak"], jobs=1))
+    assert not summary.failed, [r.tail for r in summary.failed]
+    assert flor.dataframe("leak")["leak"].tolist() == ["False\n"] * 3

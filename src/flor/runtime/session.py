@@ -438,10 +438,13 @@ def current() -> Session:
 
 
 def _start() -> Session:
-    if os.environ.get("FLOR_REPLAY"):
+    # taken out of the environment: a child process (a DataLoader worker, another flor
+    # script) must not start a second replay of this task, deleting what this one wrote
+    spec = os.environ.pop("FLOR_REPLAY", "")
+    if spec:
         from flor.runtime.replaying import start_replay
 
-        session: Session = start_replay(os.environ["FLOR_REPLAY"])
+        session: Session = start_replay(spec)
         _install_exit_handlers(session)
         return session
     script = _script_path()
