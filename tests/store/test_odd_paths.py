@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from click.testing import CliRunner
 from gitutil import git
@@ -43,3 +44,21 @@ def test_hash_question_mark_and_percent_in_the_project_path(tmp_path, monkeypatc
         "flor.db",
         *(name for name in ("flor.db-shm", "flor.db-wal") if (project / ".flor" / name).exists()),
     ]
+
+
+MOUNTS = """\
+/dev/sda1 / ext4 rw,relatime 0 0
+server:/export /shared nfs4 rw,relatime,vers=4.2 0 0
+//nas/team /mnt/team\\040drive cifs rw 0 0
+/dev/sdb1 /shared/local-scratch xfs rw 0 0
+"""
+
+
+def test_network_filesystems_are_recognised_from_the_mount_table(tmp_path) -> None:
+    from flor.store.schema import network_filesystem
+
+    assert network_filesystem(Path("/shared/proj/.flor"), MOUNTS) == "nfs4"
+    assert network_filesystem(Path("/mnt/team drive/proj"), MOUNTS) == "cifs"
+    assert network_filesystem(Path("/shared/local-scratch/proj"), MOUNTS) is None
+    assert network_filesystem(Path("/sharedx/proj"), MOUNTS) is None
+    assert network_filesystem(tmp_path) is None  # this machine's temporary folder is local
