@@ -6,6 +6,7 @@ working tree are never touched.
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import os
 import sys
@@ -61,6 +62,26 @@ def _max_file_bytes() -> int:
     return int(os.environ.get("FLOR_SNAPSHOT_MAX_BYTES", DEFAULT_MAX_FILE_BYTES))
 
 
+# Untracked files that hold credentials are never snapshotted (a snapshot travels to
+# cluster workers). `FLOR_SNAPSHOT_DENY` (comma-separated globs, matched against the path
+# and the file name) replaces this list; set it empty to snapshot everything.
+DEFAULT_DENY = (
+    ".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_dsa*", "id_ecdsa*",
+    "id_ed25519*", "kaggle.json", ".netrc", "_netrc", ".pypirc", ".npmrc", ".pgpass",
+    ".git-credentials", "credentials", "credentials.json", "*service-account*.json",
+    ".aws/*", ".azure/*", ".config/gcloud/*", ".docker/config.json",
+)  # fmt: skip
+
+
+def _denied(rel: str) -> bool:
+    setting = os.environ.get("FLOR_SNAPSHOT_DENY")
+    patterns = DEFAULT_DENY if setting is None else [p for p in setting.split(",") if p.strip()]
+    name = rel.rsplit("/", 1)[-1]
+    return any(
+        fnmatch.fnmatch(rel, p.strip()) or fnmatch.fnmatch(name, p.strip()) for p in patterns
+    )
+
+
 def _head(repo: git.Repo) -> tuple[str | None, str | None]:
     try:
         base = repo.head.commit.hexsha
@@ -87,13 +108,29 @@ def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
             ["git", "ls-files", "-z", "--others", "--modified", "--deleted", "--exclude-standard"],
             env=env,
         )
-        to_add, skipped = [], []
+        untracked = set(
+            str(
+                repo.git.execute(
+                    ["git", "ls-files", "-z", "--others", "--exclude-standard"], env=env
+                )
+            ).split("\0")
+        )
+        to_add, skipped, secret = [], [], []
         for rel in dict.fromkeys(p for p in str(listing).split("\0") if p):
             target = work_tree / rel
-            if target.is_file() and not target.is_symlink() and target.stat().st_size > limit:
+            if rel in untracked and _denied(rel):
+                secret.append(rel)
+            elif target.is_file() and not target.is_symlink() and target.stat().st_size > limit:
                 skipped.append(rel)
             else:
                 to_add.append(rel)
+        if secret:
+            print(
+                f"flor: warning: {', '.join(secret)} may hold credentials and is left out of "
+                "the run's snapshot (FLOR_SNAPSHOT_DENY sets which files; commit a file to "
+                "snapshot it)",
+                file=sys.stderr,
+            )
         for rel in skipped:
             print(
                 f"flor: warning: {rel} is larger than {limit} bytes and is left out of the "
