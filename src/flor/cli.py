@@ -159,16 +159,31 @@ def human_bytes(size: float) -> str:
     help="Delete this run's logs and checkpoint records (repeatable); `flor gc` "
     "then frees its checkpoint files.",
 )
+@click.option(
+    "--drop-snapshot",
+    is_flag=True,
+    help="With --delete: also delete the run's code snapshot refs (refs/flor/runs/RUN*).",
+)
 @click.option("--replays", is_flag=True, help="Also list replay runs.")
 @output_options
-def runs(delete: tuple[str, ...], replays: bool, fmt: str) -> None:
+def runs(delete: tuple[str, ...], drop_snapshot: bool, replays: bool, fmt: str) -> None:
     """Recorded runs: id, time, script, status, commit, args, duration, checkpoint size."""
     from flor.store import admin, reader
 
+    if drop_snapshot and not delete:
+        raise UsageError("--drop-snapshot goes with --delete RUN")
     if delete:
         for run in delete:
             run_id = admin.delete_run(run)
             click.echo(f"deleted run {run_id}")
+            if drop_snapshot:
+                from flor import vcs
+
+                dropped = vcs.drop_snapshots(vcs.repo_root(), run_id)
+                click.echo(
+                    f"dropped {dropped} snapshot refs of run {run_id} (`git gc --prune=now` "
+                    "erases their files from git's store)"
+                )
         return
     frame = reader.runs(include_replays=replays)
     if frame.empty:

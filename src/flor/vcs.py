@@ -162,6 +162,19 @@ def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
     return Snapshot(str(commit), base, branch, tuple(skipped))
 
 
+def drop_snapshots(root: Path, run_id: str) -> int:
+    """Delete a run's snapshot refs (its start and every `flor.commit`); returns how many.
+    Their objects stay in git's store until `git gc --prune=now`."""
+    with open_repo(root) as repo:
+        refs = str(
+            repo.git.execute(["git", "for-each-ref", "--format=%(refname)", SNAPSHOT_REF_PREFIX])
+        ).split()
+        mine = [r for r in refs if r.removeprefix(SNAPSHOT_REF_PREFIX).split("-")[0] == run_id]
+        for ref in mine:
+            repo.git.execute(["git", "update-ref", "-d", ref])
+    return len(mine)
+
+
 def read_file(root: Path, commit: str, rel_path: str) -> str | None:
     """The text of `rel_path` at `commit`, or None when that version has no such file."""
     with open_repo(root) as repo:

@@ -154,3 +154,24 @@ def test_deleting_a_run_still_recording_is_refused_until_it_ends(script, repo, t
     assert flor.query("SELECT COUNT(*) AS n FROM logs")["n"].item() == 2
     assert CliRunner().invoke(main, ["runs", "--delete", run_id]).exit_code == 0
     assert flor.query("SELECT COUNT(*) AS n FROM logs")["n"].item() == 0
+
+
+def test_deleting_a_run_can_drop_its_snapshot_refs(script, repo) -> None:
+    from click.testing import CliRunner
+    from gitutil import git
+
+    from flor.cli import main
+
+    train = script("t.py", "import flor\nflor.log('x', 1)\nflor.commit()\nflor.log('x', 2)\n")
+    train.run()
+    train.run()
+    keep, drop = flor.query("SELECT run_id FROM runs ORDER BY started")["run_id"]
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/flor/runs/").split()
+    assert len([r for r in refs if drop in r]) == 2  # the run's start and its flor.commit
+    runner = CliRunner()
+    alone = runner.invoke(main, ["runs", "--drop-snapshot"])
+    assert alone.exit_code == 2 and "--drop-snapshot goes with --delete" in alone.output
+    done = runner.invoke(main, ["runs", "--delete", drop, "--drop-snapshot"])
+    assert done.exit_code == 0 and f"dropped 2 snapshot refs of run {drop}" in done.output
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/flor/runs/").split()
+    assert not [r for r in refs if drop in r] and [r for r in refs if keep in r]
