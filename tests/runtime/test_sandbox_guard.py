@@ -65,3 +65,17 @@ def test_writes_land_in_the_tree_and_the_users_files_never_change(tmp_path) -> N
     assert (tree / "outputs" / "best.txt").read_text() == "new"
     assert (tree / "outputs" / "fresh.txt").read_text() == "fresh"
     assert not os.path.lexists(tree / "outputs" / "old.txt")
+
+
+def test_a_virtualenv_in_the_project_is_mirrored_as_one_link(tmp_path) -> None:
+    user = tmp_path / "user"
+    (user / ".venv" / "lib").mkdir(parents=True)
+    (user / ".venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    for i in range(50):
+        (user / ".venv" / "lib" / f"m{i}.py").write_text("")
+    (user / "data").mkdir()
+    (user / "data" / "a.txt").write_text("a")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    assert mirror(tree, user) == 2
+    assert (tree / ".venv").is_symlink() and not (tree / "data").is_symlink()

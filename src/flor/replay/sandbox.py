@@ -21,14 +21,19 @@ _SKIP = (".git", ".flor")
 
 def mirror(tree: Path, source: Path, skip: tuple[str, ...] = _SKIP) -> int:
     """Make `source`'s entries that `tree` lacks visible in it: real folders, links to
-    files (and to links). Returns the number of links made."""
+    files (and to links); a virtualenv or node_modules is one link to the whole folder
+    (the guard still refuses writes through it). Returns the number of links made."""
     made = 0
     with os.scandir(source) as entries:
         for entry in entries:
             if entry.name in skip:
                 continue
             target = tree / entry.name
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False) and _environment(Path(entry.path)):
+                if not os.path.lexists(target):  # nobody trains into a virtualenv: one link
+                    target.symlink_to(entry.path)
+                    made += 1
+            elif entry.is_dir(follow_symlinks=False):
                 if os.path.lexists(target) and not (target.is_dir() and not target.is_symlink()):
                     continue  # the snapshot has a file or link of that name: it wins
                 target.mkdir(exist_ok=True)
@@ -37,6 +42,11 @@ def mirror(tree: Path, source: Path, skip: tuple[str, ...] = _SKIP) -> int:
                 target.symlink_to(entry.path)
                 made += 1
     return made
+
+
+def _environment(folder: Path) -> bool:
+    """A Python virtualenv or node_modules: thousands of files no script writes."""
+    return folder.name == "node_modules" or (folder / "pyvenv.cfg").is_file()
 
 
 def build(tree: Path, user_root: Path, cwd: str) -> Path:
