@@ -113,7 +113,7 @@ for step in flor.loop("step", range(100_000)):
 """
 
 
-def kill(ws: Workspace, trials: int, rng: random.Random) -> Row:
+def kill(ws: Workspace, trials: int, rng: random.Random, window_s: float = 1.0) -> Row:
     row = Row("kill (SIGKILL/SIGTERM/SIGINT at a random step)")
     signals = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT]
     for trial in range(trials):
@@ -150,7 +150,7 @@ def kill(ws: Workspace, trials: int, rng: random.Random) -> Row:
             row.unreadable += 1
             continue
         stored = {int(v) for v in _values(repo, "v")}
-        window = 1.0 if signum == signal.SIGKILL else 0.0
+        window = window_s if signum == signal.SIGKILL else 0.0
         row.lost += sum(
             1 for step, stamp in printed if step not in stored and stamp < killed_at - window
         )
@@ -421,6 +421,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100, help="kill trials (others fewer)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--sigkill-window",
+        type=float,
+        default=1.0,
+        help="seconds of logs a SIGKILL may lose (the bar is 1; the test suite allows more "
+        "so that a machine too busy to schedule the flush thread does not fail it)",
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     ws = Workspace(prefix="flor-faults-")
@@ -428,7 +435,7 @@ def main() -> None:
     try:
         few = max(1, args.trials // 10)
         rows = [
-            kill(ws, args.trials, rng),
+            kill(ws, args.trials, rng, args.sigkill_window),
             store(ws, max(4, few)),
             values(ws, few),
             gc(ws, max(1, few // 2)),
