@@ -428,19 +428,26 @@ def main() -> None:
         help="seconds of logs a SIGKILL may lose (the bar is 1; the test suite allows more "
         "so that a machine too busy to schedule the flush thread does not fail it)",
     )
+    parser.add_argument(
+        "--scenarios",
+        default="kill,store,values,gc,sandbox",
+        help="comma-separated subset to run",
+    )
     args = parser.parse_args()
+    chosen = set(args.scenarios.split(","))
     rng = random.Random(args.seed)
     ws = Workspace(prefix="flor-faults-")
     started = time.perf_counter()
     try:
         few = max(1, args.trials // 10)
-        rows = [
-            kill(ws, args.trials, rng, args.sigkill_window),
-            store(ws, max(4, few)),
-            values(ws, few),
-            gc(ws, max(1, few // 2)),
-            sandbox(ws, 1),
-        ]
+        runs = {
+            "kill": lambda: kill(ws, args.trials, rng, args.sigkill_window),
+            "store": lambda: store(ws, max(4, few)),
+            "values": lambda: values(ws, few),
+            "gc": lambda: gc(ws, max(1, few // 2)),
+            "sandbox": lambda: sandbox(ws, 1),
+        }
+        rows = [run() for name, run in runs.items() if name in chosen]
     finally:
         ws.close()
     seconds = time.perf_counter() - started
