@@ -113,3 +113,39 @@ def test_archive_and_read_file_never_touch_the_work_tree(repo, tmp_path) -> None
     assert (out / "a.py").read_text() == "v1\n"
     assert (repo / "a.py").read_text() == "v2\n"
     assert git(repo, "rev-parse", "refs/flor/runs/manual").strip() == snap.commit
+
+
+def test_a_file_name_that_is_not_utf8_is_snapshotted_byte_for_byte(repo, script) -> None:
+    train = script("train.py", "import flor\nflor.log('x', 1)\n")
+    name = b"caf\xe9 #?.txt"  # Latin-1, and URI syntax
+    (repo / name.decode("utf-8", "surrogateescape")).write_bytes(b"latin-1 named\n")
+    done = train.run()
+    assert "Traceback" not in done.stderr
+    snap = _snapshot_of_last_run(repo)
+    listed = subprocess.run(
+        ["git", "ls-tree", "-z", "--name-only", snap], cwd=repo, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    assert name in listed
+
+
+def test_untracked_credentials_stay_out_of_snapshots_unless_allowed(
+    repo, script, monkeypatch
+) -> None:
+    train = script("train.py", "import flor\nflor.log('x', 1)\n")
+    secrets = [".env", "keys/server.pem", "kaggle.json", ".netrc", ".aws/credentials"]
+    for rel in secrets:
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text("secret\n")
+    (repo / "config.json").write_text("{}\n")
+    (repo / "tracked.pem").write_text("the user committed this one\n")
+    git(repo, "add", "tracked.pem")
+    git(repo, "commit", "-q", "-m", "a committed certificate")
+    done = train.run()
+    tree = set(git(repo, "ls-tree", "-r", "--name-only", _snapshot_of_last_run(repo)).split())
+    assert not tree & set(secrets)
+    assert {"config.json", "tracked.pem", "train.py"} <= tree
+    assert ".env" in done.stderr and "may hold credentials" in done.stderr
+    monkeypatch.setenv("FLOR_SNAPSHOT_DENY", "")
+    train.run()
+    tree = set(git(repo, "ls-tree", "-r", "--name-only", _snapshot_of_last_run(repo)).split())
+    assert set(secrets) <= tree

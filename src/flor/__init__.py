@@ -5,7 +5,14 @@ Importing flor is cheap: no pandas, git, libcst or torch until a call needs them
 
 from __future__ import annotations
 
+import os as _os
+
 from flor.runtime.api import arg, commit, input, iteration, log, loop, output
+
+if _os.environ.get("FLOR_REPLAY") or _os.environ.get("FLOR_SANDBOX"):
+    from flor.runtime.sandbox import enter as _enter_sandbox
+
+    _enter_sandbox()  # a replay task: writes to the user's files go to the task's tree
 
 TYPE_CHECKING = False  # typing itself costs ~20 ms of import time
 

@@ -224,16 +224,31 @@ def human_bytes(size: float) -> str:
     help="Delete this run's logs and checkpoint records (repeatable); `flor gc` "
     "then frees its checkpoint files.",
 )
+@click.option(
+    "--drop-snapshot",
+    is_flag=True,
+    help="With --delete: also delete the run's code snapshot refs (refs/flor/runs/RUN*).",
+)
 @click.option("--replays", is_flag=True, help="Also list replay runs.")
 @output_options
-def runs(delete: tuple[str, ...], replays: bool, fmt: str) -> None:
+def runs(delete: tuple[str, ...], drop_snapshot: bool, replays: bool, fmt: str) -> None:
     """Recorded runs: id, time, script, status, commit, args, duration, checkpoint size."""
     from flor.store import admin, reader
 
+    if drop_snapshot and not delete:
+        raise UsageError("--drop-snapshot goes with --delete RUN")
     if delete:
         for run in delete:
             run_id = admin.delete_run(run)
             click.echo(f"deleted run {run_id}")
+            if drop_snapshot:
+                from flor import vcs
+
+                dropped = vcs.drop_snapshots(vcs.repo_root(), run_id)
+                click.echo(
+                    f"dropped {dropped} snapshot refs of run {run_id} (`git gc --prune=now` "
+                    "erases their files from git's store)"
+                )
         return
     frame = reader.runs(include_replays=replays)
     if frame.empty:
@@ -286,13 +301,21 @@ def show(run: str, fmt: str) -> None:
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
-def gc(dry_run: bool) -> None:
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Spare files modified less than this many seconds ago.",
+)
+def gc(dry_run: bool, grace: float) -> None:
     """Remove checkpoint files no recorded run refers to (after `flor runs --delete`)."""
     from flor.store import admin
 
-    removed, freed = admin.collect_garbage(dry_run=dry_run)
+    found = admin.collect_garbage(dry_run=dry_run, grace=grace)
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {removed} checkpoint blobs ({human_bytes(freed)})")
+    temp = f" and {found.temp_files} stale temporary files" if found.temp_files else ""
+    click.echo(f"{verb} {found.blobs} checkpoint blobs{temp} ({human_bytes(found.bytes)})")
 
 
 def _read_text(path: Path, role: str) -> str:

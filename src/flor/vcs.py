@@ -6,6 +6,7 @@ working tree are never touched.
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import os
 import subprocess
@@ -63,6 +64,26 @@ def _max_file_bytes() -> int:
     return int(os.environ.get("FLOR_SNAPSHOT_MAX_BYTES", DEFAULT_MAX_FILE_BYTES))
 
 
+# Untracked files that hold credentials are never snapshotted (a snapshot travels to
+# cluster workers). `FLOR_SNAPSHOT_DENY` (comma-separated globs, matched against the path
+# and the file name) replaces this list; set it empty to snapshot everything.
+DEFAULT_DENY = (
+    ".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_dsa*", "id_ecdsa*",
+    "id_ed25519*", "kaggle.json", ".netrc", "_netrc", ".pypirc", ".npmrc", ".pgpass",
+    ".git-credentials", "credentials", "credentials.json", "*service-account*.json",
+    ".aws/*", ".azure/*", ".config/gcloud/*", ".docker/config.json",
+)  # fmt: skip
+
+
+def _denied(rel: str) -> bool:
+    setting = os.environ.get("FLOR_SNAPSHOT_DENY")
+    patterns = DEFAULT_DENY if setting is None else [p for p in setting.split(",") if p.strip()]
+    name = rel.rsplit("/", 1)[-1]
+    return any(
+        fnmatch.fnmatch(rel, p.strip()) or fnmatch.fnmatch(name, p.strip()) for p in patterns
+    )
+
+
 def _head(repo: git.Repo) -> tuple[str | None, str | None]:
     try:
         base = repo.head.commit.hexsha
@@ -89,13 +110,29 @@ def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
             ["git", "ls-files", "-z", "--others", "--modified", "--deleted", "--exclude-standard"],
             env=env,
         )
-        to_add, skipped = [], []
+        untracked = set(
+            str(
+                repo.git.execute(
+                    ["git", "ls-files", "-z", "--others", "--exclude-standard"], env=env
+                )
+            ).split("\0")
+        )
+        to_add, skipped, secret = [], [], []
         for rel in dict.fromkeys(p for p in str(listing).split("\0") if p):
             target = work_tree / rel
-            if target.is_file() and not target.is_symlink() and target.stat().st_size > limit:
+            if rel in untracked and _denied(rel):
+                secret.append(rel)
+            elif target.is_file() and not target.is_symlink() and target.stat().st_size > limit:
                 skipped.append(rel)
             else:
                 to_add.append(rel)
+        if secret:
+            print(
+                f"flor: warning: {', '.join(secret)} may hold credentials and is left out of "
+                "the run's snapshot (FLOR_SNAPSHOT_DENY sets which files; commit a file to "
+                "snapshot it)",
+                file=sys.stderr,
+            )
         for rel in skipped:
             print(
                 f"flor: warning: {rel} is larger than {limit} bytes and is left out of the "
@@ -104,7 +141,8 @@ def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
             )
         if to_add:
             with tempfile.TemporaryFile() as paths:
-                paths.write("\0".join(to_add).encode())
+                # names are bytes on POSIX: git gave undecodable ones back as surrogates
+                paths.write("\0".join(to_add).encode("utf-8", "surrogateescape"))
                 paths.seek(0)
                 repo.git.execute(
                     ["git", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
@@ -124,6 +162,19 @@ def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
         if os.path.exists(index_file):
             os.unlink(index_file)
     return Snapshot(str(commit), base, branch, tuple(skipped))
+
+
+def drop_snapshots(root: Path, run_id: str) -> int:
+    """Delete a run's snapshot refs (its start and every `flor.commit`); returns how many.
+    Their objects stay in git's store until `git gc --prune=now`."""
+    with open_repo(root) as repo:
+        refs = str(
+            repo.git.execute(["git", "for-each-ref", "--format=%(refname)", SNAPSHOT_REF_PREFIX])
+        ).split()
+        mine = [r for r in refs if r.removeprefix(SNAPSHOT_REF_PREFIX).split("-")[0] == run_id]
+        for ref in mine:
+            repo.git.execute(["git", "update-ref", "-d", ref])
+    return len(mine)
 
 
 def read_file(root: Path, commit: str, rel_path: str) -> str | None:
@@ -164,9 +215,26 @@ def archive(root: Path, commit: str) -> bytes:
 
 
 def extract(data: bytes, destination: Path) -> Path:
+    """Unpack a snapshot archive; anything that would land outside `destination` (a tracked
+    link to an absolute path or out of the repository) is refused with one line."""
+    from flor.errors import ReplayError
+
+    if not hasattr(tarfile, "data_filter"):
+        raise ReplayError(
+            f"Python {sys.version.split()[0]} cannot unpack snapshots safely (tarfile has no "
+            "data filter): use Python 3.10.12, 3.11.4, 3.12 or newer"
+        )
     destination.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(destination, filter="data")
+        try:
+            tar.extractall(destination, filter="data")
+        except tarfile.FilterError as exc:
+            member = getattr(exc, "tarinfo", None)
+            name = member.name if member is not None else "an entry"
+            raise ReplayError(
+                f"the snapshot's {name} points outside the repository ({exc}): make the "
+                "link relative and inside the repository, or untrack it, and record again"
+            ) from None
     return destination
 
 

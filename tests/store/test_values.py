@@ -34,3 +34,44 @@ def test_non_finite_floats_and_foreign_objects() -> None:
     text, kind = encode(object())
     assert kind == "repr:builtins.object" and text.startswith("<object object")
     assert decode(*encode((1, 2))) == [1, 2]
+
+
+class _RaisingRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr today")
+
+
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (_RaisingRepr(), "unrepresentable:test_values._RaisingRepr"),
+        (_nested(100_000), "unrepresentable:builtins.list"),
+    ],
+)
+def test_a_value_that_cannot_be_converted_becomes_a_tagged_placeholder(value, kind) -> None:  # type: ignore[no-untyped-def]
+    text, tag = encode(value)
+    assert tag == kind and text is not None and "raised" in text
+
+
+@pytest.mark.parametrize("value", ["lone \ud800 surrogate", "nul \x00 inside", "\udcff"])
+def test_strings_no_backend_can_store_round_trip_through_json(value: str) -> None:
+    text, kind = encode(value)
+    assert text is not None and "\x00" not in text
+    text.encode("utf-8")  # storable by every driver
+    assert decode(text, kind) == value
+
+
+def test_a_repr_with_unstorable_characters_is_escaped() -> None:
+    class Odd:
+        def __repr__(self) -> str:
+            return "odd\x00\udc80"
+
+    text, kind = encode(Odd())
+    assert kind.startswith("repr:") and text == "odd\\x00\\udc80"

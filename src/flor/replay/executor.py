@@ -20,6 +20,7 @@ from typing import Any
 
 from flor import vcs
 from flor.errors import CheckpointError, ReplayError, UsageError
+from flor.replay import sandbox
 from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks
 from flor.runtime.checkpoint import BlobStore
 from flor.runtime.replaying import OUTPUT_ENV
@@ -108,14 +109,7 @@ class Workspace:
     def materialize(self, base: Path) -> tuple[list[str], Path]:
         tree = vcs.extract(self.archive, base)
         (tree / self.script).write_text(self.patched, encoding="utf-8")
-        data_root = Path(self.data_root)
-        if data_root.is_dir():
-            for entry in data_root.iterdir():
-                # Data the snapshot leaves out (ignored folders) is reached through links.
-                if entry.name not in (".git", ".flor") and not (tree / entry.name).exists():
-                    (tree / entry.name).symlink_to(entry)
-        cwd = Path(self.cwd) if Path(self.cwd).is_absolute() else tree / self.cwd
-        cwd.mkdir(parents=True, exist_ok=True)
+        cwd = sandbox.build(tree, Path(self.data_root), self.cwd)
         return [sys.executable, str(tree / self.script), *self.argv], cwd
 
 
@@ -188,7 +182,7 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
                 },
             )
             values = json.loads(output.read_text(encoding="utf-8")) if output.exists() else {}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, ReplayError) as exc:
             elapsed = time.perf_counter() - started
             return TaskResult(run_id, replay_id, False, elapsed, -1, str(exc))
     tail = "\n".join(done.stderr.strip().splitlines()[-TAIL_LINES:])

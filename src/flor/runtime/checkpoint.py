@@ -742,18 +742,43 @@ class _LocalFiles:
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
 
-    def sizes(self) -> dict[str, int]:
+    def touch(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.root / key)
+
+    @contextlib.contextmanager
+    def lock(self, exclusive: bool, wait: bool = True) -> Iterator[None]:
+        """A lock file in the folder: writers share it, `flor gc` takes it alone."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / _LOCK_FILE, "a+b") as f:
+            mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            try:
+                fcntl.flock(f, mode if wait else mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CheckpointError(
+                    f"a run is writing checkpoints under {self.root} right now: try again"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def stats(self) -> dict[str, tuple[int, float | None]]:
+        """(bytes, modification time) of every file under the two-letter folders."""
         if not self.root.is_dir():
             return {}
-        out = {}
+        out: dict[str, tuple[int, float | None]] = {}
         for sub in self.root.iterdir():
             if len(sub.name) != 2 or not sub.is_dir():
                 continue
             for f in sub.iterdir():
                 try:
-                    out[f"{sub.name}/{f.name}"] = f.stat().st_size
+                    stat = f.stat()
                 except FileNotFoundError:
                     continue  # deleted concurrently
+                out[f"{sub.name}/{f.name}"] = (stat.st_size, stat.st_mtime)
         return out
 
 
@@ -799,12 +824,48 @@ class _RemoteFiles:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(f"{self.root}/{key}")
 
-    def sizes(self) -> dict[str, int]:
+    def touch(self, key: str) -> None:
+        """Object stores cannot change a modification time: rewriting is their only touch."""
+        with contextlib.suppress(NotImplementedError, FileNotFoundError):
+            self.fs.touch(f"{self.root}/{key}", truncate=False)
+
+    @contextlib.contextmanager
+    def lock(self, exclusive: bool, wait: bool = True) -> Iterator[None]:
+        """No lock spans machines: the grace period alone protects blobs being written."""
+        yield
+
+    def stats(self) -> dict[str, tuple[int, float | None]]:
         if not self.fs.exists(self.root):
             return {}
         found = self.fs.find(self.root, detail=True)
         start = len(self.root) + 1
-        return {path[start:]: int(info["size"]) for path, info in found.items()}
+        return {path[start:]: (int(info["size"]), _mtime(info)) for path, info in found.items()}
+
+
+def _mtime(info: dict[str, Any]) -> float | None:
+    """A listing's modification time, as each fsspec backend spells it."""
+    for key in ("mtime", "LastModified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, (int, float)):
+            return float(value)
+        timestamp = getattr(value, "timestamp", None)
+        if callable(timestamp):
+            return float(timestamp())
+        if isinstance(value, str):
+            from datetime import datetime
+
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
+
+
+_LOCK_FILE = ".lock"
+
+
+def _digest_of(key: str) -> str | None:
+    """The digest a file key `aa/bbbb...` stores, or None for any other file."""
+    digest = key[:2] + key[3:]
+    return digest if len(key) == 65 and key[2] == "/" and _HEX.issuperset(digest) else None
 
 
 class BlobStore:
@@ -833,6 +894,7 @@ class BlobStore:
         key = self._key(digest)
         try:
             if self._files.size(key) == len(data):
+                self._files.touch(key)  # young again: `flor gc` spares it for its grace period
                 return digest, len(data)
             self._files.write(key, data)
         except self._files.errors as exc:
@@ -873,13 +935,40 @@ class BlobStore:
         """Remove a blob if present (for gc); its directory stays, for concurrent writers."""
         self._files.delete(self._key(digest))
 
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Hold while writing blobs and the rows that refer to them: `flor gc` waits."""
+        return self._files.lock(exclusive=False)
+
+    def collecting(self, wait: bool = True) -> contextlib.AbstractContextManager[None]:
+        """Hold while collecting garbage: no writer is between a blob and its row."""
+        return self._files.lock(exclusive=True, wait=wait)
+
+    def garbage(self, referenced: set[str], older_than: float) -> list[tuple[str, int]]:
+        """(file key, bytes) of blobs not in `referenced` and of temporary files left by
+        interrupted writes, both last modified before `older_than` (a file without a
+        modification time counts as old). Sizes come from the listing: nothing is read."""
+        found = []
+        for key, (size, mtime) in sorted(self._files.stats().items()):
+            if mtime is not None and mtime >= older_than:
+                continue
+            digest = _digest_of(key)
+            stale_temp = digest is None and key[3:].startswith(_LocalFiles._TMP_PREFIX)
+            if stale_temp or (digest is not None and digest not in referenced):
+                found.append((key, size))
+        return found
+
+    def remove(self, key: str) -> None:
+        """Remove one file listed by `garbage`."""
+        self._files.delete(key)
+
     def _sizes(self) -> dict[str, int]:
         """Bytes per stored blob; temporary files of unfinished writes are not blobs."""
-        return {
-            key[:2] + key[3:]: size
-            for key, size in self._files.sizes().items()
-            if len(key) == 65 and key[2] == "/" and _HEX.issuperset(key[:2] + key[3:])
-        }
+        out = {}
+        for key, (size, _) in self._files.stats().items():
+            digest = _digest_of(key)
+            if digest is not None:
+                out[digest] = size
+        return out
 
     def digests(self) -> set[str]:
         """Every stored blob (temporary files of unfinished writes excluded)."""

@@ -6,6 +6,9 @@ In between, a checkpoint is taken only while the time spent checkpointing stays 
 budget (default 5 % of the loop's compute time): `FLOR_CKPT_BUDGET`, or `budget=`.
 Capturing copies the state on the training thread; hashing, serializing and writing happen
 on a background thread, and a checkpoint row is written only after its blobs are on disk.
+A failure there (a full disk, a dropped or locked store) never stops training: flor warns
+once, stops checkpointing the run, and the thread keeps draining the queue so neither
+training, nor the block's exit, nor Ctrl-C/SIGTERM ever waits on it forever.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -24,6 +27,7 @@ from typing import Any
 from flor.errors import CheckpointError, FlorError
 from flor.runtime import session as sessions
 from flor.runtime.checkpoint import BlobStore, Snapshot, capture, validate_objects
+from flor.store.backend import describe
 from flor.store.location import checkpoint_home
 
 DEFAULT_BUDGET = 0.05
@@ -107,9 +111,11 @@ class Checkpointer:
             self._take(index + 1)
 
     def loop_ended(self, exhausted: bool) -> None:
-        if self.loops_seen != 1:
+        """An exhausted loop's end state is always kept; a loop left early (break, an
+        exception, Ctrl-C) does not wait here for a writer that may be stuck."""
+        if self.loops_seen != 1 or not exhausted:
             return
-        if exhausted and self._last_taken != self.last_iteration + 1:
+        if self._last_taken != self.last_iteration + 1:
             self._take(self.last_iteration + 1)
         self.drain()
 
@@ -144,6 +150,8 @@ class Checkpointer:
                 return
             try:
                 self._write(item)
+            except Exception as exc:  # noqa: BLE001 - any store error: stop checkpointing only
+                self._disable(f"could not store a checkpoint ({describe(exc)})")
             finally:
                 item = None  # do not hold a copy of the state while waiting for the next
                 self._pending.task_done()
@@ -152,37 +160,49 @@ class Checkpointer:
         if self.disabled is not None:
             return
         started, cpu_started = time.perf_counter(), time.thread_time()
-        try:
-            stored = {name: self.blobs.put(data) for name, data in item.snapshot.iter_parts()}
-        except (CheckpointError, OSError) as exc:
-            self._disable(str(exc))
-            return
-        seconds = item.capture_seconds + time.perf_counter() - started
-        # Training pays for the writer's CPU time, not for its waits on the disk (fsync).
-        self.spent += time.thread_time() - cpu_started
-        run_id = self.session.run_id
-        rows = [
-            (run_id, None, item.iteration, name, digest, size, seconds)
-            for name, (digest, size) in stored.items()
-        ]
-        self.session.writer.insert_checkpoints(rows)
+        with self.blobs.writing():  # `flor gc` never runs between the blobs and their rows
+            try:
+                parts = item.snapshot.iter_parts()
+                stored = {name: self.blobs.put(data) for name, data in parts}
+            except (CheckpointError, OSError) as exc:
+                self._disable(str(exc))
+                return
+            seconds = item.capture_seconds + time.perf_counter() - started
+            # Training pays for the writer's CPU time, not for its waits on the disk (fsync).
+            self.spent += time.thread_time() - cpu_started
+            run_id = self.session.run_id
+            rows = [
+                (run_id, None, item.iteration, name, digest, size, seconds)
+                for name, (digest, size) in stored.items()
+            ]
+            self.session.writer.insert_checkpoints(rows)
 
     def drain(self) -> None:
         """Wait until every captured checkpoint is on disk and in the store."""
         if self._thread is not None:
             self._pending.join()
 
-    def close(self) -> None:
-        if self._thread is not None:
+    def close(self, *, interrupted: bool = False) -> None:
+        """Wait for the writer; when the block exits by an exception (Ctrl-C, SIGTERM, an
+        error in training) only ask it to stop: the pending checkpoint is abandoned whole,
+        since its row is written only after its blobs."""
+        if self._thread is None:
+            return
+        if interrupted:
+            self.disabled = self.disabled or "the run was interrupted"
+            with suppress(queue.Full):
+                self._pending.put_nowait(None)
+        else:
             self._pending.put(None)
             self._thread.join()
-            self._thread = None
+        self._thread = None
 
     def _disable(self, reason: str) -> None:
         if self.disabled is None:
             self.disabled = reason
             print(f"flor: warning: checkpoints disabled for this run: {reason}", file=sys.stderr)
-            self.session.note(f"checkpoints disabled: {reason}")
+            with suppress(Exception):  # the store that just failed may not take the note
+                self.session.note(f"checkpoints disabled: {reason}")
 
     def _check_bindings(self) -> None:
         if self.frame is None or self._warned_rebind:
@@ -227,10 +247,17 @@ def checkpointing(
     session.observers.append(observer)
     try:
         yield
-    finally:
+    except BaseException:
         session.observers.remove(observer)
         session.checkpointer = None
-        observer.close()
+        if isinstance(observer, Checkpointer):  # a replay's restorer has nothing in flight
+            observer.close(interrupted=True)
+        else:
+            observer.close()
+        raise
+    session.observers.remove(observer)
+    session.checkpointer = None
+    observer.close()
     if not observer.loops_seen:
         print(
             "flor: warning: no flor.loop ran inside flor.checkpointing, so nothing was "

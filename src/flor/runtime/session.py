@@ -4,6 +4,11 @@ A run starts at the first flor call (not at import, which must stay cheap). Logs
 an in-memory deque (`flor.log` is O(1)); a background thread flushes it at least every
 half second, and loop boundaries, `flor.commit` and exit flush it too, so a SIGKILL
 loses at most about one second of logs.
+
+A flush the store refuses is kept for the next one. When the store still takes writes but
+not some rows, the batch is split to find them; a row refused `QUARANTINE_STRIKES` times
+(or still unwritten at exit) goes to `<store>/quarantine/<run_id>.jsonl` with the reason,
+and the run's note and a warning say how many: one bad value never stops later logging.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ from typing import Any, Protocol
 
 from flor.errors import FlorError, StoreError
 from flor.runtime.args import cast, parse_kwargs
+from flor.store.backend import describe
 from flor.store.backend import errors as store_errors
 from flor.store.location import db_path, ensure_home, find_repo_root, home_dir
 from flor.store.values import encode
-from flor.store.writer import StoreWriter
+from flor.store.writer import LOG_COLUMNS, StoreWriter
 
 FLUSH_INTERVAL_S = 0.5
+QUARANTINE_STRIKES = 3
 
 
 def _now_tstamp() -> str:
@@ -139,6 +146,9 @@ class Session:
         self.error: str | None = None
         self._closed = False
         self._flush_failed = False
+        self._held: list[tuple[Any, ...]] = []  # encoded rows a failed flush keeps
+        self._strikes: dict[int, int] = {}  # seq -> refusals while the store took other rows
+        self.quarantined = 0
         self._flush_lock = threading.Lock()
         self._commits = 0
         self._stop = threading.Event()
@@ -196,7 +206,7 @@ class Session:
         logs = [self.logs.popleft() for _ in range(len(self.logs))]
         loops = [self.loops.popleft() for _ in range(len(self.loops))]
         timings = [self.timings.popleft() for _ in range(len(self.timings))]
-        rows = []
+        rows, self._held = self._held, []
         for ctx, name, value in logs:
             text, kind = encode(value)
             rows.append(
@@ -212,17 +222,77 @@ class Session:
                     self.writer_id,
                 )
             )
+        now = time.time()
         try:
-            self.writer.write_batch(
-                self.row_id, loops, rows, timings, time.time(), self.replace_names
-            )
+            self.writer.write_batch(self.row_id, loops, rows, timings, now, self.replace_names)
+            return
         except Exception as exc:  # noqa: BLE001 - never let a store hiccup kill training
-            self.loops.extendleft(reversed(loops))
-            self.timings.extendleft(reversed(timings))
-            self.logs.extendleft(reversed(logs))
+            error = exc
+        except BaseException:  # Ctrl-C or SIGTERM mid-write: the exit's flush writes it
+            self._keep(loops, rows, timings)
+            raise
+        try:  # does the store refuse everything, or only some rows?
+            self.writer.write_batch(self.row_id, loops, (), timings, now)
+        except Exception:  # noqa: BLE001 - the store is down or locked: keep it all for later
+            self._keep(loops, rows, timings)
             if not self._flush_failed:
                 self._flush_failed = True
-                print(f"flor: warning: could not write logs yet ({exc}); retrying", file=sys.stderr)
+                print(
+                    f"flor: warning: could not write logs yet ({describe(error)}); retrying",
+                    file=sys.stderr,
+                )
+            return
+        self._write_apart(rows)
+
+    def _keep(
+        self,
+        loops: list[tuple[Any, ...]],
+        rows: list[tuple[Any, ...]],
+        timings: list[tuple[float, int]],
+    ) -> None:
+        """Put a batch the store did not take back in front of what came since."""
+        self.loops.extendleft(reversed(loops))
+        self.timings.extendleft(reversed(timings))
+        self._held = rows + self._held
+
+    def _write_apart(self, rows: list[tuple[Any, ...]]) -> None:
+        """Write what the store takes, halving the batch to find the rows it refuses."""
+        try:
+            self.writer.write_batch(self.row_id, (), rows, (), time.time(), self.replace_names)
+        except Exception as exc:  # noqa: BLE001 - a bad row must not stop the others
+            if len(rows) > 1:
+                middle = len(rows) // 2
+                self._write_apart(rows[:middle])
+                self._write_apart(rows[middle:])
+                return
+            row = rows[0]
+            strikes = self._strikes.pop(row[6], 0) + 1
+            if strikes < QUARANTINE_STRIKES:
+                self._strikes[row[6]] = strikes
+                self._held.append(row)
+            else:
+                self._quarantine(row, describe(exc))
+
+    def quarantine_path(self) -> Path:
+        return self.home / "quarantine" / f"{self.row_id}.jsonl"
+
+    def _quarantine(self, row: tuple[Any, ...], reason: str) -> None:
+        """Keep a row the store will not take beside the store, never drop it."""
+        path = self.quarantine_path()
+        record = json.dumps(dict(zip(LOG_COLUMNS, row, strict=True)) | {"error": reason})
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(record + "\n")
+        except OSError as exc:  # the disk is full too: stderr is the last place left
+            print(f"flor: warning: could not keep {record} in {path} ({exc})", file=sys.stderr)
+        if not self.quarantined:
+            print(
+                f"flor: warning: the store refused the value of {row[3]!r} ({reason}): "
+                f"kept in {path}",
+                file=sys.stderr,
+            )
+        self.quarantined += 1
 
     def commit(self) -> None:
         """Flush, snapshot the sources again and start a new tstamp."""
@@ -246,15 +316,37 @@ class Session:
             return
         self._stop.set()
         self.flush()
+        with self._flush_lock:
+            for _ in range(QUARANTINE_STRIKES):  # rows refused once get their last chances
+                if not self._held:
+                    break
+                self._flush()
+            for row in self._held:
+                self._quarantine(row, "the store did not take it before the run ended")
+            self._held = []
         final = status or ("finished" if self.status == "running" else self.status)
-        self.writer.update_run(
-            self.row_id,
-            status=final,
-            ended=time.time(),
-            heartbeat=time.time(),
-            error=self.error,
-            args=json.dumps(self.args, default=repr),
-        )
+        fields: dict[str, Any] = {}
+        if self.quarantined:
+            fields["note"] = (
+                f"{self.quarantined} logged values are not in the store: the store refused "
+                f"them; they are in {self.quarantine_path()}"
+            )
+            print(f"flor: warning: {fields['note']}", file=sys.stderr)
+        try:
+            self.writer.update_run(
+                self.row_id,
+                status=final,
+                ended=time.time(),
+                heartbeat=time.time(),
+                error=self.error,
+                args=json.dumps(self.args, default=repr),
+                **fields,
+            )
+        except Exception as exc:  # noqa: BLE001 - at exit: one line, not a traceback
+            print(
+                f"flor: warning: could not mark run {self.row_id} {final} ({describe(exc)})",
+                file=sys.stderr,
+            )
         self._closed = True
 
     def note(self, text: str) -> None:
@@ -366,10 +458,13 @@ def current() -> Session:
 
 
 def _start() -> Session:
-    if os.environ.get("FLOR_REPLAY"):
+    # taken out of the environment: a child process (a DataLoader worker, another flor
+    # script) must not start a second replay of this task, deleting what this one wrote
+    spec = os.environ.pop("FLOR_REPLAY", "")
+    if spec:
         from flor.runtime.replaying import start_replay
 
-        session: Session = start_replay(os.environ["FLOR_REPLAY"])
+        session: Session = start_replay(spec)
         _install_exit_handlers(session)
         return session
     script = _script_path()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flor.errors import UsageError
+from flor.errors import FlorError, UsageError
 from flor.store import artifacts, reader
 from flor.store.backend import Connection, Target, parse, resolve
 from flor.store.location import checkpoint_home, db_path, home_dir
@@ -16,9 +16,18 @@ TABLES = ("runs", "loops", "logs", "checkpoints", "commits", "artifacts", "event
 
 
 def delete_run(run: str, home: Path | None = None) -> str:
-    """Remove a run (and its replays) from the store; its git ref stays for history."""
+    """Remove a run (and its replays) from the store; its git ref stays for history.
+
+    A run still recording is refused: its process would go on writing rows of a run that
+    no longer exists."""
     home = home or home_dir()
-    run_id = str(reader.find_run(run, home)["run_id"])
+    record = reader.find_run(run, home)
+    run_id = str(record["run_id"])
+    if record["status"] == "running":
+        raise FlorError(
+            f"run {run_id} is still recording (pid {record['pid']} on {record['host']}): "
+            "stop it or let it finish, then delete it"
+        )
     writer = StoreWriter(db_path(home))
 
     def work(conn: Connection) -> None:
@@ -34,25 +43,57 @@ def delete_run(run: str, home: Path | None = None) -> str:
     return run_id
 
 
-def collect_garbage(home: Path | None = None, *, dry_run: bool = False) -> tuple[int, int]:
-    """Delete checkpoint blobs that no checkpoint row refers to; returns (count, bytes)."""
+GC_GRACE_S = 3600.0
+
+
+@dataclass
+class Garbage:
+    blobs: int
+    temp_files: int
+    bytes: int
+
+
+def collect_garbage(
+    home: Path | None = None,
+    *,
+    dry_run: bool = False,
+    grace: float = GC_GRACE_S,
+    now: float | None = None,
+    wait: bool = True,
+) -> Garbage:
+    """Delete checkpoint blobs no checkpoint row refers to, and temporary files left by
+    interrupted writes, when last modified more than `grace` seconds before `now`.
+
+    Runs still recording are safe: gc holds the blob folder's lock, which writers share
+    between writing a checkpoint's blobs and its rows; a blob a writer re-uses is touched,
+    so the grace period spares it where no lock reaches (object stores, other machines).
+    `wait=False` raises instead of waiting for writers to finish a checkpoint.
+    """
+    import time
+
     from flor.runtime.checkpoint import BlobStore
 
+    if grace < 0:
+        raise UsageError(f"grace period {grace} s is negative: use 0 or more seconds")
     home = home or home_dir()
     blobs = BlobStore(checkpoint_home(home))
-    conn = reader.open_reader(home)
-    try:
-        referenced = {row[0] for row in conn.execute("SELECT DISTINCT digest FROM checkpoints")}
-    finally:
-        conn.close()
-    removed = freed = 0
-    for digest in sorted(blobs.digests() - referenced):
-        size = len(blobs.get(digest))
-        if not dry_run:
-            blobs.delete(digest)
-        removed += 1
-        freed += size
-    return removed, freed
+    cutoff = (time.time() if now is None else now) - grace
+    found = Garbage(0, 0, 0)
+    with blobs.collecting(wait):
+        conn = reader.open_reader(home)
+        try:
+            referenced = {row[0] for row in conn.execute("SELECT DISTINCT digest FROM checkpoints")}
+        finally:
+            conn.close()
+        for key, size in blobs.garbage(referenced, cutoff):
+            if not dry_run:
+                blobs.remove(key)
+            if "/." in key:
+                found.temp_files += 1
+            else:
+                found.blobs += 1
+            found.bytes += size
+    return found
 
 
 # -- flor store migrate | info | copy ----------------------------------------------------------
@@ -82,12 +123,12 @@ def migrate(url: str | None = None, home: Path | None = None) -> tuple[Target, i
         return target, before, after
     import sqlite3
 
-    from flor.store.schema import SCHEMA_VERSION, _schema_version, connect
+    from flor.store.schema import SCHEMA_VERSION, _schema_version, connect, readonly_uri
 
     assert target.path is not None
     before = 0
     if target.path.exists():
-        probe = sqlite3.connect(f"file:{target.path}?mode=ro", uri=True)
+        probe = sqlite3.connect(readonly_uri(target.path), uri=True)
         try:
             before = _schema_version(probe)
         except sqlite3.DatabaseError:

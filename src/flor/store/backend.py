@@ -37,6 +37,12 @@ def mask(text: str) -> str:
     return _PASSWORD_PARAM.sub(lambda m: m.group("head") + "***", text)
 
 
+def describe(exc: BaseException) -> str:
+    """An error as one line for a warning: its type and first line, passwords masked."""
+    lines = str(exc).strip().splitlines()
+    return mask(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)
+
+
 class Connection(Protocol):
     """What store code may call on a connection, on either backend."""
 

@@ -244,6 +244,52 @@ def _corrupt(path: Path, exc: Exception) -> StoreError:
     )
 
 
+def readonly_uri(path: Path) -> str:
+    """A read-only SQLite URI for `path`; percent-escaped, so `#`, `?` and `%` in folder
+    names stay part of the path instead of starting a fragment or SQLite's options."""
+    return f"{path.absolute().as_uri()}?mode=ro"
+
+
+def _open_readonly(path: Path) -> tuple[sqlite3.Connection, int]:
+    conn = sqlite3.connect(
+        readonly_uri(path),
+        uri=True,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        check_same_thread=False,
+    )
+    conn.execute("PRAGMA query_only = ON")
+    version = _schema_version(conn)
+    _check_version(path, version)
+    return conn, version
+
+
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "lustre", "gpfs",
+     "beegfs", "fuse.glusterfs", "glusterfs", "ceph", "fuse.ceph", "fuse.s3fs", "fuse.gcsfuse"}
+)  # fmt: skip
+
+
+def network_filesystem(path: Path, mounts: str | None = None) -> str | None:
+    """The type of the network filesystem `path` is on (from /proc/mounts, or `mounts` in
+    its format), else None: SQLite's WAL mode needs shared memory that these lack."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None  # not Linux: nothing to go by
+    target = str(path.absolute())
+    best, kind = "", ""
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, fields[2]
+    return kind if kind in NETWORK_FILESYSTEMS else None
+
+
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open the store; writers create and migrate it, readers require it to exist."""
     try:
@@ -252,21 +298,26 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
                 raise StoreError(
                     f"no flor store at {path}: record a run first (python your_script.py)"
                 )
-            conn = sqlite3.connect(
-                f"file:{path}?mode=ro",
-                uri=True,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                check_same_thread=False,
-            )
-            conn.execute("PRAGMA query_only = ON")
-            version = _schema_version(conn)
-            _check_version(path, version)
+            conn, version = _open_readonly(path)
             if version < SCHEMA_VERSION:  # written by an older flor: bring it forward once
                 conn.close()
                 _upgrade(path, version)
-                return connect(path, readonly=True)
+                conn, version = _open_readonly(path)
+                if version < SCHEMA_VERSION:
+                    conn.close()
+                    raise StoreError(
+                        f"store {path} still has schema {version} after an upgrade to "
+                        f"{SCHEMA_VERSION}: run flor once with write access to it"
+                    )
             return conn
         path.parent.mkdir(parents=True, exist_ok=True)
+        remote = network_filesystem(path.parent)
+        if remote is not None:
+            raise StoreError(
+                f"store {path} is on a network filesystem ({remote}), where SQLite's WAL "
+                "mode can corrupt it: use a PostgreSQL store (FLOR_STORE=postgresql://...) "
+                "for clusters, or set FLOR_HOME to a local folder"
+            )
         conn = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
