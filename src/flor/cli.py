@@ -603,3 +603,38 @@ def checkout(target: str, output: Path | None) -> None:
     from flor.graph import checkout as restore
 
     click.echo(str(restore(target, output)))
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=5173,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; any other than loopback requires the printed token.",
+)
+@click.option("--token", help="Token for a non-loopback --host (default: a random one).")
+@click.option(
+    "--open/--no-open", "open_browser", default=True, help="Open the browser once serving."
+)
+@click.option(
+    "--allow-replay", is_flag=True, help="Let the Hindsight page start replays (off by default)."
+)
+def ui(port: int, host: str, token: str | None, open_browser: bool, allow_replay: bool) -> None:
+    """Browse runs, curves, versions, code diffs and hindsight replays in a local web UI."""
+    from flor.ui.server import serve
+
+    serve(
+        host,
+        port,
+        token=token,
+        allow_replay=allow_replay,
+        open_browser=open_browser,
+        announce=lambda line: click.echo(line),
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -179,3 +180,20 @@ def since_cutoff(root: Path, since: str, run_starts: dict[str, float]) -> float:
         raise UsageError(
             f"--since {since!r} is not a run id, git revision or date (YYYY-MM-DD)"
         ) from None
+
+
+def trees(root: Path, commits: list[str]) -> dict[str, str]:
+    """The tree of each commit (one git process for all); unknown commits are left out."""
+    if not commits:
+        return {}
+    done = subprocess.run(
+        ["git", "-C", str(root), "cat-file", "--batch-check=%(objectname) %(objecttype)"],
+        input="".join(f"{c}^{{tree}}\n" for c in commits),
+        capture_output=True,
+        text=True,
+    )
+    found = {}
+    for commit, line in zip(commits, done.stdout.splitlines(), strict=False):
+        if line.endswith(" tree"):
+            found[commit] = line.split()[0]
+    return found

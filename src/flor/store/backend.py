@@ -165,3 +165,25 @@ def open_writer(path: Path | None = None, target: Target | None = None) -> Any:
 
         return PostgresStore(target).writer()
     return SQLiteWriter(target)
+
+
+def open_target(target: Target) -> Any:
+    """A read-only connection (one consistent snapshot on PostgreSQL), SQLite-dialect SQL."""
+    if target.is_postgres:
+        from flor.store.postgres import PostgresStore
+
+        return PostgresStore(target).reader()
+    from flor.store.schema import connect
+
+    assert target.path is not None
+    return connect(target.path, readonly=True)
+
+
+def target_exists(target: Target) -> bool:
+    """Whether the store holds a schema yet (a SQLite file exists, a server has the tables)."""
+    if not target.is_postgres:
+        assert target.path is not None
+        return target.path.exists()
+    from flor.store.postgres import PostgresStore
+
+    return PostgresStore(target).exists()

@@ -121,6 +121,13 @@ class ColumnReader:
         return list(self.conn.execute(sql, list(params)).fetchall())
 
     def run(self, run_id: str, run: int) -> tuple[list[ValueGroup], RunLoops | None]:
+        groups = self.values(run_id, run)
+        if not any((g.ctx >= 0).any() for g in groups):
+            return groups, None
+        return groups, self.loops(run_id)
+
+    def values(self, run_id: str, run: int) -> list[ValueGroup]:
+        """The run's values of the reader's names, a group per (name, writer, tstamp, type)."""
         groups = []
         for name, writer, tstamp, kind, count, first, ctx, joined in self._rows(
             self.value_sql, [run_id, *self.params]
@@ -139,13 +146,15 @@ class ColumnReader:
             if shared[group.name, group.writer, group.tstamp] > 1:
                 key = [run_id, group.name, group.writer, group.tstamp, group.kind]
                 group.seq = np.asarray([s for (s,) in self._rows(_GROUP_SQL.format("seq"), key)])
-        if not any((g.ctx >= 0).any() for g in groups):
-            return groups, None
+        return groups
+
+    def loops(self, run_id: str) -> RunLoops:
+        """The run's loop contexts (read apart from its values, so both can be read at once)."""
         summary = tuple(self._rows(self.loop_sql, [run_id])[0])
         valued = self._rows(
             "SELECT ctx_id, value FROM loops WHERE run_id = ? AND value IS NOT NULL", [run_id]
         )
-        return groups, RunLoops(summary, valued)
+        return RunLoops(summary, valued)
 
 
 def loop_rows(parts: list[tuple[int, RunLoops]]) -> LoopRows:

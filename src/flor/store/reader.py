@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -14,13 +13,12 @@ from typing import Any
 import pandas as pd
 
 from flor.errors import QueryError, UsageError
-from flor.store.backend import STORE_ENV, Connection, Target, resolve
+from flor.store.backend import STORE_ENV, Connection, Target, open_target, resolve, target_exists
 from flor.store.columns import ColumnReader, RunLoops, loop_rows
 from flor.store.location import db_path, home_dir
 from flor.store.pivot import RUN_KEYS, ValueGroup, pivot
-from flor.store.schema import connect
+from flor.store.status import effective_status
 
-STALE_HEARTBEAT_S = 30.0
 _READ_ACTIONS = {
     sqlite3.SQLITE_SELECT,
     sqlite3.SQLITE_READ,
@@ -43,16 +41,7 @@ def _target(home: Path | None) -> Target:
 
 def open_reader(home: Path | None = None) -> Any:
     """A read-only connection (one consistent snapshot on PostgreSQL), SQLite-dialect SQL."""
-    return _open(_target(home))
-
-
-def _open(target: Target) -> Any:
-    if target.is_postgres:
-        from flor.store.postgres import PostgresStore
-
-        return PostgresStore(target).reader()
-    assert target.path is not None
-    return connect(target.path, readonly=True)
+    return open_target(_target(home))
 
 
 def _frame(cursor: Any) -> pd.DataFrame:
@@ -99,7 +88,7 @@ def dataframe(names: Sequence[str], home: Path | None = None) -> pd.DataFrame:
         if not isinstance(name, str) or not name:
             raise UsageError(f"dataframe names must be non-empty strings, got {name!r}")
     target = _target(home)
-    connections = [_open(target) for _ in range(1 if target.is_postgres else READ_THREADS)]
+    connections = [open_target(target) for _ in range(1 if target.is_postgres else READ_THREADS)]
     try:
         return _dataframe(connections, list(dict.fromkeys(names)))
     finally:
@@ -141,25 +130,6 @@ def latest(df: pd.DataFrame) -> pd.DataFrame:
 # -- runs ------------------------------------------------------------------------------------
 
 
-def effective_status(row: dict[str, Any], now: float | None = None) -> str:
-    """A run still marked running whose process is gone was killed (e.g. SIGKILL)."""
-    if row["status"] != "running":
-        return str(row["status"])
-    now = now or time.time()
-    if row.get("host") == socket.gethostname() and row.get("pid"):
-        try:
-            os.kill(int(row["pid"]), 0)
-        except ProcessLookupError:
-            return "killed"
-        except PermissionError:
-            pass
-        if now - float(row.get("heartbeat") or 0) < STALE_HEARTBEAT_S:
-            return "running"
-    if now - float(row.get("heartbeat") or 0) > STALE_HEARTBEAT_S:
-        return "killed"
-    return "running"
-
-
 def runs(home: Path | None = None, *, include_replays: bool = False) -> pd.DataFrame:
     conn = open_reader(home)
     try:
@@ -198,10 +168,4 @@ def find_run(run: str, home: Path | None = None) -> dict[str, Any]:
 
 def store_exists(home: Path | None = None) -> bool:
     """Whether the project's store (a server when `FLOR_STORE` is set) holds a schema yet."""
-    target = _target(home)
-    if not target.is_postgres:
-        assert target.path is not None
-        return target.path.exists()
-    from flor.store.postgres import PostgresStore
-
-    return PostgresStore(target).exists()
+    return target_exists(_target(home))

@@ -1,0 +1,395 @@
+"""Reads behind the web UI: run summaries with last values, one run's names, curves and
+checkpoints, and replays. Plain rows (no pandas), so pages stay fast on large stores.
+
+Every function takes a read-only connection from `backend.open_target` and speaks the
+store's SQLite dialect (`PgConnection` translates it for PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flor.store.status import effective_status
+from flor.store.values import decode
+
+RUN_FIELDS = (
+    "run_id, projid, filename, tstamp, status, mode, replay_of, snapshot, base_commit, "
+    "branch, argv, cwd, args, host, pid, started, ended, heartbeat, error, note"
+)
+
+
+def fingerprint(conn: Any) -> tuple[Any, ...]:
+    """Changes whenever a run starts, flushes (heartbeat), ends or is deleted."""
+    row = conn.execute(
+        "SELECT COUNT(*), MAX(heartbeat), MAX(ended), MAX(started) FROM runs"
+    ).fetchone()
+    return tuple(row)
+
+
+def run_fingerprint(conn: Any, run_id: str) -> tuple[Any, ...]:
+    """Changes whenever the run or a replay into it writes (each flush beats its heartbeat)."""
+    own = conn.execute(
+        "SELECT status, heartbeat, ended FROM runs WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    replays = conn.execute(
+        "SELECT COUNT(*), MAX(heartbeat), MAX(ended) FROM runs WHERE replay_of = ?", (run_id,)
+    ).fetchone()
+    return (*(own or ()), *replays)
+
+
+def _is_sqlite(conn: Any) -> bool:
+    return isinstance(conn, sqlite3.Connection)
+
+
+def _records(cursor: Any) -> list[dict[str, Any]]:
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _duration(row: dict[str, Any]) -> float | None:
+    end = row.get("ended") or row.get("heartbeat")
+    return round(float(end) - float(row["started"]), 3) if end else None
+
+
+def runs(conn: Any, *, include_replays: bool = False) -> list[dict[str, Any]]:
+    """Every run, oldest first, with status as seen now, duration and checkpoint bytes."""
+    mode = "" if include_replays else "WHERE r.mode = 'record'"
+    found = _records(
+        conn.execute(
+            f"SELECT {', '.join('r.' + f.strip() for f in RUN_FIELDS.split(','))}, "
+            "(SELECT COALESCE(SUM(c.bytes), 0) FROM checkpoints c WHERE c.run_id = r.run_id) "
+            f"AS checkpoint_bytes FROM runs r {mode} ORDER BY r.started"
+        )
+    )
+    now = time.time()
+    for row in found:
+        row["status"] = effective_status(row, now)
+        row["duration_s"] = _duration(row)
+        row["args"] = json.loads(row["args"] or "{}")
+        row["checkpoint_bytes"] = int(row["checkpoint_bytes"] or 0)
+    return found
+
+
+def last_values(conn: Any) -> dict[str, dict[str, Any]]:
+    """Each run's last value of each name: the recorded one, else the replayed one.
+
+    One pass over `logs` in key order (run, name, writer), the last `seq` of each group."""
+    if _is_sqlite(conn):
+        cursor = conn.execute(
+            "SELECT run_id, name, writer = '', value, type, MAX(seq) FROM logs "
+            "GROUP BY run_id, name, writer"
+        )
+    else:
+        cursor = conn.execute(
+            "SELECT DISTINCT ON (run_id, name, writer) run_id, name, writer = '', value, type, "
+            "seq FROM logs ORDER BY run_id, name, writer, seq DESC"
+        )
+    found: dict[str, dict[str, Any]] = {}
+    recorded: set[tuple[str, str]] = set()
+    for run_id, name, is_recorded, value, kind, _ in cursor.fetchall():
+        if (run_id, name) in recorded:
+            continue
+        if is_recorded:
+            recorded.add((run_id, name))
+        found.setdefault(run_id, {})[name] = decode(value, kind)
+    return found
+
+
+def run(conn: Any, run_id: str) -> dict[str, Any] | None:
+    cursor = conn.execute(
+        f"SELECT {RUN_FIELDS}, (SELECT COALESCE(SUM(bytes), 0) FROM checkpoints c "
+        "WHERE c.run_id = runs.run_id) AS checkpoint_bytes FROM runs WHERE run_id = ?",
+        (run_id,),
+    )
+    found = _records(cursor)
+    if not found:
+        return None
+    row = found[0]
+    row["status"] = effective_status(row, time.time())
+    row["duration_s"] = _duration(row)
+    row["args"] = json.loads(row["args"] or "{}")
+    row["argv"] = json.loads(row["argv"] or "[]")
+    return row
+
+
+def run_ids_starting(conn: Any, prefix: str) -> list[str]:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    cursor = conn.execute(
+        "SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY run_id LIMIT 3",
+        (escaped + "%",),
+    )
+    return [r[0] for r in cursor.fetchall()]
+
+
+@dataclass
+class Logged:
+    """One name logged in a run: where it sits (loop path) and who wrote it."""
+
+    name: str
+    loops: list[str]
+    count: int
+    recorded: bool
+    replayed: bool
+    final: Any = None
+
+
+def loop_path(conn: Any, run_id: str, ctx_id: int | None) -> list[str]:
+    """Names of the loops enclosing a context, outermost first."""
+    path: list[str] = []
+    while ctx_id is not None:
+        row = conn.execute(
+            "SELECT parent_ctx_id, name FROM loops WHERE run_id = ? AND ctx_id = ?",
+            (run_id, ctx_id),
+        ).fetchone()
+        if row is None:
+            break
+        path.insert(0, row[1])
+        ctx_id = row[0]
+    return path
+
+
+def _distinct(conn: Any, column: str, where: str, params: tuple[Any, ...]) -> list[Any]:
+    """The distinct values of a key column, one index seek each (a loose index scan), so a
+    run with 10^6 values of one name costs a few seeks rather than a pass over them all."""
+    found: list[Any] = []
+    while True:
+        after = f" AND {column} > ?" if found else ""
+        row = conn.execute(
+            f"SELECT MIN({column}) FROM logs WHERE {where}{after}", (*params, *found[-1:])
+        ).fetchone()
+        if row is None or row[0] is None:
+            return found
+        found.append(row[0])
+
+
+def logged(conn: Any, run_id: str) -> list[Logged]:
+    """The names a run logged, in first-logged order, with their depth and last value."""
+    found: dict[str, Logged] = {}
+    first: dict[str, tuple[Any, ...]] = {}
+    for name in _distinct(conn, "name", "run_id = ?", (run_id,)):
+        key = (run_id, name)
+        for writer in _distinct(conn, "writer", "run_id = ? AND name = ?", key):
+            group = (*key, writer)
+            where = "run_id = ? AND name = ? AND writer = ?"
+            count = conn.execute(f"SELECT COUNT(*) FROM logs WHERE {where}", group).fetchone()[0]
+            tstamps = conn.execute(
+                f"SELECT MIN(tstamp), MAX(tstamp) FROM logs WHERE {where}", group
+            ).fetchone()
+            last = _edge(conn, group, tstamps[1], "DESC")
+            start = _edge(conn, group, tstamps[0], "ASC")
+            entry = found.get(name)
+            if entry is None:
+                path = loop_path(conn, run_id, last[3])
+                entry = found[name] = Logged(name, path, 0, False, False)
+            entry.count += int(count)
+            value = decode(last[0], last[1])
+            if writer == "":
+                entry.recorded, entry.final = True, value
+            else:
+                entry.replayed = True
+                if not entry.recorded:
+                    entry.final = value
+            order = (tstamps[0], start[2])
+            first[name] = min(first.get(name, order), order)
+    return sorted(found.values(), key=lambda e: (len(e.loops), first[e.name]))
+
+
+def _edge(conn: Any, group: tuple[Any, ...], tstamp: Any, direction: str) -> tuple[Any, ...]:
+    """(value, type, seq, ctx_id) of a group's last (DESC) or first (ASC) value within one
+    tstamp, across its types, each read at one end of the primary key."""
+    where = "run_id = ? AND name = ? AND writer = ? AND tstamp = ?"
+    rows: list[tuple[Any, ...]] = [
+        conn.execute(
+            f"SELECT value, type, seq, ctx_id FROM logs WHERE {where} AND type = ? "
+            f"ORDER BY seq {direction} LIMIT 1",
+            (*group, tstamp, kind),
+        ).fetchone()
+        for kind in _distinct(conn, "type", where, (*group, tstamp))
+    ]
+    ordered = sorted(rows, key=operator.itemgetter(2))  # by seq
+    return tuple(ordered[-1] if direction == "DESC" else ordered[0])
+
+
+def checkpoints(conn: Any, run_id: str) -> list[dict[str, Any]]:
+    return _records(
+        conn.execute(
+            "SELECT iteration, object, digest, bytes, seconds FROM checkpoints "
+            "WHERE run_id = ? ORDER BY iteration, object",
+            (run_id,),
+        )
+    )
+
+
+def replays_of(conn: Any, run_id: str) -> list[dict[str, Any]]:
+    """The replay tasks that wrote into a run, with the names and counts each added."""
+    tasks = _records(
+        conn.execute(
+            "SELECT run_id AS replay_id, status, started, ended, heartbeat, host, pid "
+            "FROM runs WHERE replay_of = ? ORDER BY started",
+            (run_id,),
+        )
+    )
+    now = time.time()
+    for task in tasks:
+        task["status"] = effective_status(task, now)
+        counts = conn.execute(
+            "SELECT name, COUNT(*) FROM logs WHERE run_id = ? AND writer = ? "
+            "GROUP BY name ORDER BY name",
+            (run_id, task["replay_id"]),
+        ).fetchall()
+        task["values"] = {name: int(n) for name, n in counts}
+    return tasks
+
+
+def replay_progress(conn: Any, replay_ids: Sequence[str]) -> tuple[int, int]:
+    """(tasks ended, values written) of a replay's tasks, read while it runs."""
+    if not replay_ids:
+        return 0, 0
+    marks = ",".join("?" * len(replay_ids))
+    ended = conn.execute(
+        f"SELECT COUNT(*) FROM runs WHERE run_id IN ({marks}) AND status != 'running'",
+        tuple(replay_ids),
+    ).fetchone()[0]
+    values = conn.execute(
+        f"SELECT COUNT(*) FROM logs WHERE replay_id IN ({marks})", tuple(replay_ids)
+    ).fetchone()[0]
+    return int(ended), int(values)
+
+
+@dataclass
+class Series:
+    """One name's numeric values in one run, in loop order, with an x for each axis."""
+
+    name: str
+    loops: list[str]
+    x: dict[str, list[float]] = field(default_factory=dict)
+    y: list[float] = field(default_factory=list)
+    total: int = 0
+    skipped: int = 0
+    replayed: bool = False
+    downsampled: str = ""
+
+
+def series(conn: Any, run_id: str, name: str, max_points: int, loops_conn: Any = None) -> Series:
+    """The curve of `name` in `run_id`: x per loop depth (e.g. `epoch` with fractional steps,
+    and `step` counted across epochs), downsampled on the server beyond `max_points`
+    (the min and max of each bucket, so spikes survive). With `loops_conn`, the run's loops
+    are read on it while `conn` reads the values (SQLite runs both at once, off the GIL)."""
+    import numpy as np
+
+    from flor.store.columns import ColumnReader
+
+    if loops_conn is None:
+        groups, loops = ColumnReader(conn, [name]).run(run_id, 0)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(ColumnReader(loops_conn, [name]).loops, run_id)
+            groups = ColumnReader(conn, [name]).values(run_id, 0)
+            loops = pending.result()
+    recorded = [g for g in groups if g.writer == ""]
+    chosen = recorded or groups
+    out = Series(name, [], replayed=not recorded and bool(groups))
+    if not chosen:
+        return out
+    ctx = np.concatenate([g.ctx for g in chosen])
+    numeric = np.concatenate([_numbers(g.values) for g in chosen])
+    keep = ~np.isnan(numeric)
+    out.skipped = int((~keep).sum())
+    ctx, y = ctx[keep], numeric[keep]
+    out.total = len(y)
+    levels, out.loops = _levels(ctx, loops)
+    if levels:
+        order = np.lexsort(tuple(reversed(levels)))
+        levels = [level[order] for level in levels]
+        y = y[order]
+    xs = _axes(levels, out.loops, len(y))
+    picked = _downsample(y, max_points)
+    if picked is not None:
+        out.downsampled = f"min/max of {len(picked) // 2} buckets over {len(y)} values"
+        y = y[picked]
+        xs = {axis: values[picked] for axis, values in xs.items()}
+    out.y = y.tolist()
+    out.x = {axis: values.tolist() for axis, values in xs.items()}
+    return out
+
+
+def _numbers(values: Any) -> Any:
+    """Values as floats, NaN where a value is not a number (text, lists, booleans)."""
+    import numpy as np
+
+    if values.dtype.kind in "iuf":
+        return values.astype(np.float64)
+    numbers = [
+        float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+        for v in values
+    ]
+    return np.asarray(numbers, dtype=np.float64)
+
+
+def _levels(ctx: Any, loops: Any) -> tuple[list[Any], list[str]]:
+    """Iteration indices of each value's enclosing loops, outermost first, and their names."""
+    import numpy as np
+
+    from flor.store.columns import loop_rows
+
+    if loops is None or not (ctx >= 0).any():
+        return [], []
+    rows = loop_rows([(0, loops)])
+    position = np.searchsorted(rows.ctx, ctx).clip(0, max(0, len(rows.ctx) - 1))
+    cursor = np.where(rows.ctx[position] == ctx, position, -1)
+    chain, names = [], []
+    while (cursor >= 0).any():
+        alive = cursor >= 0
+        chain.append(np.where(alive, rows.iteration[cursor.clip(0)], -1))
+        names.append(rows.name[int(cursor[alive][0])])
+        parent = np.where(alive, rows.parent[cursor.clip(0)], -1)
+        at = np.searchsorted(rows.ctx, parent).clip(0, max(0, len(rows.ctx) - 1))
+        cursor = np.where((parent >= 0) & (rows.ctx[at] == parent), at, -1)
+    return chain[::-1], names[::-1]
+
+
+def _axes(levels: list[Any], loops: list[str], count: int) -> dict[str, Any]:
+    """x values: the outer loop's iteration (fractional within it when values sit deeper),
+    and a running count of the innermost loop's iterations."""
+    import numpy as np
+
+    if not levels:
+        return {"index": np.arange(count, dtype=np.float64)}
+    outer = levels[0].astype(np.float64)
+    axes = {loops[0]: outer}
+    if len(levels) > 1:
+        starts = np.r_[0, np.flatnonzero(np.diff(levels[0])) + 1]
+        sizes = np.diff(np.r_[starts, count])
+        within = np.arange(count) - np.repeat(starts, sizes)
+        axes[loops[0]] = outer + within / np.repeat(sizes, sizes)
+        axes[loops[-1]] = np.arange(count, dtype=np.float64)
+    return axes
+
+
+def _downsample(y: Any, max_points: int) -> Any:
+    """Indices keeping the min and max of each of max_points/2 buckets, in order; None when
+    the curve is small enough to send whole."""
+    import numpy as np
+
+    if len(y) <= max_points:
+        return None
+    buckets = max(1, max_points // 2)
+    edges = np.linspace(0, len(y), buckets + 1).astype(np.int64)
+    starts = edges[:-1]
+    lows = np.minimum.reduceat(y, starts)
+    highs = np.maximum.reduceat(y, starts)
+    picked = []
+    for bucket, start in enumerate(starts.tolist()):
+        part = y[start : edges[bucket + 1]]
+        low = start + int(np.argmax(part == lows[bucket]))
+        high = start + int(np.argmax(part == highs[bucket]))
+        picked.extend(sorted((low, high)))
+    return np.asarray(picked, dtype=np.int64)

@@ -1,0 +1,656 @@
+"""The JSON API behind `flor ui`, as plain functions over a `Project` (tested on their own;
+the server only routes to them). Every answer is JSON-ready: dicts, lists, numbers, text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from flor.errors import FlorError, UsageError
+from flor.store.backend import Target, open_target, target_exists
+
+PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+SQL_ROW_LIMIT = 5000
+RUNS_PER_VERSION = 100  # runs listed under a version; `more` counts the others
+PER_RUN_CACHE = 256  # curves and name listings kept, oldest dropped first
+CURVE_POINTS = 1200  # points per curve unless asked otherwise (the page asks for this many)
+BASE_COLUMNS = (
+    "run_id",
+    "projid",
+    "filename",
+    "tstamp",
+    "status",
+    "version",
+    "duration_s",
+    "checkpoint_bytes",
+)
+
+
+class NotFound(FlorError):
+    """A run, file or job the request names does not exist."""
+
+
+class Forbidden(FlorError):
+    """The server was not started to allow this (e.g. replays without --allow-replay)."""
+
+
+def clean(value: Any) -> Any:
+    """NaN and infinities are not JSON: they travel as None (shown empty)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    return value
+
+
+@dataclass
+class Project:
+    """The store and repository a server shows, and what it caches between requests."""
+
+    home: Path
+    root: Path | None
+    target: Target
+    allow_replay: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _computing: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _summary: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = field(default=None, repr=False)
+    _immutable: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False)
+    _per_run: dict[tuple[str, ...], tuple[tuple[Any, ...], Any]] = field(
+        default_factory=dict, repr=False
+    )
+    _gates: dict[tuple[str, ...], threading.Lock] = field(default_factory=dict, repr=False)
+
+    @property
+    def store(self) -> str:
+        return str(self.target)  # a server's password masked
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        conn = open_target(self.target)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def exists(self) -> bool:
+        return target_exists(self.target)
+
+    def remember(self, key: tuple[str, ...], compute: Callable[[], Any]) -> Any:
+        """Results about git commits never change: compute each once."""
+        if key not in self._immutable:
+            self._immutable[key] = compute()
+        return self._immutable[key]
+
+    def per_run(self, key: tuple[str, ...], run_id: str, compute: Callable[[Any], Any]) -> Any:
+        """A result about one run (e.g. a 10^6-value curve), kept until the run or a replay
+        into it writes again. Each result is computed once at a time: a second request for
+        it (say, the page's, while the run page's prefetch computes it) waits for the first."""
+        from flor.store import browse
+
+        full = (run_id, *key)
+        with self._lock:
+            gate = self._gates.setdefault(full, threading.Lock())
+        with gate, self.reading() as conn:
+            stamp = browse.run_fingerprint(conn, run_id)
+            found = self._per_run.get(full)
+            if found is not None and found[0] == stamp:
+                return found[1]
+            result = compute(conn)
+            with self._lock:
+                if len(self._per_run) >= PER_RUN_CACHE:
+                    oldest = next(iter(self._per_run))
+                    self._per_run.pop(oldest)
+                    self._gates.pop(oldest, None)
+                self._per_run[full] = (stamp, result)
+            return result
+
+    def prefetch(self, run_id: str, names: list[str]) -> None:
+        """Start computing a run's curves while the browser renders the rest of its page."""
+
+        def work() -> None:
+            for name in names:
+                try:
+                    series(self, run_id, name)
+                except FlorError:
+                    return
+
+        threading.Thread(target=work, daemon=True).start()
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every recorded run with its last values, recomputed only when the store changed
+        (one computation at a time: a request arriving meanwhile waits for its result)."""
+        from flor.store import browse
+
+        with self._computing, self.reading() as conn:
+            stamp = browse.fingerprint(conn)
+            if self._summary is not None and self._summary[0] == stamp:
+                return self._summary[1]
+            rows = browse.runs(conn)
+            values = browse.last_values(conn)
+            for row in rows:
+                row["version"] = (row["snapshot"] or "")[:10]
+                row["values"] = values.get(row["run_id"], {})
+            self._summary = (stamp, rows)
+            return rows
+
+
+# -- store-wide --------------------------------------------------------------------------
+
+
+def info(project: Project) -> dict[str, Any]:
+    exists = project.exists()
+    runs = project.summaries() if exists else []
+    return {
+        "store": project.store,
+        "root": str(project.root) if project.root else None,
+        "allow_replay": project.allow_replay,
+        "empty": not runs,
+        "runs": len(runs),
+        "projects": sorted({r["projid"] for r in runs}),
+        "scripts": sorted({r["filename"] for r in runs}),
+    }
+
+
+def _matcher(where: str | None) -> Callable[[dict[str, Any]], bool] | None:
+    if not where or not where.strip():
+        return None
+    from flor.where import compile_where
+
+    check, _ = compile_where(where)
+
+    def matches(row: dict[str, Any]) -> bool:
+        fields = {**row["values"], **row["args"]}
+        fields.update({k: row[k] for k in ("projid", "filename", "tstamp", "status", "version")})
+        fields["runid"] = row["run_id"]
+        return bool(check(fields))
+
+    return matches
+
+
+def _column_value(row: dict[str, Any], column: str) -> Any:
+    if column.startswith("args."):
+        return row["args"].get(column[5:])
+    if column.startswith("values."):
+        return row["values"].get(column[7:])
+    return row.get(column)
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """Missing values last; numbers before text; never a comparison between types."""
+    if value is None or (isinstance(value, float) and value != value):
+        return (2, 0)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value)
+    return (1, str(value))
+
+
+def runs_page(
+    project: Project,
+    *,
+    where: str | None = None,
+    sort: str = "started",
+    descending: bool = True,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+    projid: str | None = None,
+) -> dict[str, Any]:
+    """One page of recorded runs, filtered with `--where` syntax and sorted on the server."""
+    if limit < 1 or limit > MAX_PAGE_SIZE or offset < 0:
+        raise UsageError(f"limit must be 1..{MAX_PAGE_SIZE} and offset >= 0")
+    rows = project.summaries() if project.exists() else []
+    arg_names = sorted({k for r in rows for k in r["args"]})
+    value_names = sorted({k for r in rows for k in r["values"]} - set(arg_names))
+    columns = [*BASE_COLUMNS, *(f"args.{a}" for a in arg_names)]
+    columns += [f"values.{v}" for v in value_names]
+    if sort not in (*columns, "started"):
+        raise UsageError(f"cannot sort by {sort!r}: pick one of the columns")
+    matches = _matcher(where)
+    selected = [
+        r for r in rows if (projid is None or r["projid"] == projid) and (not matches or matches(r))
+    ]
+    present = [r for r in selected if _sort_key(_column_value(r, sort))[0] < 2]
+    missing = [r for r in selected if _sort_key(_column_value(r, sort))[0] == 2]
+    present.sort(key=lambda r: _sort_key(_column_value(r, sort)), reverse=descending)
+    ordered = present + missing
+    page = ordered[offset : offset + limit]
+    return {
+        "total": len(selected),
+        "offset": offset,
+        "columns": columns,
+        "projects": sorted({r["projid"] for r in rows}),
+        "rows": [
+            clean(
+                {
+                    **{k: r[k] for k in BASE_COLUMNS},
+                    "started": r["started"],
+                    "args": r["args"],
+                    "values": {k: v for k, v in r["values"].items() if _scalar(v)},
+                }
+            )
+            for r in page
+        ],
+    }
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (int, float, str, bool))
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+
+def find(project: Project, run: str) -> dict[str, Any]:
+    """A run by id or unique prefix, recorded or replay."""
+    from flor.store import browse
+
+    with project.reading() as conn:
+        ids = browse.run_ids_starting(conn, run)
+        if len(ids) != 1:
+            problem = "no run" if not ids else "several runs"
+            raise NotFound(f"{problem} with id {run!r}: the runs page lists them")
+        found = browse.run(conn, ids[0])
+    assert found is not None
+    return found
+
+
+def run_detail(project: Project, run: str) -> dict[str, Any]:
+    from flor.store import browse
+
+    record = find(project, run)
+    run_id = record["run_id"]
+    names = _logged(project, run_id)
+    project.prefetch(run_id, [n.name for n in names if n.loops])
+    with project.reading() as conn:
+        checkpoints = browse.checkpoints(conn, run_id)
+        replays = browse.replays_of(conn, run_id)
+    return clean(
+        {
+            "run": record,
+            "version": (record["snapshot"] or "")[:10],
+            "names": [asdict(n) for n in names],
+            "checkpoints": checkpoints,
+            "replays": replays,
+            "git": _git_info(project, record),
+        }
+    )
+
+
+def _git_info(project: Project, record: dict[str, Any]) -> dict[str, Any]:
+    snapshot = record.get("snapshot")
+    found: dict[str, Any] = {
+        "snapshot": snapshot,
+        "base_commit": record.get("base_commit"),
+        "branch": record.get("branch"),
+    }
+    if not snapshot or project.root is None:
+        return found
+    found.update(project.remember(("commit", snapshot), lambda: _commit_info(project, snapshot)))
+    return found
+
+
+def _commit_info(project: Project, commit: str) -> dict[str, Any]:
+    import git
+
+    from flor import vcs
+
+    assert project.root is not None
+    with vcs.open_repo(project.root) as repo:
+        try:
+            found = repo.commit(commit)
+        except (ValueError, git.BadName):
+            return {"missing": True}
+        base = found.parents[0] if found.parents else None
+        return {
+            "missing": False,
+            "files": sorted(repo.git.ls_tree("-r", "--name-only", commit).splitlines()),
+            "base_message": base.message.strip().splitlines()[0] if base else "",
+            "base_author": str(base.author) if base else "",
+            "base_date": base.committed_date if base else None,
+        }
+
+
+def series(project: Project, run: str, name: str, points: int = CURVE_POINTS) -> dict[str, Any]:
+    from flor.store import browse
+
+    if not 10 <= points <= 20_000:
+        raise UsageError("points must be between 10 and 20000")
+    run_id = find(project, run)["run_id"]
+
+    def compute(conn: Any) -> dict[str, Any]:
+        with project.reading() as loops_conn:
+            found = browse.series(conn, run_id, name, points, loops_conn)
+        return clean({"run_id": run_id, **asdict(found)})
+
+    return project.per_run(("series", name, str(points)), run_id, compute)
+
+
+def _snapshot_path(path: str) -> str:
+    """A file path inside a snapshot: relative, no `..`, nothing that could leave the tree."""
+    clean_path = PurePosixPath(path)
+    if not path or clean_path.is_absolute() or ".." in clean_path.parts or "\\" in path:
+        raise UsageError(f"{path!r} is not a file path inside the snapshot")
+    return clean_path.as_posix()
+
+
+def snapshot_file(project: Project, run: str, path: str | None = None) -> dict[str, Any]:
+    """A file of the run's code snapshot (default: its script), highlighted if Python."""
+    from flor import vcs
+    from flor.ui.highlight import python_html
+
+    record = find(project, run)
+    rel = _snapshot_path(path or record["filename"])
+    if not record["snapshot"] or project.root is None:
+        raise NotFound(f"run {record['run_id']} has no code snapshot")
+    text = vcs.read_file(project.root, record["snapshot"], rel)
+    if text is None:
+        raise NotFound(f"{rel} is not in the snapshot of run {record['run_id']}")
+    lines = python_html(text) if rel.endswith(".py") else None
+    return {"path": rel, "commit": record["snapshot"], "text": text, "html": lines}
+
+
+# -- compare ---------------------------------------------------------------------------------
+
+
+def compare(project: Project, runs: Sequence[str]) -> dict[str, Any]:
+    """Args side by side, the names every run logged, and the code diff between snapshots."""
+    if not 2 <= len(runs) <= 12:
+        raise UsageError("compare 2 to 12 runs")
+    records = [find(project, r) for r in runs]
+    arg_names = sorted({k for r in records for k in r["args"]})
+    args = [
+        {
+            "name": name,
+            "values": [r["args"].get(name) for r in records],
+            "differs": len({repr(r["args"].get(name)) for r in records}) > 1,
+        }
+        for name in arg_names
+    ]
+
+    logged = [{n.name: n for n in _logged(project, r["run_id"])} for r in records]
+    names = sorted({n for each in logged for n in each})
+    first = records[0]
+    diffs = [
+        {"base": first["run_id"], "other": other["run_id"], **_code_diff(project, first, other)}
+        for other in records[1:]
+    ]
+    return clean(
+        {
+            "runs": [
+                {k: r[k] for k in ("run_id", "filename", "tstamp", "snapshot", "status")}
+                for r in records
+            ],
+            "args": args,
+            "names": [
+                {"name": n, "loops": next(e[n].loops for e in logged if n in e)} for n in names
+            ],
+            "diffs": diffs,
+        }
+    )
+
+
+def _code_diff(project: Project, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    if not a["snapshot"] or not b["snapshot"] or project.root is None:
+        return {"same": False, "diff": "", "note": "a run has no code snapshot"}
+    if a["snapshot"] == b["snapshot"]:
+        return {"same": True, "diff": "", "note": "same code version"}
+    return project.remember(
+        ("diff", a["snapshot"], b["snapshot"]),
+        lambda: _git_diff(project, a["snapshot"], b["snapshot"]),
+    )
+
+
+def _git_diff(project: Project, a: str, b: str) -> dict[str, Any]:
+    import git
+
+    from flor import vcs
+
+    assert project.root is not None
+    with vcs.open_repo(project.root) as repo:
+        try:
+            text = repo.git.diff(a, b, "--no-color", "--no-ext-diff", "-M")
+        except git.GitCommandError as exc:
+            return {"same": False, "diff": "", "note": f"git diff failed: {exc.stderr.strip()}"}
+    return {"same": not text, "diff": text, "note": "" if text else "no difference in files"}
+
+
+# -- SQL -------------------------------------------------------------------------------------
+
+
+def sql(project: Project, text: str, limit: int = SQL_ROW_LIMIT) -> dict[str, Any]:
+    """A read-only query, guarded exactly as `flor query`; at most `limit` rows shown."""
+    frame = sql_frame(project, text)
+    shown = frame.head(limit)
+    rows = [clean(list(row)) for row in shown.astype(object).itertuples(index=False)]
+    return {
+        "columns": [str(c) for c in frame.columns],
+        "rows": rows,
+        "total": len(frame),
+        "truncated": len(frame) > limit,
+    }
+
+
+def sql_frame(project: Project, text: str) -> Any:
+    from flor.store import reader
+
+    if not text or not text.strip():
+        raise UsageError("write a SELECT statement to run")
+    frame = reader.query(text, home=project.home)
+    return frame.where(frame.notna(), None)
+
+
+# -- versions and parameters ---------------------------------------------------------------
+
+
+def versions(project: Project) -> dict[str, Any]:
+    """Per script, its code versions (distinct snapshot trees) in the order first run, each
+    with its runs and the change in the script since the version before."""
+    rows = project.summaries() if project.exists() else []
+    trees = _trees(project, [r["snapshot"] for r in rows if r["snapshot"]])
+    scripts: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        found = scripts.setdefault(row["filename"], {})
+        snapshot = row["snapshot"] or ""
+        key = trees.get(snapshot, snapshot)
+        version = found.get(key)
+        if version is None:
+            version = found[key] = {
+                "snapshot": snapshot,
+                "tree": key,
+                "first": row["started"],
+                "runs": [],
+                "more": 0,  # runs beyond the RUNS_PER_VERSION listed
+            }
+        version["last"] = row["started"]
+        if len(version["runs"]) < RUNS_PER_VERSION:
+            version["runs"].append(
+                {"run_id": row["run_id"], "status": row["status"], "args": row["args"]}
+            )
+        else:
+            version["more"] += 1
+    listed = []
+    for filename, by_tree in sorted(scripts.items()):
+        previous = None
+        for version in by_tree.values():
+            version["change"] = _change(project, filename, previous, version["snapshot"])
+            previous = version["snapshot"] or previous
+        listed.append({"filename": filename, "versions": list(by_tree.values())})
+    return clean({"scripts": listed})
+
+
+def _trees(project: Project, commits: list[str]) -> dict[str, str]:
+    """The tree of each snapshot commit: runs of unchanged code share a tree, not a commit."""
+    from flor import vcs
+
+    if project.root is None:
+        return {}
+    unknown = sorted({c for c in commits if ("tree", c) not in project._immutable})
+    if unknown:
+        for commit, tree in vcs.trees(project.root, unknown).items():
+            project._immutable[("tree", commit)] = tree
+    return {c: project._immutable.get(("tree", c), c) for c in commits}
+
+
+def _change(project: Project, filename: str, before: str | None, after: str) -> dict[str, Any]:
+    if not before or not after or project.root is None:
+        return {"added": 0, "removed": 0, "first": before is None}
+
+    def count() -> dict[str, Any]:
+        from flor import vcs
+
+        assert project.root is not None
+        old = vcs.read_file(project.root, before, filename) or ""
+        new = vcs.read_file(project.root, after, filename) or ""
+        added = removed = 0
+        for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0):
+            if line.startswith("+") and not line.startswith("+++"):
+                added += 1
+            elif line.startswith("-") and not line.startswith("---"):
+                removed += 1
+        return {"added": added, "removed": removed, "first": False}
+
+    return project.remember(("change", filename, before, after), count)
+
+
+def params(project: Project) -> dict[str, Any]:
+    """Each run's args and last numeric values: the parameters-vs-metrics view, as columns
+    (one list per name, a run per position) to stay small at 10,000 runs."""
+    rows = project.summaries() if project.exists() else []
+    arg_names = sorted(
+        {k for r in rows for k, v in r["args"].items() if isinstance(v, (int, float, str))}
+    )
+    metric_names = sorted(
+        {
+            k
+            for r in rows
+            for k, v in r["values"].items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in r["args"]
+        }
+    )
+    return clean(
+        {
+            "params": arg_names,
+            "metrics": metric_names,
+            "run_ids": [r["run_id"] for r in rows],
+            "versions": _version_labels(project, rows),
+            "args": {a: [r["args"].get(a) for r in rows] for a in arg_names},
+            "values": {
+                m: [_number_or_none(r["values"].get(m)) for r in rows] for m in metric_names
+            },
+        }
+    )
+
+
+def _version_labels(project: Project, rows: list[dict[str, Any]]) -> list[str]:
+    """Each run's code version, named after the first run's snapshot of the same tree."""
+    trees = _trees(project, [r["snapshot"] for r in rows if r["snapshot"]])
+    first: dict[str, str] = {}
+    labels = []
+    for row in rows:
+        tree = trees.get(row["snapshot"] or "", row["snapshot"] or "")
+        labels.append(first.setdefault(tree, row["version"]) if tree else "")
+    return labels
+
+
+def _number_or_none(value: Any) -> Any:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+# -- hindsight -------------------------------------------------------------------------------
+
+
+def hindsight(project: Project, script: str | None = None) -> dict[str, Any]:
+    """The newest script's `flor.log` names that past runs lack, the propagation into each
+    past version (placed or declined, with the diff), and the replay plan with its estimate."""
+    from flor.propagate import logged_names
+
+    if project.root is None:
+        raise UsageError("hindsight needs the project's git repository: start flor ui inside it")
+    rows = project.summaries() if project.exists() else []
+    scripts = sorted({r["filename"] for r in rows})
+    if not scripts:
+        return {"scripts": [], "script": None, "names": [], "versions": [], "plan": None}
+    if script is None:
+        script = max(rows, key=lambda r: r["started"])["filename"]
+    if script not in scripts:
+        raise NotFound(f"no recorded run of {script!r}: pick one of {', '.join(scripts)}")
+    rel = _snapshot_path(script)
+    try:
+        source = (project.root / rel).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NotFound(f"cannot read the newest {rel}: {exc}") from None
+    runs = [r for r in rows if r["filename"] == script]
+    have = _names_logged(project, [r["run_id"] for r in runs])
+    names: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "lacking": [r["run_id"] for r in runs if name not in have.get(r["run_id"], set())],
+        }
+        for name in logged_names(source)
+    ]
+    missing = [n["name"] for n in names if n["lacking"]]
+    return clean(
+        {
+            "scripts": scripts,
+            "script": script,
+            "names": names,
+            "versions": _propagation(project, rel) if missing else [],
+            "plan": _plan(project, missing, [r["run_id"] for r in runs]) if missing else None,
+        }
+    )
+
+
+def _names_logged(project: Project, run_ids: list[str]) -> dict[str, set[str]]:
+    return {run_id: {n.name for n in _logged(project, run_id)} for run_id in run_ids}
+
+
+def _logged(project: Project, run_id: str) -> list[Any]:
+    from flor.store import browse
+
+    return project.per_run(("logged",), run_id, lambda conn: browse.logged(conn, run_id))
+
+
+def _propagation(project: Project, rel: str) -> list[dict[str, Any]]:
+    from flor.propagate.history import propagate_history
+
+    assert project.root is not None
+    try:
+        found = propagate_history(project.root / rel, store=False)
+    except FlorError as exc:
+        return [{"label": "", "commit": "", "error": str(exc)}]
+    # runs of unchanged code are one version (one tree), however many snapshot commits
+    trees = _trees(project, [v.commit for v in found])
+    merged: dict[str, dict[str, Any]] = {}
+    for version in found:
+        key = trees.get(version.commit, version.commit)
+        if key in merged:
+            merged[key]["label"] += ", " + version.label
+        else:
+            merged[key] = asdict(version)
+    return list(merged.values())
+
+
+def _plan(project: Project, names: list[str], run_ids: list[str]) -> dict[str, Any]:
+    from flor import replay
+
+    try:
+        found = replay.plan(names, runs=run_ids, root=project.root, home=project.home)
+    except FlorError as exc:
+        return {"error": str(exc), "runs": [], "tasks": 0, "estimate_s": 0}
+    rows = found.table()
+    return {
+        "error": "",
+        "names": names,
+        "runs": rows,
+        "tasks": sum(r["tasks"] for r in rows),
+        "estimate_s": round(found.estimate_s, 1),
+    }
