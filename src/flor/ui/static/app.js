@@ -423,7 +423,7 @@
   }
 
   function lineageSvg(d, byId, detail) {
-    const W = 230, H = 44, GAP_X = 90, GAP_Y = 16, PAD = 12;
+    const W = 200, H = 44, GAP_X = 60, GAP_Y = 16, PAD = 12;
     const layers = [...new Set(d.nodes.map((n) => n.layer))].sort((a, b) => a - b);
     const place = new Map();
     let tallest = 0;
@@ -450,7 +450,7 @@
       const p = place.get(n.id);
       const isRoot = d.roots.includes(n.id);
       const shape = svgEl("rect", { x: p.x, y: p.y, width: W, height: H, rx: n.kind === "run" ? 4 : 12 });
-      const first = n.kind === "run" ? `run ${n.run_id.slice(0, 10)} · ${n.status}` : clip(n.paths.join(", ") || "?", 32);
+      const first = n.kind === "run" ? `run ${n.run_id.slice(0, 10)} · ${n.status}` : clip(n.paths.join(", ") || "?", 28);
       const second = n.kind === "run" ? clip(n.filename, 20) + " · code " + ((n.snapshot || "").slice(0, 8) || "none")
         : `@${n.digest.slice(0, 12)} · ${n.type} ${bytes(n.bytes || 0)}` + (n.blob ? " · kept" : "");
       const group = svgEl("g", { class: "node " + n.kind + (isRoot ? " root" : ""), "data-id": n.id, "data-layer": n.layer },
