@@ -84,6 +84,12 @@ def record_project(root: Path, store_env: dict[str, str] | None = None) -> Recor
     git(root, "commit", "-q", "-am", "v2: clip gradients")
     project.run_script("--kwargs", "lr=0.1")
     train.write_text(TRAIN_NEWEST)
+    project.runs = run_ids(root, project.store_env)
+    return project
+
+
+def run_ids(root: Path, store_env: dict[str, str]) -> list[str]:
+    """The project's recorded runs, oldest first, as `flor query` lists them."""
     listed = subprocess.run(
         [
             sys.executable,
@@ -95,12 +101,53 @@ def record_project(root: Path, store_env: dict[str, str] | None = None) -> Recor
             "SELECT run_id FROM runs ORDER BY started",
         ],
         cwd=root,
-        env={**clean_env(), **project.store_env},
+        env={**clean_env(), **store_env},
         capture_output=True,
         text=True,
         check=True,
     )
-    project.runs = listed.stdout.split()[1:]
+    return listed.stdout.split()[1:]
+
+
+# a two-step pipeline linked by the files it reads and writes (as in tests/test_lineage.py)
+PREP = """\
+import flor
+raw = open(flor.input("data/raw.csv")).read()
+with open(flor.output("data/clean.csv"), "w") as f:
+    f.write(raw.upper())
+"""
+TRAIN = """\
+import flor
+clean = open(flor.input("data/clean.csv")).read()
+for epoch in flor.loop("epoch", range(3)):
+    with open(flor.output("model.txt"), "w") as f:
+        f.write(f"{epoch}:" + clean)
+    flor.log("loss", 1.0 / (epoch + 1))
+"""
+
+
+def record_pipeline(root: Path) -> Recorded:
+    """prep.py then train.py, twice, with new raw data in between: runs are
+    [prep1, train1, prep2, train2]; the second pair never read the first pair's files."""
+    (root / "data").mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    (root / "prep.py").write_text(PREP)
+    (root / "train.py").write_text(TRAIN)
+    git(root, "add", "prep.py", "train.py")
+    git(root, "commit", "-q", "-m", "pipeline")
+    project = Recorded(root, [], {})
+    for raw in ("a,b\n", "a,b\nc,d\n"):
+        (root / "data" / "raw.csv").write_text(raw)
+        for script in ("prep.py", "train.py"):
+            subprocess.run(
+                [sys.executable, script],
+                cwd=root,
+                env=clean_env(),
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+    project.runs = run_ids(root, {})
     return project
 
 
@@ -187,5 +234,17 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
 @pytest.fixture(scope="module")
 def server(recorded: Recorded) -> Iterator[Served]:
     served = start_server(recorded.root)
+    yield served
+    stop_server(served)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    return record_pipeline(tmp_path_factory.mktemp("ui") / "pipeline")
+
+
+@pytest.fixture(scope="module")
+def pipeline_server(pipeline: Recorded) -> Iterator[Served]:
+    served = start_server(pipeline.root)
     yield served
     stop_server(served)

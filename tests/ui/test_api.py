@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+import blake3
 import pandas as pd
 import pytest
 from conftest import CLIP, Recorded, Served, clean_env, record_project, start_server, stop_server
@@ -489,3 +490,72 @@ def test_a_token_unfit_for_a_url_is_refused(recorded: Recorded, token: str) -> N
         timeout=60,
     )
     assert done.returncode == 2 and done.stderr.startswith("Error: --token needs at least 8")
+
+
+def b3(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def test_lineage_around_a_file_in_layers(pipeline_server: Served, pipeline: Recorded) -> None:
+    prep1, train1, prep2, train2 = pipeline.runs
+    raw2, clean2 = b3(b"a,b\nc,d\n"), b3(b"A,B\nC,D\n")
+    models = [b3(f"{n}:A,B\nC,D\n".encode()) for n in (0, 1, 2)]
+    got = pipeline_server.get("/api/lineage?target=" + quote("data/clean.csv@latest"))
+    assert got["roots"] == [f"artifact:{clean2}"] and got["direction"] == "both"
+    assert {n["id"]: n["layer"] for n in got["nodes"]} == {
+        f"artifact:{raw2}": -2,
+        f"run:{prep2}": -1,
+        f"artifact:{clean2}": 0,
+        f"run:{train2}": 1,
+        **{f"artifact:{m}": 2 for m in models},
+    }
+    edges = {(e["source"], e["target"], e["role"], e["status"]) for e in got["edges"]}
+    assert edges == {
+        (f"artifact:{raw2}", f"run:{prep2}", "input", "ok"),
+        (f"run:{prep2}", f"artifact:{clean2}", "output", "ok"),
+        (f"artifact:{clean2}", f"run:{train2}", "input", "ok"),
+        (f"run:{train2}", f"artifact:{models[0]}", "output", "replaced"),
+        (f"run:{train2}", f"artifact:{models[1]}", "output", "replaced"),
+        (f"run:{train2}", f"artifact:{models[2]}", "output", "ok"),
+    }
+    nodes = {n["id"]: n for n in got["nodes"]}
+    clean = nodes[f"artifact:{clean2}"]
+    assert (clean["paths"], clean["bytes"], clean["type"]) == (["data/clean.csv"], 8, "file")
+    assert nodes[f"run:{prep2}"]["filename"] == "prep.py"
+    assert prep1 not in str(got) and train1 not in str(got)  # the old data's runs are apart
+
+
+def test_lineage_of_a_run_with_direction_and_depth(
+    pipeline_server: Served, pipeline: Recorded
+) -> None:
+    prep1, train1, _, _ = pipeline.runs
+    old_clean = b3(b"A,B\n")
+    down = pipeline_server.get(f"/api/lineage?target={prep1}&direction=downstream&depth=1")
+    assert down["depth"] == 1
+    assert {n["id"]: n["layer"] for n in down["nodes"]} == {
+        f"run:{prep1}": 0,
+        f"artifact:{old_clean}": 1,
+    }
+    further = pipeline_server.get(f"/api/lineage?target={prep1}&direction=downstream&depth=2")
+    assert {n["id"]: n["layer"] for n in further["nodes"]}[f"run:{train1}"] == 2
+    up = pipeline_server.get(f"/api/lineage?target={train1[:12]}&direction=upstream&depth=all")
+    assert sorted(n["layer"] for n in up["nodes"]) == [-3, -2, -1, 0]
+    assert [n["id"] for n in up["nodes"] if n["layer"] == -2] == [f"run:{prep1}"]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("target=nothing/here.csv", "no artifact recorded at 'nothing/here.csv'"),
+        ("target=", "empty lineage target"),
+        ("target=model.txt@", "has nothing after @"),
+        ("target=model.txt&direction=sideways", "direction 'sideways'"),
+        ("target=model.txt&depth=two", "depth must be an integer"),
+        ("target=model.txt&depth=-1", "depth -1 is negative"),
+    ],
+)
+def test_lineage_refuses_bad_targets_in_one_line(
+    pipeline_server: Served, query: str, message: str
+) -> None:
+    status, body, _ = pipeline_server.request("/api/lineage?" + query)
+    assert status == 400 and message in body["error"] and "\n" not in body["error"]

@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import blake3
 import pytest
 from conftest import CLIP, Recorded, Served, record_project, start_server, stop_server
 from playwright import sync_api
@@ -98,6 +99,7 @@ def test_every_page_loads_without_console_errors(tab: Page, recorded: Recorded) 
         ("#/params", "params", "#scatter circle.point"),
         ("#/hindsight", "hindsight", "#plan"),
         ("#/sql", "sql", "#sql"),
+        ("#/lineage", "lineage", "#lineage-target"),
     ]:
         shown = tab.open(hash_path, page)
         assert shown.locator(selector).count() > 0, hash_path  # type: ignore[attr-defined]
@@ -259,3 +261,47 @@ def test_runs_of_several_projects_are_grouped_and_can_be_picked(
     finally:
         tab.page.close()
         stop_server(served)
+
+
+def test_lineage_graph_from_the_target_box_and_the_run_page(
+    browser: object, pipeline_server: Served, pipeline: Recorded
+) -> None:
+    _, _, prep2, train2 = pipeline.runs
+    clean2 = blake3.blake3(b"A,B\nC,D\n").hexdigest()
+    tab = Page(browser, pipeline_server)
+    try:
+        page = tab.open("#/lineage", "lineage")
+        page.fill("#lineage-target", "data/clean.csv@latest")  # type: ignore[attr-defined]
+        page.click("#lineage-show")  # type: ignore[attr-defined]
+        page.wait_for_selector("#lineage-graph g.node")  # type: ignore[attr-defined]
+        tab.settled("lineage")
+        layers = page.eval_on_selector_all(  # type: ignore[attr-defined]
+            "#lineage-graph g.node", "gs => gs.map(g => [g.dataset.id, +g.dataset.layer])"
+        )
+        assert sorted(layer for _, layer in layers) == [-2, -1, 0, 1, 2, 2, 2]
+        assert page.locator(f'g.node.root[data-id="artifact:{clean2}"]').count() == 1  # type: ignore[attr-defined]
+        assert page.locator("#lineage-graph path.edge").count() == 6  # type: ignore[attr-defined]
+        assert page.locator("#lineage-graph path.edge.replaced").count() == 2  # type: ignore[attr-defined]
+        tab.shot("lineage")
+
+        page.click(f'g.node[data-id="artifact:{clean2}"]')  # type: ignore[attr-defined]
+        detail = page.text_content("#artifact-detail")  # type: ignore[attr-defined]
+        assert "data/clean.csv" in detail and clean2 in detail and "(8 bytes)" in detail
+
+        page.click(f'g.node[data-id="run:{prep2}"]')  # type: ignore[attr-defined]
+        tab.settled("run")
+        assert prep2 in page.text_content("h1")  # type: ignore[attr-defined]
+        page.click("#lineage-link")  # type: ignore[attr-defined]
+        page.wait_for_selector(f'g.node.root[data-id="run:{prep2}"]')  # type: ignore[attr-defined]
+        tab.settled("lineage")
+        assert page.input_value("#lineage-target") == prep2  # type: ignore[attr-defined]
+        assert page.locator(f'g.node[data-id="run:{train2}"]').count() == 1  # type: ignore[attr-defined]
+
+        page.fill("#lineage-target", "nothing/here.csv")  # type: ignore[attr-defined]
+        page.press("#lineage-target", "Enter")  # type: ignore[attr-defined]
+        page.wait_for_selector("main .error")  # type: ignore[attr-defined]
+        assert "no artifact recorded at 'nothing/here.csv'" in page.text_content("main .error")  # type: ignore[attr-defined]
+        tab.expected("status of 400")
+        assert tab.errors == []
+    finally:
+        tab.page.close()

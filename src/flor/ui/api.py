@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 from flor.errors import FlorError, UsageError
 from flor.store.backend import Target, open_target, target_exists
@@ -654,3 +654,46 @@ def _plan(project: Project, names: list[str], run_ids: list[str]) -> dict[str, A
         "tasks": sum(r["tasks"] for r in rows),
         "estimate_s": round(found.estimate_s, 1),
     }
+
+
+# -- lineage ---------------------------------------------------------------------------------
+
+
+def lineage(
+    project: Project, target: str, direction: str = "both", depth: int | None = None
+) -> dict[str, Any]:
+    """`flor.graph.lineage` around TARGET (a path, PATH@latest/@DIGEST/@RUN or a run id),
+    each node with its `layer`: 0 for the roots, -n n edges upstream, +n n edges downstream,
+    so a page can draw the graph in columns without a layout library."""
+    from flor import graph
+
+    way = cast("graph.Direction", direction)  # checked by graph.lineage, one message
+    found = graph.lineage(target, direction=way, depth=depth, home=project.home)
+    answer = found.to_dict()
+    layers = _layers(found)
+    for node in answer["nodes"]:
+        node["layer"] = layers.get(node["id"], 0)
+    answer["target"] = target
+    answer["depth"] = depth
+    return clean(answer)
+
+
+def _layers(found: Any) -> dict[str, int]:
+    """Each node's signed distance from the roots, breadth first: downstream along the
+    edges, upstream against them (a node reached both ways is placed downstream)."""
+    ahead: dict[str, list[str]] = {}
+    behind: dict[str, list[str]] = {}
+    for edge in found.edges:
+        ahead.setdefault(edge.source, []).append(edge.target)
+        behind.setdefault(edge.target, []).append(edge.source)
+    layers: dict[str, int] = {}
+    for near, sign in ((behind, -1), (ahead, 1)):
+        level, frontier, seen = 0, list(found.roots), set(found.roots)
+        while frontier:
+            for node in frontier:
+                layers[node] = sign * level
+            level += 1
+            frontier = [n for f in frontier for n in near.get(f, []) if n not in seen]
+            frontier = list(dict.fromkeys(frontier))
+            seen.update(frontier)
+    return layers

@@ -289,6 +289,12 @@ def _route(
         ("versions", 0): lambda: api.versions(project),
         ("params", 0): lambda: api.params(project),
         ("hindsight", 0): lambda: api.hindsight(project, query.get("script") or None),
+        ("lineage", 0): lambda: api.lineage(
+            project,
+            query.get("target", ""),
+            query.get("direction") or "both",
+            None if query.get("depth", "") in ("", "all") else _int(query, "depth", 0),
+        ),
     }
     if head == "runs" and len(rest) == 1:
         return lambda: api.run_detail(project, rest[0])

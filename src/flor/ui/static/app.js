@@ -160,7 +160,8 @@
     const looped = d.names.filter((n) => n.loops.length);
     const code = h("div", {}, h("span", { class: "muted" }, "loading code…"));
     const charts = h("div", { class: "grid", id: "curves" });
-    show(h("h1", {}, `Run ${r.run_id}`),
+    show(h("h1", {}, `Run ${r.run_id} `, h("a", { href: "#/lineage/" + encodeURIComponent(r.run_id), id: "lineage-link",
+      class: "muted" }, "lineage")),
       h("table", { class: "kv" }, h("tbody", {}, [["script", r.filename], ["status", r.status], ["started", when(r.started)],
         ["duration (s)", r.duration_s], ["version", d.version || "(no snapshot)"], ["argv", (r.argv || []).join(" ")],
         ["host", r.host], ["mode", r.mode + (r.replay_of ? " of " + r.replay_of : "")]]
@@ -371,10 +372,113 @@
     charts.dataset.ready = "1";
   }
 
+  // -- Lineage -----------------------------------------------------------------------------
+
+  const SVG = "http://www.w3.org/2000/svg";
+  function svgEl(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) if (v !== null && v !== undefined) el.setAttribute(k, String(v));
+    for (const child of children) el.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+    return el;
+  }
+  function clip(text, n) { return text.length > n ? "…" + text.slice(text.length - n + 1) : text; }
+  function lineageHash(target, direction, depth) {
+    return "#/lineage/" + [target, direction, depth].map(encodeURIComponent).join("/");
+  }
+
+  async function pageLineage(target, direction, depth) {
+    direction = direction || "both"; depth = depth || "all";
+    const box = h("input", { type: "text", id: "lineage-target", class: "where", value: target,
+      placeholder: "data/train.csv, model.pt@latest, PATH@DIGEST or a run id", "aria-label": "lineage target" });
+    const way = h("select", { id: "lineage-direction", "aria-label": "direction" },
+      ["both", "upstream", "downstream"].map((d) => h("option", { value: d, selected: d === direction }, d)));
+    const far = h("select", { id: "lineage-depth", "aria-label": "depth" },
+      ["all", "1", "2", "3", "5", "10"].map((d) => h("option", { value: d, selected: d === depth }, d === "all" ? "any depth" : `depth ${d}`)));
+    const go = () => { if (box.value.trim()) location.hash = lineageHash(box.value.trim(), way.value, far.value); };
+    box.addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });
+    const form = h("div", { class: "toolbar" }, box, way, far, h("button", { id: "lineage-show", onclick: go }, "Show"));
+    if (!target) {
+      show(h("h1", {}, "Lineage"), form, h("p", { class: "muted", id: "lineage-hint" },
+        "The runs and files around a target: a path the scripts read or wrote with flor.input / flor.output " +
+        "(data/train.csv), its newest content (model.pt@latest), one content (PATH@DIGEST), or a run id."));
+      return;
+    }
+    let d;
+    try {
+      d = await api("lineage?" + new URLSearchParams({ target, direction, depth }));
+    } catch (e) { show(h("h1", {}, "Lineage"), form, fail(e)); return; }
+    const byId = new Map(d.nodes.map((n) => [n.id, n]));
+    const detail = h("div", { id: "lineage-detail" }, h("p", { class: "muted" }, "Click a file to see its paths, digest and size; a run opens its page."));
+    show(h("h1", {}, "Lineage of " + target), form,
+      h("p", { class: "muted" }, `${d.nodes.filter((n) => n.kind === "run").length} runs, ` +
+        `${d.nodes.filter((n) => n.kind === "artifact").length} artifacts, ${d.edges.length} edges (${direction}, ` +
+        (d.depth === null ? "any depth" : "depth " + d.depth) + "); dashed: a content later replaced in its run."),
+      h("div", { class: "lineage-scroll" }, lineageSvg(d, byId, detail)), detail,
+      h("h2", {}, "Edges"), table(["from", "to", "role", "path", "status"], d.edges.map((e) =>
+        [nodeName(byId.get(e.source)), nodeName(byId.get(e.target)), e.role, e.path, e.status]), { id: "lineage-edges" }));
+  }
+
+  function nodeName(n) {
+    return n.kind === "run" ? runLink(n.run_id) : `${n.paths[0] || "?"} @${n.digest.slice(0, 12)}`;
+  }
+
+  function lineageSvg(d, byId, detail) {
+    const W = 200, H = 44, GAP_X = 60, GAP_Y = 16, PAD = 12;
+    const layers = [...new Set(d.nodes.map((n) => n.layer))].sort((a, b) => a - b);
+    const place = new Map();
+    let tallest = 0;
+    layers.forEach((layer, col) => {
+      const here = d.nodes.filter((n) => n.layer === layer);
+      here.forEach((n, row) => place.set(n.id, { x: PAD + col * (W + GAP_X), y: PAD + row * (H + GAP_Y) }));
+      tallest = Math.max(tallest, here.length);
+    });
+    const width = PAD * 2 + layers.length * W + (layers.length - 1) * GAP_X;
+    const height = PAD * 2 + tallest * H + Math.max(0, tallest - 1) * GAP_Y;
+    const root = svgEl("svg", { id: "lineage-graph", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+      "aria-label": "lineage graph" });
+    root.appendChild(svgEl("defs", {}, svgEl("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5,
+      markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, svgEl("path", { d: "M0,0 L10,5 L0,10 z", fill: "#718096" }))));
+    for (const e of d.edges) {
+      const a = place.get(e.source), b = place.get(e.target);
+      if (!a || !b) continue;
+      const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2, bend = Math.max(40, Math.abs(x2 - x1) / 2);
+      root.appendChild(svgEl("path", { class: "edge " + e.role + (e.status === "ok" ? "" : " replaced"),
+        d: `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}`, "marker-end": "url(#arrow)",
+        "data-source": e.source, "data-target": e.target }, svgEl("title", {}, `${e.role}: ${e.path} (${e.status})`)));
+    }
+    for (const n of d.nodes) {
+      const p = place.get(n.id);
+      const isRoot = d.roots.includes(n.id);
+      const shape = svgEl("rect", { x: p.x, y: p.y, width: W, height: H, rx: n.kind === "run" ? 4 : 12 });
+      const first = n.kind === "run" ? `run ${n.run_id.slice(0, 10)} · ${n.status}` : clip(n.paths.join(", ") || "?", 28);
+      const second = n.kind === "run" ? clip(n.filename, 20) + " · code " + ((n.snapshot || "").slice(0, 8) || "none")
+        : `@${n.digest.slice(0, 12)} · ${n.type} ${bytes(n.bytes || 0)}` + (n.blob ? " · kept" : "");
+      const group = svgEl("g", { class: "node " + n.kind + (isRoot ? " root" : ""), "data-id": n.id, "data-layer": n.layer },
+        svgEl("title", {}, n.kind === "run" ? `run ${n.run_id} ${n.filename}` : n.paths.join("\n")), shape,
+        svgEl("text", { x: p.x + 8, y: p.y + 18 }, first), svgEl("text", { x: p.x + 8, y: p.y + 35, class: "sub" }, second));
+      if (n.kind === "run") {
+        root.appendChild(svgEl("a", { href: "#/run/" + n.run_id, class: "runnode" }, group));
+      } else {
+        group.addEventListener("click", () => detail.replaceChildren(artifactDetail(n)));
+        root.appendChild(group);
+      }
+    }
+    return root;
+  }
+
+  function artifactDetail(n) {
+    const at = `${n.paths[0]}@${n.digest}`;
+    return h("div", { class: "card", "data-digest": n.digest },
+      table(["field", "value"], [["paths", n.paths.join(", ")], ["digest", n.digest], ["type", n.type],
+        ["size", `${bytes(n.bytes || 0)} (${n.bytes} bytes)`], ["files", n.files], ["kept", n.blob ? "yes: flor checkout " + at : "no"]],
+      { class: "kv", id: "artifact-detail" }),
+      h("a", { href: lineageHash(at, "both", "all"), id: "artifact-lineage" }, "lineage of this content"));
+  }
+
   // -- router ------------------------------------------------------------------------------
 
   async function route() {
-    const [page, arg] = location.hash.replace(/^#\/?/, "").split("/");
+    const [page, arg, ...more] = location.hash.replace(/^#\/?/, "").split("/");
     for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === (page || "runs"));
     main.dataset.page = page || "runs";
     main.dataset.ready = "";
@@ -390,6 +494,7 @@
       else if (page === "versions") await pageVersions();
       else if (page === "params") await pageParams();
       else if (page === "hindsight") await pageHindsight(target);
+      else if (page === "lineage") await pageLineage(target, ...more.map(decodeURIComponent));
       else await pageRuns();
     } catch (e) { show(fail(e)); }
     main.dataset.ready = "1";
