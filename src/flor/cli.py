@@ -490,8 +490,6 @@ def replay(
 
     from flor import replay as replays
 
-    if not (dry_run or yes or sys.stdin.isatty()):
-        raise UsageError("stdin is not a terminal: pass --yes to replay without asking")
     plan = replays.plan(
         names,
         since=since,
@@ -518,6 +516,9 @@ def replay(
     if dry_run:
         return
     if not yes:
+        # after planning, so that a bad name or selection is the error a CI job sees
+        if not sys.stdin.isatty():
+            raise UsageError("stdin is not a terminal: pass --yes to replay without asking")
         click.confirm("replay now?", abort=True, err=True)
     summary = replays.execute(
         plan, backend=backend, scheduler=scheduler, progress=sys.stderr.isatty()

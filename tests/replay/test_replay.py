@@ -259,6 +259,9 @@ def test_cli_plan_dry_run_and_confirmation(recorded) -> None:
     assert "replayed 2 runs, wrote 12 values" in done.output
     unknown = runner.invoke(main, ["replay", "nope", "--yes"])
     assert unknown.exit_code == 2 and "no script logs 'nope'" in unknown.output
+    # without a terminal and without --yes, a bad name is still the error a CI job sees
+    unknown = runner.invoke(main, ["replay", "nope"], input="")
+    assert unknown.exit_code == 2 and "no script logs 'nope'" in unknown.output
 
 
 def test_replay_never_touches_the_work_tree(recorded, repo) -> None:
