@@ -69,7 +69,9 @@ def test_table_reports_each_statement_and_skips_a_version_that_does_not_parse(
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert rows[0]["inserted"] == 0 and "does not parse at line 1" in rows[0]["statements"]
+    assert "does not parse at line 1" in rows[0]["why"]  # the column CI jobs read
     assert rows[1]["statements"] == "flor.log('x', x): placed after old line 1"
+    assert rows[1]["why"] == ""
 
 
 def test_a_version_over_the_time_limit_is_reported_and_the_rest_continue(

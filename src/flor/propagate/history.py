@@ -243,6 +243,7 @@ def summary(results: list[VersionResult]) -> pd.DataFrame:
             {
                 "version": r.label, "commit": r.commit[:10], "inserted": len(r.inserted),
                 "already present": len(r.present), "declined": len(r.declined),
+                "why": r.error or "; ".join(r.declined),  # kept for CI jobs that read it
                 "statements": r.error or "; ".join(r.details),
             }
             for r in results
