@@ -101,6 +101,23 @@ def last_values(conn: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
+def last_values_of(conn: Any, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`last_values` of a few runs (a page), by index seeks only: a run with 10^6 values
+    costs the same few seeks as a run with ten, where a GROUP BY would read them all."""
+    found: dict[str, dict[str, Any]] = {}
+    for run_id in run_ids:
+        for name in _distinct(conn, "name", "run_id = ?", (run_id,)):
+            key = (run_id, name)
+            writers = _distinct(conn, "writer", "run_id = ? AND name = ?", key)
+            group = (*key, "" if "" in writers else writers[-1])
+            tstamp = conn.execute(
+                "SELECT MAX(tstamp) FROM logs WHERE run_id = ? AND name = ? AND writer = ?", group
+            ).fetchone()[0]
+            last = _edge(conn, group, tstamp, "DESC")
+            found.setdefault(run_id, {})[name] = decode(last[0], last[1])
+    return found
+
+
 def run(conn: Any, run_id: str) -> dict[str, Any] | None:
     cursor = conn.execute(
         f"SELECT {RUN_FIELDS}, (SELECT COALESCE(SUM(bytes), 0) FROM checkpoints c "
