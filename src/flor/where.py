@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flor.errors import UsageError
-from flor.store import reader
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -88,6 +87,8 @@ def last_values(names: set[str]) -> dict[str, dict[str, Any]]:
     """Each run's last recorded value of each name (the final epoch's accuracy, say)."""
     if not names:
         return {}
+    from flor.store import reader  # pandas: loaded when a filter needs values, not to parse it
+
     marks = ",".join("?" * len(names))
     frame = reader.query(
         f"SELECT run_id, name, value, type FROM logs WHERE name IN ({marks}) "

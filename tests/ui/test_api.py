@@ -559,3 +559,20 @@ def test_lineage_refuses_bad_targets_in_one_line(
 ) -> None:
     status, body, _ = pipeline_server.request("/api/lineage?" + query)
     assert status == 400 and message in body["error"] and "\n" not in body["error"]
+
+
+def test_a_first_runs_page_needs_no_pass_over_all_values(recorded: Recorded, monkeypatch) -> None:
+    """Right after start the first page carries its own runs' values, read by index seeks,
+    the same as once every run's values are read; a filter or a value sort waits for them."""
+    from flor.ui import api
+    from flor.ui.server import project_here
+
+    monkeypatch.chdir(recorded.root)
+    fresh = project_here(allow_replay=False)
+    first = api.runs_page(fresh, limit=2)
+    assert first["complete"] is False and fresh.last_values(wait=False) is None
+    full = api.runs_page(fresh, limit=2, complete=True)
+    assert full["complete"] is True
+    assert first["rows"] == full["rows"] and first["columns"] == full["columns"]
+    assert [r["run_id"] for r in first["rows"]] == recorded.runs[::-1][:2]
+    assert api.runs_page(project_here(allow_replay=False), sort="values.err")["complete"]

@@ -63,7 +63,11 @@ class Project:
     allow_replay: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _computing: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _summary: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = field(default=None, repr=False)
+    _valuing: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _rows: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = field(default=None, repr=False)
+    _values: tuple[tuple[Any, ...], dict[str, dict[str, Any]]] | None = field(
+        default=None, repr=False
+    )
     _immutable: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False)
     _per_run: dict[tuple[str, ...], tuple[tuple[Any, ...], Any]] = field(
         default_factory=dict, repr=False
@@ -126,22 +130,41 @@ class Project:
 
         threading.Thread(target=work, daemon=True).start()
 
-    def summaries(self) -> list[dict[str, Any]]:
-        """Every recorded run with its last values, recomputed only when the store changed
+    def run_rows(self) -> list[dict[str, Any]]:
+        """Every recorded run without its values, recomputed only when the store changed
         (one computation at a time: a request arriving meanwhile waits for its result)."""
         from flor.store import browse
 
         with self._computing, self.reading() as conn:
             stamp = browse.fingerprint(conn)
-            if self._summary is not None and self._summary[0] == stamp:
-                return self._summary[1]
+            if self._rows is not None and self._rows[0] == stamp:
+                return self._rows[1]
             rows = browse.runs(conn)
-            values = browse.last_values(conn)
             for row in rows:
                 row["version"] = (row["snapshot"] or "")[:10]
-                row["values"] = values.get(row["run_id"], {})
-            self._summary = (stamp, rows)
+            self._rows = (stamp, rows)
             return rows
+
+    def last_values(self, wait: bool = True) -> dict[str, dict[str, Any]] | None:
+        """Every run's last values (a pass over all logs), kept until the store changes;
+        without `wait`, None unless they are ready (a first page needs only its own)."""
+        from flor.store import browse
+
+        with self.reading() as conn:
+            stamp = browse.fingerprint(conn)
+            if self._values is not None and self._values[0] == stamp:
+                return self._values[1]
+            if not wait:
+                return None
+            with self._valuing:
+                if self._values is None or self._values[0] != stamp:
+                    self._values = (stamp, browse.last_values(conn))
+                return self._values[1]
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every recorded run with its last values."""
+        values = cast(dict[str, dict[str, Any]], self.last_values())
+        return [{**row, "values": values.get(row["run_id"], {})} for row in self.run_rows()]
 
 
 # -- store-wide --------------------------------------------------------------------------
@@ -149,7 +172,7 @@ class Project:
 
 def info(project: Project) -> dict[str, Any]:
     exists = project.exists()
-    runs = project.summaries() if exists else []
+    runs = project.run_rows() if exists else []
     return {
         "store": project.store,
         "root": str(project.root) if project.root else None,
@@ -203,15 +226,23 @@ def runs_page(
     offset: int = 0,
     limit: int = PAGE_SIZE,
     projid: str | None = None,
+    complete: bool = False,
 ) -> dict[str, Any]:
-    """One page of recorded runs, filtered with `--where` syntax and sorted on the server."""
+    """One page of recorded runs, filtered with `--where` syntax and sorted on the server.
+
+    Right after start, before every run's last values are read, a page that needs none of
+    them (no filter, no sort by value) comes with its own runs' values only and
+    `complete: false` (its value columns are those of its runs); `complete` waits for all."""
     if limit < 1 or limit > MAX_PAGE_SIZE or offset < 0:
         raise UsageError(f"limit must be 1..{MAX_PAGE_SIZE} and offset >= 0")
-    rows = project.summaries() if project.exists() else []
+    rows = project.run_rows() if project.exists() else []
+    needs_all = complete or bool(where and where.strip()) or sort.startswith("values.")
+    values = project.last_values(wait=needs_all) if rows else {}
     arg_names = sorted({k for r in rows for k in r["args"]})
-    value_names = sorted({k for r in rows for k in r["values"]} - set(arg_names))
     columns = [*BASE_COLUMNS, *(f"args.{a}" for a in arg_names)]
-    columns += [f"values.{v}" for v in value_names]
+    if values is not None:
+        columns += [f"values.{v}" for v in _value_names(values.values(), arg_names)]
+        rows = [{**r, "values": values.get(r["run_id"], {})} for r in rows]
     if sort not in (*columns, "started"):
         raise UsageError(f"cannot sort by {sort!r}: pick one of the columns")
     matches = _matcher(where)
@@ -223,10 +254,18 @@ def runs_page(
     present.sort(key=lambda r: _sort_key(_column_value(r, sort)), reverse=descending)
     ordered = present + missing
     page = ordered[offset : offset + limit]
+    if values is None:  # the first page after start: its own values, by index seeks
+        from flor.store import browse
+
+        with project.reading() as conn:
+            own = browse.last_values_of(conn, [r["run_id"] for r in page])
+        page = [{**r, "values": own.get(r["run_id"], {})} for r in page]
+        columns += [f"values.{v}" for v in _value_names(own.values(), arg_names)]
     return {
         "total": len(selected),
         "offset": offset,
         "columns": columns,
+        "complete": values is not None,
         "projects": sorted({r["projid"] for r in rows}),
         "rows": [
             clean(
@@ -240,6 +279,11 @@ def runs_page(
             for r in page
         ],
     }
+
+
+def _value_names(values: Any, arg_names: list[str]) -> list[str]:
+    """The value columns: every name some run logged, args excepted."""
+    return sorted({k for each in values for k in each} - set(arg_names))
 
 
 def _scalar(value: Any) -> bool:

@@ -69,8 +69,11 @@
     return row[column];
   }
 
+  let runsShown = 0;
   async function pageRuns() {
     const s = state.runs;
+    const shown = ++runsShown;
+    const hash = location.hash;
     const params = new URLSearchParams({ where: s.where, sort: s.sort, desc: s.desc ? "1" : "0",
       offset: String(s.offset), limit: "100", projid: s.projid });
     const where = h("input", { type: "text", class: "where", id: "where", value: s.where,
@@ -123,6 +126,12 @@
       h("div", { class: "toolbar" }, where, h("button", { onclick: () => { s.where = where.value; s.offset = 0; route(); } }, "Filter"),
         projects, picker, compare),
       h("table", { id: "runs" }, h("thead", {}, head), body), pager);
+    if (!data.complete) {  // a first page, sent before every run's values were read
+      api("runs?" + params + "&complete=1").then((full) => {
+        const same = JSON.stringify(full.columns) === JSON.stringify(data.columns);
+        if (!same && shown === runsShown && location.hash === hash) route();
+      }, () => {});
+    }
   }
 
   // -- Run ---------------------------------------------------------------------------------
