@@ -37,7 +37,7 @@ from _common import (  # noqa: E402
     table,
 )
 
-from flor.cli import human_bytes  # noqa: E402
+from flor.units import human_bytes  # noqa: E402
 
 TEMPLATE = """\
 import os

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from flor.errors import FlorError, UsageError
+from flor.units import human_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -205,14 +206,6 @@ RUN_COLUMNS = [
 def _args_text(args: str | None) -> str:
     values = json.loads(args or "{}")
     return " ".join(f"{k}={v}" for k, v in values.items())
-
-
-def human_bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
 
 
 @main.command()

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from flor.errors import UsageError
 from flor.store import artifacts as store
 from flor.store.artifacts import Event
+from flor.units import human_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -181,15 +182,7 @@ def _label(node: Node, path: str | None = None) -> str:
         return f"run {a['run_id']} {a['filename']} · code {code} · {a['tstamp']} · {a['status']}"
     kept = " · kept" if a.get("blob") else ""
     paths = path or ", ".join(a.get("paths", [])[:3])
-    return f"{paths} @{a['digest'][:12]} · {a.get('type')} {_size(a.get('bytes') or 0)}{kept}"
-
-
-def _size(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GB"
+    return f"{paths} @{a['digest'][:12]} · {a.get('type')} {human_bytes(a.get('bytes') or 0)}{kept}"
 
 
 def _dot(text: str) -> str:
