@@ -149,7 +149,7 @@ def _select_runs(
 
     filename = None
     if script is not None:
-        from flor.store.location import find_repo_root
+        from flor.paths import find_repo_root
 
         where = script.resolve()
         root = find_repo_root(where.parent)

@@ -77,7 +77,7 @@ def test_rows_the_store_refuses_are_quarantined_and_reported(script, repo) -> No
 
 INTERRUPTED_FLUSH = """
 import threading
-from flor.store import backend
+from flor.store import sqlite as backend
 _real_insert = backend.SQLiteWriter.insert_rows
 _interrupted = []
 def _insert_then_interrupt(self, conn, table, columns, rows):

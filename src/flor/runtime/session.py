@@ -35,6 +35,7 @@ from flor.runtime.args import cast, parse_kwargs
 from flor.store.backend import describe
 from flor.store.backend import errors as store_errors
 from flor.store.location import db_path, ensure_home, find_repo_root, home_dir
+from flor.store.reads import attach_session
 from flor.store.values import encode
 from flor.store.writer import LOG_COLUMNS, StoreWriter
 
@@ -444,6 +445,7 @@ def current() -> Session:
         if _session is None:
             try:
                 _session = _start()
+                attach_session(_session.home, _session.flush)
             except FlorError as exc:
                 fail(exc)
             except store_errors() as exc:

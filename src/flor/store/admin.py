@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from flor.errors import FlorError, UsageError
+from flor.paths import checkpoint_home, db_path, home_dir
 from flor.store import artifacts, reader
-from flor.store.backend import Connection, Target, parse, resolve
-from flor.store.location import checkpoint_home, db_path, home_dir
+from flor.store.backend import Connection, Target, open_backend, open_target, parse, resolve
 from flor.store.writer import LOG_COLUMNS, StoreWriter
 
 TABLES = ("runs", "loops", "logs", "checkpoints", "commits", "artifacts", "events")
@@ -80,7 +80,7 @@ def collect_garbage(
     cutoff = (time.time() if now is None else now) - grace
     found = Garbage(0, 0, 0)
     with blobs.collecting(wait):
-        conn = reader.open_reader(home)
+        conn = open_target(_current(home))
         try:
             referenced = {row[0] for row in conn.execute("SELECT DISTINCT digest FROM checkpoints")}
         finally:
@@ -100,43 +100,14 @@ def collect_garbage(
 
 
 def _current(home: Path | None) -> Target:
-    if home is None and not _store_env():
-        home = home_dir()
     return resolve(db_path(home) if home is not None else None)
-
-
-def _store_env() -> bool:
-    import os
-
-    from flor.store.backend import STORE_ENV
-
-    return bool(os.environ.get(STORE_ENV, "").strip())
 
 
 def migrate(url: str | None = None, home: Path | None = None) -> tuple[Target, int, int]:
     """Create or upgrade the schema of a store (the current one, or `url`)."""
     target = parse(url) if url else _current(home)
-    if target.is_postgres:
-        from flor.store.postgres import PostgresStore
-
-        before, after = PostgresStore(target).migrate()
-        return target, before, after
-    import sqlite3
-
-    from flor.store.schema import SCHEMA_VERSION, _schema_version, connect, readonly_uri
-
-    assert target.path is not None
-    before = 0
-    if target.path.exists():
-        probe = sqlite3.connect(readonly_uri(target.path), uri=True)
-        try:
-            before = _schema_version(probe)
-        except sqlite3.DatabaseError:
-            before = 0  # connect() below names the problem
-        finally:
-            probe.close()
-    connect(target.path).close()
-    return target, before, SCHEMA_VERSION
+    before, after = open_backend(target).migrate()
+    return target, before, after
 
 
 @dataclass
@@ -150,7 +121,7 @@ class Info:
 def info(url: str | None = None, home: Path | None = None) -> Info:
     """Backend, masked location, schema version and row counts of a store."""
     target = parse(url) if url else _current(home)
-    conn = _reader(target)
+    conn = open_target(target)
     try:
         version = int(
             conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
@@ -159,17 +130,6 @@ def info(url: str | None = None, home: Path | None = None) -> Info:
     finally:
         conn.close()
     return Info(target.kind, str(target), version, counts)
-
-
-def _reader(target: Target) -> Any:
-    if target.is_postgres:
-        from flor.store.postgres import PostgresStore
-
-        return PostgresStore(target).reader()
-    from flor.store.schema import connect
-
-    assert target.path is not None
-    return connect(target.path, readonly=True)
 
 
 @dataclass
@@ -197,7 +157,7 @@ def copy(to_url: str, home: Path | None = None, from_url: str | None = None) -> 
     destination = parse(to_url)
     if str(source) == str(destination) and source.url == destination.url:
         raise UsageError(f"store {destination} is the store being copied: pick another --to")
-    src = _reader(source)
+    src = open_target(source)
     writer = StoreWriter(target=destination)
     try:
         present = {

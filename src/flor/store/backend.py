@@ -2,10 +2,9 @@
 
 `FLOR_STORE` picks the database: unset means the embedded SQLite file in the store folder;
 `postgresql://user:pass@host:port/db` a shared server (psycopg 3, imported only then);
-`sqlite:///path/to/flor.db` an explicit SQLite file. The store's SQL is written once, in
-SQLite's dialect with `?` parameters, and `flor.store.postgres.translate` rewrites the few
-constructs PostgreSQL spells differently. Passwords never leave this module unmasked: every
-message that names a server goes through `mask`.
+`sqlite:///path/to/flor.db` an explicit SQLite file. `open_backend` gives the `Backend`
+of either (`flor.store.sqlite`, `flor.store.postgres`). Passwords never leave this module
+unmasked: every message that names a server goes through `mask`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
-from flor.errors import StoreError, UsageError
+from flor.errors import UsageError
 
 T = TypeVar("T")
 STORE_ENV = "FLOR_STORE"
@@ -94,62 +93,107 @@ def resolve(path: Path | None = None) -> Target:
     if url:
         return parse(url)
     if path is None:
-        from flor.store.location import db_path, home_dir
+        from flor.paths import db_path, home_dir
 
         path = db_path(home_dir())
     return Target("sqlite", path=path)
 
 
-# -- SQLite ----------------------------------------------------------------------------------
+# -- what every backend offers --------------------------------------------------------------
 
 
-def _locked(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc)
-    return "locked" in text or "busy" in text
+class Writer(Protocol):
+    """Short write transactions: `work` gets a connection and runs inside one."""
+
+    target: Target
+
+    def transaction(self, work: Callable[[Connection], T]) -> T: ...
+
+    def insert_rows(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ReadConnection(Connection, Protocol):
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """A user query's answer: column names and rows, for the reader to shape."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+class Backend(Protocol):
+    """One store database. `open_backend` picks the implementation: `flor.store.sqlite`
+    or `flor.store.postgres`; nothing else looks at which one it is."""
+
+    target: Target
+
+    def reader(self) -> ReadConnection:
+        """A read-only connection: one consistent snapshot; refuses a missing or newer schema."""
+        ...
+
+    def writer(self) -> Writer:
+        """A writer on a store created or migrated to the current schema."""
+        ...
+
+    def migrate(self) -> tuple[int, int]:
+        """Create or upgrade the schema; (version before, version after)."""
+        ...
+
+    def version(self) -> int:
+        """The schema version found (0 for no store yet)."""
+        ...
+
+    def exists(self) -> bool:
+        """Whether the store holds a schema yet (a SQLite file exists, a server has tables)."""
+        ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        """One user statement, refused unless it only reads."""
+        ...
+
+
+def open_backend(target: Target | None = None) -> Backend:
+    """The backend of `target` (default: the store `resolve` picks): the one place that
+    chooses between SQLite and PostgreSQL."""
+    target = target or resolve()
+    if target.is_postgres:
+        from flor.store.postgres import PostgresBackend
+
+        return PostgresBackend(target)
+    from flor.store.sqlite import SQLiteBackend
+
+    return SQLiteBackend(target)
+
+
+# -- waiting for other writers ---------------------------------------------------------------
 
 
 def backoff(attempt: int) -> None:
     time.sleep(min(0.5, 0.01 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.5))
 
 
-class SQLiteWriter:
-    """Short IMMEDIATE transactions on one SQLite connection, retried with backoff while locked."""
-
-    def __init__(self, target: Target) -> None:
-        from flor.store.schema import connect
-
-        assert target.path is not None
-        self.target = target
-        self.conn = connect(target.path)
-
-    def transaction(self, work: Callable[[Any], T]) -> T:
-        for attempt in range(RETRIES):
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if not _locked(exc):
-                    raise StoreError(f"cannot write to the store {self.target} ({exc})") from exc
-                backoff(attempt)
-                continue
-            try:
-                result = work(self.conn)
-                self.conn.execute("COMMIT")
-                return result
-            except BaseException:
-                self.conn.execute("ROLLBACK")
+def retry_while(
+    retryable: Callable[[BaseException], bool],
+    action: Callable[[], T],
+    give_up: Callable[[], Exception],
+) -> T:
+    """The one lock-retry policy: run `action` until it stops failing with a `retryable`
+    error, backing off exponentially with jitter, at most `RETRIES` times."""
+    for attempt in range(RETRIES):
+        try:
+            return action()
+        except Exception as exc:
+            if not retryable(exc):
                 raise
-        raise StoreError(
-            f"store {self.target} stayed locked for too long: another process holds it"
-        )
-
-    def insert_rows(
-        self, conn: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
-        marks = ", ".join("?" for _ in columns)
-        conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-
-    def close(self) -> None:
-        self.conn.close()
+        backoff(attempt)
+    raise give_up()
 
 
 def errors() -> tuple[type[Exception], ...]:
@@ -163,33 +207,15 @@ def errors() -> tuple[type[Exception], ...]:
     return tuple(found)
 
 
-def open_writer(path: Path | None = None, target: Target | None = None) -> Any:
-    """A writer on the store: `.transaction(work)`, `.insert_rows(...)`, `.close()`."""
-    target = target or resolve(path)
-    if target.is_postgres:
-        from flor.store.postgres import PostgresStore
-
-        return PostgresStore(target).writer()
-    return SQLiteWriter(target)
+def open_writer(path: Path | None = None, target: Target | None = None) -> Writer:
+    """A writer on the store at `target`, else `FLOR_STORE`, else the SQLite file `path`."""
+    return open_backend(target or resolve(path)).writer()
 
 
-def open_target(target: Target) -> Any:
-    """A read-only connection (one consistent snapshot on PostgreSQL), SQLite-dialect SQL."""
-    if target.is_postgres:
-        from flor.store.postgres import PostgresStore
-
-        return PostgresStore(target).reader()
-    from flor.store.schema import connect
-
-    assert target.path is not None
-    return connect(target.path, readonly=True)
+def open_target(target: Target) -> ReadConnection:
+    """A read-only connection to `target` (see `Backend.reader`)."""
+    return open_backend(target).reader()
 
 
 def target_exists(target: Target) -> bool:
-    """Whether the store holds a schema yet (a SQLite file exists, a server has the tables)."""
-    if not target.is_postgres:
-        assert target.path is not None
-        return target.path.exists()
-    from flor.store.postgres import PostgresStore
-
-    return PostgresStore(target).exists()
+    return open_backend(target).exists()

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.adapt import Loader
 
-from flor.errors import StoreError
-from flor.store.backend import RETRIES, Target, backoff, mask
-
-if TYPE_CHECKING:
-    import pandas as pd
+from flor.errors import QueryError, StoreError
+from flor.store.backend import QueryResult, Target, mask, retry_while
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_S = 4
@@ -167,7 +164,7 @@ class PgConnection:
         self.raw.close()
 
 
-class PostgresStore:
+class PostgresBackend:
     def __init__(self, target: Target) -> None:
         self.target = target
 
@@ -179,12 +176,15 @@ class PostgresStore:
         finally:
             conn.close()
 
-    def exists(self) -> bool:
+    def version(self) -> int:
         conn = connect(self.target, readonly=True)
         try:
-            return schema_version(conn) > 0
+            return schema_version(conn)
         finally:
             conn.close()
+
+    def exists(self) -> bool:
+        return self.version() > 0
 
     def writer(self) -> PgWriter:
         return PgWriter(self.target)
@@ -211,33 +211,36 @@ class PostgresStore:
             raise
         return PgConnection(conn)
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        """One statement in a READ ONLY transaction, as a prepared statement (so exactly one).
 
-def query(target: Target, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-    """One statement in a READ ONLY transaction, as a prepared statement (so exactly one).
+        `?` parameters are translated only when parameters are given; the text of a user's
+        own query reaches the server unchanged.
+        """
+        conn = self.reader()
+        try:
+            text = translate(sql) if params else sql
+            cursor = conn.raw.execute(text, list(params), prepare=True)
+            if cursor.description is None:
+                raise QueryError(
+                    "flor query only reads: use SELECT (or WITH ... SELECT) statements"
+                )
+            return QueryResult([d[0] for d in cursor.description], cursor.fetchall())
+        except (pg_errors.ReadOnlySqlTransaction, pg_errors.InsufficientPrivilege) as exc:
+            raise QueryError(
+                "flor query only reads: use SELECT (or WITH ... SELECT) statements"
+            ) from exc
+        except psycopg.Error as exc:
+            raise QueryError(f"invalid SQL: {_reason(exc)}: check the statement") from exc
+        finally:
+            conn.close()
 
-    `?` parameters are translated only when parameters are given; the text of a user's own
-    query reaches the server unchanged.
-    """
-    import pandas as pd
 
-    from flor.errors import QueryError
+PostgresStore = PostgresBackend  # the name graph.py still imports
 
-    conn = PostgresStore(target).reader()
-    try:
-        text = translate(sql) if params else sql
-        cursor = conn.raw.execute(text, list(params), prepare=True)
-        if cursor.description is None:
-            raise QueryError("flor query only reads: use SELECT (or WITH ... SELECT) statements")
-        columns = [d[0] for d in cursor.description]
-        return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
-    except (pg_errors.ReadOnlySqlTransaction, pg_errors.InsufficientPrivilege) as exc:
-        raise QueryError(
-            "flor query only reads: use SELECT (or WITH ... SELECT) statements"
-        ) from exc
-    except psycopg.Error as exc:
-        raise QueryError(f"invalid SQL: {_reason(exc)}: check the statement") from exc
-    finally:
-        conn.close()
+
+class _Reconnected(Exception):
+    """The server dropped the writer's connection and it reconnected: try again."""
 
 
 class PgWriter:
@@ -255,12 +258,14 @@ class PgWriter:
 
     def transaction(self, work: Callable[[Any], T]) -> T:
         reconnected = False
-        for attempt in range(RETRIES):
+
+        def attempt() -> T:
+            nonlocal reconnected
             try:
                 with self.conn.raw.transaction():
                     return work(self.conn)
             except _RETRYABLE:
-                backoff(attempt)
+                raise
             except psycopg.OperationalError as exc:
                 if reconnected or not self.conn.raw.closed:
                     raise StoreError(
@@ -268,7 +273,14 @@ class PgWriter:
                     ) from exc
                 reconnected = True
                 self.conn = PgConnection(connect(self.target))
-        raise StoreError(f"store {self.target} kept conflicting with other writers: try again")
+                raise _Reconnected from exc
+
+        def give_up() -> StoreError:
+            return StoreError(f"store {self.target} kept conflicting with other writers: try again")
+
+        return retry_while(
+            lambda exc: isinstance(exc, (*_RETRYABLE, _Reconnected)), attempt, give_up
+        )
 
     def insert_rows(
         self, conn: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]

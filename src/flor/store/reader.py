@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -11,27 +10,17 @@ from typing import Any
 
 import pandas as pd
 
-from flor.errors import QueryError, UsageError
-from flor.store.backend import Connection, Target, open_target, target_exists
+from flor.errors import UsageError
+from flor.store.backend import Connection, Target, open_backend, open_target, target_exists
 from flor.store.columns import ColumnReader, RunLoops, loop_rows
 from flor.store.pivot import RUN_KEYS, ValueGroup, pivot
-from flor.store.reads import locate
+from flor.store.reads import flush_recording, locate
 from flor.store.status import effective_status
-
-_READ_ACTIONS = {
-    sqlite3.SQLITE_SELECT,
-    sqlite3.SQLITE_READ,
-    sqlite3.SQLITE_FUNCTION,
-    getattr(sqlite3, "SQLITE_RECURSIVE", 33),
-}
 
 
 def _target(home: Path | None) -> Target:
     """The store to read, after flushing this process's own run so it sees its logs."""
-    from flor.runtime import session
-
-    if session._session is not None:
-        session._session.flush()
+    flush_recording()
     return locate(home)
 
 
@@ -47,30 +36,8 @@ def _frame(cursor: Any) -> pd.DataFrame:
 
 def query(sql: str, params: Sequence[Any] = (), home: Path | None = None) -> pd.DataFrame:
     """Run one read-only statement; `?` marks parameters on both backends."""
-    target = _target(home)
-    if target.is_postgres:
-        from flor.store.postgres import query as pg_query
-
-        return pg_query(target, sql, params)
-    conn = open_reader(home)
-
-    def only_reads(action: int, *_: Any) -> int:
-        return sqlite3.SQLITE_OK if action in _READ_ACTIONS else sqlite3.SQLITE_DENY
-
-    conn.set_authorizer(only_reads)
-    try:
-        return _frame(conn.execute(sql, tuple(params)))
-    except sqlite3.DatabaseError as exc:
-        message = str(exc)
-        if "not authorized" in message or "readonly" in message:
-            raise QueryError(
-                "flor query only reads: use SELECT (or WITH ... SELECT) statements"
-            ) from exc
-        raise QueryError(f"invalid SQL: {message}: check the statement") from exc
-    except (ValueError, sqlite3.Warning) as exc:
-        raise QueryError(f"invalid SQL: {exc}: pass one statement") from exc
-    finally:
-        conn.close()
+    result = open_backend(_target(home)).query(sql, params)
+    return pd.DataFrame.from_records(result.rows, columns=result.columns)
 
 
 # -- the pivoted dataframe ------------------------------------------------------------------
@@ -92,7 +59,7 @@ def dataframe(names: Sequence[str], home: Path | None = None) -> pd.DataFrame:
             each.close()
 
 
-def _dataframe(connections: list[Connection], names: list[str]) -> pd.DataFrame:
+def _dataframe(connections: Sequence[Connection], names: list[str]) -> pd.DataFrame:
     runs = _frame(
         connections[0].execute("SELECT run_id, projid, filename FROM runs WHERE mode = 'record'")
     )

@@ -9,14 +9,14 @@ read-only authorizer, without flushing the recording session and without pandas.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from flor.store.backend import STORE_ENV, Target, resolve
-from flor.store.location import db_path, home_dir
+from flor.paths import db_path
+from flor.store.backend import Target, resolve
 
 
 class LoopTiming(NamedTuple):
@@ -53,16 +53,37 @@ class RunValue(NamedTuple):
     type: str
 
 
+@dataclass(frozen=True)
+class RecordingSession:
+    """What the store needs from a run recording in this process: its store folder, and a
+    flush so user-facing reads see its latest values. Registered by the runtime
+    (`attach_session`), so the store never imports the runtime."""
+
+    home: Path
+    flush: Callable[[], None]
+
+
+_recording: RecordingSession | None = None
+
+
+def attach_session(home: Path, flush: Callable[[], None]) -> None:
+    """Make reads default to `home` and user-facing reads call `flush` first."""
+    global _recording
+    _recording = RecordingSession(home, flush)
+
+
+def flush_recording() -> None:
+    """Flush this process's recording session, if any, before a user-facing read."""
+    if _recording is not None:
+        _recording.flush()
+
+
 def locate(home: Path | None = None) -> Target:
     """The store to read: `FLOR_STORE`, else the SQLite file in `home`, else in the
     recording session's home, else in the project's store folder."""
-    from flor.runtime import session
-
-    if session._session is not None:
-        home = home or session._session.home
-    if os.environ.get(STORE_ENV, "").strip():
-        return resolve()
-    return Target("sqlite", path=db_path(home or home_dir()))
+    if _recording is not None:
+        home = home or _recording.home
+    return resolve(db_path(home) if home is not None else None)
 
 
 @contextmanager

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import sqlite3
 import sys
-import time
 from pathlib import Path
 
 from flor.errors import StoreError
@@ -174,7 +173,7 @@ def statements(step: int, dialect: str = "sqlite") -> list[str]:
     return found
 
 
-def _schema_version(conn: sqlite3.Connection) -> int:
+def schema_version(conn: sqlite3.Connection) -> int:
     has_meta = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
     ).fetchone()
@@ -198,16 +197,11 @@ def _check_version(path: Path, version: int) -> None:
 
 def migrate(conn: sqlite3.Connection, path: Path) -> int:
     """Bring the schema up to SCHEMA_VERSION; returns the version found before."""
-    for attempt in range(50):
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            break
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == 49:
-                raise
-            time.sleep(0.05 * (attempt + 1))
+    from flor.store.sqlite import begin_immediate
+
+    begin_immediate(conn, path)
     try:
-        found = _schema_version(conn)
+        found = schema_version(conn)
         _check_version(path, found)
         for step in range(found, SCHEMA_VERSION):
             for statement in statements(step):
@@ -258,7 +252,7 @@ def _open_readonly(path: Path) -> tuple[sqlite3.Connection, int]:
         check_same_thread=False,
     )
     conn.execute("PRAGMA query_only = ON")
-    version = _schema_version(conn)
+    version = schema_version(conn)
     _check_version(path, version)
     return conn, version
 

@@ -1,0 +1,139 @@
+"""The embedded store: one SQLite file in WAL mode (the default backend).
+
+Connections, the schema migration and its version check are in `flor.store.schema`; this
+module is the `Backend` over them: short IMMEDIATE write transactions, read-only
+connections, and user queries behind an authorizer that allows reads only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flor.errors import QueryError, StoreError
+from flor.store.backend import Connection, QueryResult, Target, retry_while
+
+T = TypeVar("T")
+
+_READ_ACTIONS = {
+    sqlite3.SQLITE_SELECT,
+    sqlite3.SQLITE_READ,
+    sqlite3.SQLITE_FUNCTION,
+    getattr(sqlite3, "SQLITE_RECURSIVE", 33),
+}
+
+
+def _locked(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def begin_immediate(conn: sqlite3.Connection, where: object) -> None:
+    """Take the write lock, waiting (the one retry policy) while other writers hold it."""
+
+    def give_up() -> StoreError:
+        return StoreError(f"store {where} stayed locked for too long: another process holds it")
+
+    try:
+        retry_while(_locked, lambda: conn.execute("BEGIN IMMEDIATE"), give_up)
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"cannot write to the store {where} ({exc})") from exc
+
+
+class SQLiteWriter:
+    """Short IMMEDIATE transactions on one SQLite connection."""
+
+    def __init__(self, target: Target) -> None:
+        from flor.store.schema import connect
+
+        self.target = target
+        self.conn = connect(_path(target))
+
+    def transaction(self, work: Callable[[Connection], T]) -> T:
+        begin_immediate(self.conn, self.target)
+        try:
+            result = work(self.conn)
+            self.conn.execute("COMMIT")
+            return result
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def insert_rows(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        marks = ", ".join("?" for _ in columns)
+        conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _path(target: Target) -> Path:
+    assert target.path is not None, "a SQLite target names a file"
+    return target.path
+
+
+class SQLiteBackend:
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    def reader(self) -> sqlite3.Connection:
+        from flor.store.schema import connect
+
+        return connect(_path(self.target), readonly=True)
+
+    def writer(self) -> SQLiteWriter:
+        return SQLiteWriter(self.target)
+
+    def exists(self) -> bool:
+        return _path(self.target).exists()
+
+    def version(self) -> int:
+        """The schema version of the file (0 when missing or unreadable)."""
+        from flor.store.schema import readonly_uri, schema_version
+
+        if not self.exists():
+            return 0
+        probe = sqlite3.connect(readonly_uri(_path(self.target)), uri=True)
+        try:
+            return schema_version(probe)
+        except sqlite3.DatabaseError:
+            return 0  # connect() names the problem when it matters
+        finally:
+            probe.close()
+
+    def migrate(self) -> tuple[int, int]:
+        from flor.store.schema import SCHEMA_VERSION, connect
+
+        before = self.version()
+        connect(_path(self.target)).close()
+        return before, SCHEMA_VERSION
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        conn = self.reader()
+
+        def only_reads(action: int, *_: Any) -> int:
+            return sqlite3.SQLITE_OK if action in _READ_ACTIONS else sqlite3.SQLITE_DENY
+
+        conn.set_authorizer(only_reads)
+        try:
+            cursor = conn.execute(sql, tuple(params))
+            if cursor.description is None:
+                raise QueryError(
+                    "flor query only reads: use SELECT (or WITH ... SELECT) statements"
+                )
+            return QueryResult([d[0] for d in cursor.description], cursor.fetchall())
+        except sqlite3.DatabaseError as exc:
+            message = str(exc)
+            if "not authorized" in message or "readonly" in message:
+                raise QueryError(
+                    "flor query only reads: use SELECT (or WITH ... SELECT) statements"
+                ) from exc
+            raise QueryError(f"invalid SQL: {message}: check the statement") from exc
+        except (ValueError, sqlite3.Warning) as exc:
+            raise QueryError(f"invalid SQL: {exc}: pass one statement") from exc
+        finally:
+            conn.close()
