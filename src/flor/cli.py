@@ -191,6 +191,11 @@ def query(sql: str, fmt: str) -> None:
     emit(reader.query(sql), fmt)
 
 
+WHERE_HELP = (
+    "Only runs whose fields and last values match, e.g. \"acc < 0.9 and filename == 'a.py'\"."
+)
+
+
 RUN_COLUMNS = [
     "run_id",
     "tstamp",
@@ -421,7 +426,7 @@ def _propagate_files(
 @click.argument("names", nargs=-1)
 @click.option("--since", help="Runs recorded since a date (YYYY-MM-DD), git revision or run id.")
 @click.option("--runs", "run_ids", help="Comma-separated run ids (prefixes work).")
-@click.option("--where", help='Filter runs by their last recorded values, e.g. "acc < 0.9".')
+@click.option("--where", help=WHERE_HELP)
 @click.option(
     "--jobs",
     "-j",
@@ -599,7 +604,7 @@ def store_copy(to_url: str, from_url: str | None) -> None:
     show_default=True,
     help="One curve per run, or per code version (mean over its runs).",
 )
-@click.option("--where", help='Only runs whose last values match, e.g. "lr < 0.01".')
+@click.option("--where", help=WHERE_HELP)
 @click.option(
     "--output",
     "-o",

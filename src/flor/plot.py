@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flor.errors import UsageError
 
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 BY = ("run", "version")
 DEFAULT_OUTPUT = Path("flor_plot.png")
-RUN_FIELDS = ("runid", "filename", "projid", "tstamp", "version")
 MAX_LEGEND = 20
 
 
@@ -38,8 +37,9 @@ def plot(
 
     `where` keeps the runs whose values match an expression such as
     ``"lr < 0.01 and filename == 'train.py'"``: names there are compared by each run's
-    last recorded value; `runid`, `filename`, `projid`, `tstamp` and `version` (the run's
-    snapshot commit) are also available. Returns the path written.
+    last value (recorded, else replayed: see `flor.where`); `runid`, `filename`, `projid`,
+    `tstamp` and `version` (the run's snapshot commit) are also available. Returns the path
+    written.
     """
     names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
     if not names:
@@ -49,6 +49,7 @@ def plot(
     if width < 100 or height < 100 or dpi < 10:
         raise UsageError("plots need width and height of at least 100 pixels, dpi of at least 10")
     from flor.store import reader
+    from flor.where import matching_runs
 
     versions = _versions(reader.runs())
     frames = {name: _numeric(reader.dataframe([name]), name) for name in names}
@@ -56,7 +57,7 @@ def plot(
         raise UsageError(
             f"no numeric values logged under {', '.join(names)}: `flor dataframe` lists them"
         )
-    keep = _runs_matching(where, versions) if where else None
+    keep = matching_runs(where) if where else None
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     _draw(frames, by, keep, versions, output, width, height, dpi)
@@ -93,29 +94,6 @@ def _numeric(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     frame = frame.assign(x=frame.groupby("runid").cumcount())
     axis = " / ".join(loops) if loops else "run"
     return frame[["runid", "filename", "x", "y"]].assign(axis=axis)
-
-
-def _runs_matching(where: str, versions: dict[str, str]) -> set[str]:
-    """Run ids whose last values (and run fields) satisfy `where` (parsed, never eval'd)."""
-    from flor.store import reader
-    from flor.where import compile_where
-
-    check, used = compile_where(where)
-    values: dict[str, dict[str, Any]] = {}
-    logged = sorted(used - set(RUN_FIELDS))
-    frame = reader.dataframe(logged) if logged else reader.dataframe([])
-    for row in frame.to_dict("records"):
-        run = values.setdefault(str(row["runid"]), {})
-        for field in ("runid", "filename", "projid", "tstamp"):
-            run[field] = row[field]
-        run["version"] = versions.get(str(row["runid"]), "unversioned")
-        for name in logged:
-            value = row.get(name)
-            if value is not None and value == value:  # keep the last non-missing value
-                run[name] = value
-    for run_id, version in versions.items():
-        values.setdefault(run_id, {"runid": run_id, "version": version})
-    return {run_id for run_id, run in values.items() if check(run)}
 
 
 def _draw(

@@ -1,4 +1,8 @@
-"""`--where` filters over runs' recorded values, parsed safely (never pasted into SQL)."""
+"""`--where` filters over runs, parsed safely (never pasted into SQL or eval'd).
+
+One meaning for `flor replay --where` and `flor plot --where`, the same as the web UI's
+filter box: a run matches when its fields (`RUN_FIELDS`) and its last value of each name
+in the expression (the recorded one, else the replayed one) satisfy it."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flor.errors import UsageError
+
+RUN_FIELDS = ("runid", "filename", "projid", "tstamp", "version")
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -84,16 +90,37 @@ def compile_where(expression: str) -> tuple[Callable[[dict[str, Any]], bool], se
 
 
 def last_values(names: set[str]) -> dict[str, dict[str, Any]]:
-    """Each run's last recorded value of each name (the final epoch's accuracy, say)."""
-    if not names:
-        return {}
+    """What a `--where` expression sees of each recorded run: the fields `RUN_FIELDS` and
+    the last value of each of `names` the run recorded, else (a name it never recorded)
+    the last hindsight value a replay stored for it."""
     from flor.store import reads
     from flor.store.values import decode
 
-    values: dict[str, dict[str, Any]] = {}
-    for run_id, name, value, kind in reads.recorded_values_of_names(sorted(names)):
+    values: dict[str, dict[str, Any]] = {
+        run.run_id: {
+            "runid": run.run_id,
+            "filename": run.filename,
+            "projid": run.projid,
+            "tstamp": run.tstamp,
+            "version": run.snapshot[:10] if run.snapshot else "unversioned",
+        }
+        for run in reads.recorded_runs()
+    }
+    logged = sorted(names - set(RUN_FIELDS))
+    recorded: set[tuple[str, str]] = set()
+    for run_id, name, value, kind, writer in reads.values_of_names(logged) if logged else []:
+        if writer == "":
+            recorded.add((run_id, name))
+        elif (run_id, name) in recorded:
+            continue
         values.setdefault(run_id, {})[name] = decode(value, kind)
     return values
+
+
+def matching_runs(expression: str) -> set[str]:
+    """The ids of the recorded runs `expression` selects (see `last_values`)."""
+    check, names = compile_where(expression)
+    return {run_id for run_id, run in last_values(names).items() if check(run)}
 
 
 def select_runs(

@@ -46,11 +46,20 @@ class LoggedValue(NamedTuple):
     type: str
 
 
+class RecordedRun(NamedTuple):
+    run_id: str
+    projid: str
+    filename: str
+    tstamp: str
+    snapshot: str | None
+
+
 class RunValue(NamedTuple):
     run_id: str
     name: str
     value: str | None
     type: str
+    writer: str  # '' for the run's own record, else the replay task that logged it
 
 
 @dataclass(frozen=True)
@@ -151,12 +160,23 @@ def recorded_values(
     return [LoggedValue(None if c is None else int(c), n, v, t) for c, n, v, t in rows]
 
 
-def recorded_values_of_names(names: Sequence[str], home: Path | None = None) -> list[RunValue]:
-    """Every run's own values of `names`, in the order each run logged them."""
+def recorded_runs(home: Path | None = None) -> list[RecordedRun]:
+    """Every recorded (not replay) run, in the order they started."""
     with _reading(home) as conn:
         rows = conn.execute(
-            f"SELECT run_id, name, value, type FROM logs WHERE name IN ({_marks(names)}) "
-            "AND replay_id IS NULL ORDER BY seq",
+            "SELECT run_id, projid, filename, tstamp, snapshot FROM runs WHERE mode = 'record' "
+            "ORDER BY started"
+        ).fetchall()
+    return [RecordedRun(*row) for row in rows]
+
+
+def values_of_names(names: Sequence[str], home: Path | None = None) -> list[RunValue]:
+    """Every run's values of `names`: its own first (writer ''), then each replay's, each
+    writer's in the order it logged them."""
+    with _reading(home) as conn:
+        rows = conn.execute(
+            f"SELECT run_id, name, value, type, writer FROM logs WHERE name IN ({_marks(names)}) "
+            "ORDER BY writer, seq",
             tuple(names),
         ).fetchall()
     return [RunValue(*row) for row in rows]
