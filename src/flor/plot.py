@@ -78,7 +78,7 @@ def _numeric(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """The name's numeric values with their run and their position in the run's loop order."""
     import pandas as pd
 
-    from flor.store.reader import RUN_KEYS
+    from flor.store.pivot import RUN_KEYS
 
     if frame.empty or name not in frame.columns:
         return pd.DataFrame(columns=["runid", "filename", "x", "y", "axis"])

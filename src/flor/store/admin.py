@@ -9,7 +9,16 @@ from typing import Any
 from flor.errors import FlorError, UsageError
 from flor.paths import checkpoint_home, db_path, home_dir
 from flor.store import artifacts, reader
-from flor.store.backend import Connection, Target, open_backend, open_target, parse, resolve
+from flor.store.backend import (
+    Connection,
+    ReadConnection,
+    Target,
+    open_backend,
+    open_target,
+    parse,
+    resolve,
+)
+from flor.store.status import effective_status
 from flor.store.writer import LOG_COLUMNS, StoreWriter
 
 TABLES = ("runs", "loops", "logs", "checkpoints", "commits", "artifacts", "events")
@@ -142,7 +151,7 @@ class CopyReport:
     values: int
 
 
-def _rows(conn: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+def _rows(conn: ReadConnection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in conn.execute(sql, params).fetchall()]
 
 
@@ -173,7 +182,7 @@ def copy(to_url: str, home: Path | None = None, from_url: str | None = None) -> 
             if run_id in present:
                 report.skipped += 1
                 continue
-            if run["status"] == "running" and reader.effective_status(run) == "running":
+            if run["status"] == "running" and effective_status(run) == "running":
                 report.running += 1
                 continue
             report.values += _copy_run(src, writer, run, columns)
@@ -184,7 +193,9 @@ def copy(to_url: str, home: Path | None = None, from_url: str | None = None) -> 
     return report
 
 
-def _copy_run(src: Any, writer: StoreWriter, run: dict[str, Any], columns: list[str]) -> int:
+def _copy_run(
+    src: ReadConnection, writer: StoreWriter, run: dict[str, Any], columns: list[str]
+) -> int:
     run_id = run["run_id"]
     owner = run["replay_of"] if run["mode"] == "replay" and run["replay_of"] else run_id
     selected = ", ".join(LOG_COLUMNS)

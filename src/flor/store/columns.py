@@ -56,7 +56,7 @@ def parse(joined: str, count: int, kind: str) -> np.ndarray | None:
     on strings); integers beyond 64 bits stay Python ints; other types are decoded."""
     if kind in ("int", "float") and count:
         try:
-            column = pd.read_csv(
+            column: np.ndarray = pd.read_csv(
                 io.StringIO(joined.replace(SEPARATOR, "\n")),
                 header=None,
                 names=["v"],

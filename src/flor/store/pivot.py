@@ -206,7 +206,8 @@ def _union(sorted_keys: list[np.ndarray]) -> np.ndarray:
     if all(len(k) == len(first) and (k == first).all() for k in sorted_keys[1:]):
         return first  # names logged side by side share their keys
     merged = np.sort(np.concatenate(sorted_keys))
-    return merged[np.append(True, merged[1:] != merged[:-1])]
+    unique: np.ndarray = merged[np.append(True, merged[1:] != merged[:-1])]
+    return unique
 
 
 def pivot(

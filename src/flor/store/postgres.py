@@ -19,7 +19,7 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import Loader
 
 from flor.errors import QueryError, StoreError
-from flor.store.backend import QueryResult, Target, mask, retry_while
+from flor.store.backend import Connection, QueryResult, Target, mask, retry_while
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_S = 4
@@ -256,7 +256,7 @@ class PgWriter:
             raise
         self.conn = PgConnection(raw)
 
-    def transaction(self, work: Callable[[Any], T]) -> T:
+    def transaction(self, work: Callable[[Connection], T]) -> T:
         reconnected = False
 
         def attempt() -> T:

@@ -11,7 +11,14 @@ from typing import Any
 import pandas as pd
 
 from flor.errors import UsageError
-from flor.store.backend import Connection, Target, open_backend, open_target, target_exists
+from flor.store.backend import (
+    Connection,
+    ReadConnection,
+    Target,
+    open_backend,
+    open_target,
+    target_exists,
+)
 from flor.store.columns import ColumnReader, RunLoops, loop_rows
 from flor.store.pivot import RUN_KEYS, ValueGroup, pivot
 from flor.store.reads import flush_recording, locate
@@ -24,7 +31,7 @@ def _target(home: Path | None) -> Target:
     return locate(home)
 
 
-def open_reader(home: Path | None = None) -> Any:
+def open_reader(home: Path | None = None) -> ReadConnection:
     """A read-only connection (one consistent snapshot on PostgreSQL), SQLite-dialect SQL."""
     return open_target(_target(home))
 

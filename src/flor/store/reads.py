@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from flor.paths import db_path
-from flor.store.backend import Target, resolve
+from flor.store.backend import ReadConnection, Target, resolve
 
 
 class LoopTiming(NamedTuple):
@@ -96,7 +96,7 @@ def locate(home: Path | None = None) -> Target:
 
 
 @contextmanager
-def _reading(home: Path | None) -> Iterator[Any]:
+def _reading(home: Path | None) -> Iterator[ReadConnection]:
     from flor.store.backend import open_target
 
     conn = open_target(locate(home))

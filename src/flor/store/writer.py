@@ -51,7 +51,7 @@ class StoreWriter:
         self.path = path
         self._lock = threading.Lock()
 
-    def transaction(self, work: Callable[[Any], T]) -> T:
+    def transaction(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one short write transaction, retrying while other writers conflict."""
         with self._lock:
             result: T = self._db.transaction(work)
