@@ -19,7 +19,13 @@ from flor.store.backend import (
     resolve,
 )
 from flor.store.status import effective_status
-from flor.store.writer import LOG_COLUMNS, StoreWriter
+from flor.store.writer import (
+    CHECKPOINT_COLUMNS,
+    COMMIT_COLUMNS,
+    LOG_COLUMNS,
+    LOOP_COLUMNS,
+    StoreWriter,
+)
 
 TABLES = ("runs", "loops", "logs", "checkpoints", "commits", "artifacts", "events")
 
@@ -221,6 +227,7 @@ def _copy_run(
     events = artifacts.run_rows(src, run_id)
     contents = artifacts.artifact_rows(src, [row[6] for row in events if row[6]])
     marks = ", ".join("?" for _ in columns)
+    upsert = writer.dialect.upsert
 
     def work(conn: Connection) -> None:
         conn.execute(
@@ -228,22 +235,11 @@ def _copy_run(
             tuple(run[c] for c in columns),
         )
         if loops:
-            conn.executemany(
-                "INSERT OR IGNORE INTO loops (run_id, ctx_id, parent_ctx_id, name, iteration, "
-                "value, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                loops,
-            )
+            conn.executemany(upsert("loops", (*LOOP_COLUMNS, "seconds"), replace=False), loops)
         if checkpoints:
-            conn.executemany(
-                "INSERT OR IGNORE INTO checkpoints (run_id, ctx_id, iteration, object, digest, "
-                "bytes, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                checkpoints,
-            )
+            conn.executemany(upsert("checkpoints", CHECKPOINT_COLUMNS, replace=False), checkpoints)
         if commits:
-            conn.executemany(
-                "INSERT OR IGNORE INTO commits (run_id, tstamp, snapshot) VALUES (?, ?, ?)",
-                commits,
-            )
+            conn.executemany(upsert("commits", COMMIT_COLUMNS, replace=False), commits)
         if logs:
             writer._db.insert_rows(conn, "logs", LOG_COLUMNS, logs)
         artifacts.copy_rows(conn, contents, events)

@@ -102,10 +102,25 @@ def resolve(path: Path | None = None) -> Target:
 # -- what every backend offers --------------------------------------------------------------
 
 
+class Dialect(Protocol):
+    """The statements a backend spells its own way, written for it by the backend."""
+
+    same: str  # `a {same} ?` holds when both are NULL or equal
+    differs: str  # its negation
+
+    def upsert(self, table: str, columns: Sequence[str], *, replace: bool) -> str:
+        """An INSERT of one row of `columns` (`?` parameters) that, when a row with the same
+        primary key exists, replaces it (`replace`) or leaves it (not `replace`)."""
+        ...
+
+
 class Writer(Protocol):
     """Short write transactions: `work` gets a connection and runs inside one."""
 
     target: Target
+
+    @property
+    def dialect(self) -> Dialect: ...
 
     def transaction(self, work: Callable[[Connection], T]) -> T: ...
 

@@ -35,11 +35,11 @@ _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?"
 
 
 def translate(sql: str) -> str:
-    """Store SQL in SQLite's dialect to PostgreSQL's, with `$n` parameters.
+    """`?` parameters (outside literals and comments) as psycopg's `$n`.
 
-    Handles what the store's own statements use: `?` parameters (outside literals and
-    comments), `IS ?` / `IS NOT ?`, empty `IN ()` lists, `INSERT OR IGNORE` and
-    `INSERT OR REPLACE` (an upsert on the table's primary key).
+    Also still rewrites SQLite spellings (`IS ?` / `IS NOT ?`, empty `IN ()` lists,
+    `INSERT OR IGNORE/REPLACE`) for `store/artifacts.py` and `store/browse.py`, which do not
+    use the backend's `Dialect` yet; the writer, admin and reads no longer need it.
     """
     from flor.store.schema import PRIMARY_KEYS
 
@@ -134,9 +134,8 @@ def migrate(conn: psycopg.Connection[Any], target: Target) -> tuple[int, int]:
                     conn.execute(statement)
             if found != SCHEMA_VERSION:
                 conn.execute(
-                    translate(
-                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)"
-                    ),
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', $1) "
+                    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                     [str(SCHEMA_VERSION)],
                 )
         return found, SCHEMA_VERSION
@@ -239,12 +238,31 @@ class PostgresBackend:
 PostgresStore = PostgresBackend  # the name graph.py still imports
 
 
+class PostgresDialect:
+    same = "IS NOT DISTINCT FROM"
+    differs = "IS DISTINCT FROM"
+
+    def upsert(self, table: str, columns: Sequence[str], *, replace: bool) -> str:
+        from flor.store.schema import PRIMARY_KEYS
+
+        keys = PRIMARY_KEYS[table]
+        others = [c for c in columns if c not in keys]
+        marks = ", ".join("?" for _ in columns)
+        insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+        if not replace or not others:
+            return f"{insert} ON CONFLICT DO NOTHING"
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in others)
+        return f"{insert} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+
+
 class _Reconnected(Exception):
     """The server dropped the writer's connection and it reconnected: try again."""
 
 
 class PgWriter:
     """Short write transactions with retries; reconnects once if the server dropped us."""
+
+    dialect = PostgresDialect()
 
     def __init__(self, target: Target) -> None:
         self.target = target

@@ -42,8 +42,23 @@ def begin_immediate(conn: sqlite3.Connection, where: object) -> None:
         raise StoreError(f"cannot write to the store {where} ({exc})") from exc
 
 
+class SQLiteDialect:
+    same = "IS"
+    differs = "IS NOT"
+
+    def upsert(self, table: str, columns: Sequence[str], *, replace: bool) -> str:
+        verb = "REPLACE" if replace else "IGNORE"
+        marks = ", ".join("?" for _ in columns)
+        return f"INSERT OR {verb} INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+
+DIALECT = SQLiteDialect()
+
+
 class SQLiteWriter:
     """Short IMMEDIATE transactions on one SQLite connection."""
+
+    dialect = DIALECT
 
     def __init__(self, target: Target) -> None:
         from flor.store.schema import connect

@@ -30,6 +30,9 @@ RUN_COLUMNS = (
     "started",
     "heartbeat",
 )
+LOOP_COLUMNS = ("run_id", "ctx_id", "parent_ctx_id", "name", "iteration", "value")
+CHECKPOINT_COLUMNS = ("run_id", "ctx_id", "iteration", "object", "digest", "bytes", "seconds")
+COMMIT_COLUMNS = ("run_id", "tstamp", "snapshot")
 # `writer` is `replay_id` or '' for the recorded run: part of the logs key (schema 2).
 LOG_COLUMNS = (
     "run_id", "tstamp", "ctx_id", "name", "value", "type", "seq", "replay_id", "writer",
@@ -48,6 +51,7 @@ class StoreWriter:
 
         self._db = open_writer(path, target)
         self.target = self._db.target
+        self.dialect = self._db.dialect
         self.path = path
         self._lock = threading.Lock()
 
@@ -88,17 +92,18 @@ class StoreWriter:
         the same loop contexts, so replaying twice never duplicates values.
         """
 
+        same, differs = self.dialect.same, self.dialect.differs
+
         def work(conn: Connection) -> None:
             if loops:
                 conn.executemany(
-                    "INSERT OR IGNORE INTO loops (run_id, ctx_id, parent_ctx_id, name, "
-                    "iteration, value) VALUES (?, ?, ?, ?, ?, ?)",
+                    self.dialect.upsert("loops", LOOP_COLUMNS, replace=False),
                     loops,
                 )
             if replace_names and logs:
                 conn.executemany(
-                    "DELETE FROM logs WHERE run_id = ? AND name = ? AND ctx_id IS ? "
-                    "AND replay_id IS NOT NULL AND replay_id IS NOT ?",
+                    f"DELETE FROM logs WHERE run_id = ? AND name = ? AND ctx_id {same} ? "
+                    f"AND replay_id IS NOT NULL AND replay_id {differs} ?",
                     {(row[0], row[3], row[2], row[7]) for row in logs if row[3] in replace_names},
                 )
             if logs:
@@ -112,22 +117,13 @@ class StoreWriter:
         self.transaction(work)
 
     def insert_checkpoints(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self.transaction(
-            lambda c: c.executemany(
-                "INSERT OR REPLACE INTO checkpoints (run_id, ctx_id, iteration, object, "
-                "digest, bytes, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        )
+        statement = self.dialect.upsert("checkpoints", CHECKPOINT_COLUMNS, replace=True)
+        self.transaction(lambda c: c.executemany(statement, rows))
 
     def record_commit(self, run_id: str, tstamp: str, snapshot: str | None) -> None:
         """The code snapshot of a run's `tstamp` (replacing an earlier one)."""
-        self.transaction(
-            lambda c: c.execute(
-                "INSERT OR REPLACE INTO commits (run_id, tstamp, snapshot) VALUES (?, ?, ?)",
-                (run_id, tstamp, snapshot),
-            )
-        )
+        statement = self.dialect.upsert("commits", COMMIT_COLUMNS, replace=True)
+        self.transaction(lambda c: c.execute(statement, (run_id, tstamp, snapshot)))
 
     def commit_snapshot(self, run_id: str, tstamp: str) -> str | None:
         """The snapshot recorded for a run's `tstamp`, if any."""
