@@ -141,10 +141,30 @@ def fill(runs: int, epochs: int, steps: int) -> None:
                 ctx += 1
                 loops.append((run_id, ctx, epoch_ctx, "step", s, None))
                 logs.append(
-                    (run_id, f"t{r:04d}", ctx, "loss", repr(1.0 / (ctx + 1)), "float", ctx, None)
+                    (
+                        run_id,
+                        f"t{r:04d}",
+                        ctx,
+                        "loss",
+                        repr(1.0 / (ctx + 1)),
+                        "float",
+                        ctx,
+                        None,
+                        "",
+                    )
                 )
             logs.append(
-                (run_id, f"t{r:04d}", epoch_ctx, "acc", repr(e / epochs), "float", ctx + 1, None)
+                (
+                    run_id,
+                    f"t{r:04d}",
+                    epoch_ctx,
+                    "acc",
+                    repr(e / epochs),
+                    "float",
+                    ctx + 1,
+                    None,
+                    "",
+                )
             )
             writer.write_batch(run_id, loops, logs, [], 0.0)
     writer.close()
