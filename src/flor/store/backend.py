@@ -148,6 +148,7 @@ class Backend(Protocol):
     or `flor.store.postgres`; nothing else looks at which one it is."""
 
     target: Target
+    parallel_reads: int  # connections a dataframe reads runs with at once
 
     def reader(self) -> ReadConnection:
         """A read-only connection: one consistent snapshot; refuses a missing or newer schema."""

@@ -164,6 +164,8 @@ class PgConnection:
 
 
 class PostgresBackend:
+    parallel_reads = 1  # one REPEATABLE READ snapshot: a dataframe never sees half a flush
+
     def __init__(self, target: Target) -> None:
         self.target = target
 

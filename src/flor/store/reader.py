@@ -50,15 +50,12 @@ def query(sql: str, params: Sequence[Any] = (), home: Path | None = None) -> pd.
 # -- the pivoted dataframe ------------------------------------------------------------------
 
 
-READ_THREADS = 2  # SQLite computes one run's joined text while Python parses another's
-
-
 def dataframe(names: Sequence[str], home: Path | None = None) -> pd.DataFrame:
     for name in names:
         if not isinstance(name, str) or not name:
             raise UsageError(f"dataframe names must be non-empty strings, got {name!r}")
-    target = _target(home)
-    connections = [open_target(target) for _ in range(1 if target.is_postgres else READ_THREADS)]
+    backend = open_backend(_target(home))
+    connections = [backend.reader() for _ in range(backend.parallel_reads)]
     try:
         return _dataframe(connections, list(dict.fromkeys(names)))
     finally:
