@@ -82,3 +82,34 @@ def test_importing_the_package_is_light() -> None:
     code = "import sys, flor.propagate; print('libcst' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("new", "old"),
+    [
+        ("import flor\nx = 1\nflor.log('x', x)\n", "import flor\nx = 2\n"),  # placed
+        ("import flor\nflor.log('a', a)\n", "import flor\n"),  # declined
+        ("x = 1\n", "def (:\n"),  # target does not parse
+        ("x = 1\n", b"\xff\xfe\x00x = 1\n"),  # target is not UTF-8
+    ],
+)
+def test_the_cli_and_the_module_print_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], new: str, old: str | bytes
+) -> None:
+    from click.testing import CliRunner
+
+    from flor.cli import main as cli
+
+    source, target, out = _write(tmp_path, new, "")
+    if isinstance(old, bytes):
+        target.write_bytes(old)
+    else:
+        target.write_text(old, encoding="utf-8")
+    code = _run(source, target, out)
+    printed = capsys.readouterr()
+    written = out.read_text() if out.exists() else None
+    out.unlink(missing_ok=True)
+    args = ["propagate", "--source", str(source), "--target", str(target), "--output", str(out)]
+    done = CliRunner().invoke(cli, args)
+    assert (done.exit_code, done.stdout, done.stderr) == (code, printed.out, printed.err)
+    assert (out.read_text() if out.exists() else None) == written

@@ -5,15 +5,16 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import importlib
 import secrets
 from collections import Counter
 
 import libcst as cst
 
 from flor.errors import PropagateError, UsageError
-from flor.propagate import MATCHERS
+from flor.propagate import MATCHER_CLASSES
 from flor.propagate.gumtree_external import GumTreeMatcher
-from flor.propagate.matcher import Mappings, Matcher, TreeMatcher
+from flor.propagate.matcher import Mappings, Matcher
 from flor.propagate.outcomes import AlreadyPresent, Declined, Outcome, Placed, PropagationResult
 from flor.propagate.scope import Bindings
 from flor.propagate.splice import splice, top_level_check
@@ -48,15 +49,11 @@ _WHOLE_FILE = "another statement of this source was declined, so the target is l
 
 
 def _matcher(name: str) -> Matcher:
-    if name == "tree":
-        return TreeMatcher()
-    if name == "difflib":
-        from flor.propagate.difflib_matcher import DifflibMatcher
-
-        return DifflibMatcher()
-    if name == "gumtree":
-        return GumTreeMatcher()
-    raise UsageError(f"Unknown matcher {name!r}: use one of {', '.join(MATCHERS)}.")
+    if name not in MATCHER_CLASSES:
+        raise UsageError(f"Unknown matcher {name!r}: use one of {', '.join(MATCHER_CLASSES)}.")
+    module, cls = MATCHER_CLASSES[name]
+    matcher: Matcher = getattr(importlib.import_module(module), cls)()
+    return matcher
 
 
 def propagate_source(new_src: str, old_src: str, matcher: str = "tree") -> PropagationResult:
