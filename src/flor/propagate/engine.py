@@ -13,6 +13,7 @@ import libcst as cst
 
 from flor.errors import PropagateError, UsageError
 from flor.propagate import MATCHER_CLASSES
+from flor.propagate.calls import is_flor_ast_call
 from flor.propagate.gumtree_external import GumTreeMatcher
 from flor.propagate.matcher import Mappings, Matcher
 from flor.propagate.outcomes import AlreadyPresent, Declined, Outcome, Placed, PropagationResult
@@ -22,7 +23,6 @@ from flor.propagate.statements import (
     LogStatement,
     Parsed,
     ast_log_statements,
-    is_flor_log_call,
     log_name,
     log_statements,
     parse,
@@ -158,7 +158,7 @@ def _names_of(statement: ast.stmt) -> frozenset[str | None]:
     return frozenset(
         log_name(call)
         for call in ast.walk(statement)
-        if isinstance(call, ast.Call) and is_flor_log_call(call)
+        if isinstance(call, ast.Call) and is_flor_ast_call(call)
     )
 
 
@@ -180,7 +180,7 @@ def _edited_names(statements: list[LogStatement], old_statements: list[ast.stmt]
 
 def _check_names(stmt: LogStatement) -> None:
     for call in ast.walk(stmt.ast_node):
-        if isinstance(call, ast.Call) and is_flor_log_call(call) and log_name(call) is None:
+        if isinstance(call, ast.Call) and is_flor_ast_call(call) and log_name(call) is None:
             raise PropagateError(
                 f"The source's flor.log at line {call.lineno} has no string-literal name: "
                 f'write the name as a literal such as flor.log("loss", value).'
