@@ -371,9 +371,9 @@ def propagate(
         return
     if script is None:
         raise UsageError("name the SCRIPT to propagate from, or use --source/--target/--output")
-    from flor.propagate import history
+    from flor.replay.versions import propagate_history, summary
 
-    versions = history.propagate_history(
+    versions = propagate_history(
         script,
         since=since,
         runs=_select_runs(run_ids, downstream_of, script),
@@ -381,7 +381,7 @@ def propagate(
         store=not dry_run,
         progress=fmt == "table",
     )
-    emit(history.summary(versions), fmt)
+    emit(summary(versions), fmt)
     if diff:
         for version in versions:
             if version.diff:
