@@ -113,3 +113,21 @@ def test_the_cli_and_the_module_print_the_same(
     done = CliRunner().invoke(cli, args)
     assert (done.exit_code, done.stdout, done.stderr) == (code, printed.out, printed.err)
     assert (out.read_text() if out.exists() else None) == written
+
+
+def test_propagation_is_pure_no_store_runtime_git_or_ui() -> None:
+    """Every module of flor.propagate loads nothing of the store, the runtime (beyond what
+    `import flor` itself loads), git, replay or the command line."""
+    code = """
+import importlib, pkgutil, sys
+import flor
+before = set(sys.modules)
+import flor.propagate as p
+for m in pkgutil.iter_modules(p.__path__):
+    importlib.import_module(f"flor.propagate.{m.name}")
+banned = ("flor.store", "flor.runtime", "flor.replay", "flor.vcs", "flor.cli", "git", "click",
+          "rich", "pandas")
+print(sorted(m for m in set(sys.modules) - before if m.startswith(banned)))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
