@@ -37,6 +37,9 @@ PROPAGATED_DIR = "propagated"
 
 @dataclass
 class VersionResult:
+    """One past version: its statements inserted, already present or declined (with why),
+    or the error it was skipped for; its diff, and where its patched text was stored."""
+
     label: str
     commit: str
     inserted: list[str] = field(default_factory=list)
@@ -83,6 +86,8 @@ def propagate_history(
     progress: bool = False,
     time_limit_s: float | None = None,
 ) -> list[VersionResult]:
+    """Propagate the working-tree `script` into each of its past versions, oldest first;
+    `store=False` writes nothing (a dry run, or the web UI's preview)."""
     root = vcs.repo_root()
     path = script if script.is_absolute() else Path.cwd() / script
     try:
