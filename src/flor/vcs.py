@@ -52,14 +52,13 @@ def open_repo(path: Path) -> git.Repo:
 
 
 def repo_root(start: Path | None = None) -> Path:
-    """The work tree enclosing `start` (default: the current directory)."""
-    from flor.store.location import find_repo_root
-
-    root = find_repo_root(start)
-    if root is None:
-        where = (start or Path.cwd()).resolve()
-        raise NotInGitRepo(f"{where} is not inside a git repository: cd into your project")
-    return root
+    """The work tree enclosing `start` (default: the current directory), as git sees it."""
+    where = (start or Path.cwd()).resolve()
+    with open_repo(where) as repo:
+        tree = repo.working_tree_dir
+    if tree is None:
+        raise NotInGitRepo(f"{where} is inside a bare git repository: run flor in a work tree")
+    return Path(tree).resolve()
 
 
 def _max_file_bytes() -> int:
