@@ -170,7 +170,7 @@ def real_pairs(real: Path) -> list[tuple[str, str, str]]:
 
 def repository_form(new: str, olds: list[str]) -> tuple[float, float, dict[str, int]]:
     """Wall and CPU seconds of `propagate_history` over `olds` committed in a fresh repo."""
-    from flor.propagate.history import propagate_history
+    from flor.replay.versions import propagate_history
 
     with tempfile.TemporaryDirectory(prefix="flor-propagate-bench-") as folder:
         repo = Path(folder)

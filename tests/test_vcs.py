@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from gitutil import git
 
 import flor
 from flor import vcs
+from flor.errors import FlorError, NotInGitRepo
 
 
 def _fingerprint(repo: Path) -> dict[str, str]:
@@ -149,3 +151,45 @@ def test_untracked_credentials_stay_out_of_snapshots_unless_allowed(
     train.run()
     tree = set(git(repo, "ls-tree", "-r", "--name-only", _snapshot_of_last_run(repo)).split())
     assert set(secrets) <= tree
+
+
+def test_commit_with_file_adds_one_file_to_a_commit_and_touches_nothing_else(repo) -> None:
+    (repo / "train.py").write_text("x = 1\n")
+    snap = vcs.snapshot(repo, "nb", "the run's snapshot")
+    (repo / "staged.txt").write_text("staged\n")
+    git(repo, "add", "staged.txt")
+    before = _fingerprint(repo)
+    ref = "refs/flor/runs/nb-cells-1"
+    commit = vcs.commit_with_file(
+        repo, snap.commit, ".flor-cells/nb.py", "# In[1]:\nx\n", "cells", ref
+    )
+    assert _fingerprint(repo) == before
+    assert git(repo, "rev-parse", ref).strip() == commit
+    assert git(repo, "rev-parse", f"{commit}^").strip() == snap.commit
+    files = git(repo, "ls-tree", "-r", "--name-only", commit).split()
+    assert sorted(files) == [".flor-cells/nb.py", "README.md", "train.py"]
+    assert git(repo, "show", f"{commit}:.flor-cells/nb.py") == "# In[1]:\nx\n"
+
+
+def test_commit_with_file_onto_an_unknown_commit_is_one_clear_error(repo) -> None:
+    with pytest.raises(FlorError, match="could not commit cells.py onto 0{40} with git"):
+        vcs.commit_with_file(repo, "0" * 40, "cells.py", "x\n", "cells", "refs/flor/runs/x")
+
+
+def test_repo_root_is_the_work_tree_from_any_folder_inside_it(repo, tmp_path) -> None:
+    (repo / "src" / "pkg").mkdir(parents=True)
+    assert vcs.repo_root(repo / "src" / "pkg") == repo.resolve()
+    assert vcs.repo_root() == repo.resolve()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    with pytest.raises(NotInGitRepo, match="is not inside a git repository"):
+        vcs.repo_root(outside)
+
+
+def test_vcs_reads_nothing_of_the_store(repo) -> None:
+    code = (
+        "import sys, flor; before = set(sys.modules); from flor import vcs; vcs.repo_root(); "
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith('flor.store')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from flor.errors import FlorError, UsageError
+from flor.propagate import MATCHERS
+from flor.propagate.files import REPORTS
 from flor.units import human_bytes
 
 if TYPE_CHECKING:
@@ -308,15 +310,6 @@ def gc(dry_run: bool, grace: float) -> None:
     click.echo(f"{verb} {found.blobs} checkpoint blobs{temp} ({human_bytes(found.bytes)})")
 
 
-def _read_text(path: Path, role: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{role} file {path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {role} file {path}: {exc.strerror}") from None
-
-
 @main.command()
 @click.argument("script", required=False, type=click.Path(path_type=Path))
 @click.option("--source", type=click.Path(path_type=Path), help="File form: the new version.")
@@ -324,14 +317,14 @@ def _read_text(path: Path, role: str) -> str:
 @click.option("--output", type=click.Path(path_type=Path), help="File form: where to write.")
 @click.option(
     "--matcher",
-    type=click.Choice(["tree", "difflib", "gumtree"]),
+    type=click.Choice(MATCHERS),
     default="tree",
     show_default=True,
     help="How the two versions' trees are matched.",
 )
 @click.option(
     "--report",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(REPORTS),
     default="text",
     show_default=True,
     help="File form: how to print the per-statement report.",
@@ -375,9 +368,9 @@ def propagate(
         return
     if script is None:
         raise UsageError("name the SCRIPT to propagate from, or use --source/--target/--output")
-    from flor.propagate import history
+    from flor.replay.versions import propagate_history, summary
 
-    versions = history.propagate_history(
+    versions = propagate_history(
         script,
         since=since,
         runs=_select_runs(run_ids, downstream_of, script),
@@ -385,7 +378,7 @@ def propagate(
         store=not dry_run,
         progress=fmt == "table",
     )
-    emit(history.summary(versions), fmt)
+    emit(summary(versions), fmt)
     if diff:
         for version in versions:
             if version.diff:
@@ -399,27 +392,16 @@ def _split(text: str | None) -> list[str] | None:
 def _propagate_files(
     source: Path, target: Path, output: Path, matcher: str, report: str, history: Path | None
 ) -> None:
-    from flor.propagate import Declined, propagate_source
-    from flor.propagate.chain import read_history
+    from flor.propagate import files
 
-    versions = read_history(history, source.name) if history is not None else []
-    result = propagate_source(
-        _read_text(source, "source"), _read_text(target, "target"), matcher, versions
-    )
-    if report == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
+    result = files.propagate_files(source, target, output, matcher, history)
+    out, err = files.report(result, report)
+    for line in out:
+        click.echo(line)
+    for line in err:
+        click.echo(line, err=True)
     if not result.ok:
-        for outcome in result.outcomes:
-            if isinstance(outcome, Declined):
-                click.echo(f"declined: {outcome.statement}: {outcome.reason}", err=True)
         sys.exit(1)
-    try:
-        output.write_text(result.source, encoding="utf-8")
-    except OSError as exc:
-        raise FlorError(f"cannot write {output}: {exc.strerror}: choose another --output") from None
-    if report == "text":
-        for outcome in result.outcomes:
-            click.echo(f"{type(outcome).__name__.lower()}: {outcome.statement}")
 
 
 @main.command()

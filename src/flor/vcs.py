@@ -6,6 +6,7 @@ working tree are never touched.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import io
 import os
@@ -13,10 +14,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import git
 
@@ -50,14 +52,13 @@ def open_repo(path: Path) -> git.Repo:
 
 
 def repo_root(start: Path | None = None) -> Path:
-    """The work tree enclosing `start` (default: the current directory)."""
-    from flor.store.location import find_repo_root
-
-    root = find_repo_root(start)
-    if root is None:
-        where = (start or Path.cwd()).resolve()
-        raise NotInGitRepo(f"{where} is not inside a git repository: cd into your project")
-    return root
+    """The work tree enclosing `start` (default: the current directory), as git sees it."""
+    where = (start or Path.cwd()).resolve()
+    with open_repo(where) as repo:
+        tree = repo.working_tree_dir
+    if tree is None:
+        raise NotInGitRepo(f"{where} is inside a bare git repository: run flor in a work tree")
+    return Path(tree).resolve()
 
 
 def _max_file_bytes() -> int:
@@ -93,75 +94,115 @@ def _head(repo: git.Repo) -> tuple[str | None, str | None]:
     return base, branch
 
 
+@contextlib.contextmanager
+def _temporary_index(repo: git.Repo) -> Iterator[dict[str, str]]:
+    """The environment for git commands that stage into a fresh index file, removed
+    afterwards: commits are built without touching the user's index."""
+    with tempfile.TemporaryDirectory(prefix="flor-index-") as folder:
+        yield {**_IDENTITY, "GIT_INDEX_FILE": str(Path(folder) / "index")}
+
+
+def _commit_index(
+    repo: git.Repo, env: dict[str, str], base: str | None, message: str, ref: str
+) -> str:
+    """Commit what the temporary index holds, with `base` as parent, and point `ref` at it."""
+    tree = repo.git.execute(["git", "write-tree"], env=env)
+    parents = ["-p", base] if base else []
+    commit = repo.git.execute(["git", "commit-tree", str(tree), *parents, "-m", message], env=env)
+    repo.git.execute(["git", "update-ref", ref, str(commit)])
+    return str(commit)
+
+
+@contextlib.contextmanager
+def _stdin(data: bytes) -> Iterator[BinaryIO]:
+    """`data` in a real file, as git's stdin must be."""
+    with tempfile.TemporaryFile() as stream:
+        stream.write(data)
+        stream.seek(0)
+        yield stream
+
+
 def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
     """Commit the work tree as it is now (ignored and oversized files left out)."""
     repo = open_repo(root)
     base, branch = _head(repo)
     limit = _max_file_bytes()
     work_tree = Path(repo.working_tree_dir or root)
-    fd, index_file = tempfile.mkstemp(prefix="flor-index-")
-    os.close(fd)
-    os.unlink(index_file)
-    env = {**_IDENTITY, "GIT_INDEX_FILE": index_file}
     try:
-        if base is not None:
-            repo.git.execute(["git", "read-tree", base], env=env)
-        listing = repo.git.execute(
-            ["git", "ls-files", "-z", "--others", "--modified", "--deleted", "--exclude-standard"],
-            env=env,
-        )
-        untracked = set(
-            str(
-                repo.git.execute(
-                    ["git", "ls-files", "-z", "--others", "--exclude-standard"], env=env
+        with _temporary_index(repo) as env:
+            if base is not None:
+                repo.git.execute(["git", "read-tree", base], env=env)
+            listing = repo.git.execute(
+                ["git", "ls-files", "-z", "--others", "--modified", "--deleted",
+                 "--exclude-standard"],
+                env=env,
+            )  # fmt: skip
+            untracked = set(
+                str(
+                    repo.git.execute(
+                        ["git", "ls-files", "-z", "--others", "--exclude-standard"], env=env
+                    )
+                ).split("\0")
+            )
+            to_add, skipped, secret = [], [], []
+            for rel in dict.fromkeys(p for p in str(listing).split("\0") if p):
+                target = work_tree / rel
+                if rel in untracked and _denied(rel):
+                    secret.append(rel)
+                elif target.is_file() and not target.is_symlink() and target.stat().st_size > limit:
+                    skipped.append(rel)
+                else:
+                    to_add.append(rel)
+            if secret:
+                print(
+                    f"flor: warning: {', '.join(secret)} may hold credentials and is left out "
+                    "of the run's snapshot (FLOR_SNAPSHOT_DENY sets which files; commit a file "
+                    "to snapshot it)",
+                    file=sys.stderr,
                 )
-            ).split("\0")
-        )
-        to_add, skipped, secret = [], [], []
-        for rel in dict.fromkeys(p for p in str(listing).split("\0") if p):
-            target = work_tree / rel
-            if rel in untracked and _denied(rel):
-                secret.append(rel)
-            elif target.is_file() and not target.is_symlink() and target.stat().st_size > limit:
-                skipped.append(rel)
-            else:
-                to_add.append(rel)
-        if secret:
-            print(
-                f"flor: warning: {', '.join(secret)} may hold credentials and is left out of "
-                "the run's snapshot (FLOR_SNAPSHOT_DENY sets which files; commit a file to "
-                "snapshot it)",
-                file=sys.stderr,
-            )
-        for rel in skipped:
-            print(
-                f"flor: warning: {rel} is larger than {limit} bytes and is left out of the "
-                "run's snapshot (set FLOR_SNAPSHOT_MAX_BYTES to raise the cap)",
-                file=sys.stderr,
-            )
-        if to_add:
-            with tempfile.TemporaryFile() as paths:
+            for rel in skipped:
+                print(
+                    f"flor: warning: {rel} is larger than {limit} bytes and is left out of the "
+                    "run's snapshot (set FLOR_SNAPSHOT_MAX_BYTES to raise the cap)",
+                    file=sys.stderr,
+                )
+            if to_add:
                 # names are bytes on POSIX: git gave undecodable ones back as surrogates
-                paths.write("\0".join(to_add).encode("utf-8", "surrogateescape"))
-                paths.seek(0)
-                repo.git.execute(
-                    ["git", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
-                    env=env,
-                    istream=paths,
-                )
-        tree = repo.git.execute(["git", "write-tree"], env=env)
-        parents = ["-p", base] if base else []
-        commit = repo.git.execute(
-            ["git", "commit-tree", str(tree), *parents, "-m", message], env=env
-        )
-        repo.git.execute(["git", "update-ref", SNAPSHOT_REF_PREFIX + run_id, str(commit)])
+                names = "\0".join(to_add).encode("utf-8", "surrogateescape")
+                with _stdin(names) as paths:
+                    repo.git.execute(
+                        ["git", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
+                        env=env,
+                        istream=paths,
+                    )
+            commit = _commit_index(repo, env, base, message, SNAPSHOT_REF_PREFIX + run_id)
     except git.GitCommandError as exc:
         raise FlorError(f"could not snapshot {work_tree} with git: {exc.stderr.strip()}") from exc
     finally:
         repo.close()
-        if os.path.exists(index_file):
-            os.unlink(index_file)
-    return Snapshot(str(commit), base, branch, tuple(skipped))
+    return Snapshot(commit, base, branch, tuple(skipped))
+
+
+def commit_with_file(root: Path, base: str, path: str, text: str, message: str, ref: str) -> str:
+    """A commit whose tree is `base`'s plus `path` holding `text`, stored under `ref`
+    (e.g. a notebook's cells beside its run's snapshot); nothing of the user's is touched."""
+    with open_repo(root) as repo:
+        try:
+            with _temporary_index(repo) as env:
+                repo.git.execute(["git", "read-tree", base], env=env)
+                with _stdin(text.encode("utf-8")) as data:
+                    blob = repo.git.execute(
+                        ["git", "hash-object", "-w", "--stdin"], env=env, istream=data
+                    )
+                repo.git.execute(
+                    ["git", "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"],
+                    env=env,
+                )
+                return _commit_index(repo, env, base, message, ref)
+        except git.GitCommandError as exc:
+            raise FlorError(
+                f"could not commit {path} onto {base} with git: {exc.stderr.strip()}"
+            ) from exc
 
 
 def drop_snapshots(root: Path, run_id: str) -> int:
@@ -249,6 +290,20 @@ def commits_touching(root: Path, rel_path: str, since: str | None = None) -> lis
         except git.GitCommandError:
             return []
     return [line for line in out.splitlines() if line]
+
+
+def commits_since(root: Path, commit: str, rel_path: str) -> list[str]:
+    """Commits that changed `rel_path` between `commit` (or where it branched off, for a
+    run's snapshot) and HEAD, oldest first, without `commit` itself."""
+    with open_repo(root) as repo:
+        try:
+            base = repo.git.merge_base(commit, "HEAD").strip()
+            out = repo.git.log(
+                "--format=%H", "--reverse", "--ancestry-path", f"{base}..HEAD", "--", rel_path
+            )
+        except git.GitCommandError:
+            return []
+    return [line for line in out.splitlines() if line and line != commit]
 
 
 def since_cutoff(root: Path, since: str, run_starts: dict[str, float]) -> float:

@@ -82,3 +82,52 @@ def test_importing_the_package_is_light() -> None:
     code = "import sys, flor.propagate; print('libcst' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("new", "old"),
+    [
+        ("import flor\nx = 1\nflor.log('x', x)\n", "import flor\nx = 2\n"),  # placed
+        ("import flor\nflor.log('a', a)\n", "import flor\n"),  # declined
+        ("x = 1\n", "def (:\n"),  # target does not parse
+        ("x = 1\n", b"\xff\xfe\x00x = 1\n"),  # target is not UTF-8
+    ],
+)
+def test_the_cli_and_the_module_print_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], new: str, old: str | bytes
+) -> None:
+    from click.testing import CliRunner
+
+    from flor.cli import main as cli
+
+    source, target, out = _write(tmp_path, new, "")
+    if isinstance(old, bytes):
+        target.write_bytes(old)
+    else:
+        target.write_text(old, encoding="utf-8")
+    code = _run(source, target, out)
+    printed = capsys.readouterr()
+    written = out.read_text() if out.exists() else None
+    out.unlink(missing_ok=True)
+    args = ["propagate", "--source", str(source), "--target", str(target), "--output", str(out)]
+    done = CliRunner().invoke(cli, args)
+    assert (done.exit_code, done.stdout, done.stderr) == (code, printed.out, printed.err)
+    assert (out.read_text() if out.exists() else None) == written
+
+
+def test_propagation_is_pure_no_store_runtime_git_or_ui() -> None:
+    """Every module of flor.propagate loads nothing of the store, the runtime (beyond what
+    `import flor` itself loads), git, replay or the command line."""
+    code = """
+import importlib, pkgutil, sys
+import flor
+before = set(sys.modules)
+import flor.propagate as p
+for m in pkgutil.iter_modules(p.__path__):
+    importlib.import_module(f"flor.propagate.{m.name}")
+banned = ("flor.store", "flor.runtime", "flor.replay", "flor.vcs", "flor.cli", "git", "click",
+          "rich", "pandas")
+print(sorted(m for m in set(sys.modules) - before if m.startswith(banned)))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -15,7 +15,13 @@ from flor.propagate.outcomes import AlreadyPresent, Declined, Outcome, Placed, P
 if TYPE_CHECKING:
     from flor.propagate.matcher import MatcherOptions
 
-MATCHERS: tuple[str, ...] = ("tree", "difflib", "gumtree")
+# Each `--matcher` name with the module and class that implement it, imported on first use.
+MATCHER_CLASSES: dict[str, tuple[str, str]] = {
+    "tree": ("flor.propagate.matcher", "TreeMatcher"),
+    "difflib": ("flor.propagate.difflib_matcher", "DifflibMatcher"),
+    "gumtree": ("flor.propagate.gumtree_external", "GumTreeMatcher"),
+}
+MATCHERS: tuple[str, ...] = tuple(MATCHER_CLASSES)
 
 __all__ = [
     "MATCHERS",

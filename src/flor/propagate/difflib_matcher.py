@@ -19,8 +19,6 @@ from flor.propagate.tree import Node, Tree, signature
 class DifflibMatcher:
     """Line alignment of statements; the simple baseline behind `--matcher difflib`."""
 
-    name = "difflib"
-
     def __init__(self, min_ratio: float = 0.6) -> None:
         self.min_ratio = min_ratio
 

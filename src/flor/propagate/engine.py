@@ -5,15 +5,17 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import importlib
 import secrets
 from collections import Counter
 
 import libcst as cst
 
 from flor.errors import PropagateError, UsageError
-from flor.propagate import MATCHERS
+from flor.propagate import MATCHER_CLASSES
+from flor.propagate.calls import is_flor_ast_call
 from flor.propagate.gumtree_external import GumTreeMatcher
-from flor.propagate.matcher import Mappings, Matcher, TreeMatcher
+from flor.propagate.matcher import Mappings, Matcher
 from flor.propagate.outcomes import AlreadyPresent, Declined, Outcome, Placed, PropagationResult
 from flor.propagate.scope import Bindings
 from flor.propagate.splice import splice, top_level_check
@@ -21,7 +23,6 @@ from flor.propagate.statements import (
     LogStatement,
     Parsed,
     ast_log_statements,
-    is_flor_log_call,
     log_name,
     log_statements,
     parse,
@@ -48,15 +49,11 @@ _WHOLE_FILE = "another statement of this source was declined, so the target is l
 
 
 def _matcher(name: str) -> Matcher:
-    if name == "tree":
-        return TreeMatcher()
-    if name == "difflib":
-        from flor.propagate.difflib_matcher import DifflibMatcher
-
-        return DifflibMatcher()
-    if name == "gumtree":
-        return GumTreeMatcher()
-    raise UsageError(f"Unknown matcher {name!r}: use one of {', '.join(MATCHERS)}.")
+    if name not in MATCHER_CLASSES:
+        raise UsageError(f"Unknown matcher {name!r}: use one of {', '.join(MATCHER_CLASSES)}.")
+    module, cls = MATCHER_CLASSES[name]
+    matcher: Matcher = getattr(importlib.import_module(module), cls)()
+    return matcher
 
 
 def propagate_source(new_src: str, old_src: str, matcher: str = "tree") -> PropagationResult:
@@ -161,7 +158,7 @@ def _names_of(statement: ast.stmt) -> frozenset[str | None]:
     return frozenset(
         log_name(call)
         for call in ast.walk(statement)
-        if isinstance(call, ast.Call) and is_flor_log_call(call)
+        if isinstance(call, ast.Call) and is_flor_ast_call(call)
     )
 
 
@@ -183,7 +180,7 @@ def _edited_names(statements: list[LogStatement], old_statements: list[ast.stmt]
 
 def _check_names(stmt: LogStatement) -> None:
     for call in ast.walk(stmt.ast_node):
-        if isinstance(call, ast.Call) and is_flor_log_call(call) and log_name(call) is None:
+        if isinstance(call, ast.Call) and is_flor_ast_call(call) and log_name(call) is None:
             raise PropagateError(
                 f"The source's flor.log at line {call.lineno} has no string-literal name: "
                 f'write the name as a literal such as flor.log("loss", value).'

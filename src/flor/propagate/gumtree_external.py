@@ -29,8 +29,6 @@ _RANGE = re.compile(r"\[(\d+),(\d+)\]")
 class GumTreeMatcher:
     """Delegate matching to `gumtree textdiff -f JSON` (best effort, statements only)."""
 
-    name = "gumtree"
-
     def __init__(self, timeout: float = 60.0) -> None:
         self.timeout = timeout
 

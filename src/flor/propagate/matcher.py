@@ -646,15 +646,11 @@ def _increasing(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
 class Matcher(Protocol):
     """What every matcher offers: map source nodes onto destination nodes."""
 
-    name: str
-
     def match(self, src: Tree, dst: Tree, mappings: Mappings | None = None) -> Mappings: ...
 
 
 class TreeMatcher:
     """The default matcher: the GumTree phases and the statement phase, chained."""
-
-    name = "tree"
 
     def __init__(self, options: MatcherOptions | None = None) -> None:
         self.options = options or MatcherOptions()

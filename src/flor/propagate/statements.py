@@ -14,6 +14,7 @@ import dataclasses
 import libcst as cst
 
 from flor.errors import PropagateError
+from flor.propagate.calls import is_flor_ast_call, is_flor_call
 from flor.propagate.tree import cst_children
 
 _COMPOUND: tuple[type[ast.stmt], ...] = (
@@ -71,26 +72,6 @@ def parse(text: str, which: str) -> Parsed:
     return Parsed(text, module, tree)
 
 
-def is_flor_log_call(node: ast.AST) -> bool:
-    return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "log"
-        and isinstance(node.func.value, ast.Name)
-        and node.func.value.id == "flor"
-    )
-
-
-def is_flor_log_cst(node: cst.CSTNode) -> bool:
-    return (
-        isinstance(node, cst.Call)
-        and isinstance(node.func, cst.Attribute)
-        and node.func.attr.value == "log"
-        and isinstance(node.func.value, cst.Name)
-        and node.func.value.value == "flor"
-    )
-
-
 _BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
@@ -110,7 +91,7 @@ def ast_log_statements(tree: ast.Module, text: str | None = None) -> list[ast.st
                 end = node.end_lineno or node.lineno
                 if not any("log" in line for line in lines[node.lineno - 1 : end]):
                     continue
-            if any(is_flor_log_call(n) for n in ast.walk(node)):
+            if any(is_flor_ast_call(n) for n in ast.walk(node)):
                 found.append(node)
             continue
         for name in _BODIES:
@@ -137,7 +118,7 @@ def logged_names(text: str) -> list[str]:
     raises `PropagateError`.
     """
     parsed = parse(text, "source")
-    calls = [n for n in ast.walk(parsed.tree) if isinstance(n, ast.Call) and is_flor_log_call(n)]
+    calls = [n for n in ast.walk(parsed.tree) if isinstance(n, ast.Call) and is_flor_ast_call(n)]
     calls.sort(key=lambda n: (n.lineno, n.col_offset))
     names: list[str] = []
     for call in calls:
@@ -161,7 +142,7 @@ class LogStatement:
     @property
     def is_insert(self) -> bool:
         """A bare `flor.log(...)` line is inserted; any other use wraps an expression."""
-        return isinstance(self.node, cst.Expr) and is_flor_log_cst(self.node.value)
+        return isinstance(self.node, cst.Expr) and is_flor_call(self.node.value)
 
     @property
     def line(self) -> int:
@@ -188,7 +169,7 @@ def _find_logs(module: cst.Module) -> list[_Found]:
     while stack:
         node, block, line = stack.pop()
         if isinstance(node, cst.BaseSmallStatement):
-            calls = [n for n in _walk_cst(node) if isinstance(n, cst.Call) and is_flor_log_cst(n)]
+            calls = [n for n in _walk_cst(node) if isinstance(n, cst.Call) and is_flor_call(n)]
             if calls and line is not None:
                 owner = block if isinstance(line, cst.SimpleStatementLine) else line
                 found.append((node, line, owner, calls))

@@ -14,16 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
-import libcst.matchers as m
 
 from flor.errors import PropagateError
+from flor.propagate.calls import is_flor_call
 from flor.replay.hazards import Hazards, analyze, flor_loop_call, suffix_reads
 
 PREFIX, OUTER, NESTED, SUFFIX, UNKNOWN = "prefix", "outer", "nested", "suffix", "unknown"
-
-
-def _is_flor_call(node: cst.BaseExpression, attribute: str) -> bool:
-    return m.matches(node, m.Call(func=m.Attribute(value=m.Name("flor"), attr=m.Name(attribute))))
 
 
 def _loop_name(node: cst.For) -> str | None:
@@ -108,7 +104,7 @@ class _MainLoopFinder(cst.CSTVisitor):
     def visit_With(self, node: cst.With) -> None:
         self.checkpointing += _is_checkpointing(node)
         for item in node.items:
-            if _is_flor_call(item.item, "checkpointing"):
+            if is_flor_call(item.item, "checkpointing"):
                 call = item.item
                 assert isinstance(call, cst.Call)
                 self.restored_names |= {
@@ -131,7 +127,7 @@ class _MainLoopFinder(cst.CSTVisitor):
 
 
 def _is_checkpointing(node: cst.With) -> int:
-    return int(any(_is_flor_call(item.item, "checkpointing") for item in node.items))
+    return int(any(is_flor_call(item.item, "checkpointing") for item in node.items))
 
 
 class _Classifier(cst.CSTVisitor):
@@ -182,7 +178,7 @@ class _Classifier(cst.CSTVisitor):
         return SUFFIX if self.main_done else PREFIX
 
     def visit_Call(self, node: cst.Call) -> None:
-        if not _is_flor_call(node, "log") or not node.args:
+        if not is_flor_call(node, "log") or not node.args:
             return
         first = node.args[0].value
         if not isinstance(first, cst.SimpleString):

@@ -664,7 +664,7 @@ def _logged(project: Project, run_id: str) -> list[Any]:
 
 
 def _propagation(project: Project, rel: str) -> list[dict[str, Any]]:
-    from flor.propagate.history import propagate_history
+    from flor.replay.versions import propagate_history
 
     assert project.root is not None
     try:

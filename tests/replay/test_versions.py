@@ -12,8 +12,7 @@ from click.testing import CliRunner
 from gitutil import git
 
 from flor.cli import main
-from flor.propagate import PropagationResult, history
-from flor.propagate.chain import StepCache, waypoints
+from flor.replay import versions
 
 OLD = """
 net = Net()
@@ -49,7 +48,7 @@ def test_a_declined_jump_is_retried_through_the_git_history(repo: Path) -> None:
     _commit(repo, MIDDLE, "rename net to model")
     _commit(repo, NEW.replace('    flor.log("out", out.sum())\n', ""), "rename res to out")
     (repo / "train.py").write_text(textwrap.dedent(NEW).lstrip("\n"), encoding="utf-8")
-    results = history.propagate_history(Path("train.py"), store=False)
+    results = versions.propagate_history(Path("train.py"), store=False)
     by_commit = {r.commit: r for r in results}
     assert by_commit[old].inserted == ['flor.log("out", res.sum())']
     assert by_commit[old].details == [
@@ -80,7 +79,7 @@ def test_a_version_over_the_time_limit_is_reported_and_the_rest_continue(
     first = _commit(repo, "x = 1\n", "first")
     second = _commit(repo, "x = 2\n", "second")
     (repo / "train.py").write_text("import flor\nx = 3\nflor.log('x', x)\n", encoding="utf-8")
-    real = history.propagate_source
+    real = versions.propagate_source
     never = threading.Event()
 
     def stuck_on_first(new: str, old: str, *args: object) -> object:
@@ -88,32 +87,8 @@ def test_a_version_over_the_time_limit_is_reported_and_the_rest_continue(
             never.wait(0.01)  # blocks until the time limit interrupts it
         return real(new, old, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(history, "propagate_source", stuck_on_first)
-    results = history.propagate_history(Path("train.py"), store=False, time_limit_s=0.2)
+    monkeypatch.setattr(versions, "propagate_source", stuck_on_first)
+    results = versions.propagate_history(Path("train.py"), store=False, time_limit_s=0.2)
     by_commit = {r.commit: r for r in results}
     assert by_commit[first].error.startswith("timed out after 0.2 s")
     assert by_commit[second].inserted == ["flor.log('x', x)"]
-
-
-def test_waypoints_skip_repeats_and_broken_versions_and_nest_across_versions() -> None:
-    versions = [(f"v{i}", f"x = {i}\n") for i in range(20)]
-    versions[5] = ("v5", "async = 1\n")
-    versions[6] = ("v6", versions[7][1])
-    assert waypoints(versions[:4], max_steps=8) == [0, 1, 2, 3]
-    chosen = waypoints(versions, max_steps=4)
-    assert [versions[i][1] for i in chosen] == ["x = 1\n", "x = 11\n", "x = 19\n"]
-    younger = waypoints(versions[8:], max_steps=4)
-    assert {versions[8 + i][1] for i in younger} >= {"x = 11\n", "x = 19\n"}
-
-
-def test_step_cache_propagates_each_pair_once() -> None:
-    calls: list[tuple[str, str]] = []
-
-    def propagate(new: str, old: str) -> PropagationResult:
-        calls.append((new, old))
-        return PropagationResult(old, [], old)
-
-    steps = StepCache(propagate, size=2)
-    for pair in [("a", "b"), ("a", "b"), ("a", "c"), ("a", "b"), ("a", "d"), ("a", "b")]:
-        assert steps(*pair).source == pair[1]
-    assert calls == [("a", "b"), ("a", "c"), ("a", "d"), ("a", "b")]

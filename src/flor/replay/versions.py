@@ -1,11 +1,13 @@
-"""The repository form of propagate: the working-tree script against every past version.
+"""Propagate into every recorded version: the repository form of `flor propagate`.
 
-Past versions are the snapshots of recorded runs of the script, or, in a repository
-without runs, the plain git commits that touched it. Patched versions are written under
-`<store>/propagated/<commit>/<script>`, never into the working tree. The git history
-between a version and HEAD is the evidence a declined jump is retried with (see
-`flor.propagate.chain`); each commit's text is read once for all versions. A version that
-does not parse, or takes longer than the per-version time limit, is reported and skipped.
+The working-tree script against each past version of it: the snapshots of its recorded
+runs, or, in a repository without runs, the plain git commits that touched it. This module
+reads the store and git; `flor.propagate` does the pure part (sources in, sources out).
+Patched versions are written under `<store>/propagated/<commit>/<script>`, never into the
+working tree. The git history between a version and HEAD is the evidence a declined jump is
+retried with (see `flor.propagate.chain`); each commit's text is read once for all
+versions. A version that does not parse, or takes longer than the per-version time limit,
+is reported and skipped.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ PROPAGATED_DIR = "propagated"
 
 @dataclass
 class VersionResult:
+    """One past version: its statements inserted, already present or declined (with why),
+    or the error it was skipped for; its diff, and where its patched text was stored."""
+
     label: str
     commit: str
     inserted: list[str] = field(default_factory=list)
@@ -81,6 +86,8 @@ def propagate_history(
     progress: bool = False,
     time_limit_s: float | None = None,
 ) -> list[VersionResult]:
+    """Propagate the working-tree `script` into each of its past versions, oldest first;
+    `store=False` writes nothing (a dry run, or the web UI's preview)."""
     root = vcs.repo_root()
     path = script if script.is_absolute() else Path.cwd() / script
     try:
@@ -174,7 +181,7 @@ class _Texts:
         """(commit, text) of the commits from `commit`'s branch point to HEAD that changed
         the script, oldest first, without the texts of `commit` itself and of `newest`."""
         if commit not in self._paths:
-            self._paths[commit] = _commits_since(self.root, commit, self.rel)
+            self._paths[commit] = vcs.commits_since(self.root, commit, self.rel)
         old = self.at(commit)
         found: list[tuple[str, str]] = []
         for sha in self._paths[commit]:
@@ -182,21 +189,6 @@ class _Texts:
             if text is not None and text not in (old, newest):
                 found.append((sha, text))
         return found
-
-
-def _commits_since(root: Path, commit: str, rel: str) -> list[str]:
-    """Commits between `commit` (or where a run's snapshot branched off) and HEAD."""
-    import git
-
-    with vcs.open_repo(root) as repo:
-        try:
-            base = repo.git.merge_base(commit, "HEAD").strip()
-            out = repo.git.log(
-                "--format=%H", "--reverse", "--ancestry-path", f"{base}..HEAD", "--", rel
-            )
-        except git.GitCommandError:
-            return []
-    return [line for line in out.splitlines() if line and line != commit]
 
 
 class VersionTimeout(Exception):
