@@ -449,7 +449,8 @@ def test_a_walk_over_most_of_the_store_answers_as_the_indexed_one(  # type: igno
     (repo / "data" / "raw.csv").write_text("e,f\n")
     prep.run()
     indexed = [lineage(t).to_dict() for t in ("data/raw.csv", "model.txt@latest")]
-    monkeypatch.setattr(graph._Events, "FULL_SCAN_AT", 0)  # read every event at once
+    monkeypatch.setattr(graph._Events, "ASK_COUNT_AT", -1)  # read every event at once
+    monkeypatch.setattr(graph._Events, "SCAN_SHARE", 10**9)
     monkeypatch.setattr(artifacts, "_SCAN_AT", 0)
     scanned = [lineage(t).to_dict() for t in ("data/raw.csv", "model.txt@latest")]
     assert scanned == indexed and len(indexed[0]["edges"]) == 8
