@@ -427,18 +427,12 @@ class _Walk:
 
 
 def _open(home: Path | None) -> Any:
-    """A read-only connection, opened without pandas: `flor lineage` answers in a blink."""
-    from flor.store.backend import STORE_ENV, resolve
+    """A read-only connection to the store the CLI would pick, opened without pandas:
+    `flor lineage` answers in a blink."""
+    from flor.store.backend import open_target
+    from flor.store.reads import locate
 
-    if os.environ.get(STORE_ENV, "").strip():
-        target = resolve()
-        from flor.store.postgres import PostgresStore
-
-        return PostgresStore(target).reader()
-    from flor.store.location import db_path, home_dir
-    from flor.store.schema import connect
-
-    return connect(db_path(home or home_dir()), readonly=True)
+    return open_target(locate(home))
 
 
 def _root() -> Path | None:
