@@ -523,7 +523,6 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
     """Write the bytes of an artifact kept with `keep=True` back to `output` (default: the
     path it was recorded at). A bare PATH means its newest content. Never overwrites a file
     with other content."""
-    from flor.runtime.artifacts import blob_home
     from flor.runtime.checkpoint import BlobStore
     from flor.store.location import home_dir
 
@@ -548,7 +547,7 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
     dest = Path(output) if output is not None else Path(recorded)
     if not dest.is_absolute() and output is None and root is not None:
         dest = root / dest
-    blobs = BlobStore(blob_home(home or home_dir()))
+    blobs = BlobStore(store.blob_home(home or home_dir()))
     from flor.runtime import digest as digests
 
     if dest.exists() or dest.is_symlink():

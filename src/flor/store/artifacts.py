@@ -10,6 +10,7 @@ once when it covers much of the store (`flor.graph`).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from flor.store.backend import Connection
@@ -46,6 +47,15 @@ class Artifact(NamedTuple):
     bytes: int
     files: int
     blob: str | None
+
+
+def blob_home(home: Path) -> str:
+    """Kept artifact bytes: an `artifacts/` folder inside the checkpoint home, content-
+    addressed like checkpoints but apart from them (checkpoint gc does not list it; kept
+    blobs are collected by `collect_kept`)."""
+    from flor.store.location import checkpoint_home
+
+    return checkpoint_home(home).rstrip("/") + "/artifacts"
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -233,3 +243,43 @@ def counts(conn: Connection) -> tuple[int, int]:
     paths = conn.execute("SELECT COUNT(DISTINCT path) FROM events").fetchone()[0]
     runs_ = conn.execute("SELECT COUNT(*) FROM runs WHERE mode = 'record'").fetchone()[0]
     return int(paths), int(runs_)
+
+
+# -- flor gc: kept bytes no recorded run names any more --------------------------------------
+
+
+def live_blobs(conn: Connection) -> list[tuple[str, str]]:
+    """(blob, kind) of each kept artifact some event still names (a recorded run read or
+    wrote it); the blobs of artifacts whose runs were all deleted are not listed."""
+    rows = conn.execute(
+        "SELECT DISTINCT a.blob, a.kind FROM artifacts a WHERE a.blob IS NOT NULL "
+        "AND EXISTS (SELECT 1 FROM events e WHERE e.digest = a.digest)"
+    )
+    return [(str(blob), str(kind)) for blob, kind in rows]
+
+
+def collect_kept(
+    home: Path, conn: Connection, cutoff: float, found: Any, *, dry_run: bool, wait: bool
+) -> None:
+    """`flor gc` for kept artifacts: remove blobs (and a kept folder's file blobs) that no
+    recorded run's artifact names, last modified before `cutoff`; adds to `found`'s
+    `blobs`, `temp_files` and `bytes`. Holds the kept blobs' own lock, as checkpoints do."""
+    import json
+
+    from flor.runtime.checkpoint import BlobStore
+
+    blobs = BlobStore(blob_home(home))
+    with blobs.collecting(wait):
+        referenced: set[str] = set()
+        for blob, kind in live_blobs(conn):
+            referenced.add(blob)
+            if kind == "dir":  # a folder is kept as a manifest naming each file's blob
+                referenced.update(sha for _, sha in json.loads(blobs.get(blob))["files"])
+        for key, size in blobs.garbage(referenced, cutoff):
+            if not dry_run:
+                blobs.remove(key)
+            if "/." in key:
+                found.temp_files += 1
+            else:
+                found.blobs += 1
+            found.bytes += size
