@@ -310,13 +310,13 @@ def series(
     is read from its summary in `curves` (see `store_curves`) unless `stored` is False.
     With `loops_conn`, the run's loops are read on it while `conn` reads the values (SQLite
     runs both at once, off the GIL)."""
+    summary = _stored_curve(conn, run_id, name, max_points) if stored else None
+    if summary is not None:
+        return summary  # before importing numpy and pandas: a first view need not wait
     import numpy as np
 
     from flor.store.columns import ColumnReader
 
-    summary = _stored_curve(conn, run_id, name, max_points) if stored else None
-    if summary is not None:
-        return summary
     if loops_conn is None:
         groups = ColumnReader(conn, [name]).values(run_id, 0)
         tree = _loop_tree(conn, run_id)
