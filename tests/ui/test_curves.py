@@ -3,15 +3,20 @@ points instead of every value (issue 16's 10^6-value bar)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from conftest import clean_env
 from gitutil import git
+from store import pgfixtures
 
 from flor.store import browse
-from flor.store.schema import connect
+from flor.store.backend import open_target
+from flor.store.reads import locate
+
+backend, pg_server, pg_url = pgfixtures.backend, pgfixtures.pg_server, pgfixtures.pg_url
 
 LONG = """\
 import math
@@ -25,16 +30,21 @@ for epoch in flor.loop("epoch", range(250)):
 
 
 def test_a_long_curve_is_summarized_when_its_run_ends_and_read_from_the_summary(
-    tmp_path: Path,
+    backend: str, tmp_path: Path
 ) -> None:
     git(tmp_path, "init", "-q", "-b", "main")
     (tmp_path / "long.py").write_text(LONG)
     git(tmp_path, "add", "long.py")
     git(tmp_path, "commit", "-q", "-m", "long")
+    store = {k: v for k, v in os.environ.items() if k in ("FLOR_HOME", "FLOR_STORE")}
     subprocess.run(
-        [sys.executable, "long.py"], cwd=tmp_path, env=clean_env(), check=True, timeout=300
+        [sys.executable, "long.py"],
+        cwd=tmp_path,
+        env={**clean_env(), **store},
+        check=True,
+        timeout=300,
     )
-    conn = connect(tmp_path / ".flor" / "flor.db", readonly=True)
+    conn = open_target(locate())
     try:
         stored = conn.execute("SELECT run_id, name, total FROM curves").fetchall()
         assert [(name, total) for _, name, total in stored] == [("loss", 25_000)]  # not acc
