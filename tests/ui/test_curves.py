@@ -63,5 +63,7 @@ def test_a_long_curve_is_summarized_when_its_run_ends_and_read_from_the_summary(
         detailed = browse.series(conn, run_id, "loss", 20_000)
         assert len(detailed.y) == 20_000 and detailed.total == 25_000
         assert browse.series(conn, run_id, "acc", 1200).y == [e / 250 for e in range(250)]
+        counts = {e.name: (e.count, e.loops) for e in browse.logged(conn, run_id)}
+        assert counts == {"acc": (250, ["epoch"]), "loss": (25_000, ["epoch", "step"])}
     finally:
         conn.close()
