@@ -2,6 +2,7 @@
 large SQLite store.
 
     python benchmarks/ui_bench.py [--runs 10000] [--steps 1000] [--repeat 5] [--no-browser]
+                                  [--no-summary]
 
 The store is written through `StoreWriter` into a throwaway repository:
 `--runs` recorded runs (args lr and bs, `acc` for 10 epochs each: the runs page), and one
@@ -70,6 +71,9 @@ for epoch in range(1000):
         logs.append((big, "t", ctx, "loss", repr(1.0 / (1 + epoch + step / steps) +
                      rng.random() * 0.01), "float", seq, None, ""))
     writer.write_batch(big, loops, logs, [], time.time())
+if "--no-summary" not in sys.argv:  # what a recorded run's end does (flor ui's first curve)
+    from flor.store.browse import store_curves
+    store_curves(writer, big)
 writer.close()
 """
 
@@ -125,6 +129,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--no-summary", action="store_true", help="no stored curve summary (as before it existed)"
+    )
     options = parser.parse_args()
     work = Workspace(keep=options.keep, prefix="flor-ui-bench-")
     try:
@@ -132,7 +139,8 @@ def main() -> None:
         env = work.env()
         work.warm_up(sys.executable, "flor.cli, flor.ui.server, flor.store.reader")
         began = time.perf_counter()
-        subprocess.run([sys.executable, "-c", FILL, str(options.runs), str(options.steps)],
+        flags = ["--no-summary"] if options.no_summary else []
+        subprocess.run([sys.executable, "-c", FILL, str(options.runs), str(options.steps), *flags],
                        cwd=repo, env=env, check=True)  # fmt: skip
         values = options.runs * 12 + 1000 * options.steps
         print(f"store: {options.runs} runs + 1 run of {1000 * options.steps} values "

@@ -188,6 +188,15 @@ def test_pipeline_feedback_retrain_and_hindsight(project: Path) -> None:
         index=False
     )
     assert app_run.status == "finished"
+    # each correction names the model whose predictions it corrected, and lineage goes from
+    # the corrections through infer.py's predictions to that model's training run
+    assert set(flor.dataframe("corrected_model")["corrected_model"].dropna()) == {run_a}
+    upstream = flor.lineage(app_run.run_id, direction="upstream")  # type: ignore[attr-defined]
+    assert {runs_of("infer.py")[-1], run_a} <= set(upstream.runs())
+    reads = [e for e in upstream.edges if e.run_id == app_run.run_id]
+    assert len(reads) == len(REVIEWED)  # one per correction, in its document's iteration
+    assert {(e.role, e.path) for e in reads} == {("input", "data/predictions.json")}
+    assert all(e.ctx_id is not None for e in reads)
 
     # -- retrain on the corrections: a better model, and the registry switches to it --------
     out = make(project, "train", "infer")

@@ -449,7 +449,8 @@ def test_a_walk_over_most_of_the_store_answers_as_the_indexed_one(  # type: igno
     (repo / "data" / "raw.csv").write_text("e,f\n")
     prep.run()
     indexed = [lineage(t).to_dict() for t in ("data/raw.csv", "model.txt@latest")]
-    monkeypatch.setattr(graph._Events, "FULL_SCAN_AT", 0)  # read every event at once
+    monkeypatch.setattr(graph._Events, "ASK_COUNT_AT", -1)  # read every event at once
+    monkeypatch.setattr(graph._Events, "SCAN_SHARE", 10**9)
     monkeypatch.setattr(artifacts, "_SCAN_AT", 0)
     scanned = [lineage(t).to_dict() for t in ("data/raw.csv", "model.txt@latest")]
     assert scanned == indexed and len(indexed[0]["edges"]) == 8
@@ -511,3 +512,30 @@ def test_an_output_declared_in_a_web_request_is_recorded_when_the_request_ends( 
         "ok",
     )
     assert event["ctx_id"] == 1  # the request's loop coordinates
+
+
+def test_gc_drops_kept_blobs_once_no_recorded_run_names_them(repo: Path, script) -> None:  # type: ignore[no-untyped-def]
+    from flor.store import admin
+    from flor.store.artifacts import blob_home
+    from flor.store.location import home_dir
+
+    (repo / "shards").mkdir()
+    (repo / "shards" / "a.txt").write_text("alpha")
+    keep = 'import flor\nflor.output("shards", keep=True)\nflor.output("model.bin", keep=True)\n'
+    (repo / "model.bin").write_bytes(b"weights")
+    script("keep.py", keep).run()
+    kept = Path(blob_home(home_dir()))
+
+    def blob_files() -> list[Path]:
+        return sorted(p for p in kept.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    files = blob_files()
+    assert len(files) == 3  # the model, the folder's manifest and its one file
+    found = admin.collect_garbage(grace=0)
+    assert (found.blobs, blob_files()) == (0, files)
+    admin.delete_run(runs_of("keep.py")[0])
+    found = admin.collect_garbage(grace=0, dry_run=True)
+    assert (found.blobs, found.bytes) == (3, sum(p.stat().st_size for p in files))
+    assert blob_files() == files
+    found = admin.collect_garbage(grace=0)
+    assert found.blobs == 3 and blob_files() == []

@@ -9,7 +9,8 @@ Routes:
 
 Each correction is logged with flor.iteration("document", ...) + flor.loop("page", ...)
 and made visible with flor.commit(), so every human label carries its provenance: the
-filename app.py and the tstamp of the commit that saved it.
+filename app.py and the tstamp of the commit that saved it, the model whose predictions it
+corrected (`corrected_model`) and, as a lineage input, the predictions file itself.
 
 Run: python app.py [--port 5000]  (not `flask run`: flor names runs after the script)
 """
@@ -20,6 +21,7 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -28,6 +30,7 @@ from features import from_script
 import flor
 
 app = flask.Flask(__name__)
+PREDICTIONS = Path(__file__).resolve().parent / "data" / "predictions.json"
 feedback_lock = threading.Lock()  # flor's loop coordinates are per process, not per thread
 
 INDEX = """<!doctype html><title>doc pipeline</title>
@@ -95,8 +98,15 @@ def document_pages(name: str) -> list[dict[str, Any]]:
 def save_labels(name: str, labels: list[int]) -> None:
     prep = _latest_rows(flor.dataframe("split"), "prep.py")
     index = int(prep.loc[prep["document_value"] == name, "document"].iloc[0])
+    model = current_model()
     with feedback_lock:
         with flor.iteration("document", index, name):
+            # The predictions the person corrected, and the model that made them: lineage
+            # links these labels to infer.py's run, and through the checkpoint it loaded to
+            # the training run (`flor lineage data/predictions.json`).
+            if PREDICTIONS.exists():
+                flor.input(PREDICTIONS)
+            flor.log("corrected_model", model["run"] if model else None)
             for page in flor.loop("page", range(len(labels))):
                 flor.log("first_page", labels[page])
         flor.commit()

@@ -3,7 +3,8 @@
 Nodes are runs and artifacts (a content digest; one node however many paths held it).
 Edges: artifact -> run for an input, run -> artifact for an output (and for a checkpoint
 another run loaded with `flor.load`). A walk goes a level at a time through the store's
-indexes, so it reads only the part of the graph it returns.
+indexes, so it reads only the part of the graph it returns; a walk that grows past a few
+thousand nodes reads every event once instead and goes on in memory.
 
 TARGET (for `flor lineage`, `--downstream-of` and `flor checkout`):
 - `PATH`: every content recorded at that path (relative to the current folder or to the
@@ -16,12 +17,13 @@ TARGET (for `flor lineage`, `--downstream-of` and `flor checkout`):
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import operator
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -34,15 +36,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Direction = Literal["both", "upstream", "downstream"]
-_PRODUCED = ("ok", "replaced")  # output statuses that make a run the content's producer
 
 
 class TargetError(UsageError):
     """A lineage target that matches nothing, or more than one thing."""
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(NamedTuple):
+    """(A named tuple: a walk over the whole store builds tens of thousands.)"""
+
     id: str  # "run:<run_id>" or "artifact:<digest>"
     kind: str  # run | artifact
     attrs: dict[str, Any]
@@ -60,20 +62,85 @@ class Edge(NamedTuple):
     status: str
 
 
-@dataclass
 class Lineage:
-    """The graph around `roots` (node ids), with runs and artifacts described."""
+    """The graph around `roots` (node ids), with runs and artifacts described.
 
-    roots: list[str]
-    direction: Direction
-    nodes: dict[str, Node] = field(default_factory=dict)
-    edges: list[Edge] = field(default_factory=list)
+    A walk keeps the event rows it followed; `nodes` and `edges` are built from them when
+    first asked for, so a question about runs only (`runs()`, `--downstream-of`) does not
+    build an object per edge of a walk over the whole store."""
+
+    def __init__(
+        self,
+        roots: list[str],
+        direction: Direction,
+        runs: dict[str, dict[str, Any]],
+        artifacts: dict[str, store.Artifact],
+        followed: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]],
+        start_paths: dict[str, list[str]],
+    ) -> None:
+        self.roots = roots
+        self.direction = direction
+        self._runs = runs  # run id -> attributes (every run reached)
+        self._artifacts = artifacts  # digest -> row (every content reached that is recorded)
+        # event rows (store.EDGE_COLUMNS) followed: as they are, and to a content's producer
+        self._followed, self._by_producer = followed
+        self._start_paths = start_paths
 
     def runs(self) -> list[str]:
         """Run ids in the graph, oldest first."""
-        found = [n for n in self.nodes.values() if n.kind == "run"]
-        found.sort(key=lambda n: (n.attrs.get("started") or 0, n.id))
-        return [n.id.split(":", 1)[1] for n in found]
+        return sorted(self._runs, key=lambda r: (self._runs[r].get("started") or 0, r))
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """A run's attributes (run_id, filename, tstamp, status, snapshot, started, mode)."""
+        return self._runs[run_id]
+
+    @functools.cached_property
+    def nodes(self) -> dict[str, Node]:
+        found = {f"run:{r}": Node(f"run:{r}", "run", self._runs[r]) for r in sorted(self._runs)}
+        first: dict[str, str] = {}  # a content's path, and all of them where it had several
+        more: dict[str, set[str]] = {}
+        for rows in (self._followed, self._by_producer):
+            for row in rows:
+                digest, path = row[_DIGEST], row[_PATH]
+                if first.setdefault(digest, path) != path:
+                    more.setdefault(digest, {first[digest]}).add(path)
+        for digest in sorted(self._artifacts):  # the same order on every backend
+            art = self._artifacts[digest]
+            if digest in more:
+                paths = sorted(more[digest])
+            else:
+                paths = [first[digest]] if digest in first else self._start_paths.get(digest, [])
+            attrs = {
+                "digest": digest,
+                "type": art.kind,  # file | dir | checkpoint
+                "bytes": art.bytes,
+                "files": art.files,
+                "blob": art.blob,
+                "paths": paths,
+            }
+            found[f"artifact:{digest}"] = Node(f"artifact:{digest}", "artifact", attrs)
+        return found
+
+    @functools.cached_property
+    def edges(self) -> list[Edge]:
+        """input: artifact -> run; output: run -> artifact (also a producer's content
+        another run read, once per producer and content), oldest first."""
+        found: dict[tuple[Any, ...], Edge] = {}
+        artifacts = self._artifacts
+        for run, seq, tstamp, ctx, role, path, digest, status, _ in self._followed:
+            if digest not in artifacts:
+                continue
+            if role == "input":
+                found[run, seq] = Edge(f"artifact:{digest}", f"run:{run}", "input", run, digest,
+                                       path, ctx, tstamp, status)  # fmt: skip
+            else:
+                found[run, seq] = Edge(f"run:{run}", f"artifact:{digest}", "output", run, digest,
+                                       path, ctx, tstamp, status)  # fmt: skip
+        for _, _, tstamp, ctx, _, path, digest, status, producer in self._by_producer:
+            if digest in artifacts and (producer, digest) not in found:
+                found[producer, digest] = Edge(f"run:{producer}", f"artifact:{digest}",
+                    "output", producer, digest, path, ctx, tstamp, status)  # fmt: skip
+        return sorted(found.values(), key=_edge_order)
 
     def edges_frame(self) -> pd.DataFrame:
         """One row per edge: source, target, role, run_id, digest, path, ctx_id, tstamp,
@@ -281,114 +348,62 @@ def _pinned(conn: Any, path: str, pin: str, events: list[Event]) -> Start:
 # -- walking ---------------------------------------------------------------------------------
 
 
-class _Events:
-    """Event lookups for a walk: indexed queries while it stays small; once it has asked
-    for more than `FULL_SCAN_AT` keys, every event is read once and looked up in memory
-    (a walk over most of the store: one scan instead of hundreds of IN lists)."""
+# positions in a walk's event rows (store.EDGE_COLUMNS)
+_RUN, _SEQ, _TSTAMP, _CTX, _ROLE, _PATH, _DIGEST, _STATUS, _PRODUCER = range(9)
 
-    FULL_SCAN_AT = 2000
+
+_KEY_AT = {"digest": _DIGEST, "run_id": _RUN, "producer": _PRODUCER}
+
+
+# edges oldest first: by tstamp, run_id, role, path, digest
+_edge_order = operator.itemgetter(7, 3, 2, 5, 4)
+
+
+class _Events:
+    """Event rows for a walk's steps (`store.STEPS`): indexed queries while it stays small;
+    once it has asked for more keys than a sixteenth of the store's events, each step reads
+    all its events once (one scan instead of hundreds of IN lists) into a dictionary."""
+
+    SCAN_SHARE = 16
+    ASK_COUNT_AT = 1000  # keys asked before the store's size is worth a COUNT
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.asked = 0
-        self.by: dict[str, dict[str, list[Event]]] | None = None
+        self.scan_at: int | None = None
+        self.by: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
 
-    def _lookup(self, column: str, keys: Iterable[str]) -> list[Event] | None:
-        keys = list(keys)
+    def __call__(self, step: str, keys: set[str]) -> list[tuple[Any, ...]]:
         self.asked += len(keys)
-        if self.by is None and self.asked > self.FULL_SCAN_AT:
-            self.by = {"digest": {}, "run_id": {}, "producer": {}}
-            for e in store.all_events(self.conn):
-                self.by["digest"].setdefault(str(e.digest), []).append(e)
-                self.by["run_id"].setdefault(e.run_id, []).append(e)
-                if e.producer:
-                    self.by["producer"].setdefault(e.producer, []).append(e)
-        if self.by is None:
-            return None
-        index = self.by[column]
-        return [e for key in keys for e in index.get(key, ())]
-
-    def of_digests(self, digests: Iterable[str]) -> list[Event]:
-        found = self._lookup("digest", digests)
-        return store.events_of_digests(self.conn, list(digests)) if found is None else found
-
-    def of_runs(self, runs: Iterable[str]) -> list[Event]:
-        runs = list(runs)
-        found = self._lookup("run_id", runs)
-        return store.events_of_runs(self.conn, runs) if found is None else found
-
-    def produced_by(self, runs: Iterable[str]) -> list[Event]:
-        runs = list(runs)
-        found = self._lookup("producer", runs)
-        return store.events_produced_by(self.conn, runs) if found is None else found
+        if self.scan_at is None and self.asked > self.ASK_COUNT_AT:
+            self.scan_at = store.event_count(self.conn) // self.SCAN_SHARE
+        if self.scan_at is None or self.asked <= self.scan_at:
+            return store.step_rows(self.conn, step, keys)
+        index = self.by.get(step)
+        if index is None:
+            index = self.by[step] = {}
+            at = _KEY_AT[store.STEPS[step][0]]
+            for row in store.step_rows(self.conn, step):
+                index.setdefault(row[at], []).append(row)
+        return [row for key in keys for row in index.get(key, ())]
 
 
 class _Walk:
+    """Breadth first from a start, a level at a time; remembers the event rows it followed
+    (`by_producer`: reads followed to the run that produced the content) and what it
+    reached."""
+
     def __init__(self, conn: Any) -> None:
-        self.conn = conn
         self.events = _Events(conn)
-        self.edges: dict[tuple[str, str, str, int], Edge] = {}
+        self.followed: list[tuple[Any, ...]] = []
+        self.by_producer: list[tuple[Any, ...]] = []
         self.runs: set[str] = set()
         self.digests: set[str] = set()
-        self.paths: dict[str, list[str]] = {}
 
-    def add(self, event: Event, producer: str | None = None) -> None:
-        assert event.digest is not None
-        run = producer or event.run_id
-        self.runs.add(run)
-        self.digests.add(event.digest)
-        known = self.paths.setdefault(event.digest, [])
-        if event.path not in known:
-            known.append(event.path)
-        run_node, artifact_node = f"run:{run}", f"artifact:{event.digest}"
-        if event.role == "input" and producer is None:
-            edge = Edge(artifact_node, run_node, "input", run, event.digest, event.path,
-                        event.ctx_id, event.tstamp, event.status)  # fmt: skip
-        else:
-            edge = Edge(run_node, artifact_node, "output", run, event.digest, event.path,
-                        event.ctx_id, event.tstamp, event.status)  # fmt: skip
-        key = (edge.source, edge.target, edge.role, 0 if producer else event.seq)
-        self.edges.setdefault(key, edge)
-
-    def down_from_digests(self, digests: Iterable[str]) -> set[str]:
-        found = set()
-        for e in self.events.of_digests(digests):
-            if e.role == "input" and e.status == "ok":
-                self.add(e)
-                found.add(e.run_id)
-        return found
-
-    def down_from_runs(self, runs: Iterable[str]) -> set[str]:
-        runs = list(runs)
-        found = set()
-        for e in self.events.of_runs(runs):
-            if e.role == "output" and e.status in _PRODUCED and e.digest:
-                self.add(e)
-                found.add(e.digest)
-        for e in self.events.produced_by(runs):
-            if e.digest and e.producer:
-                self.add(e, producer=e.producer)
-                found.add(e.digest)
-        return found
-
-    def up_from_runs(self, runs: Iterable[str]) -> set[str]:
-        found = set()
-        for e in self.events.of_runs(runs):
-            if e.role == "input" and e.status == "ok" and e.digest:
-                self.add(e)
-                found.add(e.digest)
-        return found
-
-    def up_from_digests(self, digests: Iterable[str]) -> set[str]:
-        found = set()
-        for e in self.events.of_digests(digests):
-            if e.role == "output" and e.status in _PRODUCED:
-                self.add(e)
-                found.add(e.run_id)
-            elif e.role == "input" and e.producer:
-                self.add(e, producer=e.producer)
-                found.add(e.producer)
-        return found
+    def _follow(self, step: str, keys: set[str], to: int, by_producer: bool = False) -> set[str]:
+        rows = self.events(step, keys)
+        (self.by_producer if by_producer else self.followed).extend(rows)
+        return {row[to] for row in rows}
 
     def go(self, start: Start, forward: bool, depth: int | None) -> None:
         runs, digests = set(start.run_ids), set(start.digests)
@@ -396,30 +411,28 @@ class _Walk:
         level = 0
         while (runs or digests) and (depth is None or level < depth):
             if forward:
-                next_runs = self.down_from_digests(digests) - seen_runs
-                next_digests = self.down_from_runs(runs) - seen_digests
+                next_runs = self._follow("readers", digests, _RUN)
+                next_digests = self._follow("outputs", runs, _DIGEST)
+                next_digests |= self._follow("products_read", runs, _DIGEST, True)
             else:
-                next_runs = self.up_from_digests(digests) - seen_runs
-                next_digests = self.up_from_runs(runs) - seen_digests
-            seen_runs |= next_runs
-            seen_digests |= next_digests
-            runs, digests = next_runs, next_digests
+                next_runs = self._follow("writers", digests, _RUN)
+                next_runs |= self._follow("product_reads", digests, _PRODUCER, True)
+                next_digests = self._follow("inputs", runs, _DIGEST)
+            runs, digests = next_runs - seen_runs, next_digests - seen_digests
+            seen_runs |= runs
+            seen_digests |= digests
             level += 1
+        self.runs |= seen_runs
+        self.digests |= seen_digests
 
 
 def _open(home: Path | None) -> Any:
-    """A read-only connection, opened without pandas: `flor lineage` answers in a blink."""
-    from flor.store.backend import STORE_ENV, resolve
+    """A read-only connection to the store the CLI would pick, opened without pandas:
+    `flor lineage` answers in a blink."""
+    from flor.store.backend import open_target
+    from flor.store.reads import locate
 
-    if os.environ.get(STORE_ENV, "").strip():
-        target = resolve()
-        from flor.store.postgres import PostgresStore
-
-        return PostgresStore(target).reader()
-    from flor.store.location import db_path, home_dir
-    from flor.store.schema import connect
-
-    return connect(db_path(home or home_dir()), readonly=True)
+    return open_target(locate(home))
 
 
 def _root() -> Path | None:
@@ -445,46 +458,32 @@ def lineage(
     try:
         start = resolve(conn, target, _root())
         walk = _Walk(conn)
-        walk.runs |= set(start.run_ids)
-        walk.digests |= set(start.digests)
         if direction in ("both", "upstream"):
             walk.go(start, False, depth)
         if direction in ("both", "downstream"):
             walk.go(start, True, depth)
-        for digest, paths in _start_paths(conn, start).items():
-            walk.paths.setdefault(digest, paths)
-        graph = Lineage(
+        found = store.runs(conn, walk.runs)
+        runs = {
+            r: found.get(r)
+            or {
+                "run_id": r,
+                "filename": "?",
+                "tstamp": "",
+                "status": "deleted",
+                "snapshot": None,
+            }  # fmt: skip
+            for r in walk.runs
+        }
+        return Lineage(
             [f"run:{r}" for r in start.run_ids] + [f"artifact:{d}" for d in start.digests],
             direction,
+            runs,
+            store.artifacts(conn, walk.digests),
+            (walk.followed, walk.by_producer),
+            _start_paths(conn, start),
         )
-        runs = store.runs(conn, sorted(walk.runs))
-        for run_id in sorted(walk.runs):
-            attrs = runs.get(run_id) or {"run_id": run_id, "filename": "?", "tstamp": "",
-                                         "status": "deleted", "snapshot": None}  # fmt: skip
-            graph.nodes[f"run:{run_id}"] = Node(f"run:{run_id}", "run", attrs)
-        found = store.artifacts(conn, sorted(walk.digests))
-        for digest in sorted(found):  # the same order on every backend
-            art = found[digest]
-            attrs = {
-                "digest": digest,
-                "type": art.kind,  # file | dir | checkpoint
-                "bytes": art.bytes,
-                "files": art.files,
-                "blob": art.blob,
-                "paths": _sorted(walk.paths.get(digest, [])),
-            }
-            graph.nodes[f"artifact:{digest}"] = Node(f"artifact:{digest}", "artifact", attrs)
-        graph.edges = sorted(
-            (e for e in walk.edges.values() if e.source in graph.nodes and e.target in graph.nodes),
-            key=lambda e: (e.tstamp, e.run_id, e.role, e.path, e.digest),
-        )
-        return graph
     finally:
         conn.close()
-
-
-def _sorted(paths: list[str]) -> list[str]:
-    return sorted(paths) if len(paths) > 1 else paths
 
 
 def _start_paths(conn: Any, start: Start) -> dict[str, list[str]]:
@@ -506,7 +505,7 @@ def downstream_runs(
     starts = {r.split(":", 1)[1] for r in graph.roots if r.startswith("run:")}
     found = [r for r in graph.runs() if r not in starts]
     if filename is not None:
-        found = [r for r in found if graph.nodes[f"run:{r}"].attrs["filename"] == filename]
+        found = [r for r in found if graph.run(r)["filename"] == filename]
     if not found:
         runs = f"run of {filename}" if filename else "run"
         raise TargetError(
@@ -524,7 +523,6 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
     """Write the bytes of an artifact kept with `keep=True` back to `output` (default: the
     path it was recorded at). A bare PATH means its newest content. Never overwrites a file
     with other content."""
-    from flor.runtime.artifacts import blob_home
     from flor.runtime.checkpoint import BlobStore
     from flor.store.location import home_dir
 
@@ -549,7 +547,7 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
     dest = Path(output) if output is not None else Path(recorded)
     if not dest.is_absolute() and output is None and root is not None:
         dest = root / dest
-    blobs = BlobStore(blob_home(home or home_dir()))
+    blobs = BlobStore(store.blob_home(home or home_dir()))
     from flor.runtime import digest as digests
 
     if dest.exists() or dest.is_symlink():

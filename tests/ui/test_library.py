@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from flor.errors import UsageError
-from flor.store.browse import _downsample
+from flor.store.browse import _downsample, _extremes
 from flor.ui.api import _snapshot_path, _sort_key, clean
 from flor.ui.highlight import python_html
 
@@ -70,3 +70,12 @@ def test_non_finite_numbers_travel_as_null() -> None:
         "a": [None, None, 1.0],
         "b": {"c": None},
     }
+
+
+def test_downsampling_a_stored_summary_picks_what_numpy_picks() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=8_000).round(2)  # ties: the first of equal extremes is kept
+    for points in (10, 1200, 7_998):
+        expected = _downsample(y, points)
+        assert expected is not None
+        assert _extremes(y.tolist(), points // 2) == expected.tolist()

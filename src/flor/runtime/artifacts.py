@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from flor.runtime import digest
 from flor.runtime.digest import Content, Fingerprint, StatCache, Unreadable
 from flor.store import artifacts as store
+from flor.store.artifacts import blob_home
 
 if TYPE_CHECKING:
     from flor.runtime.checkpoint import BlobStore
@@ -43,14 +44,6 @@ if TYPE_CHECKING:
 
 CACHE_FILENAME = "digests.db"
 INLINE_BYTES = 1 << 20  # files this small are read on the spot: no race with a rewrite
-
-
-def blob_home(home: Path) -> str:
-    """Kept artifact bytes: an `artifacts/` folder inside the checkpoint home, content-
-    addressed like checkpoints but apart from them, so `flor gc` never collects them."""
-    from flor.store.location import checkpoint_home
-
-    return checkpoint_home(home).rstrip("/") + "/artifacts"
 
 
 @dataclass

@@ -15,6 +15,7 @@ second write in the same clock tick.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import blake3
+
+from flor.store import digest_cache
 
 RACY_S = 2.0
 PROGRESS_EVERY_S = 2.0
@@ -74,14 +77,7 @@ class StatCache:
     def _open(self) -> sqlite3.Connection | None:
         if self._conn is None:
             try:
-                conn = sqlite3.connect(
-                    self.path, timeout=10, isolation_level=None, check_same_thread=False
-                )
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER, "
-                    "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, digest TEXT)"
-                )
+                conn = digest_cache.connect(self.path)
             except sqlite3.Error:
                 return None  # a cache we cannot open only costs time: hash instead
             self._conn = conn
@@ -96,14 +92,9 @@ class StatCache:
         if conn is None:
             return None
         try:
-            row = conn.execute(
-                "SELECT digest FROM digests WHERE path = ? AND size = ? AND mtime_ns = ? "
-                "AND ctime_ns = ? AND inode = ?",
-                (path, fp.size, fp.mtime_ns, fp.ctime_ns, fp.inode),
-            ).fetchone()
+            return digest_cache.lookup(conn, path, fp.size, fp.mtime_ns, fp.ctime_ns, fp.inode)
         except sqlite3.Error:
             return None
-        return str(row[0]) if row else None
 
     def put(self, path: str, fp: Fingerprint, digest: str) -> None:
         if self.clock() - fp.mtime_ns / 1e9 < RACY_S:
@@ -122,15 +113,8 @@ class StatCache:
         if conn is None or not self._pending:
             self._pending.clear()
             return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?)", self._pending
-            )
-            conn.execute("COMMIT")
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+        with contextlib.suppress(sqlite3.Error):  # digests not cached are hashed again
+            digest_cache.save(conn, self._pending)
         self._pending.clear()
 
     def close(self) -> None:

@@ -320,6 +320,10 @@ class Session:
             for row in self._held:
                 self._quarantine(row, "the store did not take it before the run ended")
             self._held = []
+        if self.replay_id is None:  # a long curve's summary, for flor ui (store/browse.py)
+            from flor.store.browse import store_curves
+
+            store_curves(self.writer, self.row_id)
         final = status or ("finished" if self.status == "running" else self.status)
         fields: dict[str, Any] = {}
         if self.quarantined:

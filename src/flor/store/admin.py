@@ -98,6 +98,7 @@ def collect_garbage(
         conn = open_target(_current(home))
         try:
             referenced = {row[0] for row in conn.execute("SELECT DISTINCT digest FROM checkpoints")}
+            artifacts.collect_kept(home, conn, cutoff, found, dry_run=dry_run, wait=wait)
         finally:
             conn.close()
         for key, size in blobs.garbage(referenced, cutoff):

@@ -2,13 +2,15 @@
 `events` (which run read or wrote which content at which path, and where in its loops).
 
 Writers are the runtime's artifact recorder and `flor.load`; readers are `flor.lineage`
-and `flor checkout`. Lineage is walked a level at a time with indexed `IN` lookups, so a
-query touches only the part of the graph it prints.
+and `flor checkout`. Lineage is walked a level at a time with indexed `IN` lookups while it
+is small (a query touches only the part of the graph it prints), and over every event read
+once when it covers much of the store (`flor.graph`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from flor.store.backend import Connection
@@ -45,6 +47,15 @@ class Artifact(NamedTuple):
     bytes: int
     files: int
     blob: str | None
+
+
+def blob_home(home: Path) -> str:
+    """Kept artifact bytes: an `artifacts/` folder inside the checkpoint home, content-
+    addressed like checkpoints but apart from them (checkpoint gc does not list it; kept
+    blobs are collected by `collect_kept`)."""
+    from flor.store.location import checkpoint_home
+
+    return checkpoint_home(home).rstrip("/") + "/artifacts"
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -144,14 +155,45 @@ def _events(conn: Connection, where: str, values: Sequence[str]) -> list[Event]:
     return found
 
 
-def all_events(conn: Connection) -> list[Event]:
-    """Every event that names a content (for walks that cover most of the store)."""
-    return list(map(Event._make, conn.execute(_SELECT_EVENTS + " WHERE digest IS NOT NULL")))
+# A walk reads events as plain tuples of these columns (no object per row: a walk over the
+# whole store reads every event), by the indexes on digest, run_id and producer.
+EDGE_COLUMNS = EVENT_COLUMNS[
+    :9
+]  # run_id, seq, tstamp, ctx_id, role, path, digest, status, producer
+_SELECT_EDGES = f"SELECT {', '.join(EDGE_COLUMNS)} FROM events"
 
 
-def events_of_runs(conn: Connection, run_ids: Sequence[str]) -> list[Event]:
-    """Every event recorded by these runs."""
-    return _events(conn, "run_id", run_ids)
+# The steps of a lineage walk: the indexed column a step looks events up by, and which of
+# those events it follows.
+_PRODUCED = "role = 'output' AND status IN ('ok', 'replaced') AND digest IS NOT NULL"
+STEPS = {
+    "readers": ("digest", "role = 'input' AND status = 'ok'"),  # runs that read a content
+    "outputs": ("run_id", _PRODUCED),  # contents a run wrote
+    "products_read": ("producer", "producer IS NOT NULL AND digest IS NOT NULL"),  # loaded
+    "inputs": ("run_id", "role = 'input' AND status = 'ok' AND digest IS NOT NULL"),
+    "writers": ("digest", _PRODUCED),  # runs that wrote a content
+    "product_reads": ("digest", "role = 'input' AND producer IS NOT NULL"),  # to its producer
+}
+
+
+def step_rows(
+    conn: Connection, step: str, keys: Collection[str] | None = None
+) -> list[tuple[Any, ...]]:
+    """EDGE_COLUMNS of the events a walk's `step` follows from `keys` (by index), or from
+    every key (one scan, for walks that cover much of the store)."""
+    column, condition = STEPS[step]
+    if keys is None:
+        return list(conn.execute(f"{_SELECT_EDGES} WHERE {condition}"))
+    found: list[tuple[Any, ...]] = []
+    for part in _chunks(sorted(keys)):
+        found += conn.execute(
+            f"{_SELECT_EDGES} WHERE {column} IN ({_marks(part)}) AND {condition}", part
+        )
+    return found
+
+
+def event_count(conn: Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
 
 def events_of_digests(conn: Connection, digests: Sequence[str]) -> list[Event]:
@@ -159,34 +201,31 @@ def events_of_digests(conn: Connection, digests: Sequence[str]) -> list[Event]:
     return _events(conn, "digest", digests)
 
 
-def events_produced_by(conn: Connection, run_ids: Sequence[str]) -> list[Event]:
-    """Reads of content these runs produced without declaring it (checkpoints via flor.load)."""
-    return _events(conn, "producer", run_ids)
-
-
 def events_at_path(conn: Connection, paths: Sequence[str]) -> list[Event]:
     return _events(conn, "path", paths)
 
 
-def artifacts(conn: Connection, digests: Sequence[str]) -> dict[str, Artifact]:
+def artifacts(conn: Connection, digests: Collection[str]) -> dict[str, Artifact]:
     if len(digests) <= _SCAN_AT:
-        return {row[0]: Artifact._make(row) for row in artifact_rows(conn, digests)}
+        return {row[0]: Artifact._make(row) for row in artifact_rows(conn, list(digests))}
     wanted = set(digests)  # most of the table: one scan beats hundreds of IN lists
     rows = conn.execute("SELECT digest, kind, bytes, files, blob FROM artifacts")
     return {row[0]: Artifact._make(row) for row in rows if row[0] in wanted}
 
 
-def runs(conn: Connection, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+def runs(conn: Connection, run_ids: Collection[str]) -> dict[str, dict[str, Any]]:
     """The run columns lineage shows, by run id."""
     columns = ("run_id", "filename", "tstamp", "status", "snapshot", "started", "mode")
-    found: dict[str, dict[str, Any]] = {}
-    for part in _chunks(sorted(set(run_ids))):
-        rows = conn.execute(
-            f"SELECT {', '.join(columns)} FROM runs WHERE run_id IN ({_marks(part)})", part
+    select = f"SELECT {', '.join(columns)} FROM runs"
+    if len(run_ids) > _SCAN_AT:  # most of the table: one scan
+        wanted = set(run_ids)
+        rows: Iterable[Any] = (row for row in conn.execute(select) if row[0] in wanted)
+    else:
+        parts = _chunks(sorted(set(run_ids)))
+        rows = (
+            row for p in parts for row in conn.execute(f"{select} WHERE run_id IN ({_marks(p)})", p)
         )
-        for row in rows:
-            found[row[0]] = dict(zip(columns, row, strict=True))
-    return found
+    return {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
 
 
 def run_ids_starting(conn: Connection, prefix: str) -> list[str]:
@@ -204,3 +243,43 @@ def counts(conn: Connection) -> tuple[int, int]:
     paths = conn.execute("SELECT COUNT(DISTINCT path) FROM events").fetchone()[0]
     runs_ = conn.execute("SELECT COUNT(*) FROM runs WHERE mode = 'record'").fetchone()[0]
     return int(paths), int(runs_)
+
+
+# -- flor gc: kept bytes no recorded run names any more --------------------------------------
+
+
+def live_blobs(conn: Connection) -> list[tuple[str, str]]:
+    """(blob, kind) of each kept artifact some event still names (a recorded run read or
+    wrote it); the blobs of artifacts whose runs were all deleted are not listed."""
+    rows = conn.execute(
+        "SELECT DISTINCT a.blob, a.kind FROM artifacts a WHERE a.blob IS NOT NULL "
+        "AND EXISTS (SELECT 1 FROM events e WHERE e.digest = a.digest)"
+    )
+    return [(str(blob), str(kind)) for blob, kind in rows]
+
+
+def collect_kept(
+    home: Path, conn: Connection, cutoff: float, found: Any, *, dry_run: bool, wait: bool
+) -> None:
+    """`flor gc` for kept artifacts: remove blobs (and a kept folder's file blobs) that no
+    recorded run's artifact names, last modified before `cutoff`; adds to `found`'s
+    `blobs`, `temp_files` and `bytes`. Holds the kept blobs' own lock, as checkpoints do."""
+    import json
+
+    from flor.runtime.checkpoint import BlobStore
+
+    blobs = BlobStore(blob_home(home))
+    with blobs.collecting(wait):
+        referenced: set[str] = set()
+        for blob, kind in live_blobs(conn):
+            referenced.add(blob)
+            if kind == "dir":  # a folder is kept as a manifest naming each file's blob
+                referenced.update(sha for _, sha in json.loads(blobs.get(blob))["files"])
+        for key, size in blobs.garbage(referenced, cutoff):
+            if not dry_run:
+                blobs.remove(key)
+            if "/." in key:
+                found.temp_files += 1
+            else:
+                found.blobs += 1
+            found.bytes += size

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import operator
 import sqlite3
+import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from flor.errors import StoreError
 from flor.store.status import effective_status
 from flor.store.values import decode
 
@@ -189,15 +191,24 @@ def logged(conn: Any, run_id: str) -> list[Logged]:
     """The names a run logged, in first-logged order, with their depth and last value."""
     found: dict[str, Logged] = {}
     first: dict[str, tuple[Any, ...]] = {}
+    summarized = dict(  # recorded values counted when the run ended: no pass over 10^6
+        conn.execute("SELECT name, total FROM curves WHERE run_id = ?", (run_id,)).fetchall()
+    )
     for name in _distinct(conn, "name", "run_id = ?", (run_id,)):
         key = (run_id, name)
         for writer in _distinct(conn, "writer", "run_id = ? AND name = ?", key):
             group = (*key, writer)
             where = "run_id = ? AND name = ? AND writer = ?"
-            count = conn.execute(f"SELECT COUNT(*) FROM logs WHERE {where}", group).fetchone()[0]
-            tstamps = conn.execute(
-                f"SELECT MIN(tstamp), MAX(tstamp) FROM logs WHERE {where}", group
-            ).fetchone()
+            if writer == "" and name in summarized:
+                count = summarized[name]
+            else:
+                count = conn.execute(f"SELECT COUNT(*) FROM logs WHERE {where}", group).fetchone()
+                count = count[0]
+            # MIN and MAX apart: each is one index seek, together they read the whole range
+            tstamps = [
+                conn.execute(f"SELECT {end}(tstamp) FROM logs WHERE {where}", group).fetchone()[0]
+                for end in ("MIN", "MAX")
+            ]
             last = _edge(conn, group, tstamps[1], "DESC")
             start = _edge(conn, group, tstamps[0], "ASC")
             entry = found.get(name)
@@ -293,11 +304,24 @@ class Series:
     downsampled: str = ""
 
 
-def series(conn: Any, run_id: str, name: str, max_points: int, loops_conn: Any = None) -> Series:
+def series(
+    conn: Any,
+    run_id: str,
+    name: str,
+    max_points: int,
+    loops_conn: Any = None,
+    *,
+    stored: bool = True,
+) -> Series:
     """The curve of `name` in `run_id`: x per loop depth (e.g. `epoch` with fractional steps,
     and `step` counted across epochs), downsampled on the server beyond `max_points`
-    (the min and max of each bucket, so spikes survive). With `loops_conn`, the run's loops
-    are read on it while `conn` reads the values (SQLite runs both at once, off the GIL)."""
+    (the min and max of each bucket, so spikes survive). A long curve whose run has ended
+    is read from its summary in `curves` (see `store_curves`) unless `stored` is False.
+    With `loops_conn`, the run's loops are read on it while `conn` reads the values (SQLite
+    runs both at once, off the GIL)."""
+    summary = _stored_curve(conn, run_id, name, max_points) if stored else None
+    if summary is not None:
+        return summary  # before importing numpy and pandas: a first view need not wait
     import numpy as np
 
     from flor.store.columns import ColumnReader
@@ -314,11 +338,28 @@ def series(conn: Any, run_id: str, name: str, max_points: int, loops_conn: Any =
             tree = pending.result()
     recorded = [g for g in groups if g.writer == ""]
     chosen = recorded or groups
-    out = Series(name, [], replayed=not recorded and bool(groups))
+    replayed = not recorded and bool(groups)
     if not chosen:
-        return out
+        return Series(name, [], replayed=replayed)
     ctx = np.concatenate([g.ctx for g in chosen])
     numeric = np.concatenate([_numbers(g.values) for g in chosen])
+    return _curve(conn, run_id, name, ctx, numeric, tree, max_points, replayed)
+
+
+def _curve(
+    conn: Any,
+    run_id: str,
+    name: str,
+    ctx: Any,
+    numeric: Any,
+    tree: tuple[Any, Any, Any],
+    max_points: int,
+    replayed: bool,
+) -> Series:
+    """A curve from its values (NaN where not a number) and their contexts, in loop order."""
+    import numpy as np
+
+    out = Series(name, [], replayed=replayed)
     keep = ~np.isnan(numeric)
     out.skipped = int((~keep).sum())
     ctx, y = ctx[keep], numeric[keep]
@@ -355,18 +396,35 @@ def _numbers(values: Any) -> Any:
 def _loop_tree(conn: Any, run_id: str) -> tuple[Any, Any, Any]:
     """A run's loop contexts in ctx order as arrays (ctx ids, parents or -1, iterations),
     without their names: a curve needs the name of one context per depth, not of 10^6."""
-    from flor.store.columns import _concat, _ints
-
     postgres = not _is_sqlite(conn)
     count, ctx, parent, iteration = conn.execute(
         "SELECT COUNT(*), {}, {}, {} FROM loops WHERE run_id = ?".format(
-            _concat("ctx_id", postgres, "ctx_id"),
-            _concat("COALESCE(parent_ctx_id, -1)", postgres, "ctx_id"),
-            _concat("iteration", postgres, "ctx_id"),
+            _joined("ctx_id", postgres, "ctx_id"),
+            _joined("COALESCE(parent_ctx_id, -1)", postgres, "ctx_id"),
+            _joined("iteration", postgres, "ctx_id"),
         ),
         (run_id,),
     ).fetchone()
     return _ints(ctx, count), _ints(parent, count), _ints(iteration, count)
+
+
+# `flor.store.columns` has these two as well, but imports pandas, which cannot be imported
+# at the interpreter's exit, where a run's end summarizes its curves (`store_curves`).
+def _joined(expression: str, postgres: bool, order: str) -> str:
+    """An aggregate joining `expression` with commas over the rows in `order` (SQLite visits
+    them in primary-key order; PostgreSQL is told it)."""
+    if not postgres:
+        return f"group_concat({expression}, ',')"
+    return f"string_agg(CAST({expression} AS TEXT), ',' ORDER BY {order})"
+
+
+def _ints(text: str | None, count: int) -> Any:
+    import numpy as np
+
+    values = np.array(text.split(","), dtype=np.int64) if text else np.zeros(0, np.int64)
+    if len(values) != count:
+        raise StoreError(f"store returned {len(values)} of {count} integers: run `flor gc`")
+    return values
 
 
 def _levels(
@@ -440,3 +498,114 @@ def _downsample(y: Any, max_points: int) -> Any:
         high = start + int(np.argmax(part == highs[bucket]))
         picked.extend(sorted((low, high)))
     return np.asarray(picked, dtype=np.int64)
+
+
+# -- stored curves: a long curve is summarized once, when its run ends --------------------
+
+SUMMARY_AT = 20_000  # recorded values of one name from which a run's end stores its curve
+SUMMARY_POINTS = 8_000  # points a summary keeps: the min and max of 4,000 buckets
+
+
+def _long_names(conn: Any, run_id: str) -> list[str]:
+    """Names with at least SUMMARY_AT recorded values in the run (each count stops there)."""
+    found = []
+    for name in _distinct(conn, "name", "run_id = ?", (run_id,)):
+        count = conn.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM logs WHERE run_id = ? AND name = ? "
+            "AND writer = '' LIMIT ?) AS first",
+            (run_id, name, SUMMARY_AT),
+        ).fetchone()[0]
+        if count >= SUMMARY_AT:
+            found.append(name)
+    return found
+
+
+def store_curves(writer: Any, run_id: str) -> None:
+    """Summarize each long curve of a run that has just ended (`series` at SUMMARY_POINTS)
+    into `curves`, so its first view reads a few thousand points instead of every value.
+    A run's recorded values never change once it has ended (replays write other writers,
+    which a curve with recorded values ignores), so a summary never goes stale. Best effort
+    at exit: without a summary a curve is read in full, as before."""
+    from flor.store.backend import open_target
+
+    try:
+        conn = open_target(writer.target)
+        try:
+            rows = [
+                (run_id, name, found.total + found.skipped, json.dumps(asdict(found)))
+                for name in _long_names(conn, run_id)
+                for found in [_recorded_curve(conn, run_id, name)]
+            ]
+        finally:
+            conn.close()
+        if rows:
+            writer.transaction(
+                lambda c: c.executemany(
+                    "INSERT OR REPLACE INTO curves (run_id, name, total, body) VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+            )
+    except Exception as exc:  # noqa: BLE001 - at a run's end: one line, never a failure
+        print(
+            f"flor: warning: the curves of run {run_id} were not summarized ({exc}); "
+            "flor ui reads them in full",
+            file=sys.stderr,
+        )
+
+
+def _recorded_curve(conn: Any, run_id: str, name: str) -> Series:
+    """`series(..., SUMMARY_POINTS, stored=False)` of a name with recorded values, read
+    without pandas: numbers joined by the store, the rest only counted."""
+    import numpy as np
+
+    postgres = not _is_sqlite(conn)
+    where = "run_id = ? AND name = ? AND writer = ''"
+    count, ctx, values = conn.execute(
+        "SELECT COUNT(*), {}, {} FROM logs WHERE {} AND type IN ('int', 'float')".format(
+            _joined("COALESCE(ctx_id, -1)", postgres, "tstamp, type, seq"),
+            _joined("value", postgres, "tstamp, type, seq"),
+            where,
+        ),
+        (run_id, name),
+    ).fetchone()
+    others = conn.execute(
+        f"SELECT COUNT(*) FROM logs WHERE {where} AND type NOT IN ('int', 'float')",
+        (run_id, name),
+    ).fetchone()[0]
+    numeric = np.array(values.split(","), dtype=np.float64) if values else np.zeros(0)
+    numeric = np.concatenate([numeric, np.full(int(others), np.nan)])
+    ctx_ids = np.concatenate([_ints(ctx, count), np.full(int(others), -1)])
+    tree = _loop_tree(conn, run_id)
+    return _curve(conn, run_id, name, ctx_ids, numeric, tree, SUMMARY_POINTS, False)
+
+
+def _stored_curve(conn: Any, run_id: str, name: str, max_points: int) -> Series | None:
+    """The stored summary of a curve, downsampled again to `max_points` (the min and max of
+    whole summary buckets, so still the true extremes), if it has enough points. Plain
+    Python over a few thousand points: a first view need not wait for numpy to import."""
+    row = conn.execute(
+        "SELECT body FROM curves WHERE run_id = ? AND name = ?", (run_id, name)
+    ).fetchone()
+    if row is None:
+        return None
+    found = Series(**json.loads(row[0]))
+    if found.downsampled and max_points > SUMMARY_POINTS:
+        return None  # asks for more detail than the summary holds: read every value
+    if len(found.y) > max_points:
+        picked = _extremes(found.y, max(1, max_points // 2))
+        found.y = [found.y[i] for i in picked]
+        found.x = {axis: [xs[i] for i in picked] for axis, xs in found.x.items()}
+        found.downsampled = f"min/max of {len(picked) // 2} buckets over {found.total} values"
+    return found
+
+
+def _extremes(y: list[float], buckets: int) -> list[int]:
+    """`_downsample`'s indices for a list: the first min and max of each bucket, in order."""
+    picked: list[int] = []
+    for bucket in range(buckets):
+        start, end = len(y) * bucket // buckets, len(y) * (bucket + 1) // buckets
+        part = y[start:end]
+        low = start + part.index(min(part))
+        high = start + part.index(max(part))
+        picked += (low, high) if low <= high else (high, low)
+    return picked

@@ -145,6 +145,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_by_path ON events (path);
     CREATE INDEX events_by_producer ON events (producer);
     """,
+    # 3 -> 4: a long curve's downsampled summary, written when its run ends (store/browse.py)
+    """
+    CREATE TABLE curves (
+        run_id TEXT NOT NULL, name TEXT NOT NULL, total INTEGER NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (run_id, name)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 60_000
@@ -158,6 +165,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "checkpoints": ("run_id", "iteration", "object"),
     "artifacts": ("digest",),
     "events": ("run_id", "seq"),
+    "curves": ("run_id", "name"),
 }
 _PG_TYPES = {"TEXT": 'TEXT COLLATE "C"', "INTEGER": "BIGINT", "REAL": "DOUBLE PRECISION"}
 

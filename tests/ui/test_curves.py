@@ -1,0 +1,69 @@
+"""A long curve is summarized when its run ends, so its first view reads a few thousand
+points instead of every value (issue 16's 10^6-value bar)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import clean_env
+from gitutil import git
+from store import pgfixtures
+
+from flor.store import browse
+from flor.store.backend import open_target
+from flor.store.reads import locate
+
+backend, pg_server, pg_url = pgfixtures.backend, pgfixtures.pg_server, pgfixtures.pg_url
+
+LONG = """\
+import math
+import flor
+
+for epoch in flor.loop("epoch", range(250)):
+    for step in flor.loop("step", range(100)):
+        flor.log("loss", math.sin(epoch * 100 + step) / (1 + epoch))
+    flor.log("acc", epoch / 250)
+"""
+
+
+def test_a_long_curve_is_summarized_when_its_run_ends_and_read_from_the_summary(
+    backend: str, tmp_path: Path
+) -> None:
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "long.py").write_text(LONG)
+    git(tmp_path, "add", "long.py")
+    git(tmp_path, "commit", "-q", "-m", "long")
+    store = {k: v for k, v in os.environ.items() if k in ("FLOR_HOME", "FLOR_STORE")}
+    subprocess.run(
+        [sys.executable, "long.py"],
+        cwd=tmp_path,
+        env={**clean_env(), **store},
+        check=True,
+        timeout=300,
+    )
+    conn = open_target(locate())
+    try:
+        stored = conn.execute("SELECT run_id, name, total FROM curves").fetchall()
+        assert [(name, total) for _, name, total in stored] == [("loss", 25_000)]  # not acc
+        run_id = stored[0][0]
+        full = browse.series(conn, run_id, "loss", 30_000, stored=False)
+        assert full.total == 25_000 and not full.downsampled
+        summary = browse.series(conn, run_id, "loss", browse.SUMMARY_POINTS)
+        fresh = browse.series(conn, run_id, "loss", browse.SUMMARY_POINTS, stored=False)
+        assert (summary.y, summary.x, summary.loops) == (fresh.y, fresh.x, fresh.loops)
+        page = browse.series(conn, run_id, "loss", 1200)
+        assert len(page.y) == 1200 and page.downsampled.endswith("over 25000 values")
+        assert (max(page.y), min(page.y)) == (max(full.y), min(full.y))
+        assert page.x["step"] == sorted(page.x["step"]) and page.loops == ["epoch", "step"]
+        assert set(page.x["step"]) <= set(full.x["step"])
+        # more points than a summary holds: every value is read again
+        detailed = browse.series(conn, run_id, "loss", 20_000)
+        assert len(detailed.y) == 20_000 and detailed.total == 25_000
+        assert browse.series(conn, run_id, "acc", 1200).y == [e / 250 for e in range(250)]
+        counts = {e.name: (e.count, e.loops) for e in browse.logged(conn, run_id)}
+        assert counts == {"acc": (250, ["epoch"]), "loss": (25_000, ["epoch", "step"])}
+    finally:
+        conn.close()
