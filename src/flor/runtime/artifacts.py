@@ -38,7 +38,7 @@ from flor.runtime.digest import Content, Fingerprint, StatCache, Unreadable
 from flor.store import artifacts as store
 
 if TYPE_CHECKING:
-    from flor.runtime.checkpoint import BlobStore
+    from flor.blobs import BlobStore
     from flor.runtime.session import Session
 
 CACHE_FILENAME = "digests.db"
@@ -335,7 +335,7 @@ class Recorder:
 
     def _blob_store(self) -> BlobStore:
         if self._blobs is None:
-            from flor.runtime.checkpoint import BlobStore
+            from flor.blobs import BlobStore
 
             self._blobs = BlobStore(blob_home(self.session.home))
         return self._blobs

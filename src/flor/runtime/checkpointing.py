@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from flor.blobs import BlobStore
 from flor.errors import CheckpointError, FlorError
 from flor.runtime import session as sessions
-from flor.runtime.checkpoint import BlobStore, Snapshot, capture, validate_objects
+from flor.runtime.checkpoint import Snapshot, capture, validate_objects
 from flor.store.backend import describe
 from flor.store.location import checkpoint_home
 

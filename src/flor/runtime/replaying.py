@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flor.blobs import BlobStore
 from flor.errors import ReplayError
-from flor.runtime.checkpoint import BlobStore, Snapshot, restore
+from flor.runtime.checkpoint import Snapshot, restore
 from flor.runtime.session import Session
 from flor.store.location import checkpoint_home, db_path
 from flor.store.values import encode
