@@ -29,11 +29,12 @@ _READ_ACTIONS = {
 
 def _target(home: Path | None) -> Target:
     """The store to read, after flushing this process's own run so it sees its logs."""
-    from flor.runtime import session
+    from flor.runtime.context import active
 
-    if session._session is not None:
-        session._session.flush()
-        home = home or session._session.home
+    session = active()
+    if session is not None:
+        session.flush()
+        home = home or session.home
     if os.environ.get(STORE_ENV, "").strip():
         return resolve()
     return Target("sqlite", path=db_path(home or home_dir()))

@@ -30,6 +30,7 @@ RUN_COLUMNS = (
     "started",
     "heartbeat",
 )
+LOOP_COLUMNS = ("run_id", "ctx_id", "parent_ctx_id", "name", "iteration", "value", "seconds")
 # `writer` is `replay_id` or '' for the recorded run: part of the logs key (schema 2).
 LOG_COLUMNS = (
     "run_id", "tstamp", "ctx_id", "name", "value", "type", "seq", "replay_id", "writer",
@@ -90,9 +91,11 @@ class StoreWriter:
 
         def work(conn: Connection) -> None:
             if loops:
+                # a row may carry the iteration's seconds as a 7th column (the runtime's do)
+                columns = LOOP_COLUMNS[: len(loops[0])]
                 conn.executemany(
-                    "INSERT OR IGNORE INTO loops (run_id, ctx_id, parent_ctx_id, name, "
-                    "iteration, value) VALUES (?, ?, ?, ?, ?, ?)",
+                    f"INSERT OR IGNORE INTO loops ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' for _ in columns)})",
                     loops,
                 )
             if replace_names and logs:
