@@ -24,7 +24,7 @@ from flor.errors import CheckpointError, ReplayError, UsageError
 from flor.replay import sandbox
 from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks
 from flor.runtime.replaying import OUTPUT_ENV
-from flor.store import reader
+from flor.store import reads
 from flor.store.location import CHECKPOINTS_ENV, checkpoint_home, db_path
 from flor.store.values import decode
 from flor.store.writer import StoreWriter
@@ -355,15 +355,8 @@ def _difference(
 
 
 def _recorded_values(run_id: str, names: list[str]) -> dict[tuple[Any, str], list[tuple[Any, str]]]:
-    marks = ",".join("?" * len(names))
-    frame = reader.query(
-        f"SELECT ctx_id, name, value, type FROM logs WHERE run_id = ? AND replay_id IS NULL "
-        f"AND name IN ({marks}) ORDER BY seq",
-        (run_id, *names),
-    )
     found: dict[tuple[Any, str], list[tuple[Any, str]]] = {}
-    for ctx, name, value, kind in frame.itertuples(index=False):
-        ctx = None if ctx is None or ctx != ctx else int(ctx)
+    for ctx, name, value, kind in reads.recorded_values(run_id, names):
         found.setdefault((ctx, name), []).append((value, kind))
     return found
 

@@ -16,7 +16,8 @@ import sys
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, NoReturn
+from types import TracebackType
+from typing import NoReturn
 
 from flor.errors import FlorError, StoreError
 from flor.runtime.session import Identity, Session
@@ -118,7 +119,9 @@ def _install_exit_handlers(session: Session) -> None:
     atexit.register(session.close)
     previous_hook = sys.excepthook
 
-    def record_failure(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    def record_failure(
+        kind: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
         session.status = "killed" if issubclass(kind, KeyboardInterrupt) else "failed"
         session.error = f"{kind.__name__}: {exc}"
         previous_hook(kind, exc, tb)

@@ -4,8 +4,9 @@ A notebook is a long-running process, so its values become visible cell by cell:
 cell that logged anything (`flor.log`, `flor.arg`, values in a `flor.loop`), the session
 commits, which flushes, snapshots the work tree (a saved `.ipynb` included) and starts a
 new `tstamp`. Cells run in memory are not in any file, so the snapshot recorded for the
-tstamp the cell closed also holds `.flor-notebook/<name>.py`: every cell executed so far,
-in execution order. The user's work tree, index and HEAD are never touched.
+tstamp a commit closed (a cell's, or the user's own `flor.commit()`: a session commit
+hook) also holds `.flor-notebook/<name>.py`: every cell executed so far, in execution
+order. The user's work tree, index and HEAD are never touched.
 
 `install(session)` is called at session start, before anything is logged; it does nothing
 outside IPython and never imports IPython itself (that would make `import flor` slow).
@@ -79,13 +80,7 @@ class CellCommitter:
         session = self.session
         if session.root is None:
             return
-        row = session.writer.transaction(
-            lambda c: c.execute(
-                "SELECT snapshot FROM commits WHERE run_id = ? AND tstamp = ?",
-                (session.run_id, session.tstamp),
-            ).fetchone()
-        )
-        base = row[0] if row else None
+        base = session.writer.commit_snapshot(session.run_id, session.tstamp)
         if not base:
             return
         commit = _commit_with_file(
@@ -96,12 +91,7 @@ class CellCommitter:
             f"flor run {session.run_id}: cells through {tstamp}",
             f"refs/flor/runs/{session.run_id}-cells-{self.commits}",
         )
-        session.writer.transaction(
-            lambda c: c.execute(
-                "UPDATE commits SET snapshot = ? WHERE run_id = ? AND tstamp = ?",
-                (commit, session.run_id, tstamp),
-            )
-        )
+        session.writer.set_commit_snapshot(session.run_id, tstamp, commit)
 
 
 def _git(root: Path, env: dict[str, str], *args: str, stdin: bytes | None = None) -> str:

@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import socket
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -132,12 +131,7 @@ class ReplaySession(Session):
         self._skipped_to: int | None = None
         self.staged_logs: list[tuple[Any, ...]] = []
         self.staged_loops: list[tuple[Any, ...]] = []
-        rows = writer.transaction(
-            lambda c: c.execute(
-                "SELECT parent_ctx_id, name, iteration, ctx_id FROM loops WHERE run_id = ?",
-                (spec.run_id,),
-            ).fetchall()
-        )
+        rows = writer.loop_contexts(spec.run_id)
         self._ctx_map = {(p, n, i): c for p, n, i, c in rows}
         self._new_ids = itertools.count(max((r[3] for r in rows), default=0) + 1)
 
@@ -151,12 +145,8 @@ class ReplaySession(Session):
             "pid": os.getpid(), "started": now, "heartbeat": now,
         }  # fmt: skip
 
-        def clean_slate(conn: sqlite3.Connection) -> None:
-            # A task retried after its worker died starts over instead of duplicating.
-            conn.execute("DELETE FROM logs WHERE replay_id = ?", (self.row_id,))
-            conn.execute("DELETE FROM runs WHERE run_id = ?", (self.row_id,))
-
-        self.writer.transaction(clean_slate)
+        # A task retried after its worker died starts over instead of duplicating.
+        self.writer.clear_replay(self.row_id)
         self.writer.insert_run(row)
         self.start_flushing()
 

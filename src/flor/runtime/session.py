@@ -53,12 +53,15 @@ def _process_start() -> float:
         return time.time()
 
 
+# What `flor.log` buffers: (ctx_id, name, value as logged, or its copy).
+LogEntry = tuple[int | None, str, object]
+
 # Iteration values kept until flush for the `<loop>_value` column; others are dropped at
 # once (a batch of tensors must not live on in the buffer).
 _SCALARS = frozenset({int, str, float, bool})
 
 
-def _loop_value(index: int, value: Any) -> str | None:
+def _loop_value(index: int, value: object) -> str | None:
     """The iteration value worth a `<loop>_value` column: scalars other than the index."""
     kind = type(value)
     if kind is int:
@@ -151,13 +154,13 @@ class Session:
         self.projid = identity.projid
         self.argv = argv
         self.tstamp = identity.tstamp
-        self.logs: deque[tuple[int | None, str, Any]] = deque()
+        self.logs: deque[LogEntry] = deque()
         # `flor.log` appends here: the buffer itself, or the filter in front of it
-        self.append_log: Callable[[tuple[int | None, str, Any]], None] = self.logs.append
+        self.append_log: Callable[[LogEntry], None] = self.logs.append
         if log_filter is not None:
             self.append_log = self._filtered(log_filter)
         # (ctx_id, parent ctx_id, loop name, iteration, value if a scalar): rows at flush
-        self.loops: deque[tuple[int, int | None, str, int, Any]] = deque()
+        self.loops: deque[tuple[int, int | None, str, int, object]] = deque()
         self.timings: deque[tuple[float, int]] = deque()
         self.ctx: int | None = None
         self.depth = 0
@@ -183,12 +186,10 @@ class Session:
         self.checkpoint_factory = checkpoint_factory
         self.checkpointer: Any = None
 
-    def _filtered(
-        self, keep: Callable[[str], bool]
-    ) -> Callable[[tuple[int | None, str, Any]], None]:
+    def _filtered(self, keep: Callable[[str], bool]) -> Callable[[LogEntry], None]:
         append = self.logs.append
 
-        def append_kept(item: tuple[int | None, str, Any]) -> None:
+        def append_kept(item: LogEntry) -> None:
             if keep(item[1]):
                 append(item)
 
@@ -236,12 +237,7 @@ class Session:
         self.start_flushing()
 
     def _record_commit(self, snapshot: str | None) -> None:
-        self.writer.transaction(
-            lambda c: c.execute(
-                "INSERT OR REPLACE INTO commits (run_id, tstamp, snapshot) VALUES (?, ?, ?)",
-                (self.run_id, self.tstamp, snapshot),
-            )
-        )
+        self.writer.record_commit(self.run_id, self.tstamp, snapshot)
 
     def start_flushing(self) -> None:
         """Start the background thread that flushes every `FLUSH_INTERVAL_S`."""
@@ -507,13 +503,13 @@ class Session:
             self.flush()
 
     def note_iteration(
-        self, ctx: int, parent: int | None, name: str, index: int, value: Any
+        self, ctx: int, parent: int | None, name: str, index: int, value: object
     ) -> None:
         """Buffer one loop iteration's coordinates (the loops above inline this)."""
         self.loops.append((ctx, parent, name, index, value if type(value) in _SCALARS else None))
 
     @contextmanager
-    def iteration(self, name: str, index: int | None, value: Any) -> Iterator[None]:
+    def iteration(self, name: str, index: int | None, value: object) -> Iterator[None]:
         parent = self.ctx
         ctx = next(self._ctx_ids)
         self.note_iteration(ctx, parent, name, ctx if index is None else index, value)
