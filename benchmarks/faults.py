@@ -171,15 +171,15 @@ with flor.checkpointing(w=w, budget=1):
 """
 ENOSPC = """\
 import errno
-from flor.runtime import checkpoint
+from flor import blobs
 _calls = []
 def _full(self, key, data):
     _calls.append(key)
     if len(_calls) > 2:
         raise OSError(errno.ENOSPC, "No space left on device")
     return _real(self, key, data)
-_real = checkpoint._LocalFiles.write
-checkpoint._LocalFiles.write = _full
+_real = blobs._LocalFiles.write
+blobs._LocalFiles.write = _full
 """
 
 
@@ -306,7 +306,7 @@ def _collect_until(home: Path, stop: threading.Event) -> None:
 
 
 def gc(ws: Workspace, trials: int) -> Row:
-    from flor.runtime.checkpoint import BlobStore
+    from flor.blobs import BlobStore
 
     row = Row("gc while 4 processes record")
     for _ in range(trials):

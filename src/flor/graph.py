@@ -523,7 +523,7 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
     """Write the bytes of an artifact kept with `keep=True` back to `output` (default: the
     path it was recorded at). A bare PATH means its newest content. Never overwrites a file
     with other content."""
-    from flor.runtime.checkpoint import BlobStore
+    from flor.blobs import BlobStore
     from flor.store.location import home_dir
 
     if "@" not in target:

@@ -219,9 +219,9 @@ def test_a_killed_run_replays_with_its_arguments_and_only_as_far_as_it_got(
         '        flor.log("err", float(np.abs(w).sum()))\n'
         "        if epoch == 2:\n"
         "            import os, signal\n"
-        "            from flor.runtime import session\n"
-        "            session.current().checkpointer.drain()\n"
-        "            session.current().flush()\n"
+        "            from flor.runtime import context\n"
+        "            context.current().checkpointer.drain()\n"
+        "            context.current().flush()\n"
         "            os.kill(os.getpid(), signal.SIGKILL)\n",
     )
     monkeypatch.setenv("FLOR_CKPT_BUDGET", "1")

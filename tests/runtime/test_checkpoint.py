@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 import torch
 
+from flor.blobs import BlobStore
 from flor.errors import CheckpointError
-from flor.runtime.checkpoint import RNG_PART, BlobStore, Snapshot, capture, restore
+from flor.runtime.checkpoint import RNG_PART, Snapshot, capture, restore
 from flor.runtime.checkpoint import validate_objects as validate
 
 

@@ -25,12 +25,12 @@ with flor.checkpointing(w=w, budget=1):
 # The blob store never answers: opening the FIFO blocks until someone writes to it.
 HUNG_STORE = """
 import os
-from flor.runtime import checkpoint
-_real_put = checkpoint.BlobStore.put
+from flor import blobs
+_real_put = blobs.BlobStore.put
 def _hung_put(self, data):
     open(os.environ["HANG_FIFO"]).close()
     return _real_put(self, data)
-checkpoint.BlobStore.put = _hung_put
+blobs.BlobStore.put = _hung_put
 """
 
 HANG_GUARD_S = 60  # ends a hung process only; no assertion depends on durations

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import flor
+from flor.blobs import BlobStore
 from flor.errors import CheckpointError, UsageError
-from flor.runtime.checkpoint import BlobStore
 from flor.store.location import checkpoint_home
 
 RECORD = """

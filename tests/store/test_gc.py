@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import flor
+from flor.blobs import BlobStore
 from flor.errors import CheckpointError
-from flor.runtime.checkpoint import BlobStore
 from flor.store.admin import collect_garbage
 
 # The first checkpoint's rows wait until the test closes the FIFO: its blobs are on disk.

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from flor import vcs
+from flor.blobs import BlobStore
 from flor.errors import CheckpointError, ReplayError, UsageError
 from flor.replay import sandbox
 from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks
-from flor.runtime.checkpoint import BlobStore
 from flor.runtime.replaying import OUTPUT_ENV
 from flor.store import reads
 from flor.store.location import CHECKPOINTS_ENV, checkpoint_home, db_path

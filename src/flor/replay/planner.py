@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flor import vcs
+from flor.blobs import BlobStore
 from flor.errors import FlorError, ReplayError, UsageError
 from flor.propagate import Declined, propagate_source
 from flor.propagate import logged_names as names_logged_in
 from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
 from flor.replay.hazards import unreproducible, volatile
-from flor.runtime.checkpoint import BlobStore
 from flor.runtime.replaying import TaskSpec
 from flor.store import reader, reads
 from flor.store.location import checkpoint_home

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 TYPE_CHECKING = False  # typing itself costs ~20 ms of import time
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+    from contextlib import AbstractContextManager
     from os import PathLike
+    from types import TracebackType
     from typing import Any, TypeVar
 
     from flor.runtime.session import Session
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     T = TypeVar("T")
     P = TypeVar("P", str, PathLike[str])
 
-# The session module (sqlite, threads, git) loads on the first call, keeping `import flor`
+# The context module (sqlite, threads, git) loads on the first call, keeping `import flor`
 # cheap; `_active` then short-cuts every later call.
 _active: Session | None = None
 _IMMUTABLE = frozenset({float, int, str, bool, type(None)})
@@ -24,9 +24,9 @@ _IMMUTABLE = frozenset({float, int, str, bool, type(None)})
 
 def _session() -> Session:
     global _active
-    from flor.runtime import session
+    from flor.runtime import context
 
-    _active = session.current()
+    _active = context.current()
     return _active
 
 
@@ -34,19 +34,35 @@ def log(name: str, value: T) -> T:
     """Record `value` under `name` at the current loop coordinates; returns `value`."""
     s = _active or _session()
     if type(value) in _IMMUTABLE:
-        s.logs.append((s.ctx, name, value))
+        s.append_log((s.ctx, name, value))
     else:
         # encoded at flush: keep what it holds now, not what it will hold by then
-        from flor.runtime.session import captured
+        s.append_log((s.ctx, name, captured(value)))
+    return value
 
-        s.logs.append((s.ctx, name, captured(value)))
+
+def captured(value: Any) -> Any:
+    """A copy of a mutable logged value as it is at the `flor.log` call (arrays, tensors,
+    containers), so changing it in place afterwards does not change what is stored."""
+    detach = getattr(value, "detach", None)
+    if callable(detach) and callable(getattr(value, "clone", None)):
+        return detach().clone()  # torch: asynchronous on a GPU, no sync on the hot path
+    if type(value).__module__ == "numpy" and callable(getattr(value, "copy", None)):
+        return value.copy()
+    if isinstance(value, (list, dict, set, tuple)):
+        import copy
+
+        try:
+            return copy.deepcopy(value)
+        except Exception:  # noqa: BLE001 - an uncopyable element: keep the reference
+            return value
     return value
 
 
 def arg(name: str, default: T) -> T:
     """`--kwargs name=value` from the command line cast to the default's type, else `default`."""
     from flor.errors import FlorError
-    from flor.runtime.session import fail
+    from flor.runtime.context import fail
 
     s = _active or _session()
     try:
@@ -58,15 +74,39 @@ def arg(name: str, default: T) -> T:
 
 def loop(name: str, iterable: Iterable[T]) -> Iterator[T]:
     """Iterate like `iterable`, naming the loop so logs get coordinates and checkpoints a place."""
-    return (_active or _session()).loop(name, iterable)
+    from flor.errors import FlorError
+
+    s = _active or _session()
+    try:
+        return s.loop(name, iterable)
+    except FlorError as exc:
+        from flor.runtime.context import fail
+
+        fail(exc)
 
 
-@contextmanager
-def iteration(name: str, index: int | None = None, value: Any = None) -> Iterator[Any]:
+class iteration:  # a class, not @contextmanager: contextlib would cost `import flor` ~3 ms
     """One iteration of a loop that the program does not drive itself (e.g. a web request)."""
-    with (_active or _session()).iteration(name, index, value):
-        yield value
-    _settle_outputs()
+
+    def __init__(self, name: str, index: int | None = None, value: Any = None) -> None:
+        self.name, self.index, self.value = name, index, value
+        self._inner: AbstractContextManager[None] | None = None
+
+    def __enter__(self) -> Any:
+        self._inner = (_active or _session()).iteration(self.name, self.index, self.value)
+        self._inner.__enter__()
+        return self.value
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._inner is not None
+        self._inner.__exit__(kind, error, traceback)
+        if kind is None:
+            _settle_outputs()
 
 
 def commit() -> None:
@@ -104,7 +144,7 @@ def _declare(role: str, path: Any, keep: bool) -> None:
     import os
 
     from flor.runtime.artifacts import recorder
-    from flor.runtime.session import fail
+    from flor.runtime.context import fail
 
     s = _active or _session()
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):

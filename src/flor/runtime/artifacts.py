@@ -39,7 +39,7 @@ from flor.store import artifacts as store
 from flor.store.artifacts import blob_home
 
 if TYPE_CHECKING:
-    from flor.runtime.checkpoint import BlobStore
+    from flor.blobs import BlobStore
     from flor.runtime.session import Session
 
 CACHE_FILENAME = "digests.db"
@@ -328,7 +328,7 @@ class Recorder:
 
     def _blob_store(self) -> BlobStore:
         if self._blobs is None:
-            from flor.runtime.checkpoint import BlobStore
+            from flor.blobs import BlobStore
 
             self._blobs = BlobStore(blob_home(self.session.home))
         return self._blobs

@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from flor.blobs import BlobStore
 from flor.errors import CheckpointError, FlorError
-from flor.runtime import session as sessions
-from flor.runtime.checkpoint import BlobStore, Snapshot, capture, validate_objects
+from flor.runtime import context
+from flor.runtime.checkpoint import Snapshot, capture, validate_objects
+from flor.runtime.session import Session
 from flor.store.backend import describe
 from flor.store.location import checkpoint_home
 
@@ -61,7 +63,7 @@ class _Pending:
 class Checkpointer:
     """Decides when to checkpoint and writes checkpoints without blocking training long."""
 
-    session: sessions.Session
+    session: Session
     objects: dict[str, Any]
     budget: float
     allow_pickle: bool | None
@@ -228,7 +230,7 @@ def checkpointing(
 
     `budget` (fraction of loop time, default 0.05) and `allow_pickle` are reserved names.
     """
-    session = sessions.current()
+    session = context.current()
     frame = sys._getframe(2)
     try:
         if session.checkpointer is not None:
@@ -238,11 +240,10 @@ def checkpointing(
         if not objects:
             raise CheckpointError("flor.checkpointing needs objects: e.g. model=net, optimizer=opt")
         validate_objects(objects)
-        observer: Any = session.make_checkpointer(
-            objects, budget_from_env(budget), allow_pickle, frame
-        )
+        make = session.checkpoint_factory or Checkpointer
+        observer: Any = make(session, objects, budget_from_env(budget), allow_pickle, frame)
     except FlorError as exc:
-        sessions.fail(exc)
+        context.fail(exc)
     session.checkpointer = observer
     session.observers.append(observer)
     try:
@@ -312,13 +313,12 @@ def load(run: str, iteration: int | None = None, **objects: Any) -> int:
 
 def _record_read(run_id: str, iteration: int, digests: dict[str, str], rows: Any) -> None:
     """A recording run that loads a checkpoint consumed it: an edge in the lineage graph."""
-    from flor.runtime import session
-
-    if session._session is None:
+    session = context.active()
+    if session is None:
         return
     from flor.runtime.artifacts import recorder
 
-    found = recorder(session._session)
+    found = recorder(session)
     if found is not None:
         size = sum(row.bytes for row in rows if row.iteration == iteration)
         found.read_checkpoint(run_id, iteration, digests, size)

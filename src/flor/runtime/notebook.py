@@ -4,8 +4,9 @@ A notebook is a long-running process, so its values become visible cell by cell:
 cell that logged anything (`flor.log`, `flor.arg`, values in a `flor.loop`), the session
 commits, which flushes, snapshots the work tree (a saved `.ipynb` included) and starts a
 new `tstamp`. Cells run in memory are not in any file, so the snapshot recorded for the
-tstamp the cell closed also holds `.flor-notebook/<name>.py`: every cell executed so far,
-in execution order. The user's work tree, index and HEAD are never touched.
+tstamp a commit closed (a cell's, or the user's own `flor.commit()`: a session commit
+hook) also holds `.flor-notebook/<name>.py`: every cell executed so far, in execution
+order. The user's work tree, index and HEAD are never touched.
 
 `install(session)` is called at session start, before anything is logged; it does nothing
 outside IPython and never imports IPython itself (that would make `import flor` slow).
@@ -17,7 +18,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections import deque
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -27,24 +27,15 @@ if TYPE_CHECKING:
 CELLS_DIR = ".flor-notebook"
 
 
-class _WatchedLogs(deque[tuple[int | None, str, Any]]):
-    """The session's log buffer, noting whether anything was logged since the last commit."""
-
-    logged = False
-
-    def append(self, item: tuple[int | None, str, Any]) -> None:
-        self.logged = True
-        super().append(item)
-
-
 class CellCommitter:
-    """The `post_run_cell` callback: keeps the cell history, commits after logging cells."""
+    """The `post_run_cell` callback: keeps the cell history, commits after logging cells;
+    and the session's commit hook that records the cells run so far with each commit."""
 
-    def __init__(self, session: Session, logs: _WatchedLogs, earlier: list[str]) -> None:
+    def __init__(self, session: Session, earlier: list[str]) -> None:
         self.session = session
-        self.logs = logs
         self.cells = [cell for cell in earlier if cell.strip()]
         self.commits = 0
+        self._logged = 0  # values the session had logged at the last commit
         self._seeded = bool(self.cells)
         self._warned = False
 
@@ -55,18 +46,27 @@ class CellCommitter:
         self._seeded = False
         if cell and cell.strip() and not repeat:
             self.cells.append(cell)
-        if not self.logs.logged or self.session._closed:
+        logged = self.session.values_logged()
+        if logged == self._logged or self.session.closed:
             return
-        self.logs.logged = False
-        closed = self.session.tstamp
+        self._logged = logged
         try:
             self.session.commit()
-            self.commits += 1
-            self._snapshot_cells(closed)
         except Exception as exc:  # noqa: BLE001 - a failed commit must not break the notebook
-            if not self._warned:
-                self._warned = True
-                print(f"flor: warning: could not commit after the cell: {exc}", file=sys.stderr)
+            self._warn(exc)
+
+    def committed(self, tstamp: str) -> None:
+        """After any commit (a cell's or `flor.commit()`): the cells that led to it."""
+        self.commits += 1
+        try:
+            self._snapshot_cells(tstamp)
+        except Exception as exc:  # noqa: BLE001 - a failed snapshot must not break the notebook
+            self._warn(exc)
+
+    def _warn(self, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            print(f"flor: warning: could not commit after the cell: {exc}", file=sys.stderr)
 
     def cells_path(self) -> str:
         stem = PurePosixPath(self.session.filename).stem.strip("<>") or "interactive"
@@ -133,15 +133,13 @@ def install(session: Session, shell: Any = None) -> CellCommitter | None:
         shell = get_ipython()
         if shell is None:
             return None
-    existing = getattr(session, "notebook", None)
-    if isinstance(existing, CellCommitter):
-        return existing
-    logs = _WatchedLogs(session.logs)
-    logs.logged = bool(logs)
-    session.logs = logs
+    for hook in session.commit_hooks:
+        existing = getattr(hook, "__self__", None)
+        if isinstance(existing, CellCommitter):
+            return existing
     history = shell.user_ns.get("In") if hasattr(shell, "user_ns") else None
     earlier = [c for c in history[1:] if isinstance(c, str)] if isinstance(history, list) else []
-    committer = CellCommitter(session, logs, earlier)
+    committer = CellCommitter(session, earlier)
     shell.events.register("post_run_cell", committer)
-    session.notebook = committer  # type: ignore[attr-defined]
+    session.commit_hooks.append(committer.committed)
     return committer

@@ -12,17 +12,17 @@ import json
 import os
 import socket
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
+from flor.blobs import BlobStore
 from flor.errors import ReplayError
-from flor.runtime.checkpoint import BlobStore, Snapshot, restore
-from flor.runtime.session import Session
+from flor.runtime.checkpoint import Snapshot, restore
+from flor.runtime.session import Identity, Session
 from flor.store.location import checkpoint_home, db_path
-from flor.store.values import encode
 from flor.store.writer import StoreWriter
 
 # Where a task leaves the values it derived, for the replaying process to check and store.
@@ -70,20 +70,6 @@ class TaskSpec:
         return json.dumps(self.__dict__)
 
 
-class _FilteredLogs(deque[tuple[int | None, str, Any]]):
-    """Only the requested (and checked) names, and only inside the task's share of the run,
-    are kept."""
-
-    def __init__(self, session: ReplaySession, names: Iterable[str]) -> None:
-        super().__init__()
-        self.session = session
-        self.names = frozenset(names)
-
-    def append(self, item: tuple[int | None, str, Any]) -> None:
-        if self.session.logging and item[1] in self.names:
-            super().append(item)
-
-
 class Restorer:
     """Holds the objects of `flor.checkpointing` and puts recorded states back into them."""
 
@@ -124,17 +110,22 @@ class Restorer:
 
 class ReplaySession(Session):
     def __init__(self, spec: TaskSpec, writer: StoreWriter, argv: list[str]) -> None:
+        identity = Identity(
+            spec.run_id, spec.projid, spec.filename, spec.tstamp, spec.replay_id, tuple(spec.names)
+        )
+        names = frozenset([*spec.names, *spec.check])
         super().__init__(
-            writer, spec.run_id, Path(spec.home), None, spec.filename, spec.projid, argv
+            writer,
+            identity,
+            Path(spec.home),
+            None,
+            argv,
+            # only the requested (and checked) names, only inside the task's share of the run
+            log_filter=lambda name: self.logging and name in names,
+            checkpoint_factory=_restorer,
         )
         self.spec = spec
-        self.row_id = spec.replay_id
-        self.replay_id = spec.replay_id
-        self.writer_id = spec.replay_id
-        self.replace_names = tuple(spec.names)
-        self.tstamp = spec.tstamp
         self.logging = spec.log_prefix
-        self.logs = _FilteredLogs(self, [*spec.names, *spec.check])
         self.current_iteration = -1
         self._main_seen = False
         self._skipped_to: int | None = None
@@ -157,7 +148,7 @@ class ReplaySession(Session):
         # A task retried after its worker died starts over instead of duplicating.
         self.writer.clear_replay(self.row_id)
         self.writer.insert_run(row)
-        self._flusher.start()
+        self.start_flushing()
 
     def arg(self, name: str, default: Any) -> Any:
         if name in self.spec.args:
@@ -171,15 +162,8 @@ class ReplaySession(Session):
     def _flush(self) -> None:
         """Values stay with the task until the replaying process has checked them: nothing
         a task derives reaches the store on its own."""
-        logs = [self.logs.popleft() for _ in range(len(self.logs))]
-        self.staged_loops.extend(self.loops.popleft() for _ in range(len(self.loops)))
-        self.timings.clear()
-        for ctx, name, value in logs:
-            text, kind = encode(value)
-            self.staged_logs.append(
-                (self.run_id, self.tstamp, ctx, str(name), text, kind, next(self._seq),
-                 self.replay_id, self.writer_id)
-            )  # fmt: skip
+        self.staged_loops.extend(self.drain_loops()[0])
+        self.staged_logs.extend(self.drain_logs())
 
     def close(self, status: str | None = None) -> None:
         if self._closed:
@@ -194,21 +178,12 @@ class ReplaySession(Session):
             )
         super().close(status)
 
-    def make_checkpointer(
-        self, objects: dict[str, Any], budget: float, allow_pickle: bool | None, frame: Any
-    ) -> Restorer:
-        # Opened here, inside flor.checkpointing, so a bad checkpoint home is a one-line error.
-        blobs = BlobStore(checkpoint_home(Path(self.spec.home)))
-        return Restorer(objects, blobs, self.spec)
-
     def _ctx_for(self, parent: int | None, name: str, index: int, value: Any) -> int:
         ctx = self._ctx_map.get((parent, name, index))
         if ctx is None:
-            from flor.runtime.session import _loop_value
-
             ctx = next(self._new_ids)
             self._ctx_map[(parent, name, index)] = ctx
-            self.loops.append((self.run_id, ctx, parent, name, index, _loop_value(index, value)))
+            self.note_iteration(ctx, parent, name, index, value)
         return ctx
 
     def _finish(self) -> None:
@@ -288,6 +263,20 @@ class ReplaySession(Session):
         finally:
             self.depth -= 1
             self.ctx = parent
+
+
+def _restorer(
+    session: Session,
+    objects: dict[str, Any],
+    budget: float,
+    allow_pickle: bool | None,
+    frame: FrameType | None,
+) -> Restorer:
+    """Replay's `flor.checkpointing`: restores recorded states instead of capturing."""
+    assert isinstance(session, ReplaySession)
+    # Opened here, inside flor.checkpointing, so a bad checkpoint home is a one-line error.
+    blobs = BlobStore(checkpoint_home(Path(session.spec.home)))
+    return Restorer(objects, blobs, session.spec)
 
 
 def start_replay(spec_json: str) -> ReplaySession:

@@ -1,9 +1,10 @@
-"""The run context inside the user's process: buffers, loop stack, flushing, run lifecycle.
+"""One run inside the user's process: buffers, loop coordinates, flushing, run lifecycle.
 
-A run starts at the first flor call (not at import, which must stay cheap). Logs go into
-an in-memory deque (`flor.log` is O(1)); a background thread flushes it at least every
-half second, and loop boundaries, `flor.commit` and exit flush it too, so a SIGKILL
-loses at most about one second of logs.
+Logs go into an in-memory deque (`flor.log` is O(1)); a loop iteration buffers only its
+coordinates: rows, values as text and iteration seconds are made at flush, off the
+training path. A background thread flushes at least every half second, and outermost
+loop ends, `flor.commit` and exit flush too, so a SIGKILL loses at most about one second
+of logs. Which session a process gets, and what ends it, is `flor.runtime.context`.
 
 A flush the store refuses is kept for the next one. When the store still takes writes but
 not some rows, the batch is split to find them; a row refused `QUARANTINE_STRIKES` times
@@ -13,29 +14,24 @@ and the run's note and a warning say how many: one bad value never stops later l
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import json
 import os
-import signal
 import socket
 import sys
 import threading
 import time
-import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, Protocol
 
-from flor.errors import FlorError, StoreError
 from flor.runtime.args import cast, parse_kwargs
 from flor.store.backend import describe
-from flor.store.backend import errors as store_errors
-from flor.store.location import db_path, ensure_home, find_repo_root, home_dir
-from flor.store.reads import attach_session
 from flor.store.values import encode
 from flor.store.writer import LOG_COLUMNS, StoreWriter
 
@@ -57,13 +53,15 @@ def _process_start() -> float:
         return time.time()
 
 
-def _script_path() -> Path | None:
-    main = sys.modules.get("__main__")
-    file = getattr(main, "__file__", None)
-    return Path(file).resolve() if file else None
+# What `flor.log` buffers: (ctx_id, name, value as logged, or its copy).
+LogEntry = tuple[int | None, str, object]
+
+# Iteration values kept until flush for the `<loop>_value` column; others are dropped at
+# once (a batch of tensors must not live on in the buffer).
+_SCALARS = frozenset({int, str, float, bool})
 
 
-def _loop_value(index: int, value: Any) -> str | None:
+def _loop_value(index: int, value: object) -> str | None:
     """The iteration value worth a `<loop>_value` column: scalars other than the index."""
     kind = type(value)
     if kind is int:
@@ -71,32 +69,6 @@ def _loop_value(index: int, value: Any) -> str | None:
     if kind is str or kind is float or kind is bool:
         return json.dumps(value)
     return None
-
-
-def captured(value: Any) -> Any:
-    """A copy of a mutable logged value as it is at the `flor.log` call (arrays, tensors,
-    containers), so changing it in place afterwards does not change what is stored."""
-    detach = getattr(value, "detach", None)
-    if callable(detach) and callable(getattr(value, "clone", None)):
-        return detach().clone()  # torch: asynchronous on a GPU, no sync on the hot path
-    if type(value).__module__ == "numpy" and callable(getattr(value, "copy", None)):
-        return value.copy()
-    if isinstance(value, (list, dict, set, tuple)):
-        import copy
-
-        try:
-            return copy.deepcopy(value)
-        except Exception:  # noqa: BLE001 - an uncopyable element: keep the reference
-            return value
-    return value
-
-
-def fail(error: FlorError) -> None:
-    """Stop the user's script the way argparse does: one line on stderr, exit status."""
-    print(f"flor: error: {error}", file=sys.stderr)
-    if _session is not None:
-        _session.status, _session.error = "failed", str(error)
-    raise SystemExit(error.exit_code)
 
 
 class LoopObserver(Protocol):
@@ -109,33 +81,86 @@ class LoopObserver(Protocol):
     def loop_ended(self, exhausted: bool) -> None: ...
 
 
+class CheckpointFactory(Protocol):
+    """Builds the observer `flor.checkpointing` installs for the named objects."""
+
+    def __call__(
+        self,
+        session: Session,
+        objects: dict[str, Any],
+        budget: float,
+        allow_pickle: bool | None,
+        frame: FrameType | None,
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Whose values a session writes: given at construction, never changed afterwards.
+
+    A recorded run writes its own `runs` row; a replay task writes its own row
+    (`row_id`, the replay's id) but its values belong to the run it replays (`run_id`), at
+    that run's `tstamp`, and replace earlier replays of `replace_names`.
+    """
+
+    run_id: str
+    projid: str
+    filename: str
+    tstamp: str = field(default_factory=_now_tstamp)
+    replay_id: str | None = None
+    replace_names: tuple[str, ...] = ()
+
+    @property
+    def row_id(self) -> str:
+        """The `runs` row this process writes: the replay task's, else the run's."""
+        return self.replay_id or self.run_id
+
+    @property
+    def writer_id(self) -> str:
+        """The logs key's `writer` column: '' while recording, else the replay's id."""
+        return self.replay_id or ""
+
+
 class Session:
-    """One recorded (or replayed) run of a script."""
+    """One recorded (or replayed) run of a script.
+
+    Hooks, set at construction or registered, instead of subclasses reaching in:
+    `log_filter(name)` decides which values are kept (replay keeps only the requested
+    names, only inside its share of the run); `commit_hooks` run after each commit with
+    the tstamp it closed (notebooks record their cells); `observers` hear about outermost
+    loop boundaries (checkpoints, artifacts); `checkpoint_factory` builds what
+    `flor.checkpointing` installs (replay restores instead of capturing).
+    """
 
     def __init__(
         self,
         writer: StoreWriter,
-        run_id: str,
+        identity: Identity,
         home: Path,
         root: Path | None,
-        filename: str,
-        projid: str,
         argv: list[str],
+        *,
+        log_filter: Callable[[str], bool] | None = None,
+        checkpoint_factory: CheckpointFactory | None = None,
     ) -> None:
         self.writer = writer
-        self.run_id = run_id
-        self.row_id = run_id
+        self.identity = identity
+        self.run_id = identity.run_id
+        self.row_id = identity.row_id
+        self.replay_id = identity.replay_id
         self.home = home
         self.root = root
-        self.filename = filename
-        self.projid = projid
+        self.filename = identity.filename
+        self.projid = identity.projid
         self.argv = argv
-        self.tstamp = _now_tstamp()
-        self.replay_id: str | None = None
-        self.writer_id = ""  # the logs key's `writer` column: '' while recording
-        self.replace_names: tuple[str, ...] = ()
-        self.logs: deque[tuple[int | None, str, Any]] = deque()
-        self.loops: deque[tuple[Any, ...]] = deque()
+        self.tstamp = identity.tstamp
+        self.logs: deque[LogEntry] = deque()
+        # `flor.log` appends here: the buffer itself, or the filter in front of it
+        self.append_log: Callable[[LogEntry], None] = self.logs.append
+        if log_filter is not None:
+            self.append_log = self._filtered(log_filter)
+        # (ctx_id, parent ctx_id, loop name, iteration, value if a scalar): rows at flush
+        self.loops: deque[tuple[int, int | None, str, int, object]] = deque()
         self.timings: deque[tuple[float, int]] = deque()
         self.ctx: int | None = None
         self.depth = 0
@@ -148,14 +173,41 @@ class Session:
         self._closed = False
         self._flush_failed = False
         self._held: list[tuple[Any, ...]] = []  # encoded rows a failed flush keeps
+        self._held_loops: list[tuple[Any, ...]] = []  # and its loops rows
         self._strikes: dict[int, int] = {}  # seq -> refusals while the store took other rows
+        self._written = 0  # values taken from the buffer so far
         self.quarantined = 0
         self._flush_lock = threading.Lock()
         self._commits = 0
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_forever, name="flor-flush", daemon=True)
         self.observers: list[LoopObserver] = []
+        self.commit_hooks: list[Callable[[str], None]] = []
+        self.checkpoint_factory = checkpoint_factory
         self.checkpointer: Any = None
+
+    def _filtered(self, keep: Callable[[str], bool]) -> Callable[[LogEntry], None]:
+        append = self.logs.append
+
+        def append_kept(item: LogEntry) -> None:
+            if keep(item[1]):
+                append(item)
+
+        return append_kept
+
+    @property
+    def closed(self) -> bool:
+        """True once the run has ended (or in a forked child, which must not write)."""
+        return self._closed
+
+    def forget(self) -> None:
+        """Write nothing more (a forked child must not write as its parent's run)."""
+        self._closed = True
+
+    def values_logged(self) -> int:
+        """How many values were logged so far (buffered ones included)."""
+        with self._flush_lock:  # not while a flush has them neither buffered nor counted
+            return self._written + len(self.logs)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -182,10 +234,14 @@ class Session:
             }
         )
         self._record_commit(snapshot)
-        self._flusher.start()
+        self.start_flushing()
 
     def _record_commit(self, snapshot: str | None) -> None:
         self.writer.record_commit(self.run_id, self.tstamp, snapshot)
+
+    def start_flushing(self) -> None:
+        """Start the background thread that flushes every `FLUSH_INTERVAL_S`."""
+        self._flusher.start()
 
     def _flush_forever(self) -> None:
         while not self._stop.wait(FLUSH_INTERVAL_S):
@@ -198,29 +254,46 @@ class Session:
         with self._flush_lock:  # one flush at a time keeps seq in logging order
             self._flush()
 
-    def _flush(self) -> None:
+    def drain_logs(self) -> list[tuple[Any, ...]]:
+        """Take the buffered values, encoded as `logs` rows (`LOG_COLUMNS`)."""
         logs = [self.logs.popleft() for _ in range(len(self.logs))]
-        loops = [self.loops.popleft() for _ in range(len(self.loops))]
-        timings = [self.timings.popleft() for _ in range(len(self.timings))]
-        rows, self._held = self._held, []
+        self._written += len(logs)
+        run_id, tstamp, seq = self.run_id, self.tstamp, self._seq
+        replay_id, writer_id = self.replay_id, self.identity.writer_id
+        rows = []
         for ctx, name, value in logs:
             text, kind = encode(value)
             rows.append(
-                (
-                    self.run_id,
-                    self.tstamp,
-                    ctx,
-                    str(name),
-                    text,
-                    kind,
-                    next(self._seq),
-                    self.replay_id,
-                    self.writer_id,
-                )
+                (run_id, tstamp, ctx, str(name), text, kind, next(seq), replay_id, writer_id)
             )
+        return rows
+
+    def drain_loops(self) -> tuple[list[tuple[Any, ...]], list[tuple[float, int]]]:
+        """Take the buffered loop iterations as `loops` rows, their values turned into text
+        here, at flush, not on the training path. An iteration that ended since the last
+        flush carries its seconds in its row; one whose row an earlier flush wrote (it was
+        still running then) comes back as a `(seconds, ctx_id)` update."""
+        # timings first: an iteration's coordinates are buffered before its timing
+        seconds = {ctx: s for s, ctx in [self.timings.popleft() for _ in range(len(self.timings))]}
+        entries = [self.loops.popleft() for _ in range(len(self.loops))]
+        run_id, pop = self.run_id, seconds.pop
+        rows = [
+            (run_id, ctx, parent, name, index, _loop_value(index, value), pop(ctx, None))
+            for ctx, parent, name, index, value in entries
+        ]
+        return rows, [(s, ctx) for ctx, s in seconds.items()]
+
+    def _flush(self) -> None:
+        loops, self._held_loops = self._held_loops, []
+        drained, timings = self.drain_loops()
+        loops += drained
+        rows, self._held = self._held, []
+        rows += self.drain_logs()
         now = time.time()
         try:
-            self.writer.write_batch(self.row_id, loops, rows, timings, now, self.replace_names)
+            self.writer.write_batch(
+                self.row_id, loops, rows, timings, now, self.identity.replace_names
+            )
             return
         except Exception as exc:  # noqa: BLE001 - never let a store hiccup kill training
             error = exc
@@ -247,14 +320,15 @@ class Session:
         timings: list[tuple[float, int]],
     ) -> None:
         """Put a batch the store did not take back in front of what came since."""
-        self.loops.extendleft(reversed(loops))
+        self._held_loops = loops + self._held_loops
         self.timings.extendleft(reversed(timings))
         self._held = rows + self._held
 
     def _write_apart(self, rows: list[tuple[Any, ...]]) -> None:
         """Write what the store takes, halving the batch to find the rows it refuses."""
         try:
-            self.writer.write_batch(self.row_id, (), rows, (), time.time(), self.replace_names)
+            replace = self.identity.replace_names
+            self.writer.write_batch(self.row_id, (), rows, (), time.time(), replace)
         except Exception as exc:  # noqa: BLE001 - a bad row must not stop the others
             if len(rows) > 1:
                 middle = len(rows) // 2
@@ -291,12 +365,15 @@ class Session:
         self.quarantined += 1
 
     def commit(self) -> None:
-        """Flush, snapshot the sources again and start a new tstamp."""
+        """Flush, snapshot the sources again and start a new tstamp; then the commit hooks
+        run with the tstamp just closed."""
         self.flush()
-        previous = self.tstamp
+        closed = self.tstamp
         tstamp = _now_tstamp()
-        self.tstamp = tstamp if tstamp > previous else previous + "1"
+        self.tstamp = tstamp if tstamp > closed else closed + "1"
         self._record_commit(self._snapshot_now())
+        for hook in self.commit_hooks:
+            hook(closed)
 
     def _snapshot_now(self) -> str | None:
         if self.root is None or self.replay_id is not None:
@@ -353,19 +430,12 @@ class Session:
         """Attach a remark to the run (e.g. why it has no checkpoints)."""
         self.writer.update_run(self.row_id, note=text)
 
-    def make_checkpointer(
-        self, objects: dict[str, Any], budget: float, allow_pickle: bool | None, frame: Any
-    ) -> LoopObserver:
-        from flor.runtime.checkpointing import Checkpointer
-
-        return Checkpointer(self, objects, budget, allow_pickle, frame)
-
     # -- instrumentation -------------------------------------------------------------------
 
     def arg(self, name: str, default: Any) -> Any:
         value = cast(name, self._kwargs[name], default) if name in self._kwargs else default
         self.args[name] = value
-        self.logs.append((None, name, value))
+        self.append_log((None, name, value))
         return value
 
     def check_kwargs(self) -> None:
@@ -381,51 +451,72 @@ class Session:
             )
 
     def loop(self, name: str, iterable: Iterable[Any]) -> Iterator[Any]:
-        parent = self.ctx
-        outer = self.depth == 0
-        observers: list[LoopObserver] = []
-        if outer:
-            try:
-                self.check_kwargs()
-            except FlorError as exc:
-                fail(exc)
-            # a run killed later (SIGKILL) never reaches close(): keep its args replayable
-            self.writer.update_run(self.row_id, args=json.dumps(self.args, default=repr))
-            observers = list(self.observers)
-            for observer in observers:
-                observer.loop_started(name)
+        """The iterator `flor.loop` returns; an outermost loop first checks `--kwargs`
+        (raising `ArgError` here, before any iteration) and keeps the args replayable."""
+        if self.depth:
+            return self._inner_loop(name, iterable)
+        self.check_kwargs()
+        # a run killed later (SIGKILL) never reaches close(): keep its args replayable
+        self.writer.update_run(self.row_id, args=json.dumps(self.args, default=repr))
+        return self._outer_loop(name, iterable)
+
+    # The two loops below run on every iteration of the user's training: each line costs.
+    # An iteration appends its coordinates and nothing else (turned into rows at flush);
+    # `self.ctx` is left as is after the body, since the next iteration or the loop's end
+    # sets it before any other flor call can read it.
+
+    def _inner_loop(self, name: str, iterable: Iterable[Any]) -> Iterator[Any]:
+        parent, ids, append = self.ctx, self._ctx_ids, self.loops.append
+        self.depth += 1
+        try:
+            for index, value in enumerate(iterable):
+                self.ctx = ctx = next(ids)
+                append((ctx, parent, name, index, value if type(value) in _SCALARS else None))
+                yield value
+        finally:
+            self.depth -= 1
+            self.ctx = parent
+
+    def _outer_loop(self, name: str, iterable: Iterable[Any]) -> Iterator[Any]:
+        parent, ids, append = self.ctx, self._ctx_ids, self.loops.append
+        timed, clock = self.timings.append, time.perf_counter
+        observers = list(self.observers)
+        for observer in observers:
+            observer.loop_started(name)
         self.depth += 1
         exhausted = False
         try:
+            started = clock()
             for index, value in enumerate(iterable):
-                ctx = next(self._ctx_ids)
-                self.loops.append(
-                    (self.run_id, ctx, parent, name, index, _loop_value(index, value))
-                )
-                self.ctx = ctx
-                started = time.perf_counter()
+                self.ctx = ctx = next(ids)
+                append((ctx, parent, name, index, value if type(value) in _SCALARS else None))
                 yield value
-                self.ctx = parent
-                if outer:
-                    seconds = time.perf_counter() - started
-                    self.timings.append((seconds, ctx))
+                now = clock()
+                timed((now - started, ctx))
+                if observers:
                     for observer in observers:
-                        observer.iteration_ended(index, ctx, seconds)
+                        observer.iteration_ended(index, ctx, now - started)
+                    now = clock()  # checkpoint time is not the next iteration's
+                started = now
             exhausted = True
         finally:
             self.depth -= 1
             self.ctx = parent
-            if outer:
-                for observer in observers:
-                    observer.loop_ended(exhausted)
-                self.flush()
+            for observer in observers:
+                observer.loop_ended(exhausted)
+            self.flush()
+
+    def note_iteration(
+        self, ctx: int, parent: int | None, name: str, index: int, value: object
+    ) -> None:
+        """Buffer one loop iteration's coordinates (the loops above inline this)."""
+        self.loops.append((ctx, parent, name, index, value if type(value) in _SCALARS else None))
 
     @contextmanager
-    def iteration(self, name: str, index: int | None, value: Any) -> Iterator[None]:
+    def iteration(self, name: str, index: int | None, value: object) -> Iterator[None]:
         parent = self.ctx
         ctx = next(self._ctx_ids)
-        position = ctx if index is None else index
-        self.loops.append((self.run_id, ctx, parent, name, position, _loop_value(position, value)))
+        self.note_iteration(ctx, parent, name, ctx if index is None else index, value)
         self.ctx = ctx
         self.depth += 1
         try:
@@ -434,106 +525,3 @@ class Session:
             self.depth -= 1
             self.ctx = parent
             self.flush()
-
-
-_session: Session | None = None
-_start_lock = threading.Lock()
-
-
-def current() -> Session:
-    """The process's session, started on first use."""
-    global _session
-    if _session is not None:
-        return _session
-    with _start_lock:
-        if _session is None:
-            try:
-                _session = _start()
-                attach_session(_session.home, _session.flush)
-            except FlorError as exc:
-                fail(exc)
-            except store_errors() as exc:
-                fail(StoreError(f"cannot record into the flor store: {exc}"))
-    assert _session is not None
-    return _session
-
-
-def _start() -> Session:
-    # taken out of the environment: a child process (a DataLoader worker, another flor
-    # script) must not start a second replay of this task, deleting what this one wrote
-    spec = os.environ.pop("FLOR_REPLAY", "")
-    if spec:
-        from flor.runtime.replaying import start_replay
-
-        session: Session = start_replay(spec)
-        _install_exit_handlers(session)
-        return session
-    script = _script_path()
-    start_dir = script.parent if script else Path.cwd()
-    root = find_repo_root(start_dir)
-    if root is None:
-        print(
-            f"flor: warning: {start_dir} is not inside a git repository: this run is recorded "
-            "without a code snapshot and cannot be replayed (run `git init` to fix)",
-            file=sys.stderr,
-        )
-    home = ensure_home(home_dir(start_dir, required=False))
-    if script and root and script.is_relative_to(root):
-        filename = script.relative_to(root).as_posix()
-    else:
-        filename = script.name if script else _interactive_name()
-    projid = os.environ.get("FLOR_PROJID") or (root or start_dir).name
-    session = Session(
-        StoreWriter(db_path(home)),
-        uuid.uuid4().hex[:12],
-        home,
-        root,
-        filename,
-        projid,
-        list(sys.argv),
-    )
-    snapshot = base = branch = None
-    if root is not None:
-        from flor import vcs
-
-        snap = vcs.snapshot(root, session.run_id, f"flor run {session.run_id}: {filename}")
-        snapshot, base, branch = snap.commit, snap.base_commit, snap.branch
-    session.begin(snapshot, base, branch)
-    _install_exit_handlers(session)
-    from flor.runtime import notebook
-
-    notebook.install(session)
-    return session
-
-
-def _interactive_name() -> str:
-    return os.environ.get("FLOR_NOTEBOOK") or "<interactive>"
-
-
-def _install_exit_handlers(session: Session) -> None:
-    atexit.register(session.close)
-    previous_hook = sys.excepthook
-
-    def record_failure(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
-        session.status = "killed" if issubclass(kind, KeyboardInterrupt) else "failed"
-        session.error = f"{kind.__name__}: {exc}"
-        previous_hook(kind, exc, tb)
-
-    sys.excepthook = record_failure
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if in_main_thread and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-
-        def on_sigterm(signum: int, frame: object) -> None:
-            session.status = "killed"
-            session.error = "SIGTERM"
-            raise SystemExit(128 + signum)
-
-        signal.signal(signal.SIGTERM, on_sigterm)
-    os.register_at_fork(after_in_child=_forget_in_child)
-
-
-def _forget_in_child() -> None:
-    """A forked worker (e.g. a DataLoader process) must not write as the parent run."""
-    global _session
-    if _session is not None:
-        _session._closed = True

@@ -86,7 +86,7 @@ def collect_garbage(
     """
     import time
 
-    from flor.runtime.checkpoint import BlobStore
+    from flor.blobs import BlobStore
 
     if grace < 0:
         raise UsageError(f"grace period {grace} s is negative: use 0 or more seconds")

@@ -266,7 +266,7 @@ def collect_kept(
     `blobs`, `temp_files` and `bytes`. Holds the kept blobs' own lock, as checkpoints do."""
     import json
 
-    from flor.runtime.checkpoint import BlobStore
+    from flor.blobs import BlobStore
 
     blobs = BlobStore(blob_home(home))
     with blobs.collecting(wait):

@@ -30,7 +30,7 @@ RUN_COLUMNS = (
     "started",
     "heartbeat",
 )
-LOOP_COLUMNS = ("run_id", "ctx_id", "parent_ctx_id", "name", "iteration", "value")
+LOOP_COLUMNS = ("run_id", "ctx_id", "parent_ctx_id", "name", "iteration", "value", "seconds")
 CHECKPOINT_COLUMNS = ("run_id", "ctx_id", "iteration", "object", "digest", "bytes", "seconds")
 COMMIT_COLUMNS = ("run_id", "tstamp", "snapshot")
 # `writer` is `replay_id` or '' for the recorded run: part of the logs key (schema 2).
@@ -96,8 +96,10 @@ class StoreWriter:
 
         def work(conn: Connection) -> None:
             if loops:
+                # a row may carry the iteration's seconds as a 7th column (the runtime's do)
+                columns = LOOP_COLUMNS[: len(loops[0])]
                 conn.executemany(
-                    self.dialect.upsert("loops", LOOP_COLUMNS, replace=False),
+                    self.dialect.upsert("loops", columns, replace=False),
                     loops,
                 )
             if replace_names and logs:
