@@ -22,9 +22,9 @@ from flor.propagate import logged_names as names_logged_in
 from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
 from flor.replay.hazards import unreproducible, volatile
 from flor.runtime.checkpoint import BlobStore
-from flor.runtime.replaying import TaskSpec
 from flor.store import reader
 from flor.store.location import checkpoint_home
+from flor.taskspec import TaskSpec
 from flor.where import compile_where, last_values, select_runs
 
 if TYPE_CHECKING:
@@ -344,11 +344,19 @@ def make_tasks(run_plan: RunPlan, strategy: str, because: str = "") -> None:
     run_plan.tasks, run_plan.estimates = [], []
     replay_id = uuid.uuid4().hex[:12]
 
-    def task(mode: str, start: int = 0, stop: int = 0, **flags: bool) -> TaskSpec:
+    def task(
+        mode: str,
+        start: int = 0,
+        stop: int = 0,
+        *,
+        log_prefix: bool = False,
+        log_suffix: bool = False,
+        skip_nested: bool = False,
+        probe: bool = False,
+    ) -> TaskSpec:
         return TaskSpec(
             run_id=run_plan.run_id,
             replay_id=f"{replay_id}-{len(run_plan.tasks)}",
-            home=ctx["home"],
             names=ctx["names"],
             tstamp=run_plan.tstamp,
             projid=str(row["projid"]),
@@ -361,7 +369,10 @@ def make_tasks(run_plan: RunPlan, strategy: str, because: str = "") -> None:
             args=ctx["args"],
             checkpoints=checkpoints,
             check=run_plan.check,
-            **flags,
+            log_prefix=log_prefix,
+            log_suffix=log_suffix,
+            skip_nested=skip_nested,
+            probe=probe,
         )
 
     suffix = run_plan.finished
