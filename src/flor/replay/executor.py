@@ -49,6 +49,7 @@ class TaskResult:
     # what the task derived: {"logs": [...rows], "loops": [...rows]}, not yet stored
     values: dict[str, Any] = field(default_factory=dict)
     host: str = ""
+    cwd: str = ""  # the folder the task ran in, on its worker
     # task start -> its first replayed iteration (None: it never reached one)
     startup_s: float | None = None
 
@@ -214,7 +215,9 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
         tail = (tail + "\nthe task ended without handing back its values").strip()
     first = values.pop("first_iteration", None) if values else None
     startup = None if first is None else max(0.0, float(first) - started)
-    return TaskResult(run_id, replay_id, ok, elapsed, returncode, tail, values, host, startup)
+    return TaskResult(
+        run_id, replay_id, ok, elapsed, returncode, tail, values, host, str(cwd), startup
+    )
 
 
 @contextmanager
@@ -366,6 +369,7 @@ def _task_ended(writer: StoreWriter, result: TaskResult) -> None:
         ended=now,
         heartbeat=now,
         host=result.host or None,
+        **({"cwd": result.cwd} if result.cwd else {}),
         error=None if result.ok else (result.tail.strip().splitlines() or [""])[-1],
     )
 
