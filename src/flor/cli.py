@@ -263,17 +263,11 @@ def show(run: str, fmt: str) -> None:
     """One run in detail: its record, arguments and values logged outside loops."""
     import pandas as pd
 
-    from flor.store import reader
+    from flor.store import reader, reads
 
     record = reader.find_run(run)
-    values = reader.query(
-        "SELECT name, value, type FROM logs WHERE run_id = ? AND ctx_id IS NULL ORDER BY seq",
-        (record["run_id"],),
-    )
-    counts = reader.query(
-        "SELECT name, COUNT(*) AS n FROM logs WHERE run_id = ? GROUP BY name ORDER BY name",
-        (record["run_id"],),
-    )
+    values = reads.values_outside_loops(record["run_id"])
+    counts = reads.value_counts(record["run_id"])
     for key, value in list(record.items()):
         if isinstance(value, float) and value != value:
             record[key] = None  # NaN is not JSON
@@ -281,14 +275,12 @@ def show(run: str, fmt: str) -> None:
         if record.get(key) is not None:
             record[key] = datetime.fromtimestamp(float(record[key])).isoformat(sep=" ")
     if fmt == "json":
-        record["logged"] = {n: int(c) for n, c in zip(counts["name"], counts["n"], strict=True)}
+        record["logged"] = dict(counts)
         click.echo(json.dumps(record, default=str))
         return
     rows = [(k, v) for k, v in record.items()]
-    rows += [
-        (f"logged {n}", f"{c} values") for n, c in zip(counts["name"], counts["n"], strict=True)
-    ]
-    rows += [(f"value {n}", v) for n, v in zip(values["name"], values["value"], strict=True)]
+    rows += [(f"logged {n}", f"{c} values") for n, c in counts]
+    rows += [(f"value {row.name}", row.value) for row in values]
     emit(pd.DataFrame(rows, columns=["field", "value"]), fmt, title=f"run {record['run_id']}")
 
 

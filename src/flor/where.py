@@ -87,18 +87,11 @@ def last_values(names: set[str]) -> dict[str, dict[str, Any]]:
     """Each run's last recorded value of each name (the final epoch's accuracy, say)."""
     if not names:
         return {}
-    from flor.store import reader  # pandas: loaded when a filter needs values, not to parse it
-
-    marks = ",".join("?" * len(names))
-    frame = reader.query(
-        f"SELECT run_id, name, value, type FROM logs WHERE name IN ({marks}) "
-        "AND replay_id IS NULL ORDER BY seq",
-        tuple(sorted(names)),
-    )
+    from flor.store import reads
     from flor.store.values import decode
 
     values: dict[str, dict[str, Any]] = {}
-    for run_id, name, value, kind in frame.itertuples(index=False):
+    for run_id, name, value, kind in reads.recorded_values_of_names(sorted(names)):
         values.setdefault(run_id, {})[name] = decode(value, kind)
     return values
 

@@ -28,7 +28,7 @@ from flor.errors import CheckpointError, ReplayError, UsageError
 from flor.replay import sandbox, warm
 from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks
 from flor.runtime.checkpoint import BlobStore
-from flor.store import reader
+from flor.store import reads
 from flor.store.location import CHECKPOINTS_ENV, checkpoint_home, db_path
 from flor.store.values import decode
 from flor.store.writer import StoreWriter
@@ -267,7 +267,7 @@ def execute(
     writer = StoreWriter(db_path(plan.home))
     try:
         with exclusive(plan.home), engine(backend, plan.jobs, scheduler):
-            contexts = {run.run_id: _loop_contexts(writer, run.run_id) for run in plan.active}
+            contexts = {run.run_id: writer.loop_contexts(run.run_id) for run in plan.active}
             pending = list(plan.active)
             while pending:
                 spaces = {run.run_id: _workspace(plan, run) for run in pending}
@@ -335,17 +335,6 @@ def _settle_all(
         summary.results.extend(mine)  # the tasks of the attempt that counts
         summary.runs.append(_settle(plan, run, mine, problem, summary))
     return retry
-
-
-def _loop_contexts(writer: StoreWriter, run_id: str) -> list[tuple[int | None, str, int, int]]:
-    """The run's recorded loop contexts: tasks store their values under them."""
-    rows = writer.transaction(
-        lambda c: c.execute(
-            "SELECT parent_ctx_id, name, iteration, ctx_id FROM loops WHERE run_id = ?",
-            (run_id,),
-        ).fetchall()
-    )
-    return [(p, n, int(i), int(c)) for p, n, i, c in rows]
 
 
 def _task_started(writer: StoreWriter, run: RunPlan, task: TaskSpec) -> None:
@@ -451,15 +440,8 @@ def _difference(
 
 
 def _recorded_values(run_id: str, names: list[str]) -> dict[tuple[Any, str], list[tuple[Any, str]]]:
-    marks = ",".join("?" * len(names))
-    frame = reader.query(
-        f"SELECT ctx_id, name, value, type FROM logs WHERE run_id = ? AND replay_id IS NULL "
-        f"AND name IN ({marks}) ORDER BY seq",
-        (run_id, *names),
-    )
     found: dict[tuple[Any, str], list[tuple[Any, str]]] = {}
-    for ctx, name, value, kind in frame.itertuples(index=False):
-        ctx = None if ctx is None or ctx != ctx else int(ctx)
+    for ctx, name, value, kind in reads.recorded_values(run_id, names):
         found.setdefault((ctx, name), []).append((value, kind))
     return found
 

@@ -22,7 +22,7 @@ from flor.propagate import logged_names as names_logged_in
 from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
 from flor.replay.hazards import unreproducible, volatile
 from flor.runtime.checkpoint import BlobStore
-from flor.store import reader
+from flor.store import reader, reads
 from flor.store.location import checkpoint_home
 from flor.taskspec import TaskSpec
 from flor.where import compile_where, last_values, select_runs
@@ -228,16 +228,7 @@ def _working_source(root: Path, filename: str) -> str | None:
 
 
 def _names_present(run_ids: list[str], *, recorded_only: bool = False) -> dict[str, set[str]]:
-    marks = ",".join("?" * len(run_ids))
-    only = " AND replay_id IS NULL" if recorded_only else ""
-    frame = reader.query(
-        f"SELECT DISTINCT run_id, name FROM logs WHERE run_id IN ({marks}){only}",
-        tuple(run_ids),
-    )
-    present: dict[str, set[str]] = {}
-    for run_id, name in frame.itertuples(index=False):
-        present.setdefault(run_id, set()).add(name)
-    return present
+    return reads.names_present(run_ids, recorded_only=recorded_only)
 
 
 def _plan_run(row: dict[str, Any], shared: _Selection) -> RunPlan:
@@ -327,10 +318,11 @@ def _run_context(
     run_plan: RunPlan, row: dict[str, Any], names: list[str], placement: Any, shared: _Selection
 ) -> tuple[RunContext, int]:
     """The recorded shape the tasks replay, and how many checkpoints are gone."""
-    timings, checkpoints, ckpt_seconds = _recorded_loop(run_plan.run_id, placement.main_loop)
+    recorded = _recorded_loop(run_plan.run_id, placement.main_loop)
+    timings, completed, checkpoints, ckpt_seconds = recorded
     if not run_plan.finished:
         # the last, interrupted iteration and the suffix never completed in the record
-        timings = timings[: _completed(run_plan.run_id, placement.main_loop)]
+        timings = timings[:completed]
         if placement.places and all(p == {SUFFIX} for p in placement.places.values()):
             raise _Skip(
                 f"the run {row.get('status')} inside its main loop, so statements after "
@@ -510,18 +502,6 @@ def _check_names(
     ]
 
 
-def _completed(run_id: str, main_loop: str | None) -> int:
-    """How many iterations of the main loop an interrupted run completed."""
-    frame = reader.query(
-        "SELECT name, seconds FROM loops WHERE run_id = ? AND parent_ctx_id IS NULL "
-        "ORDER BY ctx_id",
-        (run_id,),
-    )
-    if main_loop is not None:
-        frame = frame[frame["name"] == main_loop]
-    return int(frame["seconds"].notna().sum())
-
-
 def _drop_missing(checkpoints: dict[int, dict[str, str]], stored: set[str]) -> int:
     """Forget checkpoints whose blobs are gone (deleted, not copied); returns how many."""
     missing = [it for it, parts in checkpoints.items() if not stored.issuperset(parts.values())]
@@ -563,25 +543,21 @@ def _split(costs: list[float], checkpoints: set[int], chunks: int) -> list[tuple
 
 def _recorded_loop(
     run_id: str, main_loop: str | None
-) -> tuple[list[float], dict[int, dict[str, str]], float]:
-    """Per-iteration seconds of the main loop, its checkpoints, and a checkpoint's cost."""
-    loops = reader.query(
-        "SELECT name, iteration, seconds FROM loops WHERE run_id = ? AND parent_ctx_id IS NULL "
-        "ORDER BY ctx_id",
-        (run_id,),
-    )
-    if main_loop is not None:
-        loops = loops[loops["name"] == main_loop]
-    elif not loops.empty:
-        loops = loops[loops["name"] == loops["name"].iloc[0]]
-    timings = [float(s) if s == s and s is not None else 0.0 for s in loops["seconds"]]
-    rows = reader.query(
-        "SELECT iteration, object, digest, seconds FROM checkpoints WHERE run_id = ?", (run_id,)
-    )
+) -> tuple[list[float], int, dict[int, dict[str, str]], float]:
+    """Per-iteration seconds of the main loop, how many iterations completed (an
+    interrupted run's last one has no time), its checkpoints, and a checkpoint's cost."""
+    loops = reads.top_level_iterations(run_id)
+    main_loop = main_loop if main_loop is not None or not loops else loops[0].name
+    mine = [loop for loop in loops if loop.name == main_loop]
+    timings = [loop.seconds or 0.0 for loop in mine]
+    completed = sum(loop.seconds is not None for loop in mine)
+    rows = reads.checkpoints(run_id)
     checkpoints: dict[int, dict[str, str]] = {}
-    for iteration, obj, digest, _ in rows.itertuples(index=False):
-        checkpoints.setdefault(int(iteration), {})[obj] = digest
-    seconds = float(rows.groupby("iteration")["seconds"].first().mean()) if not rows.empty else 0.0
-    if not rows.empty and not checkpoints:
+    first_seconds: dict[int, float] = {}
+    for row in rows:
+        checkpoints.setdefault(row.iteration, {})[row.object] = row.digest
+        first_seconds.setdefault(row.iteration, row.seconds)
+    seconds = sum(first_seconds.values()) / len(first_seconds) if rows else 0.0
+    if rows and not checkpoints:
         raise ReplayError(f"run {run_id} has unreadable checkpoint rows")
-    return timings, checkpoints, seconds
+    return timings, completed, checkpoints, seconds

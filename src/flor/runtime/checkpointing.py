@@ -275,16 +275,13 @@ def load(run: str, iteration: int | None = None, **objects: Any) -> int:
     `net = Net(); flor.load(best_run, model=net)`.
     """
     from flor.runtime.checkpoint import restore as restore_in_place
-    from flor.store import reader
+    from flor.store import reader, reads
 
     if not objects:
         raise CheckpointError("flor.load needs objects to restore into, e.g. model=net")
     record = reader.find_run(run)
-    rows = reader.query(
-        "SELECT iteration, object, digest, bytes FROM checkpoints WHERE run_id = ?",
-        (record["run_id"],),
-    )
-    available = sorted(set(int(i) for i in rows["iteration"]))
+    rows = reads.checkpoints(record["run_id"])
+    available = sorted(set(row.iteration for row in rows))
     if not available:
         raise CheckpointError(f"run {record['run_id']} has no checkpoints")
     chosen = available[-1] if iteration is None else iteration
@@ -293,7 +290,7 @@ def load(run: str, iteration: int | None = None, **objects: Any) -> int:
             f"run {record['run_id']} has no checkpoint at iteration {chosen}: "
             f"available: {', '.join(map(str, available))}"
         )
-    digests = {o: d for i, o, d, _ in rows.itertuples(index=False) if int(i) == chosen}
+    digests = {row.object: row.digest for row in rows if row.iteration == chosen}
     missing = sorted(set(objects) - set(digests))
     if missing:
         raise CheckpointError(
@@ -323,5 +320,5 @@ def _record_read(run_id: str, iteration: int, digests: dict[str, str], rows: Any
 
     found = recorder(session._session)
     if found is not None:
-        size = int(rows.loc[rows["iteration"] == iteration, "bytes"].sum())
+        size = sum(row.bytes for row in rows if row.iteration == iteration)
         found.read_checkpoint(run_id, iteration, digests, size)

@@ -80,13 +80,7 @@ class CellCommitter:
         session = self.session
         if session.root is None:
             return
-        row = session.writer.transaction(
-            lambda c: c.execute(
-                "SELECT snapshot FROM commits WHERE run_id = ? AND tstamp = ?",
-                (session.run_id, session.tstamp),
-            ).fetchone()
-        )
-        base = row[0] if row else None
+        base = session.writer.commit_snapshot(session.run_id, session.tstamp)
         if not base:
             return
         commit = _commit_with_file(
@@ -97,12 +91,7 @@ class CellCommitter:
             f"flor run {session.run_id}: cells through {tstamp}",
             f"refs/flor/runs/{session.run_id}-cells-{self.commits}",
         )
-        session.writer.transaction(
-            lambda c: c.execute(
-                "UPDATE commits SET snapshot = ? WHERE run_id = ? AND tstamp = ?",
-                (commit, session.run_id, tstamp),
-            )
-        )
+        session.writer.set_commit_snapshot(session.run_id, tstamp, commit)
 
 
 def _git(root: Path, env: dict[str, str], *args: str, stdin: bytes | None = None) -> str:

@@ -184,12 +184,7 @@ class Session:
         self._flusher.start()
 
     def _record_commit(self, snapshot: str | None) -> None:
-        self.writer.transaction(
-            lambda c: c.execute(
-                "INSERT OR REPLACE INTO commits (run_id, tstamp, snapshot) VALUES (?, ?, ?)",
-                (self.run_id, self.tstamp, snapshot),
-            )
-        )
+        self.writer.record_commit(self.run_id, self.tstamp, snapshot)
 
     def _flush_forever(self) -> None:
         while not self._stop.wait(FLUSH_INTERVAL_S):

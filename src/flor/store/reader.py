@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -13,10 +12,10 @@ from typing import Any
 import pandas as pd
 
 from flor.errors import QueryError, UsageError
-from flor.store.backend import STORE_ENV, Connection, Target, open_target, resolve, target_exists
+from flor.store.backend import Connection, Target, open_target, target_exists
 from flor.store.columns import ColumnReader, RunLoops, loop_rows
-from flor.store.location import db_path, home_dir
 from flor.store.pivot import RUN_KEYS, ValueGroup, pivot
+from flor.store.reads import locate
 from flor.store.status import effective_status
 
 _READ_ACTIONS = {
@@ -33,10 +32,7 @@ def _target(home: Path | None) -> Target:
 
     if session._session is not None:
         session._session.flush()
-        home = home or session._session.home
-    if os.environ.get(STORE_ENV, "").strip():
-        return resolve()
-    return Target("sqlite", path=db_path(home or home_dir()))
+    return locate(home)
 
 
 def open_reader(home: Path | None = None) -> Any:

@@ -120,6 +120,52 @@ class StoreWriter:
             )
         )
 
+    def record_commit(self, run_id: str, tstamp: str, snapshot: str | None) -> None:
+        """The code snapshot of a run's `tstamp` (replacing an earlier one)."""
+        self.transaction(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO commits (run_id, tstamp, snapshot) VALUES (?, ?, ?)",
+                (run_id, tstamp, snapshot),
+            )
+        )
+
+    def commit_snapshot(self, run_id: str, tstamp: str) -> str | None:
+        """The snapshot recorded for a run's `tstamp`, if any."""
+        row = self.transaction(
+            lambda c: c.execute(
+                "SELECT snapshot FROM commits WHERE run_id = ? AND tstamp = ?", (run_id, tstamp)
+            ).fetchone()
+        )
+        return row[0] if row else None
+
+    def set_commit_snapshot(self, run_id: str, tstamp: str, snapshot: str) -> None:
+        """Point an existing commit row of a run's `tstamp` at another snapshot."""
+        self.transaction(
+            lambda c: c.execute(
+                "UPDATE commits SET snapshot = ? WHERE run_id = ? AND tstamp = ?",
+                (snapshot, run_id, tstamp),
+            )
+        )
+
+    def loop_contexts(self, run_id: str) -> list[tuple[int | None, str, int, int]]:
+        """A run's loop contexts: (parent ctx_id, loop name, iteration, ctx_id)."""
+        rows = self.transaction(
+            lambda c: c.execute(
+                "SELECT parent_ctx_id, name, iteration, ctx_id FROM loops WHERE run_id = ?",
+                (run_id,),
+            ).fetchall()
+        )
+        return [(p, n, int(i), int(c)) for p, n, i, c in rows]
+
+    def clear_replay(self, replay_id: str) -> None:
+        """Forget a replay task's run row and values (a retried task starts over)."""
+
+        def work(conn: Connection) -> None:
+            conn.execute("DELETE FROM logs WHERE replay_id = ?", (replay_id,))
+            conn.execute("DELETE FROM runs WHERE run_id = ?", (replay_id,))
+
+        self.transaction(work)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

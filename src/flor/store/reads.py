@@ -1,0 +1,161 @@
+"""The reads the library itself runs, as typed functions returning plain rows.
+
+Every statement flor runs on its own behalf lives in `flor.store` (here for reads, in
+`flor.store.writer` for writes); callers never write SQL. Unlike the user-facing
+`flor.store.reader.query`, these open one read-only connection per call without the
+read-only authorizer, without flushing the recording session and without pandas.
+`home=None` means the store the user-facing readers would pick (see `locate`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from flor.store.backend import STORE_ENV, Target, resolve
+from flor.store.location import db_path, home_dir
+
+
+class LoopTiming(NamedTuple):
+    """One iteration of a top-level loop: its name, index and seconds (None if unfinished)."""
+
+    name: str
+    iteration: int
+    seconds: float | None
+
+
+class CheckpointRow(NamedTuple):
+    """One object checkpointed at the start of an outer iteration."""
+
+    iteration: int
+    object: str
+    digest: str
+    bytes: int
+    seconds: float
+
+
+class LoggedValue(NamedTuple):
+    """A value as stored: its loop context (None outside loops), name, JSON text and type."""
+
+    ctx_id: int | None
+    name: str
+    value: str | None
+    type: str
+
+
+class RunValue(NamedTuple):
+    run_id: str
+    name: str
+    value: str | None
+    type: str
+
+
+def locate(home: Path | None = None) -> Target:
+    """The store to read: `FLOR_STORE`, else the SQLite file in `home`, else in the
+    recording session's home, else in the project's store folder."""
+    from flor.runtime import session
+
+    if session._session is not None:
+        home = home or session._session.home
+    if os.environ.get(STORE_ENV, "").strip():
+        return resolve()
+    return Target("sqlite", path=db_path(home or home_dir()))
+
+
+@contextmanager
+def _reading(home: Path | None) -> Iterator[Any]:
+    from flor.store.backend import open_target
+
+    conn = open_target(locate(home))
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def names_present(
+    run_ids: Sequence[str], *, recorded_only: bool = False, home: Path | None = None
+) -> dict[str, set[str]]:
+    """The names each run has values of (recorded ones only, or replayed ones too)."""
+    only = " AND replay_id IS NULL" if recorded_only else ""
+    with _reading(home) as conn:
+        rows = conn.execute(
+            f"SELECT DISTINCT run_id, name FROM logs WHERE run_id IN ({_marks(run_ids)}){only}",
+            tuple(run_ids),
+        ).fetchall()
+    present: dict[str, set[str]] = {}
+    for run_id, name in rows:
+        present.setdefault(run_id, set()).add(name)
+    return present
+
+
+def top_level_iterations(run_id: str, home: Path | None = None) -> list[LoopTiming]:
+    """The run's iterations of loops outside any loop, in the order they started."""
+    with _reading(home) as conn:
+        rows = conn.execute(
+            "SELECT name, iteration, seconds FROM loops WHERE run_id = ? AND parent_ctx_id IS NULL "
+            "ORDER BY ctx_id",
+            (run_id,),
+        ).fetchall()
+    return [LoopTiming(name, int(it), None if s is None else float(s)) for name, it, s in rows]
+
+
+def checkpoints(run_id: str, home: Path | None = None) -> list[CheckpointRow]:
+    """Every checkpointed object of a run."""
+    with _reading(home) as conn:
+        rows = conn.execute(
+            "SELECT iteration, object, digest, bytes, seconds FROM checkpoints WHERE run_id = ?",
+            (run_id,),
+        ).fetchall()
+    return [CheckpointRow(int(i), o, d, int(b), float(s)) for i, o, d, b, s in rows]
+
+
+def recorded_values(
+    run_id: str, names: Sequence[str], home: Path | None = None
+) -> list[LoggedValue]:
+    """The run's own (not replayed) values of `names`, in the order they were logged."""
+    with _reading(home) as conn:
+        rows = conn.execute(
+            "SELECT ctx_id, name, value, type FROM logs WHERE run_id = ? AND replay_id IS NULL "
+            f"AND name IN ({_marks(names)}) ORDER BY seq",
+            (run_id, *names),
+        ).fetchall()
+    return [LoggedValue(None if c is None else int(c), n, v, t) for c, n, v, t in rows]
+
+
+def recorded_values_of_names(names: Sequence[str], home: Path | None = None) -> list[RunValue]:
+    """Every run's own values of `names`, in the order each run logged them."""
+    with _reading(home) as conn:
+        rows = conn.execute(
+            f"SELECT run_id, name, value, type FROM logs WHERE name IN ({_marks(names)}) "
+            "AND replay_id IS NULL ORDER BY seq",
+            tuple(names),
+        ).fetchall()
+    return [RunValue(*row) for row in rows]
+
+
+def values_outside_loops(run_id: str, home: Path | None = None) -> list[LoggedValue]:
+    """The values a run logged outside any loop, in order (replayed ones included)."""
+    with _reading(home) as conn:
+        rows = conn.execute(
+            "SELECT name, value, type FROM logs WHERE run_id = ? AND ctx_id IS NULL ORDER BY seq",
+            (run_id,),
+        ).fetchall()
+    return [LoggedValue(None, n, v, t) for n, v, t in rows]
+
+
+def value_counts(run_id: str, home: Path | None = None) -> list[tuple[str, int]]:
+    """How many values a run holds of each name, by name."""
+    with _reading(home) as conn:
+        rows = conn.execute(
+            "SELECT name, COUNT(*) FROM logs WHERE run_id = ? GROUP BY name ORDER BY name",
+            (run_id,),
+        ).fetchall()
+    return [(name, int(count)) for name, count in rows]
