@@ -68,9 +68,12 @@ class ForkServer:
         return code, _read(out), _read(err)
 
     def close(self) -> None:
+        """End the server: it exits when its requests end."""
         if self.process.stdin is not None:
             self.process.stdin.close()
         self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def _read(path: Path) -> str:
