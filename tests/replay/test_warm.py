@@ -84,5 +84,10 @@ def test_an_uncaught_exception_exits_1_with_its_traceback(server, tmp_path) -> N
 
 def test_only_the_scripts_outside_imports_are_preloaded(tmp_path) -> None:
     (tmp_path / "model.py").write_text("")
-    source = "import torch\nimport model\nfrom numpy import random\nimport flor\nimport os.path\n"
-    assert warm.external_imports(source, tmp_path) == ["numpy", "os", "torch"]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "utils.py").write_text("")  # beside a script in src/: the project's
+    source = (
+        "import torch\nimport model\nfrom numpy import random\nimport flor\nimport os.path\n"
+        "import utils\n"
+    )
+    assert warm.external_imports(source, tmp_path, tmp_path / "src") == ["numpy", "os", "torch"]

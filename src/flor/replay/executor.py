@@ -201,7 +201,8 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
             command, cwd = workspace.materialize(folder)
             base = {**_worker_environment(), **env}
             task_env = {**base, SPEC_ENV: str(handback / "spec.json"), OUTPUT_ENV: str(output)}
-            preload = warm.external_imports(workspace.patched, folder / "tree")
+            script = Path(command[1])
+            preload = warm.external_imports(workspace.patched, folder / "tree", script.parent)
             server = warm.server_for(base)
             returncode, _, stderr = server.run(command, cwd, task_env, preload, handback)
             values = json.loads(output.read_text(encoding="utf-8")) if output.exists() else {}

@@ -100,8 +100,10 @@ def _close_all() -> None:
     _servers.clear()
 
 
-def external_imports(source: str, tree: Path) -> list[str]:
-    """Top-level modules `source` imports that are not files of its project (`tree`)."""
+def external_imports(source: str, *folders: Path) -> list[str]:
+    """Top-level modules `source` imports that are not files of its project: none named
+    like an entry of `folders` (the tree's top and the script's folder), so an installed
+    module never stands in for the project's own one of the same name."""
     import ast
 
     try:
@@ -114,7 +116,7 @@ def external_imports(source: str, tree: Path) -> list[str]:
             names += [alias.name.split(".")[0] for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.append(node.module.split(".")[0])
-    local = {p.stem for p in tree.iterdir()} if tree.is_dir() else set()
+    local = {p.stem for folder in folders if folder.is_dir() for p in folder.iterdir()}
     skip = {"flor", "__future__"} | local
     return sorted({n for n in names if n not in skip})
 
