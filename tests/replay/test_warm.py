@@ -14,7 +14,7 @@ from flor.replay import warm
 LIBRARY = """\
 import os
 with open(os.environ["IMPORTS_LOG"], "a") as log:
-    log.write(f"{os.getpid()}\\n")
+    log.write(f"{__name__} {os.getpid()}\\n")
 VALUE = 41
 """
 SCRIPT = """\
@@ -22,6 +22,8 @@ import os
 import sys
 import heavylib
 
+if len(sys.argv) > 2:
+    import lazylib  # imported while running, as torch imports torch._dynamo
 print("argv", sys.argv[1:], "cwd", os.getcwd(), "parent", os.getppid())
 print("setting", os.environ.get("TASK_SETTING"), "server only", os.environ.get("SERVER_ONLY"))
 if sys.argv[1] == "fail":
@@ -35,6 +37,7 @@ def server(tmp_path: Path):  # type: ignore[no-untyped-def]
     library = tmp_path / "site"
     library.mkdir()
     (library / "heavylib.py").write_text(LIBRARY)
+    (library / "lazylib.py").write_text(LIBRARY)
     env = {"PYTHONPATH": str(library), "IMPORTS_LOG": str(tmp_path / "imports.log")}
     started = warm.ForkServer({**env, "SERVER_ONLY": "1"})
     yield started, env
@@ -53,32 +56,38 @@ def _task(tmp_path: Path, name: str) -> tuple[Path, Path]:
 def test_tasks_fork_from_one_warm_interpreter_with_their_own_settings(server, tmp_path) -> None:
     fork_server, env = server
     outputs = []
-    for name in ("first", "second"):
+    for name in ("first", "second", "third"):
         folder, logs = _task(tmp_path, name)
-        command = [sys.executable, str(folder / "train.py"), name]
+        command = [sys.executable, str(folder / "train.py"), name, "lazy"]
         task_env = {**env, "TASK_SETTING": name}
-        code, out, err = fork_server.run(command, folder, task_env, ["heavylib"], logs)
+        code, out, err = fork_server.run(command, folder, task_env, ["heavylib"], logs, folder)
         assert code == 42, err
         outputs.append(out)
-        assert f"argv ['{name}'] cwd {folder}" in out
+        assert f"argv ['{name}', 'lazy'] cwd {folder}" in out
         assert f"setting {name} server only None" in out
     # both tasks are children of the same server, which imported the library once
     parents = {line.split("parent ")[1].split()[0] for line in outputs}
-    assert parents == {str(fork_server.process.pid)}
-    assert (tmp_path / "imports.log").read_text().split() == [str(fork_server.process.pid)]
+    server_pid = str(fork_server.process.pid)
+    assert parents == {server_pid}
+    imports = (tmp_path / "imports.log").read_text().splitlines()
+    # heavylib once, by the server; lazylib by the first task, then by the server for the
+    # next ones
+    assert imports[0] == f"heavylib {server_pid}"
+    assert [line.split()[0] for line in imports] == ["heavylib", "lazylib", "lazylib"]
+    assert imports[1] != f"lazylib {server_pid}" and imports[2] == f"lazylib {server_pid}"
 
 
 def test_an_uncaught_exception_exits_1_with_its_traceback(server, tmp_path) -> None:
     fork_server, env = server
     folder, logs = _task(tmp_path, "failing")
     command = [sys.executable, str(folder / "train.py"), "fail"]
-    code, _, err = fork_server.run(command, folder, env, ["heavylib"], logs)
+    code, _, err = fork_server.run(command, folder, env, ["heavylib"], logs, folder)
     assert code == 1
     assert "Traceback" in err and "ValueError: the task's own error" in err
     # the server survives its child's failure and serves the next task
     folder, logs = _task(tmp_path, "after")
-    code, _, _ = fork_server.run([sys.executable, str(folder / "train.py"), "ok"], folder, env,
-                                 [], logs)  # fmt: skip
+    command = [sys.executable, str(folder / "train.py"), "ok"]
+    code, _, _ = fork_server.run(command, folder, env, [], logs, folder)
     assert code == 42
 
 

@@ -204,7 +204,9 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
             script = Path(command[1])
             preload = warm.external_imports(workspace.patched, folder / "tree", script.parent)
             server = warm.server_for(base)
-            returncode, _, stderr = server.run(command, cwd, task_env, preload, handback)
+            returncode, _, stderr = server.run(
+                command, cwd, task_env, preload, handback, folder / "tree"
+            )
             values = json.loads(output.read_text(encoding="utf-8")) if output.exists() else {}
         except (OSError, ValueError, ReplayError) as exc:
             elapsed = time.time() - started

@@ -48,14 +48,21 @@ class ForkServer:
         return self.process.poll() is None
 
     def run(
-        self, command: list[str], cwd: Path, env: dict[str, str], preload: list[str], logs: Path
+        self,
+        command: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        preload: list[str],
+        logs: Path,
+        project: Path,
     ) -> tuple[int, str, str]:
         """Run `command` (interpreter, script, arguments) in a fresh fork: (exit status,
-        stdout, stderr)."""
+        stdout, stderr). Modules it imports from outside `project` are preloaded for the
+        next task."""
         out, err = logs / "stdout", logs / "stderr"
         request = {
             "script": command[1], "argv": command[2:], "cwd": str(cwd), "env": env,
-            "preload": preload, "stdout": str(out), "stderr": str(err),
+            "preload": preload, "stdout": str(out), "stderr": str(err), "project": str(project),
         }  # fmt: skip
         assert self.process.stdin is not None and self.process.stdout is not None
         with self.lock:
@@ -127,17 +134,63 @@ def external_imports(source: str, *folders: Path) -> list[str]:
 def _serve(requests: IO[str], replies: IO[str]) -> None:
     for line in requests:
         request = json.loads(line)
-        for name in request["preload"]:
-            if name not in sys.modules:
-                # a module that fails here fails again in the task, which reports it
-                with contextlib.suppress(BaseException):
-                    importlib.import_module(name)
-        pid = os.fork()
-        if pid == 0:
-            _child(request)
-        _, status = os.waitpid(pid, 0)
-        replies.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n")
+        _preload(request["preload"])
+        if threading.active_count() > 1:
+            # a preloaded module started a thread: forking now could copy a held lock
+            code = _cold(request)
+        else:
+            pid = os.fork()
+            if pid == 0:
+                _child(request)
+            _, status = os.waitpid(pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+            # what the task imported later (torch imports torch._dynamo when an optimizer
+            # is made) is preloaded for the next task
+            learned = Path(request["stdout"]).with_name("modules.json")
+            if learned.exists():
+                _preload(json.loads(learned.read_text(encoding="utf-8")))
+        replies.write(json.dumps({"returncode": code}) + "\n")
         replies.flush()
+
+
+def _preload(names: list[str]) -> None:
+    for name in names:
+        if name not in sys.modules:
+            # a module that fails here fails again in the task, which reports it
+            with contextlib.suppress(BaseException):
+                importlib.import_module(name)
+
+
+def _cold(request: dict[str, Any]) -> int:
+    """The task in a new interpreter, as without a warm one."""
+    with open(request["stdout"], "wb") as out, open(request["stderr"], "wb") as err:
+        done = subprocess.run(
+            [sys.executable, request["script"], *request["argv"]],
+            cwd=request["cwd"],
+            env=request["env"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+        )
+    return done.returncode
+
+
+def _imported_since(before: set[str], project: str) -> list[str]:
+    """Modules imported by the task from outside its project (and outside flor, whose
+    import starts the task's sandbox)."""
+    found = []
+    for name, module in list(sys.modules.items()):
+        if (
+            name in before
+            or name.startswith(("__main__", "__mp_main__", "flor."))
+            or name == "flor"
+        ):
+            continue
+        file = getattr(module, "__file__", None) or ""
+        if file and os.path.realpath(file).startswith(project + os.sep):
+            continue
+        found.append(name)
+    return found
 
 
 def _child(request: dict[str, Any]) -> None:
@@ -156,7 +209,10 @@ def _child(request: dict[str, Any]) -> None:
         script = request["script"]
         sys.argv = [script, *request["argv"]]
         sys.path.insert(0, os.path.dirname(os.path.realpath(script)))
+        before = set(sys.modules)
         code = _run(script)
+        learned = _imported_since(before, os.path.realpath(request["project"]))
+        Path(request["stdout"]).with_name("modules.json").write_text(json.dumps(learned))
     finally:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):  # exiting anyway
