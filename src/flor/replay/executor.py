@@ -12,6 +12,7 @@ import atexit
 import fcntl
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -29,6 +30,7 @@ from flor.replay import sandbox, warm
 from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks
 from flor.runtime.checkpoint import BlobStore
 from flor.store import reads
+from flor.store.backend import STORE_ENV
 from flor.store.location import CHECKPOINTS_ENV, checkpoint_home, db_path
 from flor.store.values import decode
 from flor.store.writer import StoreWriter
@@ -274,13 +276,14 @@ def execute(
             pending = list(plan.active)
             while pending:
                 spaces = {run.run_id: _workspace(plan, run) for run in pending}
+                run_envs = {run.run_id: _run_environment(plan.home, run, env) for run in pending}
                 jobs = []
                 for run in pending:
                     for task in run.tasks:
                         task.contexts = contexts[run.run_id]
                         _task_started(writer, run, task)
-                        jobs.append((spaces[run.run_id], task.to_json()))
-                results = _run_all(jobs, env, writer, progress)
+                        jobs.append((spaces[run.run_id], task.to_json(), run_envs[run.run_id]))
+                results = _run_all(jobs, writer, progress)
                 pending = _settle_all(plan, pending, results, summary)
     finally:
         writer.close()
@@ -291,7 +294,7 @@ def execute(
 def _task_environment(home: Path) -> dict[str, str]:
     """What a task needs from the replaying process: where the checkpoints are and the
     thread settings the recording had. Nothing about the store (its location, its
-    password): tasks never open it."""
+    password): flor in the task never opens it."""
     return {
         CHECKPOINTS_ENV: checkpoint_home(home),
         "PYTHONUNBUFFERED": "1",
@@ -299,14 +302,30 @@ def _task_environment(home: Path) -> dict[str, str]:
     }
 
 
+# The script itself reads the store (a pipeline step choosing its model by its metrics).
+_READS_STORE = re.compile(
+    r"\bflor\s*\.\s*(?:dataframe|query|latest|load|utils)\b"
+    r"|\bfrom\s+flor(?:\.utils)?\s+import\b[^\n]*\b(?:dataframe|query|latest|load)\b"
+)
+
+
+def _run_environment(home: Path, run: RunPlan, env: dict[str, str]) -> dict[str, str]:
+    """A run's task environment: the store's location (and credentials) only for a
+    version whose script reads the store itself."""
+    if not _READS_STORE.search(run.patched):
+        return env
+    store = {k: v for k, v in os.environ.items() if k == STORE_ENV}
+    return {**env, "FLOR_HOME": str(home), **store}
+
+
 def _run_all(
-    jobs: list[tuple[Workspace, str]], env: dict[str, str], writer: StoreWriter, progress: bool
+    jobs: list[tuple[Workspace, str, dict[str, str]]], writer: StoreWriter, progress: bool
 ) -> list[TaskResult]:
     from joblib import Parallel, delayed
 
     bar = _progress(len(jobs)) if progress else None
     outcomes = Parallel(return_as="generator_unordered")(
-        delayed(run_task)(workspace, spec, env) for workspace, spec in jobs
+        delayed(run_task)(workspace, spec, env) for workspace, spec, env in jobs
     )
     results: list[TaskResult] = []
     try:

@@ -101,9 +101,9 @@ class Restorer:
 
 class ReplaySession(Session):
     def __init__(self, spec: TaskSpec, argv: list[str]) -> None:
-        super().__init__(
-            _NoStore(), spec.run_id, Path.cwd(), None, spec.filename, spec.projid, argv
-        )
+        # the store's folder only for a script that reads the store itself (flor.dataframe)
+        home = Path(os.environ.get("FLOR_HOME") or Path.cwd())
+        super().__init__(_NoStore(), spec.run_id, home, None, spec.filename, spec.projid, argv)
         self.spec = spec
         self.row_id = spec.replay_id
         self.replay_id = spec.replay_id
