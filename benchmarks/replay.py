@@ -8,9 +8,15 @@ scratch, serially:
 - outer-loop statement (weight norm at the start of every epoch), `--jobs 1` and 2;
 - nested statement (gradient norm at every step) with `--jobs 1` and `--jobs 2`
   (values must be identical);
-- the plan's estimate against the measured time.
+- the plan's estimate against the measured time;
+- per-task start-up (task start -> its first replayed iteration), median and slowest:
+  tasks fork from warm interpreters that have torch imported, so only a worker's first
+  task pays for the import;
+- short runs (`--short-runs N`, 0 to skip): N recorded runs of about `--short-seconds`
+  each, an outer-level statement replayed into all of them with `--jobs 2` against
+  re-running them from scratch (issue 17: at most half the time).
 
-Usage: python benchmarks/replay.py [--steps N] [--repeat K]
+Usage: python benchmarks/replay.py [--steps N] [--repeat K] [--short-runs N]
 """
 
 from __future__ import annotations
@@ -100,7 +106,8 @@ def from_scratch(repo: Path, steps: int) -> float:
     return elapsed
 
 
-def replay(name: str, jobs: int) -> tuple[float, float, list[float]]:
+def replay(name: str, jobs: int) -> tuple[float, float, list[float], list[float]]:
+    """(seconds, the plan's estimate, the values, each task's start-up seconds)."""
     import flor
     from flor.replay import execute, plan
 
@@ -110,13 +117,66 @@ def replay(name: str, jobs: int) -> tuple[float, float, list[float]]:
     elapsed = time.perf_counter() - started
     assert not summary.failed, [r.tail for r in summary.failed]
     df = flor.dataframe(name).dropna(subset=[name])
-    return elapsed, the_plan.estimate_s, df[name].tolist()
+    startups = [r.startup_s for r in summary.results if r.startup_s is not None]
+    return elapsed, the_plan.estimate_s, df[name].tolist(), startups
+
+
+def short_runs(count: int, seconds: float) -> None:
+    """Several short recorded runs: replay an outer statement into all of them with
+    --jobs 2, against re-running them from scratch one after another."""
+    repo = Path(tempfile.mkdtemp(prefix="flor-bench-short-"))
+    os.environ["FLOR_HOME"] = str(repo / ".flor")
+    sh(repo, "git", "init", "-q")
+    # calibrate: steps per epoch for a run of about `seconds`
+    probe_steps = 40
+    (repo / "train.py").write_text(version("256", "0.01", probe_steps))
+    sh(repo, "git", "add", "train.py")
+    sh(repo, "git", "commit", "-qm", "calibrate")
+    started = time.perf_counter()
+    sh(repo, sys.executable, "train.py")
+    per_step = (time.perf_counter() - started) / (6 * probe_steps)
+    steps = max(10, int(seconds / per_step / 6))
+    shutil.rmtree(repo / ".flor")
+    (repo / "train.py").write_text(version("256", "0.01", steps))
+    sh(repo, "git", "commit", "-qam", f"{steps} steps")
+    recorded = []
+    for seed in range(count):
+        started = time.perf_counter()
+        sh(repo, sys.executable, "train.py", "--kwargs", f"seed={seed}")
+        recorded.append(time.perf_counter() - started)
+    newest = patched(version("256", "0.01", steps))
+    (repo / "train.py").write_text(newest)
+    scratch = Path(tempfile.mkdtemp(prefix="flor-scratch-"))
+    (scratch / "train.py").write_text(newest)
+    env = {**os.environ, "FLOR_HOME": str(scratch / "store"), "FLOR_CKPT_BUDGET": "0"}
+    started = time.perf_counter()
+    for seed in range(count):
+        subprocess.run([sys.executable, "train.py", "--kwargs", f"seed={seed}"], cwd=scratch,
+                       env=env, check=True, capture_output=True)  # fmt: skip
+    rerun = time.perf_counter() - started
+    shutil.rmtree(scratch)
+    cwd = os.getcwd()
+    os.chdir(repo)
+    try:
+        elapsed, _, values, startups = replay("weight_norm", 2)
+    finally:
+        os.chdir(cwd)
+        os.environ.pop("FLOR_HOME")
+        shutil.rmtree(repo, ignore_errors=True)
+    print(f"\nshort runs: {count} runs of {steps} steps x 6 epochs, recorded in "
+          f"{', '.join(f'{d:.1f}' for d in recorded)} s")  # fmt: skip
+    print(f"re-running them from scratch, serially: {rerun:.1f} s")
+    print(f"replaying weight_norm into them, --jobs 2: {elapsed:.1f} s "
+          f"({elapsed / rerun:.2f} of re-running; goal <= 0.50), {len(values)} values, "
+          f"task start-up median {statistics.median(startups):.2f} s")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=120, help="steps per epoch")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions (median)")
+    parser.add_argument("--short-runs", type=int, default=4, help="short runs (0: skip)")
+    parser.add_argument("--short-seconds", type=float, default=10.0, help="a short run's length")
     options = parser.parse_args()
     repo = Path(tempfile.mkdtemp(prefix="flor-bench-replay-"))
     os.environ.update(GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b",
@@ -137,20 +197,25 @@ def main() -> None:
         elapsed = statistics.median(r[0] for r in runs)
         estimate = statistics.median(r[1] for r in runs)
         values[(name, jobs)] = runs[-1][2]
-        rows.append((name, jobs, elapsed, scratch / elapsed, estimate, estimate / elapsed - 1))
+        startups = [s for r in runs for s in r[3]]
+        rows.append((name, jobs, elapsed, scratch / elapsed, estimate, estimate / elapsed - 1,
+                     statistics.median(startups), max(startups)))  # fmt: skip
     print(f"\nre-running the 3 patched versions from scratch, serially: {scratch:.1f} s (median)")
     print(f"\n{'statement':<12} {'jobs':>4} {'replay s':>9} {'speedup':>8} {'estimate s':>10} "
-          f"{'est. error':>10}")  # fmt: skip
-    for name, jobs, elapsed, speedup, estimate, error in rows:
+          f"{'est. error':>10} {'start-up s (median / max)':>26}")  # fmt: skip
+    for name, jobs, elapsed, speedup, estimate, error, startup, slowest in rows:
         print(f"{name:<12} {jobs:>4} {elapsed:>9.1f} {speedup:>7.1f}x {estimate:>10.1f} "
-              f"{error:>+9.0%}")  # fmt: skip
+              f"{error:>+9.0%} {startup:>17.2f} / {slowest:.2f}")  # fmt: skip
     same = values[("grad_norm", 1)] == values[("grad_norm", 2)]
     print(f"\ngrad_norm values identical for --jobs 1 and --jobs 2: {same} "
           f"({len(values[('grad_norm', 2)])} values)")  # fmt: skip
     nested_1 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 1)
     nested_2 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 2)
     print(f"nested scale-out, --jobs 2 vs --jobs 1: {nested_1 / nested_2:.2f}x")
+    os.chdir(tempfile.gettempdir())
     shutil.rmtree(repo, ignore_errors=True)
+    if options.short_runs:
+        short_runs(options.short_runs, options.short_seconds)
 
 
 if __name__ == "__main__":

@@ -278,8 +278,9 @@ def test_generators_named_in_checkpointing_are_restored(script, monkeypatch) -> 
     (planned,) = the_plan.runs
     # tiny loops are never worth a second task: pretend they are long, so one task restores
     # the generator mid-run
-    planned._context["timings"] = [1.0] * planned.iterations
-    planned._context["overhead"] = 0.1  # likewise the recorded start-up, slow under load
+    assert planned.context is not None
+    planned.context.timings = [1.0] * planned.iterations
+    planned.context.overhead = 0.1  # likewise the recorded start-up, slow under load
     make_tasks(planned, "nested")
     assert len(planned.tasks) == 2 and planned.tasks[1].start > 0
     summary = execute(the_plan)

@@ -128,8 +128,9 @@ def test_nested_replay_split_across_jobs_is_idempotent_and_verifies(recorded) ->
     (planned,) = split.runs
     # whether half a run is worth a task's start-up depends on the machine's load while
     # recording: pretend the iterations are long, so the run is split whatever the load
-    planned._context["timings"] = [1.0] * planned.iterations
-    planned._context["overhead"] = 0.1  # likewise the recorded start-up, slow under load
+    assert planned.context is not None
+    planned.context.timings = [1.0] * planned.iterations
+    planned.context.overhead = 0.1  # likewise the recorded start-up, slow under load
     make_tasks(planned, planned.strategy)
     assert len(planned.tasks) == 2
     summary = execute(split)

@@ -1,14 +1,20 @@
-"""Running a replay plan: each task is a subprocess of the patched old script in replay mode,
+"""Running a replay plan: each task is a process of the patched old script in replay mode,
 fanned out with joblib (loky by default; any joblib backend, e.g. dask, can be chosen).
+
+Tasks fork from a warm interpreter of their worker (`flor.replay.warm`), unpack each run's
+snapshot once per worker, and never open the store: the executor writes the task rows and,
+once the guard has confirmed them, the values the tasks hand back.
 """
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
+import re
+import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,13 +27,14 @@ from typing import Any
 from flor import vcs
 from flor.blobs import BlobStore
 from flor.errors import CheckpointError, ReplayError, UsageError
-from flor.replay import sandbox
+from flor.replay import sandbox, warm
 from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks
-from flor.runtime.replaying import OUTPUT_ENV
 from flor.store import reads
+from flor.store.backend import STORE_ENV
 from flor.store.location import CHECKPOINTS_ENV, checkpoint_home, db_path
 from flor.store.values import decode
 from flor.store.writer import StoreWriter
+from flor.taskspec import OUTPUT_ENV, SPEC_ENV, TaskSpec
 
 TAIL_LINES = 12
 CONNECT_TIMEOUT_S = 8
@@ -42,7 +49,11 @@ class TaskResult:
     returncode: int
     tail: str
     # what the task derived: {"logs": [...rows], "loops": [...rows]}, not yet stored
-    values: dict[str, list[list[Any]]] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    host: str = ""
+    cwd: str = ""  # the folder the task ran in, on its worker
+    # task start -> its first replayed iteration (None: it never reached one)
+    startup_s: float | None = None
 
 
 @dataclass
@@ -99,6 +110,7 @@ class Workspace:
     """Everything a worker needs to run a run's tasks, on this machine or another one:
     the snapshot travels as a tar archive, so workers need no access to the repository."""
 
+    snapshot: str
     archive: bytes
     script: str
     patched: str
@@ -107,10 +119,26 @@ class Workspace:
     data_root: str
 
     def materialize(self, base: Path) -> tuple[list[str], Path]:
-        tree = vcs.extract(self.archive, base)
+        """The task's own tree (a copy of the run's unpacked snapshot, with the patched
+        script), the command to run and the folder to run it in."""
+        tree = base / "tree"
+        shutil.copytree(_unpacked(self.snapshot, self.archive), tree, symlinks=True)
         (tree / self.script).write_text(self.patched, encoding="utf-8")
         cwd = sandbox.build(tree, Path(self.data_root), self.cwd)
         return [sys.executable, str(tree / self.script), *self.argv], cwd
+
+
+# A worker unpacks each run's snapshot once, however many of the run's tasks it runs.
+_unpacked_trees: dict[str, Path] = {}
+
+
+def _unpacked(snapshot: str, archive: bytes) -> Path:
+    tree = _unpacked_trees.get(snapshot)
+    if tree is None or not tree.is_dir():
+        folder = tempfile.mkdtemp(prefix="flor-snapshot-")
+        atexit.register(shutil.rmtree, folder, True)
+        tree = _unpacked_trees[snapshot] = vcs.extract(archive, Path(folder) / "tree")
+    return tree
 
 
 # Set by dask's nanny for its workers' own memory (distributed.nanny.pre-spawn-environ).
@@ -155,42 +183,46 @@ def _unreadable_checkpoints(spec: dict[str, Any], location: str) -> str | None:
 
 def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskResult:
     """One task: the patched script in replay mode, in its own process and folder."""
-    started = time.perf_counter()
+    started = time.time()
     spec = json.loads(spec_json)
     run_id, replay_id = spec["run_id"], spec["replay_id"]
+    host = socket.gethostname()
     unreadable = _unreadable_checkpoints(spec, env[CHECKPOINTS_ENV])
     if unreadable is not None:
-        elapsed = time.perf_counter() - started
-        return TaskResult(run_id, replay_id, False, elapsed, CheckpointError.exit_code, unreadable)
-    with (
-        tempfile.TemporaryDirectory(prefix="flor-task-") as tmp,
-        tempfile.TemporaryDirectory(prefix="flor-task-values-") as handback,
-    ):
-        output = Path(handback) / "values.json"
+        elapsed = time.time() - started
+        return TaskResult(
+            run_id, replay_id, False, elapsed, CheckpointError.exit_code, unreadable, host=host
+        )
+    with tempfile.TemporaryDirectory(prefix="flor-task-") as tmp:
+        folder = Path(tmp)
+        handback = folder / "handback"
+        handback.mkdir()
+        (handback / "spec.json").write_text(spec_json, encoding="utf-8")
+        output = handback / "values.json"
         try:
-            command, cwd = workspace.materialize(Path(tmp))
-            done = subprocess.run(
-                command,
-                cwd=cwd,
-                capture_output=True,
-                text=True,
-                env={
-                    **_worker_environment(),
-                    **env,
-                    "FLOR_REPLAY": spec_json,
-                    OUTPUT_ENV: str(output),
-                },
+            command, cwd = workspace.materialize(folder)
+            base = {**_worker_environment(), **env}
+            task_env = {**base, SPEC_ENV: str(handback / "spec.json"), OUTPUT_ENV: str(output)}
+            script = Path(command[1])
+            preload = warm.external_imports(workspace.patched, folder / "tree", script.parent)
+            server = warm.server_for(base)
+            returncode, _, stderr = server.run(
+                command, cwd, task_env, preload, handback, folder / "tree"
             )
             values = json.loads(output.read_text(encoding="utf-8")) if output.exists() else {}
         except (OSError, ValueError, ReplayError) as exc:
-            elapsed = time.perf_counter() - started
-            return TaskResult(run_id, replay_id, False, elapsed, -1, str(exc))
-    tail = "\n".join(done.stderr.strip().splitlines()[-TAIL_LINES:])
-    elapsed = time.perf_counter() - started
-    ok = done.returncode == 0 and bool(values)
-    if done.returncode == 0 and not values:
+            elapsed = time.time() - started
+            return TaskResult(run_id, replay_id, False, elapsed, -1, str(exc), host=host)
+    tail = "\n".join(stderr.strip().splitlines()[-TAIL_LINES:])
+    elapsed = time.time() - started
+    ok = returncode == 0 and bool(values)
+    if returncode == 0 and not values:
         tail = (tail + "\nthe task ended without handing back its values").strip()
-    return TaskResult(run_id, replay_id, ok, elapsed, done.returncode, tail, values)
+    first = values.pop("first_iteration", None) if values else None
+    startup = None if first is None else max(0.0, float(first) - started)
+    return TaskResult(
+        run_id, replay_id, ok, elapsed, returncode, tail, values, host, str(cwd), startup
+    )
 
 
 @contextmanager
@@ -218,6 +250,7 @@ def _workspace(plan: Plan, run: RunPlan) -> Workspace:
         is_inside = original.is_relative_to(plan.root)
         cwd = original.relative_to(plan.root).as_posix() if is_inside else str(original)
     return Workspace(
+        run.snapshot,
         vcs.archive(plan.root, run.snapshot),
         run.filename,
         run.patched,
@@ -232,50 +265,124 @@ def execute(
 ) -> Summary:
     """Run the plan's tasks; store a run's values only once the guard has confirmed them,
     re-planning a run with the next stricter strategy when it does not."""
-    from joblib import Parallel, delayed
 
     started = time.perf_counter()
-    env = {
-        **{k: v for k, v in os.environ.items() if k.startswith("FLOR_")},
-        "FLOR_HOME": str(plan.home),
-        CHECKPOINTS_ENV: checkpoint_home(plan.home),
+    env = _task_environment(plan.home)
+    summary = Summary([], 0, 0.0)
+    writer = StoreWriter(db_path(plan.home))
+    try:
+        with exclusive(plan.home), engine(backend, plan.jobs, scheduler):
+            contexts = {run.run_id: writer.loop_contexts(run.run_id) for run in plan.active}
+            pending = list(plan.active)
+            while pending:
+                spaces = {run.run_id: _workspace(plan, run) for run in pending}
+                run_envs = {run.run_id: _run_environment(plan.home, run, env) for run in pending}
+                jobs = []
+                for run in pending:
+                    for task in run.tasks:
+                        task.contexts = contexts[run.run_id]
+                        _task_started(writer, run, task)
+                        jobs.append((spaces[run.run_id], task.to_json(), run_envs[run.run_id]))
+                results = _run_all(jobs, writer, progress)
+                pending = _settle_all(plan, pending, results, summary)
+    finally:
+        writer.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _task_environment(home: Path) -> dict[str, str]:
+    """What a task needs from the replaying process: where the checkpoints are and the
+    thread settings the recording had. Nothing about the store (its location, its
+    password): flor in the task never opens it."""
+    return {
+        CHECKPOINTS_ENV: checkpoint_home(home),
         "PYTHONUNBUFFERED": "1",
         **{k: v for k, v in os.environ.items() if k in _THREAD_SETTINGS},
     }
-    summary = Summary([], 0, 0.0)
-    with exclusive(plan.home), engine(backend, plan.jobs, scheduler):
-        pending = list(plan.active)
-        while pending:
-            spaces = {run.run_id: _workspace(plan, run) for run in pending}
-            jobs = [(spaces[run.run_id], task.to_json()) for run in pending for task in run.tasks]
-            bar = _progress(len(jobs)) if progress else None
-            outcomes = Parallel(return_as="generator_unordered")(
-                delayed(run_task)(workspace, spec, env) for workspace, spec in jobs
-            )
-            results: list[TaskResult] = []
-            try:
-                for result in outcomes:
-                    results.append(result)
-                    if bar is not None:
-                        bar[0].advance(bar[1])
-            finally:
-                if bar is not None:
-                    bar[0].stop()
-            retry = []
-            for run in pending:
-                mine = [r for r in results if r.run_id == run.run_id]
-                order = {t.replay_id: i for i, t in enumerate(run.tasks)}
-                mine.sort(key=lambda r: order.get(r.replay_id, 0))
-                problem = _problem(plan, run, mine)
-                if problem is not None and run.strategy in STRICTER:
-                    make_tasks(run, STRICTER[run.strategy], because=problem)
-                    retry.append(run)
-                    continue
-                summary.results.extend(mine)  # the tasks of the attempt that counts
-                summary.runs.append(_settle(plan, run, mine, problem, summary))
-            pending = retry
-    summary.seconds = time.perf_counter() - started
-    return summary
+
+
+# The script itself reads the store (a pipeline step choosing its model by its metrics).
+_READS_STORE = re.compile(
+    r"\bflor\s*\.\s*(?:dataframe|query|latest|load|utils)\b"
+    r"|\bfrom\s+flor(?:\.utils)?\s+import\b[^\n]*\b(?:dataframe|query|latest|load)\b"
+)
+
+
+def _run_environment(home: Path, run: RunPlan, env: dict[str, str]) -> dict[str, str]:
+    """A run's task environment: the store's location (and credentials) only for a
+    version whose script reads the store itself."""
+    if not _READS_STORE.search(run.patched):
+        return env
+    store = {k: v for k, v in os.environ.items() if k == STORE_ENV}
+    return {**env, "FLOR_HOME": str(home), **store}
+
+
+def _run_all(
+    jobs: list[tuple[Workspace, str, dict[str, str]]], writer: StoreWriter, progress: bool
+) -> list[TaskResult]:
+    from joblib import Parallel, delayed
+
+    bar = _progress(len(jobs)) if progress else None
+    outcomes = Parallel(return_as="generator_unordered")(
+        delayed(run_task)(workspace, spec, env) for workspace, spec, env in jobs
+    )
+    results: list[TaskResult] = []
+    try:
+        for result in outcomes:
+            results.append(result)
+            _task_ended(writer, result)
+            if bar is not None:
+                bar[0].advance(bar[1])
+    finally:
+        if bar is not None:
+            bar[0].stop()
+    return results
+
+
+def _settle_all(
+    plan: Plan, pending: list[RunPlan], results: list[TaskResult], summary: Summary
+) -> list[RunPlan]:
+    """Store or refuse each run's values; returns the runs re-planned for another attempt."""
+    retry = []
+    for run in pending:
+        mine = [r for r in results if r.run_id == run.run_id]
+        order = {t.replay_id: i for i, t in enumerate(run.tasks)}
+        mine.sort(key=lambda r: order.get(r.replay_id, 0))
+        problem = _problem(plan, run, mine)
+        if problem is not None and run.strategy in STRICTER:
+            make_tasks(run, STRICTER[run.strategy], because=problem)
+            retry.append(run)
+            continue
+        summary.results.extend(mine)  # the tasks of the attempt that counts
+        summary.runs.append(_settle(plan, run, mine, problem, summary))
+    return retry
+
+
+def _task_started(writer: StoreWriter, run: RunPlan, task: TaskSpec) -> None:
+    """The task's row (mode replay), so `flor runs` and the UI see it while it runs."""
+    now = time.time()
+    writer.insert_run(
+        {
+            "run_id": task.replay_id, "projid": task.projid, "filename": run.filename,
+            "tstamp": run.tstamp, "status": "running", "mode": "replay",
+            "replay_of": run.run_id, "argv": json.dumps(run.argv), "cwd": run.cwd,
+            "args": json.dumps(task.args), "started": now, "heartbeat": now,
+        }
+    )  # fmt: skip
+
+
+def _task_ended(writer: StoreWriter, result: TaskResult) -> None:
+    now = time.time()
+    writer.update_run(
+        result.replay_id,
+        status="finished" if result.ok else "failed",
+        ended=now,
+        heartbeat=now,
+        host=result.host or None,
+        **({"cwd": result.cwd} if result.cwd else {}),
+        error=None if result.ok else (result.tail.strip().splitlines() or [""])[-1],
+    )
 
 
 def _problem(plan: Plan, run: RunPlan, results: list[TaskResult]) -> str | None:

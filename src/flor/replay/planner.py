@@ -22,9 +22,9 @@ from flor.propagate import Declined, propagate_source
 from flor.propagate import logged_names as names_logged_in
 from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
 from flor.replay.hazards import unreproducible, volatile
-from flor.runtime.replaying import TaskSpec
 from flor.store import reader, reads
 from flor.store.location import checkpoint_home
+from flor.taskspec import TaskSpec
 from flor.where import compile_where, last_values, select_runs
 
 if TYPE_CHECKING:
@@ -38,6 +38,48 @@ PROBE_ITERATIONS = 2
 PROBE_SHARE = 0.2
 # From cheapest to strictest: a run the guard does not confirm is re-planned as `full`.
 STRICTER = {OUTER: FULL, NESTED: FULL, SUFFIX: FULL, PREFIX: FULL}
+
+
+@dataclass
+class RunContext:
+    """A replayable run's recorded shape, from which its tasks are (re)built."""
+
+    projid: str
+    args: dict[str, Any]
+    names: list[str]  # requested and verified names the tasks log
+    main_loop: str | None
+    timings: list[float]  # seconds of each main-loop iteration to replay
+    checkpoints: dict[int, dict[str, str]]  # iteration -> object -> blob digest
+    ckpt_seconds: float
+    overhead: float  # a task's start-up: the run's time outside the main loop
+    jobs: int
+    run_count: int
+
+
+class _Skip(Exception):
+    """The run cannot be replayed for the names asked: the plan's note says why."""
+
+    def __init__(self, reason: str, *, unreproducible: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.unreproducible = unreproducible
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """What planning every run shares: where, which scripts, what the store holds."""
+
+    root: Path
+    home: Path
+    scripts: dict[str, str]
+    logged: dict[str, set[str]]
+    names: list[str]
+    verify: list[str]
+    jobs: int
+    run_count: int
+    stored_blobs: set[str]
+    present: dict[str, set[str]]
+    recorded: dict[str, set[str]]
 
 
 @dataclass
@@ -63,7 +105,8 @@ class RunPlan:
     # the run cannot give a trustworthy value (the exit status says so)
     unreproducible: bool = False
     finished: bool = True
-    _context: dict[str, Any] = field(default_factory=dict, repr=False)
+    # what task building needs (set once the run is found replayable)
+    context: RunContext | None = field(default=None, repr=False)
 
     @property
     def estimate_s(self) -> float:
@@ -156,39 +199,23 @@ def plan(
         selected = selected[[check(values.get(r, {})) for r in selected["run_id"]]]
     if selected.empty:
         raise UsageError("no recorded runs match the selection: `flor runs` lists them")
-    have = _names_present(list(selected["run_id"]))
-    recorded_names = _names_present(list(selected["run_id"]), recorded_only=True)
-    # one listing of the checkpoint home (a folder or a bucket), not a request per blob
-    stored_blobs = BlobStore(checkpoint_home(home)).digests()
-    run_plans = []
+    run_ids = list(selected["run_id"])
+    shared = _Selection(
+        root=root,
+        home=home,
+        scripts=scripts,
+        logged=logged,
+        names=list(names),
+        verify=list(verify),
+        jobs=jobs,
+        run_count=len(selected),
+        # one listing of the checkpoint home (a folder or a bucket), not a request per blob
+        stored_blobs=BlobStore(checkpoint_home(home)).digests(),
+        present=_names_present(run_ids),
+        recorded=_names_present(run_ids, recorded_only=True),
+    )
     rows: list[dict[str, Any]] = selected.to_dict("records")  # type: ignore[assignment]
-    for row in rows:
-        wanted_names = list(names) or sorted(
-            n for n in logged.get(row["filename"], set()) if n not in have.get(row["run_id"], {})
-        )
-        run_plan = RunPlan(
-            row["run_id"],
-            row["filename"],
-            row["snapshot"],
-            row["tstamp"],
-            [n for n in wanted_names if n in logged.get(row["filename"], set())],
-            argv=json.loads(row["argv"] or "[]"),
-            cwd=row.get("cwd"),
-        )
-        _plan_run(
-            run_plan,
-            root,
-            home,
-            scripts,
-            [v for v in verify if v in logged.get(row["filename"], set())],
-            json.loads(row["args"] or "{}"),
-            row,
-            jobs,
-            len(selected),
-            stored_blobs,
-            recorded_names.get(row["run_id"], set()),
-        )
-        run_plans.append(run_plan)
+    run_plans = [_plan_run(row, shared) for row in rows]
     return Plan(list(names), list(verify), run_plans, jobs, home, root)
 
 
@@ -204,89 +231,118 @@ def _names_present(run_ids: list[str], *, recorded_only: bool = False) -> dict[s
     return reads.names_present(run_ids, recorded_only=recorded_only)
 
 
-def _plan_run(
-    run_plan: RunPlan,
-    root: Path,
-    home: Path,
-    scripts: dict[str, str],
-    verify: list[str],
-    args: dict[str, Any],
-    row: dict[str, Any],
-    jobs: int,
-    run_count: int,
-    stored_blobs: set[str],
-    recorded_names: set[str],
-) -> None:
-    names = run_plan.names + [v for v in verify if v not in run_plan.names]
+def _plan_run(row: dict[str, Any], shared: _Selection) -> RunPlan:
+    """One run's plan: its strategy and tasks, or the reason it is skipped."""
+    logged = shared.logged.get(row["filename"], set())
+    wanted = shared.names or sorted(logged - shared.present.get(row["run_id"], set()))
+    run_plan = RunPlan(
+        row["run_id"],
+        row["filename"],
+        row["snapshot"],
+        row["tstamp"],
+        [n for n in wanted if n in logged],
+        argv=json.loads(row["argv"] or "[]"),
+        cwd=row.get("cwd"),
+        finished=row.get("status") == "finished",
+    )
+    names = run_plan.names + [v for v in shared.verify if v in logged and v not in run_plan.names]
+    try:
+        run_plan.patched = _patched_version(run_plan, names, shared)
+        placement = _placement(run_plan, names, shared.root)
+        context, lost = _run_context(run_plan, row, names, placement, shared)
+    except _Skip as skip:
+        run_plan.reason, run_plan.unreproducible = skip.reason, skip.unreproducible
+        return run_plan
+    args = context.args
+    run_plan.check = _check_names(run_plan.patched, shared.recorded.get(run_plan.run_id, set()),
+                                  set(names), args)  # fmt: skip
+    if lost:
+        run_plan.reason = (
+            f"{lost} checkpoints missing from the store: re-executing from earlier ones"
+        )
+    run_plan.iterations = len(context.timings)
+    run_plan.checkpointed = len(context.checkpoints)
+    run_plan.context = context
+    strategy, run_plan.fallback = _safe_strategy(
+        placement, names, context.checkpoints, len(context.timings)
+    )
+    make_tasks(run_plan, strategy)
+    return run_plan
+
+
+def _patched_version(run_plan: RunPlan, names: list[str], shared: _Selection) -> str:
+    """The run's version of the script with the new statements propagated into it."""
     if not names:
-        run_plan.reason = "nothing to replay: it has values for every name"
-        return
+        raise _Skip("nothing to replay: it has values for every name")
     if not run_plan.snapshot:
-        run_plan.reason = "no code snapshot (recorded outside git)"
-        return
-    new_source = scripts.get(run_plan.filename)
-    old_source = vcs.read_file(root, run_plan.snapshot, run_plan.filename)
+        raise _Skip("no code snapshot (recorded outside git)")
+    new_source = shared.scripts.get(run_plan.filename)
+    old_source = vcs.read_file(shared.root, run_plan.snapshot, run_plan.filename)
     if new_source is None or old_source is None:
-        run_plan.reason = f"{run_plan.filename} is missing from its snapshot or the work tree"
-        return
+        raise _Skip(f"{run_plan.filename} is missing from its snapshot or the work tree")
     try:
         result = propagate_source(new_source, old_source)
     except FlorError as exc:
-        run_plan.strategy, run_plan.reason = "skip", f"propagate failed: {exc}"
-        return
+        raise _Skip(f"propagate failed: {exc}") from None
     declined = [
         o
         for o in result.outcomes
         if isinstance(o, Declined) and _statement_name(o.statement) in names
     ]
     if declined:
-        run_plan.reason = "declined: " + "; ".join(f"{o.statement}: {o.reason}" for o in declined)
-        return
-    run_plan.patched = result.source if result.ok else old_source
+        raise _Skip("declined: " + "; ".join(f"{o.statement}: {o.reason}" for o in declined))
+    return result.source if result.ok else old_source
+
+
+def _placement(run_plan: RunPlan, names: list[str], root: Path) -> Any:
+    """Where each statement sits in the patched version, refusing statements that are not
+    there or whose value no replay can reproduce."""
+    assert run_plan.snapshot is not None
     local = _local_modules(root, run_plan.snapshot, run_plan.filename, run_plan.patched)
     placement = classify(run_plan.patched, names, local)
     absent = [n for n in names if n not in placement.places]
     if absent:
-        run_plan.reason = f"{', '.join(absent)} could not be placed in this version"
-        return
+        raise _Skip(f"{', '.join(absent)} could not be placed in this version")
     for name in run_plan.names:
         for text in placement.statements.get(name, []):
             what = unreproducible(text)
             if what is not None:
-                run_plan.unreproducible = True
-                run_plan.reason = (
-                    f"cannot be reproduced: {name} reads {what}; log it while recording"
+                raise _Skip(
+                    f"cannot be reproduced: {name} reads {what}; log it while recording",
+                    unreproducible=True,
                 )
-                return
-    run_plan.finished = row.get("status") == "finished"
-    run_plan.check = _check_names(run_plan.patched, recorded_names, set(names), args)
-    timings, checkpoints, ckpt_seconds = _recorded_loop(run_plan.run_id, placement.main_loop)
+    return placement
+
+
+def _run_context(
+    run_plan: RunPlan, row: dict[str, Any], names: list[str], placement: Any, shared: _Selection
+) -> tuple[RunContext, int]:
+    """The recorded shape the tasks replay, and how many checkpoints are gone."""
+    recorded = _recorded_loop(run_plan.run_id, placement.main_loop)
+    timings, completed, checkpoints, ckpt_seconds = recorded
     if not run_plan.finished:
         # the last, interrupted iteration and the suffix never completed in the record
-        timings = timings[: _completed(run_plan.run_id, placement.main_loop)]
+        timings = timings[:completed]
         if placement.places and all(p == {SUFFIX} for p in placement.places.values()):
-            run_plan.reason = (
+            raise _Skip(
                 f"the run {row.get('status')} inside its main loop, so statements after "
                 "the loop never ran"
             )
-            return
-    lost = _drop_missing(checkpoints, stored_blobs)
-    if lost:
-        run_plan.reason = (
-            f"{lost} checkpoints missing from the store: re-executing from earlier ones"
-        )
-    run_plan.iterations = len(timings)
-    run_plan.checkpointed = len(checkpoints)
+    lost = _drop_missing(checkpoints, shared.stored_blobs)
     duration = float(row.get("duration_s") or 0.0)
-    overhead = max(0.0, duration - sum(timings)) + PROCESS_OVERHEAD_S
-    run_plan._context = {
-        "home": str(home), "row": row, "args": args, "names": names,
-        "main_loop": placement.main_loop, "timings": timings, "checkpoints": checkpoints,
-        "ckpt_seconds": ckpt_seconds, "overhead": overhead, "jobs": jobs,
-        "run_count": run_count,
-    }  # fmt: skip
-    strategy, run_plan.fallback = _safe_strategy(placement, names, checkpoints, len(timings))
-    make_tasks(run_plan, strategy)
+    context = RunContext(
+        projid=str(row["projid"]),
+        args=json.loads(row["args"] or "{}"),
+        names=names,
+        main_loop=placement.main_loop,
+        timings=timings,
+        checkpoints=checkpoints,
+        ckpt_seconds=ckpt_seconds,
+        overhead=max(0.0, duration - sum(timings)) + PROCESS_OVERHEAD_S,
+        jobs=shared.jobs,
+        run_count=shared.run_count,
+    )
+    return context, lost
 
 
 def _safe_strategy(
@@ -326,85 +382,98 @@ def _safe_strategy(
 
 def make_tasks(run_plan: RunPlan, strategy: str, because: str = "") -> None:
     """(Re)build a planned run's tasks for `strategy` (the guard's fallback calls it too)."""
-    ctx = run_plan._context
-    row, timings, checkpoints = ctx["row"], ctx["timings"], ctx["checkpoints"]
-    ckpt_seconds, overhead = ctx["ckpt_seconds"], ctx["overhead"]
+    assert run_plan.context is not None
     if because:
         run_plan.fallback = f"{run_plan.strategy} -> {strategy}: {because}"
+    if strategy not in (PREFIX, FULL) and not run_plan.context.timings:
+        strategy = FULL  # no recorded iterations: nothing to restore, run it all
     run_plan.strategy = strategy
-    run_plan.tasks, run_plan.estimates = [], []
-    replay_id = uuid.uuid4().hex[:12]
+    builder = _TaskBuilder(run_plan, run_plan.context, uuid.uuid4().hex[:12])
+    tasks = builder.tasks(strategy)
+    run_plan.tasks = [t for t, _ in tasks]
+    run_plan.estimates = [e for _, e in tasks]
 
-    def task(mode: str, start: int = 0, stop: int = 0, **flags: bool) -> TaskSpec:
-        return TaskSpec(
-            run_id=run_plan.run_id,
-            replay_id=f"{replay_id}-{len(run_plan.tasks)}",
-            home=ctx["home"],
-            names=ctx["names"],
-            tstamp=run_plan.tstamp,
-            projid=str(row["projid"]),
-            filename=run_plan.filename,
+
+@dataclass
+class _TaskBuilder:
+    """The tasks of one strategy, each with its estimated seconds."""
+
+    run: RunPlan
+    ctx: RunContext
+    replay_id: str
+
+    def spec(self, index: int, mode: str, start: int = 0, stop: int = 0, **flags: bool) -> TaskSpec:
+        spec = TaskSpec(
+            run_id=self.run.run_id,
+            replay_id=f"{self.replay_id}-{index}",
+            names=self.ctx.names,
+            tstamp=self.run.tstamp,
+            projid=self.ctx.projid,
+            filename=self.run.filename,
             mode=mode,
-            main_loop=ctx["main_loop"],
+            main_loop=self.ctx.main_loop,
             start=start,
             stop=stop,
-            total=len(timings),
-            args=ctx["args"],
-            checkpoints=checkpoints,
-            check=run_plan.check,
-            **flags,
+            total=len(self.ctx.timings),
+            args=self.ctx.args,
+            checkpoints=self.ctx.checkpoints,
+            check=self.run.check,
         )
+        for flag, value in flags.items():
+            setattr(spec, flag, value)
+        return spec
 
-    suffix = run_plan.finished
-    if strategy == PREFIX or not timings:
-        if not timings and strategy != PREFIX:
-            run_plan.strategy = FULL
-        run_plan.tasks = [task("iterations", 0, len(timings), log_prefix=True, log_suffix=suffix)]
-        run_plan.estimates = [overhead + sum(timings)]
+    def tasks(self, strategy: str) -> list[tuple[TaskSpec, float]]:
+        timings, overhead = self.ctx.timings, self.ctx.overhead
         if strategy == PREFIX:
-            run_plan.tasks = [task("prefix", log_prefix=True)]
-            run_plan.estimates = [overhead]
-        return
-    if strategy == SUFFIX:
-        resume = max((k for k in checkpoints if k <= len(timings)), default=0)
-        run_plan.tasks = [task("suffix", log_suffix=True)]
-        run_plan.estimates = [overhead + sum(timings[resume:]) + ckpt_seconds]
-        return
-    if strategy == FULL:
-        run_plan.tasks = [task("iterations", 0, len(timings), log_prefix=True, log_suffix=suffix)]
-        run_plan.estimates = [overhead + sum(timings)]
-        return
-    skip = strategy == OUTER
-    if skip and len(timings) >= PROBE_ITERATIONS / PROBE_SHARE:
-        # the guard's probe: the first iterations re-executed in full must give the values
-        # the cheap strategy gives them (only where that costs a small share of the run)
-        probed = PROBE_ITERATIONS
-        run_plan.tasks.append(task("iterations", 0, probed, probe=True))
-        run_plan.estimates.append(overhead + sum(timings[:probed]))
-    per_iteration = [
-        (2 * ckpt_seconds if skip and (i + 1) in checkpoints else t) for i, t in enumerate(timings)
-    ]
-    # Every task pays the start-up (imports, data loading) again: split a run only into
-    # pieces that are each worth more than that.
-    worth = max(1, int(sum(per_iteration) / max(overhead, 1e-3)))
-    chunks = min(_chunks_per_run(ctx["run_count"], ctx["jobs"]), worth)
-    bounds = _split(per_iteration, set(checkpoints), chunks)
-    for index, (start, stop) in enumerate(bounds):
-        resume = max((k for k in checkpoints if k <= start), default=0)
-        run_plan.tasks.append(
-            task(
+            return [(self.spec(0, "prefix", log_prefix=True), overhead)]
+        if strategy == SUFFIX:
+            resume = max((k for k in self.ctx.checkpoints if k <= len(timings)), default=0)
+            cost = overhead + sum(timings[resume:]) + self.ctx.ckpt_seconds
+            return [(self.spec(0, "suffix", log_suffix=True), cost)]
+        if strategy == FULL:
+            everything = self.spec(
+                0, "iterations", 0, len(timings), log_prefix=True, log_suffix=self.run.finished
+            )
+            return [(everything, overhead + sum(timings))]
+        return self.ranges(skip_nested=strategy == OUTER)
+
+    def ranges(self, *, skip_nested: bool) -> list[tuple[TaskSpec, float]]:
+        """Iteration ranges from checkpoints (`outer` skips nested loops; `nested` runs
+        whole iterations), plus the guard's probe for `outer`."""
+        timings, checkpoints = self.ctx.timings, self.ctx.checkpoints
+        overhead, ckpt_seconds = self.ctx.overhead, self.ctx.ckpt_seconds
+        tasks: list[tuple[TaskSpec, float]] = []
+        if skip_nested and len(timings) >= PROBE_ITERATIONS / PROBE_SHARE:
+            # the guard's probe: the first iterations re-executed in full must give the
+            # values the cheap strategy gives them (only where that costs a small share)
+            probe = self.spec(0, "iterations", 0, PROBE_ITERATIONS, probe=True)
+            tasks.append((probe, overhead + sum(timings[:PROBE_ITERATIONS])))
+        per_iteration = [
+            (2 * ckpt_seconds if skip_nested and (i + 1) in checkpoints else t)
+            for i, t in enumerate(timings)
+        ]
+        # Every task pays the start-up (imports, data loading) again: split a run only
+        # into pieces that are each worth more than that.
+        worth = max(1, int(sum(per_iteration) / max(overhead, 1e-3)))
+        chunks = min(_chunks_per_run(self.ctx.run_count, self.ctx.jobs), worth)
+        bounds = _split(per_iteration, set(checkpoints), chunks)
+        for index, (start, stop) in enumerate(bounds):
+            resume = max((k for k in checkpoints if k <= start), default=0)
+            spec = self.spec(
+                len(tasks),
                 "iterations",
                 start,
                 stop,
                 log_prefix=index == 0,
-                log_suffix=suffix and index == len(bounds) - 1,
-                skip_nested=skip,
+                log_suffix=self.run.finished and index == len(bounds) - 1,
+                skip_nested=skip_nested,
             )
-        )
-        catch_up = sum(timings[resume:start])
-        run_plan.estimates.append(
-            overhead + catch_up + ckpt_seconds + sum(per_iteration[start:stop])
-        )
+            catch_up = sum(timings[resume:start])
+            tasks.append(
+                (spec, overhead + catch_up + ckpt_seconds + sum(per_iteration[start:stop]))
+            )
+        return tasks
 
 
 _IMPORTED = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.MULTILINE)
@@ -431,12 +500,6 @@ def _check_names(
     return [
         n for n in candidates if statements.get(n) and not any(volatile(t) for t in statements[n])
     ]
-
-
-def _completed(run_id: str, main_loop: str | None) -> int:
-    """How many iterations of the main loop an interrupted run completed."""
-    loops = reads.top_level_iterations(run_id)
-    return sum(1 for loop in loops if main_loop in (None, loop.name) and loop.seconds is not None)
 
 
 def _drop_missing(checkpoints: dict[int, dict[str, str]], stored: set[str]) -> int:
@@ -480,11 +543,14 @@ def _split(costs: list[float], checkpoints: set[int], chunks: int) -> list[tuple
 
 def _recorded_loop(
     run_id: str, main_loop: str | None
-) -> tuple[list[float], dict[int, dict[str, str]], float]:
-    """Per-iteration seconds of the main loop, its checkpoints, and a checkpoint's cost."""
+) -> tuple[list[float], int, dict[int, dict[str, str]], float]:
+    """Per-iteration seconds of the main loop, how many iterations completed (an
+    interrupted run's last one has no time), its checkpoints, and a checkpoint's cost."""
     loops = reads.top_level_iterations(run_id)
     main_loop = main_loop if main_loop is not None or not loops else loops[0].name
-    timings = [loop.seconds or 0.0 for loop in loops if loop.name == main_loop]
+    mine = [loop for loop in loops if loop.name == main_loop]
+    timings = [loop.seconds or 0.0 for loop in mine]
+    completed = sum(loop.seconds is not None for loop in mine)
     rows = reads.checkpoints(run_id)
     checkpoints: dict[int, dict[str, str]] = {}
     first_seconds: dict[int, float] = {}
@@ -494,4 +560,4 @@ def _recorded_loop(
     seconds = sum(first_seconds.values()) / len(first_seconds) if rows else 0.0
     if rows and not checkpoints:
         raise ReplayError(f"run {run_id} has unreadable checkpoint rows")
-    return timings, checkpoints, seconds
+    return timings, completed, checkpoints, seconds

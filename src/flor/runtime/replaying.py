@@ -1,8 +1,11 @@
 """Replay mode: the patched old script runs one task of a replay plan.
 
-The task spec (JSON, from `FLOR_REPLAY`) says which outer iterations to execute, which
-names to log and where checkpoints are. Logs go under the original run id and loop
-coordinates, tagged with the replay's id; `flor.arg` returns the recorded values.
+The task spec (a JSON file named by `FLOR_REPLAY`) says which outer iterations to execute,
+which names to log, the run's loop contexts and its checkpoints' digests. Logs go under the
+original run id and loop coordinates, tagged with the replay's id; `flor.arg` returns the
+recorded values. A task never opens the store: it hands its values back in a file
+(`FLOR_REPLAY_OUTPUT`) for the replaying process to check and store, so it needs neither
+the store's location nor its credentials.
 """
 
 from __future__ import annotations
@@ -10,10 +13,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,11 +23,9 @@ from flor.blobs import BlobStore
 from flor.errors import ReplayError
 from flor.runtime.checkpoint import Snapshot, restore
 from flor.runtime.session import Identity, Session
-from flor.store.location import checkpoint_home, db_path
+from flor.store.location import CHECKPOINTS_ENV
 from flor.store.writer import StoreWriter
-
-# Where a task leaves the values it derived, for the replaying process to check and store.
-OUTPUT_ENV = "FLOR_REPLAY_OUTPUT"
+from flor.taskspec import OUTPUT_ENV, TaskSpec
 
 
 class ReplayFinished(SystemExit):
@@ -36,38 +35,15 @@ class ReplayFinished(SystemExit):
         super().__init__(0)
 
 
-@dataclass
-class TaskSpec:
-    run_id: str
-    replay_id: str
-    home: str
-    names: list[str]
-    tstamp: str
-    projid: str
-    filename: str
-    mode: str  # prefix | iterations | suffix
-    main_loop: str | None = None
-    start: int = 0
-    stop: int = 0
-    total: int = 0
-    log_prefix: bool = False
-    log_suffix: bool = False
-    skip_nested: bool = False
-    args: dict[str, Any] = field(default_factory=dict)
-    checkpoints: dict[int, dict[str, str]] = field(default_factory=dict)
-    # recorded names the task re-derives so the guard can compare them with the record
-    check: list[str] = field(default_factory=list)
-    # re-executes the first iterations in full, to compare with the cheap strategy's values
-    probe: bool = False
+class _NoStore(StoreWriter):
+    """A replay task's writer: it has no store (nothing to open, no credentials), and any
+    attempt to write is a bug the task reports rather than a value stored unchecked."""
 
-    @classmethod
-    def from_json(cls, text: str) -> TaskSpec:
-        data = json.loads(text)
-        data["checkpoints"] = {int(k): v for k, v in data.get("checkpoints", {}).items()}
-        return cls(**data)
+    def __init__(self) -> None:
+        pass  # deliberately opens nothing
 
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__)
+    def transaction(self, work: Callable[[Any], Any]) -> Any:
+        raise ReplayError("a replay task hands its values back and never writes the store")
 
 
 class Restorer:
@@ -109,15 +85,17 @@ class Restorer:
 
 
 class ReplaySession(Session):
-    def __init__(self, spec: TaskSpec, writer: StoreWriter, argv: list[str]) -> None:
+    def __init__(self, spec: TaskSpec, argv: list[str]) -> None:
+        # the store's folder only for a script that reads the store itself (flor.dataframe)
+        home = Path(os.environ.get("FLOR_HOME") or Path.cwd())
         identity = Identity(
             spec.run_id, spec.projid, spec.filename, spec.tstamp, spec.replay_id, tuple(spec.names)
         )
         names = frozenset([*spec.names, *spec.check])
         super().__init__(
-            writer,
+            _NoStore(),
             identity,
-            Path(spec.home),
+            home,
             None,
             argv,
             # only the requested (and checked) names, only inside the task's share of the run
@@ -131,23 +109,11 @@ class ReplaySession(Session):
         self._skipped_to: int | None = None
         self.staged_logs: list[tuple[Any, ...]] = []
         self.staged_loops: list[tuple[Any, ...]] = []
-        rows = writer.loop_contexts(spec.run_id)
-        self._ctx_map = {(p, n, i): c for p, n, i, c in rows}
-        self._new_ids = itertools.count(max((r[3] for r in rows), default=0) + 1)
+        self.first_iteration: float | None = None  # when the task's own share began
+        self._ctx_map = {(p, n, i): c for p, n, i, c in spec.contexts}
+        self._new_ids = itertools.count(max((c[3] for c in spec.contexts), default=0) + 1)
 
     def begin(self, snapshot: str | None, base: str | None, branch: str | None) -> None:
-        now = time.time()
-        row = {
-            "run_id": self.row_id, "projid": self.projid, "filename": self.filename,
-            "tstamp": self.tstamp, "status": "running", "mode": "replay",
-            "replay_of": self.run_id, "argv": json.dumps(self.argv), "cwd": os.getcwd(),
-            "args": json.dumps(self.spec.args), "host": socket.gethostname(),
-            "pid": os.getpid(), "started": now, "heartbeat": now,
-        }  # fmt: skip
-
-        # A task retried after its worker died starts over instead of duplicating.
-        self.writer.clear_replay(self.row_id)
-        self.writer.insert_run(row)
         self.start_flushing()
 
     def arg(self, name: str, default: Any) -> Any:
@@ -173,10 +139,16 @@ class ReplaySession(Session):
         output = os.environ.get(OUTPUT_ENV)
         if output:
             Path(output).write_text(
-                json.dumps({"logs": self.staged_logs, "loops": self.staged_loops}),
+                json.dumps(
+                    {
+                        "logs": self.staged_logs,
+                        "loops": self.staged_loops,
+                        "first_iteration": self.first_iteration,
+                    }
+                ),
                 encoding="utf-8",
             )
-        super().close(status)
+        self._closed = True
 
     def _ctx_for(self, parent: int | None, name: str, index: int, value: Any) -> int:
         ctx = self._ctx_map.get((parent, name, index))
@@ -230,6 +202,8 @@ class ReplaySession(Session):
                         self._restore(index)
                     self._skipped_to = None
                     self.logging = spec.mode == "iterations" and index >= spec.start
+                    if self.logging and self.first_iteration is None:
+                        self.first_iteration = time.time()
                     self.current_iteration = index
                     self.ctx = self._ctx_for(parent, name, index, value)
                     yield value
@@ -275,14 +249,16 @@ def _restorer(
     """Replay's `flor.checkpointing`: restores recorded states instead of capturing."""
     assert isinstance(session, ReplaySession)
     # Opened here, inside flor.checkpointing, so a bad checkpoint home is a one-line error.
-    blobs = BlobStore(checkpoint_home(Path(session.spec.home)))
-    return Restorer(objects, blobs, session.spec)
+    location = os.environ.get(CHECKPOINTS_ENV, "")
+    if not location and session.spec.checkpoints:
+        raise ReplayError(f"a replay task needs {CHECKPOINTS_ENV}: run it with flor replay")
+    return Restorer(objects, BlobStore(location), session.spec)
 
 
-def start_replay(spec_json: str) -> ReplaySession:
+def start_replay(spec_file: str) -> ReplaySession:
     import sys
 
-    spec = TaskSpec.from_json(spec_json)
-    session = ReplaySession(spec, StoreWriter(db_path(Path(spec.home))), list(sys.argv))
+    spec = TaskSpec.from_json(Path(spec_file).read_text(encoding="utf-8"))
+    session = ReplaySession(spec, list(sys.argv))
     session.begin(None, None, None)
     return session
