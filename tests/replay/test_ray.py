@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,10 +51,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+def ray_head() -> Iterator[tuple[str, int]]:
     """(address, session id of every process of the cluster); one cluster per module."""
     pytest.importorskip("ray")  # the dev extra installs it; `pip install 'flor[ray]'`
-    base = tmp_path_factory.mktemp("ray")
+    # ray's socket paths must stay under 108 bytes: a short folder, not pytest's
+    base = Path(tempfile.mkdtemp(prefix="flor-ray-"))
     port = _free_port()
     log = base / "head.log"
     with open(log, "wb") as out:
@@ -70,8 +74,10 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, in
             time.sleep(0.1)
         yield f"127.0.0.1:{port}", head.pid
     finally:
-        os.killpg(head.pid, signal.SIGKILL)  # only the processes this fixture started
+        with contextlib.suppress(ProcessLookupError):  # only what this fixture started
+            os.killpg(head.pid, signal.SIGKILL)
         head.wait()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _replay(*args: str) -> subprocess.CompletedProcess[str]:
