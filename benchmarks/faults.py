@@ -16,22 +16,30 @@ Scenarios (each in throwaway git repositories; HOME points at a temporary folder
   sandbox    replays writing into outputs/ and checkpoints/ of a project whose path holds
              `#?`, a non-UTF-8 file name and a 10,000-entry ignored folder: files of the
              user changed (hash before and after), failed tasks
+  pg         the PostgreSQL server (a throwaway cluster of its own, when PostgreSQL is
+             installed) stopped while a run logs 20 epochs, then restarted: values lost
+  rkill      kill -9 of a replay task, or of `flor replay` itself, while its tasks run:
+             runs stored in part (lost), reruns that fail (failed)
 
 Prints a matrix; `--json` prints it as JSON (the test suite runs a few trials of it).
-PostgreSQL stopped mid-run and kill -9 of replays are not injected here yet.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import hashlib
 import json
 import os
 import random
+import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -416,6 +424,198 @@ def sandbox(ws: Workspace, trials: int) -> Row:
     return row
 
 
+# -- PostgreSQL stopped and restarted mid-run ---------------------------------------------
+
+GATED = """\
+import os, time, flor
+
+def wait_for(gate):
+    while not os.path.exists(gate):
+        time.sleep(0.01)
+
+for epoch in flor.loop("epoch", range(40)):
+    if epoch == 10:
+        wait_for("down")
+    if epoch == 30:
+        wait_for("up")
+    flor.log("v", epoch)
+    print(epoch, flush=True)
+"""
+
+
+class _PgServer:
+    """A throwaway PostgreSQL cluster, stopped and started at will (as postgres when root)."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin = bin_dir
+        self.base = Path(tempfile.mkdtemp(prefix="flor-faults-pg-"))
+        self.as_user = {"user": "postgres"} if os.geteuid() == 0 else {}
+        (self.base / "pw").write_text("pw\n")
+        if self.as_user:
+            shutil.chown(self.base, "postgres")
+            shutil.chown(self.base / "pw", "postgres")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self._pg("initdb", "-D", str(self.base / "data"), "-U", "flor",
+                 f"--pwfile={self.base / 'pw'}", "--auth-host=scram-sha-256",
+                 "--auth-local=trust", "--no-locale", "-E", "UTF8")  # fmt: skip
+        self.url = f"postgresql://flor:pw@127.0.0.1:{self.port}/postgres"
+
+    def _pg(self, tool: str, *args: str) -> None:
+        subprocess.run([str(self.bin / tool), *args], check=True, capture_output=True,
+                       timeout=120, **self.as_user)  # type: ignore[call-overload]  # fmt: skip
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._pg("pg_ctl", "-D", str(self.base / "data"), "-l", str(self.base / "log"), "-w",
+                 "-o", options, "start")  # fmt: skip
+
+    def stop(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.base / "data"), "-m", "fast", "-w", "stop")
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _pg_values(url: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return [v for (v,) in conn.execute("SELECT value FROM logs WHERE name = 'v' ORDER BY seq")]
+
+
+def _lines_until(stream, wanted: str) -> bool:  # type: ignore[no-untyped-def]
+    return any(line.strip() == wanted for line in stream)
+
+
+def pg(ws: Workspace, trials: int) -> Row:
+    row = Row("pg server stopped and restarted mid-run")
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not found:
+        row.notes.append("PostgreSQL is not installed: not run")
+        return row
+    for _ in range(trials):
+        server = _PgServer(Path(found[-1]).parent)
+        try:
+            server.start()
+            repo = ws.repo({"train.py": GATED})
+            proc = subprocess.Popen([sys.executable, "train.py"], cwd=repo,
+                                    env=ws.env(FLOR_STORE=server.url), stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+            assert proc.stdout is not None
+            row.trials += 1
+            if _lines_until(proc.stdout, "9"):
+                server.stop()
+                (repo / "down").touch()
+                _lines_until(proc.stdout, "29")
+                server.start()
+                (repo / "up").touch()
+            proc.stdout.read()
+            try:
+                row.failed += proc.wait(timeout=HANG_S) != 0
+            except subprocess.TimeoutExpired:
+                row.hangs += 1
+                proc.kill()
+                proc.wait()
+            row.lost += 40 - len(set(_pg_values(server.url)))
+        finally:
+            server.close()
+    return row
+
+
+# -- kill -9 of a replay task or of the replay command -------------------------------------
+
+RKILL = """\
+import os, time, flor, numpy as np
+
+np.random.seed(flor.arg("seed", 0))
+w = np.zeros(3)
+with flor.checkpointing(w=w, budget=1):
+    for epoch in flor.loop("epoch", range(4)):
+        for step in flor.loop("step", range(5)):
+            while not os.path.exists(GATE):
+                time.sleep(0.01)
+            grad = np.random.randn(3)
+            w -= 0.1 * grad
+        flor.log("w0", float(w[0]))
+"""
+RKILL_ANCHOR = "            w -= 0.1 * grad\n"
+
+
+def _session(sid: int) -> dict[int, bytes]:
+    found = {}
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError, ProcessLookupError):
+            if entry.isdigit() and os.getsid(int(entry)) == sid:
+                found[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes()
+    return found
+
+
+def _replay_tasks(sid: int) -> list[int]:
+    return [pid for pid, argv in _session(sid).items() if b"/flor-task-" in argv]
+
+
+def _per_run(repo: Path) -> list[int]:
+    conn = sqlite3.connect(f"{_db(repo).absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        sql = "SELECT COUNT(*) FROM logs WHERE name = 'g0' GROUP BY run_id"
+        return [n for (n,) in conn.execute(sql)]
+    finally:
+        conn.close()
+
+
+def rkill(ws: Workspace, trials: int, rng: random.Random) -> Row:
+    row = Row("rkill (kill -9 of a replay task or of flor replay)")
+    for trial in range(trials):
+        gate = ws.root / f"gate{trial}"
+        gate.touch()
+        repo = ws.repo({"train.py": RKILL.replace("GATE", repr(str(gate)))})
+        for seed in (0, 1):
+            record = [sys.executable, "train.py", "--kwargs", f"seed={seed}"]
+            env = ws.env(FLOR_CKPT_BUDGET="1")
+            subprocess.run(record, cwd=repo, env=env, capture_output=True, check=True)
+        source = (repo / "train.py").read_text()
+        hindsight = RKILL_ANCHOR + '            flor.log("g0", float(grad[0]))\n'
+        (repo / "train.py").write_text(source.replace(RKILL_ANCHOR, hindsight))
+        gate.unlink()
+        command = [sys.executable, "-m", "flor", "replay", "g0", "--jobs", "2", "--yes"]
+        replay = subprocess.Popen(command, cwd=repo, env=ws.env(), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        row.trials += 1
+        try:
+            deadline = time.monotonic() + HANG_S * 5
+            while len(tasks := _replay_tasks(replay.pid)) < 2 and replay.poll() is None:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            if len(tasks) < 2:  # the tasks never started
+                row.hangs += 1
+                continue
+            the_command = trial % 2 == 1
+            os.kill(replay.pid if the_command else rng.choice(tasks), signal.SIGKILL)
+            gate.touch()
+            try:
+                replay.wait(timeout=HANG_S * 5)
+            except subprocess.TimeoutExpired:
+                row.hangs += 1
+            while _replay_tasks(replay.pid):  # orphaned tasks end: they must not store
+                time.sleep(0.05)
+            row.lost += sum(1 for n in _per_run(repo) if n != 20)
+            if the_command and _per_run(repo):
+                row.lost += 1  # the killed command stored something
+            rerun = subprocess.run(command, cwd=repo, env=ws.env(), capture_output=True,
+                                   timeout=HANG_S * 5)  # fmt: skip
+            row.failed += rerun.returncode != 0 or _per_run(repo) != [20, 20]
+        finally:
+            for pid in _session(replay.pid):  # the killed command's joblib workers linger
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=100, help="kill trials (others fewer)")
@@ -430,7 +630,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--scenarios",
-        default="kill,store,values,gc,sandbox",
+        default="kill,store,values,gc,sandbox,pg,rkill",
         help="comma-separated subset to run",
     )
     args = parser.parse_args()
@@ -446,6 +646,8 @@ def main() -> None:
             "values": lambda: values(ws, few),
             "gc": lambda: gc(ws, max(1, few // 2)),
             "sandbox": lambda: sandbox(ws, 1),
+            "pg": lambda: pg(ws, max(2, few // 2)),
+            "rkill": lambda: rkill(ws, max(2, few // 2), rng),
         }
         rows = [run() for name, run in runs.items() if name in chosen]
     finally:

@@ -28,7 +28,8 @@ def test_fault_injection_matrix_is_all_zeros(tmp_path) -> None:
     )
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout.splitlines()[-1])["rows"]
-    assert {r["scenario"].split()[0] for r in rows} == {"kill", "store", "values", "gc", "replay"}
+    scenarios = {r["scenario"].split()[0] for r in rows}
+    assert scenarios == {"kill", "store", "values", "gc", "replay", "pg", "rkill"}
     for row in rows:
         assert row["trials"] > 0
         counts = {k: row[k] for k in ("lost", "hangs", "touched", "unreadable", "failed")}

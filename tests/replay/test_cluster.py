@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -56,6 +57,15 @@ with flor.checkpointing(x=x):
     for epoch in flor.loop("epoch", range(3)):
         x[0] += 1.0
         flor.log("x", x)
+"""
+GATED = """\
+import os
+import time
+
+
+def wait_for(gate):
+    while not os.path.exists(gate):
+        time.sleep(0.01)
 """
 HINDSIGHT_W = (
     '        flor.log("w0", float(w[0]))\n',
@@ -119,9 +129,16 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]
 
 @pytest.fixture
 def recorded(repo, script, monkeypatch):  # type: ignore[no-untyped-def]
-    def record(sleep: float) -> list[str]:
+    def record(sleep: float, gate: Path | None = None) -> list[str]:
+        """Two runs; with a gate file, each step waits while the gate is missing."""
         monkeypatch.setenv("FLOR_CKPT_BUDGET", "1")
-        train = script("train.py", SLOW_SCRIPT.replace("SLEEP", str(sleep)))
+        source = SLOW_SCRIPT.replace("SLEEP", str(sleep))
+        if gate is not None:
+            gate.touch()
+            step = "            time.sleep("
+            waits = f"            wait_for({str(gate)!r})\n{step}"
+            source = source.replace(step, waits).replace("import time\n", GATED)
+        train = script("train.py", source)
         git(repo, "add", "train.py")
         git(repo, "commit", "-q", "-m", "v1")
         for seed in (0, 1):
@@ -165,22 +182,45 @@ def test_tasks_are_spread_over_the_workers(cluster, recorded, tmp_path: Path) ->
     assert len(places) == 2 and used == {0, 1}  # one task on each worker
 
 
+def _has_task(worker: subprocess.Popen[bytes]) -> bool:
+    """Whether one of the worker's processes runs a replay task (the patched script)."""
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError, ProcessLookupError):
+            mine = entry.isdigit() and os.getsid(int(entry)) == worker.pid
+            if mine and b"/flor-task-" in Path(f"/proc/{entry}/cmdline").read_bytes():
+                return True
+    return False
+
+
 def test_a_worker_killed_mid_task_is_retried_and_nothing_is_written_twice(
-    cluster, recorded
+    cluster, recorded, tmp_path: Path
 ) -> None:
     address, workers = cluster
-    recorded(0.15)  # 20 steps x 0.15 s: each task runs for about 3 s
+    gate = tmp_path / "gate"
+    recorded(0.0, gate)
+    gate.unlink()  # every task waits at its first step until the gate is back
     the_plan = plan(["g0"], jobs=2)
-    victim = workers[0]
+    killed: list[subprocess.Popen[bytes]] = []
+    replayed = threading.Event()
 
-    def kill_soon() -> None:
-        time.sleep(2.5)
-        os.killpg(victim.pid, signal.SIGKILL)
+    def kill_mid_task() -> None:
+        while not killed and not replayed.is_set():
+            for worker in workers:
+                if _has_task(worker):
+                    os.killpg(worker.pid, signal.SIGKILL)
+                    killed.append(worker)
+                    break
+            time.sleep(0.05)
+        gate.touch()
 
-    killer = threading.Thread(target=kill_soon)
+    killer = threading.Thread(target=kill_mid_task)
     killer.start()
-    summary = execute(the_plan, backend="dask", scheduler=address)
-    killer.join()
+    try:
+        summary = execute(the_plan, backend="dask", scheduler=address)
+    finally:
+        replayed.set()
+        killer.join()
+    victim = killed[0]
     assert victim.poll() is not None
     assert not summary.failed, [r.tail for r in summary.failed]
     values = _g0()

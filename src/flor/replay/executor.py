@@ -322,9 +322,12 @@ def _run_all(
     jobs: list[tuple[Workspace, str, dict[str, str]]], writer: StoreWriter, progress: bool
 ) -> list[TaskResult]:
     from joblib import Parallel, delayed
+    from joblib.parallel import get_active_backend
 
     bar = _progress(len(jobs)) if progress else None
-    outcomes = Parallel(return_as="generator_unordered")(
+    # ray's joblib backend (a multiprocessing pool) cannot stream results
+    streams = get_active_backend()[0].supports_return_generator
+    outcomes = Parallel(return_as="generator_unordered" if streams else "list")(
         delayed(run_task)(workspace, spec, env) for workspace, spec, env in jobs
     )
     results: list[TaskResult] = []
@@ -522,7 +525,13 @@ def engine(backend: str, jobs: int, scheduler: str | None = None) -> Iterator[No
                 "the ray backend needs ray: pip install 'flor[ray]', or use --backend dask"
             ) from None
         register_ray()
-        with parallel_config(backend="ray", n_jobs=jobs):
+        # a task whose worker dies is run again on a restarted worker (a task is idempotent:
+        # it hands its values back, the replaying process stores them)
+        retried = {"max_restarts": -1, "max_task_retries": -1}
+        with (
+            _ray_connection(scheduler),
+            parallel_config(backend="ray", n_jobs=jobs, ray_remote_args=retried),
+        ):
             yield
         return
     if scheduler:
@@ -553,6 +562,28 @@ def _dask_client(jobs: int, scheduler: str | None) -> Iterator[Any]:
         ) from None
     with client:
         yield client
+
+
+@contextmanager
+def _ray_connection(address: str | None) -> Iterator[None]:
+    """Attach to the ray cluster at `address` (`--address`); without one, ray's pool starts
+    a local cluster."""
+    import ray
+
+    if address is None or ray.is_initialized():
+        yield
+        return
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, ValueError) as exc:
+        raise ReplayError(
+            f"cannot reach the ray cluster at {address} ({type(exc).__name__}): check the "
+            "address and that `ray start --head` runs"
+        ) from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def _progress(total: int) -> tuple[Any, Any]:

@@ -1,0 +1,159 @@
+"""kill -9 of a replay task, and of the `flor replay` command itself: no partial values are
+counted as present, and a rerun completes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from gitutil import git
+
+import flor
+
+# While the gate file is missing, every task waits at its first step: the test kills
+# processes mid-task whatever the machine's load.
+SCRIPT = """\
+import os
+import time
+import numpy as np
+import flor
+
+np.random.seed(flor.arg("seed", 0))
+w = np.zeros(3)
+with flor.checkpointing(weights=w):
+    for epoch in flor.loop("epoch", range(4)):
+        for step in flor.loop("step", range(5)):
+            while not os.path.exists(GATE):
+                time.sleep(0.01)
+            grad = np.random.randn(3)
+            w -= 0.1 * grad
+        flor.log("w0", float(w[0]))
+"""
+HINDSIGHT = ("            w -= 0.1 * grad\n", '            flor.log("g0", float(grad[0]))\n')
+
+
+@pytest.fixture
+def gate(repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Two recorded runs, a hindsight statement added; the gate file, closed (missing)."""
+    gate = tmp_path / "gate"
+    gate.touch()
+    monkeypatch.setenv("FLOR_CKPT_BUDGET", "1")
+    train = script("train.py", SCRIPT.replace("GATE", repr(str(gate))))
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "v1")
+    for seed in (0, 1):
+        train.run("--kwargs", f"seed={seed}")
+    train.path.write_text(train.path.read_text().replace(HINDSIGHT[0], "".join(HINDSIGHT)))
+    monkeypatch.delenv("FLOR_CKPT_BUDGET")
+    gate.unlink()
+    return gate
+
+
+def _start_replay() -> subprocess.Popen[str]:
+    """`flor replay` in a session of its own: its workers and tasks are found by session."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flor", "replay", "g0", "--jobs", "2", "--yes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _session_processes(session: int) -> dict[int, list[bytes]]:
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry)) != session:
+                continue
+            found[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+def _tasks(session: int) -> list[int]:
+    """The replay's task processes: the patched script, run from a flor-task- folder."""
+    return [
+        pid
+        for pid, argv in _session_processes(session).items()
+        if any(b"/flor-task-" in a and a.endswith(b"train.py") for a in argv)
+    ]
+
+
+def _wait_for_tasks(replay: subprocess.Popen[str], count: int) -> list[int]:
+    while len(tasks := _tasks(replay.pid)) < count:
+        assert replay.poll() is None, replay.communicate()
+        time.sleep(0.05)
+    return tasks
+
+
+def _g0() -> dict[str, list[float]]:
+    df = flor.dataframe("g0").dropna(subset=["g0"])
+    return {run: group["g0"].tolist() for run, group in df.groupby("runid")}
+
+
+def _g0_rows() -> int:
+    return int(flor.query("SELECT COUNT(*) AS n FROM logs WHERE name = 'g0'")["n"].item())
+
+
+def _rerun_completes() -> dict[str, list[float]]:
+    again = subprocess.run(
+        [sys.executable, "-m", "flor", "replay", "g0", "--jobs", "2", "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stderr
+    values = _g0()
+    assert len(values) == 2 and all(len(v) == 20 for v in values.values())
+    assert _g0_rows() == 40
+    return values
+
+
+@pytest.mark.timeout(600)
+def test_a_task_killed_mid_run_stores_no_partial_values(gate: Path) -> None:
+    replay = _start_replay()
+    victim = _wait_for_tasks(replay, 1)[0]
+    os.kill(victim, signal.SIGKILL)
+    gate.touch()
+    out, err = replay.communicate(timeout=600)
+    assert "Traceback" not in err
+    per_run = _g0()
+    # a run is stored whole (its task re-run) or not at all, never in part
+    assert all(len(v) == 20 for v in per_run.values()), per_run
+    assert _g0_rows() == 20 * len(per_run)
+    assert replay.returncode == (0 if len(per_run) == 2 else 1), err
+    rerun = _rerun_completes()
+    assert all(rerun[run] == values for run, values in per_run.items())
+
+
+@pytest.mark.timeout(600)
+def test_the_replay_command_killed_mid_run_stores_nothing_and_a_rerun_completes(
+    gate: Path,
+) -> None:
+    replay = _start_replay()
+    try:
+        _wait_for_tasks(replay, 2)
+        os.kill(replay.pid, signal.SIGKILL)
+        replay.wait()
+        gate.touch()  # the orphaned tasks run to their end: they must not store anything
+        while _tasks(replay.pid):
+            time.sleep(0.05)
+        assert _g0_rows() == 0
+        _rerun_completes()
+    finally:  # joblib's workers outlive the killed command: end them (this test's only)
+        for pid in _session_processes(replay.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        assert replay.stdout is not None and replay.stderr is not None
+        replay.stdout.close()
+        replay.stderr.close()
