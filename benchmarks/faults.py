@@ -555,7 +555,14 @@ def _session(sid: int) -> dict[int, bytes]:
 
 
 def _replay_tasks(sid: int) -> list[int]:
-    return [pid for pid, argv in _session(sid).items() if b"/flor-task-" in argv]
+    """Tasks run in a flor-task- folder: a cold one names it in its command line, one forked
+    from a warm server only in its working directory."""
+    found = []
+    for pid, argv in _session(sid).items():
+        with contextlib.suppress(OSError):
+            if b"/flor-task-" in argv or "/flor-task-" in os.readlink(f"/proc/{pid}/cwd"):
+                found.append(pid)
+    return found
 
 
 def _per_run(repo: Path) -> list[int]:

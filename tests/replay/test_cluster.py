@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from gitutil import git
+from procutil import task_pids
 
 import flor
 from flor.errors import ReplayError
@@ -182,16 +182,6 @@ def test_tasks_are_spread_over_the_workers(cluster, recorded, tmp_path: Path) ->
     assert len(places) == 2 and used == {0, 1}  # one task on each worker
 
 
-def _has_task(worker: subprocess.Popen[bytes]) -> bool:
-    """Whether one of the worker's processes runs a replay task (the patched script)."""
-    for entry in os.listdir("/proc"):
-        with contextlib.suppress(OSError, ProcessLookupError):
-            mine = entry.isdigit() and os.getsid(int(entry)) == worker.pid
-            if mine and b"/flor-task-" in Path(f"/proc/{entry}/cmdline").read_bytes():
-                return True
-    return False
-
-
 def test_a_worker_killed_mid_task_is_retried_and_nothing_is_written_twice(
     cluster, recorded, tmp_path: Path
 ) -> None:
@@ -206,7 +196,7 @@ def test_a_worker_killed_mid_task_is_retried_and_nothing_is_written_twice(
     def kill_mid_task() -> None:
         while not killed and not replayed.is_set():
             for worker in workers:
-                if _has_task(worker):
+                if task_pids(worker.pid):
                     os.killpg(worker.pid, signal.SIGKILL)
                     killed.append(worker)
                     break

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from gitutil import git
+from procutil import task_pids
 
 import flor
 
@@ -129,23 +130,6 @@ def test_ray_cluster_gives_the_values_of_one_local_job(ray_head, recorded) -> No
     assert _g0_rows() == 40  # the ray replay replaced the local one's values
 
 
-def _task_processes(session: int) -> dict[int, int]:
-    """{pid: parent pid} of the replay tasks running on the cluster's workers."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            in_cluster = os.getsid(int(entry)) == session
-        except (OSError, ProcessLookupError):
-            continue
-        if in_cluster and any(b"/flor-task-" in a and a.endswith(b"train.py") for a in argv):
-            found[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    return found
-
-
 @pytest.mark.timeout(900)
 def test_a_ray_worker_killed_mid_task_stores_nothing_wrong(ray_head, recorded) -> None:
     address, session = ray_head
@@ -162,7 +146,7 @@ def test_a_ray_worker_killed_mid_task_stores_nothing_wrong(ray_head, recorded) -
     tasks: dict[int, int] = {}
     while not tasks:
         assert replay.poll() is None, replay.communicate()
-        tasks = _task_processes(session)
+        tasks = task_pids(session)
         time.sleep(0.05)
     task, worker = next(iter(tasks.items()))
     os.kill(worker, signal.SIGKILL)  # the worker dies while its task runs

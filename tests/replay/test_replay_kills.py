@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from gitutil import git
+from procutil import task_pids
 
 import flor
 
@@ -81,12 +82,8 @@ def _session_processes(session: int) -> dict[int, list[bytes]]:
 
 
 def _tasks(session: int) -> list[int]:
-    """The replay's task processes: the patched script, run from a flor-task- folder."""
-    return [
-        pid
-        for pid, argv in _session_processes(session).items()
-        if any(b"/flor-task-" in a and a.endswith(b"train.py") for a in argv)
-    ]
+    """The replay's task processes (the patched script, run from a flor-task- folder)."""
+    return list(task_pids(session))
 
 
 def _wait_for_tasks(replay: subprocess.Popen[str], count: int) -> list[int]:
