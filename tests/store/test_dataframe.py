@@ -171,8 +171,7 @@ def _reference(runs: pd.DataFrame, world: dict, names: list[str]) -> list[dict]:
     rows = []
     for run, tstamp, ctx in holders - covered:
         row: dict[str, Any] = {"runid": runs["run_id"][run], "tstamp": tstamp}
-        for loop_name, iteration, _ in chain[run, ctx] if ctx > 0 else ():
-            row[loop_name] = iteration
+        row.update({loop: iteration for loop, iteration, _ in (chain[run, ctx] if ctx > 0 else ())})
         for name in names:
             for source in [ctx, *ancestors(run, ctx)]:
                 if (run, tstamp, source, name) in best:

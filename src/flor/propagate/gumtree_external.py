@@ -9,11 +9,11 @@ adapter raises `PropagateError` before any work is done.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import tempfile
+from pathlib import Path
 
 from flor.errors import PropagateError
 from flor.propagate.matcher import Mappings
@@ -65,8 +65,8 @@ class GumTreeMatcher:
     def _run(self, src_code: str, dst_code: str) -> list[tuple[int, int]]:
         exe = self.executable()
         with tempfile.TemporaryDirectory() as tmp:
-            src_path = os.path.join(tmp, "new.py")
-            dst_path = os.path.join(tmp, "old.py")
+            src_path = Path(tmp, "new.py")
+            dst_path = Path(tmp, "old.py")
             with open(src_path, "w", encoding="utf-8") as handle:
                 handle.write(src_code)
             with open(dst_path, "w", encoding="utf-8") as handle:

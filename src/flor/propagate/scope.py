@@ -203,17 +203,18 @@ def read_names(statement: Node) -> list[Node]:
                 elif desc.label == "Param":
                     bound.add(desc.value.lstrip("*"))
             inner = frozenset(bound)
-            for child in node.children:
-                stack.append((child, inner))
+            stack.extend((child, inner) for child in node.children)
             continue
         if label == "CompFor" and node.children:
             stack.extend((c, local) for c in node.children[1:])
             continue
         if label in ("AssignTarget", "NamedExpr") and node.children:
             targets = [node.children[0]] if label == "AssignTarget" else []
-            for target in targets:
-                if target.label not in ("Name", "Tuple", "List"):
-                    stack.append((target, local))
+            stack.extend(
+                (target, local)
+                for target in targets
+                if target.label not in ("Name", "Tuple", "List")
+            )
             if label == "NamedExpr":
                 stack.extend((c, local) for c in node.children[1:])
             continue

@@ -95,8 +95,7 @@ def ast_log_statements(tree: ast.Module, text: str | None = None) -> list[ast.st
                 found.append(node)
             continue
         for name in _BODIES:
-            for child in getattr(node, name, ()) or ():
-                stack.append(child)
+            stack.extend(getattr(node, name, ()) or ())
     found.sort(key=lambda n: (n.lineno, n.col_offset))
     return found
 
