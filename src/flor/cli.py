@@ -243,8 +243,9 @@ def runs(delete: tuple[str, ...], drop_snapshot: bool, replays: bool, fmt: str) 
             click.echo(f"deleted run {run_id}")
             if drop_snapshot:
                 from flor import vcs
+                from flor.paths import repo_root
 
-                dropped = vcs.drop_snapshots(vcs.repo_root(), run_id)
+                dropped = vcs.drop_snapshots(repo_root(), run_id)
                 click.echo(
                     f"dropped {dropped} snapshot refs of run {run_id} (`git gc --prune=now` "
                     "erases their files from git's store)"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from flor import vcs
 from flor.blobs import BlobStore
 from flor.errors import FlorError, ReplayError, UsageError
+from flor.paths import repo_root
 from flor.propagate import Declined, propagate_source
 from flor.propagate import logged_names as names_logged_in
 from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
@@ -169,7 +170,7 @@ def plan(
     root: Path | None = None,
     home: Path | None = None,
 ) -> Plan:
-    root = root or vcs.repo_root()
+    root = root or repo_root()
     from flor.store.location import home_dir
 
     home = home or home_dir(root)

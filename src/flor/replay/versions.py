@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from flor import vcs
 from flor.errors import FlorError, UsageError
+from flor.paths import repo_root
 from flor.propagate import AlreadyPresent, Declined, Placed, propagate_source
 from flor.propagate.chain import StepCache, propagate_through
 
@@ -88,7 +89,7 @@ def propagate_history(
 ) -> list[VersionResult]:
     """Propagate the working-tree `script` into each of its past versions, oldest first;
     `store=False` writes nothing (a dry run, or the web UI's preview)."""
-    root = vcs.repo_root()
+    root = repo_root()
     path = script if script.is_absolute() else Path.cwd() / script
     try:
         rel = path.resolve().relative_to(root).as_posix()
