@@ -515,9 +515,9 @@ def test_an_output_declared_in_a_web_request_is_recorded_when_the_request_ends( 
 
 
 def test_gc_drops_kept_blobs_once_no_recorded_run_names_them(repo: Path, script) -> None:  # type: ignore[no-untyped-def]
+    from flor.paths import home_dir
     from flor.store import admin
     from flor.store.artifacts import blob_home
-    from flor.store.location import home_dir
 
     (repo / "shards").mkdir()
     (repo / "shards" / "a.txt").write_text("alpha")

@@ -436,7 +436,7 @@ def _open(home: Path | None) -> Any:
 
 
 def _root() -> Path | None:
-    from flor.store.location import find_repo_root
+    from flor.paths import find_repo_root
 
     return find_repo_root()
 
@@ -524,7 +524,7 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
     path it was recorded at). A bare PATH means its newest content. Never overwrites a file
     with other content."""
     from flor.blobs import BlobStore
-    from flor.store.location import home_dir
+    from flor.paths import home_dir
 
     if "@" not in target:
         target = f"{target}@latest"
