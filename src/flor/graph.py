@@ -429,10 +429,10 @@ class _Walk:
 def _open(home: Path | None) -> Any:
     """A read-only connection to the store the CLI would pick, opened without pandas:
     `flor lineage` answers in a blink."""
-    from flor.store.backend import open_target
+    from flor.store.backend import open_backend
     from flor.store.reads import locate
 
-    return open_target(locate(home))
+    return open_backend(locate(home)).reader()
 
 
 def _root() -> Path | None:

@@ -14,7 +14,6 @@ from flor.store.backend import (
     ReadConnection,
     Target,
     open_backend,
-    open_target,
     parse,
     resolve,
 )
@@ -95,7 +94,7 @@ def collect_garbage(
     cutoff = (time.time() if now is None else now) - grace
     found = Garbage(0, 0, 0)
     with blobs.collecting(wait):
-        conn = open_target(_current(home))
+        conn = open_backend(_current(home)).reader()
         try:
             referenced = {row[0] for row in conn.execute("SELECT DISTINCT digest FROM checkpoints")}
             artifacts.collect_kept(home, conn, cutoff, found, dry_run=dry_run, wait=wait)
@@ -137,7 +136,7 @@ class Info:
 def info(url: str | None = None, home: Path | None = None) -> Info:
     """Backend, masked location, schema version and row counts of a store."""
     target = parse(url) if url else _current(home)
-    conn = open_target(target)
+    conn = open_backend(target).reader()
     try:
         version = int(
             conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
@@ -173,7 +172,7 @@ def copy(to_url: str, home: Path | None = None, from_url: str | None = None) -> 
     destination = parse(to_url)
     if str(source) == str(destination) and source.url == destination.url:
         raise UsageError(f"store {destination} is the store being copied: pick another --to")
-    src = open_target(source)
+    src = open_backend(source).reader()
     writer = StoreWriter(target=destination)
     try:
         present = {

@@ -97,9 +97,9 @@ def locate(home: Path | None = None) -> Target:
 
 @contextmanager
 def _reading(home: Path | None) -> Iterator[ReadConnection]:
-    from flor.store.backend import open_target
+    from flor.store.backend import open_backend
 
-    conn = open_target(locate(home))
+    conn = open_backend(locate(home)).reader()
     try:
         yield conn
     finally:
