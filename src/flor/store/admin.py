@@ -72,7 +72,7 @@ class Garbage:
     blobs: int
     temp_files: int
     bytes: int
-    kept_blobs: int = 0
+    kept_blobs: int
 
 
 def collect_garbage(
@@ -94,34 +94,25 @@ def collect_garbage(
     """
     import time
 
-    from flor.blobs import BlobStore
+    from flor.blobs import BlobStore, Swept
 
     if grace < 0:
         raise UsageError(f"grace period {grace} s is negative: use 0 or more seconds")
     home = home or home_dir()
     blobs = BlobStore(checkpoint_home(home))
     cutoff = (time.time() if now is None else now) - grace
-    found = Garbage(0, 0, 0)
+    kept = Swept()
     with blobs.collecting(wait):
         conn = open_backend(_current(home)).reader()
         try:
             referenced = {row[0] for row in conn.execute("SELECT DISTINCT digest FROM checkpoints")}
-            kept = Garbage(0, 0, 0)
             artifacts.collect_kept(home, conn, cutoff, kept, dry_run=dry_run, wait=wait)
         finally:
             conn.close()
-        for key, size in blobs.garbage(referenced, cutoff):
-            if not dry_run:
-                blobs.remove(key)
-            if "/." in key:
-                found.temp_files += 1
-            else:
-                found.blobs += 1
-            found.bytes += size
-    found.kept_blobs = kept.blobs
-    found.temp_files += kept.temp_files
-    found.bytes += kept.bytes
-    return found
+        swept = blobs.sweep(referenced, cutoff, dry_run=dry_run)
+    return Garbage(
+        swept.blobs, swept.temp_files + kept.temp_files, swept.bytes + kept.bytes, kept.blobs
+    )
 
 
 # -- flor store migrate | info | copy ----------------------------------------------------------
