@@ -515,9 +515,9 @@ def test_an_output_declared_in_a_web_request_is_recorded_when_the_request_ends( 
 
 
 def test_gc_drops_kept_blobs_once_no_recorded_run_names_them(repo: Path, script) -> None:  # type: ignore[no-untyped-def]
+    from flor.paths import home_dir
     from flor.store import admin
     from flor.store.artifacts import blob_home
-    from flor.store.location import home_dir
 
     (repo / "shards").mkdir()
     (repo / "shards" / "a.txt").write_text("alpha")
@@ -532,10 +532,12 @@ def test_gc_drops_kept_blobs_once_no_recorded_run_names_them(repo: Path, script)
     files = blob_files()
     assert len(files) == 3  # the model, the folder's manifest and its one file
     found = admin.collect_garbage(grace=0)
-    assert (found.blobs, blob_files()) == (0, files)
+    assert (found.blobs, found.kept_blobs, blob_files()) == (0, 0, files)
     admin.delete_run(runs_of("keep.py")[0])
     found = admin.collect_garbage(grace=0, dry_run=True)
-    assert (found.blobs, found.bytes) == (3, sum(p.stat().st_size for p in files))
+    size = sum(p.stat().st_size for p in files)
+    assert (found.blobs, found.kept_blobs, found.bytes) == (0, 3, size)
     assert blob_files() == files
-    found = admin.collect_garbage(grace=0)
-    assert found.blobs == 3 and blob_files() == []
+    code, out = cli("gc", "--grace", "0")  # kept copies are not called checkpoint blobs
+    assert code == 0 and out.startswith("removed 0 checkpoint blobs and 3 kept artifact blobs")
+    assert blob_files() == []

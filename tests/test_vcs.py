@@ -13,6 +13,7 @@ from gitutil import git
 import flor
 from flor import vcs
 from flor.errors import FlorError, NotInGitRepo
+from flor.paths import repo_root
 
 
 def _fingerprint(repo: Path) -> dict[str, str]:
@@ -178,17 +179,18 @@ def test_commit_with_file_onto_an_unknown_commit_is_one_clear_error(repo) -> Non
 
 def test_repo_root_is_the_work_tree_from_any_folder_inside_it(repo, tmp_path) -> None:
     (repo / "src" / "pkg").mkdir(parents=True)
-    assert vcs.repo_root(repo / "src" / "pkg") == repo.resolve()
-    assert vcs.repo_root() == repo.resolve()
+    assert repo_root(repo / "src" / "pkg") == repo.resolve()
+    assert repo_root() == repo.resolve()
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     with pytest.raises(NotInGitRepo, match="is not inside a git repository"):
-        vcs.repo_root(outside)
+        repo_root(outside)
 
 
 def test_vcs_reads_nothing_of_the_store(repo) -> None:
     code = (
-        "import sys, flor; before = set(sys.modules); from flor import vcs; vcs.repo_root(); "
+        "import sys, flor; before = set(sys.modules); from flor import vcs; "
+        "vcs.open_repo('.').close(); "
         "print(sorted(m for m in set(sys.modules) - before if m.startswith('flor.store')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -13,6 +13,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,15 @@ def _digest_of(key: str) -> str | None:
     return digest if len(key) == 65 and key[2] == "/" and _HEX.issuperset(digest) else None
 
 
+@dataclass
+class Swept:
+    """What a sweep removed (or would remove): blobs, stale temporary files, their bytes."""
+
+    blobs: int = 0
+    temp_files: int = 0
+    bytes: int = 0
+
+
 class BlobStore:
     """Content-addressed blobs under `location/aa/bbbb...` (sha256).
 
@@ -274,6 +284,19 @@ class BlobStore:
     def remove(self, key: str) -> None:
         """Remove one file listed by `garbage`."""
         self._files.delete(key)
+
+    def sweep(self, referenced: set[str], older_than: float, *, dry_run: bool) -> Swept:
+        """Remove (unless `dry_run`) what `garbage` lists, and count it."""
+        swept = Swept()
+        for key, size in self.garbage(referenced, older_than):
+            if not dry_run:
+                self.remove(key)
+            if _digest_of(key) is None:
+                swept.temp_files += 1
+            else:
+                swept.blobs += 1
+            swept.bytes += size
+        return swept
 
     def _sizes(self) -> dict[str, int]:
         """Bytes per stored blob; temporary files of unfinished writes are not blobs."""

@@ -243,8 +243,9 @@ def runs(delete: tuple[str, ...], drop_snapshot: bool, replays: bool, fmt: str) 
             click.echo(f"deleted run {run_id}")
             if drop_snapshot:
                 from flor import vcs
+                from flor.paths import repo_root
 
-                dropped = vcs.drop_snapshots(vcs.repo_root(), run_id)
+                dropped = vcs.drop_snapshots(repo_root(), run_id)
                 click.echo(
                     f"dropped {dropped} snapshot refs of run {run_id} (`git gc --prune=now` "
                     "erases their files from git's store)"
@@ -301,13 +302,19 @@ def show(run: str, fmt: str) -> None:
     help="Spare files modified less than this many seconds ago.",
 )
 def gc(dry_run: bool, grace: float) -> None:
-    """Remove checkpoint files no recorded run refers to (after `flor runs --delete`)."""
+    """Remove checkpoint blobs and kept artifact copies no recorded run refers to (after
+    `flor runs --delete`)."""
     from flor.store import admin
 
     found = admin.collect_garbage(dry_run=dry_run, grace=grace)
     verb = "would remove" if dry_run else "removed"
-    temp = f" and {found.temp_files} stale temporary files" if found.temp_files else ""
-    click.echo(f"{verb} {found.blobs} checkpoint blobs{temp} ({human_bytes(found.bytes)})")
+    parts = [f"{found.blobs} checkpoint blobs"]
+    if found.kept_blobs:
+        parts.append(f"{found.kept_blobs} kept artifact blobs")
+    if found.temp_files:
+        parts.append(f"{found.temp_files} stale temporary files")
+    listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+    click.echo(f"{verb} {listed} ({human_bytes(found.bytes)})")
 
 
 @main.command()

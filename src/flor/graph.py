@@ -429,14 +429,14 @@ class _Walk:
 def _open(home: Path | None) -> Any:
     """A read-only connection to the store the CLI would pick, opened without pandas:
     `flor lineage` answers in a blink."""
-    from flor.store.backend import open_target
+    from flor.store.backend import open_backend
     from flor.store.reads import locate
 
-    return open_target(locate(home))
+    return open_backend(locate(home)).reader()
 
 
 def _root() -> Path | None:
-    from flor.store.location import find_repo_root
+    from flor.paths import find_repo_root
 
     return find_repo_root()
 
@@ -524,7 +524,7 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
     path it was recorded at). A bare PATH means its newest content. Never overwrites a file
     with other content."""
     from flor.blobs import BlobStore
-    from flor.store.location import home_dir
+    from flor.paths import home_dir
 
     if "@" not in target:
         target = f"{target}@latest"

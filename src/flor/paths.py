@@ -22,6 +22,18 @@ def find_repo_root(start: Path | None = None) -> Path | None:
     return None
 
 
+def repo_root(start: Path | None = None) -> Path:
+    """The work tree enclosing `start` (default: the current directory), or a clear error:
+    for code that needs git (replay, propagation, dropping snapshots)."""
+    root = find_repo_root(start)
+    if root is None:
+        where = (start or Path.cwd()).resolve()
+        raise NotInGitRepo(
+            f"{where} is not inside a git repository: cd into your project or run `git init`"
+        )
+    return root
+
+
 def home_dir(start: Path | None = None, *, required: bool = True) -> Path:
     """The store folder: `FLOR_HOME` if set, else `.flor/` in the repository root."""
     override = os.environ.get("FLOR_HOME")

@@ -51,16 +51,6 @@ def open_repo(path: Path) -> git.Repo:
         ) from exc
 
 
-def repo_root(start: Path | None = None) -> Path:
-    """The work tree enclosing `start` (default: the current directory), as git sees it."""
-    where = (start or Path.cwd()).resolve()
-    with open_repo(where) as repo:
-        tree = repo.working_tree_dir
-    if tree is None:
-        raise NotInGitRepo(f"{where} is inside a bare git repository: run flor in a work tree")
-    return Path(tree).resolve()
-
-
 def _max_file_bytes() -> int:
     return int(os.environ.get("FLOR_SNAPSHOT_MAX_BYTES", DEFAULT_MAX_FILE_BYTES))
 

@@ -11,7 +11,7 @@ import pytest
 import flor
 from flor.blobs import BlobStore
 from flor.errors import CheckpointError, UsageError
-from flor.store.location import checkpoint_home
+from flor.paths import checkpoint_home
 
 RECORD = """
 import sys

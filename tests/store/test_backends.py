@@ -17,6 +17,7 @@ from flor.errors import QueryError, StoreError, UsageError
 from flor.replay import execute, plan
 from flor.store import admin, reader
 from flor.store.backend import mask, parse
+from flor.store.browse import SUMMARY_AT
 from flor.store.schema import SCHEMA_VERSION
 from flor.store.writer import StoreWriter
 
@@ -269,6 +270,34 @@ def test_copy_moves_finished_runs_once(script, pg_url, monkeypatch, tmp_path) ->
     assert admin.info().counts["logs"] == 2 * (3 * 9 + 5)
     with pytest.raises(UsageError, match="is the store being copied"):
         admin.copy(pg_url)
+
+
+LONG_CURVE = f"""\
+import flor
+for step in flor.loop("step", range({SUMMARY_AT})):
+    flor.log("loss", 1.0 / (step + 1))
+"""
+
+
+def _curves() -> list[tuple[str, str, int, str]]:
+    query = "SELECT run_id, name, total, body FROM curves ORDER BY run_id, name"
+    return [tuple(row) for row in flor.query(query).itertuples(index=False)]
+
+
+def test_a_curve_summary_is_copied_and_deleted_with_its_run(
+    script, pg_url, monkeypatch, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FLOR_HOME", str(tmp_path / "local"))
+    script("long.py", LONG_CURVE).run()
+    summaries = _curves()
+    [(run_id, name, total, _)] = summaries  # the run's end summarized its long curve
+    assert (name, total) == ("loss", SUMMARY_AT)
+    assert admin.copy(pg_url).copied == 1
+    monkeypatch.setenv("FLOR_STORE", pg_url)
+    assert _curves() == summaries  # `flor ui` on the server reads the same summary
+    monkeypatch.delenv("FLOR_STORE")
+    admin.delete_run(run_id)
+    assert _curves() == []  # no summary outlives its run
 
 
 def test_urls_are_checked_and_passwords_masked() -> None:

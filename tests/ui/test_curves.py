@@ -13,7 +13,7 @@ from gitutil import git
 from store import pgfixtures
 
 from flor.store import browse
-from flor.store.backend import open_target
+from flor.store.backend import open_backend
 from flor.store.reads import locate
 
 backend, pg_server, pg_url = pgfixtures.backend, pgfixtures.pg_server, pgfixtures.pg_url
@@ -44,7 +44,7 @@ def test_a_long_curve_is_summarized_when_its_run_ends_and_read_from_the_summary(
         check=True,
         timeout=300,
     )
-    conn = open_target(locate())
+    conn = open_backend(locate()).reader()
     try:
         stored = conn.execute("SELECT run_id, name, total FROM curves").fetchall()
         assert [(name, total) for _, name, total in stored] == [("loss", 25_000)]  # not acc

@@ -27,11 +27,11 @@ from typing import Any
 from flor import vcs
 from flor.blobs import BlobStore
 from flor.errors import CheckpointError, ReplayError, UsageError
+from flor.paths import CHECKPOINTS_ENV, checkpoint_home, db_path
 from flor.replay import sandbox, warm
 from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks
 from flor.store import reads
 from flor.store.backend import STORE_ENV
-from flor.store.location import CHECKPOINTS_ENV, checkpoint_home, db_path
 from flor.store.values import decode
 from flor.store.writer import StoreWriter
 from flor.taskspec import OUTPUT_ENV, SPEC_ENV, TaskSpec

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from flor.propagate.calls import is_flor_call
+
 # Calls that change their arguments in place, besides torch's trailing-underscore ones.
 _MUTATING_CALLS = frozenset(
     {"shuffle", "append", "extend", "update", "insert", "pop", "add", "remove", "clear",
@@ -80,16 +82,6 @@ class Hazards:
         if self.attribute_stores:
             return "the main loop sets attributes no checkpoint holds"
         return None
-
-
-def is_flor_call(node: cst.CSTNode | None, attribute: str) -> bool:
-    return (
-        isinstance(node, cst.Call)
-        and isinstance(node.func, cst.Attribute)
-        and isinstance(node.func.value, cst.Name)
-        and node.func.value.value == "flor"
-        and node.func.attr.value == attribute
-    )
 
 
 def flor_loop_call(iterable: cst.BaseExpression) -> cst.Call | None:

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 from flor import vcs
 from flor.blobs import BlobStore
 from flor.errors import FlorError, ReplayError, UsageError
+from flor.paths import checkpoint_home, home_dir, repo_root
 from flor.propagate import Declined, propagate_source
 from flor.propagate import logged_names as names_logged_in
 from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
 from flor.replay.hazards import unreproducible, volatile
 from flor.store import reader, reads
-from flor.store.location import checkpoint_home
 from flor.taskspec import TaskSpec
 from flor.where import compile_where, last_values, select_runs
 
@@ -169,9 +169,7 @@ def plan(
     root: Path | None = None,
     home: Path | None = None,
 ) -> Plan:
-    root = root or vcs.repo_root()
-    from flor.store.location import home_dir
-
+    root = root or repo_root()
     home = home or home_dir(root)
     recorded = reader.runs(home)
     if recorded.empty:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from flor import vcs
 from flor.errors import FlorError, UsageError
+from flor.paths import home_dir, repo_root
 from flor.propagate import AlreadyPresent, Declined, Placed, propagate_source
 from flor.propagate.chain import StepCache, propagate_through
 
@@ -56,7 +57,6 @@ def _versions(
 ) -> list[tuple[str, str]]:
     """(label, commit) of each past version, oldest first, each commit once."""
     from flor.store import reader
-    from flor.store.location import home_dir
     from flor.where import select_runs
 
     found: list[tuple[str, str]] = []
@@ -88,7 +88,7 @@ def propagate_history(
 ) -> list[VersionResult]:
     """Propagate the working-tree `script` into each of its past versions, oldest first;
     `store=False` writes nothing (a dry run, or the web UI's preview)."""
-    root = vcs.repo_root()
+    root = repo_root()
     path = script if script.is_absolute() else Path.cwd() / script
     try:
         rel = path.resolve().relative_to(root).as_posix()
@@ -100,8 +100,6 @@ def propagate_history(
     versions = _versions(root, rel, since, runs)
     if not versions:
         raise UsageError(f"no recorded run or git commit has {rel}: record a run first")
-    from flor.store.location import home_dir
-
     out_root = home_dir(root) / PROPAGATED_DIR
     texts = _Texts(root, rel)
     steps = StepCache(lambda a, b: propagate_source(a, b, matcher))

@@ -26,11 +26,11 @@ from typing import Any
 
 from flor.blobs import BlobStore
 from flor.errors import CheckpointError, FlorError
+from flor.paths import checkpoint_home, home_dir
 from flor.runtime import context
 from flor.runtime.checkpoint import Snapshot, capture, validate_objects
 from flor.runtime.session import Session
 from flor.store.backend import describe
-from flor.store.location import checkpoint_home
 
 DEFAULT_BUDGET = 0.05
 _QUEUE_DEPTH = 1
@@ -298,8 +298,6 @@ def load(run: str, iteration: int | None = None, **objects: Any) -> int:
             f"run {record['run_id']} checkpointed {', '.join(sorted(set(digests) - {'@rng'}))}, "
             f"not {', '.join(missing)}"
         )
-    from flor.store.location import home_dir
-
     blobs = BlobStore(checkpoint_home(home_dir()))
     wanted = {
         name: blobs.get(digest)

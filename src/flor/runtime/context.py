@@ -20,9 +20,9 @@ from types import TracebackType
 from typing import NoReturn
 
 from flor.errors import FlorError, StoreError
+from flor.paths import db_path, ensure_home, find_repo_root, home_dir
 from flor.runtime.session import Identity, Session
 from flor.store.backend import errors as store_errors
-from flor.store.location import db_path, ensure_home, find_repo_root, home_dir
 from flor.store.reads import attach_session
 from flor.store.writer import StoreWriter
 

@@ -14,11 +14,8 @@ outside IPython and never imports IPython itself (that would make `import flor` 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -83,7 +80,9 @@ class CellCommitter:
         base = session.writer.commit_snapshot(session.run_id, session.tstamp)
         if not base:
             return
-        commit = _commit_with_file(
+        from flor import vcs
+
+        commit = vcs.commit_with_file(
             session.root,
             base,
             self.cells_path(),
@@ -92,33 +91,6 @@ class CellCommitter:
             f"refs/flor/runs/{session.run_id}-cells-{self.commits}",
         )
         session.writer.set_commit_snapshot(session.run_id, tstamp, commit)
-
-
-def _git(root: Path, env: dict[str, str], *args: str, stdin: bytes | None = None) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=root, env=env, input=stdin, capture_output=True, check=True
-    )
-    return done.stdout.decode().strip()
-
-
-def _commit_with_file(root: Path, base: str, path: str, text: str, message: str, ref: str) -> str:
-    """A commit whose tree is `base`'s plus `path`, built in a temporary index."""
-    with tempfile.TemporaryDirectory(prefix="flor-nb-") as tmp:
-        env = {
-            **os.environ,
-            "GIT_INDEX_FILE": str(Path(tmp) / "index"),
-            "GIT_AUTHOR_NAME": "flor",
-            "GIT_AUTHOR_EMAIL": "flor@localhost",
-            "GIT_COMMITTER_NAME": "flor",
-            "GIT_COMMITTER_EMAIL": "flor@localhost",
-        }
-        _git(root, env, "read-tree", base)
-        blob = _git(root, env, "hash-object", "-w", "--stdin", stdin=text.encode())
-        _git(root, env, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
-        tree = _git(root, env, "write-tree")
-        commit = _git(root, env, "commit-tree", tree, "-p", base, "-m", message)
-        _git(root, env, "update-ref", ref, commit)
-    return commit
 
 
 def install(session: Session, shell: Any = None) -> CellCommitter | None:

@@ -21,9 +21,9 @@ from typing import Any
 
 from flor.blobs import BlobStore
 from flor.errors import ReplayError
+from flor.paths import CHECKPOINTS_ENV
 from flor.runtime.checkpoint import Snapshot, restore
 from flor.runtime.session import Identity, Session
-from flor.store.location import CHECKPOINTS_ENV
 from flor.store.writer import StoreWriter
 from flor.taskspec import OUTPUT_ENV, TaskSpec
 

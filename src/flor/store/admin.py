@@ -1,4 +1,4 @@
-"""Deleting runs and collecting checkpoint files nothing refers to."""
+"""Deleting runs, collecting blobs nothing refers to, and `flor store migrate/info/copy`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from flor.store.backend import (
     ReadConnection,
     Target,
     open_backend,
-    open_target,
     parse,
     resolve,
 )
@@ -27,7 +26,11 @@ from flor.store.writer import (
     StoreWriter,
 )
 
-TABLES = ("runs", "loops", "logs", "checkpoints", "commits", "artifacts", "events")
+CURVE_COLUMNS = ("run_id", "name", "total", "body")
+
+TABLES = ("runs", "loops", "logs", "checkpoints", "commits", "artifacts", "events", "curves")
+# Tables holding rows of one run, keyed by its run_id (artifacts and events aside).
+_RUN_TABLES = ("logs", "loops", "checkpoints", "commits", "curves")
 
 
 def delete_run(run: str, home: Path | None = None) -> str:
@@ -46,7 +49,7 @@ def delete_run(run: str, home: Path | None = None) -> str:
     writer = StoreWriter(db_path(home))
 
     def work(conn: Connection) -> None:
-        for table in ("logs", "loops", "checkpoints", "commits"):
+        for table in _RUN_TABLES:
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         artifacts.delete_run(conn, run_id)
         conn.execute("DELETE FROM runs WHERE run_id = ? OR replay_of = ?", (run_id, run_id))
@@ -63,9 +66,13 @@ GC_GRACE_S = 3600.0
 
 @dataclass
 class Garbage:
+    """What gc removed: `blobs` are checkpoint blobs, `kept_blobs` the copies of artifacts
+    kept with `keep=True`; `temp_files` and `bytes` count both."""
+
     blobs: int
     temp_files: int
     bytes: int
+    kept_blobs: int
 
 
 def collect_garbage(
@@ -76,8 +83,9 @@ def collect_garbage(
     now: float | None = None,
     wait: bool = True,
 ) -> Garbage:
-    """Delete checkpoint blobs no checkpoint row refers to, and temporary files left by
-    interrupted writes, when last modified more than `grace` seconds before `now`.
+    """Delete checkpoint blobs no checkpoint row refers to, kept artifact copies no recorded
+    run names, and temporary files left by interrupted writes, when last modified more than
+    `grace` seconds before `now`.
 
     Runs still recording are safe: gc holds the blob folder's lock, which writers share
     between writing a checkpoint's blobs and its rows; a blob a writer re-uses is touched,
@@ -86,30 +94,25 @@ def collect_garbage(
     """
     import time
 
-    from flor.blobs import BlobStore
+    from flor.blobs import BlobStore, Swept
 
     if grace < 0:
         raise UsageError(f"grace period {grace} s is negative: use 0 or more seconds")
     home = home or home_dir()
     blobs = BlobStore(checkpoint_home(home))
     cutoff = (time.time() if now is None else now) - grace
-    found = Garbage(0, 0, 0)
+    kept = Swept()
     with blobs.collecting(wait):
-        conn = open_target(_current(home))
+        conn = open_backend(_current(home)).reader()
         try:
             referenced = {row[0] for row in conn.execute("SELECT DISTINCT digest FROM checkpoints")}
-            artifacts.collect_kept(home, conn, cutoff, found, dry_run=dry_run, wait=wait)
+            artifacts.collect_kept(home, conn, cutoff, kept, dry_run=dry_run, wait=wait)
         finally:
             conn.close()
-        for key, size in blobs.garbage(referenced, cutoff):
-            if not dry_run:
-                blobs.remove(key)
-            if "/." in key:
-                found.temp_files += 1
-            else:
-                found.blobs += 1
-            found.bytes += size
-    return found
+        swept = blobs.sweep(referenced, cutoff, dry_run=dry_run)
+    return Garbage(
+        swept.blobs, swept.temp_files + kept.temp_files, swept.bytes + kept.bytes, kept.blobs
+    )
 
 
 # -- flor store migrate | info | copy ----------------------------------------------------------
@@ -137,7 +140,7 @@ class Info:
 def info(url: str | None = None, home: Path | None = None) -> Info:
     """Backend, masked location, schema version and row counts of a store."""
     target = parse(url) if url else _current(home)
-    conn = open_target(target)
+    conn = open_backend(target).reader()
     try:
         version = int(
             conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
@@ -173,7 +176,7 @@ def copy(to_url: str, home: Path | None = None, from_url: str | None = None) -> 
     destination = parse(to_url)
     if str(source) == str(destination) and source.url == destination.url:
         raise UsageError(f"store {destination} is the store being copied: pick another --to")
-    src = open_target(source)
+    src = open_backend(source).reader()
     writer = StoreWriter(target=destination)
     try:
         present = {
@@ -212,19 +215,17 @@ def _copy_run(
         logs = _rows(
             src, f"SELECT {selected} FROM logs WHERE run_id = ? AND replay_id IS NULL", (run_id,)
         )
-    loops = _rows(
-        src,
-        "SELECT run_id, ctx_id, parent_ctx_id, name, iteration, value, seconds FROM loops "
-        "WHERE run_id = ?",
-        (owner,),
-    )
-    checkpoints = _rows(
-        src,
-        "SELECT run_id, ctx_id, iteration, object, digest, bytes, seconds FROM checkpoints "
-        "WHERE run_id = ?",
-        (run_id,),
-    )
-    commits = _rows(src, "SELECT run_id, tstamp, snapshot FROM commits WHERE run_id = ?", (run_id,))
+    # a replay's values sit in the replayed run's loops (copied with that run: ignored)
+    tables = {
+        "loops": (LOOP_COLUMNS, owner),
+        "checkpoints": (CHECKPOINT_COLUMNS, run_id),
+        "commits": (COMMIT_COLUMNS, run_id),
+        "curves": (CURVE_COLUMNS, run_id),
+    }
+    rows = {
+        table: _rows(src, f"SELECT {', '.join(names)} FROM {table} WHERE run_id = ?", (key,))
+        for table, (names, key) in tables.items()
+    }
     events = artifacts.run_rows(src, run_id)
     contents = artifacts.artifact_rows(src, [row[6] for row in events if row[6]])
     marks = ", ".join("?" for _ in columns)
@@ -235,12 +236,9 @@ def _copy_run(
             f"INSERT INTO runs ({', '.join(columns)}) VALUES ({marks})",
             tuple(run[c] for c in columns),
         )
-        if loops:
-            conn.executemany(upsert("loops", LOOP_COLUMNS, replace=False), loops)
-        if checkpoints:
-            conn.executemany(upsert("checkpoints", CHECKPOINT_COLUMNS, replace=False), checkpoints)
-        if commits:
-            conn.executemany(upsert("commits", COMMIT_COLUMNS, replace=False), commits)
+        for table, (names, _) in tables.items():
+            if rows[table]:
+                conn.executemany(upsert(table, names, replace=False), rows[table])
         if logs:
             writer._db.insert_rows(conn, "logs", LOG_COLUMNS, logs)
         artifacts.copy_rows(conn, contents, events)

@@ -53,7 +53,7 @@ def blob_home(home: Path) -> str:
     """Kept artifact bytes: an `artifacts/` folder inside the checkpoint home, content-
     addressed like checkpoints but apart from them (checkpoint gc does not list it; kept
     blobs are collected by `collect_kept`)."""
-    from flor.store.location import checkpoint_home
+    from flor.paths import checkpoint_home
 
     return checkpoint_home(home).rstrip("/") + "/artifacts"
 

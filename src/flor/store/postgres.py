@@ -237,9 +237,6 @@ class PostgresBackend:
             conn.close()
 
 
-PostgresStore = PostgresBackend  # the name graph.py still imports
-
-
 class PostgresDialect:
     same = "IS NOT DISTINCT FROM"
     differs = "IS DISTINCT FROM"

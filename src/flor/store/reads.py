@@ -9,14 +9,13 @@ read-only authorizer, without flushing the recording session and without pandas.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from flor.paths import db_path
-from flor.store.backend import ReadConnection, Target, resolve
+from flor.store.backend import Target, open_backend, resolve
 
 
 class LoopTiming(NamedTuple):
@@ -95,13 +94,11 @@ def locate(home: Path | None = None) -> Target:
     return resolve(db_path(home) if home is not None else None)
 
 
-@contextmanager
-def _reading(home: Path | None) -> Iterator[ReadConnection]:
-    from flor.store.backend import open_target
-
-    conn = open_target(locate(home))
+def _fetch(home: Path | None, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    """Every row of one read of the store `locate(home)` picks, on its own connection."""
+    conn = open_backend(locate(home)).reader()
     try:
-        yield conn
+        return list(conn.execute(sql, params).fetchall())
     finally:
         conn.close()
 
@@ -115,11 +112,11 @@ def names_present(
 ) -> dict[str, set[str]]:
     """The names each run has values of (recorded ones only, or replayed ones too)."""
     only = " AND replay_id IS NULL" if recorded_only else ""
-    with _reading(home) as conn:
-        rows = conn.execute(
-            f"SELECT DISTINCT run_id, name FROM logs WHERE run_id IN ({_marks(run_ids)}){only}",
-            tuple(run_ids),
-        ).fetchall()
+    rows = _fetch(
+        home,
+        f"SELECT DISTINCT run_id, name FROM logs WHERE run_id IN ({_marks(run_ids)}){only}",
+        tuple(run_ids),
+    )
     present: dict[str, set[str]] = {}
     for run_id, name in rows:
         present.setdefault(run_id, set()).add(name)
@@ -128,22 +125,22 @@ def names_present(
 
 def top_level_iterations(run_id: str, home: Path | None = None) -> list[LoopTiming]:
     """The run's iterations of loops outside any loop, in the order they started."""
-    with _reading(home) as conn:
-        rows = conn.execute(
-            "SELECT name, iteration, seconds FROM loops WHERE run_id = ? AND parent_ctx_id IS NULL "
-            "ORDER BY ctx_id",
-            (run_id,),
-        ).fetchall()
+    rows = _fetch(
+        home,
+        "SELECT name, iteration, seconds FROM loops WHERE run_id = ? AND parent_ctx_id IS NULL "
+        "ORDER BY ctx_id",
+        (run_id,),
+    )
     return [LoopTiming(name, int(it), None if s is None else float(s)) for name, it, s in rows]
 
 
 def checkpoints(run_id: str, home: Path | None = None) -> list[CheckpointRow]:
     """Every checkpointed object of a run."""
-    with _reading(home) as conn:
-        rows = conn.execute(
-            "SELECT iteration, object, digest, bytes, seconds FROM checkpoints WHERE run_id = ?",
-            (run_id,),
-        ).fetchall()
+    rows = _fetch(
+        home,
+        "SELECT iteration, object, digest, bytes, seconds FROM checkpoints WHERE run_id = ?",
+        (run_id,),
+    )
     return [CheckpointRow(int(i), o, d, int(b), float(s)) for i, o, d, b, s in rows]
 
 
@@ -151,52 +148,52 @@ def recorded_values(
     run_id: str, names: Sequence[str], home: Path | None = None
 ) -> list[LoggedValue]:
     """The run's own (not replayed) values of `names`, in the order they were logged."""
-    with _reading(home) as conn:
-        rows = conn.execute(
-            "SELECT ctx_id, name, value, type FROM logs WHERE run_id = ? AND replay_id IS NULL "
-            f"AND name IN ({_marks(names)}) ORDER BY seq",
-            (run_id, *names),
-        ).fetchall()
+    rows = _fetch(
+        home,
+        "SELECT ctx_id, name, value, type FROM logs WHERE run_id = ? AND replay_id IS NULL "
+        f"AND name IN ({_marks(names)}) ORDER BY seq",
+        (run_id, *names),
+    )
     return [LoggedValue(None if c is None else int(c), n, v, t) for c, n, v, t in rows]
 
 
 def recorded_runs(home: Path | None = None) -> list[RecordedRun]:
     """Every recorded (not replay) run, in the order they started."""
-    with _reading(home) as conn:
-        rows = conn.execute(
-            "SELECT run_id, projid, filename, tstamp, snapshot FROM runs WHERE mode = 'record' "
-            "ORDER BY started"
-        ).fetchall()
+    rows = _fetch(
+        home,
+        "SELECT run_id, projid, filename, tstamp, snapshot FROM runs WHERE mode = 'record' "
+        "ORDER BY started",
+    )
     return [RecordedRun(*row) for row in rows]
 
 
 def values_of_names(names: Sequence[str], home: Path | None = None) -> list[RunValue]:
     """Every run's values of `names`: its own first (writer ''), then each replay's, each
     writer's in the order it logged them."""
-    with _reading(home) as conn:
-        rows = conn.execute(
-            f"SELECT run_id, name, value, type, writer FROM logs WHERE name IN ({_marks(names)}) "
-            "ORDER BY writer, seq",
-            tuple(names),
-        ).fetchall()
+    rows = _fetch(
+        home,
+        f"SELECT run_id, name, value, type, writer FROM logs WHERE name IN ({_marks(names)}) "
+        "ORDER BY writer, seq",
+        tuple(names),
+    )
     return [RunValue(*row) for row in rows]
 
 
 def values_outside_loops(run_id: str, home: Path | None = None) -> list[LoggedValue]:
     """The values a run logged outside any loop, in order (replayed ones included)."""
-    with _reading(home) as conn:
-        rows = conn.execute(
-            "SELECT name, value, type FROM logs WHERE run_id = ? AND ctx_id IS NULL ORDER BY seq",
-            (run_id,),
-        ).fetchall()
+    rows = _fetch(
+        home,
+        "SELECT name, value, type FROM logs WHERE run_id = ? AND ctx_id IS NULL ORDER BY seq",
+        (run_id,),
+    )
     return [LoggedValue(None, n, v, t) for n, v, t in rows]
 
 
 def value_counts(run_id: str, home: Path | None = None) -> list[tuple[str, int]]:
     """How many values a run holds of each name, by name."""
-    with _reading(home) as conn:
-        rows = conn.execute(
-            "SELECT name, COUNT(*) FROM logs WHERE run_id = ? GROUP BY name ORDER BY name",
-            (run_id,),
-        ).fetchall()
+    rows = _fetch(
+        home,
+        "SELECT name, COUNT(*) FROM logs WHERE run_id = ? GROUP BY name ORDER BY name",
+        (run_id,),
+    )
     return [(name, int(count)) for name, count in rows]

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, cast
 
 from flor.errors import FlorError, UsageError
-from flor.store.backend import Target, open_target, target_exists
+from flor.store.backend import Target, open_backend
 
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -80,14 +80,14 @@ class Project:
 
     @contextmanager
     def reading(self) -> Iterator[Any]:
-        conn = open_target(self.target)
+        conn = open_backend(self.target).reader()
         try:
             yield conn
         finally:
             conn.close()
 
     def exists(self) -> bool:
-        return target_exists(self.target)
+        return open_backend(self.target).exists()
 
     def remember(self, key: tuple[str, ...], compute: Callable[[], Any]) -> Any:
         """Results about git commits never change: compute each once."""

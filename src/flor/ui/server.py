@@ -362,8 +362,8 @@ def url(app: App) -> str:
 
 def project_here(allow_replay: bool) -> Any:
     """The project the CLI would use from the current directory: its store and repository."""
+    from flor.paths import db_path, find_repo_root, home_dir
     from flor.store.backend import resolve
-    from flor.store.location import db_path, find_repo_root, home_dir
     from flor.ui.api import Project
 
     root = find_repo_root()

@@ -1,0 +1,1 @@
+"""The database: schema, migrations, both backends and every SQL statement flor runs."""
