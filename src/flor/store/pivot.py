@@ -58,6 +58,7 @@ class _Contexts:
         n = len(loops.ctx)
         self.run = loops.run
         self.keys = loops.run * np.int64(1 << 32) + loops.ctx  # ascending: runs, then ctx ids
+        self._runs_at(loops)
         parent_row = self.rows_of(loops.run, loops.parent)
         self.parent_row = parent_row
         self.iteration = loops.iteration
@@ -66,18 +67,21 @@ class _Contexts:
         self.valued = {loops.name[i] for i in np.flatnonzero(loops.value.astype(bool))}
         name_codes, names = pd.factorize(np.asarray(loops.name, dtype=object))
         depth = np.zeros(n, dtype=np.int64)
-        cursor = parent_row.copy()
-        while (cursor >= 0).any():
-            live = cursor >= 0
-            depth[live] += 1
-            cursor[live] = parent_row[cursor[live]]
+        active = np.flatnonzero(parent_row >= 0)
+        cursor = parent_row[active]
+        while len(active):  # each pass climbs one level, over the rows not yet at the top
+            depth[active] += 1
+            cursor = parent_row[cursor]
+            above = cursor >= 0
+            active, cursor = active[above], cursor[above]
         self.depth = depth
+        self.by_depth = [np.flatnonzero(depth == level) for level in range(_levels(depth))]
+        self._ancestors: dict[int, np.ndarray] = {}
         # the path id of every row, built level by level from its parent's path id
         path_id = np.full(n, -1, dtype=np.int64)
         paths: dict[tuple[int, int], int] = {}
         self.paths: list[tuple[str, ...]] = []
-        for level in range(int(depth.max()) + 1 if n else 0):
-            rows = np.flatnonzero(depth == level)
+        for level, rows in enumerate(self.by_depth):
             parent_paths = path_id[parent_row[rows]] if level > 0 else np.full(len(rows), -1)
             pairs = (parent_paths + 1) * np.int64(len(names) + 1) + name_codes[rows]
             inverse, unique_pairs = pd.factorize(pairs)
@@ -101,8 +105,29 @@ class _Contexts:
             for path in self.paths
         }
 
+    def _runs_at(self, loops: LoopRows) -> None:
+        """Where each run's rows start, and whether its ctx ids run without gaps (the usual
+        case, where a context's row is found by subtraction instead of a search)."""
+        n = len(loops.ctx)
+        n_runs = int(loops.run[-1]) + 1 if n else 0
+        bounds = np.searchsorted(loops.run, np.arange(n_runs + 1))
+        self.start, self.count = bounds[:-1], np.diff(bounds)
+        filled = self.count > 0
+        self.first_ctx = np.zeros(n_runs, dtype=np.int64)
+        self.first_ctx[filled] = loops.ctx[self.start[filled]]
+        last_ctx = loops.ctx[bounds[1:][filled] - 1]
+        # ctx ids ascend strictly within a run (the key), so no gap means last - first + 1
+        gapless = (last_ctx - self.first_ctx[filled] + 1 == self.count[filled]).all()
+        self.dense = bool(n and gapless)
+
     def rows_of(self, run: int | np.ndarray, ctx: np.ndarray) -> np.ndarray:
         """Context rows of (run, ctx) pairs, -1 where there is none (outside loops)."""
+        if self.dense:
+            known = np.asarray(run < len(self.start))
+            at = np.where(known, run, 0)
+            offset = ctx - self.first_ctx[at]
+            found = known & (offset >= 0) & (offset < self.count[at])
+            return np.where(found, self.start[at] + offset, -1)
         wanted = run * np.int64(1 << 32) + ctx
         at = np.searchsorted(self.keys, wanted).clip(0, max(0, len(self.keys) - 1))
         found = self.keys[at] == wanted if len(self.keys) else np.zeros(len(ctx), dtype=bool)
@@ -110,13 +135,16 @@ class _Contexts:
 
     def ancestor(self, rows: np.ndarray, level: int) -> np.ndarray:
         """The ancestor at `level` (0 = outermost) of each of `rows` (all deeper than level)."""
-        cursor = rows.copy()
-        for _ in range(int(self.depth.max()) + 1 if len(self.depth) else 0):
-            deeper = self.depth[cursor] > level
-            if not deeper.any():
-                break
-            cursor[deeper] = self.parent_row[cursor[deeper]]
-        return cursor
+        if level not in self._ancestors:
+            table = np.arange(len(self.depth))
+            for deeper in self.by_depth[level + 1 :]:  # parents first: theirs are resolved
+                table[deeper] = table[self.parent_row[deeper]]
+            self._ancestors[level] = table
+        return self._ancestors[level][rows]
+
+
+def _levels(depth: np.ndarray) -> int:
+    return int(depth.max()) + 1 if len(depth) else 0
 
 
 @dataclass
