@@ -229,9 +229,13 @@ def _winners(
     return ordered[last], values[order[last]]
 
 
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a is b or (len(a) == len(b) and bool((a == b).all()))
+
+
 def _union(sorted_keys: list[np.ndarray]) -> np.ndarray:
     first = sorted_keys[0]
-    if all(len(k) == len(first) and (k == first).all() for k in sorted_keys[1:]):
+    if all(_same(k, first) for k in sorted_keys[1:]):
         return first  # names logged side by side share their keys
     merged = np.sort(np.concatenate(sorted_keys))
     unique: np.ndarray = merged[np.append(True, merged[1:] != merged[:-1])]
@@ -305,6 +309,10 @@ def pivot(
                 if name not in tables[source]:
                     continue
                 stored_keys, stored_values = tables[source][name]
+                if column is None and source_keys is keys and _same(stored_keys, keys):
+                    # a value at every key of its own table: nothing to look up
+                    column = _Column(stored_values, np.ones(len(keys), dtype=bool))
+                    break
                 if column is None:
                     column = _Column.empty(stored_values, len(keys))
                 at = np.searchsorted(stored_keys, source_keys).clip(0, len(stored_keys) - 1)
@@ -330,6 +338,11 @@ def _assemble(
     total = sum(sizes)
 
     def gather(key: str, fill: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        if len(blocks) == 1 and key in blocks[0]:  # one table: its arrays as they are
+            part = blocks[0][key]
+            if isinstance(part, _Column):
+                return part.values, part.present
+            return part, np.ones(total, dtype=bool)
         values = np.full(total, fill, dtype=dtype)
         present = np.zeros(total, dtype=bool)
         start = 0
@@ -351,7 +364,8 @@ def _assemble(
     # Rows sorted by tstamp, run id and loop coordinates (missing coordinates first).
     run_rank = np.argsort(np.argsort(runs["run_id"].to_numpy(dtype=object), kind="stable"))
     sort_keys = [iterations[name][0] for name in reversed(loop_order)]
-    order = np.lexsort((*sort_keys, run_rank[run], tcode))
+    ordering = [tcode, run_rank[run], *reversed(sort_keys)]
+    order = None if _ascending(ordering) else np.lexsort(ordering[::-1])
 
     run_ids = runs["run_id"].to_numpy(dtype=object)[run]
     columns: dict[str, Any] = {
@@ -369,7 +383,18 @@ def _assemble(
     for name in names:
         columns[name] = _finish(name, blocks, sizes, total)
     frame = pd.DataFrame(columns)
-    return frame.take(order).reset_index(drop=True)
+    return frame if order is None else frame.take(order).reset_index(drop=True)
+
+
+def _ascending(keys: list[np.ndarray]) -> bool:
+    """Whether rows are already in the order of `keys` (the first key decides first)."""
+    ties = np.ones(max(0, len(keys[0]) - 1), dtype=bool)
+    for key in keys:
+        step = np.diff(key)
+        if (ties & (step < 0)).any():
+            return False
+        ties &= step == 0
+    return True
 
 
 def _finish(name: str, blocks: list[dict[str, Any]], sizes: list[int], total: int) -> pd.Series:
@@ -379,14 +404,11 @@ def _finish(name: str, blocks: list[dict[str, Any]], sizes: list[int], total: in
     if not kinds:  # a name nobody logged: an empty column
         return pd.Series(np.full(total, np.nan))
     dtype = kinds.pop() if len(kinds) == 1 else np.dtype(object)
-    values = np.full(total, np.nan, dtype=object) if dtype.kind == "O" else np.zeros(total, dtype)
-    present = np.zeros(total, dtype=bool)
-    start = 0
-    for part, size in zip(parts, sizes, strict=True):
-        if part is not None:
-            values[start : start + size] = part.values
-            present[start : start + size] = part.present
-        start += size
+    only = parts[0] if len(parts) == 1 else None
+    if only is not None and dtype.kind != "O":  # one table: its arrays as they are
+        values, present = only.values, only.present
+    else:
+        values, present = _stacked(parts, sizes, total, dtype)
     if dtype.kind == "O":
         values[~present] = np.nan
         return _tidy(pd.Series(values, dtype=object))
@@ -395,6 +417,20 @@ def _finish(name: str, blocks: list[dict[str, Any]], sizes: list[int], total: in
     result = values.astype(np.float64)
     result[~present] = np.nan
     return pd.Series(result)
+
+
+def _stacked(
+    parts: list[_Column | None], sizes: list[int], total: int, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    values = np.full(total, np.nan, dtype=object) if dtype.kind == "O" else np.zeros(total, dtype)
+    present = np.zeros(total, dtype=bool)
+    start = 0
+    for part, size in zip(parts, sizes, strict=True):
+        if part is not None:
+            values[start : start + size] = part.values
+            present[start : start + size] = part.present
+        start += size
+    return values, present
 
 
 def _tidy(column: pd.Series) -> pd.Series:
