@@ -9,7 +9,6 @@ so each read is one range of the table, in key order.
 from __future__ import annotations
 
 import io
-import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,21 +18,11 @@ import numpy as np
 import pandas as pd
 
 from flor.errors import StoreError
+from flor.store.backend import Connection, Dialect
 from flor.store.pivot import LoopRows, ValueGroup
 from flor.store.values import decode
 
 SEPARATOR = "\x1f"  # never inside stored JSON text, which escapes control characters
-
-
-def _concat(expression: str, postgres: bool, order: str, separator: str = ",") -> str:
-    """An aggregate joining `expression` over a group's rows in `order`.
-
-    SQLite visits a group in primary-key order (`seq` ends the logs key, `ctx_id` the loops
-    key); PostgreSQL is told the order, the same for every aggregate of the group."""
-    sep = ("chr(31)" if postgres else "char(31)") if separator == SEPARATOR else "','"
-    if not postgres:
-        return f"group_concat({expression}, {sep})"
-    return f"string_agg(CAST({expression} AS TEXT), {sep} ORDER BY {order})"
 
 
 def _ints(text: str | None, count: int) -> np.ndarray:
@@ -96,9 +85,11 @@ _GROUP_SQL = (
 class ColumnReader:
     """The statements for one connection's dialect, and the reads of one run."""
 
-    def __init__(self, conn: Any, names: Sequence[str]) -> None:
+    def __init__(self, conn: Connection, names: Sequence[str], dialect: Dialect) -> None:
         self.conn = conn
-        postgres = not isinstance(conn, sqlite3.Connection)
+        # SQLite joins a group's rows in key order (`seq` ends the logs key, `ctx_id` the
+        # loops key); PostgreSQL is told the same order for every aggregate of the group.
+        concat = dialect.concat
         if names:
             where, self.params = f"name IN ({','.join('?' * len(names))})", list(names)
         else:  # no names: the run's top-level values
@@ -107,14 +98,14 @@ class ColumnReader:
             "SELECT name, writer, tstamp, type, COUNT(*), MIN(seq), {}, {} FROM logs "
             f"WHERE run_id = ? AND {where} GROUP BY name, writer, tstamp, type"
         ).format(
-            _concat("COALESCE(ctx_id, -1)", postgres, "seq"),
-            _concat("COALESCE(value, '')", postgres, "seq", SEPARATOR),
+            concat("COALESCE(ctx_id, -1)", "seq"),
+            concat("COALESCE(value, '')", "seq", SEPARATOR),
         )
         self.loop_sql = "SELECT COUNT(*), {}, {}, {}, {} FROM loops WHERE run_id = ?".format(
-            _concat("ctx_id", postgres, "ctx_id"),
-            _concat("COALESCE(parent_ctx_id, -1)", postgres, "ctx_id"),
-            _concat("iteration", postgres, "ctx_id"),
-            _concat("name", postgres, "ctx_id", SEPARATOR),
+            concat("ctx_id", "ctx_id"),
+            concat("COALESCE(parent_ctx_id, -1)", "ctx_id"),
+            concat("iteration", "ctx_id"),
+            concat("name", "ctx_id", SEPARATOR),
         )
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:

@@ -140,7 +140,8 @@ class _Contexts:
             for deeper in self.by_depth[level + 1 :]:  # parents first: theirs are resolved
                 table[deeper] = table[self.parent_row[deeper]]
             self._ancestors[level] = table
-        return self._ancestors[level][rows]
+        found: np.ndarray = self._ancestors[level][rows]
+        return found
 
 
 def _levels(depth: np.ndarray) -> int:
