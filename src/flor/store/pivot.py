@@ -46,7 +46,7 @@ class LoopRows:
     run: np.ndarray
     ctx: np.ndarray
     parent: np.ndarray  # -1 for a top-level loop
-    name: list[str]
+    name: list[str] | pd.Categorical  # the loop's name
     iteration: np.ndarray
     value: np.ndarray  # object: the iteration value's JSON text, or None
 
@@ -64,8 +64,9 @@ class _Contexts:
         self.iteration = loops.iteration
         self.value = loops.value
         # loops over values other than 0, 1, 2, ... (they get a `<loop>_value` column)
-        self.valued = {loops.name[i] for i in np.flatnonzero(loops.value.astype(bool))}
-        name_codes, names = pd.factorize(np.asarray(loops.name, dtype=object))
+        loop_names = pd.Categorical(loops.name)
+        self.valued = {loop_names[i] for i in np.flatnonzero(loops.value.astype(bool))}
+        name_codes, names = loop_names.codes.astype(np.int64), loop_names.categories
         depth = np.zeros(n, dtype=np.int64)
         active = np.flatnonzero(parent_row >= 0)
         cursor = parent_row[active]
