@@ -1,11 +1,14 @@
 """Store performance on SQLite and PostgreSQL (issue 7).
 
     python benchmarks/store_bench.py [--pg postgresql://user:pass@host:port/db] [--quick]
+    FLOR_HOME=/tmp/bench python benchmarks/store_bench.py --dataframe-only 3
 
 1. Recording throughput: values per second written through `StoreWriter.write_batch` in
    the batches the runtime flushes (500 values with their loop rows), median of 5.
 2. `flor.dataframe("loss", "acc")` over 10^6 logged values (50 runs x 20 epochs x 1,000
-   steps of `loss`, plus `acc` per epoch), median of 3.
+   steps of `loss`, plus `acc` per epoch), median of 3. `--dataframe-only N` does only
+   this, N times, on the SQLite store in FLOR_HOME (filled on first use), and prints the
+   median wall and CPU seconds (reader threads included) and the peak RSS.
 3. Many writers: wall time of 8 processes writing 20,000 values each at once.
 
 Without `--pg` (or FLOR_TEST_PG_URL) a throwaway PostgreSQL cluster is started on
@@ -28,6 +31,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote
 
 WRITER = """\
@@ -170,15 +174,41 @@ def fill(runs: int, epochs: int, steps: int) -> None:
     writer.close()
 
 
-def dataframe_seconds(repeats: int) -> tuple[float, int]:
+class Read(NamedTuple):
+    """Medians of `flor.dataframe("loss", "acc")`: wall and CPU seconds (the process's, so
+    the reader threads count), and the rows it returned."""
+
+    wall: float
+    cpu: float
+    rows: int
+
+
+def dataframe_seconds(repeats: int) -> Read:
     import flor
 
-    times, rows = [], 0
+    walls, cpus, rows = [], [], 0
     for _ in range(repeats):
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         rows = len(flor.dataframe("loss", "acc"))
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), rows
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return Read(statistics.median(walls), statistics.median(cpus), rows)
+
+
+def dataframe_only(repeats: int) -> None:
+    """The dataframe read alone, on the SQLite store in FLOR_HOME (filled first if empty)."""
+    import resource
+
+    from flor.paths import db_path, home_dir
+
+    filled = not db_path(home_dir()).exists()
+    if filled:
+        fill(50, 20, 1000)
+    read = dataframe_seconds(repeats)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"dataframe, median of {repeats}: wall {read.wall:.3f} s, CPU {read.cpu:.3f} s, "
+          f"{read.rows:,} rows; peak RSS {peak:.0f} MB"
+          + (" (filling the store included: run again)" if filled else ""))  # fmt: skip
 
 
 def many_writers(processes: int, per_process: int) -> float:
@@ -202,7 +232,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg", default=os.environ.get("FLOR_TEST_PG_URL"))
     parser.add_argument("--quick", action="store_true", help="10^5 values instead of 10^6")
+    parser.add_argument(
+        "--dataframe-only", type=int, metavar="REPEATS", help="only the dataframe read"
+    )
     args = parser.parse_args()
+    if args.dataframe_only:
+        dataframe_only(args.dataframe_only)
+        return
     folder = Path(tempfile.mkdtemp(prefix="flor-store-bench-"))
     steps = 100 if args.quick else 1000
     with throwaway_cluster() if not args.pg else _given(args.pg) as server:
@@ -214,7 +250,7 @@ def main() -> None:
                 rates.append(throughput(100_000))
             use(backend, server, folder)
             fill(50, 20, steps)
-            df_s, df_rows = dataframe_seconds(3)
+            df_s, _, df_rows = dataframe_seconds(3)
             use(backend, server, folder)
             from flor.store import admin
 

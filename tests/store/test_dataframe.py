@@ -9,9 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from store import pgfixtures
 
 import flor
+from flor.store.columns import CODED_NAMES
 from flor.store.pivot import LoopRows, ValueGroup, pivot
+
+backend, pg_server, pg_url = pgfixtures.backend, pgfixtures.pg_server, pgfixtures.pg_url
 
 VALUES = """
 import random
@@ -58,6 +62,32 @@ def test_values_come_back_exactly_as_logged(script) -> None:
     top = flor.dataframe("special", "big", "text", "nothing").iloc[0]
     assert math.isnan(top["special"][0]) and top["special"][1:] == [math.inf, -0.0]
     assert top["big"] == 2**70 and top["text"] == "a\x1fb,c" and top["nothing"] is None
+
+
+LOOPS = """
+import sys
+import flor
+prefix, count = sys.argv[1], int(sys.argv[2])
+for k in range(count):
+    for i in flor.loop(f"{prefix}{k}", range(2)):
+        flor.log("v", k * 10 + i)
+"""
+
+
+def test_loop_names_new_to_the_reader_and_runs_with_many_of_them(backend: str, script) -> None:  # type: ignore[no-untyped-def]
+    """Loop names are read as codes of the names a reader has seen: runs bringing new
+    names, and a run with more names than are coded (read row by row), keep theirs."""
+    loops = script("loops.py", LOOPS)
+    runs = [("a", 3), ("b", 2), ("c", 3), ("d", CODED_NAMES + 5)]
+    for prefix, count in runs:
+        loops.run(prefix, str(count))
+    df = flor.dataframe("v")
+    loop_columns = [c for c in df.columns if c[0] in "abcd" and c[1:].isdigit()]
+    assert len(loop_columns) == sum(count for _, count in runs)
+    assert len(df) == 2 * len(loop_columns)
+    for _, row in df.iterrows():
+        (column,) = [c for c in loop_columns if not pd.isna(row[c])]  # its own loop only
+        assert row["v"] == int(column[1:]) * 10 + row[column]
 
 
 # -- the pivot against a reference written for clarity, on random stores -------------------

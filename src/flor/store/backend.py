@@ -113,6 +113,11 @@ class Dialect(Protocol):
         primary key exists, replaces it (`replace`) or leaves it (not `replace`)."""
         ...
 
+    def concat(self, expression: str, order: str, separator: str = ",") -> str:
+        """An aggregate joining `expression` as text with the one-character `separator`
+        over a group's rows in `order` (a column list)."""
+        ...
+
 
 class Writer(Protocol):
     """Short write transactions: `work` gets a connection and runs inside one."""
@@ -149,6 +154,9 @@ class Backend(Protocol):
 
     target: Target
     parallel_reads: int  # connections a dataframe reads runs with at once
+
+    @property
+    def dialect(self) -> Dialect: ...
 
     def reader(self) -> ReadConnection:
         """A read-only connection: one consistent snapshot; refuses a missing or newer schema."""

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from flor.errors import StoreError
+from flor.store.backend import Dialect
 from flor.store.status import effective_status
 from flor.store.values import decode
 
@@ -47,6 +48,13 @@ def run_fingerprint(conn: Any, run_id: str) -> tuple[Any, ...]:
 
 def _is_sqlite(conn: Any) -> bool:
     return isinstance(conn, sqlite3.Connection)
+
+
+def _dialect(conn: Any) -> Dialect:
+    from flor.store.postgres import PostgresDialect
+    from flor.store.sqlite import DIALECT
+
+    return DIALECT if _is_sqlite(conn) else PostgresDialect()
 
 
 def _records(cursor: Any) -> list[dict[str, Any]]:
@@ -327,14 +335,14 @@ def series(
     from flor.store.columns import ColumnReader
 
     if loops_conn is None:
-        groups = ColumnReader(conn, [name]).values(run_id, 0)
+        groups = ColumnReader(conn, [name], _dialect(conn)).values(run_id, 0)
         tree = _loop_tree(conn, run_id)
     else:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(_loop_tree, loops_conn, run_id)
-            groups = ColumnReader(conn, [name]).values(run_id, 0)
+            groups = ColumnReader(conn, [name], _dialect(conn)).values(run_id, 0)
             tree = pending.result()
     recorded = [g for g in groups if g.writer == ""]
     chosen = recorded or groups

@@ -9,7 +9,6 @@ so each read is one range of the table, in key order.
 from __future__ import annotations
 
 import io
-import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,21 +18,11 @@ import numpy as np
 import pandas as pd
 
 from flor.errors import StoreError
+from flor.store.backend import Connection, Dialect
 from flor.store.pivot import LoopRows, ValueGroup
 from flor.store.values import decode
 
 SEPARATOR = "\x1f"  # never inside stored JSON text, which escapes control characters
-
-
-def _concat(expression: str, postgres: bool, order: str, separator: str = ",") -> str:
-    """An aggregate joining `expression` over a group's rows in `order`.
-
-    SQLite visits a group in primary-key order (`seq` ends the logs key, `ctx_id` the loops
-    key); PostgreSQL is told the order, the same for every aggregate of the group."""
-    sep = ("chr(31)" if postgres else "char(31)") if separator == SEPARATOR else "','"
-    if not postgres:
-        return f"group_concat({expression}, {sep})"
-    return f"string_agg(CAST({expression} AS TEXT), {sep} ORDER BY {order})"
 
 
 def _ints(text: str | None, count: int) -> np.ndarray:
@@ -80,10 +69,23 @@ def _decoded(texts: list[str], kind: str) -> np.ndarray:
 
 @dataclass
 class RunLoops:
-    """One run's loop contexts as fetched: (count, ctx ids, parents, iterations, names)."""
+    """One run's loop contexts in ctx order, each context's loop name a code into `names`,
+    and the iteration values of loops over other things than 0, 1, 2, ..."""
 
-    summary: tuple[Any, ...]
+    ctx: np.ndarray
+    parent: np.ndarray  # -1 for a top-level loop
+    iteration: np.ndarray
+    codes: np.ndarray
+    names: list[str]
     values: list[tuple[int, str]]
+
+
+CODED_NAMES = 200  # loop names a reader codes in SQL; a run with more is read row by row
+_LOOP_NAMES = "SELECT DISTINCT name FROM loops WHERE run_id = ?"
+_LOOPS_IN_ORDER = (
+    "SELECT ctx_id, COALESCE(parent_ctx_id, -1), iteration, name FROM loops "
+    "WHERE run_id = ? ORDER BY ctx_id"
+)
 
 
 # one group's column, row by row, for the rare groups the joined text cannot serve
@@ -96,9 +98,11 @@ _GROUP_SQL = (
 class ColumnReader:
     """The statements for one connection's dialect, and the reads of one run."""
 
-    def __init__(self, conn: Any, names: Sequence[str]) -> None:
+    def __init__(self, conn: Connection, names: Sequence[str], dialect: Dialect) -> None:
         self.conn = conn
-        postgres = not isinstance(conn, sqlite3.Connection)
+        # SQLite joins a group's rows in key order (`seq` ends the logs key, `ctx_id` the
+        # loops key); PostgreSQL is told the same order for every aggregate of the group.
+        concat = dialect.concat
         if names:
             where, self.params = f"name IN ({','.join('?' * len(names))})", list(names)
         else:  # no names: the run's top-level values
@@ -107,14 +111,15 @@ class ColumnReader:
             "SELECT name, writer, tstamp, type, COUNT(*), MIN(seq), {}, {} FROM logs "
             f"WHERE run_id = ? AND {where} GROUP BY name, writer, tstamp, type"
         ).format(
-            _concat("COALESCE(ctx_id, -1)", postgres, "seq"),
-            _concat("COALESCE(value, '')", postgres, "seq", SEPARATOR),
+            concat("COALESCE(ctx_id, -1)", "seq"),
+            concat("COALESCE(value, '')", "seq", SEPARATOR),
         )
-        self.loop_sql = "SELECT COUNT(*), {}, {}, {}, {} FROM loops WHERE run_id = ?".format(
-            _concat("ctx_id", postgres, "ctx_id"),
-            _concat("COALESCE(parent_ctx_id, -1)", postgres, "ctx_id"),
-            _concat("iteration", postgres, "ctx_id"),
-            _concat("name", postgres, "ctx_id", SEPARATOR),
+        self.concat = concat
+        self.loop_names: list[str] = []  # learned run by run; codes index them
+        self.loop_sql = "SELECT COUNT(*), {}, {}, {}, {{}} FROM loops WHERE run_id = ?".format(
+            concat("ctx_id", "ctx_id"),
+            concat("COALESCE(parent_ctx_id, -1)", "ctx_id"),
+            concat("iteration", "ctx_id"),
         )
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
@@ -149,29 +154,65 @@ class ColumnReader:
         return groups
 
     def loops(self, run_id: str) -> RunLoops:
-        """The run's loop contexts (read apart from its values, so both can be read at once)."""
-        summary = tuple(self._rows(self.loop_sql, [run_id])[0])
-        valued = self._rows(
+        """The run's loop contexts (read apart from its values, so both can be read at once).
+
+        Contexts come with their loop's name as a number (its place among the loop names
+        seen so far) rather than as text: a million names would cost a million strings. A
+        name not seen yet reads as -1; the names are then learned and the run read again.
+        Each read is one statement, so it sees one state of the run."""
+        names = self.loop_names
+        if not names:
+            names.extend(n for (n,) in self._rows(_LOOP_NAMES, [run_id]))
+        while names and len(names) <= CODED_NAMES:
+            cases = " ".join(f"WHEN ? THEN {code}" for code in range(len(names)))
+            column = self.concat(f"CASE name {cases} ELSE -1 END", "ctx_id")
+            count, ctx, parent, iteration, coded = self._rows(
+                self.loop_sql.format(column), [*names, run_id]
+            )[0]
+            codes = _ints(coded, count)
+            if (codes >= 0).all():
+                arrays = (_ints(ctx, count), _ints(parent, count), _ints(iteration, count))
+                return RunLoops(*arrays, codes, list(names), self._valued(run_id))
+            known = set(names)
+            new = [n for (n,) in self._rows(_LOOP_NAMES, [run_id]) if n not in known]
+            if not new:
+                break
+            names.extend(new)
+        return self._loops_row_by_row(run_id)
+
+    def _loops_row_by_row(self, run_id: str) -> RunLoops:
+        """The contexts of a run with many loop names (or none), one row each."""
+        rows = self._rows(_LOOPS_IN_ORDER, [run_id])
+        names = list(dict.fromkeys(name for *_, name in rows))
+        code_of = {name: code for code, name in enumerate(names)}
+
+        def column(at: int) -> np.ndarray:
+            return np.asarray([row[at] for row in rows], dtype=np.int64)
+
+        codes = np.asarray([code_of[name] for *_, name in rows], dtype=np.int64)
+        return RunLoops(column(0), column(1), column(2), codes, names, self._valued(run_id))
+
+    def _valued(self, run_id: str) -> list[tuple[int, str]]:
+        return self._rows(
             "SELECT ctx_id, value FROM loops WHERE run_id = ? AND value IS NOT NULL", [run_id]
         )
-        return RunLoops(summary, valued)
 
 
 def loop_rows(parts: list[tuple[int, RunLoops]]) -> LoopRows:
     """The loop contexts of the runs read, in (run, ctx id) order."""
-    runs, ctxs, parents, iterations, values = [], [], [], [], []
-    names: list[str] = []
+    runs, ctxs, parents, iterations, values, codes = [], [], [], [], [], []
+    code_of: dict[str, int] = {}
     for run, fetched in parts:
-        count, ctx, parent, iteration, name = fetched.summary
-        ctx_ids = _ints(ctx, count)
+        count = len(fetched.ctx)
         runs.append(np.full(count, run, dtype=np.int64))
-        ctxs.append(ctx_ids)
-        parents.append(_ints(parent, count))
-        iterations.append(_ints(iteration, count))
-        names.extend(name.split(SEPARATOR) if count else [])
+        ctxs.append(fetched.ctx)
+        parents.append(fetched.parent)
+        iterations.append(fetched.iteration)
+        ours = [code_of.setdefault(name, len(code_of)) for name in fetched.names]
+        codes.append(np.asarray(ours, dtype=np.int64)[fetched.codes])
         value = np.full(count, None, dtype=object)
         if fetched.values:
-            value[np.searchsorted(ctx_ids, [c for c, _ in fetched.values])] = [
+            value[np.searchsorted(fetched.ctx, [c for c, _ in fetched.values])] = [
                 v for _, v in fetched.values
             ]
         values.append(value)
@@ -183,7 +224,7 @@ def loop_rows(parts: list[tuple[int, RunLoops]]) -> LoopRows:
         joined(runs, np.int64),
         joined(ctxs, np.int64),
         joined(parents, np.int64),
-        names,
+        pd.Categorical.from_codes(joined(codes, np.int64), pd.Index(list(code_of), dtype=object)),
         joined(iterations, np.int64),
         joined(values, object),
     )

@@ -46,7 +46,7 @@ class LoopRows:
     run: np.ndarray
     ctx: np.ndarray
     parent: np.ndarray  # -1 for a top-level loop
-    name: list[str]
+    name: list[str] | pd.Categorical  # the loop's name
     iteration: np.ndarray
     value: np.ndarray  # object: the iteration value's JSON text, or None
 
@@ -58,26 +58,31 @@ class _Contexts:
         n = len(loops.ctx)
         self.run = loops.run
         self.keys = loops.run * np.int64(1 << 32) + loops.ctx  # ascending: runs, then ctx ids
+        self._runs_at(loops)
         parent_row = self.rows_of(loops.run, loops.parent)
         self.parent_row = parent_row
         self.iteration = loops.iteration
         self.value = loops.value
         # loops over values other than 0, 1, 2, ... (they get a `<loop>_value` column)
-        self.valued = {loops.name[i] for i in np.flatnonzero(loops.value.astype(bool))}
-        name_codes, names = pd.factorize(np.asarray(loops.name, dtype=object))
+        loop_names = pd.Categorical(loops.name)
+        self.valued = {loop_names[i] for i in np.flatnonzero(loops.value.astype(bool))}
+        name_codes, names = loop_names.codes.astype(np.int64), loop_names.categories
         depth = np.zeros(n, dtype=np.int64)
-        cursor = parent_row.copy()
-        while (cursor >= 0).any():
-            live = cursor >= 0
-            depth[live] += 1
-            cursor[live] = parent_row[cursor[live]]
+        active = np.flatnonzero(parent_row >= 0)
+        cursor = parent_row[active]
+        while len(active):  # each pass climbs one level, over the rows not yet at the top
+            depth[active] += 1
+            cursor = parent_row[cursor]
+            above = cursor >= 0
+            active, cursor = active[above], cursor[above]
         self.depth = depth
+        self.by_depth = [np.flatnonzero(depth == level) for level in range(_levels(depth))]
+        self._ancestors: dict[int, np.ndarray] = {}
         # the path id of every row, built level by level from its parent's path id
         path_id = np.full(n, -1, dtype=np.int64)
         paths: dict[tuple[int, int], int] = {}
         self.paths: list[tuple[str, ...]] = []
-        for level in range(int(depth.max()) + 1 if n else 0):
-            rows = np.flatnonzero(depth == level)
+        for level, rows in enumerate(self.by_depth):
             parent_paths = path_id[parent_row[rows]] if level > 0 else np.full(len(rows), -1)
             pairs = (parent_paths + 1) * np.int64(len(names) + 1) + name_codes[rows]
             inverse, unique_pairs = pd.factorize(pairs)
@@ -101,8 +106,29 @@ class _Contexts:
             for path in self.paths
         }
 
+    def _runs_at(self, loops: LoopRows) -> None:
+        """Where each run's rows start, and whether its ctx ids run without gaps (the usual
+        case, where a context's row is found by subtraction instead of a search)."""
+        n = len(loops.ctx)
+        n_runs = int(loops.run[-1]) + 1 if n else 0
+        bounds = np.searchsorted(loops.run, np.arange(n_runs + 1))
+        self.start, self.count = bounds[:-1], np.diff(bounds)
+        filled = self.count > 0
+        self.first_ctx = np.zeros(n_runs, dtype=np.int64)
+        self.first_ctx[filled] = loops.ctx[self.start[filled]]
+        last_ctx = loops.ctx[bounds[1:][filled] - 1]
+        # ctx ids ascend strictly within a run (the key), so no gap means last - first + 1
+        gapless = (last_ctx - self.first_ctx[filled] + 1 == self.count[filled]).all()
+        self.dense = bool(n and gapless)
+
     def rows_of(self, run: int | np.ndarray, ctx: np.ndarray) -> np.ndarray:
         """Context rows of (run, ctx) pairs, -1 where there is none (outside loops)."""
+        if self.dense:
+            known = np.asarray(run < len(self.start))
+            at = np.where(known, run, 0)
+            offset = ctx - self.first_ctx[at]
+            found = known & (offset >= 0) & (offset < self.count[at])
+            return np.where(found, self.start[at] + offset, -1)
         wanted = run * np.int64(1 << 32) + ctx
         at = np.searchsorted(self.keys, wanted).clip(0, max(0, len(self.keys) - 1))
         found = self.keys[at] == wanted if len(self.keys) else np.zeros(len(ctx), dtype=bool)
@@ -110,13 +136,17 @@ class _Contexts:
 
     def ancestor(self, rows: np.ndarray, level: int) -> np.ndarray:
         """The ancestor at `level` (0 = outermost) of each of `rows` (all deeper than level)."""
-        cursor = rows.copy()
-        for _ in range(int(self.depth.max()) + 1 if len(self.depth) else 0):
-            deeper = self.depth[cursor] > level
-            if not deeper.any():
-                break
-            cursor[deeper] = self.parent_row[cursor[deeper]]
-        return cursor
+        if level not in self._ancestors:
+            table = np.arange(len(self.depth))
+            for deeper in self.by_depth[level + 1 :]:  # parents first: theirs are resolved
+                table[deeper] = table[self.parent_row[deeper]]
+            self._ancestors[level] = table
+        found: np.ndarray = self._ancestors[level][rows]
+        return found
+
+
+def _levels(depth: np.ndarray) -> int:
+    return int(depth.max()) + 1 if len(depth) else 0
 
 
 @dataclass
@@ -201,9 +231,13 @@ def _winners(
     return ordered[last], values[order[last]]
 
 
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a is b or (len(a) == len(b) and bool((a == b).all()))
+
+
 def _union(sorted_keys: list[np.ndarray]) -> np.ndarray:
     first = sorted_keys[0]
-    if all(len(k) == len(first) and (k == first).all() for k in sorted_keys[1:]):
+    if all(_same(k, first) for k in sorted_keys[1:]):
         return first  # names logged side by side share their keys
     merged = np.sort(np.concatenate(sorted_keys))
     unique: np.ndarray = merged[np.append(True, merged[1:] != merged[:-1])]
@@ -277,6 +311,10 @@ def pivot(
                 if name not in tables[source]:
                     continue
                 stored_keys, stored_values = tables[source][name]
+                if column is None and source_keys is keys and _same(stored_keys, keys):
+                    # a value at every key of its own table: nothing to look up
+                    column = _Column(stored_values, np.ones(len(keys), dtype=bool))
+                    break
                 if column is None:
                     column = _Column.empty(stored_values, len(keys))
                 at = np.searchsorted(stored_keys, source_keys).clip(0, len(stored_keys) - 1)
@@ -302,6 +340,11 @@ def _assemble(
     total = sum(sizes)
 
     def gather(key: str, fill: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        if len(blocks) == 1 and key in blocks[0]:  # one table: its arrays as they are
+            part = blocks[0][key]
+            if isinstance(part, _Column):
+                return part.values, part.present
+            return part, np.ones(total, dtype=bool)
         values = np.full(total, fill, dtype=dtype)
         present = np.zeros(total, dtype=bool)
         start = 0
@@ -323,14 +366,15 @@ def _assemble(
     # Rows sorted by tstamp, run id and loop coordinates (missing coordinates first).
     run_rank = np.argsort(np.argsort(runs["run_id"].to_numpy(dtype=object), kind="stable"))
     sort_keys = [iterations[name][0] for name in reversed(loop_order)]
-    order = np.lexsort((*sort_keys, run_rank[run], tcode))
+    ordering = [tcode, run_rank[run], *reversed(sort_keys)]
+    order = None if _ascending(ordering) else np.lexsort(ordering[::-1])
 
-    run_ids = runs["run_id"].to_numpy(dtype=object)[run]
+    # taken from the runs' own columns: a million rows, no million strings to check again
     columns: dict[str, Any] = {
-        "projid": runs["projid"].to_numpy(dtype=object)[run],
-        "runid": run_ids,
-        "tstamp": np.asarray(tstamps, dtype=object)[tcode],
-        "filename": runs["filename"].to_numpy(dtype=object)[run],
+        "projid": runs["projid"].array.take(run),
+        "runid": runs["run_id"].array.take(run),
+        "tstamp": pd.Series(tstamps).array.take(tcode),
+        "filename": runs["filename"].array.take(run),
     }
     for name in loop_order:
         values, present = iterations[name]
@@ -340,8 +384,19 @@ def _assemble(
             columns[f"{name}_value"] = [json.loads(v) if isinstance(v, str) else None for v in raw]
     for name in names:
         columns[name] = _finish(name, blocks, sizes, total)
-    frame = pd.DataFrame(columns)
-    return frame.take(order).reset_index(drop=True)
+    frame = pd.DataFrame(columns, copy=False)  # the arrays are this frame's own
+    return frame if order is None else frame.take(order).reset_index(drop=True)
+
+
+def _ascending(keys: list[np.ndarray]) -> bool:
+    """Whether rows are already in the order of `keys` (the first key decides first)."""
+    ties = np.ones(max(0, len(keys[0]) - 1), dtype=bool)
+    for key in keys:
+        step = np.diff(key)
+        if (ties & (step < 0)).any():
+            return False
+        ties &= step == 0
+    return True
 
 
 def _finish(name: str, blocks: list[dict[str, Any]], sizes: list[int], total: int) -> pd.Series:
@@ -351,14 +406,11 @@ def _finish(name: str, blocks: list[dict[str, Any]], sizes: list[int], total: in
     if not kinds:  # a name nobody logged: an empty column
         return pd.Series(np.full(total, np.nan))
     dtype = kinds.pop() if len(kinds) == 1 else np.dtype(object)
-    values = np.full(total, np.nan, dtype=object) if dtype.kind == "O" else np.zeros(total, dtype)
-    present = np.zeros(total, dtype=bool)
-    start = 0
-    for part, size in zip(parts, sizes, strict=True):
-        if part is not None:
-            values[start : start + size] = part.values
-            present[start : start + size] = part.present
-        start += size
+    only = parts[0] if len(parts) == 1 else None
+    if only is not None and dtype.kind != "O":  # one table: its arrays as they are
+        values, present = only.values, only.present
+    else:
+        values, present = _stacked(parts, sizes, total, dtype)
     if dtype.kind == "O":
         values[~present] = np.nan
         return _tidy(pd.Series(values, dtype=object))
@@ -367,6 +419,20 @@ def _finish(name: str, blocks: list[dict[str, Any]], sizes: list[int], total: in
     result = values.astype(np.float64)
     result[~present] = np.nan
     return pd.Series(result)
+
+
+def _stacked(
+    parts: list[_Column | None], sizes: list[int], total: int, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    values = np.full(total, np.nan, dtype=object) if dtype.kind == "O" else np.zeros(total, dtype)
+    present = np.zeros(total, dtype=bool)
+    start = 0
+    for part, size in zip(parts, sizes, strict=True):
+        if part is not None:
+            values[start : start + size] = part.values
+            present[start : start + size] = part.present
+        start += size
+    return values, present
 
 
 def _tidy(column: pd.Series) -> pd.Series:

@@ -168,6 +168,7 @@ class PostgresBackend:
 
     def __init__(self, target: Target) -> None:
         self.target = target
+        self.dialect = PostgresDialect()
 
     def migrate(self) -> tuple[int, int]:
         """Create or upgrade the schema; returns (version before, version after)."""
@@ -252,6 +253,9 @@ class PostgresDialect:
             return f"{insert} ON CONFLICT DO NOTHING"
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in others)
         return f"{insert} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+
+    def concat(self, expression: str, order: str, separator: str = ",") -> str:
+        return f"string_agg(CAST({expression} AS TEXT), chr({ord(separator)}) ORDER BY {order})"
 
 
 class _Reconnected(Exception):

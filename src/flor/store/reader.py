@@ -13,6 +13,7 @@ import pandas as pd
 from flor.errors import UsageError
 from flor.store.backend import (
     Connection,
+    Dialect,
     ReadConnection,
     Target,
     open_backend,
@@ -57,13 +58,15 @@ def dataframe(names: Sequence[str], home: Path | None = None) -> pd.DataFrame:
     backend = open_backend(_target(home))
     connections = [backend.reader() for _ in range(backend.parallel_reads)]
     try:
-        return _dataframe(connections, list(dict.fromkeys(names)))
+        return _dataframe(connections, backend.dialect, list(dict.fromkeys(names)))
     finally:
         for each in connections:
             each.close()
 
 
-def _dataframe(connections: Sequence[Connection], names: list[str]) -> pd.DataFrame:
+def _dataframe(
+    connections: Sequence[Connection], dialect: Dialect, names: list[str]
+) -> pd.DataFrame:
     runs = _frame(
         connections[0].execute("SELECT run_id, projid, filename FROM runs WHERE mode = 'record'")
     )
@@ -71,7 +74,7 @@ def _dataframe(connections: Sequence[Connection], names: list[str]) -> pd.DataFr
     share = len(connections)
 
     def read(part: int) -> list[tuple[int, tuple[list[ValueGroup], RunLoops | None]]]:
-        reader = ColumnReader(connections[part], names)
+        reader = ColumnReader(connections[part], names, dialect)
         return [(run, reader.run(run_ids[run], run)) for run in range(part, len(run_ids), share)]
 
     with ThreadPoolExecutor(share) as pool:

@@ -51,6 +51,10 @@ class SQLiteDialect:
         marks = ", ".join("?" for _ in columns)
         return f"INSERT OR {verb} INTO {table} ({', '.join(columns)}) VALUES ({marks})"
 
+    def concat(self, expression: str, order: str, separator: str = ",") -> str:
+        # SQLite visits a group's rows in primary-key order: `order` must be that key's end
+        return f"group_concat({expression}, char({ord(separator)}))"
+
 
 DIALECT = SQLiteDialect()
 
@@ -93,6 +97,7 @@ def _path(target: Target) -> Path:
 
 class SQLiteBackend:
     parallel_reads = 2  # SQLite computes one run's joined text while Python parses another's
+    dialect = DIALECT
 
     def __init__(self, target: Target) -> None:
         self.target = target
