@@ -187,7 +187,8 @@ def _has_task(worker: subprocess.Popen[bytes]) -> bool:
     for entry in os.listdir("/proc"):
         with contextlib.suppress(OSError, ProcessLookupError):
             mine = entry.isdigit() and os.getsid(int(entry)) == worker.pid
-            if mine and b"/flor-task-" in Path(f"/proc/{entry}/cmdline").read_bytes():
+            # a task forks from its warm server: it is known by its folder, not its command
+            if mine and "/flor-task-" in os.readlink(f"/proc/{entry}/cwd"):
                 return True
     return False
 

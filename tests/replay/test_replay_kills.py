@@ -81,12 +81,16 @@ def _session_processes(session: int) -> dict[int, list[bytes]]:
 
 
 def _tasks(session: int) -> list[int]:
-    """The replay's task processes: the patched script, run from a flor-task- folder."""
-    return [
-        pid
-        for pid, argv in _session_processes(session).items()
-        if any(b"/flor-task-" in a and a.endswith(b"train.py") for a in argv)
-    ]
+    """The replay's task processes: those running in a flor-task- folder (a task forks from
+    its warm server, so its command line is the server's)."""
+    return [pid for pid in _session_processes(session) if "/flor-task-" in _cwd(pid)]
+
+
+def _cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
 
 
 def _wait_for_tasks(replay: subprocess.Popen[str], count: int) -> list[int]:
