@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from gitutil import git
 
-from flor.replay import warm
+import flor
+from flor.replay import execute, plan, warm
 
 # a "library" whose every import leaves a line in a file
 LIBRARY = """\
@@ -209,3 +211,50 @@ def _running(pid: int) -> bool:
             return stat.read().split(") ")[1][0] != "Z"
     except OSError:
         return False
+
+
+RECORDED = """\
+import os
+import heavylib
+import flor
+
+seed = flor.arg("seed", 0)
+state = {"total": 0.0}
+with flor.checkpointing(state=state, budget=1):
+    for epoch in flor.loop("epoch", range(3)):
+        state["total"] += heavylib.VALUE + seed
+        flor.log("total", state["total"])
+"""
+FORKED_FROM = (
+    '        flor.log("total", state["total"])\n',
+    '        flor.log("forked_from", os.getppid())\n',
+)
+
+
+def test_a_replays_tasks_fork_from_one_server_that_imported_their_library_once(
+    repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "heavylib.py").write_text(LIBRARY)
+    imports = tmp_path / "imports.log"
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("IMPORTS_LOG", str(imports))
+    train = script("train.py", RECORDED)
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "train")
+    for seed in range(3):
+        train.run("--kwargs", f"seed={seed}")
+    anchor, line = FORKED_FROM
+    train.path.write_text(RECORDED.replace(anchor, anchor + line))
+    imports.unlink()
+
+    replay = plan(["forked_from"], jobs=2)
+    assert len([t for r in replay.active for t in r.tasks]) >= 3, replay.table()
+    summary = execute(replay)
+
+    assert not summary.failed, [r.tail for r in summary.failed]
+    parents = set(flor.dataframe("forked_from")["forked_from"].tolist())
+    loaded = imports.read_text().splitlines()
+    assert len(parents) == 1 and loaded == [f"heavylib {parents.pop()}"]
+    assert not warm._servers  # ended with the replay
