@@ -21,6 +21,7 @@ every process it waited for: tasks, warm servers, scripts) and the load average 
 started.
 
 Usage: python benchmarks/replay.py [--steps N] [--repeat K] [--short-runs N]
+                                  [--statements weight_norm,grad_norm]
 """
 
 from __future__ import annotations
@@ -203,6 +204,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="repetitions (median)")
     parser.add_argument("--short-runs", type=int, default=4, help="short runs (0: skip)")
     parser.add_argument("--short-seconds", type=float, default=10.0, help="a short run's length")
+    parser.add_argument(
+        "--statements",
+        default="weight_norm,grad_norm",
+        help="which statements to replay (weight_norm: outer, grad_norm: nested)",
+    )
     options = parser.parse_args()
     repo = Path(tempfile.mkdtemp(prefix="flor-bench-replay-"))
     os.environ.update(GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b",
@@ -221,7 +227,8 @@ def main() -> None:
     scratch_cpu = statistics.median(r[1] for r in scratches)
     rows = []
     values: dict[tuple[str, int], list[float]] = {}
-    for name, jobs in (("weight_norm", 1), ("weight_norm", 2), ("grad_norm", 1), ("grad_norm", 2)):
+    chosen = options.statements.split(",")
+    for name, jobs in ((n, j) for n in ("weight_norm", "grad_norm") if n in chosen for j in (1, 2)):
         row_load = load()
         runs = [replay(name, jobs) for _ in range(options.repeat)]
         elapsed = statistics.median(r[0] for r in runs)
@@ -242,12 +249,14 @@ def main() -> None:
         print(f"{name:<12} {jobs:>4} {elapsed:>9.1f} {speedup:>7.1f}x {cpu:>6.1f} "
               f"{cpu_speedup:>10.1f}x {row_load:>5.1f} {estimate:>10.1f} {error:>+9.0%} "
               f"{startup:>17.2f} / {slowest:.2f}")  # fmt: skip
-    same = values[("grad_norm", 1)] == values[("grad_norm", 2)]
-    print(f"\ngrad_norm values identical for --jobs 1 and --jobs 2: {same} "
-          f"({len(values[('grad_norm', 2)])} values)")  # fmt: skip
-    nested_1 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 1)
-    nested_2 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 2)
-    print(f"nested scale-out, --jobs 2 vs --jobs 1: {nested_1 / nested_2:.2f}x")
+    for name in chosen:
+        same = values[(name, 1)] == values[(name, 2)]
+        print(f"\n{name} values identical for --jobs 1 and --jobs 2: {same} "
+              f"({len(values[(name, 2)])} values)")  # fmt: skip
+    if "grad_norm" in chosen:
+        nested_1 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 1)
+        nested_2 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 2)
+        print(f"nested scale-out, --jobs 2 vs --jobs 1: {nested_1 / nested_2:.2f}x")
     os.chdir(tempfile.gettempdir())
     shutil.rmtree(repo, ignore_errors=True)
     if options.short_runs:
