@@ -105,12 +105,14 @@ class ForkServer:
 
     def _read_replies(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            reply = json.loads(line)
-            with self._write:
-                done, slot = self._waiting.pop(reply["id"])
-            slot.update(reply)
-            done.set()
+        with contextlib.suppress(ValueError, KeyError):  # a garbled reply ends the server
+            for line in self.process.stdout:
+                reply = json.loads(line)
+                with self._write:
+                    done, slot = self._waiting.pop(reply["id"])
+                slot.update(reply)
+                done.set()
+        self.process.kill()  # its tasks die with it
         with self._write:
             waiting, self._waiting = self._waiting, {}
         for done, _ in waiting.values():
