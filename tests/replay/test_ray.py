@@ -130,20 +130,25 @@ def test_ray_cluster_gives_the_values_of_one_local_job(ray_head, recorded) -> No
 
 
 def _task_processes(session: int) -> dict[int, int]:
-    """{pid: parent pid} of the replay tasks running on the cluster's workers."""
+    """{pid: its ray worker's pid} of the replay tasks running on the cluster's workers: a
+    task runs in a flor-task- folder, forked from its worker's warm server."""
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{entry}/stat").read_text()
+            in_task = "/flor-task-" in os.readlink(f"/proc/{entry}/cwd")
             in_cluster = os.getsid(int(entry)) == session
+            server = _parent(int(entry))
+            if in_cluster and in_task:
+                found[int(entry)] = _parent(server)
         except (OSError, ProcessLookupError):
             continue
-        if in_cluster and any(b"/flor-task-" in a and a.endswith(b"train.py") for a in argv):
-            found[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
     return found
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 @pytest.mark.timeout(900)
