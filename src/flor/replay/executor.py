@@ -124,6 +124,8 @@ class Workspace:
     cwd: str
     argv: list[str]
     data_root: str
+    # found once, where the workspace is made (ast.parse is not thread-safe on Python 3.11)
+    imports: list[str]
 
     def materialize(self, base: Path) -> tuple[list[str], Path]:
         """The task's own tree (a copy of the run's unpacked snapshot, with the patched
@@ -134,16 +136,15 @@ class Workspace:
         cwd = sandbox.build(tree, Path(self.data_root), self.cwd)
         return [sys.executable, str(tree / self.script), *self.argv], cwd
 
-    def preload(self) -> list[str]:
-        """The modules the script imports from outside its project: none named like an
-        entry at the snapshot's top or beside the script, which would shadow it."""
-        folders = {"", os.path.dirname(self.script)}
-        with tarfile.open(fileobj=io.BytesIO(self.archive)) as tar:
-            names = tar.getnames()
-        local = {
-            Path(name).name.split(".")[0] for name in names if os.path.dirname(name) in folders
-        }
-        return warm.external_imports(self.patched, local)
+
+def _outside_imports(archive: bytes, script: str, patched: str) -> list[str]:
+    """The modules the script imports from outside its project: none named like an entry at
+    the snapshot's top or beside the script, which would shadow it."""
+    folders = {"", os.path.dirname(script)}
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        names = tar.getnames()
+    local = {Path(name).name.split(".")[0] for name in names if os.path.dirname(name) in folders}
+    return warm.external_imports(patched, local)
 
 
 # A process unpacks each run's snapshot once, however many of the run's tasks it runs.
@@ -227,7 +228,7 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
             task_env = {**base, **env, **handed}
             server = warm.server_for(base)
             returncode, _, stderr = server.run(
-                command, cwd, task_env, workspace.preload(), handback, folder / "tree"
+                command, cwd, task_env, workspace.imports, handback, folder / "tree"
             )
             values = json.loads(output.read_text(encoding="utf-8")) if output.exists() else {}
         except (OSError, ValueError, ReplayError) as exc:
@@ -269,14 +270,16 @@ def _workspace(plan: Plan, run: RunPlan) -> Workspace:
         original = Path(run.cwd)
         is_inside = original.is_relative_to(plan.root)
         cwd = original.relative_to(plan.root).as_posix() if is_inside else str(original)
+    archive = vcs.archive(plan.root, run.snapshot)
     return Workspace(
         run.snapshot,
-        vcs.archive(plan.root, run.snapshot),
+        archive,
         run.filename,
         run.patched,
         cwd,
         run.argv[1:],
         str(plan.root),
+        _outside_imports(archive, run.filename, run.patched),
     )
 
 
@@ -300,7 +303,7 @@ def execute(
             while pending:
                 spaces = {run.run_id: _workspace(plan, run) for run in pending}
                 if local:
-                    server.preload(sorted({m for w in spaces.values() for m in w.preload()}))
+                    server.preload(sorted({m for w in spaces.values() for m in w.imports}))
                 run_envs = {run.run_id: _run_environment(plan.home, run, env) for run in pending}
                 jobs = []
                 for run in pending:
