@@ -149,9 +149,9 @@ def test_the_replay_command_killed_mid_run_stores_nothing_and_a_rerun_completes(
         _wait_for_tasks(replay, 2)
         os.kill(replay.pid, signal.SIGKILL)
         replay.wait()
-        gate.touch()  # the orphaned tasks run to their end: they must not store anything
-        while _tasks(replay.pid):
+        while _tasks(replay.pid):  # the gate still holds them: they die with the command
             time.sleep(0.05)
+        gate.touch()
         assert _g0_rows() == 0
         _rerun_completes()
     finally:  # joblib's workers outlive the killed command: end them (this test's only)
