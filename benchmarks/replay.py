@@ -16,13 +16,19 @@ scratch, serially:
   each, an outer-level statement replayed into all of them with `--jobs 2` against
   re-running them from scratch (issue 17: at most half the time).
 
+The machine may be shared: each row also gives the CPU seconds it used (this process and
+every process it waited for: tasks, warm servers, scripts) and the load average when it
+started.
+
 Usage: python benchmarks/replay.py [--steps N] [--repeat K] [--short-runs N]
+                                  [--statements weight_norm,grad_norm]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -67,6 +73,18 @@ NESTED = (
 )
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of the processes it has waited for."""
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
 def sh(cwd: Path, *command: str) -> None:
     subprocess.run(command, cwd=cwd, check=True, capture_output=True)
 
@@ -92,33 +110,37 @@ def record(repo: Path, steps: int) -> list[float]:
     return durations
 
 
-def from_scratch(repo: Path, steps: int) -> float:
-    """Re-execute the three patched versions in full, one after another."""
+def from_scratch(repo: Path, steps: int) -> tuple[float, float]:
+    """Re-execute the three patched versions in full, one after another: (wall, CPU s)."""
     scratch = Path(tempfile.mkdtemp(prefix="flor-scratch-"))
     env = {**os.environ, "FLOR_HOME": str(scratch / "store"), "FLOR_CKPT_BUDGET": "0"}
+    cpu = cpu_seconds()
     started = time.perf_counter()
     for hidden, lr in VERSIONS:
         (scratch / "train.py").write_text(patched(version(hidden, lr, steps)))
         subprocess.run([sys.executable, "train.py"], cwd=scratch, env=env, check=True,
                        capture_output=True)  # fmt: skip
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
     shutil.rmtree(scratch)
-    return elapsed
+    return elapsed, cpu
 
 
-def replay(name: str, jobs: int) -> tuple[float, float, list[float], list[float]]:
-    """(seconds, the plan's estimate, the values, each task's start-up seconds)."""
+def replay(name: str, jobs: int) -> tuple[float, float, list[float], list[float], float]:
+    """(seconds, the plan's estimate, the values, each task's start-up seconds, CPU s)."""
     import flor
     from flor.replay import execute, plan
 
-    the_plan = plan([name], jobs=jobs)
+    cpu = cpu_seconds()
     started = time.perf_counter()
+    the_plan = plan([name], jobs=jobs)
     summary = execute(the_plan)
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
     assert not summary.failed, [r.tail for r in summary.failed]
     df = flor.dataframe(name).dropna(subset=[name])
     startups = [r.startup_s for r in summary.results if r.startup_s is not None]
-    return elapsed, the_plan.estimate_s, df[name].tolist(), startups
+    return elapsed, the_plan.estimate_s, df[name].tolist(), startups, cpu
 
 
 def short_runs(count: int, seconds: float) -> None:
@@ -149,25 +171,30 @@ def short_runs(count: int, seconds: float) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="flor-scratch-"))
     (scratch / "train.py").write_text(newest)
     env = {**os.environ, "FLOR_HOME": str(scratch / "store"), "FLOR_CKPT_BUDGET": "0"}
+    rerun_load, rerun_cpu = load(), cpu_seconds()
     started = time.perf_counter()
     for seed in range(count):
         subprocess.run([sys.executable, "train.py", "--kwargs", f"seed={seed}"], cwd=scratch,
                        env=env, check=True, capture_output=True)  # fmt: skip
     rerun = time.perf_counter() - started
+    rerun_cpu = cpu_seconds() - rerun_cpu
     shutil.rmtree(scratch)
     cwd = os.getcwd()
     os.chdir(repo)
+    replay_load = load()
     try:
-        elapsed, _, values, startups = replay("weight_norm", 2)
+        elapsed, _, values, startups, cpu = replay("weight_norm", 2)
     finally:
         os.chdir(cwd)
         os.environ.pop("FLOR_HOME")
         shutil.rmtree(repo, ignore_errors=True)
     print(f"\nshort runs: {count} runs of {steps} steps x 6 epochs, recorded in "
           f"{', '.join(f'{d:.1f}' for d in recorded)} s")  # fmt: skip
-    print(f"re-running them from scratch, serially: {rerun:.1f} s")
+    print(f"re-running them from scratch, serially: {rerun:.1f} s, CPU {rerun_cpu:.1f} s, "
+          f"load {rerun_load:.1f}")  # fmt: skip
     print(f"replaying weight_norm into them, --jobs 2: {elapsed:.1f} s "
-          f"({elapsed / rerun:.2f} of re-running; goal <= 0.50), {len(values)} values, "
+          f"({elapsed / rerun:.2f} of re-running; goal <= 0.50), CPU {cpu:.1f} s "
+          f"({cpu / rerun_cpu:.2f}), load {replay_load:.1f}, {len(values)} values, "
           f"task start-up median {statistics.median(startups):.2f} s")  # fmt: skip
 
 
@@ -177,6 +204,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="repetitions (median)")
     parser.add_argument("--short-runs", type=int, default=4, help="short runs (0: skip)")
     parser.add_argument("--short-seconds", type=float, default=10.0, help="a short run's length")
+    parser.add_argument(
+        "--statements",
+        default="weight_norm,grad_norm",
+        help="which statements to replay (weight_norm: outer, grad_norm: nested)",
+    )
     options = parser.parse_args()
     repo = Path(tempfile.mkdtemp(prefix="flor-bench-replay-"))
     os.environ.update(GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b",
@@ -189,29 +221,42 @@ def main() -> None:
     recorded = record(repo, options.steps)
     (repo / "train.py").write_text(patched(version(*VERSIONS[-1], options.steps)))
     print(f"recorded 3 versions: {', '.join(f'{d:.1f}' for d in recorded)} s")
-    scratch = statistics.median(from_scratch(repo, options.steps) for _ in range(options.repeat))
+    scratch_load = load()
+    scratches = [from_scratch(repo, options.steps) for _ in range(options.repeat)]
+    scratch = statistics.median(r[0] for r in scratches)
+    scratch_cpu = statistics.median(r[1] for r in scratches)
     rows = []
     values: dict[tuple[str, int], list[float]] = {}
-    for name, jobs in (("weight_norm", 1), ("weight_norm", 2), ("grad_norm", 1), ("grad_norm", 2)):
+    chosen = options.statements.split(",")
+    for name, jobs in ((n, j) for n in ("weight_norm", "grad_norm") if n in chosen for j in (1, 2)):
+        row_load = load()
         runs = [replay(name, jobs) for _ in range(options.repeat)]
         elapsed = statistics.median(r[0] for r in runs)
+        cpu = statistics.median(r[4] for r in runs)
         estimate = statistics.median(r[1] for r in runs)
         values[(name, jobs)] = runs[-1][2]
         startups = [s for r in runs for s in r[3]]
         rows.append((name, jobs, elapsed, scratch / elapsed, estimate, estimate / elapsed - 1,
-                     statistics.median(startups), max(startups)))  # fmt: skip
-    print(f"\nre-running the 3 patched versions from scratch, serially: {scratch:.1f} s (median)")
-    print(f"\n{'statement':<12} {'jobs':>4} {'replay s':>9} {'speedup':>8} {'estimate s':>10} "
-          f"{'est. error':>10} {'start-up s (median / max)':>26}")  # fmt: skip
-    for name, jobs, elapsed, speedup, estimate, error, startup, slowest in rows:
-        print(f"{name:<12} {jobs:>4} {elapsed:>9.1f} {speedup:>7.1f}x {estimate:>10.1f} "
-              f"{error:>+9.0%} {startup:>17.2f} / {slowest:.2f}")  # fmt: skip
-    same = values[("grad_norm", 1)] == values[("grad_norm", 2)]
-    print(f"\ngrad_norm values identical for --jobs 1 and --jobs 2: {same} "
-          f"({len(values[('grad_norm', 2)])} values)")  # fmt: skip
-    nested_1 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 1)
-    nested_2 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 2)
-    print(f"nested scale-out, --jobs 2 vs --jobs 1: {nested_1 / nested_2:.2f}x")
+                     statistics.median(startups), max(startups), cpu, scratch_cpu / cpu,
+                     row_load))  # fmt: skip
+    print(f"\nre-running the 3 patched versions from scratch, serially: {scratch:.1f} s (median), "
+          f"CPU {scratch_cpu:.1f} s, load {scratch_load:.1f}")  # fmt: skip
+    print(f"\n{'statement':<12} {'jobs':>4} {'replay s':>9} {'speedup':>8} {'CPU s':>6} "
+          f"{'CPU speedup':>11} {'load':>5} {'estimate s':>10} {'est. error':>10} "
+          f"{'start-up s (median / max)':>26}")  # fmt: skip
+    for (name, jobs, elapsed, speedup, estimate, error, startup, slowest, cpu, cpu_speedup,
+         row_load) in rows:  # fmt: skip
+        print(f"{name:<12} {jobs:>4} {elapsed:>9.1f} {speedup:>7.1f}x {cpu:>6.1f} "
+              f"{cpu_speedup:>10.1f}x {row_load:>5.1f} {estimate:>10.1f} {error:>+9.0%} "
+              f"{startup:>17.2f} / {slowest:.2f}")  # fmt: skip
+    for name in chosen:
+        same = values[(name, 1)] == values[(name, 2)]
+        print(f"\n{name} values identical for --jobs 1 and --jobs 2: {same} "
+              f"({len(values[(name, 2)])} values)")  # fmt: skip
+    if "grad_norm" in chosen:
+        nested_1 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 1)
+        nested_2 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 2)
+        print(f"nested scale-out, --jobs 2 vs --jobs 1: {nested_1 / nested_2:.2f}x")
     os.chdir(tempfile.gettempdir())
     shutil.rmtree(repo, ignore_errors=True)
     if options.short_runs:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from gitutil import git
-from procutil import task_pids
 
 import flor
 
@@ -130,6 +129,28 @@ def test_ray_cluster_gives_the_values_of_one_local_job(ray_head, recorded) -> No
     assert _g0_rows() == 40  # the ray replay replaced the local one's values
 
 
+def _task_processes(session: int) -> dict[int, int]:
+    """{pid: its ray worker's pid} of the replay tasks running on the cluster's workers: a
+    task runs in a flor-task- folder, forked from its worker's warm server."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            in_task = "/flor-task-" in os.readlink(f"/proc/{entry}/cwd")
+            in_cluster = os.getsid(int(entry)) == session
+            server = _parent(int(entry))
+            if in_cluster and in_task:
+                found[int(entry)] = _parent(server)
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 @pytest.mark.timeout(900)
 def test_a_ray_worker_killed_mid_task_stores_nothing_wrong(ray_head, recorded) -> None:
     address, session = ray_head
@@ -146,7 +167,7 @@ def test_a_ray_worker_killed_mid_task_stores_nothing_wrong(ray_head, recorded) -
     tasks: dict[int, int] = {}
     while not tasks:
         assert replay.poll() is None, replay.communicate()
-        tasks = task_pids(session)
+        tasks = _task_processes(session)
         time.sleep(0.05)
     task, worker = next(iter(tasks.items()))
     os.kill(worker, signal.SIGKILL)  # the worker dies while its task runs

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from gitutil import git
-from procutil import task_pids
 
 import flor
 
@@ -82,8 +81,16 @@ def _session_processes(session: int) -> dict[int, list[bytes]]:
 
 
 def _tasks(session: int) -> list[int]:
-    """The replay's task processes (the patched script, run from a flor-task- folder)."""
-    return list(task_pids(session))
+    """The replay's task processes: those running in a flor-task- folder (a task forks from
+    its warm server, so its command line is the server's)."""
+    return [pid for pid in _session_processes(session) if "/flor-task-" in _cwd(pid)]
+
+
+def _cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
 
 
 def _wait_for_tasks(replay: subprocess.Popen[str], count: int) -> list[int]:
@@ -142,9 +149,9 @@ def test_the_replay_command_killed_mid_run_stores_nothing_and_a_rerun_completes(
         _wait_for_tasks(replay, 2)
         os.kill(replay.pid, signal.SIGKILL)
         replay.wait()
-        gate.touch()  # the orphaned tasks run to their end: they must not store anything
-        while _tasks(replay.pid):
+        while _tasks(replay.pid):  # the gate still holds them: they die with the command
             time.sleep(0.05)
+        gate.touch()
         assert _g0_rows() == 0
         _rerun_completes()
     finally:  # joblib's workers outlive the killed command: end them (this test's only)

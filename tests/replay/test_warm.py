@@ -3,12 +3,15 @@ SCRIPT ARGS` would, and the preloaded libraries are imported once per worker."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+from gitutil import git
 
-from flor.replay import warm
+import flor
+from flor.replay import execute, plan, warm
 
 # a "library" whose every import leaves a line in a file
 LIBRARY = """\
@@ -18,6 +21,7 @@ with open(os.environ["IMPORTS_LOG"], "a") as log:
 VALUE = 41
 """
 SCRIPT = """\
+import os
 import os
 import sys
 import heavylib
@@ -91,12 +95,166 @@ def test_an_uncaught_exception_exits_1_with_its_traceback(server, tmp_path) -> N
     assert code == 42
 
 
-def test_only_the_scripts_outside_imports_are_preloaded(tmp_path) -> None:
-    (tmp_path / "model.py").write_text("")
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "utils.py").write_text("")  # beside a script in src/: the project's
+def test_only_the_scripts_outside_imports_are_preloaded() -> None:
     source = (
         "import torch\nimport model\nfrom numpy import random\nimport flor\nimport os.path\n"
         "import utils\n"
     )
-    assert warm.external_imports(source, tmp_path, tmp_path / "src") == ["numpy", "os", "torch"]
+    assert warm.external_imports(source, {"model", "utils"}) == ["numpy", "os", "torch"]
+
+
+GATED = """\
+import os
+import os
+import sys
+import time
+
+mine, other = sys.argv[1], sys.argv[2]
+open(mine, "w").close()
+for _ in range(6000):  # each task waits for the other one: they must run at once
+    if os.path.exists(other):
+        sys.exit(0)
+    time.sleep(0.01)
+sys.exit(3)
+"""
+
+
+def test_one_server_runs_tasks_at_the_same_time(server, tmp_path) -> None:
+    import threading
+
+    fork_server, env = server
+    codes: dict[str, int] = {}
+
+    def task(name: str, other: str) -> None:
+        folder, logs = _task(tmp_path, name)
+        (folder / "train.py").write_text(GATED)
+        marks = (str(tmp_path / f"{name}.started"), str(tmp_path / f"{other}.started"))
+        command = [sys.executable, str(folder / "train.py"), *marks]
+        codes[name] = fork_server.run(command, folder, env, [], logs, folder)[0]
+
+    threads = [threading.Thread(target=task, args=pair) for pair in (("a", "b"), ("b", "a"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert codes == {"a": 0, "b": 0}
+
+
+def test_a_changed_install_is_never_served_from_the_old_imports(server, tmp_path) -> None:
+    fork_server, env = server
+    folder, logs = _task(tmp_path, "before")
+    command = [sys.executable, str(folder / "train.py"), "ok"]
+    _, out, _ = fork_server.run(command, folder, env, ["heavylib"], logs, folder)
+    assert f"parent {fork_server.process.pid}" in out
+    upgraded = Path(env["PYTHONPATH"]) / "heavylib.py"
+    upgraded.write_text(LIBRARY.replace("VALUE = 41", "VALUE = 6"))
+    stat = upgraded.stat()
+    os.utime(upgraded, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # surely a change
+    folder, logs = _task(tmp_path, "after")
+    command = [sys.executable, str(folder / "train.py"), "ok"]
+    code, out, _ = fork_server.run(command, folder, env, ["heavylib"], logs, folder)
+    assert code == 7  # the new heavylib, in a fresh interpreter
+    assert f"parent {fork_server.process.pid}" in out  # a child of the server, not a fork
+    last = (tmp_path / "imports.log").read_text().splitlines()[-1]
+    assert last.startswith("heavylib ") and last != f"heavylib {fork_server.process.pid}"
+    assert fork_server.stale  # server_for starts a new one
+
+
+KEEPER = """\
+import os
+import sys
+from pathlib import Path
+from flor.replay import warm
+
+tmp = Path(sys.argv[1])
+(tmp / "task").mkdir()
+(tmp / "logs").mkdir()
+(tmp / "task" / "train.py").write_text(
+    "import os, time\\nopen(os.environ['PIDS'], 'w').write(str(os.getpid()))\\ntime.sleep(600)\\n"
+)
+server = warm.server_for({})
+print(server.process.pid, flush=True)
+server.run([sys.executable, str(tmp / "task" / "train.py")], tmp / "task",
+           {"PIDS": str(tmp / "child.pid")}, [], tmp / "logs", tmp / "task")
+"""
+
+
+def test_server_and_tasks_end_when_the_replaying_process_is_killed(tmp_path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    keeper = subprocess.Popen(
+        [sys.executable, "-c", KEEPER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert keeper.stdout is not None
+    server_pid = int(keeper.stdout.readline())
+    child = tmp_path / "child.pid"
+    while not child.exists() or not child.read_text():
+        assert keeper.poll() is None
+        time.sleep(0.05)
+    child_pid = int(child.read_text())
+    keeper.send_signal(signal.SIGKILL)
+    keeper.wait()
+    keeper.stdout.close()
+    for pid in (server_pid, child_pid):
+        for _ in range(1200):  # gone (or a zombie of init) well before a minute
+            if not _running(pid):
+                break
+            time.sleep(0.05)
+        assert not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+RECORDED = """\
+import os
+import heavylib
+import flor
+
+seed = flor.arg("seed", 0)
+state = {"total": 0.0}
+with flor.checkpointing(state=state, budget=1):
+    for epoch in flor.loop("epoch", range(3)):
+        state["total"] += heavylib.VALUE + seed
+        flor.log("total", state["total"])
+"""
+FORKED_FROM = (
+    '        flor.log("total", state["total"])\n',
+    '        flor.log("forked_from", os.getppid())\n',
+)
+
+
+def test_a_replays_tasks_fork_from_one_server_that_imported_their_library_once(
+    repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "heavylib.py").write_text(LIBRARY)
+    imports = tmp_path / "imports.log"
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("IMPORTS_LOG", str(imports))
+    train = script("train.py", RECORDED)
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "train")
+    for seed in range(3):
+        train.run("--kwargs", f"seed={seed}")
+    anchor, line = FORKED_FROM
+    train.path.write_text(RECORDED.replace(anchor, anchor + line))
+    imports.unlink()
+
+    replay = plan(["forked_from"], jobs=2)
+    assert len([t for r in replay.active for t in r.tasks]) >= 3, replay.table()
+    summary = execute(replay)
+
+    assert not summary.failed, [r.tail for r in summary.failed]
+    parents = set(flor.dataframe("forked_from")["forked_from"].tolist())
+    loaded = imports.read_text().splitlines()
+    assert len(parents) == 1 and loaded == [f"heavylib {parents.pop()}"]
+    assert not warm._servers  # ended with the replay

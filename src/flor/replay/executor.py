@@ -1,24 +1,29 @@
-"""Running a replay plan: each task is a process of the patched old script in replay mode,
-fanned out with joblib (loky by default; any joblib backend, e.g. dask, can be chosen).
+"""Running a replay plan: each task is a process of the patched old script in replay mode.
+On this machine (the default) tasks fork from one warm interpreter per environment
+(`flor.replay.warm`), started as soon as the replay starts; on a cluster they are fanned
+out with joblib (dask, ray) and fork from their worker's own warm interpreter.
 
-Tasks fork from a warm interpreter of their worker (`flor.replay.warm`), unpack each run's
-snapshot once per worker, and never open the store: the executor writes the task rows and,
-once the guard has confirmed them, the values the tasks hand back.
+A process unpacks each run's snapshot once, and tasks never open the store: the executor
+writes the task rows and, once the guard has confirmed them, the values the tasks hand back.
 """
 
 from __future__ import annotations
 
 import atexit
 import fcntl
+import io
 import json
 import os
 import re
 import shutil
 import socket
 import sys
+import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +42,8 @@ from flor.store.writer import StoreWriter
 from flor.taskspec import OUTPUT_ENV, SPEC_ENV, TaskSpec
 
 TAIL_LINES = 12
+# tasks run on this machine, forked from its warm servers (no joblib workers)
+LOCAL_BACKENDS = ("loky", "threading")
 CONNECT_TIMEOUT_S = 8
 
 
@@ -117,6 +124,8 @@ class Workspace:
     cwd: str
     argv: list[str]
     data_root: str
+    # found once, where the workspace is made (ast.parse is not thread-safe on Python 3.11)
+    imports: list[str]
 
     def materialize(self, base: Path) -> tuple[list[str], Path]:
         """The task's own tree (a copy of the run's unpacked snapshot, with the patched
@@ -128,17 +137,29 @@ class Workspace:
         return [sys.executable, str(tree / self.script), *self.argv], cwd
 
 
-# A worker unpacks each run's snapshot once, however many of the run's tasks it runs.
+def _outside_imports(archive: bytes, script: str, patched: str) -> list[str]:
+    """The modules the script imports from outside its project: none named like an entry at
+    the snapshot's top or beside the script, which would shadow it."""
+    folders = {"", os.path.dirname(script)}
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        names = tar.getnames()
+    local = {Path(name).name.split(".")[0] for name in names if os.path.dirname(name) in folders}
+    return warm.external_imports(patched, local)
+
+
+# A process unpacks each run's snapshot once, however many of the run's tasks it runs.
 _unpacked_trees: dict[str, Path] = {}
+_unpacking = threading.Lock()
 
 
 def _unpacked(snapshot: str, archive: bytes) -> Path:
-    tree = _unpacked_trees.get(snapshot)
-    if tree is None or not tree.is_dir():
-        folder = tempfile.mkdtemp(prefix="flor-snapshot-")
-        atexit.register(shutil.rmtree, folder, True)
-        tree = _unpacked_trees[snapshot] = vcs.extract(archive, Path(folder) / "tree")
-    return tree
+    with _unpacking:
+        tree = _unpacked_trees.get(snapshot)
+        if tree is None or not tree.is_dir():
+            folder = tempfile.mkdtemp(prefix="flor-snapshot-")
+            atexit.register(shutil.rmtree, folder, True)
+            tree = _unpacked_trees[snapshot] = vcs.extract(archive, Path(folder) / "tree")
+        return tree
 
 
 # Set by dask's nanny for its workers' own memory (distributed.nanny.pre-spawn-environ).
@@ -154,13 +175,14 @@ _THREAD_SETTINGS = (
 _WORKER_ONLY = ("MALLOC_TRIM_THRESHOLD_", *_THREAD_SETTINGS)
 
 
-def _worker_environment() -> dict[str, str]:
-    """The worker's environment without flor settings, which come from the replaying process
-    (a reused pool worker may have been started under other settings), and without the
-    worker's own tuning."""
-    return {
+def _server_environment(env: dict[str, str]) -> dict[str, str]:
+    """A warm server's environment: the worker's own without flor settings and the worker's
+    tuning, plus the replaying process's settings except flor's, which come with each task
+    (so one server serves every replay under the same settings)."""
+    own = {
         k: v for k, v in os.environ.items() if not k.startswith("FLOR_") and k not in _WORKER_ONLY
     }
+    return {**own, **{k: v for k, v in env.items() if not k.startswith("FLOR_")}}
 
 
 def _unreadable_checkpoints(spec: dict[str, Any], location: str) -> str | None:
@@ -201,13 +223,12 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
         output = handback / "values.json"
         try:
             command, cwd = workspace.materialize(folder)
-            base = {**_worker_environment(), **env}
-            task_env = {**base, SPEC_ENV: str(handback / "spec.json"), OUTPUT_ENV: str(output)}
-            script = Path(command[1])
-            preload = warm.external_imports(workspace.patched, folder / "tree", script.parent)
+            base = _server_environment(env)
+            handed = {SPEC_ENV: str(handback / "spec.json"), OUTPUT_ENV: str(output)}
+            task_env = {**base, **env, **handed}
             server = warm.server_for(base)
             returncode, _, stderr = server.run(
-                command, cwd, task_env, preload, handback, folder / "tree"
+                command, cwd, task_env, workspace.imports, handback, folder / "tree"
             )
             values = json.loads(output.read_text(encoding="utf-8")) if output.exists() else {}
         except (OSError, ValueError, ReplayError) as exc:
@@ -249,14 +270,16 @@ def _workspace(plan: Plan, run: RunPlan) -> Workspace:
         original = Path(run.cwd)
         is_inside = original.is_relative_to(plan.root)
         cwd = original.relative_to(plan.root).as_posix() if is_inside else str(original)
+    archive = vcs.archive(plan.root, run.snapshot)
     return Workspace(
         run.snapshot,
-        vcs.archive(plan.root, run.snapshot),
+        archive,
         run.filename,
         run.patched,
         cwd,
         run.argv[1:],
         str(plan.root),
+        _outside_imports(archive, run.filename, run.patched),
     )
 
 
@@ -272,10 +295,15 @@ def execute(
     writer = StoreWriter(db_path(plan.home))
     try:
         with exclusive(plan.home), engine(backend, plan.jobs, scheduler):
+            local = backend in LOCAL_BACKENDS
+            if local:  # the warm server starts importing while the snapshots are archived
+                server = warm.server_for(_server_environment(env))
             contexts = {run.run_id: writer.loop_contexts(run.run_id) for run in plan.active}
             pending = list(plan.active)
             while pending:
                 spaces = {run.run_id: _workspace(plan, run) for run in pending}
+                if local:
+                    server.preload(sorted({m for w in spaces.values() for m in w.imports}))
                 run_envs = {run.run_id: _run_environment(plan.home, run, env) for run in pending}
                 jobs = []
                 for run in pending:
@@ -283,10 +311,11 @@ def execute(
                         task.contexts = contexts[run.run_id]
                         _task_started(writer, run, task)
                         jobs.append((spaces[run.run_id], task.to_json(), run_envs[run.run_id]))
-                results = _run_all(jobs, writer, progress)
+                results = _run_all(jobs, writer, progress, plan.jobs if local else None)
                 pending = _settle_all(plan, pending, results, summary)
     finally:
         writer.close()
+        warm.close_all()
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -319,20 +348,17 @@ def _run_environment(home: Path, run: RunPlan, env: dict[str, str]) -> dict[str,
 
 
 def _run_all(
-    jobs: list[tuple[Workspace, str, dict[str, str]]], writer: StoreWriter, progress: bool
+    jobs: list[tuple[Workspace, str, dict[str, str]]],
+    writer: StoreWriter,
+    progress: bool,
+    local_jobs: int | None,
 ) -> list[TaskResult]:
-    from joblib import Parallel, delayed
-    from joblib.parallel import get_active_backend
-
+    """Run the tasks: `local_jobs` at a time from this process's warm servers, else through
+    joblib's configured backend (a cluster)."""
     bar = _progress(len(jobs)) if progress else None
-    # ray's joblib backend (a multiprocessing pool) cannot stream results
-    streams = get_active_backend()[0].supports_return_generator
-    outcomes = Parallel(return_as="generator_unordered" if streams else "list")(
-        delayed(run_task)(workspace, spec, env) for workspace, spec, env in jobs
-    )
     results: list[TaskResult] = []
     try:
-        for result in outcomes:
+        for result in _outcomes(jobs, local_jobs):
             results.append(result)
             _task_ended(writer, result)
             if bar is not None:
@@ -341,6 +367,26 @@ def _run_all(
         if bar is not None:
             bar[0].stop()
     return results
+
+
+def _outcomes(
+    jobs: list[tuple[Workspace, str, dict[str, str]]], local_jobs: int | None
+) -> Iterator[TaskResult]:
+    if local_jobs is not None:
+        # each thread waits on its task's fork; there are no worker processes to leak
+        with ThreadPoolExecutor(max_workers=local_jobs) as pool:
+            futures = [pool.submit(run_task, *job) for job in jobs]
+            for future in as_completed(futures):
+                yield future.result()
+        return
+    from joblib import Parallel, delayed
+    from joblib.parallel import get_active_backend
+
+    # ray's joblib backend (a multiprocessing pool) cannot stream results
+    streams = get_active_backend()[0].supports_return_generator
+    yield from Parallel(return_as="generator_unordered" if streams else "list")(
+        delayed(run_task)(workspace, spec, env) for workspace, spec, env in jobs
+    )
 
 
 def _settle_all(
