@@ -236,7 +236,7 @@ def _copy_run(
             tuple(run[c] for c in columns),
         )
         if loops:
-            conn.executemany(upsert("loops", (*LOOP_COLUMNS, "seconds"), replace=False), loops)
+            conn.executemany(upsert("loops", LOOP_COLUMNS, replace=False), loops)
         if checkpoints:
             conn.executemany(upsert("checkpoints", CHECKPOINT_COLUMNS, replace=False), checkpoints)
         if commits:
