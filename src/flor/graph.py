@@ -88,7 +88,7 @@ class Lineage:
 
     def runs(self) -> list[str]:
         """Run ids in the graph, oldest first."""
-        return sorted(self._runs, key=lambda r: (self._runs[r].get("started") or 0, r))
+        return _oldest_first(self._runs)
 
     def run(self, run_id: str) -> dict[str, Any]:
         """A run's attributes (run_id, filename, tstamp, status, snapshot, started, mode)."""
@@ -97,26 +97,21 @@ class Lineage:
     @functools.cached_property
     def nodes(self) -> dict[str, Node]:
         found = {f"run:{r}": Node(f"run:{r}", "run", self._runs[r]) for r in sorted(self._runs)}
-        first: dict[str, str] = {}  # a content's path, and all of them where it had several
-        more: dict[str, set[str]] = {}
-        for rows in (self._followed, self._by_producer):
-            for row in rows:
-                digest, path = row[_DIGEST], row[_PATH]
-                if first.setdefault(digest, path) != path:
-                    more.setdefault(digest, {first[digest]}).add(path)
+        seen = {(row[_DIGEST], row[_PATH]) for rows in (self._followed, self._by_producer)
+                for row in rows}  # fmt: skip
+        paths: dict[str, list[str]] = {}  # the paths each content was seen at
+        for digest, path in seen:
+            paths.setdefault(digest, []).append(path)
         for digest in sorted(self._artifacts):  # the same order on every backend
             art = self._artifacts[digest]
-            if digest in more:
-                paths = sorted(more[digest])
-            else:
-                paths = [first[digest]] if digest in first else self._start_paths.get(digest, [])
+            at = paths.get(digest)
             attrs = {
                 "digest": digest,
                 "type": art.kind,  # file | dir | checkpoint
                 "bytes": art.bytes,
                 "files": art.files,
                 "blob": art.blob,
-                "paths": paths,
+                "paths": sorted(at) if at else self._start_paths.get(digest, []),
             }
             found[f"artifact:{digest}"] = Node(f"artifact:{digest}", "artifact", attrs)
         return found
@@ -127,19 +122,16 @@ class Lineage:
         another run read, once per producer and content), oldest first."""
         found: dict[tuple[Any, ...], Edge] = {}
         artifacts = self._artifacts
+        make = Edge._make
         for run, seq, tstamp, ctx, role, path, digest, status, _ in self._followed:
-            if digest not in artifacts:
-                continue
-            if role == "input":
-                found[run, seq] = Edge(f"artifact:{digest}", f"run:{run}", "input", run, digest,
-                                       path, ctx, tstamp, status)  # fmt: skip
-            else:
-                found[run, seq] = Edge(f"run:{run}", f"artifact:{digest}", "output", run, digest,
-                                       path, ctx, tstamp, status)  # fmt: skip
+            if digest in artifacts:
+                ends = (f"artifact:{digest}", f"run:{run}", "input") if role == "input" else (
+                    f"run:{run}", f"artifact:{digest}", "output")  # fmt: skip
+                found[run, seq] = make((*ends, run, digest, path, ctx, tstamp, status))
         for _, _, tstamp, ctx, _, path, digest, status, producer in self._by_producer:
             if digest in artifacts and (producer, digest) not in found:
-                found[producer, digest] = Edge(f"run:{producer}", f"artifact:{digest}",
-                    "output", producer, digest, path, ctx, tstamp, status)  # fmt: skip
+                found[producer, digest] = make((f"run:{producer}", f"artifact:{digest}",
+                    "output", producer, digest, path, ctx, tstamp, status))  # fmt: skip
         return sorted(found.values(), key=_edge_order)
 
     def edges_frame(self) -> pd.DataFrame:
@@ -352,17 +344,14 @@ def _pinned(conn: Any, path: str, pin: str, events: list[Event]) -> Start:
 _RUN, _SEQ, _TSTAMP, _CTX, _ROLE, _PATH, _DIGEST, _STATUS, _PRODUCER = range(9)
 
 
-_KEY_AT = {"digest": _DIGEST, "run_id": _RUN, "producer": _PRODUCER}
-
-
 # edges oldest first: by tstamp, run_id, role, path, digest
 _edge_order = operator.itemgetter(7, 3, 2, 5, 4)
 
 
 class _Events:
-    """Event rows for a walk's steps (`store.STEPS`): indexed queries while it stays small;
-    once it has asked for more keys than a sixteenth of the store's events, each step reads
-    all its events once (one scan instead of hundreds of IN lists) into a dictionary."""
+    """(key, to) pairs for a walk's steps (`store.STEPS`): indexed queries while it stays
+    small; once it has asked for more keys than a sixteenth of the store's events, each step
+    reads its pairs once (one scan instead of hundreds of IN lists) into a dictionary."""
 
     SCAN_SHARE = 16
     ASK_COUNT_AT = 1000  # keys asked before the store's size is worth a COUNT
@@ -371,39 +360,47 @@ class _Events:
         self.conn = conn
         self.asked = 0
         self.scan_at: int | None = None
-        self.by: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
+        self.by: dict[str, dict[str, list[str]]] = {}
 
-    def __call__(self, step: str, keys: set[str]) -> list[tuple[Any, ...]]:
+    def __call__(self, step: str, keys: set[str]) -> set[str]:
+        """Where `step` leads from `keys`."""
         self.asked += len(keys)
         if self.scan_at is None and self.asked > self.ASK_COUNT_AT:
             self.scan_at = store.event_count(self.conn) // self.SCAN_SHARE
         if self.scan_at is None or self.asked <= self.scan_at:
-            return store.step_rows(self.conn, step, keys)
+            return {to for _, to in store.step_pairs(self.conn, step, keys)}
         index = self.by.get(step)
         if index is None:
             index = self.by[step] = {}
-            at = _KEY_AT[store.STEPS[step][0]]
-            for row in store.step_rows(self.conn, step):
-                index.setdefault(row[at], []).append(row)
-        return [row for key in keys for row in index.get(key, ())]
+            for key, to in store.step_pairs(self.conn, step):
+                index.setdefault(key, []).append(to)
+        found: set[str] = set()
+        for key in keys:
+            found.update(index.get(key, ()))
+        return found
+
+
+# steps whose events are reads followed to the run that produced the content
+_BY_PRODUCER = ("products_read", "product_reads")
 
 
 class _Walk:
-    """Breadth first from a start, a level at a time; remembers the event rows it followed
-    (`by_producer`: reads followed to the run that produced the content) and what it
-    reached."""
+    """Breadth first from a start, a level at a time, over (key, to) pairs only: remembers
+    what it reached and, per step, the keys it followed, so that `rows` can read the events
+    it went through (for a graph to print) in one query per step."""
 
     def __init__(self, conn: Any) -> None:
+        self.conn = conn
         self.events = _Events(conn)
-        self.followed: list[tuple[Any, ...]] = []
-        self.by_producer: list[tuple[Any, ...]] = []
+        self.followed: dict[str, set[str]] = {}  # step -> keys it was followed from
         self.runs: set[str] = set()
         self.digests: set[str] = set()
 
-    def _follow(self, step: str, keys: set[str], to: int, by_producer: bool = False) -> set[str]:
-        rows = self.events(step, keys)
-        (self.by_producer if by_producer else self.followed).extend(rows)
-        return {row[to] for row in rows}
+    def _follow(self, step: str, keys: set[str]) -> set[str]:
+        if not keys:
+            return set()
+        self.followed.setdefault(step, set()).update(keys)
+        return self.events(step, keys)
 
     def go(self, start: Start, forward: bool, depth: int | None) -> None:
         runs, digests = set(start.run_ids), set(start.digests)
@@ -411,19 +408,50 @@ class _Walk:
         level = 0
         while (runs or digests) and (depth is None or level < depth):
             if forward:
-                next_runs = self._follow("readers", digests, _RUN)
-                next_digests = self._follow("outputs", runs, _DIGEST)
-                next_digests |= self._follow("products_read", runs, _DIGEST, True)
+                next_runs = self._follow("readers", digests)
+                next_digests = self._follow("outputs", runs)
+                next_digests |= self._follow("products_read", runs)
             else:
-                next_runs = self._follow("writers", digests, _RUN)
-                next_runs |= self._follow("product_reads", digests, _PRODUCER, True)
-                next_digests = self._follow("inputs", runs, _DIGEST)
+                next_runs = self._follow("writers", digests)
+                next_runs |= self._follow("product_reads", digests)
+                next_digests = self._follow("inputs", runs)
             runs, digests = next_runs - seen_runs, next_digests - seen_digests
             seen_runs |= runs
             seen_digests |= digests
             level += 1
         self.runs |= seen_runs
         self.digests |= seen_digests
+
+    def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The event rows (store.EDGE_COLUMNS) the walk followed: as they are, and those
+        followed to a content's producer."""
+        followed: list[tuple[Any, ...]] = []
+        by_producer: list[tuple[Any, ...]] = []
+        for step, keys in sorted(self.followed.items()):
+            rows = store.step_rows(self.conn, step, keys)
+            (by_producer if step in _BY_PRODUCER else followed).extend(rows)
+        by_producer.sort(key=operator.itemgetter(_RUN, _SEQ))  # the same edge on every backend
+        return followed, by_producer
+
+
+def _walked(conn: Any, start: Start, direction: Direction, depth: int | None) -> _Walk:
+    walk = _Walk(conn)
+    if direction in ("both", "upstream"):
+        walk.go(start, False, depth)
+    if direction in ("both", "downstream"):
+        walk.go(start, True, depth)
+    return walk
+
+
+def _run_attrs(conn: Any, run_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The lineage columns of each run reached (a deleted run keeps its id)."""
+    found = store.runs(conn, run_ids)
+    gone = {"filename": "?", "tstamp": "", "status": "deleted", "snapshot": None}
+    return {r: found.get(r) or {"run_id": r, **gone} for r in run_ids}
+
+
+def _oldest_first(runs: dict[str, dict[str, Any]]) -> list[str]:
+    return sorted(runs, key=lambda r: (runs[r].get("started") or 0, r))
 
 
 def _open(home: Path | None) -> Any:
@@ -457,29 +485,13 @@ def lineage(
     conn = _open(home)
     try:
         start = resolve(conn, target, _root())
-        walk = _Walk(conn)
-        if direction in ("both", "upstream"):
-            walk.go(start, False, depth)
-        if direction in ("both", "downstream"):
-            walk.go(start, True, depth)
-        found = store.runs(conn, walk.runs)
-        runs = {
-            r: found.get(r)
-            or {
-                "run_id": r,
-                "filename": "?",
-                "tstamp": "",
-                "status": "deleted",
-                "snapshot": None,
-            }  # fmt: skip
-            for r in walk.runs
-        }
+        walk = _walked(conn, start, direction, depth)
         return Lineage(
             [f"run:{r}" for r in start.run_ids] + [f"artifact:{d}" for d in start.digests],
             direction,
-            runs,
+            _run_attrs(conn, walk.runs),
             store.artifacts(conn, walk.digests),
-            (walk.followed, walk.by_producer),
+            walk.rows(),
             _start_paths(conn, start),
         )
     finally:
@@ -501,15 +513,19 @@ def downstream_runs(
     """Every run that consumed TARGET or anything derived from it (a run TARGET itself is
     not included: its dependants are), only runs of `filename` if given. Raises when there
     are none."""
-    graph = lineage(target, direction="downstream", home=home)
-    starts = {r.split(":", 1)[1] for r in graph.roots if r.startswith("run:")}
-    found = [r for r in graph.runs() if r not in starts]
+    conn = _open(home)
+    try:
+        start = resolve(conn, target, _root())
+        runs = _run_attrs(conn, _walked(conn, start, "downstream", None).runs)
+    finally:
+        conn.close()
+    found = [r for r in _oldest_first(runs) if r not in start.run_ids]
     if filename is not None:
-        found = [r for r in found if graph.run(r)["filename"] == filename]
+        found = [r for r in found if runs[r]["filename"] == filename]
     if not found:
-        runs = f"run of {filename}" if filename else "run"
+        which = f"run of {filename}" if filename else "run"
         raise TargetError(
-            f"no {runs} consumed {target} or anything derived from it: `flor lineage "
+            f"no {which} consumed {target} or anything derived from it: `flor lineage "
             f"{target} --downstream` shows what was recorded"
         )
     return found
