@@ -105,13 +105,17 @@ class Lineage:
         for digest in sorted(self._artifacts):  # the same order on every backend
             art = self._artifacts[digest]
             at = paths.get(digest)
+            if at is None:
+                at = self._start_paths.get(digest, [])
+            elif len(at) > 1:
+                at.sort()
             attrs = {
                 "digest": digest,
                 "type": art.kind,  # file | dir | checkpoint
                 "bytes": art.bytes,
                 "files": art.files,
                 "blob": art.blob,
-                "paths": sorted(at) if at else self._start_paths.get(digest, []),
+                "paths": at,
             }
             found[f"artifact:{digest}"] = Node(f"artifact:{digest}", "artifact", attrs)
         return found

@@ -243,7 +243,7 @@ def _copy_run(
             conn.executemany(upsert("commits", COMMIT_COLUMNS, replace=False), commits)
         if logs:
             writer._db.insert_rows(conn, "logs", LOG_COLUMNS, logs)
-        artifacts.copy_rows(conn, contents, events)
+        artifacts.copy_rows(conn, writer.dialect, contents, events)
 
     writer.transaction(work)
     return len(logs)

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from flor.store.backend import Connection
+from flor.store.backend import Connection, Dialect
 
 EVENT_COLUMNS = (
     "run_id", "seq", "tstamp", "ctx_id", "role", "path", "digest", "status", "producer",
@@ -62,20 +62,17 @@ def blob_home(home: Path) -> str:
 
 
 def record(
-    conn: Connection, artifacts: Sequence[tuple[Any, ...]], events: Sequence[tuple[Any, ...]]
+    conn: Connection,
+    dialect: Dialect,
+    artifacts: Sequence[tuple[Any, ...]],
+    events: Sequence[tuple[Any, ...]],
 ) -> None:
     """Insert artifact rows (once per digest) and event rows, in the caller's transaction."""
     if artifacts:
-        conn.executemany(
-            "INSERT OR IGNORE INTO artifacts (digest, kind, bytes, files) VALUES (?, ?, ?, ?)",
-            artifacts,
-        )
+        columns = ("digest", "kind", "bytes", "files")
+        conn.executemany(dialect.upsert("artifacts", columns, replace=False), artifacts)
     if events:
-        marks = ", ".join("?" for _ in EVENT_COLUMNS)
-        conn.executemany(
-            f"INSERT OR REPLACE INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({marks})",
-            events,
-        )
+        conn.executemany(dialect.upsert("events", EVENT_COLUMNS, replace=True), events)
 
 
 def keep_blob(conn: Connection, digest: str, blob: str) -> None:
@@ -123,16 +120,16 @@ def artifact_rows(conn: Connection, digests: Sequence[str]) -> list[tuple[Any, .
 
 
 def copy_rows(
-    conn: Connection, artifacts: Sequence[tuple[Any, ...]], events: Sequence[tuple[Any, ...]]
+    conn: Connection,
+    dialect: Dialect,
+    artifacts: Sequence[tuple[Any, ...]],
+    events: Sequence[tuple[Any, ...]],
 ) -> None:
     """Rows read by `run_rows`/`artifact_rows`, written into another store."""
     if artifacts:
-        conn.executemany(
-            "INSERT OR IGNORE INTO artifacts (digest, kind, bytes, files, blob) "
-            "VALUES (?, ?, ?, ?, ?)",
-            artifacts,
-        )
-    record(conn, (), events)
+        columns = ("digest", "kind", "bytes", "files", "blob")
+        conn.executemany(dialect.upsert("artifacts", columns, replace=False), artifacts)
+    record(conn, dialect, (), events)
 
 
 # -- reading -------------------------------------------------------------------------------

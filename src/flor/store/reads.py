@@ -107,7 +107,7 @@ def _reading(home: Path | None) -> Iterator[ReadConnection]:
 
 
 def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" for _ in values)
+    return ", ".join("?" for _ in values) or "NULL"  # `IN ()` is SQLite's alone
 
 
 def names_present(

@@ -51,6 +51,17 @@ class SQLiteDialect:
         marks = ", ".join("?" for _ in columns)
         return f"INSERT OR {verb} INTO {table} ({', '.join(columns)}) VALUES ({marks})"
 
+    def concat(self, expression: str, separator: str = ",", order: str | None = None) -> str:
+        return f"group_concat({expression}, {_literal(separator)})"
+
+    def latest(self, table: str, group: str, by: str, columns: str) -> str:
+        # SQLite takes the bare columns from the row where MAX found its value
+        return f"SELECT {columns}, MAX({by}) FROM {table} GROUP BY {group}"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
 
 DIALECT = SQLiteDialect()
 
@@ -93,6 +104,7 @@ def _path(target: Target) -> Path:
 
 class SQLiteBackend:
     parallel_reads = 2  # SQLite computes one run's joined text while Python parses another's
+    dialect = DIALECT
 
     def __init__(self, target: Target) -> None:
         self.target = target
