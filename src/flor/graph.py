@@ -3,8 +3,9 @@
 Nodes are runs and artifacts (a content digest; one node however many paths held it).
 Edges: artifact -> run for an input, run -> artifact for an output (and for a checkpoint
 another run loaded with `flor.load`). A walk goes a level at a time through the store's
-indexes, so it reads only the part of the graph it returns; a walk that grows past a few
-thousand nodes reads every event once instead and goes on in memory.
+indexes over (key, to) pairs only, so it reads only the part of the graph it returns; a
+walk that grows past a few thousand nodes reads each step's pairs once instead and goes on
+in memory. The events it followed are read in full only for a graph to print.
 
 TARGET (for `flor lineage`, `--downstream-of` and `flor checkout`):
 - `PATH`: every content recorded at that path (relative to the current folder or to the
@@ -65,9 +66,9 @@ class Edge(NamedTuple):
 class Lineage:
     """The graph around `roots` (node ids), with runs and artifacts described.
 
-    A walk keeps the event rows it followed; `nodes` and `edges` are built from them when
-    first asked for, so a question about runs only (`runs()`, `--downstream-of`) does not
-    build an object per edge of a walk over the whole store."""
+    Holds the event rows the walk followed; `nodes` and `edges` are built from them when
+    first asked for, so a question about runs only (`runs()`) does not build an object per
+    edge of a walk over the whole store (`downstream_runs` does not even read the rows)."""
 
     def __init__(
         self,

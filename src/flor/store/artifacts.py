@@ -2,9 +2,10 @@
 `events` (which run read or wrote which content at which path, and where in its loops).
 
 Writers are the runtime's artifact recorder and `flor.load`; readers are `flor.lineage`
-and `flor checkout`. Lineage is walked a level at a time with indexed `IN` lookups while it
-is small (a query touches only the part of the graph it prints), and over every event read
-once when it covers much of the store (`flor.graph`).
+and `flor checkout`. Lineage is walked a level at a time over (key, to) pairs, with indexed
+`IN` lookups while it is small (a query touches only the part of the graph it prints), and
+over each step's pairs read once when it covers much of the store (`flor.graph`); the
+events it followed are read in full afterwards, only for a graph to print.
 """
 
 from __future__ import annotations
