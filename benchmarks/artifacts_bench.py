@@ -197,7 +197,7 @@ def synthetic_store(path: Path, pipelines: int, share: int) -> dict[str, str]:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             run_rows,
         )
-        record(conn, arts, events)
+        record(conn, writer.dialect, arts, events)
 
     writer.transaction(work)
     writer.close()

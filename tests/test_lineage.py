@@ -174,7 +174,7 @@ def test_targets_that_match_nothing_or_several_things_say_so(pipeline) -> None: 
     writer = StoreWriter()  # two contents whose digests share a prefix, recorded by hand
     rows = [(run, 10 + i, "t", None, "input", "x.csv", d, "ok", None, 1.0, None)
             for i, d in enumerate(("abc1" + "0" * 60, "abc2" + "0" * 60))]  # fmt: skip
-    writer.transaction(lambda c: record(c, [], rows))
+    writer.transaction(lambda c: record(c, writer.dialect, [], rows))
     writer.close()
     code, out = cli("lineage", "x.csv@abc")
     assert code == 2 and out.strip() == (
@@ -473,7 +473,7 @@ def test_a_chain_of_thousands_of_runs_prints_as_one_deep_tree(repo: Path) -> Non
             "VALUES (?, 'p', 'tune.py', 't', 'finished', 'record', ?)",
             [(run, i) for i, run in enumerate(runs)],
         )
-        record(conn, [(m, "file", 1, 1) for m in models], rows)
+        record(conn, writer.dialect, [(m, "file", 1, 1) for m in models], rows)
 
     writer.transaction(work)
     writer.close()

@@ -3,8 +3,9 @@
 Nodes are runs and artifacts (a content digest; one node however many paths held it).
 Edges: artifact -> run for an input, run -> artifact for an output (and for a checkpoint
 another run loaded with `flor.load`). A walk goes a level at a time through the store's
-indexes, so it reads only the part of the graph it returns; a walk that grows past a few
-thousand nodes reads every event once instead and goes on in memory.
+indexes over (key, to) pairs only, so it reads only the part of the graph it returns; a
+walk that grows past a few thousand nodes reads each step's pairs once instead and goes on
+in memory. The events it followed are read in full only for a graph to print.
 
 TARGET (for `flor lineage`, `--downstream-of` and `flor checkout`):
 - `PATH`: every content recorded at that path (relative to the current folder or to the
@@ -18,14 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import operator
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 from flor.errors import UsageError
 from flor.store import artifacts as store
@@ -36,6 +39,30 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Direction = Literal["both", "upstream", "downstream"]
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def _building() -> Iterator[None]:
+    """Without the cyclic garbage collector: a whole-store graph is some 300,000 tuples and
+    dicts (none in a reference cycle), and each collection their allocation triggers walks
+    everything built so far, about half of the build time otherwise."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _built(method: Callable[[Any], T]) -> Callable[[Any], T]:
+    @functools.wraps(method)
+    def build(self: Any) -> T:
+        with _building():
+            return method(self)
+
+    return build
 
 
 class TargetError(UsageError):
@@ -65,9 +92,9 @@ class Edge(NamedTuple):
 class Lineage:
     """The graph around `roots` (node ids), with runs and artifacts described.
 
-    A walk keeps the event rows it followed; `nodes` and `edges` are built from them when
-    first asked for, so a question about runs only (`runs()`, `--downstream-of`) does not
-    build an object per edge of a walk over the whole store."""
+    Holds the event rows the walk followed; `nodes` and `edges` are built from them when
+    first asked for, so a question about runs only (`runs()`) does not build an object per
+    edge of a walk over the whole store (`downstream_runs` does not even read the rows)."""
 
     def __init__(
         self,
@@ -88,58 +115,56 @@ class Lineage:
 
     def runs(self) -> list[str]:
         """Run ids in the graph, oldest first."""
-        return sorted(self._runs, key=lambda r: (self._runs[r].get("started") or 0, r))
+        return _oldest_first(self._runs)
 
     def run(self, run_id: str) -> dict[str, Any]:
         """A run's attributes (run_id, filename, tstamp, status, snapshot, started, mode)."""
         return self._runs[run_id]
 
     @functools.cached_property
+    @_built
     def nodes(self) -> dict[str, Node]:
         found = {f"run:{r}": Node(f"run:{r}", "run", self._runs[r]) for r in sorted(self._runs)}
-        first: dict[str, str] = {}  # a content's path, and all of them where it had several
-        more: dict[str, set[str]] = {}
-        for rows in (self._followed, self._by_producer):
-            for row in rows:
-                digest, path = row[_DIGEST], row[_PATH]
-                if first.setdefault(digest, path) != path:
-                    more.setdefault(digest, {first[digest]}).add(path)
+        seen = {(row[_DIGEST], row[_PATH]) for rows in (self._followed, self._by_producer)
+                for row in rows}  # fmt: skip
+        paths: dict[str, list[str]] = {}  # the paths each content was seen at
+        for digest, path in seen:
+            paths.setdefault(digest, []).append(path)
         for digest in sorted(self._artifacts):  # the same order on every backend
             art = self._artifacts[digest]
-            if digest in more:
-                paths = sorted(more[digest])
-            else:
-                paths = [first[digest]] if digest in first else self._start_paths.get(digest, [])
+            at = paths.get(digest)
+            if at is None:
+                at = self._start_paths.get(digest, [])
+            elif len(at) > 1:
+                at.sort()
             attrs = {
                 "digest": digest,
                 "type": art.kind,  # file | dir | checkpoint
                 "bytes": art.bytes,
                 "files": art.files,
                 "blob": art.blob,
-                "paths": paths,
+                "paths": at,
             }
             found[f"artifact:{digest}"] = Node(f"artifact:{digest}", "artifact", attrs)
         return found
 
     @functools.cached_property
+    @_built
     def edges(self) -> list[Edge]:
         """input: artifact -> run; output: run -> artifact (also a producer's content
         another run read, once per producer and content), oldest first."""
         found: dict[tuple[Any, ...], Edge] = {}
         artifacts = self._artifacts
+        make = Edge._make
         for run, seq, tstamp, ctx, role, path, digest, status, _ in self._followed:
-            if digest not in artifacts:
-                continue
-            if role == "input":
-                found[run, seq] = Edge(f"artifact:{digest}", f"run:{run}", "input", run, digest,
-                                       path, ctx, tstamp, status)  # fmt: skip
-            else:
-                found[run, seq] = Edge(f"run:{run}", f"artifact:{digest}", "output", run, digest,
-                                       path, ctx, tstamp, status)  # fmt: skip
+            if digest in artifacts:
+                ends = (f"artifact:{digest}", f"run:{run}", "input") if role == "input" else (
+                    f"run:{run}", f"artifact:{digest}", "output")  # fmt: skip
+                found[run, seq] = make((*ends, run, digest, path, ctx, tstamp, status))
         for _, _, tstamp, ctx, _, path, digest, status, producer in self._by_producer:
             if digest in artifacts and (producer, digest) not in found:
-                found[producer, digest] = Edge(f"run:{producer}", f"artifact:{digest}",
-                    "output", producer, digest, path, ctx, tstamp, status)  # fmt: skip
+                found[producer, digest] = make((f"run:{producer}", f"artifact:{digest}",
+                    "output", producer, digest, path, ctx, tstamp, status))  # fmt: skip
         return sorted(found.values(), key=_edge_order)
 
     def edges_frame(self) -> pd.DataFrame:
@@ -155,6 +180,7 @@ class Lineage:
         columns = [*Edge._fields, "filename", "snapshot"]
         return pd.DataFrame(rows, columns=columns)
 
+    @_built
     def to_dict(self) -> dict[str, Any]:
         return {
             "roots": self.roots,
@@ -166,6 +192,7 @@ class Lineage:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), default=str)
 
+    @_built
     def to_dot(self) -> str:
         """Graphviz DOT: runs as boxes, artifacts as notes, roots in bold."""
         lines = ["digraph lineage {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
@@ -182,6 +209,7 @@ class Lineage:
         lines.append("}")
         return "\n".join(lines) + "\n"
 
+    @_built
     def tree(self) -> str:
         """The graph as indented trees from the roots: upstream, then downstream. A node
         reached twice is printed in full once, then as `(shown above)`."""
@@ -352,17 +380,14 @@ def _pinned(conn: Any, path: str, pin: str, events: list[Event]) -> Start:
 _RUN, _SEQ, _TSTAMP, _CTX, _ROLE, _PATH, _DIGEST, _STATUS, _PRODUCER = range(9)
 
 
-_KEY_AT = {"digest": _DIGEST, "run_id": _RUN, "producer": _PRODUCER}
-
-
 # edges oldest first: by tstamp, run_id, role, path, digest
 _edge_order = operator.itemgetter(7, 3, 2, 5, 4)
 
 
 class _Events:
-    """Event rows for a walk's steps (`store.STEPS`): indexed queries while it stays small;
-    once it has asked for more keys than a sixteenth of the store's events, each step reads
-    all its events once (one scan instead of hundreds of IN lists) into a dictionary."""
+    """(key, to) pairs for a walk's steps (`store.STEPS`): indexed queries while it stays
+    small; once it has asked for more keys than a sixteenth of the store's events, each step
+    reads its pairs once (one scan instead of hundreds of IN lists) into a dictionary."""
 
     SCAN_SHARE = 16
     ASK_COUNT_AT = 1000  # keys asked before the store's size is worth a COUNT
@@ -371,39 +396,47 @@ class _Events:
         self.conn = conn
         self.asked = 0
         self.scan_at: int | None = None
-        self.by: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
+        self.by: dict[str, dict[str, list[str]]] = {}
 
-    def __call__(self, step: str, keys: set[str]) -> list[tuple[Any, ...]]:
+    def __call__(self, step: str, keys: set[str]) -> set[str]:
+        """Where `step` leads from `keys`."""
         self.asked += len(keys)
         if self.scan_at is None and self.asked > self.ASK_COUNT_AT:
             self.scan_at = store.event_count(self.conn) // self.SCAN_SHARE
         if self.scan_at is None or self.asked <= self.scan_at:
-            return store.step_rows(self.conn, step, keys)
+            return {to for _, to in store.step_pairs(self.conn, step, keys)}
         index = self.by.get(step)
         if index is None:
             index = self.by[step] = {}
-            at = _KEY_AT[store.STEPS[step][0]]
-            for row in store.step_rows(self.conn, step):
-                index.setdefault(row[at], []).append(row)
-        return [row for key in keys for row in index.get(key, ())]
+            for key, to in store.step_pairs(self.conn, step):
+                index.setdefault(key, []).append(to)
+        found: set[str] = set()
+        for key in keys:
+            found.update(index.get(key, ()))
+        return found
+
+
+# steps whose events are reads followed to the run that produced the content
+_BY_PRODUCER = ("products_read", "product_reads")
 
 
 class _Walk:
-    """Breadth first from a start, a level at a time; remembers the event rows it followed
-    (`by_producer`: reads followed to the run that produced the content) and what it
-    reached."""
+    """Breadth first from a start, a level at a time, over (key, to) pairs only: remembers
+    what it reached and, per step, the keys it followed, so that `rows` can read the events
+    it went through (for a graph to print) in one query per step."""
 
     def __init__(self, conn: Any) -> None:
+        self.conn = conn
         self.events = _Events(conn)
-        self.followed: list[tuple[Any, ...]] = []
-        self.by_producer: list[tuple[Any, ...]] = []
+        self.followed: dict[str, set[str]] = {}  # step -> keys it was followed from
         self.runs: set[str] = set()
         self.digests: set[str] = set()
 
-    def _follow(self, step: str, keys: set[str], to: int, by_producer: bool = False) -> set[str]:
-        rows = self.events(step, keys)
-        (self.by_producer if by_producer else self.followed).extend(rows)
-        return {row[to] for row in rows}
+    def _follow(self, step: str, keys: set[str]) -> set[str]:
+        if not keys:
+            return set()
+        self.followed.setdefault(step, set()).update(keys)
+        return self.events(step, keys)
 
     def go(self, start: Start, forward: bool, depth: int | None) -> None:
         runs, digests = set(start.run_ids), set(start.digests)
@@ -411,19 +444,50 @@ class _Walk:
         level = 0
         while (runs or digests) and (depth is None or level < depth):
             if forward:
-                next_runs = self._follow("readers", digests, _RUN)
-                next_digests = self._follow("outputs", runs, _DIGEST)
-                next_digests |= self._follow("products_read", runs, _DIGEST, True)
+                next_runs = self._follow("readers", digests)
+                next_digests = self._follow("outputs", runs)
+                next_digests |= self._follow("products_read", runs)
             else:
-                next_runs = self._follow("writers", digests, _RUN)
-                next_runs |= self._follow("product_reads", digests, _PRODUCER, True)
-                next_digests = self._follow("inputs", runs, _DIGEST)
+                next_runs = self._follow("writers", digests)
+                next_runs |= self._follow("product_reads", digests)
+                next_digests = self._follow("inputs", runs)
             runs, digests = next_runs - seen_runs, next_digests - seen_digests
             seen_runs |= runs
             seen_digests |= digests
             level += 1
         self.runs |= seen_runs
         self.digests |= seen_digests
+
+    def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The event rows (store.EDGE_COLUMNS) the walk followed: as they are, and those
+        followed to a content's producer."""
+        followed: list[tuple[Any, ...]] = []
+        by_producer: list[tuple[Any, ...]] = []
+        for step, keys in sorted(self.followed.items()):
+            rows = store.step_rows(self.conn, step, keys)
+            (by_producer if step in _BY_PRODUCER else followed).extend(rows)
+        by_producer.sort(key=operator.itemgetter(_RUN, _SEQ))  # the same edge on every backend
+        return followed, by_producer
+
+
+def _walked(conn: Any, start: Start, direction: Direction, depth: int | None) -> _Walk:
+    walk = _Walk(conn)
+    if direction in ("both", "upstream"):
+        walk.go(start, False, depth)
+    if direction in ("both", "downstream"):
+        walk.go(start, True, depth)
+    return walk
+
+
+def _run_attrs(conn: Any, run_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The lineage columns of each run reached (a deleted run keeps its id)."""
+    found = store.runs(conn, run_ids)
+    gone = {"filename": "?", "tstamp": "", "status": "deleted", "snapshot": None}
+    return {r: found.get(r) or {"run_id": r, **gone} for r in run_ids}
+
+
+def _oldest_first(runs: dict[str, dict[str, Any]]) -> list[str]:
+    return sorted(runs, key=lambda r: (runs[r].get("started") or 0, r))
 
 
 def _open(home: Path | None) -> Any:
@@ -454,36 +518,17 @@ def lineage(
         raise UsageError(f"direction {direction!r}: use both, upstream or downstream")
     if depth is not None and depth < 0:
         raise UsageError(f"depth {depth} is negative: give 0 or more edges")
-    conn = _open(home)
-    try:
+    with contextlib.closing(_open(home)) as conn, _building():
         start = resolve(conn, target, _root())
-        walk = _Walk(conn)
-        if direction in ("both", "upstream"):
-            walk.go(start, False, depth)
-        if direction in ("both", "downstream"):
-            walk.go(start, True, depth)
-        found = store.runs(conn, walk.runs)
-        runs = {
-            r: found.get(r)
-            or {
-                "run_id": r,
-                "filename": "?",
-                "tstamp": "",
-                "status": "deleted",
-                "snapshot": None,
-            }  # fmt: skip
-            for r in walk.runs
-        }
+        walk = _walked(conn, start, direction, depth)
         return Lineage(
             [f"run:{r}" for r in start.run_ids] + [f"artifact:{d}" for d in start.digests],
             direction,
-            runs,
+            _run_attrs(conn, walk.runs),
             store.artifacts(conn, walk.digests),
-            (walk.followed, walk.by_producer),
+            walk.rows(),
             _start_paths(conn, start),
         )
-    finally:
-        conn.close()
 
 
 def _start_paths(conn: Any, start: Start) -> dict[str, list[str]]:
@@ -501,15 +546,16 @@ def downstream_runs(
     """Every run that consumed TARGET or anything derived from it (a run TARGET itself is
     not included: its dependants are), only runs of `filename` if given. Raises when there
     are none."""
-    graph = lineage(target, direction="downstream", home=home)
-    starts = {r.split(":", 1)[1] for r in graph.roots if r.startswith("run:")}
-    found = [r for r in graph.runs() if r not in starts]
+    with contextlib.closing(_open(home)) as conn, _building():
+        start = resolve(conn, target, _root())
+        runs = _run_attrs(conn, _walked(conn, start, "downstream", None).runs)
+    found = [r for r in _oldest_first(runs) if r not in start.run_ids]
     if filename is not None:
-        found = [r for r in found if graph.run(r)["filename"] == filename]
+        found = [r for r in found if runs[r]["filename"] == filename]
     if not found:
-        runs = f"run of {filename}" if filename else "run"
+        which = f"run of {filename}" if filename else "run"
         raise TargetError(
-            f"no {runs} consumed {target} or anything derived from it: `flor lineage "
+            f"no {which} consumed {target} or anything derived from it: `flor lineage "
             f"{target} --downstream` shows what was recorded"
         )
     return found
@@ -566,14 +612,14 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
             where.parent.mkdir(parents=True, exist_ok=True)
             where.write_bytes(blobs.get(sha))
         _check_copy(digests.content(str(temp), None).digest, digest, target, temp)
-        os.replace(temp, dest)
+        temp.replace(dest)
         return dest
     data = blobs.get(art.blob)
     _check_copy(digests.hash_bytes(data), digest, target, None)
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-    os.replace(name, dest)
+    Path(name).replace(dest)
     return dest
 
 

@@ -3,6 +3,7 @@ points instead of every value (issue 16's 10^6-value bar)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -44,25 +45,27 @@ def test_a_long_curve_is_summarized_when_its_run_ends_and_read_from_the_summary(
         check=True,
         timeout=300,
     )
-    conn = open_backend(locate()).reader()
+    backend = open_backend(locate())
+    conn = backend.reader()
     try:
         stored = conn.execute("SELECT run_id, name, total FROM curves").fetchall()
         assert [(name, total) for _, name, total in stored] == [("loss", 25_000)]  # not acc
         run_id = stored[0][0]
-        full = browse.series(conn, run_id, "loss", 30_000, stored=False)
+        series = functools.partial(browse.series, conn, dialect=backend.dialect)
+        full = series(run_id, "loss", 30_000, stored=False)
         assert full.total == 25_000 and not full.downsampled
-        summary = browse.series(conn, run_id, "loss", browse.SUMMARY_POINTS)
-        fresh = browse.series(conn, run_id, "loss", browse.SUMMARY_POINTS, stored=False)
+        summary = series(run_id, "loss", browse.SUMMARY_POINTS)
+        fresh = series(run_id, "loss", browse.SUMMARY_POINTS, stored=False)
         assert (summary.y, summary.x, summary.loops) == (fresh.y, fresh.x, fresh.loops)
-        page = browse.series(conn, run_id, "loss", 1200)
+        page = series(run_id, "loss", 1200)
         assert len(page.y) == 1200 and page.downsampled.endswith("over 25000 values")
         assert (max(page.y), min(page.y)) == (max(full.y), min(full.y))
         assert page.x["step"] == sorted(page.x["step"]) and page.loops == ["epoch", "step"]
         assert set(page.x["step"]) <= set(full.x["step"])
         # more points than a summary holds: every value is read again
-        detailed = browse.series(conn, run_id, "loss", 20_000)
+        detailed = series(run_id, "loss", 20_000)
         assert len(detailed.y) == 20_000 and detailed.total == 25_000
-        assert browse.series(conn, run_id, "acc", 1200).y == [e / 250 for e in range(250)]
+        assert series(run_id, "acc", 1200).y == [e / 250 for e in range(250)]
         counts = {e.name: (e.count, e.loops) for e in browse.logged(conn, run_id)}
         assert counts == {"acc": (250, ["epoch"]), "loss": (25_000, ["epoch", "step"])}
     finally:

@@ -14,6 +14,7 @@ import fcntl
 import io
 import json
 import os
+import posixpath
 import re
 import shutil
 import socket
@@ -140,10 +141,10 @@ class Workspace:
 def _outside_imports(archive: bytes, script: str, patched: str) -> list[str]:
     """The modules the script imports from outside its project: none named like an entry at
     the snapshot's top or beside the script, which would shadow it."""
-    folders = {"", os.path.dirname(script)}
+    folders = {"", posixpath.dirname(script)}
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         names = tar.getnames()
-    local = {Path(name).name.split(".")[0] for name in names if os.path.dirname(name) in folders}
+    local = {Path(name).name.split(".")[0] for name in names if posixpath.dirname(name) in folders}
     return warm.external_imports(patched, local)
 
 

@@ -366,7 +366,7 @@ class Recorder:
         kept: tuple[str, str] | None = None,
     ) -> None:
         def work(conn: Any) -> None:
-            store.record(conn, artifacts, events)
+            store.record(conn, self.session.writer.dialect, artifacts, events)
             if kept:
                 store.keep_blob(conn, *kept)
 

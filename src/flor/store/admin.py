@@ -241,7 +241,7 @@ def _copy_run(
                 conn.executemany(upsert(table, names, replace=False), rows[table])
         if logs:
             writer._db.insert_rows(conn, "logs", LOG_COLUMNS, logs)
-        artifacts.copy_rows(conn, contents, events)
+        artifacts.copy_rows(conn, writer.dialect, contents, events)
 
     writer.transaction(work)
     return len(logs)

@@ -2,9 +2,10 @@
 `events` (which run read or wrote which content at which path, and where in its loops).
 
 Writers are the runtime's artifact recorder and `flor.load`; readers are `flor.lineage`
-and `flor checkout`. Lineage is walked a level at a time with indexed `IN` lookups while it
-is small (a query touches only the part of the graph it prints), and over every event read
-once when it covers much of the store (`flor.graph`).
+and `flor checkout`. Lineage is walked a level at a time over (key, to) pairs, with indexed
+`IN` lookups while it is small (a query touches only the part of the graph it prints), and
+over each step's pairs read once when it covers much of the store (`flor.graph`); the
+events it followed are read in full afterwards, only for a graph to print.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from flor.store.backend import Connection
+from flor.store.backend import Connection, Dialect
 
 EVENT_COLUMNS = (
     "run_id", "seq", "tstamp", "ctx_id", "role", "path", "digest", "status", "producer",
@@ -62,20 +63,17 @@ def blob_home(home: Path) -> str:
 
 
 def record(
-    conn: Connection, artifacts: Sequence[tuple[Any, ...]], events: Sequence[tuple[Any, ...]]
+    conn: Connection,
+    dialect: Dialect,
+    artifacts: Sequence[tuple[Any, ...]],
+    events: Sequence[tuple[Any, ...]],
 ) -> None:
     """Insert artifact rows (once per digest) and event rows, in the caller's transaction."""
     if artifacts:
-        conn.executemany(
-            "INSERT OR IGNORE INTO artifacts (digest, kind, bytes, files) VALUES (?, ?, ?, ?)",
-            artifacts,
-        )
+        columns = ("digest", "kind", "bytes", "files")
+        conn.executemany(dialect.upsert("artifacts", columns, replace=False), artifacts)
     if events:
-        marks = ", ".join("?" for _ in EVENT_COLUMNS)
-        conn.executemany(
-            f"INSERT OR REPLACE INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({marks})",
-            events,
-        )
+        conn.executemany(dialect.upsert("events", EVENT_COLUMNS, replace=True), events)
 
 
 def keep_blob(conn: Connection, digest: str, blob: str) -> None:
@@ -123,16 +121,16 @@ def artifact_rows(conn: Connection, digests: Sequence[str]) -> list[tuple[Any, .
 
 
 def copy_rows(
-    conn: Connection, artifacts: Sequence[tuple[Any, ...]], events: Sequence[tuple[Any, ...]]
+    conn: Connection,
+    dialect: Dialect,
+    artifacts: Sequence[tuple[Any, ...]],
+    events: Sequence[tuple[Any, ...]],
 ) -> None:
     """Rows read by `run_rows`/`artifact_rows`, written into another store."""
     if artifacts:
-        conn.executemany(
-            "INSERT OR IGNORE INTO artifacts (digest, kind, bytes, files, blob) "
-            "VALUES (?, ?, ?, ?, ?)",
-            artifacts,
-        )
-    record(conn, (), events)
+        columns = ("digest", "kind", "bytes", "files", "blob")
+        conn.executemany(dialect.upsert("artifacts", columns, replace=False), artifacts)
+    record(conn, dialect, (), events)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -155,41 +153,67 @@ def _events(conn: Connection, where: str, values: Sequence[str]) -> list[Event]:
     return found
 
 
-# A walk reads events as plain tuples of these columns (no object per row: a walk over the
-# whole store reads every event), by the indexes on digest, run_id and producer.
+# A walk first follows (key, to) pairs only: the runs and contents it reaches, two short
+# strings per event. Only then, and only for a graph to print, are the events it followed
+# read in full, as plain tuples of these columns (no object per row).
 EDGE_COLUMNS = EVENT_COLUMNS[
     :9
 ]  # run_id, seq, tstamp, ctx_id, role, path, digest, status, producer
 _SELECT_EDGES = f"SELECT {', '.join(EDGE_COLUMNS)} FROM events"
 
 
-# The steps of a lineage walk: the indexed column a step looks events up by, and which of
-# those events it follows.
+class Step(NamedTuple):
+    """One step of a lineage walk: from `key` to `to` over the events `condition` keeps
+    (`key` is indexed: digest, run_id or producer)."""
+
+    key: str
+    to: str
+    condition: str
+
+
 _PRODUCED = "role = 'output' AND status IN ('ok', 'replaced') AND digest IS NOT NULL"
 STEPS = {
-    "readers": ("digest", "role = 'input' AND status = 'ok'"),  # runs that read a content
-    "outputs": ("run_id", _PRODUCED),  # contents a run wrote
-    "products_read": ("producer", "producer IS NOT NULL AND digest IS NOT NULL"),  # loaded
-    "inputs": ("run_id", "role = 'input' AND status = 'ok' AND digest IS NOT NULL"),
-    "writers": ("digest", _PRODUCED),  # runs that wrote a content
-    "product_reads": ("digest", "role = 'input' AND producer IS NOT NULL"),  # to its producer
+    "readers": Step("digest", "run_id", "role = 'input' AND status = 'ok'"),  # runs that read
+    "outputs": Step("run_id", "digest", _PRODUCED),  # contents a run wrote
+    "products_read": Step(  # checkpoints a run produced that others loaded
+        "producer", "digest", "producer IS NOT NULL AND digest IS NOT NULL"
+    ),
+    "inputs": Step("run_id", "digest", "role = 'input' AND status = 'ok' AND digest IS NOT NULL"),
+    "writers": Step("digest", "run_id", _PRODUCED),  # runs that wrote a content
+    "product_reads": Step("digest", "producer", "role = 'input' AND producer IS NOT NULL"),
 }
 
 
-def step_rows(
+def step_pairs(
     conn: Connection, step: str, keys: Collection[str] | None = None
-) -> list[tuple[Any, ...]]:
-    """EDGE_COLUMNS of the events a walk's `step` follows from `keys` (by index), or from
-    every key (one scan, for walks that cover much of the store)."""
-    column, condition = STEPS[step]
+) -> list[tuple[str, str]]:
+    """(key, to) of the events a walk's `step` follows from `keys` (by index), or from every
+    key (one scan, for walks that cover much of the store)."""
+    key, to, condition = STEPS[step]
+    select = f"SELECT {key}, {to} FROM events WHERE {condition}"
     if keys is None:
-        return list(conn.execute(f"{_SELECT_EDGES} WHERE {condition}"))
-    found: list[tuple[Any, ...]] = []
+        return conn.execute(select).fetchall()  # type: ignore[no-any-return]
+    found: list[tuple[str, str]] = []
     for part in _chunks(sorted(keys)):
-        found += conn.execute(
-            f"{_SELECT_EDGES} WHERE {column} IN ({_marks(part)}) AND {condition}", part
-        )
+        found += conn.execute(f"{select} AND {key} IN ({_marks(part)})", part).fetchall()
     return found
+
+
+def step_rows(conn: Connection, step: str, keys: Collection[str]) -> list[tuple[Any, ...]]:
+    """EDGE_COLUMNS of the events a walk's `step` followed from `keys`: by index for a few
+    keys, else one scan of the step's events kept by key."""
+    key, _, condition = STEPS[step]
+    if len(keys) <= _SCAN_AT:
+        found: list[tuple[Any, ...]] = []
+        for part in _chunks(sorted(keys)):
+            found += conn.execute(
+                f"{_SELECT_EDGES} WHERE {key} IN ({_marks(part)}) AND {condition}", part
+            ).fetchall()
+        return found
+    at = EDGE_COLUMNS.index(key)
+    wanted = set(keys)
+    rows = conn.execute(f"{_SELECT_EDGES} WHERE {condition}").fetchall()
+    return [row for row in rows if row[at] in wanted]
 
 
 def event_count(conn: Connection) -> int:

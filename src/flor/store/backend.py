@@ -113,9 +113,13 @@ class Dialect(Protocol):
         primary key exists, replaces it (`replace`) or leaves it (not `replace`)."""
         ...
 
-    def concat(self, expression: str, order: str, separator: str = ",") -> str:
-        """An aggregate joining `expression` as text with the one-character `separator`
-        over a group's rows in `order` (a column list)."""
+    def concat(self, expression: str, separator: str = ",", order: str | None = None) -> str:
+        """An aggregate joining `expression` as text with `separator` over a group's rows in
+        `order` (SQLite visits a group in primary-key order, so it is told nothing)."""
+        ...
+
+    def latest(self, table: str, group: str, by: str, columns: str) -> str:
+        """A SELECT of `columns` then `by` from the row of greatest `by` in each `group`."""
         ...
 
 
@@ -156,7 +160,9 @@ class Backend(Protocol):
     parallel_reads: int  # connections a dataframe reads runs with at once
 
     @property
-    def dialect(self) -> Dialect: ...
+    def dialect(self) -> Dialect:
+        """How this database spells what differs (for readers as for writers)."""
+        ...
 
     def reader(self) -> ReadConnection:
         """A read-only connection: one consistent snapshot; refuses a missing or newer schema."""

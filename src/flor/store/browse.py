@@ -1,15 +1,14 @@
 """Reads behind the web UI: run summaries with last values, one run's names, curves and
 checkpoints, and replays. Plain rows (no pandas), so pages stay fast on large stores.
 
-Every function takes a read-only connection from `backend.open_target` and speaks the
-store's SQLite dialect (`PgConnection` translates it for PostgreSQL).
+Every function takes a read-only connection from the store's `Backend.reader()`; what
+SQLite and PostgreSQL spell differently comes from the backend's `Dialect`.
 """
 
 from __future__ import annotations
 
 import json
 import operator
-import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -46,17 +45,6 @@ def run_fingerprint(conn: Any, run_id: str) -> tuple[Any, ...]:
     return (*(own or ()), *replays)
 
 
-def _is_sqlite(conn: Any) -> bool:
-    return isinstance(conn, sqlite3.Connection)
-
-
-def _dialect(conn: Any) -> Dialect:
-    from flor.store.postgres import PostgresDialect
-    from flor.store.sqlite import DIALECT
-
-    return DIALECT if _is_sqlite(conn) else PostgresDialect()
-
-
 def _records(cursor: Any) -> list[dict[str, Any]]:
     columns = [d[0] for d in cursor.description]
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
@@ -86,20 +74,12 @@ def runs(conn: Any, *, include_replays: bool = False) -> list[dict[str, Any]]:
     return found
 
 
-def last_values(conn: Any) -> dict[str, dict[str, Any]]:
+def last_values(conn: Any, dialect: Dialect) -> dict[str, dict[str, Any]]:
     """Each run's last value of each name: the recorded one, else the replayed one.
 
     One pass over `logs` in key order (run, name, writer), the last `seq` of each group."""
-    if _is_sqlite(conn):
-        cursor = conn.execute(
-            "SELECT run_id, name, writer = '', value, type, MAX(seq) FROM logs "
-            "GROUP BY run_id, name, writer"
-        )
-    else:
-        cursor = conn.execute(
-            "SELECT DISTINCT ON (run_id, name, writer) run_id, name, writer = '', value, type, "
-            "seq FROM logs ORDER BY run_id, name, writer, seq DESC"
-        )
+    columns = "run_id, name, writer = '', value, type"
+    cursor = conn.execute(dialect.latest("logs", "run_id, name, writer", "seq", columns))
     found: dict[str, dict[str, Any]] = {}
     recorded: set[tuple[str, str]] = set()
     for run_id, name, is_recorded, value, kind, _ in cursor.fetchall():
@@ -319,6 +299,7 @@ def series(
     max_points: int,
     loops_conn: Any = None,
     *,
+    dialect: Dialect,
     stored: bool = True,
 ) -> Series:
     """The curve of `name` in `run_id`: x per loop depth (e.g. `epoch` with fractional steps,
@@ -335,14 +316,14 @@ def series(
     from flor.store.columns import ColumnReader
 
     if loops_conn is None:
-        groups = ColumnReader(conn, [name], _dialect(conn)).values(run_id, 0)
-        tree = _loop_tree(conn, run_id)
+        groups = ColumnReader(conn, [name], dialect).values(run_id, 0)
+        tree = _loop_tree(conn, run_id, dialect)
     else:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(_loop_tree, loops_conn, run_id)
-            groups = ColumnReader(conn, [name], _dialect(conn)).values(run_id, 0)
+            pending = pool.submit(_loop_tree, loops_conn, run_id, dialect)
+            groups = ColumnReader(conn, [name], dialect).values(run_id, 0)
             tree = pending.result()
     recorded = [g for g in groups if g.writer == ""]
     chosen = recorded or groups
@@ -401,31 +382,21 @@ def _numbers(values: Any) -> Any:
     return np.asarray(numbers, dtype=np.float64)
 
 
-def _loop_tree(conn: Any, run_id: str) -> tuple[Any, Any, Any]:
+def _loop_tree(conn: Any, run_id: str, dialect: Dialect) -> tuple[Any, Any, Any]:
     """A run's loop contexts in ctx order as arrays (ctx ids, parents or -1, iterations),
     without their names: a curve needs the name of one context per depth, not of 10^6."""
-    postgres = not _is_sqlite(conn)
+    joined = [
+        dialect.concat(column, ",", "ctx_id")
+        for column in ("ctx_id", "COALESCE(parent_ctx_id, -1)", "iteration")
+    ]
     count, ctx, parent, iteration = conn.execute(
-        "SELECT COUNT(*), {}, {}, {} FROM loops WHERE run_id = ?".format(
-            _joined("ctx_id", postgres, "ctx_id"),
-            _joined("COALESCE(parent_ctx_id, -1)", postgres, "ctx_id"),
-            _joined("iteration", postgres, "ctx_id"),
-        ),
-        (run_id,),
+        f"SELECT COUNT(*), {', '.join(joined)} FROM loops WHERE run_id = ?", (run_id,)
     ).fetchone()
     return _ints(ctx, count), _ints(parent, count), _ints(iteration, count)
 
 
-# `flor.store.columns` has these two as well, but imports pandas, which cannot be imported
-# at the interpreter's exit, where a run's end summarizes its curves (`store_curves`).
-def _joined(expression: str, postgres: bool, order: str) -> str:
-    """An aggregate joining `expression` with commas over the rows in `order` (SQLite visits
-    them in primary-key order; PostgreSQL is told it)."""
-    if not postgres:
-        return f"group_concat({expression}, ',')"
-    return f"string_agg(CAST({expression} AS TEXT), ',' ORDER BY {order})"
-
-
+# `flor.store.columns` has this as well, but imports pandas, which cannot be imported at
+# the interpreter's exit, where a run's end summarizes its curves (`store_curves`).
 def _ints(text: str | None, count: int) -> Any:
     import numpy as np
 
@@ -536,23 +507,20 @@ def store_curves(writer: Any, run_id: str) -> None:
     at exit: without a summary a curve is read in full, as before."""
     from flor.store.backend import open_target
 
+    dialect = writer.dialect
     try:
         conn = open_target(writer.target)
         try:
             rows = [
                 (run_id, name, found.total + found.skipped, json.dumps(asdict(found)))
                 for name in _long_names(conn, run_id)
-                for found in [_recorded_curve(conn, run_id, name)]
+                for found in [_recorded_curve(conn, dialect, run_id, name)]
             ]
         finally:
             conn.close()
         if rows:
-            writer.transaction(
-                lambda c: c.executemany(
-                    "INSERT OR REPLACE INTO curves (run_id, name, total, body) VALUES (?, ?, ?, ?)",
-                    rows,
-                )
-            )
+            upsert = dialect.upsert("curves", ("run_id", "name", "total", "body"), replace=True)
+            writer.transaction(lambda c: c.executemany(upsert, rows))
     except Exception as exc:  # noqa: BLE001 - at a run's end: one line, never a failure
         print(
             f"flor: warning: the curves of run {run_id} were not summarized ({exc}); "
@@ -561,19 +529,17 @@ def store_curves(writer: Any, run_id: str) -> None:
         )
 
 
-def _recorded_curve(conn: Any, run_id: str, name: str) -> Series:
+def _recorded_curve(conn: Any, dialect: Dialect, run_id: str, name: str) -> Series:
     """`series(..., SUMMARY_POINTS, stored=False)` of a name with recorded values, read
     without pandas: numbers joined by the store, the rest only counted."""
     import numpy as np
 
-    postgres = not _is_sqlite(conn)
     where = "run_id = ? AND name = ? AND writer = ''"
+    joined_ctx = dialect.concat("COALESCE(ctx_id, -1)", ",", "tstamp, type, seq")
+    joined_values = dialect.concat("value", ",", "tstamp, type, seq")
     count, ctx, values = conn.execute(
-        "SELECT COUNT(*), {}, {} FROM logs WHERE {} AND type IN ('int', 'float')".format(
-            _joined("COALESCE(ctx_id, -1)", postgres, "tstamp, type, seq"),
-            _joined("value", postgres, "tstamp, type, seq"),
-            where,
-        ),
+        f"SELECT COUNT(*), {joined_ctx}, {joined_values} FROM logs WHERE {where} "
+        "AND type IN ('int', 'float')",
         (run_id, name),
     ).fetchone()
     others = conn.execute(
@@ -583,7 +549,7 @@ def _recorded_curve(conn: Any, run_id: str, name: str) -> Series:
     numeric = np.array(values.split(","), dtype=np.float64) if values else np.zeros(0)
     numeric = np.concatenate([numeric, np.full(int(others), np.nan)])
     ctx_ids = np.concatenate([_ints(ctx, count), np.full(int(others), -1)])
-    tree = _loop_tree(conn, run_id)
+    tree = _loop_tree(conn, run_id, dialect)
     return _curve(conn, run_id, name, ctx_ids, numeric, tree, SUMMARY_POINTS, False)
 
 

@@ -111,15 +111,15 @@ class ColumnReader:
             "SELECT name, writer, tstamp, type, COUNT(*), MIN(seq), {}, {} FROM logs "
             f"WHERE run_id = ? AND {where} GROUP BY name, writer, tstamp, type"
         ).format(
-            concat("COALESCE(ctx_id, -1)", "seq"),
-            concat("COALESCE(value, '')", "seq", SEPARATOR),
+            concat("COALESCE(ctx_id, -1)", order="seq"),
+            concat("COALESCE(value, '')", SEPARATOR, order="seq"),
         )
         self.concat = concat
         self.loop_names: list[str] = []  # learned run by run; codes index them
         self.loop_sql = "SELECT COUNT(*), {}, {}, {}, {{}} FROM loops WHERE run_id = ?".format(
-            concat("ctx_id", "ctx_id"),
-            concat("COALESCE(parent_ctx_id, -1)", "ctx_id"),
-            concat("iteration", "ctx_id"),
+            concat("ctx_id", order="ctx_id"),
+            concat("COALESCE(parent_ctx_id, -1)", order="ctx_id"),
+            concat("iteration", order="ctx_id"),
         )
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
@@ -165,7 +165,7 @@ class ColumnReader:
             names.extend(n for (n,) in self._rows(_LOOP_NAMES, [run_id]))
         while names and len(names) <= CODED_NAMES:
             cases = " ".join(f"WHEN ? THEN {code}" for code in range(len(names)))
-            column = self.concat(f"CASE name {cases} ELSE -1 END", "ctx_id")
+            column = self.concat(f"CASE name {cases} ELSE -1 END", order="ctx_id")
             count, ctx, parent, iteration, coded = self._rows(
                 self.loop_sql.format(column), [*names, run_id]
             )[0]

@@ -25,48 +25,19 @@ T = TypeVar("T")
 CONNECT_TIMEOUT_S = 4
 _LOCK_KEY = 0x666C6F72  # "flor": serializes concurrent schema migrations
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
-_UPSERT = re.compile(
-    r"^\s*INSERT\s+OR\s+(?P<verb>IGNORE|REPLACE)\s+INTO\s+(?P<table>\w+)\s*\((?P<cols>[^)]*)\)",
-    re.IGNORECASE,
-)
-_EMPTY_IN = re.compile(r"\b(?P<neg>NOT\s+)?IN\s*\(\s*\)", re.IGNORECASE)
-_IS_PARAM = re.compile(r"\bIS\s+(?P<neg>NOT\s+)?\?", re.IGNORECASE)
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?", re.DOTALL)
 
 
 def translate(sql: str) -> str:
-    """`?` parameters (outside literals and comments) as psycopg's `$n`.
-
-    Also still rewrites SQLite spellings (`IS ?` / `IS NOT ?`, empty `IN ()` lists,
-    `INSERT OR IGNORE/REPLACE`) for `store/artifacts.py` and `store/browse.py`, which do not
-    use the backend's `Dialect` yet; the writer, admin and reads no longer need it.
-    """
-    from flor.store.schema import PRIMARY_KEYS
-
-    upsert = _UPSERT.match(sql)
-    suffix = ""
-    if upsert:
-        table = upsert["table"].lower()
-        columns = [c.strip() for c in upsert["cols"].split(",")]
-        keys = PRIMARY_KEYS[table]
-        others = [c for c in columns if c not in keys]
-        if upsert["verb"].upper() == "IGNORE" or not others:
-            suffix = " ON CONFLICT DO NOTHING"
-        else:
-            updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in others)
-            suffix = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
-        sql = f"INSERT INTO {upsert['table']} ({upsert['cols']})" + sql[upsert.end() :]
-    sql = _EMPTY_IN.sub(lambda m: "<> ALL('{}')" if m["neg"] else "= ANY('{}')", sql)
-    sql = _IS_PARAM.sub(
-        lambda m: "IS DISTINCT FROM ?" if m["neg"] else "IS NOT DISTINCT FROM ?", sql
-    )
+    """`?` parameters (outside literals and comments) as psycopg's `$n`. Nothing else is
+    rewritten: what PostgreSQL spells differently comes from `PostgresDialect`."""
     counter = iter(range(1, 1 << 30))
 
     def number(match: re.Match[str]) -> str:
         token = match.group(0)
         return f"${next(counter)}" if token == "?" else token
 
-    return _TOKENS.sub(number, sql).rstrip().rstrip(";") + suffix
+    return _TOKENS.sub(number, sql).rstrip().rstrip(";")
 
 
 class _NumericLoader(Loader):
@@ -144,7 +115,7 @@ def migrate(conn: psycopg.Connection[Any], target: Target) -> tuple[int, int]:
 
 
 class PgConnection:
-    """A psycopg connection that takes the store's SQLite-dialect SQL (see `translate`)."""
+    """A psycopg connection that takes the store's SQL with `?` parameters (see `translate`)."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.raw = conn
@@ -168,7 +139,10 @@ class PostgresBackend:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self.dialect = PostgresDialect()
+
+    @property
+    def dialect(self) -> PostgresDialect:
+        return PgWriter.dialect
 
     def migrate(self) -> tuple[int, int]:
         """Create or upgrade the schema; returns (version before, version after)."""
@@ -254,8 +228,15 @@ class PostgresDialect:
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in others)
         return f"{insert} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
 
-    def concat(self, expression: str, order: str, separator: str = ",") -> str:
-        return f"string_agg(CAST({expression} AS TEXT), chr({ord(separator)}) ORDER BY {order})"
+    def concat(self, expression: str, separator: str = ",", order: str | None = None) -> str:
+        within = f" ORDER BY {order}" if order else ""
+        quoted = "'" + separator.replace("'", "''") + "'"
+        return f"string_agg(CAST({expression} AS TEXT), {quoted}{within})"
+
+    def latest(self, table: str, group: str, by: str, columns: str) -> str:
+        return (
+            f"SELECT DISTINCT ON ({group}) {columns}, {by} FROM {table} ORDER BY {group}, {by} DESC"
+        )
 
 
 class _Reconnected(Exception):

@@ -104,7 +104,7 @@ def _fetch(home: Path | None, sql: str, params: Sequence[Any] = ()) -> list[Any]
 
 
 def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" for _ in values)
+    return ", ".join("?" for _ in values) or "NULL"  # `IN ()` is SQLite's alone
 
 
 def names_present(

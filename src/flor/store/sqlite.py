@@ -51,9 +51,16 @@ class SQLiteDialect:
         marks = ", ".join("?" for _ in columns)
         return f"INSERT OR {verb} INTO {table} ({', '.join(columns)}) VALUES ({marks})"
 
-    def concat(self, expression: str, order: str, separator: str = ",") -> str:
-        # SQLite visits a group's rows in primary-key order: `order` must be that key's end
-        return f"group_concat({expression}, char({ord(separator)}))"
+    def concat(self, expression: str, separator: str = ",", order: str | None = None) -> str:
+        return f"group_concat({expression}, {_literal(separator)})"
+
+    def latest(self, table: str, group: str, by: str, columns: str) -> str:
+        # SQLite takes the bare columns from the row where MAX found its value
+        return f"SELECT {columns}, MAX({by}) FROM {table} GROUP BY {group}"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 DIALECT = SQLiteDialect()

@@ -11,10 +11,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from flor.errors import FlorError, UsageError
 from flor.store.backend import Target, open_backend
+
+if TYPE_CHECKING:
+    from flor.store.backend import Dialect
 
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -89,6 +92,13 @@ class Project:
     def exists(self) -> bool:
         return open_backend(self.target).exists()
 
+    @property
+    def dialect(self) -> Dialect:
+        """How the store's database spells what differs between SQLite and PostgreSQL."""
+        from flor.store.backend import open_backend
+
+        return open_backend(self.target).dialect
+
     def remember(self, key: tuple[str, ...], compute: Callable[[], Any]) -> Any:
         """Results about git commits never change: compute each once."""
         if key not in self._immutable:
@@ -158,7 +168,7 @@ class Project:
                 return None
             with self._valuing:
                 if self._values is None or self._values[0] != stamp:
-                    self._values = (stamp, browse.last_values(conn))
+                    self._values = (stamp, browse.last_values(conn, self.dialect))
                 return self._values[1]
 
     def summaries(self) -> list[dict[str, Any]]:
@@ -372,7 +382,7 @@ def series(project: Project, run: str, name: str, points: int = CURVE_POINTS) ->
 
     def compute(conn: Any) -> dict[str, Any]:
         with project.reading() as loops_conn:
-            found = browse.series(conn, run_id, name, points, loops_conn)
+            found = browse.series(conn, run_id, name, points, loops_conn, dialect=project.dialect)
         return clean({"run_id": run_id, **asdict(found)})
 
     return project.per_run(("series", name, str(points)), run_id, compute)
