@@ -17,6 +17,7 @@ and the run's note and a warning say how many: one bad value never stops later l
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -58,6 +59,21 @@ def _process_start() -> float:
         return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return time.time()
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def thread_settings() -> str:
+    """The process's BLAS/OpenMP thread settings as JSON (the `runs.threads` column):
+    float results can depend on them, so replay can report or reuse them. An unset
+    variable is recorded as null; torch's count only if the script imported torch."""
+    found: dict[str, Any] = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    torch = sys.modules.get("torch")  # never imported here: it takes seconds
+    if torch is not None:
+        with contextlib.suppress(Exception):  # a half-imported or stubbed torch
+            found["torch.get_num_threads"] = int(torch.get_num_threads())
+    return json.dumps(found)
 
 
 # What `flor.log` buffers: (ctx_id, name, value as logged, or its copy).
@@ -239,6 +255,7 @@ class Session:
                 "pid": os.getpid(),
                 "started": min(now, _process_start()),
                 "heartbeat": now,
+                "threads": thread_settings(),
             }
         )
         self._record_commit(snapshot)
@@ -439,6 +456,7 @@ class Session:
                 heartbeat=time.time(),
                 error=self.error,
                 args=json.dumps(self.args, default=repr),
+                threads=thread_settings(),
                 **fields,
             )
         except Exception as exc:  # noqa: BLE001 - at exit: one line, not a traceback
@@ -479,7 +497,9 @@ class Session:
             return self._inner_loop(name, iterable)
         self.check_kwargs()
         # a run killed later (SIGKILL) never reaches close(): keep its args replayable
-        self.writer.update_run(self.row_id, args=json.dumps(self.args, default=repr))
+        self.writer.update_run(
+            self.row_id, args=json.dumps(self.args, default=repr), threads=thread_settings()
+        )
         return self._outer_loop(name, iterable)
 
     # The two loops below run on every iteration of the user's training: each line costs.

@@ -30,6 +30,7 @@ RUN_COLUMNS = (
     "pid",
     "started",
     "heartbeat",
+    "threads",
 )
 LOOP_COLUMNS = ("run_id", "ctx_id", "parent_ctx_id", "name", "iteration", "value", "seconds")
 CHECKPOINT_COLUMNS = ("run_id", "ctx_id", "iteration", "object", "digest", "bytes", "seconds")
