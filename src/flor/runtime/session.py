@@ -6,7 +6,10 @@ training path. A background thread flushes at least every half second, and outer
 loop ends, `flor.commit` and exit flush too, so a SIGKILL loses at most about one second
 of logs. Which session a process gets, and what ends it, is `flor.runtime.context`.
 
-A flush the store refuses is kept for the next one. When the store still takes writes but
+A loop's end waits at most `LOOP_FLUSH_WAIT_S` for the store (issue 13: a store locked by
+another process must not stall training); past it, its rows stay buffered for the
+background flusher, and the exit's flush waits as long as the store needs. A flush the
+store refuses is kept for the next one. When the store still takes writes but
 not some rows, the batch is split to find them; a row refused `QUARANTINE_STRIKES` times
 (or still unwritten at exit) goes to `<store>/quarantine/<run_id>.jsonl` with the reason,
 and the run's note and a warning say how many: one bad value never stops later logging.
@@ -14,6 +17,7 @@ and the run's note and a warning say how many: one bad value never stops later l
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -30,6 +34,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from flor.errors import StoreBusy
 from flor.runtime.args import cast, parse_kwargs
 from flor.store.backend import describe
 from flor.store.values import encode
@@ -37,6 +42,9 @@ from flor.store.writer import LOG_COLUMNS, StoreWriter
 
 FLUSH_INTERVAL_S = 0.5
 QUARANTINE_STRIKES = 3
+# How long a loop's end waits for the store (another process's lock, a flush in progress)
+# before leaving its rows to the background flusher: training never waits out a lock.
+LOOP_FLUSH_WAIT_S = 0.1
 
 
 def _now_tstamp() -> str:
@@ -51,6 +59,21 @@ def _process_start() -> float:
         return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return time.time()
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def thread_settings() -> str:
+    """The process's BLAS/OpenMP thread settings as JSON (the `runs.threads` column):
+    float results can depend on them, so replay can report or reuse them. An unset
+    variable is recorded as null; torch's count only if the script imported torch."""
+    found: dict[str, Any] = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    torch = sys.modules.get("torch")  # never imported here: it takes seconds
+    if torch is not None:
+        with contextlib.suppress(Exception):  # a half-imported or stubbed torch
+            found["torch.get_num_threads"] = int(torch.get_num_threads())
+    return json.dumps(found)
 
 
 # What `flor.log` buffers: (ctx_id, name, value as logged, or its copy).
@@ -178,6 +201,7 @@ class Session:
         self._written = 0  # values taken from the buffer so far
         self.quarantined = 0
         self._flush_lock = threading.Lock()
+        self.loop_flush_wait = LOOP_FLUSH_WAIT_S  # tests inject 0
         self._commits = 0
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_forever, name="flor-flush", daemon=True)
@@ -225,12 +249,13 @@ class Session:
                 "base_commit": base,
                 "branch": branch,
                 "argv": json.dumps(self.argv),
-                "cwd": os.getcwd(),
+                "cwd": str(Path.cwd()),
                 "args": "{}",
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "started": min(now, _process_start()),
                 "heartbeat": now,
+                "threads": thread_settings(),
             }
         )
         self._record_commit(snapshot)
@@ -247,12 +272,23 @@ class Session:
         while not self._stop.wait(FLUSH_INTERVAL_S):
             self.flush()
 
-    def flush(self) -> None:
-        """Move everything buffered into the store in one transaction."""
+    def flush(self, within: float | None = None) -> None:
+        """Move everything buffered into the store in one transaction.
+
+        With `within`, wait at most about that many seconds for the store; past it, the
+        rows stay buffered for the next flush.
+        """
         if self._closed:
             return
-        with self._flush_lock:  # one flush at a time keeps seq in logging order
-            self._flush()
+        # one flush at a time keeps seq in logging order
+        if within is None:
+            self._flush_lock.acquire()
+        elif not self._flush_lock.acquire(timeout=within):
+            return  # the background flusher is writing: it takes these rows next
+        try:
+            self._flush(within)
+        finally:
+            self._flush_lock.release()
 
     def drain_logs(self) -> list[tuple[Any, ...]]:
         """Take the buffered values, encoded as `logs` rows (`LOG_COLUMNS`)."""
@@ -283,7 +319,7 @@ class Session:
         ]
         return rows, [(s, ctx) for ctx, s in seconds.items()]
 
-    def _flush(self) -> None:
+    def _flush(self, within: float | None = None) -> None:
         loops, self._held_loops = self._held_loops, []
         drained, timings = self.drain_loops()
         loops += drained
@@ -292,8 +328,11 @@ class Session:
         now = time.time()
         try:
             self.writer.write_batch(
-                self.row_id, loops, rows, timings, now, self.identity.replace_names
+                self.row_id, loops, rows, timings, now, self.identity.replace_names, within=within
             )
+            return
+        except StoreBusy:  # another writer holds the store: not a refusal, try again later
+            self._keep(loops, rows, timings)
             return
         except Exception as exc:  # noqa: BLE001 - never let a store hiccup kill training
             error = exc
@@ -301,7 +340,7 @@ class Session:
             self._keep(loops, rows, timings)
             raise
         try:  # does the store refuse everything, or only some rows?
-            self.writer.write_batch(self.row_id, loops, (), timings, now)
+            self.writer.write_batch(self.row_id, loops, (), timings, now, within=within)
         except Exception:  # noqa: BLE001 - the store is down or locked: keep it all for later
             self._keep(loops, rows, timings)
             if not self._flush_failed:
@@ -417,6 +456,7 @@ class Session:
                 heartbeat=time.time(),
                 error=self.error,
                 args=json.dumps(self.args, default=repr),
+                threads=thread_settings(),
                 **fields,
             )
         except Exception as exc:  # noqa: BLE001 - at exit: one line, not a traceback
@@ -457,7 +497,9 @@ class Session:
             return self._inner_loop(name, iterable)
         self.check_kwargs()
         # a run killed later (SIGKILL) never reaches close(): keep its args replayable
-        self.writer.update_run(self.row_id, args=json.dumps(self.args, default=repr))
+        self.writer.update_run(
+            self.row_id, args=json.dumps(self.args, default=repr), threads=thread_settings()
+        )
         return self._outer_loop(name, iterable)
 
     # The two loops below run on every iteration of the user's training: each line costs.
@@ -504,7 +546,7 @@ class Session:
             self.ctx = parent
             for observer in observers:
                 observer.loop_ended(exhausted)
-            self.flush()
+            self.flush(self.loop_flush_wait)
 
     def note_iteration(
         self, ctx: int, parent: int | None, name: str, index: int, value: object
@@ -524,4 +566,4 @@ class Session:
         finally:
             self.depth -= 1
             self.ctx = parent
-            self.flush()
+            self.flush(self.loop_flush_wait)

@@ -152,6 +152,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, name)
     );
     """,
+    # 4 -> 5: the run's BLAS/OpenMP thread settings, as JSON (runtime/session.py)
+    """
+    ALTER TABLE runs ADD COLUMN threads TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 60_000
