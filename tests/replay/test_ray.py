@@ -16,31 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gated import HINDSIGHT, SCRIPT
 from gitutil import git
 
 import flor
 
 RAY = str(Path(sys.executable).with_name("ray"))
-# A task blocks on the gate file at its first step while the gate is missing, so the test
-# kills its worker mid-task whatever the machine's load.
-SCRIPT = """\
-import os
-import time
-import numpy as np
-import flor
-
-np.random.seed(flor.arg("seed", 0))
-w = np.zeros(3)
-with flor.checkpointing(weights=w):
-    for epoch in flor.loop("epoch", range(4)):
-        for step in flor.loop("step", range(5)):
-            while not os.path.exists(GATE):
-                time.sleep(0.01)
-            grad = np.random.randn(3)
-            w -= 0.1 * grad
-        flor.log("w0", float(w[0]))
-"""
-HINDSIGHT = ("            w -= 0.1 * grad\n", '            flor.log("g0", float(grad[0]))\n')
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 

@@ -12,30 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from gated import HINDSIGHT, SCRIPT
 from gitutil import git
 
 import flor
-
-# While the gate file is missing, every task waits at its first step: the test kills
-# processes mid-task whatever the machine's load.
-SCRIPT = """\
-import os
-import time
-import numpy as np
-import flor
-
-np.random.seed(flor.arg("seed", 0))
-w = np.zeros(3)
-with flor.checkpointing(weights=w):
-    for epoch in flor.loop("epoch", range(4)):
-        for step in flor.loop("step", range(5)):
-            while not os.path.exists(GATE):
-                time.sleep(0.01)
-            grad = np.random.randn(3)
-            w -= 0.1 * grad
-        flor.log("w0", float(w[0]))
-"""
-HINDSIGHT = ("            w -= 0.1 * grad\n", '            flor.log("g0", float(grad[0]))\n')
 
 
 @pytest.fixture
