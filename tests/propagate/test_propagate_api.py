@@ -375,7 +375,7 @@ def test_gumtree_missing_has_a_clear_message(monkeypatch: pytest.MonkeyPatch) ->
     [("x = (\n", "x = 1\n", "source"), ("x = 1\n", "def f(:\n", "target")],
 )
 def test_syntax_errors_name_the_version_and_line(new: str, old: str, which: str) -> None:
-    with pytest.raises(PropagateError, match=f"The {which} does not parse at line 1"):
+    with pytest.raises(PropagateError, match=f"the {which} does not parse at line 1"):
         propagate_source(new, old)
 
 

@@ -92,3 +92,11 @@ def test_a_version_over_the_time_limit_is_reported_and_the_rest_continue(
     by_commit = {r.commit: r for r in results}
     assert by_commit[first].error.startswith("timed out after 0.2 s")
     assert by_commit[second].inserted == ["flor.log('x', x)"]
+
+
+def test_a_script_that_cannot_be_read_is_one_usage_line(repo: Path) -> None:
+    result = CliRunner().invoke(main, ["propagate", "nosuch.py"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: cannot read nosuch.py (No such file or directory): check the path"
+    ]

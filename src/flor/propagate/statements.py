@@ -49,7 +49,7 @@ def parse(text: str, which: str) -> Parsed:
         tree = ast.parse(text)
     except SyntaxError as exc:
         raise PropagateError(
-            f"The {which} does not parse at line {exc.lineno or '?'}: {exc.msg}; "
+            f"the {which} does not parse at line {exc.lineno or '?'}: {exc.msg}; "
             f"fix the syntax error or skip this version."
         ) from exc
     except (ValueError, MemoryError, RecursionError) as exc:
@@ -61,7 +61,7 @@ def parse(text: str, which: str) -> Parsed:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
         raise PropagateError(
-            f"The {which} does not parse at line {exc.raw_line}: {exc.message}; "
+            f"the {which} does not parse at line {exc.raw_line}: {exc.message}; "
             f"fix the syntax error or skip this version."
         ) from exc
     except (ValueError, MemoryError, RecursionError) as exc:

@@ -95,8 +95,10 @@ def propagate_history(
         new_source = path.read_text(encoding="utf-8")
     except ValueError:
         raise UsageError(f"{script} is outside the repository {root}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {script}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {script} ({exc.strerror}): check the path") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read {script}: it is not UTF-8 text") from None
     versions = _versions(root, rel, since, runs)
     if not versions:
         raise UsageError(f"no recorded run or git commit has {rel}: record a run first")
