@@ -174,15 +174,6 @@ class StoreWriter:
         )
         return [(p, n, int(i), int(c)) for p, n, i, c in rows]
 
-    def clear_replay(self, replay_id: str) -> None:
-        """Forget a replay task's run row and values (a retried task starts over)."""
-
-        def work(conn: Connection) -> None:
-            conn.execute("DELETE FROM logs WHERE replay_id = ?", (replay_id,))
-            conn.execute("DELETE FROM runs WHERE run_id = ?", (replay_id,))
-
-        self.transaction(work)
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
