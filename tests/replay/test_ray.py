@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gated import HINDSIGHT, SCRIPT
-from gitutil import git
+from gated import record_gated_runs
 
 import flor
 
@@ -84,15 +83,7 @@ def _g0_rows() -> int:
 def recorded(repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     """Two recorded runs with a hindsight statement added; returns the gate file (open)."""
     gate = tmp_path / "gate"
-    gate.touch()
-    monkeypatch.setenv("FLOR_CKPT_BUDGET", "1")
-    train = script("train.py", SCRIPT.replace("GATE", repr(str(gate))))
-    git(repo, "add", "train.py")
-    git(repo, "commit", "-q", "-m", "v1")
-    for seed in (0, 1):
-        train.run("--kwargs", f"seed={seed}")
-    train.path.write_text(train.path.read_text().replace(HINDSIGHT[0], "".join(HINDSIGHT)))
-    monkeypatch.delenv("FLOR_CKPT_BUDGET")
+    record_gated_runs(repo, script, monkeypatch, gate)
     return gate
 
 

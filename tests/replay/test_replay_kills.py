@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gated import HINDSIGHT, SCRIPT
-from gitutil import git
+from gated import record_gated_runs
 
 import flor
 
@@ -22,15 +21,7 @@ import flor
 def gate(repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     """Two recorded runs, a hindsight statement added; the gate file, closed (missing)."""
     gate = tmp_path / "gate"
-    gate.touch()
-    monkeypatch.setenv("FLOR_CKPT_BUDGET", "1")
-    train = script("train.py", SCRIPT.replace("GATE", repr(str(gate))))
-    git(repo, "add", "train.py")
-    git(repo, "commit", "-q", "-m", "v1")
-    for seed in (0, 1):
-        train.run("--kwargs", f"seed={seed}")
-    train.path.write_text(train.path.read_text().replace(HINDSIGHT[0], "".join(HINDSIGHT)))
-    monkeypatch.delenv("FLOR_CKPT_BUDGET")
+    record_gated_runs(repo, script, monkeypatch, gate)
     gate.unlink()
     return gate
 
