@@ -31,6 +31,17 @@ def test_dataframe_in_every_format(script) -> None:
     assert csv[0] == "projid,runid,tstamp,filename,epoch,acc" and len(csv) == 4
 
 
+def test_dataframe_of_a_name_no_run_logged_is_an_error_naming_the_close_one(script) -> None:
+    script("train.py", TRAIN).run()
+    runner = CliRunner()
+    typo = runner.invoke(main, ["dataframe", "acx", "--format", "csv"])
+    assert typo.exit_code == 2 and typo.output.count("\n") == 1
+    assert "'acx'" in typo.output and "did you mean 'acc'?" in typo.output
+    partly = runner.invoke(main, ["dataframe", "acc", "acx", "--format", "csv"])
+    assert partly.exit_code == 0 and "note: no values logged under acx" in partly.output
+    assert partly.output.splitlines()[0] == "projid,runid,tstamp,filename,epoch,acc,acx"
+
+
 def test_json_floats_read_back_bit_for_bit_and_non_finite_values_are_explicit(script) -> None:
     script(
         "train.py",

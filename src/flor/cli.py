@@ -177,9 +177,28 @@ def dataframe(names: tuple[str, ...], downstream_of: str | None, fmt: str) -> No
 
     frame = flor.dataframe(*names, downstream_of=downstream_of)
     missing = [n for n in names if n in frame.columns and frame[n].isna().all()]
+    if missing:
+        _check_names_logged(names, missing)
     emit(frame, fmt)
-    if missing and fmt == "table":
+    if missing:
         click.echo(f"note: no values logged under {', '.join(missing)}", err=True)
+
+
+def _check_names_logged(names: tuple[str, ...], missing: list[str]) -> None:
+    """A name no run ever logged is most likely misspelt: with nothing else asked for,
+    an empty table (exit 0) would let a CI job pass on a typo."""
+    import difflib
+
+    from flor.store import reads
+
+    known = reads.logged_names()
+    unknown = [n for n in missing if n not in known]
+    if not unknown or len(unknown) < len(names):
+        return
+    close = difflib.get_close_matches(unknown[0], known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listed = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "") or "none yet"
+    raise UsageError(f"no run logged {', '.join(map(repr, unknown))}{hint}; names logged: {listed}")
 
 
 @main.command()

@@ -197,3 +197,8 @@ def value_counts(run_id: str, home: Path | None = None) -> list[tuple[str, int]]
         (run_id,),
     )
     return [(name, int(count)) for name, count in rows]
+
+
+def logged_names(home: Path | None = None) -> list[str]:
+    """Every name some run has values of: tells a misspelt name from one the runs lack."""
+    return sorted(name for (name,) in _fetch(home, "SELECT DISTINCT name FROM logs"))
