@@ -135,6 +135,9 @@ def kill(ws: Workspace, trials: int, rng: random.Random, window_s: float = 1.0) 
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
+            # a harness started in the background by a non-interactive shell ignores SIGINT
+            # and its children inherit that: give the script the default a terminal would
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         assert proc.stdout is not None
         printed: list[tuple[int, float]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -24,3 +25,10 @@ def git(repo: Path, *args: str) -> str:
         env={**os.environ, **GIT_ENV},
     )
     return done.stdout
+
+
+def default_sigint() -> None:
+    """`preexec_fn` for a child that gets SIGINT: a suite started in the background by a
+    non-interactive shell ignores SIGINT, and children inherit that; give the child the
+    default a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from gitutil import default_sigint
 
 import flor
 
@@ -75,6 +76,7 @@ def test_a_signal_while_the_writer_is_stuck_stops_the_run_and_keeps_its_logs(
         stderr=subprocess.DEVNULL,
         text=True,
         env={**os.environ, "HANG_FIFO": str(fifo)},
+        preexec_fn=default_sigint,
     ) as proc:
         try:
             assert proc.stdout is not None

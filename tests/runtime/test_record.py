@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from gitutil import default_sigint
 
 import flor
 
@@ -223,9 +224,7 @@ def _start_and_wait(script, lines: int) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # a suite started in the background by a non-interactive shell ignores SIGINT, and
-        # children inherit that: give the script the default a terminal would
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_sigint,
     )
     assert proc.stdout is not None
     for _ in range(lines):
