@@ -70,3 +70,39 @@ def test_a_long_curve_is_summarized_when_its_run_ends_and_read_from_the_summary(
         assert counts == {"acc": (250, ["epoch"]), "loss": (25_000, ["epoch", "step"])}
     finally:
         conn.close()
+
+
+MIXED = """\
+import flor
+
+values = [0, 1.5, "text", True, [1, 2], 5, float("nan")]
+for epoch in flor.loop("epoch", range(len(values))):
+    for step in flor.loop("step", range(2)):
+        flor.log("m", values[epoch] if step == 1 else epoch * 10)
+"""
+
+
+def test_a_curve_keeps_numbers_in_loop_order_and_counts_what_is_not_a_number(
+    backend: str, tmp_path: Path
+) -> None:
+    """Read without pandas: ints and floats joined by the store; text, booleans, lists and
+    NaN are skipped and counted, as a curve drawn from `flor.dataframe` would."""
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "mixed.py").write_text(MIXED)
+    store = {k: v for k, v in os.environ.items() if k in ("FLOR_HOME", "FLOR_STORE")}
+    subprocess.run(
+        [sys.executable, "mixed.py"], cwd=tmp_path, env={**clean_env(), **store}, check=True,
+        timeout=300,
+    )  # fmt: skip
+    backend = open_backend(locate())
+    conn = backend.reader()
+    try:
+        (run_id,) = [r for (r,) in conn.execute("SELECT run_id FROM runs").fetchall()]
+        curve = browse.series(conn, run_id, "m", 1200, dialect=backend.dialect)
+        assert curve.y == [0.0, 0.0, 10.0, 1.5, 20.0, 30.0, 40.0, 50.0, 5.0, 60.0]
+        assert curve.x["step"] == list(range(10)) and curve.loops == ["epoch", "step"]
+        assert curve.x["epoch"] == [0, 0.5, 1, 1.5, 2, 3, 4, 5, 5.5, 6]
+        assert (curve.total, curve.skipped, curve.replayed) == (10, 4, False)
+        assert browse.series(conn, run_id, "absent", 1200, dialect=backend.dialect).y == []
+    finally:
+        conn.close()

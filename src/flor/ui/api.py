@@ -481,15 +481,17 @@ def _git_diff(project: Project, a: str, b: str) -> dict[str, Any]:
 
 
 def sql(project: Project, text: str, limit: int = SQL_ROW_LIMIT) -> dict[str, Any]:
-    """A read-only query, guarded exactly as `flor query`; at most `limit` rows shown."""
-    frame = sql_frame(project, text)
-    shown = frame.head(limit)
-    rows = [clean(list(row)) for row in shown.astype(object).itertuples(index=False)]
+    """A read-only query, guarded exactly as `flor query` (by the store itself), read as
+    plain rows: a first query need not wait for pandas to import. At most `limit` rows
+    are shown."""
+    if not text or not text.strip():
+        raise UsageError("write a SELECT statement to run")
+    found = open_backend(project.target).query(text)
     return {
-        "columns": [str(c) for c in frame.columns],
-        "rows": rows,
-        "total": len(frame),
-        "truncated": len(frame) > limit,
+        "columns": [str(c) for c in found.columns],
+        "rows": [clean(list(row)) for row in found.rows[:limit]],
+        "total": len(found.rows),
+        "truncated": len(found.rows) > limit,
     }
 
 
