@@ -77,17 +77,26 @@ def runs(conn: Any, *, include_replays: bool = False) -> list[dict[str, Any]]:
 def last_values(conn: Any, dialect: Dialect) -> dict[str, dict[str, Any]]:
     """Each run's last value of each name: the recorded one, else the replayed one.
 
-    One pass over `logs` in key order (run, name, writer), the last `seq` of each group."""
+    One pass over `logs` in key order (run, name, writer), the last `seq` of each group,
+    around the runs that stored a long curve's summary (`curves`): those are read by index
+    seeks (`last_values_of`), so a run of 10^6 values costs a few seeks, not a pass."""
+    long_runs = sorted(r for (r,) in conn.execute("SELECT DISTINCT run_id FROM curves"))
     columns = "run_id, name, writer = '', value, type"
-    cursor = conn.execute(dialect.latest("logs", "run_id, name, writer", "seq", columns))
     found: dict[str, dict[str, Any]] = {}
     recorded: set[tuple[str, str]] = set()
-    for run_id, name, is_recorded, value, kind, _ in cursor.fetchall():
-        if (run_id, name) in recorded:
-            continue
-        if is_recorded:
-            recorded.add((run_id, name))
-        found.setdefault(run_id, {})[name] = decode(value, kind)
+    bounds: list[str | None] = [None, *long_runs, None]
+    for low, high in zip(bounds, bounds[1:], strict=False):
+        between = [f"run_id {op} ?" for op, end in ((">", low), ("<", high)) if end is not None]
+        table = f"(SELECT * FROM logs WHERE {' AND '.join(between)}) AS part" if between else "logs"
+        params = [end for end in (low, high) if end is not None]
+        query = dialect.latest(table, "run_id, name, writer", "seq", columns)
+        for run_id, name, is_recorded, value, kind, _ in conn.execute(query, params).fetchall():
+            if (run_id, name) in recorded:
+                continue
+            if is_recorded:
+                recorded.add((run_id, name))
+            found.setdefault(run_id, {})[name] = decode(value, kind)
+    found.update(last_values_of(conn, long_runs))
     return found
 
 
