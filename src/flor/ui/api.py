@@ -258,7 +258,9 @@ def runs_page(
     matches = _matcher(where)
     none: dict[str, Any] = {}
     known = values or {}
-    present, missing = [], []  # (sort key, row, its values); missing values sort last
+    # (sort key, row, its values); rows without a value to sort by come last
+    present: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
+    missing: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
     for row in rows:
         own = known.get(row["run_id"], none)
         if (projid is None or row["projid"] == projid) and (not matches or matches(row, own)):
