@@ -1,6 +1,6 @@
 """Costs of recording artifacts and of walking lineage.
 
-    python benchmarks/artifacts_bench.py [--quick]
+    python benchmarks/artifacts_bench.py [--quick] [--lineage-only]
 
 (a) digest throughput of one large file on a warm page cache (BLAKE3, and sha256 beside it)
 (b) an unchanged large file declared again: the stat-cache hit (the work flor does) and the
@@ -8,8 +8,8 @@
 (c) a training loop's time with nothing declared, and with a large input and an output
     declared before the loop (the input hashed cold, in the background, while it trains)
 (d) a folder of many small files: hashed cold and warm, with the child's peak memory
-(e) `flor.lineage` and `flor lineage` (CLI) over a SQLite store of 10,000 runs and
-    50,000 artifacts
+(e) `flor.lineage` and `flor lineage` (CLI, each format) over a SQLite store of 10,000
+    runs and 50,000 artifacts, wall and CPU time (the figure to compare on a busy machine)
 
 Prints figures only (medians); nothing here asserts a time.
 """
@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -210,6 +211,23 @@ def synthetic_store(path: Path, pipelines: int, share: int) -> dict[str, str]:
     }
 
 
+def cli_seconds(
+    ws: Workspace, repo: Path, home: Path, args: list[str], repeats: int
+) -> tuple[float, float]:
+    """Medians of `flor lineage ARGS` in a fresh process: wall and the child's CPU time."""
+    walls, cpus = [], []
+    for _ in range(max(1, repeats // 2)):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        command = [sys.executable, "-m", "flor", "lineage", *args]
+        env = ws.env(FLOR_HOME=str(home))
+        subprocess.run(command, cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return median(walls), median(cpus)
+
+
 def lineage_figures(ws: Workspace, pipelines: int, share: int, repeats: int) -> list[list[object]]:
     import flor
     from flor.graph import downstream_runs
@@ -229,23 +247,20 @@ def lineage_figures(ws: Workspace, pipelines: int, share: int, repeats: int) -> 
         print(f"(store: {n_runs} runs, {n_arts} artifacts)")
         for label, target in targets.items():
             direction = "both" if "both" in label else "downstream"
-            times, size = [], 0
+            times, cpu, size = [], [], 0
             for _ in range(repeats):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 graph = flor.lineage(target, direction=direction, home=home)  # type: ignore[attr-defined]
-                times.append(time.perf_counter() - t)
                 size = len(graph.runs())
-            cli = []
-            for _ in range(max(1, repeats // 2)):
-                t = time.perf_counter()
-                flags = [f"--{direction}"] if direction != "both" else []
-                subprocess.run(
-                    [sys.executable, "-m", "flor", "lineage", target, *flags, "--format", "json"],
-                    cwd=repo, env=ws.env(FLOR_HOME=str(home)), check=True,
-                    stdout=subprocess.DEVNULL,
-                )  # fmt: skip
-                cli.append(time.perf_counter() - t)
-            rows.append([label, size, f"{median(times) * 1000:.0f} ms", f"{median(cli):.2f} s"])
+                times.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+            flags = [f"--{direction}"] if direction != "both" else []
+            cli = [
+                cli_seconds(ws, repo, home, [target, *flags, "--format", fmt], repeats)
+                for fmt in ("json", "dot", "table")
+            ]
+            rows.append([label, size, f"{median(times) * 1000:.0f} / {median(cpu) * 1000:.0f} ms",
+                         *(f"{wall:.2f} / {used:.2f} s" for wall, used in cli)])  # fmt: skip
         t = time.perf_counter()
         downstream_runs(targets[f"one shared dataset, downstream ({share} pipelines)"], home=home)
         rows.append(
@@ -253,6 +268,8 @@ def lineage_figures(ws: Workspace, pipelines: int, share: int, repeats: int) -> 
                 "--downstream-of selection (shared dataset)",
                 "",
                 f"{(time.perf_counter() - t) * 1000:.0f} ms",
+                "",
+                "",
                 "",
             ]
         )
@@ -264,6 +281,7 @@ def lineage_figures(ws: Workspace, pipelines: int, share: int, repeats: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--lineage-only", action="store_true", help="only (e)")
     opts = parser.parse_args()
     size = (256 if opts.quick else 1024) << 20
     files = 10_000 if opts.quick else 100_000
@@ -271,65 +289,67 @@ def main() -> None:
     print(machine_note())
     ws = Workspace()
     try:
-        ws.warm_up(sys.executable, "flor, torch, pandas, blake3")
-        repo = ws.repo({"README": "bench\n", ".gitignore": "*.bin\nmodel.pt\nfiles/\n"})
-        data = big_file(repo / "data.bin", size)
+        ws.warm_up(sys.executable, "flor, flor.cli, flor.graph, torch, pandas, blake3")
+        if not opts.lineage_only:
+            repo = ws.repo({"README": "bench\n", ".gitignore": "*.bin\nmodel.pt\nfiles/\n"})
+            data = big_file(repo / "data.bin", size)
 
-        print("\n(a) digest throughput, warm page cache (median of", repeats, "runs)")
-        print(table(["hash", "file", "throughput"], throughput(data, repeats)))
+            print("\n(a) digest throughput, warm page cache (median of", repeats, "runs)")
+            print(table(["hash", "file", "throughput"], throughput(data, repeats)))
 
-        print("\n(b) the same file declared again (unchanged)")
-        cache = StatCache(ws.root / "digests.db")
-        digest.content(str(data), cache)
-        cache.flush()
-        hits = []
-        for _ in range(50):
-            t = time.perf_counter()
+            print("\n(b) the same file declared again (unchanged)")
+            cache = StatCache(ws.root / "digests.db")
             digest.content(str(data), cache)
-            hits.append(time.perf_counter() - t)
-        cache.close()
-        timed, _ = child_json(ws, repo, INPUT_AGAIN, str(data))
-        print(table(["what", "median"], [
-            ["stat-cache hit (the background thread's work)", f"{median(hits) * 1000:.3f} ms"],
-            ["flor.input(path) on the user's thread", f"{timed['median_s'] * 1e6:.0f} us"],
-        ]))  # fmt: skip
+            cache.flush()
+            hits = []
+            for _ in range(50):
+                t = time.perf_counter()
+                digest.content(str(data), cache)
+                hits.append(time.perf_counter() - t)
+            cache.close()
+            timed, _ = child_json(ws, repo, INPUT_AGAIN, str(data))
+            print(table(["what", "median"], [
+                ["stat-cache hit (the background thread's work)", f"{median(hits) * 1000:.3f} ms"],
+                ["flor.input(path) on the user's thread", f"{timed['median_s'] * 1e6:.0f} us"],
+            ]))  # fmt: skip
 
-        print("\n(c) training loop (4 epochs), median of", repeats, "runs")
-        steps = "50" if opts.quick else "200"
-        plain, declared = [], []
-        child_json(ws, repo, TRAIN, "-", STEPS=steps)  # warm-up: not counted
-        for _ in range(repeats):
-            os.utime(data, (OLD, OLD))
-            (repo / ".flor" / "digests.db").unlink(missing_ok=True)  # the input hashed cold
-            plain.append(child_json(ws, repo, TRAIN, "-", STEPS=steps)[0]["loop_s"])
-            declared.append(child_json(ws, repo, TRAIN, str(data), STEPS=steps)[0]["loop_s"])
-        print(table(["variant", "loop time", "ratio"], [
-            ["nothing declared", f"{median(plain):.3f} s", "1.00x"],
-            [f"input ({size >> 20} MB, hashed cold) + output declared before the loop",
-             f"{median(declared):.3f} s", f"{median(declared) / median(plain):.2f}x"],
-        ]))  # fmt: skip
+            print("\n(c) training loop (4 epochs), median of", repeats, "runs")
+            steps = "50" if opts.quick else "200"
+            plain, declared = [], []
+            child_json(ws, repo, TRAIN, "-", STEPS=steps)  # warm-up: not counted
+            for _ in range(repeats):
+                os.utime(data, (OLD, OLD))
+                (repo / ".flor" / "digests.db").unlink(missing_ok=True)  # the input hashed cold
+                plain.append(child_json(ws, repo, TRAIN, "-", STEPS=steps)[0]["loop_s"])
+                declared.append(child_json(ws, repo, TRAIN, str(data), STEPS=steps)[0]["loop_s"])
+            print(table(["variant", "loop time", "ratio"], [
+                ["nothing declared", f"{median(plain):.3f} s", "1.00x"],
+                [f"input ({size >> 20} MB, hashed cold) + output declared before the loop",
+                 f"{median(declared):.3f} s", f"{median(declared) / median(plain):.2f}x"],
+            ]))  # fmt: skip
 
-        print(f"\n(d) a folder of {files:,} files of 1 KB")
-        folder = repo / "files"
-        for i in range(files):
-            sub = folder / f"{i // 1000:03d}"
-            if i % 1000 == 0:
-                sub.mkdir(parents=True)
-            (sub / f"{i:06d}.txt").write_bytes(os.urandom(1024))
-        for f in folder.rglob("*.txt"):
-            os.utime(f, (OLD, OLD))
-        cold, _ = child_json(ws, repo, FOLDER, str(folder), str(ws.root / "folder.db"))
-        warm, _ = child_json(ws, repo, FOLDER, str(folder), str(ws.root / "folder.db"))
-        print(table(["pass", "seconds", "files", "peak RSS"], [
-            ["cold (hash every file)", f"{cold['s']:.2f}", cold["files"],
-             f"{cold['peak_kb'] // 1024} MB"],
-            ["warm (stat cache)", f"{warm['s']:.2f}", warm["files"],
-             f"{warm['peak_kb'] // 1024} MB"],
-        ]))  # fmt: skip
+            print(f"\n(d) a folder of {files:,} files of 1 KB")
+            folder = repo / "files"
+            for i in range(files):
+                sub = folder / f"{i // 1000:03d}"
+                if i % 1000 == 0:
+                    sub.mkdir(parents=True)
+                (sub / f"{i:06d}.txt").write_bytes(os.urandom(1024))
+            for f in folder.rglob("*.txt"):
+                os.utime(f, (OLD, OLD))
+            cold, _ = child_json(ws, repo, FOLDER, str(folder), str(ws.root / "folder.db"))
+            warm, _ = child_json(ws, repo, FOLDER, str(folder), str(ws.root / "folder.db"))
+            print(table(["pass", "seconds", "files", "peak RSS"], [
+                ["cold (hash every file)", f"{cold['s']:.2f}", cold["files"],
+                 f"{cold['peak_kb'] // 1024} MB"],
+                ["warm (stat cache)", f"{warm['s']:.2f}", warm["files"],
+                 f"{warm['peak_kb'] // 1024} MB"],
+            ]))  # fmt: skip
 
         pipelines = 400 if opts.quick else 2000
         print(f"\n(e) lineage over {pipelines * 5} runs (+ dataset runs), median of {repeats}")
-        print(table(["target", "runs in graph", "library", "CLI (process)"],
+        print(table(["target", "runs in graph", "library (wall / CPU)",
+                     "CLI --format json", "dot", "table (wall / CPU)"],
                     lineage_figures(ws, pipelines, 100, repeats)))  # fmt: skip
     finally:
         ws.close()

@@ -9,7 +9,9 @@ The store is written through `StoreWriter` into a throwaway repository:
 run of 1,000 epochs x `--steps` steps of `loss` (10^6 values by default: the curves).
 Figures (medians of `--repeat`):
 1. start-up: launching `flor ui` until it prints its URL, and until `/` answers;
-2. each API response the pages make, cold (first request after start) and warm;
+2. each API response the pages make, cold (first request after start) and warm, and the
+   server's CPU time (all its threads, from /proc) while it answered the cold one: on a
+   loaded machine the figure to compare;
 3. in Debian's chromium (Playwright): the runs page until its first rows are on screen,
    and the big run's page until its curves are drawn, both from navigation start: the
   first visit right after the server printed its URL, and the next visit.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import statistics
@@ -115,6 +118,12 @@ def stop(process: subprocess.Popen[str]) -> None:
     process.wait(timeout=30)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system time of a process so far, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def fetch(url: str) -> tuple[float, bytes]:
     began = time.perf_counter()
     with urllib.request.urlopen(url, timeout=120) as response:
@@ -172,21 +181,25 @@ def main() -> None:
             ("sql: count logs by name", "/api/sql?q=" + quote(COUNT_SQL)),
         ]  # fmt: skip
         cold: dict[str, list[float]] = {label: [] for label, _ in endpoints}
+        cold_cpu: dict[str, list[float]] = {label: [] for label, _ in endpoints}
         warm: dict[str, list[float]] = {label: [] for label, _ in endpoints}
         sizes: dict[str, int] = {}
         for _ in range(options.repeat):
             process, url, _, _ = start(repo, env)
             base = url.rstrip("/")
             for label, path in endpoints:
+                before = cpu_seconds(process.pid)
                 seconds, body = fetch(base + path)
+                cold_cpu[label].append(cpu_seconds(process.pid) - before)
                 cold[label].append(seconds)
                 sizes[label] = len(body)
             for label, path in endpoints:
                 warm[label].append(fetch(base + path)[0])
             stop(process)
-        print(f"\n{'API response':40} {'cold':>11} {'warm':>11} {'bytes':>9}")
+        print(f"\n{'API response':36} {'cold':>11} {'cold CPU':>11} {'warm':>11} {'bytes':>9}")
         for label, _ in endpoints:
-            print(f"{label:40} {median_ms(cold[label])} {median_ms(warm[label])} {sizes[label]:9d}")
+            print(f"{label:36} {median_ms(cold[label])} {median_ms(cold_cpu[label])} "
+                  f"{median_ms(warm[label])} {sizes[label]:9d}")  # fmt: skip
 
         if not options.no_browser:
             browser_figures(repo, env, options.repeat, big)

@@ -153,19 +153,27 @@ class Lineage:
     def edges(self) -> list[Edge]:
         """input: artifact -> run; output: run -> artifact (also a producer's content
         another run read, once per producer and content), oldest first."""
-        found: dict[tuple[Any, ...], Edge] = {}
         artifacts = self._artifacts
-        make = Edge._make
-        for run, seq, tstamp, ctx, role, path, digest, status, _ in self._followed:
-            if digest in artifacts:
-                ends = (f"artifact:{digest}", f"run:{run}", "input") if role == "input" else (
-                    f"run:{run}", f"artifact:{digest}", "output")  # fmt: skip
-                found[run, seq] = make((*ends, run, digest, path, ctx, tstamp, status))
+        rows = self._followed
+        if self.direction == "both":  # a walk each way: both may follow one event
+            rows = list({(row[_RUN], row[_SEQ]): row for row in rows}.values())
+        new = tuple.__new__
+        found = [
+            new(Edge, ("artifact:" + digest, "run:" + run, role, run, digest, path, ctx, tstamp,
+                       status)) if role == "input" else
+            new(Edge, ("run:" + run, "artifact:" + digest, "output", run, digest, path, ctx,
+                       tstamp, status))
+            for run, _, tstamp, ctx, role, path, digest, status, _ in rows
+            if digest in artifacts
+        ]  # fmt: skip
+        made = set()
         for _, _, tstamp, ctx, _, path, digest, status, producer in self._by_producer:
-            if digest in artifacts and (producer, digest) not in found:
-                found[producer, digest] = make((f"run:{producer}", f"artifact:{digest}",
-                    "output", producer, digest, path, ctx, tstamp, status))  # fmt: skip
-        return sorted(found.values(), key=_edge_order)
+            if digest in artifacts and (producer, digest) not in made:
+                made.add((producer, digest))
+                found.append(Edge("run:" + producer, "artifact:" + digest, "output", producer,
+                                  digest, path, ctx, tstamp, status))  # fmt: skip
+        found.sort(key=_edge_order)
+        return found
 
     def edges_frame(self) -> pd.DataFrame:
         """One row per edge: source, target, role, run_id, digest, path, ctx_id, tstamp,
@@ -385,9 +393,10 @@ _edge_order = operator.itemgetter(7, 3, 2, 5, 4)
 
 
 class _Events:
-    """(key, to) pairs for a walk's steps (`store.STEPS`): indexed queries while it stays
-    small; once it has asked for more keys than a sixteenth of the store's events, each step
-    reads its pairs once (one scan instead of hundreds of IN lists) into a dictionary."""
+    """Where a walk's steps (`store.STEPS`) lead: (key, to) pairs by indexed queries while
+    the walk stays small; once it has asked for more keys than a sixteenth of the store's
+    events, each step's events are read once, in full, into a dictionary by key (one scan
+    instead of hundreds of IN lists), which then also gives the rows of a graph to print."""
 
     SCAN_SHARE = 16
     ASK_COUNT_AT = 1000  # keys asked before the store's size is worth a COUNT
@@ -396,24 +405,42 @@ class _Events:
         self.conn = conn
         self.asked = 0
         self.scan_at: int | None = None
-        self.by: dict[str, dict[str, list[str]]] = {}
+        self.scanned: dict[str, list[tuple[Any, ...]]] = {}  # step -> its events
+        self.by: dict[str, dict[str, list[tuple[Any, ...]]]] = {}  # step -> key -> events
 
     def __call__(self, step: str, keys: set[str]) -> set[str]:
         """Where `step` leads from `keys`."""
         self.asked += len(keys)
         if self.scan_at is None and self.asked > self.ASK_COUNT_AT:
             self.scan_at = store.event_count(self.conn) // self.SCAN_SHARE
-        if self.scan_at is None or self.asked <= self.scan_at:
+        if step not in self.by and (self.scan_at is None or self.asked <= self.scan_at):
             return {to for _, to in store.step_pairs(self.conn, step, keys)}
+        index = self._indexed(step)
+        to = store.EDGE_COLUMNS.index(store.STEPS[step].to)
+        return {row[to] for key in keys for row in index.get(key, ())}
+
+    def _indexed(self, step: str) -> dict[str, list[tuple[Any, ...]]]:
         index = self.by.get(step)
         if index is None:
             index = self.by[step] = {}
-            for key, to in store.step_pairs(self.conn, step):
-                index.setdefault(key, []).append(to)
-        found: set[str] = set()
-        for key in keys:
-            found.update(index.get(key, ()))
-        return found
+            rows = self.scanned[step] = store.step_rows(self.conn, step)
+            at = store.EDGE_COLUMNS.index(store.STEPS[step].key)
+            for row in rows:
+                found = index.get(row[at])
+                if found is None:
+                    index[row[at]] = [row]
+                else:
+                    found.append(row)
+        return index
+
+    def rows(self, step: str, keys: set[str]) -> list[tuple[Any, ...]]:
+        """The event rows (store.EDGE_COLUMNS) `step` follows from `keys`: from the step's
+        scan when it has one (in its order, the table's), else by index."""
+        rows = self.scanned.get(step)
+        if rows is None:
+            return store.step_rows(self.conn, step, keys)
+        at = store.EDGE_COLUMNS.index(store.STEPS[step].key)
+        return [row for row in rows if row[at] in keys]
 
 
 # steps whose events are reads followed to the run that produced the content
@@ -464,7 +491,7 @@ class _Walk:
         followed: list[tuple[Any, ...]] = []
         by_producer: list[tuple[Any, ...]] = []
         for step, keys in sorted(self.followed.items()):
-            rows = store.step_rows(self.conn, step, keys)
+            rows = self.events.rows(step, keys)
             (by_producer if step in _BY_PRODUCER else followed).extend(rows)
         by_producer.sort(key=operator.itemgetter(_RUN, _SEQ))  # the same edge on every backend
         return followed, by_producer

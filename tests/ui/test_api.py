@@ -150,6 +150,8 @@ def test_sql_is_read_only_and_downloads_csv(server: Served) -> None:
         status, body, _ = server.request("/api/sql?q=" + quote(statement))
         assert status == 400 and "only reads" in body["error"], statement
     assert server.get("/api/info")["runs"] == 3
+    mixed = server.get("/api/sql?q=" + quote("SELECT 7 AS n UNION ALL SELECT NULL"))
+    assert mixed["rows"] == [[7], [None]] and type(mixed["rows"][0][0]) is int  # not 7.0
     status, raw, headers = server.request(
         "/api/sql.csv?q="
         + quote("SELECT name, COUNT(*) AS n FROM logs GROUP BY name ORDER BY name")

@@ -184,25 +184,25 @@ STEPS = {
 }
 
 
-def step_pairs(
-    conn: Connection, step: str, keys: Collection[str] | None = None
-) -> list[tuple[str, str]]:
-    """(key, to) of the events a walk's `step` follows from `keys` (by index), or from every
-    key (one scan, for walks that cover much of the store)."""
+def step_pairs(conn: Connection, step: str, keys: Collection[str]) -> list[tuple[str, str]]:
+    """(key, to) of the events a walk's `step` follows from `keys`, by index."""
     key, to, condition = STEPS[step]
     select = f"SELECT {key}, {to} FROM events WHERE {condition}"
-    if keys is None:
-        return conn.execute(select).fetchall()  # type: ignore[no-any-return]
     found: list[tuple[str, str]] = []
     for part in _chunks(sorted(keys)):
         found += conn.execute(f"{select} AND {key} IN ({_marks(part)})", part).fetchall()
     return found
 
 
-def step_rows(conn: Connection, step: str, keys: Collection[str]) -> list[tuple[Any, ...]]:
-    """EDGE_COLUMNS of the events a walk's `step` followed from `keys`: by index for a few
-    keys, else one scan of the step's events kept by key."""
+def step_rows(
+    conn: Connection, step: str, keys: Collection[str] | None = None
+) -> list[tuple[Any, ...]]:
+    """EDGE_COLUMNS of the events a walk's `step` follows from `keys`: by index for a few
+    keys, else one scan of the step's events kept by key; every key's with None (one scan,
+    for walks that cover much of the store)."""
     key, _, condition = STEPS[step]
+    if keys is None:
+        return conn.execute(f"{_SELECT_EDGES} WHERE {condition}").fetchall()  # type: ignore[no-any-return]
     if len(keys) <= _SCAN_AT:
         found: list[tuple[Any, ...]] = []
         for part in _chunks(sorted(keys)):
@@ -212,8 +212,7 @@ def step_rows(conn: Connection, step: str, keys: Collection[str]) -> list[tuple[
         return found
     at = EDGE_COLUMNS.index(key)
     wanted = set(keys)
-    rows = conn.execute(f"{_SELECT_EDGES} WHERE {condition}").fetchall()
-    return [row for row in rows if row[at] in wanted]
+    return [row for row in step_rows(conn, step) if row[at] in wanted]
 
 
 def event_count(conn: Connection) -> int:

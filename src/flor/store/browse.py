@@ -77,17 +77,26 @@ def runs(conn: Any, *, include_replays: bool = False) -> list[dict[str, Any]]:
 def last_values(conn: Any, dialect: Dialect) -> dict[str, dict[str, Any]]:
     """Each run's last value of each name: the recorded one, else the replayed one.
 
-    One pass over `logs` in key order (run, name, writer), the last `seq` of each group."""
+    One pass over `logs` in key order (run, name, writer), the last `seq` of each group,
+    around the runs that stored a long curve's summary (`curves`): those are read by index
+    seeks (`last_values_of`), so a run of 10^6 values costs a few seeks, not a pass."""
+    long_runs = sorted(r for (r,) in conn.execute("SELECT DISTINCT run_id FROM curves"))
     columns = "run_id, name, writer = '', value, type"
-    cursor = conn.execute(dialect.latest("logs", "run_id, name, writer", "seq", columns))
     found: dict[str, dict[str, Any]] = {}
     recorded: set[tuple[str, str]] = set()
-    for run_id, name, is_recorded, value, kind, _ in cursor.fetchall():
-        if (run_id, name) in recorded:
-            continue
-        if is_recorded:
-            recorded.add((run_id, name))
-        found.setdefault(run_id, {})[name] = decode(value, kind)
+    bounds: list[str | None] = [None, *long_runs, None]
+    for low, high in zip(bounds, bounds[1:], strict=False):
+        between = [f"run_id {op} ?" for op, end in ((">", low), ("<", high)) if end is not None]
+        table = f"(SELECT * FROM logs WHERE {' AND '.join(between)}) AS part" if between else "logs"
+        params = [end for end in (low, high) if end is not None]
+        query = dialect.latest(table, "run_id, name, writer", "seq", columns)
+        for run_id, name, is_recorded, value, kind, _ in conn.execute(query, params).fetchall():
+            if (run_id, name) in recorded:
+                continue
+            if is_recorded:
+                recorded.add((run_id, name))
+            found.setdefault(run_id, {})[name] = decode(value, kind)
+    found.update(last_values_of(conn, long_runs))
     return found
 
 
@@ -310,29 +319,53 @@ def series(
     runs both at once, off the GIL)."""
     summary = _stored_curve(conn, run_id, name, max_points) if stored else None
     if summary is not None:
-        return summary  # before importing numpy and pandas: a first view need not wait
-    import numpy as np
-
-    from flor.store.columns import ColumnReader
-
+        return summary  # before importing numpy: a first view need not wait
+    recorded = (
+        conn.execute(
+            "SELECT 1 FROM logs WHERE run_id = ? AND name = ? AND writer = '' LIMIT 1",
+            (run_id, name),
+        ).fetchone()
+        is not None
+    )
     if loops_conn is None:
-        groups = ColumnReader(conn, [name], dialect).values(run_id, 0)
+        ctx, numeric = _curve_values(conn, dialect, run_id, name, recorded)
         tree = _loop_tree(conn, run_id, dialect)
     else:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(_loop_tree, loops_conn, run_id, dialect)
-            groups = ColumnReader(conn, [name], dialect).values(run_id, 0)
+            ctx, numeric = _curve_values(conn, dialect, run_id, name, recorded)
             tree = pending.result()
-    recorded = [g for g in groups if g.writer == ""]
-    chosen = recorded or groups
-    replayed = not recorded and bool(groups)
-    if not chosen:
-        return Series(name, [], replayed=replayed)
-    ctx = np.concatenate([g.ctx for g in chosen])
-    numeric = np.concatenate([_numbers(g.values) for g in chosen])
-    return _curve(conn, run_id, name, ctx, numeric, tree, max_points, replayed)
+    if not len(ctx):
+        return Series(name, [])
+    return _curve(conn, run_id, name, ctx, numeric, tree, max_points, not recorded)
+
+
+def _curve_values(
+    conn: Any, dialect: Dialect, run_id: str, name: str, recorded: bool
+) -> tuple[Any, Any]:
+    """(contexts, numbers) of a name's recorded values, or else of its replayed ones, in
+    key order (writer, tstamp, type, seq); values that are not numbers come last as NaN.
+    Numbers are joined by the store and parsed by numpy: no pandas, no value decoded."""
+    import numpy as np
+
+    where = f"run_id = ? AND name = ? AND writer {'=' if recorded else '!='} ''"
+    order = "writer, tstamp, type, seq"
+    joined_ctx = dialect.concat("COALESCE(ctx_id, -1)", ",", order)
+    joined_values = dialect.concat("value", ",", order)
+    count, ctx, values = conn.execute(
+        f"SELECT COUNT(*), {joined_ctx}, {joined_values} FROM logs WHERE {where} "
+        "AND type IN ('int', 'float')",
+        (run_id, name),
+    ).fetchone()
+    others = conn.execute(
+        f"SELECT COUNT(*) FROM logs WHERE {where} AND type NOT IN ('int', 'float')",
+        (run_id, name),
+    ).fetchone()[0]
+    numeric = np.array(values.split(","), dtype=np.float64) if values else np.zeros(0)
+    numeric = np.concatenate([numeric, np.full(int(others), np.nan)])
+    return np.concatenate([_ints(ctx, count), np.full(int(others), -1)]), numeric
 
 
 def _curve(
@@ -367,19 +400,6 @@ def _curve(
     out.y = y.tolist()
     out.x = {axis: values.tolist() for axis, values in xs.items()}
     return out
-
-
-def _numbers(values: Any) -> Any:
-    """Values as floats, NaN where a value is not a number (text, lists, booleans)."""
-    import numpy as np
-
-    if values.dtype.kind in "iuf":
-        return values.astype(np.float64)
-    numbers = [
-        float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
-        for v in values
-    ]
-    return np.asarray(numbers, dtype=np.float64)
 
 
 def _loop_tree(conn: Any, run_id: str, dialect: Dialect) -> tuple[Any, Any, Any]:
@@ -530,27 +550,10 @@ def store_curves(writer: Any, run_id: str) -> None:
 
 
 def _recorded_curve(conn: Any, dialect: Dialect, run_id: str, name: str) -> Series:
-    """`series(..., SUMMARY_POINTS, stored=False)` of a name with recorded values, read
-    without pandas: numbers joined by the store, the rest only counted."""
-    import numpy as np
-
-    where = "run_id = ? AND name = ? AND writer = ''"
-    joined_ctx = dialect.concat("COALESCE(ctx_id, -1)", ",", "tstamp, type, seq")
-    joined_values = dialect.concat("value", ",", "tstamp, type, seq")
-    count, ctx, values = conn.execute(
-        f"SELECT COUNT(*), {joined_ctx}, {joined_values} FROM logs WHERE {where} "
-        "AND type IN ('int', 'float')",
-        (run_id, name),
-    ).fetchone()
-    others = conn.execute(
-        f"SELECT COUNT(*) FROM logs WHERE {where} AND type NOT IN ('int', 'float')",
-        (run_id, name),
-    ).fetchone()[0]
-    numeric = np.array(values.split(","), dtype=np.float64) if values else np.zeros(0)
-    numeric = np.concatenate([numeric, np.full(int(others), np.nan)])
-    ctx_ids = np.concatenate([_ints(ctx, count), np.full(int(others), -1)])
+    """`series(..., SUMMARY_POINTS, stored=False)` of a name with recorded values."""
+    ctx, numeric = _curve_values(conn, dialect, run_id, name, recorded=True)
     tree = _loop_tree(conn, run_id, dialect)
-    return _curve(conn, run_id, name, ctx_ids, numeric, tree, SUMMARY_POINTS, False)
+    return _curve(conn, run_id, name, ctx, numeric, tree, SUMMARY_POINTS, False)
 
 
 def _stored_curve(conn: Any, run_id: str, name: str, max_points: int) -> Series | None:

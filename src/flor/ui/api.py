@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -194,15 +195,15 @@ def info(project: Project) -> dict[str, Any]:
     }
 
 
-def _matcher(where: str | None) -> Callable[[dict[str, Any]], bool] | None:
+def _matcher(where: str | None) -> Callable[[dict[str, Any], dict[str, Any]], bool] | None:
     if not where or not where.strip():
         return None
     from flor.where import compile_where
 
     check, _ = compile_where(where)
 
-    def matches(row: dict[str, Any]) -> bool:
-        fields = {**row["values"], **row["args"]}
+    def matches(row: dict[str, Any], values: dict[str, Any]) -> bool:
+        fields = {**values, **row["args"]}
         fields.update({k: row[k] for k in ("projid", "filename", "tstamp", "status", "version")})
         fields["runid"] = row["run_id"]
         return bool(check(fields))
@@ -210,11 +211,11 @@ def _matcher(where: str | None) -> Callable[[dict[str, Any]], bool] | None:
     return matches
 
 
-def _column_value(row: dict[str, Any], column: str) -> Any:
+def _column_value(row: dict[str, Any], values: dict[str, Any], column: str) -> Any:
     if column.startswith("args."):
         return row["args"].get(column[5:])
     if column.startswith("values."):
-        return row["values"].get(column[7:])
+        return values.get(column[7:])
     return row.get(column)
 
 
@@ -252,27 +253,30 @@ def runs_page(
     columns = [*BASE_COLUMNS, *(f"args.{a}" for a in arg_names)]
     if values is not None:
         columns += [f"values.{v}" for v in _value_names(values.values(), arg_names)]
-        rows = [{**r, "values": values.get(r["run_id"], {})} for r in rows]
     if sort not in (*columns, "started"):
         raise UsageError(f"cannot sort by {sort!r}: pick one of the columns")
     matches = _matcher(where)
-    selected = [
-        r for r in rows if (projid is None or r["projid"] == projid) and (not matches or matches(r))
-    ]
-    present = [r for r in selected if _sort_key(_column_value(r, sort))[0] < 2]
-    missing = [r for r in selected if _sort_key(_column_value(r, sort))[0] == 2]
-    present.sort(key=lambda r: _sort_key(_column_value(r, sort)), reverse=descending)
-    ordered = present + missing
-    page = ordered[offset : offset + limit]
+    none: dict[str, Any] = {}
+    known = values or {}
+    # (sort key, row, its values); rows without a value to sort by come last
+    present: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
+    missing: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
+    for row in rows:
+        own = known.get(row["run_id"], none)
+        if (projid is None or row["projid"] == projid) and (not matches or matches(row, own)):
+            key = _sort_key(_column_value(row, own, sort))
+            (present if key[0] < 2 else missing).append((key, row, own))
+    present.sort(key=operator.itemgetter(0), reverse=descending)
+    page = (present + missing)[offset : offset + limit]
     if values is None:  # the first page after start: its own values, by index seeks
         from flor.store import browse
 
         with project.reading() as conn:
-            own = browse.last_values_of(conn, [r["run_id"] for r in page])
-        page = [{**r, "values": own.get(r["run_id"], {})} for r in page]
-        columns += [f"values.{v}" for v in _value_names(own.values(), arg_names)]
+            own_values = browse.last_values_of(conn, [r["run_id"] for _, r, _ in page])
+        page = [(key, r, own_values.get(r["run_id"], {})) for key, r, _ in page]
+        columns += [f"values.{v}" for v in _value_names(own_values.values(), arg_names)]
     return {
-        "total": len(selected),
+        "total": len(present) + len(missing),
         "offset": offset,
         "columns": columns,
         "complete": values is not None,
@@ -283,10 +287,10 @@ def runs_page(
                     **{k: r[k] for k in BASE_COLUMNS},
                     "started": r["started"],
                     "args": r["args"],
-                    "values": {k: v for k, v in r["values"].items() if _scalar(v)},
+                    "values": {k: v for k, v in own.items() if _scalar(v)},
                 }
             )
-            for r in page
+            for _, r, own in page
         ],
     }
 
@@ -481,15 +485,17 @@ def _git_diff(project: Project, a: str, b: str) -> dict[str, Any]:
 
 
 def sql(project: Project, text: str, limit: int = SQL_ROW_LIMIT) -> dict[str, Any]:
-    """A read-only query, guarded exactly as `flor query`; at most `limit` rows shown."""
-    frame = sql_frame(project, text)
-    shown = frame.head(limit)
-    rows = [clean(list(row)) for row in shown.astype(object).itertuples(index=False)]
+    """A read-only query, guarded exactly as `flor query` (by the store itself), read as
+    plain rows: a first query need not wait for pandas to import. At most `limit` rows
+    are shown."""
+    if not text or not text.strip():
+        raise UsageError("write a SELECT statement to run")
+    found = open_backend(project.target).query(text)
     return {
-        "columns": [str(c) for c in frame.columns],
-        "rows": rows,
-        "total": len(frame),
-        "truncated": len(frame) > limit,
+        "columns": [str(c) for c in found.columns],
+        "rows": [clean(list(row)) for row in found.rows[:limit]],
+        "total": len(found.rows),
+        "truncated": len(found.rows) > limit,
     }
 
 

@@ -323,11 +323,13 @@ def _csv(project: Any, text: str) -> tuple[str, bytes, str]:
 
 def _warm_up(project: Any) -> None:
     """Summarize the runs while the browser opens: their rows first (what a first page
-    waits for), then every run's last values (what sorting and filtering by value need)."""
+    waits for), then every run's last values (what sorting and filtering by value need),
+    then import numpy (what a curve without a stored summary needs)."""
     try:
         if project.exists():
             project.run_rows()
             project.last_values()
+            import numpy  # noqa: F401
     except Exception:  # noqa: BLE001 - the same error shows on the first request instead
         pass
 
