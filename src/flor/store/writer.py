@@ -49,9 +49,9 @@ class StoreWriter:
     """
 
     def __init__(self, path: Path | None = None, *, target: Target | None = None) -> None:
-        from flor.store.backend import open_writer
+        from flor.store.backend import open_backend, resolve
 
-        self._db = open_writer(path, target)
+        self._db = open_backend(target or resolve(path)).writer()
         self.target = self._db.target
         self.dialect = self._db.dialect
         self.path = path
