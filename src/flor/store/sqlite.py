@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flor.errors import QueryError, StoreBusy, StoreError
+from flor.errors import QueryError, StoreError
 from flor.store.backend import Connection, QueryResult, Target, retry_while
 
 T = TypeVar("T")
@@ -78,27 +78,8 @@ class SQLiteWriter:
         self.conn = connect(_path(target))
 
     def transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one IMMEDIATE transaction; commit, or roll back on error."""
         begin_immediate(self.conn, self.target)
-        return self._run(work)
-
-    def transaction_within(self, work: Callable[[Connection], T], seconds: float) -> T:
-        """`transaction`, waiting at most `seconds` for the write lock (no retries):
-        `StoreBusy` past it, with nothing written."""
-        from flor.store.schema import BUSY_TIMEOUT_MS
-
-        self.conn.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if _locked(exc):
-                raise StoreBusy(f"store {self.target} is locked by another writer") from exc
-            raise StoreError(f"cannot write to the store {self.target} ({exc})") from exc
-        finally:
-            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        return self._run(work)
-
-    def _run(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` inside the transaction just begun; commit, or roll back on error."""
         try:
             result = work(self.conn)
             self.conn.execute("COMMIT")
