@@ -1,22 +1,29 @@
 """Where a flush's time goes: SQLite's CPU per `loops` and `logs` row, and what the
 alternatives the issue 14 runtime notes list would save (a batch as one `json_each`
-statement; the logs table without its `logs_by_run` index).
+statement; the logs table without its `logs_by_run` index; a typed REAL value column).
 
 Prints CPU (process_time) and wall per row, median of `--reps`; asserts nothing.
-    python benchmarks/flush_bench.py [--rows 100000] [--reps 3]
+`--typed` also weighs a REAL copy of numeric values beside their text (issue 14's idea for
+the dataframe): what it adds to a write, and what reading a million of them back costs
+against today's joined text, with how many come back exactly.
+    python benchmarks/flush_bench.py [--rows 100000] [--reps 3] [--typed]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import random
 import sqlite3
 import statistics
+import struct
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from flor.store.columns import SEPARATOR, parse
 from flor.store.schema import connect
 from flor.store.writer import LOG_COLUMNS, LOOP_COLUMNS
 
@@ -53,7 +60,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--typed", action="store_true", help="also weigh a REAL value column")
     args = parser.parse_args()
+    if args.typed:
+        typed_column(args.rows, args.reps)
+        return
     n = args.rows
     cpu: dict[str, list[float]] = {}
     wall: dict[str, list[float]] = {}
@@ -76,6 +87,61 @@ def main() -> None:
         print(
             f"| {name} | {statistics.median(cpu[name]):.2f} | {statistics.median(wall[name]):.2f} |"
         )
+
+
+def typed_column(n: int, reps: int) -> None:
+    """A `number REAL` column beside `value`: its write cost, and its read against the text."""
+    values = [1.0 / (i + 1) for i in range(n)]
+    rows = [(RUN, TSTAMP, i + 1, "loss", repr(v), "float", i + 2, None, "") for i, v in
+            enumerate(values)]  # fmt: skip
+    log_sql = f"INSERT INTO logs ({', '.join(LOG_COLUMNS)}) VALUES ({', '.join('?' * 9)})"
+    typed_sql = log_sql.replace(") VALUES", ", number) VALUES").replace("?)", "?, ?)")
+    typed_rows = [(*row, v) for row, v in zip(rows, values, strict=True)]
+    cpu: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(reps):
+            for typed in (False, True):
+                conn = connect(Path(tmp) / f"typed-{rep}-{typed}.db")
+                if typed:
+                    conn.execute("ALTER TABLE logs ADD COLUMN number REAL")
+                c = time.process_time()
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(typed_sql if typed else log_sql, typed_rows if typed else rows)
+                conn.execute("COMMIT")
+                write = (time.process_time() - c) / n * 1e6
+                cpu.setdefault(f"write a logs row{' + REAL' if typed else ''} (µs/row)", []).append(
+                    write
+                )
+                if typed:
+                    c = time.process_time()
+                    cursor = conn.execute("SELECT number FROM logs ORDER BY seq")
+                    [v for (v,) in cursor]
+                    cpu["read REAL rows (s per 10^6 values)"] = [
+                        (time.process_time() - c) * 1e6 / n
+                    ]
+                c = time.process_time()
+                joined = conn.execute(
+                    f"SELECT group_concat(value, '{SEPARATOR}') FROM logs"
+                ).fetchone()[0]
+                parse(joined, n, "float")
+                cpu.setdefault("read joined text + parse (s per 10^6 values)", []).append(
+                    (time.process_time() - c) * 1e6 / n
+                )
+                conn.close()
+    for name, found in cpu.items():
+        print(f"| {name} | {statistics.median(found):.2f} |")
+    rng = random.Random(14)
+    doubles = [struct.unpack("d", rng.randbytes(8))[0] for _ in range(100_000)]
+    doubles = [d for d in doubles if math.isfinite(d)]
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (number REAL)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(d,) for d in doubles])
+    texts = conn.execute("SELECT group_concat(number) FROM t").fetchone()[0].split(",")
+    changed = sum(float(t) != d for t, d in zip(texts, doubles, strict=True))
+    print(
+        f"SQLite {sqlite3.sqlite_version}: group_concat of REAL changes {changed:,} of "
+        f"{len(doubles):,} random doubles (text to REAL to text is not exact in bulk)"
+    )
 
 
 if __name__ == "__main__":
