@@ -81,13 +81,13 @@ import threading
 from flor.store import sqlite as backend
 _real_insert = backend.SQLiteWriter.insert_rows
 _interrupted = []
-def _insert_then_interrupt(self, conn, table, columns, rows):
+def _insert_then_interrupt(self, conn, table, columns, rows, **options):
     if table == "logs" and threading.current_thread() is threading.main_thread():
         if not _interrupted:
             _interrupted.append(True)
-            _real_insert(self, conn, table, columns, rows)
+            _real_insert(self, conn, table, columns, rows, **options)
             raise KeyboardInterrupt  # Ctrl-C in the middle of flor.commit's flush
-    return _real_insert(self, conn, table, columns, rows)
+    return _real_insert(self, conn, table, columns, rows, **options)
 backend.SQLiteWriter.insert_rows = _insert_then_interrupt
 import flor
 from flor.runtime import context
@@ -115,8 +115,8 @@ import os, signal, threading, time
 from flor.store import sqlite as backend
 _real_insert = backend.SQLiteWriter.insert_rows
 _interrupted = []
-def _insert_then_interrupt(self, conn, table, columns, rows):
-    _real_insert(self, conn, table, columns, rows)
+def _insert_then_interrupt(self, conn, table, columns, rows, **options):
+    _real_insert(self, conn, table, columns, rows, **options)
     if table == "logs" and threading.current_thread().name == "flor-flush":
         if not _interrupted:
             _interrupted.append(True)

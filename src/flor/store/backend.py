@@ -134,8 +134,17 @@ class Writer(Protocol):
     def transaction(self, work: Callable[[Connection], T]) -> T: ...
 
     def insert_rows(
-        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None: ...
+        self,
+        conn: Connection,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        keep_existing: bool = False,
+    ) -> None:
+        """Many rows at once, the backend's fastest way; with `keep_existing`, a row whose
+        key is already stored is skipped (else it is an error)."""
+        ...
 
     def close(self) -> None: ...
 

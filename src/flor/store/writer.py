@@ -99,10 +99,7 @@ class StoreWriter:
             if loops:
                 # a row may carry the iteration's seconds as a 7th column (the runtime's do)
                 columns = LOOP_COLUMNS[: len(loops[0])]
-                conn.executemany(
-                    self.dialect.upsert("loops", columns, replace=False),
-                    loops,
-                )
+                self._db.insert_rows(conn, "loops", columns, loops, keep_existing=True)
             if replace_names and logs:
                 conn.executemany(
                     f"DELETE FROM logs WHERE run_id = ? AND name = ? AND ctx_id {same} ? "
