@@ -6,7 +6,9 @@ Prints CPU (process_time) and wall per row, median of `--reps`; asserts nothing.
 `--typed` also weighs a REAL copy of numeric values beside their text (issue 14's idea for
 the dataframe): what it adds to a write, and what reading a million of them back costs
 against today's joined text, with how many come back exactly.
-    python benchmarks/flush_bench.py [--rows 100000] [--reps 3] [--typed]
+`--statements` compares the store's writes (`SQLiteWriter.insert_rows`: many rows per
+INSERT statement) with one row per executemany step, for the batch sizes a flush sees.
+    python benchmarks/flush_bench.py [--rows 100000] [--reps 3] [--typed | --statements]
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from flor.store.backend import Target
 from flor.store.columns import SEPARATOR, parse
 from flor.store.schema import connect
+from flor.store.sqlite import SQLiteWriter
 from flor.store.writer import LOG_COLUMNS, LOOP_COLUMNS
 
 RUN, TSTAMP = "abcdef012345", "2026-12-01 19:00:00.000"
@@ -56,12 +60,54 @@ def variants(n: int) -> dict[str, tuple[Callable[[sqlite3.Connection], None], bo
     }
 
 
+def statements(n: int, reps: int) -> None:
+    """CPU per row of the inserts alone (not the commit), by batch size and way of writing."""
+    print("| batch rows | table | executemany µs/row | insert_rows µs/row |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for batch in (50, 500, 5000, 50000):
+            for table, columns in (("loops", LOOP_COLUMNS), ("logs", LOG_COLUMNS)):
+                cpu: dict[bool, list[float]] = {False: [], True: []}
+                for rep in range(reps):
+                    for store_way in (False, True):
+                        path = Path(tmp) / f"{batch}-{table}-{rep}-{store_way}.db"
+                        writer = SQLiteWriter(Target("sqlite", path=path))
+                        conn, spent, seq = writer.conn, 0.0, 0
+                        single = writer.dialect.upsert(table, columns, replace=False)
+                        for _ in range(max(1, n // batch)):
+                            if table == "loops":
+                                rows = [(RUN, seq + i, None, "step", i, None, 1e-6)
+                                        for i in range(batch)]  # fmt: skip
+                            else:
+                                rows = [(RUN, TSTAMP, i, "loss", repr(i / 2), "float", seq + i,
+                                         None, "") for i in range(batch)]  # fmt: skip
+                            seq += batch
+                            conn.execute("BEGIN IMMEDIATE")
+                            c = time.process_time()
+                            if store_way:
+                                writer.insert_rows(conn, table, columns, rows, keep_existing=True)
+                            else:
+                                conn.executemany(single, rows)
+                            spent += time.process_time() - c
+                            conn.execute("COMMIT")
+                        cpu[store_way].append(spent / (max(1, n // batch) * batch) * 1e6)
+                        writer.close()
+                print(
+                    f"| {batch:,} | {table} | {statistics.median(cpu[False]):.2f} | "
+                    f"{statistics.median(cpu[True]):.2f} |"
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--typed", action="store_true", help="also weigh a REAL value column")
+    parser.add_argument("--typed", action="store_true", help="weigh a REAL value column")
+    parser.add_argument("--statements", action="store_true", help="rows per INSERT statement")
     args = parser.parse_args()
+    if args.statements:
+        statements(args.rows, args.reps)
+        return
     if args.typed:
         typed_column(args.rows, args.reps)
         return

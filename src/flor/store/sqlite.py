@@ -17,6 +17,7 @@ from flor.errors import QueryError, StoreError
 from flor.store.backend import Connection, QueryResult, Target, retry_while
 
 T = TypeVar("T")
+ROWS_PER_INSERT = 256
 _VARIABLES = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
 
 _READ_ACTIONS = {
@@ -99,18 +100,21 @@ class SQLiteWriter:
         *,
         keep_existing: bool = False,
     ) -> None:
-        """As many rows per INSERT statement as SQLite takes parameters rather than one
-        row per statement (executemany): about a third less CPU per row
-        (`benchmarks/flush_bench.py`), with the full-size statement prepared once."""
+        """`ROWS_PER_INSERT` rows per INSERT statement where a batch has that many, rather
+        than one row per step (executemany): less CPU per row in the large batches a busy
+        loop flushes (`benchmarks/flush_bench.py --statements`). One statement text of each
+        size, so both stay prepared in the connection's cache."""
         verb = "INSERT OR IGNORE" if keep_existing else "INSERT"
         head = f"{verb} INTO {table} ({', '.join(columns)}) VALUES "
         row = "(" + ", ".join("?" for _ in columns) + ")"
-        per = max(1, self.conn.getlimit(_VARIABLES) // len(columns))
-        full = head + ", ".join([row] * per)  # one statement text: prepared once, then cached
-        for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
-            statement = full if len(chunk) == per else head + ", ".join([row] * len(chunk))
-            conn.execute(statement, tuple(chain.from_iterable(chunk)))
+        per = max(1, min(ROWS_PER_INSERT, self.conn.getlimit(_VARIABLES) // len(columns)))
+        whole = len(rows) - len(rows) % per
+        if whole:
+            statement = head + ", ".join([row] * per)
+            for start in range(0, whole, per):
+                conn.execute(statement, tuple(chain.from_iterable(rows[start : start + per])))
+        if whole < len(rows):
+            conn.executemany(head + row, rows[whole:])
 
     def close(self) -> None:
         self.conn.close()
