@@ -31,10 +31,6 @@ class StoreError(FlorError):
     """The store cannot be opened, is corrupt or has an unsupported schema."""
 
 
-class StoreBusy(StoreError):
-    """Another writer held the store past a bounded wait; nothing was written."""
-
-
 class QueryError(UsageError):
     """A query is invalid or tries to write."""
 

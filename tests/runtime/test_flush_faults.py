@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 
 import flor
@@ -80,23 +81,62 @@ import threading
 from flor.store import sqlite as backend
 _real_insert = backend.SQLiteWriter.insert_rows
 _interrupted = []
-def _insert_then_interrupt(self, conn, table, columns, rows):
+def _insert_then_interrupt(self, conn, table, columns, rows, **options):
     if table == "logs" and threading.current_thread() is threading.main_thread():
         if not _interrupted:
             _interrupted.append(True)
-            _real_insert(self, conn, table, columns, rows)
-            raise KeyboardInterrupt  # Ctrl-C in the middle of the loop's closing flush
-    return _real_insert(self, conn, table, columns, rows)
+            _real_insert(self, conn, table, columns, rows, **options)
+            raise KeyboardInterrupt  # Ctrl-C in the middle of flor.commit's flush
+    return _real_insert(self, conn, table, columns, rows, **options)
 backend.SQLiteWriter.insert_rows = _insert_then_interrupt
 import flor
+from flor.runtime import context
+session = context.current()
+session._stop.set()  # no background flusher: the commit below is the only writer
+session._wake.set()
+session._flusher.join()
 for epoch in flor.loop("epoch", range(1)):
     for k in range(50):
         flor.log("v", k)
+flor.commit()
 """
 
 
 def test_ctrl_c_during_a_flush_keeps_the_batch_in_flight(script) -> None:
     done = script("t.py", INTERRUPTED_FLUSH).run(check=False)
+    assert "KeyboardInterrupt" in done.stderr and done.returncode != 0
+    assert flor.query("SELECT status FROM runs")["status"].tolist() == ["killed"]
+    stored = flor.query("SELECT value FROM logs WHERE name = 'v' ORDER BY seq")["value"]
+    assert stored.astype(int).tolist() == list(range(50))
+
+
+INTERRUPTED_BACKGROUND_FLUSH = """
+import os, signal, threading, time
+from flor.store import sqlite as backend
+_real_insert = backend.SQLiteWriter.insert_rows
+_interrupted = []
+def _insert_then_interrupt(self, conn, table, columns, rows, **options):
+    _real_insert(self, conn, table, columns, rows, **options)
+    if table == "logs" and threading.current_thread().name == "flor-flush":
+        if not _interrupted:
+            _interrupted.append(True)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the flusher writes the loop
+backend.SQLiteWriter.insert_rows = _insert_then_interrupt
+import flor
+for epoch in flor.loop("epoch", range(1)):
+    for k in range(50):
+        flor.log("v", k)
+while True:  # training goes on while the loop's rows are written
+    time.sleep(0.01)
+"""
+
+
+def test_ctrl_c_while_the_flusher_writes_a_loops_rows_loses_nothing(script) -> None:
+    done = script("t.py", INTERRUPTED_BACKGROUND_FLUSH).run(
+        check=False,
+        # a suite started in the background ignores SIGINT, and children inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert "KeyboardInterrupt" in done.stderr and done.returncode != 0
     assert flor.query("SELECT status FROM runs")["status"].tolist() == ["killed"]
     stored = flor.query("SELECT value FROM logs WHERE name = 'v' ORDER BY seq")["value"]

@@ -1,7 +1,9 @@
-"""A store locked by another process never stalls training (issue 13).
+"""A store locked by another process never stalls training (issue 13): a loop's end leaves
+its rows to the background flusher (stopped here, so the loop's end is the only candidate
+writer) instead of writing them on the training thread.
 
-The lock is real (another SQLite connection holding `BEGIN IMMEDIATE`); the wait is
-injected (0 s), so nothing here depends on timing.
+The lock is real (another SQLite connection holding `BEGIN IMMEDIATE`); nothing here
+depends on timing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from flor.store.writer import StoreWriter
 def _session(tmp_path: Path) -> tuple[Session, Path]:
     db = tmp_path / "flor.db"
     session = Session(StoreWriter(db), Identity("run1", "proj", "t.py"), tmp_path, None, ["t.py"])
-    session.loop_flush_wait = 0.0
     session.begin(None, None, None)
     session._stop.set()  # no background flusher: the loop's end is the only writer here
     session._flusher.join()

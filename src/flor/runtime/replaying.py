@@ -42,7 +42,7 @@ class _NoStore(StoreWriter):
     def __init__(self) -> None:
         pass  # deliberately opens nothing
 
-    def transaction(self, work: Callable[[Any], Any], *, within: float | None = None) -> Any:
+    def transaction(self, work: Callable[[Any], Any]) -> Any:
         raise ReplayError("a replay task hands its values back and never writes the store")
 
 
@@ -125,7 +125,7 @@ class ReplaySession(Session):
     def commit(self) -> None:
         self.flush()
 
-    def _flush(self, within: float | None = None) -> None:
+    def _flush(self) -> None:
         """Values stay with the task until the replaying process has checked them: nothing
         a task derives reaches the store on its own."""
         self.staged_loops.extend(self.drain_loops()[0])

@@ -2,14 +2,15 @@
 
 Logs go into an in-memory deque (`flor.log` is O(1)); a loop iteration buffers only its
 coordinates: rows, values as text and iteration seconds are made at flush, off the
-training path. A background thread flushes at least every half second, and outermost
-loop ends, `flor.commit` and exit flush too, so a SIGKILL loses at most about one second
-of logs. Which session a process gets, and what ends it, is `flor.runtime.context`.
+training path. A background thread flushes at least every half second, and at once when
+an outermost loop (or a `flor.iteration`) ends: the training thread never writes to the
+store itself (issue 14: it does not pay for SQLite; issue 13: a store locked by another
+process never stalls it), and a SIGKILL loses at most about one second of logs.
+`flor.commit`, reads in the same process (`flor.dataframe`, `flor.query`) and the exit
+flush on the calling thread and wait for the store: they promise the values are stored.
+Which session a process gets, and what ends it, is `flor.runtime.context`.
 
-A loop's end waits at most `LOOP_FLUSH_WAIT_S` for the store (issue 13: a store locked by
-another process must not stall training); past it, its rows stay buffered for the
-background flusher, and the exit's flush waits as long as the store needs. A flush the
-store refuses is kept for the next one. When the store still takes writes but
+A flush the store refuses is kept for the next one. When the store still takes writes but
 not some rows, the batch is split to find them; a row refused `QUARANTINE_STRIKES` times
 (or still unwritten at exit) goes to `<store>/quarantine/<run_id>.jsonl` with the reason,
 and the run's note and a warning say how many: one bad value never stops later logging.
@@ -34,7 +35,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from flor.errors import StoreBusy
 from flor.runtime.args import cast, parse_kwargs
 from flor.store.backend import describe
 from flor.store.values import encode
@@ -42,9 +42,6 @@ from flor.store.writer import LOG_COLUMNS, StoreWriter
 
 FLUSH_INTERVAL_S = 0.5
 QUARANTINE_STRIKES = 3
-# How long a loop's end waits for the store (another process's lock, a flush in progress)
-# before leaving its rows to the background flusher: training never waits out a lock.
-LOOP_FLUSH_WAIT_S = 0.1
 
 
 def _now_tstamp() -> str:
@@ -201,9 +198,9 @@ class Session:
         self._written = 0  # values taken from the buffer so far
         self.quarantined = 0
         self._flush_lock = threading.Lock()
-        self.loop_flush_wait = LOOP_FLUSH_WAIT_S  # tests inject 0
         self._commits = 0
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a loop ended: the flusher writes its rows now
         self._flusher = threading.Thread(target=self._flush_forever, name="flor-flush", daemon=True)
         self.observers: list[LoopObserver] = []
         self.commit_hooks: list[Callable[[str], None]] = []
@@ -269,26 +266,25 @@ class Session:
         self._flusher.start()
 
     def _flush_forever(self) -> None:
-        while not self._stop.wait(FLUSH_INTERVAL_S):
+        while True:
+            self._wake.wait(FLUSH_INTERVAL_S)
+            self._wake.clear()  # before draining: rows buffered after this wake it again
+            if self._stop.is_set():
+                return
             self.flush()
 
-    def flush(self, within: float | None = None) -> None:
-        """Move everything buffered into the store in one transaction.
+    def flush_soon(self) -> None:
+        """Have the background flusher write what is buffered now, without waiting for it
+        (a loop's end: the training thread goes on while the store is written)."""
+        self._wake.set()
 
-        With `within`, wait at most about that many seconds for the store; past it, the
-        rows stay buffered for the next flush.
-        """
+    def flush(self) -> None:
+        """Move everything buffered into the store in one transaction (waiting for a flush
+        in progress first: one flush at a time keeps seq in logging order)."""
         if self._closed:
             return
-        # one flush at a time keeps seq in logging order
-        if within is None:
-            self._flush_lock.acquire()
-        elif not self._flush_lock.acquire(timeout=within):
-            return  # the background flusher is writing: it takes these rows next
-        try:
-            self._flush(within)
-        finally:
-            self._flush_lock.release()
+        with self._flush_lock:
+            self._flush()
 
     def drain_logs(self) -> list[tuple[Any, ...]]:
         """Take the buffered values, encoded as `logs` rows (`LOG_COLUMNS`)."""
@@ -319,7 +315,7 @@ class Session:
         ]
         return rows, [(s, ctx) for ctx, s in seconds.items()]
 
-    def _flush(self, within: float | None = None) -> None:
+    def _flush(self) -> None:
         loops, self._held_loops = self._held_loops, []
         drained, timings = self.drain_loops()
         loops += drained
@@ -328,11 +324,8 @@ class Session:
         now = time.time()
         try:
             self.writer.write_batch(
-                self.row_id, loops, rows, timings, now, self.identity.replace_names, within=within
+                self.row_id, loops, rows, timings, now, self.identity.replace_names
             )
-            return
-        except StoreBusy:  # another writer holds the store: not a refusal, try again later
-            self._keep(loops, rows, timings)
             return
         except Exception as exc:  # noqa: BLE001 - never let a store hiccup kill training
             error = exc
@@ -340,7 +333,7 @@ class Session:
             self._keep(loops, rows, timings)
             raise
         try:  # does the store refuse everything, or only some rows?
-            self.writer.write_batch(self.row_id, loops, (), timings, now, within=within)
+            self.writer.write_batch(self.row_id, loops, (), timings, now)
         except Exception:  # noqa: BLE001 - the store is down or locked: keep it all for later
             self._keep(loops, rows, timings)
             if not self._flush_failed:
@@ -427,6 +420,7 @@ class Session:
         if self._closed:
             return
         self._stop.set()
+        self._wake.set()
         self.flush()
         with self._flush_lock:
             for _ in range(QUARANTINE_STRIKES):  # rows refused once get their last chances
@@ -546,7 +540,7 @@ class Session:
             self.ctx = parent
             for observer in observers:
                 observer.loop_ended(exhausted)
-            self.flush(self.loop_flush_wait)
+            self.flush_soon()
 
     def note_iteration(
         self, ctx: int, parent: int | None, name: str, index: int, value: object
@@ -566,4 +560,4 @@ class Session:
         finally:
             self.depth -= 1
             self.ctx = parent
-            self.flush(self.loop_flush_wait)
+            self.flush_soon()

@@ -134,8 +134,17 @@ class Writer(Protocol):
     def transaction(self, work: Callable[[Connection], T]) -> T: ...
 
     def insert_rows(
-        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None: ...
+        self,
+        conn: Connection,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        keep_existing: bool = False,
+    ) -> None:
+        """Many rows at once, the backend's fastest way; with `keep_existing`, a row whose
+        key is already stored is skipped (else it is an error)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -235,22 +244,3 @@ def errors() -> tuple[type[Exception], ...]:
     if psycopg is not None:
         found.append(psycopg.Error)
     return tuple(found)
-
-
-# Shorthands of `open_backend(...)` still called by `writer.py` (open_writer), `reader.py`
-# and `browse.py` (open_target, target_exists); new code calls `open_backend` itself. They
-# go once those modules (owned by other work in progress) switch.
-
-
-def open_writer(path: Path | None = None, target: Target | None = None) -> Writer:
-    """A writer on the store at `target`, else `FLOR_STORE`, else the SQLite file `path`."""
-    return open_backend(target or resolve(path)).writer()
-
-
-def open_target(target: Target) -> ReadConnection:
-    """A read-only connection to `target` (see `Backend.reader`)."""
-    return open_backend(target).reader()
-
-
-def target_exists(target: Target) -> bool:
-    return open_backend(target).exists()

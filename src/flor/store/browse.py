@@ -525,11 +525,11 @@ def store_curves(writer: Any, run_id: str) -> None:
     A run's recorded values never change once it has ended (replays write other writers,
     which a curve with recorded values ignores), so a summary never goes stale. Best effort
     at exit: without a summary a curve is read in full, as before."""
-    from flor.store.backend import open_target
+    from flor.store.backend import open_backend
 
     dialect = writer.dialect
     try:
-        conn = open_target(writer.target)
+        conn = open_backend(writer.target).reader()
         try:
             rows = [
                 (run_id, name, found.total + found.skipped, json.dumps(asdict(found)))

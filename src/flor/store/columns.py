@@ -116,7 +116,11 @@ class ColumnReader:
         )
         self.concat = concat
         self.loop_names: list[str] = []  # learned run by run; codes index them
-        self.loop_sql = "SELECT COUNT(*), {}, {}, {}, {{}} FROM loops WHERE run_id = ?".format(
+        # COUNT(value): the iteration values are read apart only for a run that has some
+        self.loop_sql = (
+            "SELECT COUNT(*), COUNT(value), {}, {}, {}, {{}} FROM loops WHERE run_id = ?"
+        )
+        self.loop_sql = self.loop_sql.format(
             concat("ctx_id", order="ctx_id"),
             concat("COALESCE(parent_ctx_id, -1)", order="ctx_id"),
             concat("iteration", order="ctx_id"),
@@ -166,13 +170,14 @@ class ColumnReader:
         while names and len(names) <= CODED_NAMES:
             cases = " ".join(f"WHEN ? THEN {code}" for code in range(len(names)))
             column = self.concat(f"CASE name {cases} ELSE -1 END", order="ctx_id")
-            count, ctx, parent, iteration, coded = self._rows(
+            count, valued, ctx, parent, iteration, coded = self._rows(
                 self.loop_sql.format(column), [*names, run_id]
             )[0]
             codes = _ints(coded, count)
             if (codes >= 0).all():
                 arrays = (_ints(ctx, count), _ints(parent, count), _ints(iteration, count))
-                return RunLoops(*arrays, codes, list(names), self._valued(run_id))
+                values = self._valued(run_id) if valued else []
+                return RunLoops(*arrays, codes, list(names), values)
             known = set(names)
             new = [n for (n,) in self._rows(_LOOP_NAMES, [run_id]) if n not in known]
             if not new:

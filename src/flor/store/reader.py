@@ -17,8 +17,6 @@ from flor.store.backend import (
     ReadConnection,
     Target,
     open_backend,
-    open_target,
-    target_exists,
 )
 from flor.store.columns import ColumnReader, RunLoops, loop_rows
 from flor.store.pivot import RUN_KEYS, ValueGroup, pivot
@@ -34,7 +32,7 @@ def _target(home: Path | None) -> Target:
 
 def open_reader(home: Path | None = None) -> ReadConnection:
     """A read-only connection (one consistent snapshot on PostgreSQL), SQLite-dialect SQL."""
-    return open_target(_target(home))
+    return open_backend(_target(home)).reader()
 
 
 def _frame(cursor: Any) -> pd.DataFrame:
@@ -138,4 +136,4 @@ def find_run(run: str, home: Path | None = None) -> dict[str, Any]:
 
 def store_exists(home: Path | None = None) -> bool:
     """Whether the project's store (a server when `FLOR_STORE` is set) holds a schema yet."""
-    return target_exists(_target(home))
+    return open_backend(_target(home)).exists()

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flor.errors import QueryError, StoreBusy, StoreError
+from flor.errors import QueryError, StoreError
 from flor.store.backend import Connection, QueryResult, Target, retry_while
 
 T = TypeVar("T")
+ROWS_PER_INSERT = 256
+_VARIABLES = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
 
 _READ_ACTIONS = {
     sqlite3.SQLITE_SELECT,
@@ -78,27 +81,8 @@ class SQLiteWriter:
         self.conn = connect(_path(target))
 
     def transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one IMMEDIATE transaction; commit, or roll back on error."""
         begin_immediate(self.conn, self.target)
-        return self._run(work)
-
-    def transaction_within(self, work: Callable[[Connection], T], seconds: float) -> T:
-        """`transaction`, waiting at most `seconds` for the write lock (no retries):
-        `StoreBusy` past it, with nothing written."""
-        from flor.store.schema import BUSY_TIMEOUT_MS
-
-        self.conn.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if _locked(exc):
-                raise StoreBusy(f"store {self.target} is locked by another writer") from exc
-            raise StoreError(f"cannot write to the store {self.target} ({exc})") from exc
-        finally:
-            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        return self._run(work)
-
-    def _run(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` inside the transaction just begun; commit, or roll back on error."""
         try:
             result = work(self.conn)
             self.conn.execute("COMMIT")
@@ -108,10 +92,29 @@ class SQLiteWriter:
             raise
 
     def insert_rows(
-        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+        self,
+        conn: Connection,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        keep_existing: bool = False,
     ) -> None:
-        marks = ", ".join("?" for _ in columns)
-        conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        """`ROWS_PER_INSERT` rows per INSERT statement where a batch has that many, rather
+        than one row per step (executemany): less CPU per row in the large batches a busy
+        loop flushes (`benchmarks/flush_bench.py --statements`). One statement text of each
+        size, so both stay prepared in the connection's cache."""
+        verb = "INSERT OR IGNORE" if keep_existing else "INSERT"
+        head = f"{verb} INTO {table} ({', '.join(columns)}) VALUES "
+        row = "(" + ", ".join("?" for _ in columns) + ")"
+        per = max(1, min(ROWS_PER_INSERT, self.conn.getlimit(_VARIABLES) // len(columns)))
+        whole = len(rows) - len(rows) % per
+        if whole:
+            statement = head + ", ".join([row] * per)
+            for start in range(0, whole, per):
+                conn.execute(statement, tuple(chain.from_iterable(rows[start : start + per])))
+        if whole < len(rows):
+            conn.executemany(head + row, rows[whole:])
 
     def close(self) -> None:
         self.conn.close()

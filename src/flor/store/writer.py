@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flor.errors import StoreBusy
 from flor.store.backend import Connection, Target
 
 T = TypeVar("T")
@@ -49,33 +48,19 @@ class StoreWriter:
     """
 
     def __init__(self, path: Path | None = None, *, target: Target | None = None) -> None:
-        from flor.store.backend import open_writer
+        from flor.store.backend import open_backend, resolve
 
-        self._db = open_writer(path, target)
+        self._db = open_backend(target or resolve(path)).writer()
         self.target = self._db.target
         self.dialect = self._db.dialect
         self.path = path
         self._lock = threading.Lock()
 
-    def transaction(self, work: Callable[[Connection], T], *, within: float | None = None) -> T:
-        """Run `work` in one short write transaction, retrying while other writers conflict.
-
-        With `within`, wait at most about that many seconds for this connection and for
-        the SQLite file's write lock, then raise `StoreBusy` having written nothing: the
-        training thread must not wait out another process's lock. (PostgreSQL locks rows,
-        not the store, so its writes are not bounded here.)
-        """
-        if within is None:
-            with self._lock:
-                result: T = self._db.transaction(work)
-                return result
-        if not self._lock.acquire(timeout=within):
-            raise StoreBusy(f"store {self.target} is busy with another flush")
-        try:
-            bounded = getattr(self._db, "transaction_within", None)
-            return self._db.transaction(work) if bounded is None else bounded(work, within)
-        finally:
-            self._lock.release()
+    def transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one short write transaction, retrying while other writers conflict."""
+        with self._lock:
+            result: T = self._db.transaction(work)
+            return result
 
     def insert_run(self, run: dict[str, Any]) -> None:
         columns = ", ".join(RUN_COLUMNS)
@@ -101,14 +86,11 @@ class StoreWriter:
         timings: Iterable[tuple[float, int]],
         heartbeat: float,
         replace_names: Sequence[str] = (),
-        *,
-        within: float | None = None,
     ) -> None:
         """Loops, logs, iteration timings and the heartbeat, atomically.
 
         `replace_names` (replay) first deletes earlier replayed values of those names in
-        the same loop contexts, so replaying twice never duplicates values. `within` bounds
-        the wait for the store (see `transaction`).
+        the same loop contexts, so replaying twice never duplicates values.
         """
 
         same, differs = self.dialect.same, self.dialect.differs
@@ -117,10 +99,7 @@ class StoreWriter:
             if loops:
                 # a row may carry the iteration's seconds as a 7th column (the runtime's do)
                 columns = LOOP_COLUMNS[: len(loops[0])]
-                conn.executemany(
-                    self.dialect.upsert("loops", columns, replace=False),
-                    loops,
-                )
+                self._db.insert_rows(conn, "loops", columns, loops, keep_existing=True)
             if replace_names and logs:
                 conn.executemany(
                     f"DELETE FROM logs WHERE run_id = ? AND name = ? AND ctx_id {same} ? "
@@ -135,7 +114,7 @@ class StoreWriter:
             )
             conn.execute("UPDATE runs SET heartbeat = ? WHERE run_id = ?", (heartbeat, row_id))
 
-        self.transaction(work, within=within)
+        self.transaction(work)
 
     def insert_checkpoints(self, rows: Sequence[tuple[Any, ...]]) -> None:
         statement = self.dialect.upsert("checkpoints", CHECKPOINT_COLUMNS, replace=True)
