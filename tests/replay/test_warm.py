@@ -276,9 +276,8 @@ def test_the_next_replay_forks_from_the_server_the_last_one_left(
 
 
 def test_a_new_server_imports_what_the_last_one_learned_before_its_first_fork(
-    tmp_path: Path, shared: list[int], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, shared: list[int]
 ) -> None:
-    monkeypatch.setenv("FLOR_WARM_IDLE_S", "0")  # each server ends with its replay
     library = tmp_path / "site"
     library.mkdir()
     (library / "heavylib.py").write_text(LIBRARY)
@@ -293,6 +292,7 @@ def test_a_new_server_imports_what_the_last_one_learned_before_its_first_fork(
         code, _, err = connection.run(command, folder, env, ["heavylib"], logs, folder)
         assert code == 42, err
         connection.close()
+        assert warm.retire(env) == servers[-1]  # it ends (idle), what it learned stays listed
         assert _gone(servers[-1])
     first, second = servers
     assert first != second
@@ -301,6 +301,7 @@ def test_a_new_server_imports_what_the_last_one_learned_before_its_first_fork(
     assert imports[0] == f"heavylib {first}"
     assert imports[1].startswith("lazylib ") and imports[1] != f"lazylib {first}"
     assert imports[-2:] == [f"heavylib {second}", f"lazylib {second}"]
+    assert warm.retire(env) is None  # none runs
 
 
 def test_a_scripts_own_module_is_never_replaced_by_a_preloaded_one(server, tmp_path) -> None:
@@ -371,3 +372,51 @@ def test_a_replays_tasks_fork_from_one_server_that_imported_their_library_once(
     loaded = imports.read_text().splitlines()
     assert len(parents) == 1 and loaded == [f"heavylib {parents.pop()}"]
     assert not warm._servers  # ended with the replay
+
+
+FORKED_AGAIN = (
+    '        flor.log("forked_from", os.getppid())\n',
+    '        flor.log("forked_again", os.getppid())\n',
+)
+
+
+def test_the_next_replay_forks_from_the_server_the_last_replay_left(
+    repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared: list[int]
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "heavylib.py").write_text(LIBRARY)
+    imports = tmp_path / "imports.log"
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("IMPORTS_LOG", str(imports))
+    train = script("train.py", RECORDED)
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "train")
+    for seed in range(2):
+        train.run("--kwargs", f"seed={seed}")
+    imports.unlink()
+    source = RECORDED
+    parents = []
+    for anchor, line in (FORKED_FROM, FORKED_AGAIN):  # a statement, then another one
+        source = source.replace(anchor, anchor + line)
+        train.path.write_text(source)
+        name = line.split('"')[1]
+        summary = execute(plan([name], jobs=2))
+        assert not summary.failed, [r.tail for r in summary.failed]
+        parents.append(set(flor.dataframe(name)[name].dropna().tolist()))
+        shared.extend(int(p) for p in parents[-1])
+    assert parents[0] == parents[1] and len(parents[0]) == 1
+    assert imports.read_text().splitlines() == [f"heavylib {shared[0]}"]
+
+
+def test_a_bad_idle_setting_is_a_one_line_usage_error(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOR_WARM_IDLE_S", "ten minutes")
+    done = subprocess.run(
+        [sys.executable, "-m", "flor", "replay", "total", "--yes"], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "Error: FLOR_WARM_IDLE_S must be a number of seconds >= 0, got 'ten minutes'"
+    ]

@@ -13,13 +13,13 @@ fork: no thread pools are running, and each child starts from the same state.
 
 Replays reach their environment's server through a Unix socket in a folder only this user
 may open (whoever can connect can run code as its owner). A server outlives the replay that
-started it by `FLOR_WARM_IDLE_S` seconds without work (default 600; 0 ends it with its last
-replay), so the next replay forks at once. What it imported, including what tasks imported
-lazily (torch imports torch._dynamo when an optimizer is made), is listed beside its socket,
-and the environment's next server imports it as soon as it starts. A task ends with its
-replay: when a replay's connection closes (its process ended, even by SIGKILL) the server
-kills that replay's tasks, and each child gets SIGKILL when the server dies (Linux's
-parent-death signal).
+started it by `FLOR_WARM_IDLE_S` seconds without work (default 600; with 0 each replay has
+a server of its own, its child, ending with it), so the next replay forks at once. What it
+imported, including what tasks imported lazily (torch imports torch._dynamo when an
+optimizer is made), is listed beside its socket, and the environment's next server imports
+it as soon as it starts. A task ends with its replay: when a replay's connection closes
+(its process ended, even by SIGKILL) the server kills that replay's tasks, and each child
+gets SIGKILL when the server dies (Linux's parent-death signal).
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ class ForkServer:
     ends with it (a cluster's worker: its tasks must stay inside it)."""
 
     def __init__(self, env: dict[str, str], *, shared: bool = False) -> None:
-        folder = _shared_folder() if shared else None
+        # FLOR_WARM_IDLE_S=0: a server of the replay's own, ending with it
+        folder = _shared_folder() if shared and idle_seconds() > 0 else None
+        self.asked = shared
         self.shared = folder is not None
         self.process: subprocess.Popen[bytes] | None = None
         if folder is not None:
@@ -90,10 +92,6 @@ class ForkServer:
     def preload(self, names: list[str]) -> None:
         """Import `names` in the server now, before the tasks that need them arrive."""
         self._send({"preload": names})
-
-    def retire(self) -> None:
-        """Ask the server to take no new replay and end once its running tasks are done."""
-        self._send({"preload": [], "retire": True})
 
     def run(
         self,
@@ -279,15 +277,10 @@ def server_for(env: dict[str, str], *, shared: bool | None = None) -> ForkServer
     key = _key(env)
     with _lock:
         server = _servers.get(key)
-        if (
-            server is None
-            or not server.alive
-            or server.stale
-            or shared not in (None, server.shared)
-        ):
+        if server is None or not server.alive or server.stale or shared not in (None, server.asked):
             if server is not None:
                 threading.Thread(target=server.close, daemon=True).start()
-            keep = shared if shared is not None else server is not None and server.shared
+            keep = shared if shared is not None else server is not None and server.asked
             server = _servers[key] = ForkServer(env, shared=keep)
         return server
 
@@ -304,7 +297,10 @@ def retire(env: dict[str, str]) -> int | None:
         except (FileNotFoundError, ConnectionRefusedError):
             return None
         with client.makefile("r", encoding="utf-8") as replies:
-            pid = int(json.loads(replies.readline())["pid"])
+            greeting = replies.readline()
+            if not greeting:
+                return None  # it was ending
+            pid = int(json.loads(greeting)["pid"])
             client.sendall(b'{"preload": [], "retire": true}\n')
             client.shutdown(socket.SHUT_WR)
             replies.read()  # the server closes this connection
