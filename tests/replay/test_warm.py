@@ -304,6 +304,43 @@ def test_a_new_server_imports_what_the_last_one_learned_before_its_first_fork(
     assert warm.retire(env) is None  # none runs
 
 
+THREADING = (
+    LIBRARY
+    + """\
+import threading
+import time
+threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+"""
+)
+
+
+def test_a_module_that_starts_a_thread_is_not_passed_on_to_the_next_server(
+    tmp_path: Path, shared: list[int]
+) -> None:
+    library = tmp_path / "site"
+    library.mkdir()
+    (library / "heavylib.py").write_text(LIBRARY)
+    (library / "threadlib.py").write_text(THREADING)
+    imports = tmp_path / "imports.log"
+    env = {"PYTHONPATH": str(library), "IMPORTS_LOG": str(imports)}
+    first = warm.ForkServer(env, shared=True)
+    first.preload(["heavylib"])
+    folder, logs = _task(tmp_path, "threads")
+    command = [sys.executable, str(folder / "train.py"), "ok"]
+    assert first.run(command, folder, env, ["threadlib"], logs, folder)[0] == 42
+    first.close()
+    assert warm.retire(env) == first.pid and _gone(first.pid)
+    second = warm.ForkServer(env, shared=True)
+    shared.append(second.pid)
+    folder, logs = _task(tmp_path, "after")
+    command = [sys.executable, str(folder / "train.py"), "ok"]
+    _, out, _ = second.run(command, folder, env, [], logs, folder)
+    second.close()
+    # the second server imported heavylib, not threadlib, and forked the task from it
+    assert imports.read_text().splitlines()[-1:] == [f"heavylib {second.pid}"]
+    assert f"parent {second.pid}" in out
+
+
 def test_a_scripts_own_module_is_never_replaced_by_a_preloaded_one(server, tmp_path) -> None:
     fork_server, env = server
     folder, logs = _task(tmp_path, "preloads")

@@ -493,9 +493,10 @@ class _Server:
             self._reply(fd, reply)
 
     def _preload(self, names: list[str]) -> None:
-        """Import `names`, and list them for the environment's next server."""
+        """Import `names`, and list them for the environment's next server (unless an
+        import started a thread: that server could not fork, it must not pass that on)."""
         imported = _preload(names)
-        if imported - self.imported and not self.stale:
+        if imported - self.imported and not self.stale and threading.active_count() == 1:
             self.imported |= imported
             draft = self.learned.with_name(f"{self.learned.name}.{os.getpid()}")
             with contextlib.suppress(OSError):
