@@ -11,13 +11,17 @@ A PyTorch CPU MLP on synthetic data, loss logged every step, model and optimizer
   flordb       flordb 4.0.1 from PyPI on the same script (`import flordb as flor`)
 Each run is a fresh process in a fresh temporary git repo; variants are interleaved and
 their order rotated every repetition. Wall time includes interpreter start and torch import
-(the same for every variant). Peak RSS is the child's own (wait4). Prints figures only.
+(the same for every variant). CPU time is the child's own, all threads (user + system, from
+wait4): on a loaded machine it is the steadier figure, since a variant's wall time then
+depends on what else runs. Peak RSS is the child's own (wait4). Prints figures only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -108,6 +112,12 @@ def script(variant: str, shape: dict[str, int], epochs: int, steps: int) -> str:
             "log_line": 'flor.log("loss", loss.item())',
         }
     return TEMPLATE.format(**shape, **parts, threads=THREADS)
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of the children this process has waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def dir_bytes(path: Path) -> int:
@@ -202,6 +212,7 @@ def main() -> None:
             variants["flordb"] = (flordb, {})
         names = list(variants)
         walls: dict[str, list[float]] = {v: [] for v in names}
+        cpus: dict[str, list[float]] = {v: [] for v in names}
         rss: dict[str, list[float]] = {v: [] for v in names}
         ckpt: dict[str, list[dict[str, int]]] = {v: [] for v in names}
         store: dict[str, list[int]] = {v: [] for v in names}
@@ -213,7 +224,9 @@ def main() -> None:
                 repo = ws.repo({"train.py": script(kind, shape, args.epochs, steps)},
                                name=f"{variant}-")  # fmt: skip
                 # stdout to /dev/null: flordb echoes every logged value to stdout
+                cpu = children_cpu()
                 result = run_child([python, "train.py"], repo, ws.env(**extra))
+                cpus[variant].append(children_cpu() - cpu)
                 check(result, f"{variant} run")
                 walls[variant].append(result.seconds)
                 rss[variant].append(result.max_rss_kb / 1024)
@@ -223,6 +236,7 @@ def main() -> None:
                 extra_note = f", checkpoints {ckpt[variant][-1]}" if ckpt[variant] else ""
                 print(
                     f"  rep {rep + 1} {variant:8s} {result.seconds:7.2f} s  "
+                    f"CPU {cpus[variant][-1]:7.2f} s  load {os.getloadavg()[0]:5.1f}  "
                     f"{result.max_rss_kb / 1024:7.1f} MB{extra_note}",
                     flush=True,
                 )
@@ -232,6 +246,7 @@ def main() -> None:
         ws.close()
 
     base_wall = median(walls["plain"])
+    base_cpu = median(cpus["plain"])
     base_rss = median(rss["plain"])
     rows = []
     for variant in names:
@@ -249,12 +264,15 @@ def main() -> None:
             f"{wall:.2f}",
             f"{min(walls[variant]):.2f}-{max(walls[variant]):.2f}",
             fmt_ratio(wall, base_wall),
+            f"{median(cpus[variant]):.2f}",
+            fmt_ratio(median(cpus[variant]), base_cpu),
             f"{median(rss[variant]):.0f}",
             fmt_ratio(median(rss[variant]), base_rss),
             ck,
             human_bytes(median(store[variant])),
         ])  # fmt: skip
-    headers = ["variant", "median wall (s)", "range (s)", "wall / plain", "peak RSS (MB)",
+    headers = ["variant", "median wall (s)", "range (s)", "wall / plain", "median CPU (s)",
+               "CPU / plain", "peak RSS (MB)",
                "RSS / plain", "checkpointed iterations (sum(bytes))",
                ".flor on disk"]  # fmt: skip
     print(

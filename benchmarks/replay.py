@@ -10,8 +10,11 @@ scratch, serially:
   (values must be identical);
 - the plan's estimate against the measured time;
 - per-task start-up (task start -> its first replayed iteration), median and slowest:
-  tasks fork from warm interpreters that have torch imported, so only a worker's first
-  task pays for the import;
+  tasks fork from a warm interpreter that has torch imported;
+- cold and warm: the first replay of each row starts with no warm server (the last one
+  retired; what it learned stays listed, except before the very first replay, which starts
+  from nothing), the others find the server the last replay left, as a user's next replay
+  within FLOR_WARM_IDLE_S does;
 - short runs (`--short-runs N`, 0 to skip): N recorded runs of about `--short-seconds`
   each, an outer-level statement replayed into all of them with `--jobs 2` against
   re-running them from scratch (issue 17: at most half the time).
@@ -81,6 +84,13 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def process_cpu(pid: int) -> float:
+    """CPU time of a process that is not this one's child (the warm server) and of the
+    children it has waited for (its tasks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def load() -> float:
     return os.getloadavg()[0]
 
@@ -126,17 +136,40 @@ def from_scratch(repo: Path, steps: int) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def replay(name: str, jobs: int) -> tuple[float, float, list[float], list[float], float]:
-    """(seconds, the plan's estimate, the values, each task's start-up seconds, CPU s)."""
-    import flor
-    from flor.replay import execute, plan
+def retire_server() -> None:
+    """End the warm server a replay would use, so the next replay starts it anew."""
+    from flor.replay import executor, warm
 
+    pid = warm.retire(executor.local_server_environment())
+    while pid is not None and running(pid):
+        time.sleep(0.05)
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def replay(
+    name: str, jobs: int, *, cold: bool = False
+) -> tuple[float, float, list[float], list[float], float]:
+    """(seconds, the plan's estimate, the values, each task's start-up seconds, CPU s);
+    `cold`: with no warm server running (the replay starts one)."""
+    import flor
+    from flor.replay import execute, plan, warm_up
+
+    if cold:
+        retire_server()
     cpu = cpu_seconds()
     started = time.perf_counter()
+    server = warm_up()  # as `flor replay` does: the server imports while the replay plans
+    server_cpu = 0.0 if cold else process_cpu(server.pid)
     the_plan = plan([name], jobs=jobs)
     summary = execute(the_plan)
     elapsed = time.perf_counter() - started
-    cpu = cpu_seconds() - cpu
+    cpu = cpu_seconds() - cpu + process_cpu(server.pid) - server_cpu
     assert not summary.failed, [r.tail for r in summary.failed]
     df = flor.dataframe(name).dropna(subset=[name])
     startups = [r.startup_s for r in summary.results if r.startup_s is not None]
@@ -183,7 +216,8 @@ def short_runs(count: int, seconds: float) -> None:
     os.chdir(repo)
     replay_load = load()
     try:
-        elapsed, _, values, startups, cpu = replay("weight_norm", 2)
+        cold = replay("weight_norm", 2, cold=True)
+        warm = replay("weight_norm", 2)
     finally:
         os.chdir(cwd)
         os.environ.pop("FLOR_HOME")
@@ -192,10 +226,11 @@ def short_runs(count: int, seconds: float) -> None:
           f"{', '.join(f'{d:.1f}' for d in recorded)} s")  # fmt: skip
     print(f"re-running them from scratch, serially: {rerun:.1f} s, CPU {rerun_cpu:.1f} s, "
           f"load {rerun_load:.1f}")  # fmt: skip
-    print(f"replaying weight_norm into them, --jobs 2: {elapsed:.1f} s "
-          f"({elapsed / rerun:.2f} of re-running; goal <= 0.50), CPU {cpu:.1f} s "
-          f"({cpu / rerun_cpu:.2f}), load {replay_load:.1f}, {len(values)} values, "
-          f"task start-up median {statistics.median(startups):.2f} s")  # fmt: skip
+    for kind, (elapsed, _, values, startups, cpu) in (("cold", cold), ("warm", warm)):
+        print(f"replaying weight_norm into them, --jobs 2, {kind} server: {elapsed:.1f} s "
+              f"({elapsed / rerun:.2f} of re-running; goal <= 0.50), CPU {cpu:.1f} s "
+              f"({cpu / rerun_cpu:.2f}), load {replay_load:.1f}, {len(values)} values, "
+              f"task start-up median {statistics.median(startups):.2f} s")  # fmt: skip
 
 
 def main() -> None:
@@ -214,6 +249,8 @@ def main() -> None:
     os.environ.update(GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b",
                       GIT_COMMITTER_EMAIL="b@b")  # fmt: skip
     os.environ.pop("FLOR_HOME", None)
+    # warm servers of the benchmark's own: the first replay finds none and nothing learned
+    os.environ["XDG_RUNTIME_DIR"] = sockets = tempfile.mkdtemp(prefix="fb-")
     sh(repo, "git", "init", "-q")
     (repo / "train.py").write_text("")
     sh(repo, "git", "add", "train.py")
@@ -230,23 +267,26 @@ def main() -> None:
     chosen = options.statements.split(",")
     for name, jobs in ((n, j) for n in ("weight_norm", "grad_norm") if n in chosen for j in (1, 2)):
         row_load = load()
-        runs = [replay(name, jobs) for _ in range(options.repeat)]
-        elapsed = statistics.median(r[0] for r in runs)
-        cpu = statistics.median(r[4] for r in runs)
-        estimate = statistics.median(r[1] for r in runs)
+        runs = [replay(name, jobs, cold=i == 0) for i in range(max(2, options.repeat))]
         values[(name, jobs)] = runs[-1][2]
-        startups = [s for r in runs for s in r[3]]
-        rows.append((name, jobs, elapsed, scratch / elapsed, estimate, estimate / elapsed - 1,
-                     statistics.median(startups), max(startups), cpu, scratch_cpu / cpu,
-                     row_load))  # fmt: skip
+        for kind, some in (("cold", runs[:1]), ("warm", runs[1:])):
+            elapsed = statistics.median(r[0] for r in some)
+            cpu = statistics.median(r[4] for r in some)
+            estimate = statistics.median(r[1] for r in some)
+            startups = [s for r in some for s in r[3]]
+            rows.append((name, jobs, kind, elapsed, scratch / elapsed, estimate,
+                         estimate / elapsed - 1, statistics.median(startups), max(startups),
+                         cpu, scratch_cpu / cpu, row_load))  # fmt: skip
     print(f"\nre-running the 3 patched versions from scratch, serially: {scratch:.1f} s (median), "
           f"CPU {scratch_cpu:.1f} s, load {scratch_load:.1f}")  # fmt: skip
-    print(f"\n{'statement':<12} {'jobs':>4} {'replay s':>9} {'speedup':>8} {'CPU s':>6} "
-          f"{'CPU speedup':>11} {'load':>5} {'estimate s':>10} {'est. error':>10} "
+    print("cold: the row's first replay starts the warm server (the very first one with "
+          "nothing learned); warm: the median of the others")  # fmt: skip
+    print(f"\n{'statement':<12} {'jobs':>4} {'server':>6} {'replay s':>9} {'speedup':>8} "
+          f"{'CPU s':>6} {'CPU speedup':>11} {'load':>5} {'estimate s':>10} {'est. error':>10} "
           f"{'start-up s (median / max)':>26}")  # fmt: skip
-    for (name, jobs, elapsed, speedup, estimate, error, startup, slowest, cpu, cpu_speedup,
-         row_load) in rows:  # fmt: skip
-        print(f"{name:<12} {jobs:>4} {elapsed:>9.1f} {speedup:>7.1f}x {cpu:>6.1f} "
+    for (name, jobs, kind, elapsed, speedup, estimate, error, startup, slowest, cpu,
+         cpu_speedup, row_load) in rows:  # fmt: skip
+        print(f"{name:<12} {jobs:>4} {kind:>6} {elapsed:>9.1f} {speedup:>7.1f}x {cpu:>6.1f} "
               f"{cpu_speedup:>10.1f}x {row_load:>5.1f} {estimate:>10.1f} {error:>+9.0%} "
               f"{startup:>17.2f} / {slowest:.2f}")  # fmt: skip
     for name in chosen:
@@ -254,13 +294,17 @@ def main() -> None:
         print(f"\n{name} values identical for --jobs 1 and --jobs 2: {same} "
               f"({len(values[(name, 2)])} values)")  # fmt: skip
     if "grad_norm" in chosen:
-        nested_1 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 1)
-        nested_2 = next(r[2] for r in rows if r[0] == "grad_norm" and r[1] == 2)
+        nested_1 = next(r[3] for r in rows if r[:3] == ("grad_norm", 1, "warm"))
+        nested_2 = next(r[3] for r in rows if r[:3] == ("grad_norm", 2, "warm"))
         print(f"nested scale-out, --jobs 2 vs --jobs 1: {nested_1 / nested_2:.2f}x")
     os.chdir(tempfile.gettempdir())
     shutil.rmtree(repo, ignore_errors=True)
-    if options.short_runs:
-        short_runs(options.short_runs, options.short_seconds)
+    try:
+        if options.short_runs:
+            short_runs(options.short_runs, options.short_seconds)
+    finally:
+        retire_server()
+        shutil.rmtree(sockets, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
     for key, value in GIT_ENV.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("FLOR_WARM_IDLE_S", "0")  # a replay's warm server ends with it
 
 
 @pytest.fixture

@@ -487,7 +487,10 @@ def replay(
     import pandas as pd
 
     from flor import replay as replays
+    from flor.replay.executor import LOCAL_BACKENDS
 
+    if backend in LOCAL_BACKENDS and not dry_run:
+        replays.warm_up()  # the warm server's imports (torch, ...) overlap the planning
     plan = replays.plan(
         names,
         since=since,

@@ -3,8 +3,14 @@ SCRIPT ARGS` would, and the preloaded libraries are imported once per worker."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -71,7 +77,7 @@ def test_tasks_fork_from_one_warm_interpreter_with_their_own_settings(server, tm
         assert f"setting {name} server only None" in out
     # both tasks are children of the same server, which imported the library once
     parents = {line.split("parent ")[1].split()[0] for line in outputs}
-    server_pid = str(fork_server.process.pid)
+    server_pid = str(fork_server.pid)
     assert parents == {server_pid}
     imports = (tmp_path / "imports.log").read_text().splitlines()
     # heavylib once, by the server; lazylib by the first task, then by the server for the
@@ -145,7 +151,7 @@ def test_a_changed_install_is_never_served_from_the_old_imports(server, tmp_path
     folder, logs = _task(tmp_path, "before")
     command = [sys.executable, str(folder / "train.py"), "ok"]
     _, out, _ = fork_server.run(command, folder, env, ["heavylib"], logs, folder)
-    assert f"parent {fork_server.process.pid}" in out
+    assert f"parent {fork_server.pid}" in out
     upgraded = Path(env["PYTHONPATH"]) / "heavylib.py"
     upgraded.write_text(LIBRARY.replace("VALUE = 41", "VALUE = 6"))
     stat = upgraded.stat()
@@ -154,9 +160,9 @@ def test_a_changed_install_is_never_served_from_the_old_imports(server, tmp_path
     command = [sys.executable, str(folder / "train.py"), "ok"]
     code, out, _ = fork_server.run(command, folder, env, ["heavylib"], logs, folder)
     assert code == 7  # the new heavylib, in a fresh interpreter
-    assert f"parent {fork_server.process.pid}" in out  # a child of the server, not a fork
+    assert f"parent {fork_server.pid}" in out  # a child of the server, not a fork
     last = (tmp_path / "imports.log").read_text().splitlines()[-1]
-    assert last.startswith("heavylib ") and last != f"heavylib {fork_server.process.pid}"
+    assert last.startswith("heavylib ") and last != f"heavylib {fork_server.pid}"
     assert fork_server.stale  # server_for starts a new one
 
 
@@ -172,20 +178,17 @@ tmp = Path(sys.argv[1])
 (tmp / "task" / "train.py").write_text(
     "import os, time\\nopen(os.environ['PIDS'], 'w').write(str(os.getpid()))\\ntime.sleep(600)\\n"
 )
-server = warm.server_for({})
-print(server.process.pid, flush=True)
+server = warm.server_for({}, shared=sys.argv[2] == "shared")
+print(server.pid, flush=True)
 server.run([sys.executable, str(tmp / "task" / "train.py")], tmp / "task",
            {"PIDS": str(tmp / "child.pid")}, [], tmp / "logs", tmp / "task")
 """
 
 
-def test_server_and_tasks_end_when_the_replaying_process_is_killed(tmp_path) -> None:
-    import signal
-    import subprocess
-    import time
-
+def _start_keeper(tmp_path: Path, kind: str) -> tuple[subprocess.Popen[str], int, int]:
+    """A replaying process with one running task: (it, its server's pid, the task's pid)."""
     keeper = subprocess.Popen(
-        [sys.executable, "-c", KEEPER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", KEEPER, str(tmp_path), kind], stdout=subprocess.PIPE, text=True
     )
     assert keeper.stdout is not None
     server_pid = int(keeper.stdout.readline())
@@ -193,16 +196,164 @@ def test_server_and_tasks_end_when_the_replaying_process_is_killed(tmp_path) -> 
     while not child.exists() or not child.read_text():
         assert keeper.poll() is None
         time.sleep(0.05)
-    child_pid = int(child.read_text())
+    return keeper, server_pid, int(child.read_text())
+
+
+def _gone(pid: int) -> bool:
+    for _ in range(1200):  # gone (or a zombie of init) well before a minute
+        if not _running(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_server_and_tasks_end_when_the_replaying_process_is_killed(tmp_path) -> None:
+    keeper, server_pid, child_pid = _start_keeper(tmp_path, "private")
     keeper.send_signal(signal.SIGKILL)
     keeper.wait()
+    assert keeper.stdout is not None
     keeper.stdout.close()
-    for pid in (server_pid, child_pid):
-        for _ in range(1200):  # gone (or a zombie of init) well before a minute
-            if not _running(pid):
-                break
-            time.sleep(0.05)
-        assert not _running(pid)
+    assert _gone(server_pid) and _gone(child_pid)
+
+
+@pytest.fixture
+def shared(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Shared servers in a socket folder of the test's own (pytest's are too long for a
+    socket's path), that wait for the next replay; the test retires the ones it started."""
+    runtime = tempfile.mkdtemp(prefix="fw-")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+    monkeypatch.setenv("FLOR_WARM_IDLE_S", "600")
+    started: list[int] = []
+    yield started
+    for pid in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        assert _gone(pid)
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_a_shared_servers_tasks_end_with_their_replay_and_it_serves_the_next(
+    tmp_path: Path, shared: list[int]
+) -> None:
+    keeper, server_pid, child_pid = _start_keeper(tmp_path, "shared")
+    shared.append(server_pid)
+    keeper.send_signal(signal.SIGKILL)
+    keeper.wait()
+    assert keeper.stdout is not None
+    keeper.stdout.close()
+    assert _gone(child_pid)
+    assert _running(server_pid)
+    nxt = warm.ForkServer({}, shared=True)
+    try:
+        assert nxt.pid == server_pid  # the same environment: the same server, still warm
+    finally:
+        nxt.close()
+
+
+def test_the_next_replay_forks_from_the_server_the_last_one_left(
+    tmp_path: Path, shared: list[int]
+) -> None:
+    library = tmp_path / "site"
+    library.mkdir()
+    (library / "heavylib.py").write_text(LIBRARY)
+    env = {"PYTHONPATH": str(library), "IMPORTS_LOG": str(tmp_path / "imports.log")}
+    parents = []
+    for name in ("first", "second"):  # one replay after the other
+        connection = warm.ForkServer(env, shared=True)
+        shared.append(connection.pid)
+        folder, logs = _task(tmp_path, name)
+        command = [sys.executable, str(folder / "train.py"), name]
+        _, out, _ = connection.run(command, folder, env, ["heavylib"], logs, folder)
+        parents.append(out.split("parent ")[1].split()[0])
+        connection.close()
+    imports = (tmp_path / "imports.log").read_text().splitlines()
+    assert parents == [str(shared[0])] * 2 and imports == [f"heavylib {shared[0]}"]
+    # another environment is another server
+    other = warm.ForkServer({**env, "OTHER": "1"}, shared=True)
+    shared.append(other.pid)
+    other.close()
+    assert shared[-1] != shared[0]
+
+
+def test_a_new_server_imports_what_the_last_one_learned_before_its_first_fork(
+    tmp_path: Path, shared: list[int]
+) -> None:
+    library = tmp_path / "site"
+    library.mkdir()
+    (library / "heavylib.py").write_text(LIBRARY)
+    (library / "lazylib.py").write_text(LIBRARY)
+    env = {"PYTHONPATH": str(library), "IMPORTS_LOG": str(tmp_path / "imports.log")}
+    servers = []
+    for name in ("first", "second"):
+        connection = warm.ForkServer(env, shared=True)
+        servers.append(connection.pid)
+        folder, logs = _task(tmp_path, name)
+        command = [sys.executable, str(folder / "train.py"), name, "lazy"]
+        code, _, err = connection.run(command, folder, env, ["heavylib"], logs, folder)
+        assert code == 42, err
+        connection.close()
+        assert warm.retire(env) == servers[-1]  # it ends (idle), what it learned stays listed
+        assert _gone(servers[-1])
+    first, second = servers
+    assert first != second
+    imports = (tmp_path / "imports.log").read_text().splitlines()
+    # the first server's task imported lazylib itself; the second server had it at once
+    assert imports[0] == f"heavylib {first}"
+    assert imports[1].startswith("lazylib ") and imports[1] != f"lazylib {first}"
+    assert imports[-2:] == [f"heavylib {second}", f"lazylib {second}"]
+    assert warm.retire(env) is None  # none runs
+
+
+THREADING = (
+    LIBRARY
+    + """\
+import threading
+import time
+threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+"""
+)
+
+
+def test_a_module_that_starts_a_thread_is_not_passed_on_to_the_next_server(
+    tmp_path: Path, shared: list[int]
+) -> None:
+    library = tmp_path / "site"
+    library.mkdir()
+    (library / "heavylib.py").write_text(LIBRARY)
+    (library / "threadlib.py").write_text(THREADING)
+    imports = tmp_path / "imports.log"
+    env = {"PYTHONPATH": str(library), "IMPORTS_LOG": str(imports)}
+    first = warm.ForkServer(env, shared=True)
+    first.preload(["heavylib"])
+    folder, logs = _task(tmp_path, "threads")
+    command = [sys.executable, str(folder / "train.py"), "ok"]
+    assert first.run(command, folder, env, ["threadlib"], logs, folder)[0] == 42
+    first.close()
+    assert warm.retire(env) == first.pid and _gone(first.pid)
+    second = warm.ForkServer(env, shared=True)
+    shared.append(second.pid)
+    folder, logs = _task(tmp_path, "after")
+    command = [sys.executable, str(folder / "train.py"), "ok"]
+    _, out, _ = second.run(command, folder, env, [], logs, folder)
+    second.close()
+    # the second server imported heavylib, not threadlib, and forked the task from it
+    assert imports.read_text().splitlines()[-1:] == [f"heavylib {second.pid}"]
+    assert f"parent {second.pid}" in out
+
+
+def test_a_scripts_own_module_is_never_replaced_by_a_preloaded_one(server, tmp_path) -> None:
+    fork_server, env = server
+    folder, logs = _task(tmp_path, "preloads")
+    command = [sys.executable, str(folder / "train.py"), "ok"]
+    code, _, _ = fork_server.run(command, folder, env, ["heavylib"], logs, folder)
+    assert code == 42
+    # another version of the project has a heavylib of its own, as `python` would import
+    folder, logs = _task(tmp_path, "own")
+    (folder / "heavylib.py").write_text("VALUE = 1\n")
+    command = [sys.executable, str(folder / "train.py"), "ok"]
+    code, out, err = fork_server.run(command, folder, env, [], logs, folder)
+    assert code == 2, err
+    assert f"parent {fork_server.pid}" in out  # a fresh interpreter the server started
 
 
 def _running(pid: int) -> bool:
@@ -258,3 +409,51 @@ def test_a_replays_tasks_fork_from_one_server_that_imported_their_library_once(
     loaded = imports.read_text().splitlines()
     assert len(parents) == 1 and loaded == [f"heavylib {parents.pop()}"]
     assert not warm._servers  # ended with the replay
+
+
+FORKED_AGAIN = (
+    '        flor.log("forked_from", os.getppid())\n',
+    '        flor.log("forked_again", os.getppid())\n',
+)
+
+
+def test_the_next_replay_forks_from_the_server_the_last_replay_left(
+    repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared: list[int]
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "heavylib.py").write_text(LIBRARY)
+    imports = tmp_path / "imports.log"
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("IMPORTS_LOG", str(imports))
+    train = script("train.py", RECORDED)
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "train")
+    for seed in range(2):
+        train.run("--kwargs", f"seed={seed}")
+    imports.unlink()
+    source = RECORDED
+    parents = []
+    for anchor, line in (FORKED_FROM, FORKED_AGAIN):  # a statement, then another one
+        source = source.replace(anchor, anchor + line)
+        train.path.write_text(source)
+        name = line.split('"')[1]
+        summary = execute(plan([name], jobs=2))
+        assert not summary.failed, [r.tail for r in summary.failed]
+        parents.append(set(flor.dataframe(name)[name].dropna().tolist()))
+        shared.extend(int(p) for p in parents[-1])
+    assert parents[0] == parents[1] and len(parents[0]) == 1
+    assert imports.read_text().splitlines() == [f"heavylib {shared[0]}"]
+
+
+def test_a_bad_idle_setting_is_a_one_line_usage_error(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOR_WARM_IDLE_S", "ten minutes")
+    done = subprocess.run(
+        [sys.executable, "-m", "flor", "replay", "total", "--yes"], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "Error: FLOR_WARM_IDLE_S must be a number of seconds >= 0, got 'ten minutes'"
+    ]

@@ -1,6 +1,6 @@
 """Running a replay plan: each task is a process of the patched old script in replay mode.
 On this machine (the default) tasks fork from one warm interpreter per environment
-(`flor.replay.warm`), started as soon as the replay starts; on a cluster they are fanned
+(`flor.replay.warm`), which outlives the replay for the next one; on a cluster they are fanned
 out with joblib (dask, ray) and fork from their worker's own warm interpreter.
 
 A process unpacks each run's snapshot once, and tasks never open the store: the executor
@@ -173,7 +173,9 @@ _THREAD_SETTINGS = (
     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS",
 )  # fmt: skip
-_WORKER_ONLY = ("MALLOC_TRIM_THRESHOLD_", *_THREAD_SETTINGS)
+# joblib's import sets KMP_INIT_AT_FORK in the process that imports it: the recording had
+# no such setting, and a server found before and after that import must be the same one.
+_WORKER_ONLY = ("MALLOC_TRIM_THRESHOLD_", "KMP_INIT_AT_FORK", *_THREAD_SETTINGS)
 
 
 def _server_environment(env: dict[str, str]) -> dict[str, str]:
@@ -293,12 +295,12 @@ def execute(
     started = time.perf_counter()
     env = _task_environment(plan.home)
     summary = Summary([], 0, 0.0)
+    local = backend in LOCAL_BACKENDS
+    if local:  # the warm server starts importing while the snapshots are archived
+        server = warm_up()
     writer = StoreWriter(db_path(plan.home))
     try:
         with exclusive(plan.home), engine(backend, plan.jobs, scheduler):
-            local = backend in LOCAL_BACKENDS
-            if local:  # the warm server starts importing while the snapshots are archived
-                server = warm.server_for(_server_environment(env))
             contexts = {run.run_id: writer.loop_contexts(run.run_id) for run in plan.active}
             pending = list(plan.active)
             while pending:
@@ -321,12 +323,27 @@ def execute(
     return summary
 
 
-def _task_environment(home: Path) -> dict[str, str]:
+def warm_up() -> warm.ForkServer:
+    """Connect to this machine's warm server for the replay's tasks, starting it when none
+    runs: call it early (before planning) so its imports overlap the replay's own work."""
+    try:
+        return warm.server_for(local_server_environment(), shared=True)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def local_server_environment() -> dict[str, str]:
+    """The environment of this machine's warm server for this process's replays."""
+    return _server_environment(_task_environment(None))
+
+
+def _task_environment(home: Path | None) -> dict[str, str]:
     """What a task needs from the replaying process: where the checkpoints are and the
     thread settings the recording had. Nothing about the store (its location, its
     password): flor in the task never opens it."""
+    where = {CHECKPOINTS_ENV: checkpoint_home(home)} if home is not None else {}
     return {
-        CHECKPOINTS_ENV: checkpoint_home(home),
+        **where,
         "PYTHONUNBUFFERED": "1",
         **{k: v for k, v in os.environ.items() if k in _THREAD_SETTINGS},
     }

@@ -1,65 +1,93 @@
 """Warm task processes: a replay task forks from an interpreter that has already imported
 the script's libraries, instead of starting Python and importing torch again.
 
-A process keeps one fork server per environment (interpreter and variables, which include
-the BLAS/OpenMP thread settings: libraries read them when they load, so a server started
-under other settings could compute different floats). flor's per-replay settings (where
-the checkpoints are, the store for scripts that read it) are not part of the environment:
-they come with each task. A server imports the modules the tasks' scripts import from
-outside their projects (torch, numpy, ...), then forks one child per task, several at a
-time; the child takes the task's variables, folder and arguments and runs the script as
-`python SCRIPT ARGS` would, under `__main__`. Only imports happen before a fork: no thread
-pools are running, and each child starts from the same state.
+One fork server serves one environment (interpreter, this file's version and the
+variables, which include the BLAS/OpenMP thread settings: libraries read them when they
+load, so a server started under other settings could compute different floats). flor's
+per-replay settings (where the checkpoints are, the store for scripts that read it) are not
+part of the environment: they come with each task. A server imports the modules the tasks'
+scripts import from outside their projects (torch, numpy, ...), then forks one child per
+task, several at a time; the child takes the task's variables, folder and arguments and runs
+the script as `python SCRIPT ARGS` would, under `__main__`. Only imports happen before a
+fork: no thread pools are running, and each child starts from the same state.
 
-A server lives as long as the process that started it: it ends when its requests pipe
-closes (that process ended, even by SIGKILL) and takes its running children with it, and
-each child gets SIGKILL when the server dies (Linux's parent-death signal).
+Replays reach their environment's server through a Unix socket in a folder only this user
+may open (whoever can connect can run code as its owner). A server outlives the replay that
+started it by `FLOR_WARM_IDLE_S` seconds without work (default 600; with 0 each replay has
+a server of its own, its child, ending with it), so the next replay forks at once. What it
+imported, including what tasks imported lazily (torch imports torch._dynamo when an
+optimizer is made), is listed beside its socket, and the environment's next server imports
+it as soon as it starts. A task ends with its replay: when a replay's connection closes
+(its process ended, even by SIGKILL) the server kills that replay's tasks, and each child
+gets SIGKILL when the server dies (Linux's parent-death signal).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
+import hashlib
 import importlib
+import importlib.machinery
 import itertools
 import json
 import os
 import runpy
 import select
 import signal
+import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-_servers: dict[tuple[str, ...], ForkServer] = {}
+IDLE_ENV = "FLOR_WARM_IDLE_S"
+DEFAULT_IDLE_S = 600.0
+SOCKET_PATH_MAX = 107  # bytes in a Unix socket's path (Linux)
+
+_servers: dict[str, ForkServer] = {}
 _lock = threading.Lock()
 
 
 class ForkServer:
-    """One warm interpreter under one environment, running any number of tasks at once."""
+    """This process's connection to the warm interpreter of one environment, running any
+    number of tasks at once. A shared server is found by the environment's socket (started
+    when none runs) and outlives this process; a private one is this process's child and
+    ends with it (a cluster's worker: its tasks must stay inside it)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, __file__],  # run as a file: flor itself stays unimported
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            cwd="/",
-            text=True,
-        )
+    def __init__(self, env: dict[str, str], *, shared: bool = False) -> None:
+        # FLOR_WARM_IDLE_S=0: a server of the replay's own, ending with it
+        folder = _shared_folder() if shared and idle_seconds() > 0 else None
+        self.asked = shared
+        self.shared = folder is not None
+        self.process: subprocess.Popen[bytes] | None = None
+        if folder is not None:
+            self.socket = _connect(env, folder)
+        else:
+            self.socket, self.process = _private(env)
         self.stale = False  # the environment's installed modules changed since it started
         self._ids = itertools.count()
         self._write = threading.Lock()
         self._waiting: dict[int, tuple[threading.Event, dict[str, Any]]] = {}
+        self._pid = 0
+        self._greeted = threading.Event()
+        self._ended = threading.Event()
         self._replies = threading.Thread(target=self._read_replies, daemon=True)
         self._replies.start()
 
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return not self._ended.is_set()
+
+    @property
+    def pid(self) -> int:
+        """The server's process id (0 if it ended before greeting this connection)."""
+        self._greeted.wait()
+        return self._pid
 
     def preload(self, names: list[str]) -> None:
         """Import `names` in the server now, before the tasks that need them arrive."""
@@ -87,6 +115,8 @@ class ForkServer:
             "env": env, "preload": preload, "stdout": str(out), "stderr": str(err),
             "project": str(project),
         }  # fmt: skip
+        if not self.alive:
+            self._wake_all()
         self._send(request)
         done.wait()
         if "returncode" not in reply:
@@ -95,39 +125,45 @@ class ForkServer:
         return int(reply["returncode"]), _read(out), _read(err)
 
     def _send(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        with self._write:
-            try:
-                self.process.stdin.write(json.dumps(message) + "\n")
-                self.process.stdin.flush()
-            except (OSError, ValueError):
-                pass  # the server ended: the reader wakes the waiting tasks
+        with self._write, contextlib.suppress(OSError):
+            # the server ended: the reader wakes the waiting tasks
+            self.socket.sendall((json.dumps(message) + "\n").encode())
 
     def _read_replies(self) -> None:
-        assert self.process.stdout is not None
-        with contextlib.suppress(ValueError, KeyError):  # a garbled reply ends the server
-            for line in self.process.stdout:
+        with (
+            contextlib.suppress(ValueError, KeyError, OSError),  # garbled: drop the server
+            self.socket.makefile("r", encoding="utf-8") as replies,
+        ):
+            for line in replies:
                 reply = json.loads(line)
+                if "id" not in reply:
+                    self._pid = int(reply["pid"])
+                    self._greeted.set()
+                    continue
                 with self._write:
                     done, slot = self._waiting.pop(reply["id"])
                 slot.update(reply)
                 done.set()
-        self.process.kill()  # its tasks die with it
+        with contextlib.suppress(OSError):  # the server kills this connection's tasks
+            self.socket.shutdown(socket.SHUT_RDWR)
+        self._ended.set()
+        self._greeted.set()
+        self._wake_all()
+
+    def _wake_all(self) -> None:
         with self._write:
             waiting, self._waiting = self._waiting, {}
         for done, _ in waiting.values():
             done.set()
 
     def close(self) -> None:
-        """End the server: it exits when its requests end."""
-        with self._write:
-            if self.process.stdin is not None:
-                with contextlib.suppress(OSError):
-                    self.process.stdin.close()
-        self.process.wait()
+        """End this connection; the server lives on for the next replay."""
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_WR)
         self._replies.join()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        self.socket.close()
+        if self.process is not None:
+            self.process.wait()  # a private server ends with its only connection
 
 
 def _read(path: Path) -> str:
@@ -137,22 +173,143 @@ def _read(path: Path) -> str:
         return ""
 
 
-def server_for(env: dict[str, str]) -> ForkServer:
-    """This process's fork server for `env`, started on first use (again if it ended or
-    its environment's installed modules changed)."""
-    key = (sys.executable, *sorted(f"{k}={v}" for k, v in env.items()))
+def idle_seconds() -> float:
+    """How long a server waits for the next replay (FLOR_WARM_IDLE_S)."""
+    text = os.environ.get(IDLE_ENV, "")
+    try:
+        value = float(text) if text else DEFAULT_IDLE_S
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"{IDLE_ENV} must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _key(env: dict[str, str]) -> str:
+    """The environment's name: interpreter, this file's text (a server speaks its own
+    version's requests) and variables."""
+    own = Path(__file__).read_bytes()
+    described = json.dumps([sys.executable, sorted(env.items())]).encode()
+    return hashlib.sha256(own + b"\0" + described).hexdigest()[:24]
+
+
+def _shared_folder() -> Path | None:
+    """Where shared servers' sockets are: a folder of this user's that no one else may
+    open (None if there is none, or its socket paths would be too long)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    folder = Path(base) / f"flor-warm-{os.getuid()}"
+    if len(str(folder)) > SOCKET_PATH_MAX - 30:  # the socket's name: 24 digits and .sock
+        return None
+    with contextlib.suppress(OSError):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(folder)
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077:
+            return folder
+    return None
+
+
+def _remove_tree(folder: str) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _connect(env: dict[str, str], folder: Path) -> socket.socket:
+    """A connection to the environment's shared server, started first if none runs. Under
+    the socket's lock: a server stops listening only while holding it."""
+    name = _key(env)
+    path = str(folder / f"{name}.sock")
+    with open(folder / f"{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            client.connect(path)
+            return client
+        except (FileNotFoundError, ConnectionRefusedError):
+            client.close()  # none runs (or one died without removing its socket)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(path)
+            listener.listen(64)
+            subprocess.run(  # returns once the server has detached itself
+                [sys.executable, __file__, str(listener.fileno()), str(idle_seconds()), "detach"],
+                pass_fds=(listener.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                cwd="/",
+                start_new_session=True,  # the terminal's Ctrl-C is for the replay, not for it
+                check=True,
+            )
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(path)
+        return client
+
+
+def _private(env: dict[str, str]) -> tuple[socket.socket, subprocess.Popen[bytes]]:
+    """A server of this process's own, listening in a folder of its own."""
+    folder = tempfile.mkdtemp(prefix="flor-warm-")
+    atexit.register(_remove_tree, folder)
+    path = os.path.join(folder, "server.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(64)
+        process = subprocess.Popen(
+            [sys.executable, __file__, str(listener.fileno()), "0"],
+            pass_fds=(listener.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd="/",
+        )
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(path)
+    return client, process
+
+
+def server_for(env: dict[str, str], *, shared: bool | None = None) -> ForkServer:
+    """This process's connection to the fork server for `env`, made on first use (again if
+    it ended or its environment's installed modules changed); `shared` as the last one
+    for `env` unless given (default: private)."""
+    key = _key(env)
     with _lock:
         server = _servers.get(key)
-        if server is None or not server.alive or server.stale:
+        if server is None or not server.alive or server.stale or shared not in (None, server.asked):
             if server is not None:
                 threading.Thread(target=server.close, daemon=True).start()
-            server = _servers[key] = ForkServer(env)
+            keep = shared if shared is not None else server is not None and server.asked
+            server = _servers[key] = ForkServer(env, shared=keep)
         return server
+
+
+def retire(env: dict[str, str]) -> int | None:
+    """Ask the environment's shared server, if one runs, to end once its tasks are done
+    (what it learned stays listed): its pid, else None."""
+    folder = _shared_folder()
+    if folder is None:
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        try:
+            client.connect(str(folder / f"{_key(env)}.sock"))
+        except (FileNotFoundError, ConnectionRefusedError):
+            return None
+        with client.makefile("r", encoding="utf-8") as replies:
+            greeting = replies.readline()
+            if not greeting:
+                return None  # it was ending
+            pid = int(json.loads(greeting)["pid"])
+            client.sendall(b'{"preload": [], "retire": true}\n')
+            client.shutdown(socket.SHUT_WR)
+            replies.read()  # the server closes this connection
+    return pid
 
 
 @atexit.register
 def close_all() -> None:
-    """End this process's servers (a replay's, when it ends)."""
+    """End this process's connections (a replay's, when it ends); the servers stay."""
     with _lock:
         servers = list(_servers.values())
         _servers.clear()
@@ -184,62 +341,146 @@ def external_imports(source: str, local: set[str]) -> list[str]:
 
 
 class _Server:
-    """The server's loop: reads requests, forks their children, replies as each one ends."""
+    """The server's loop: takes replays' connections, forks their tasks' children, replies
+    as each one ends, and ends after `idle` seconds without a replay or a task."""
 
-    def __init__(self, requests: int, replies: IO[str]) -> None:
-        self.requests = requests
-        self.replies = replies
-        self.children: dict[int, dict[str, Any]] = {}  # pid -> its request
+    def __init__(self, listener: socket.socket, idle: float) -> None:
+        self.listener: socket.socket | None = listener
+        self.path = str(listener.getsockname())
+        self.identity = os.stat(self.path).st_ino  # the socket file this server listens on
+        self.lock = self.path.removesuffix(".sock") + ".lock"
+        self.learned = Path(self.path.removesuffix(".sock") + ".modules.json")
+        self.idle = idle
+        self.connections: dict[int, tuple[socket.socket, bytearray]] = {}
+        self.children: dict[int, tuple[dict[str, Any], int]] = {}  # pid -> request, connection
         self.wakeup, wakeup_w = os.pipe()
         os.set_blocking(wakeup_w, False)
         signal.set_wakeup_fd(wakeup_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the replaying process handles Ctrl-C
         self.installed = _installed(sys.path)
+        self.stale = False
+        self.imported: set[str] = set()
+        with contextlib.suppress(OSError, ValueError):  # what the last server imported
+            self.imported = set(json.loads(self.learned.read_text(encoding="utf-8")))
+        self.pending = sorted(self.imported)
 
     def serve(self) -> None:
-        buffer = b""
+        retrying = False
         while True:
-            ready, _, _ = select.select([self.requests, self.wakeup], [], [])
+            busy = self.connections or self.children
+            timeout = 0.05 if self.pending or retrying else None if busy else self.idle
+            watched = [self.wakeup, *self.connections]
+            if self.listener is not None:
+                watched.append(self.listener.fileno())
+            ready, _, _ = select.select(watched, [], [], timeout)
             if self.wakeup in ready:
                 os.read(self.wakeup, 4096)
             self._reap()
-            if self.requests not in ready:
+            if self.listener is not None and self.listener.fileno() in ready:
+                self._accept()
+            for fd in ready:
+                if fd in self.connections:
+                    self._receive(fd)
+            if self.pending:  # after greeting the replay that started this server
+                names, self.pending = self.pending, []
+                self._preload(names)
                 continue
-            chunk = os.read(self.requests, 65536)
-            if not chunk:  # the replaying process ended (or closed us): so do its tasks
-                for pid in self.children:
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGKILL)
+            retrying = False
+            if self.listener is not None and (self.stale or not (ready or busy)):
+                retrying = not self._withdraw()
+            if self.listener is None and not (self.connections or self.children):
                 return
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                self._handle(json.loads(line))
 
-    def _handle(self, request: dict[str, Any]) -> None:
-        _preload(request["preload"])
+    def _accept(self) -> None:
+        assert self.listener is not None
+        connection, _ = self.listener.accept()
+        connection.setblocking(True)
+        self.connections[connection.fileno()] = (connection, bytearray())
+        self._reply(connection.fileno(), {"pid": os.getpid()})
+
+    def _withdraw(self) -> bool:
+        """Stop taking replays (idle, or serving an outdated install): the socket goes, so
+        the next replay starts a new server. Under the socket's lock, which a replay holds
+        while it connects; False when one does."""
+        assert self.listener is not None
+        with open(self.lock, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            while select.select([self.listener], [], [], 0)[0]:
+                self._accept()  # connected before the lock was taken: served to the end
+            with contextlib.suppress(OSError):
+                if os.stat(self.path).st_ino == self.identity:
+                    os.unlink(self.path)
+            self.listener.close()
+            self.listener = None
+        return True
+
+    def _receive(self, fd: int) -> None:
+        connection, buffer = self.connections[fd]
+        try:
+            chunk = connection.recv(65536)
+        except OSError:
+            chunk = b""
+        if not chunk:  # the replay ended (or closed us): so do its tasks
+            self._drop(fd)
+            return
+        buffer += chunk
+        *lines, rest = bytes(buffer).split(b"\n")
+        buffer[:] = rest
+        try:
+            for line in lines:
+                self._handle(json.loads(line), fd)
+        except (ValueError, KeyError):  # garbled: the connection ends
+            self._drop(fd)
+
+    def _drop(self, fd: int) -> None:
+        for pid, (_, owner) in self.children.items():
+            if owner == fd:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        connection, _ = self.connections.pop(fd)
+        connection.close()
+
+    def _reply(self, fd: int, reply: dict[str, Any]) -> None:
+        if fd not in self.connections:
+            return  # its replay ended
+        try:
+            self.connections[fd][0].sendall((json.dumps(reply) + "\n").encode())
+        except OSError:
+            self._drop(fd)
+
+    def _handle(self, request: dict[str, Any], fd: int) -> None:
+        self._preload(request["preload"])
+        if request.get("retire"):
+            self.stale = True
         if "id" not in request:
             return
         if _installed(self.installed) != self.installed:
             # a package was installed or removed since the preloads: a fresh interpreter
-            request["stale"] = True
-            self.children[_cold(request)] = request
-        elif threading.active_count() > 1:
-            # a preloaded module started a thread: forking now could copy a held lock
-            self.children[_cold(request)] = request
+            request["stale"] = self.stale = True
+            pid = _cold(request)
+        elif threading.active_count() > 1 or _shadowed(request["script"]):
+            # a preloaded module started a thread (forking now could copy a held lock), or
+            # the script has its own module of a preloaded name
+            pid = _cold(request)
         else:
             pid = os.fork()
             if pid == 0:
-                _child(request, (self.wakeup, self.replies.fileno()))
-            self.children[pid] = request
+                own = [self.wakeup, *self.connections]
+                if self.listener is not None:
+                    own.append(self.listener.fileno())
+                _child(request, own)
+        self.children[pid] = (request, fd)
 
     def _reap(self) -> None:
         for pid in list(self.children):
             done, status = os.waitpid(pid, os.WNOHANG)
             if done == 0:
                 continue
-            request = self.children.pop(pid)
+            request, fd = self.children.pop(pid)
             reply = {"id": request["id"], "returncode": os.waitstatus_to_exitcode(status)}
             if request.get("stale"):
                 reply["stale"] = True
@@ -247,10 +488,20 @@ class _Server:
                 # what the task imported later (torch imports torch._dynamo when an optimizer
                 # is made) is preloaded for the next task
                 learned = Path(request["stdout"]).with_name("modules.json")
-                if learned.exists():
-                    _preload(json.loads(learned.read_text(encoding="utf-8")))
-            self.replies.write(json.dumps(reply) + "\n")
-            self.replies.flush()
+                with contextlib.suppress(OSError, ValueError):
+                    self._preload(json.loads(learned.read_text(encoding="utf-8")))
+            self._reply(fd, reply)
+
+    def _preload(self, names: list[str]) -> None:
+        """Import `names`, and list them for the environment's next server (unless an
+        import started a thread: that server could not fork, it must not pass that on)."""
+        imported = _preload(names)
+        if imported - self.imported and not self.stale and threading.active_count() == 1:
+            self.imported |= imported
+            draft = self.learned.with_name(f"{self.learned.name}.{os.getpid()}")
+            with contextlib.suppress(OSError):
+                draft.write_text(json.dumps(sorted(self.imported)), encoding="utf-8")
+                os.replace(draft, self.learned)
 
 
 def _installed(folders: Any) -> dict[str, set[tuple[str, int]]]:
@@ -268,12 +519,35 @@ def _installed(folders: Any) -> dict[str, set[tuple[str, int]]]:
     return found
 
 
-def _preload(names: list[str]) -> None:
+def _preload(names: list[str]) -> set[str]:
+    """Import `names`: those that are imported."""
     for name in names:
         if name not in sys.modules:
             # a module that fails here fails again in the task, which reports it
             with contextlib.suppress(BaseException):
                 importlib.import_module(name)
+    return {name for name in names if name in sys.modules}
+
+
+def _shadowed(script: str) -> bool:
+    """Whether the script's folder has a module of a name the server has imported: the
+    script, run afresh, would import its own one (Python looks in that folder first)."""
+    folder = os.path.dirname(os.path.realpath(script))
+    loaded = {name.partition(".")[0] for name in sys.modules}
+    suffixes = importlib.machinery.all_suffixes()
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return False
+    for entry in entries:
+        for suffix in suffixes:
+            if entry.endswith(suffix) and entry[: -len(suffix)] in loaded:
+                return True
+        if entry in loaded and any(
+            os.path.exists(os.path.join(folder, entry, "__init__" + s)) for s in suffixes
+        ):
+            return True
+    return False
 
 
 def _cold(request: dict[str, Any]) -> int:
@@ -324,13 +598,13 @@ def _imported_since(before: set[str], project: str) -> list[str]:
     return found
 
 
-def _child(request: dict[str, Any], servers: tuple[int, ...]) -> None:
+def _child(request: dict[str, Any], servers: list[int]) -> None:
     """Become `python SCRIPT ARGS` for the task, then exit without returning."""
     code = 1
     try:
         _die_with_parent()
         signal.set_wakeup_fd(-1)
-        for fd in servers:  # the server's own pipes
+        for fd in servers:  # the server's own pipe and sockets
             os.close(fd)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -383,9 +657,10 @@ def _exit_status(value: Any) -> int:
 
 def main() -> None:
     del sys.path[0]  # this file's folder: flor's own modules must not shadow the script's
-    replies = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # what preloaded modules print must not reach the replies
-    _Server(sys.stdin.fileno(), replies).serve()
+    listener, idle = int(sys.argv[1]), float(sys.argv[2])
+    if sys.argv[3:] == ["detach"] and os.fork() != 0:
+        os._exit(0)  # the replay that starts a server waits for this, not for the server
+    _Server(socket.socket(fileno=listener), idle).serve()
 
 
 if __name__ == "__main__":
