@@ -107,14 +107,7 @@ def dice(src: Node, dst: Node, src_tree: Tree, mappings: Mappings) -> float:
     total = (src.size - 1) + (dst.size - 1)
     if total == 0:
         return 0.0
-    common = 0
-    lo, hi = dst.pre, dst.last
-    src_to_dst = mappings.src_to_dst
-    for node in src_tree.nodes[src.pre + 1 : src.last + 1]:
-        image = src_to_dst.get(node)
-        if image is not None and lo < image.pre <= hi:
-            common += 1
-    return 2.0 * common / total
+    return 2.0 * _common(src, dst, src_tree, mappings) / total
 
 
 class Phase:
@@ -394,7 +387,9 @@ class BottomUpMatcher(Phase):
 
     @staticmethod
     def _candidates(node: Node, src: Tree, mappings: Mappings) -> list[Node]:
-        """Unmatched destination nodes of the same type above images of mapped descendants."""
+        """Unmatched destination nodes of the same type above images of mapped descendants
+        (for simple statements, of the same kind: a bare `validate(...)` call is not the
+        `acc1 = validate(...)` whose arguments it shares)."""
         seen: set[Node] = set()
         found: list[Node] = []
         owner = _owner_label(node)
@@ -406,7 +401,7 @@ class BottomUpMatcher(Phase):
             while up is not None and up not in seen:
                 seen.add(up)
                 same_owner = owner is None or _owner_label(up) == owner
-                if up.label == node.label and same_owner and not mappings.has_dst(up):
+                if same_owner and _same_kind(node, up) and not mappings.has_dst(up):
                     found.append(up)
                 up = up.parent
         return found
@@ -441,7 +436,12 @@ def _header(node: Node) -> tuple[int, ...]:
 class DefinitionMatcher(Phase):
     """Functions and classes with the same name, unique on both sides, are each other's
     counterparts (before containers are matched by content: a rewritten function is still
-    that function, and an identical copy of its loop elsewhere must not pull it away)."""
+    that function, and an identical copy of its loop elsewhere must not pull it away).
+
+    Except when the old definition's code now lives mostly in a definition whose name old
+    does not have: `main()` split into `main()` and `main_worker()` keeps the name `main`,
+    but old's `main()` is `main_worker()`'s counterpart; the bottom-up phase pairs it.
+    """
 
     def match(self, src: Tree, dst: Tree, mappings: Mappings) -> Mappings:
         kinds = ("FunctionDef", "ClassDef")
@@ -450,11 +450,44 @@ class DefinitionMatcher(Phase):
         count1 = Counter((n.label, n.value) for n in left1)
         count2 = Counter((n.label, n.value) for n in left2)
         by_key = {(n.label, n.value): n for n in left2}
+        old_names = {(n.label, n.value) for n in dst.nodes if n.label in kinds}
+        newcomers = [n for n in left1 if (n.label, n.value) not in old_names]
         for node in left1:
             key = (node.label, node.value)
             if count1[key] == 1 and count2[key] == 1:
-                mappings.add(node, by_key[key])  # recovered inside by the bottom-up phase
+                image = by_key[key]
+                if not self._moved_out(node, image, newcomers, src, mappings):
+                    mappings.add(node, image)  # recovered inside by the bottom-up phase
         return mappings
+
+    @staticmethod
+    def _moved_out(
+        node: Node, image: Node, newcomers: list[Node], src: Tree, mappings: Mappings
+    ) -> bool:
+        """Most of `image`'s matched code comes from one new definition of another name."""
+        own = _common(node, image, src, mappings)
+        for other in newcomers:
+            if other.label != node.label or other.contains(node) or node.contains(other):
+                continue
+            moved = _common(other, image, src, mappings)
+            if moved >= _MOVED_MIN_NODES and moved >= 2 * own:
+                return True
+        return False
+
+
+# Matched nodes that make a definition of another name the home of old's code.
+_MOVED_MIN_NODES = 20
+
+
+def _common(src_node: Node, dst_node: Node, src_tree: Tree, mappings: Mappings) -> int:
+    """How many descendants of `src_node` are mapped to descendants of `dst_node`."""
+    lo, hi = dst_node.pre, dst_node.last
+    count = 0
+    for node in src_tree.nodes[src_node.pre + 1 : src_node.last + 1]:
+        image = mappings.src_to_dst.get(node)
+        if image is not None and lo < image.pre <= hi:
+            count += 1
+    return count
 
 
 class StatementMatcher(Phase):
