@@ -8,7 +8,7 @@ import textwrap
 import libcst as cst
 
 from flor.propagate import Placed, propagate_source
-from flor.propagate.matcher import TreeMatcher
+from flor.propagate.matcher import Mappings, MatcherOptions, TopDownMatcher, TreeMatcher
 from flor.propagate.tree import Node, Tree, build_tree
 
 
@@ -113,3 +113,77 @@ def test_bare_call_is_not_paired_with_an_assignment_sharing_its_arguments() -> N
     mappings = TreeMatcher().match(new, old)
     call = _statement(new, "validate(val_loader, model, criterion, args)")
     assert mappings.dst(call) is None
+
+
+def _lines(prefix: str, count: int) -> str:
+    return "".join(f"    {prefix}{k} = setup_{prefix}({k})\n" for k in range(count))
+
+
+def test_identical_lines_pair_up_inside_same_named_functions_first() -> None:
+    """word_language_model: `output, hidden = model(data, hidden)` in `evaluate()` and in
+    `train()` of both versions; where the code around them changed, the nearest relative
+    position would cross them over, but the same-named function decides first (the
+    top-down phase alone is checked: the later phases repair some crossings, not all)."""
+    line = "output, hidden = model(data, hidden)"
+    new = _tree(
+        "def evaluate(data, hidden):\n"
+        + _lines("e", 12)
+        + f"    {line}\n"
+        + "def train(data, hidden):\n"
+        + _lines("t", 2)
+        + f"    {line}\n"
+    )
+    old = _tree(
+        "def evaluate(data, hidden):\n"
+        + f"    {line}\n"
+        + "def train(data, hidden):\n"
+        + _lines("u", 6)
+        + f"    {line}\n"
+        + _lines("v", 6)
+    )
+    mappings = TopDownMatcher(MatcherOptions()).match(new, old, Mappings())
+    for statement in [n for n in new.nodes if n.label == "SimpleStatementLine"]:
+        image = mappings.dst(statement)
+        if new.root.cst.code_for_node(statement.cst).strip() == line:
+            assert image is not None
+            assert image.parent.parent.value == statement.parent.parent.value
+
+
+def test_edited_assignment_is_reclaimed_from_a_branch_line_sharing_its_call() -> None:
+    """word_language_model: new splits the forward pass by model type; the Transformer
+    branch's `output = output.view(-1, ntokens)` shares its call with old's
+    `loss = criterion(output.view(-1, ntokens), targets)`, but old's line is new's
+    `loss = criterion(output, targets)`, and the statement follows it."""
+    new = """
+    import flor
+
+    def train():
+        for batch, i in enumerate(range(0, train_data.size(0) - 1, args.bptt)):
+            data, targets = get_batch(train_data, i)
+            model.zero_grad()
+            if args.model == "Transformer":
+                output = model(data)
+                output = output.view(-1, ntokens)
+            else:
+                hidden = repackage_hidden(hidden)
+                output, hidden = model(data, hidden)
+            loss = criterion(output, targets)
+            flor.log("loss", loss.item())
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+    """
+    old = """
+    def train():
+        for batch, i in enumerate(range(0, train_data.size(0) - 1, args.bptt)):
+            data, targets = get_batch(train_data, i)
+            hidden = repackage_hidden(hidden)
+            model.zero_grad()
+            output, hidden = model(data, hidden)
+            loss = criterion(output.view(-1, ntokens), targets)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm(model.parameters(), args.clip)
+    """
+    _, source = placed_after(new, old)
+    lines = source.splitlines()
+    at = lines.index('        flor.log("loss", loss.item())')
+    assert lines[at - 1].strip() == "loss = criterion(output.view(-1, ntokens), targets)"

@@ -190,8 +190,16 @@ class TopDownMatcher(Phase):
         dst: Tree,
         mappings: Mappings,
     ) -> None:
-        """Map ambiguous isomorphic pairs, most similar parents first, then nearest."""
+        """Map ambiguous isomorphic pairs: inside same-named definitions first (the same
+        line in `train()` and `evaluate()` of both versions), then most similar parents,
+        then nearest."""
         cache: dict[tuple[Node, Node], float] = {}
+        homes: dict[Node, str | None] = {}
+
+        def home(node: Node) -> str | None:
+            if node not in homes:
+                homes[node] = _definition_name(node)
+            return homes[node]
 
         def parent_dice(a: Node, b: Node) -> float:
             pa, pb = a.parent, b.parent
@@ -206,6 +214,7 @@ class TopDownMatcher(Phase):
         pairs = [(a, b) for nodes1, nodes2 in ambiguous for a in nodes1 for b in nodes2]
         pairs.sort(
             key=lambda p: (
+                home(p[0]) != home(p[1]),
                 -parent_dice(p[0], p[1]),
                 abs(p[0].pre / n1 - p[1].pre / n2),
                 p[0].pre,
@@ -215,6 +224,14 @@ class TopDownMatcher(Phase):
         for a, b in pairs:
             if not mappings.has_src(a) and not mappings.has_dst(b):
                 mappings.add_subtree(a, b)
+
+
+def _definition_name(node: Node) -> str | None:
+    """The name of the innermost function or class around `node` (None at module level)."""
+    for up in node.ancestors():
+        if up.label in _DEFINITIONS:
+            return up.value
+    return None
 
 
 def _by_hash(nodes: list[Node]) -> dict[int, list[Node]]:
@@ -501,7 +518,7 @@ class StatementMatcher(Phase):
         self._unmap_crossings(src, mappings)
         src_statements = [n for n in src.nodes if is_statement(n)]
         dst_statements = [n for n in dst.nodes if is_statement(n)]
-        self._gaps(src_statements, dst_statements, mappings)
+        self._gaps(src, src_statements, dst_statements, mappings)
         self._moved_assignments(src_statements, dst_statements, mappings)
         self._moved_lines(src_statements, dst_statements, mappings)
         return mappings
@@ -558,7 +575,7 @@ class StatementMatcher(Phase):
                         continue
             index += 1
 
-    def _gaps(self, seq1: list[Node], seq2: list[Node], mappings: Mappings) -> None:
+    def _gaps(self, src: Tree, seq1: list[Node], seq2: list[Node], mappings: Mappings) -> None:
         position = {node: j for j, node in enumerate(seq2)}
         anchors = [
             (i, position[image])
@@ -567,10 +584,12 @@ class StatementMatcher(Phase):
             if image is not None and image in position
         ]
         kept = _increasing(anchors)
+        out_of_order = {seq2[j]: seq1[i] for i, j in set(anchors) - set(kept)}
         bounds = [(-1, -1), *kept, (len(seq1), len(seq2))]
         for (i0, j0), (i1, j1) in zip(bounds, bounds[1:], strict=False):
             if i1 - i0 <= 1 or j1 - j0 <= 1:
                 continue
+            self._reclaim(src, seq1[i0 + 1 : i1], seq2[j0 + 1 : j1], out_of_order, mappings)
             left1 = [n for n in seq1[i0 + 1 : i1] if not mappings.has_src(n)]
             left2 = [n for n in seq2[j0 + 1 : j1] if not mappings.has_dst(n)]
             if not left1 or not left2 or len(left1) * len(left2) > 40_000:
@@ -583,6 +602,34 @@ class StatementMatcher(Phase):
             lone = len(left1) == 1 and len(left2) == 1 and _same_kind(left1[0], left2[0])
             if lone and self._overlap(left1[0], left2[0]) >= self.options.gap_similarity / 2:
                 self._pair(left1[0], left2[0], mappings)
+
+    def _reclaim(
+        self,
+        src: Tree,
+        gap1: list[Node],
+        gap2: list[Node],
+        out_of_order: dict[Node, Node],
+        mappings: Mappings,
+    ) -> None:
+        """An old assignment of a gap mapped out of order to a statement assigning other
+        names goes to the only unmatched statement of the gap assigning its names
+        (`loss = criterion(output.view(..), targets)` is not new's
+        `output = output.view(..)` from an `if` branch above, it is new's `loss = ...`)."""
+        for y in gap2:
+            x_old = out_of_order.get(y)
+            names = bound_names(y)
+            if x_old is None or mappings.dst(x_old) is not y or not names:
+                continue
+            if bound_names(x_old) == names:
+                continue
+            same = [
+                x
+                for x in gap1
+                if not mappings.has_src(x) and _same_kind(x, y) and bound_names(x) == names
+            ]
+            if len(same) == 1:
+                mappings.remove_subtree(x_old, src)
+                self._pair(same[0], y, mappings)
 
     def _similar(self, x: Node, y: Node) -> bool:
         if not _same_kind(x, y):
