@@ -187,3 +187,59 @@ def test_edited_assignment_is_reclaimed_from_a_branch_line_sharing_its_call() ->
     lines = source.splitlines()
     at = lines.index('        flor.log("loss", loss.item())')
     assert lines[at - 1].strip() == "loss = criterion(output.view(-1, ntokens), targets)"
+
+
+def test_statement_follows_an_old_if_else_not_one_of_its_branches() -> None:
+    """nanoGPT: new's `lr = get_lr(it) if decay_lr else learning_rate` was an `if`/`else`
+    in the first version; logging `lr` every iteration means after the whole `if`, not in
+    the branch that holds the matched `lr = get_lr(iter_num)`."""
+    new = """
+    import flor
+
+    while True:
+        lr = get_lr(iter_num) if decay_lr else learning_rate
+        flor.log("lr", lr)
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = lr
+        X, Y = get_batch("train")
+        iter_num += 1
+    """
+    old = """
+    while True:
+        if decay_lr:
+            lr = get_lr(iter_num)
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = lr
+        else:
+            lr = learning_rate
+        X, Y = get_batch("train")
+        iter_num += 1
+    """
+    _, source = placed_after(new, old)
+    lines = source.splitlines()
+    at = lines.index('    flor.log("lr", lr)')
+    assert lines[at - 1].strip() == "lr = learning_rate"
+    assert lines[at + 1].strip() == 'X, Y = get_batch("train")'
+
+
+def test_statement_enters_an_old_if_without_else() -> None:
+    """mae: `init_distributed_mode(args)` was guarded by `if args.distributed:` (no else) in
+    old: a guard on the anchor, and the statement follows its anchor into it."""
+    new = """
+    import flor
+
+    def main(args):
+        misc.init_distributed_mode(args)
+        flor.log("world_size", args.world_size)
+        device = torch.device(args.device)
+    """
+    old = """
+    def main(args):
+        if args.distributed:
+            misc.init_distributed_mode(args)
+        device = torch.device(args.device)
+    """
+    _, source = placed_after(new, old)
+    lines = source.splitlines()
+    at = lines.index('        flor.log("world_size", args.world_size)')
+    assert lines[at - 1].strip() == "misc.init_distributed_mode(args)"

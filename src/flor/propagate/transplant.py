@@ -211,6 +211,38 @@ def _guarded_update(target: Node, mappings: Mappings) -> Node:
     return owner if bound_names(target) & tested else target
 
 
+def _out_of_old_branches(target: Node, home: Node, mappings: Mappings) -> Node:
+    """The outermost `if`/`else` only old has between the anchor's image and `home`, else
+    the image.
+
+    The statement sits unguarded in the block whose image is `home`. If old computes the
+    anchor in one branch of an `if`/`else` new does not have (`if decay_lr: lr = get_lr(it)`
+    / `else: lr = learning_rate` for new's `lr = get_lr(it) if decay_lr else learning_rate`),
+    the branches are alternatives of one step, and the statement follows the whole `if`:
+    inside one branch it would run only sometimes. An `if` without `else` only old has is
+    a guard on the anchor (`if args.distributed: init(...)`, `if epoch % 2 == 0: evaluate`),
+    and the statement follows its anchor into it.
+    """
+    outermost: Node | None = None
+    node = target
+    while node.parent is not None and node.parent is not home:
+        owner = node.parent.parent
+        if owner is None or owner.label not in TRANSPARENT or mappings.has_dst(owner):
+            return target
+        node = owner
+        while node.parent is not None and not node.parent.is_block:
+            node = node.parent  # from an `else`/`elif` up to its statement
+            if mappings.has_dst(node):
+                return target
+        if node.label == "If":
+            if not any(c.label in ("Else", "If") for c in node.children[1:]):
+                return target
+            outermost = node
+    if node.parent is not home or outermost is None:
+        return target
+    return outermost
+
+
 def _descendants(node: Node) -> list[Node]:
     found: list[Node] = []
     stack = list(node.children)
@@ -244,6 +276,8 @@ def find_slot(block: Node, index: int, ctx: Context) -> Slot:
             if target is None or target.parent is None or not target.parent.is_block:
                 continue
             if consistent(block, target, ctx.mappings):
+                if len(levels) == 1 and image is not None:
+                    target = _out_of_old_branches(target, image, ctx.mappings)
                 return _after(_guarded_update(target, ctx.mappings))
         if image is not None:
             break
