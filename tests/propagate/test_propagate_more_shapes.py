@@ -116,7 +116,8 @@ def test_bare_call_is_not_paired_with_an_assignment_sharing_its_arguments() -> N
 
 
 def _lines(prefix: str, count: int) -> str:
-    return "".join(f"    {prefix}{k} = setup_{prefix}({k})\n" for k in range(count))
+    name = prefix.strip()
+    return "".join(f"    {prefix}{k} = setup_{name}({k})\n" for k in range(count))
 
 
 def test_identical_lines_pair_up_inside_same_named_functions_first() -> None:
@@ -243,3 +244,38 @@ def test_statement_enters_an_old_if_without_else() -> None:
     lines = source.splitlines()
     at = lines.index('        flor.log("world_size", args.world_size)')
     assert lines[at - 1].strip() == "misc.init_distributed_mode(args)"
+
+
+def test_a_line_of_a_nested_function_is_at_home_in_its_enclosing_function() -> None:
+    """imagenet: validate()'s loop moved into a nested `run_validate()`; its
+    `target = target.cuda(...)` is old validate()'s, not the identical line of old train()
+    (which then stays free for new train()'s edited `target = target.to(device)`)."""
+    line = "target = target.cuda(args.gpu, non_blocking=True)"
+    new = _tree(
+        "def train(loader):\n"
+        + _lines("t", 2)
+        + "    target = target.to(device, non_blocking=True)\n"
+        + "def validate(loader):\n"
+        + _lines("e", 2)
+        + "    def run_validate(loader):\n"
+        + _lines("    r", 2)
+        + f"        {line}\n"
+        + _lines("f", 12)
+    )
+    old = _tree(
+        "def train(loader):\n"
+        + _lines("u", 8)
+        + f"    {line}\n"
+        + "def validate(loader):\n"
+        + _lines("v", 2)
+        + f"    {line}\n"
+    )
+    mappings = TopDownMatcher(MatcherOptions()).match(new, old, Mappings())
+    (statement,) = [
+        n
+        for n in new.nodes
+        if n.label == "SimpleStatementLine" and new.root.cst.code_for_node(n.cst).strip() == line
+    ]
+    image = mappings.dst(statement)
+    assert image is not None
+    assert image.parent.parent.value == "validate"

@@ -194,12 +194,20 @@ class TopDownMatcher(Phase):
         line in `train()` and `evaluate()` of both versions), then most similar parents,
         then nearest."""
         cache: dict[tuple[Node, Node], float] = {}
-        homes: dict[Node, str | None] = {}
+        homes: dict[Node, tuple[str, ...]] = {}
 
-        def home(node: Node) -> str | None:
+        def home(node: Node) -> tuple[str, ...]:
             if node not in homes:
-                homes[node] = _definition_name(node)
+                homes[node] = _definition_names(node)
             return homes[node]
+
+        def elsewhere(a: Node, b: Node) -> bool:
+            """Neither side's innermost definition encloses the other side's node by name
+            (`run_validate()` nested in new's `validate()` is at home in old's `validate()`)."""
+            home_a, home_b = home(a), home(b)
+            if not home_a or not home_b:
+                return home_a != home_b
+            return home_a[0] not in home_b and home_b[0] not in home_a
 
         def parent_dice(a: Node, b: Node) -> float:
             pa, pb = a.parent, b.parent
@@ -214,7 +222,7 @@ class TopDownMatcher(Phase):
         pairs = [(a, b) for nodes1, nodes2 in ambiguous for a in nodes1 for b in nodes2]
         pairs.sort(
             key=lambda p: (
-                home(p[0]) != home(p[1]),
+                elsewhere(p[0], p[1]),
                 -parent_dice(p[0], p[1]),
                 abs(p[0].pre / n1 - p[1].pre / n2),
                 p[0].pre,
@@ -226,12 +234,9 @@ class TopDownMatcher(Phase):
                 mappings.add_subtree(a, b)
 
 
-def _definition_name(node: Node) -> str | None:
-    """The name of the innermost function or class around `node` (None at module level)."""
-    for up in node.ancestors():
-        if up.label in _DEFINITIONS:
-            return up.value
-    return None
+def _definition_names(node: Node) -> tuple[str, ...]:
+    """The names of the functions and classes around `node`, innermost first."""
+    return tuple(up.value for up in node.ancestors() if up.label in _DEFINITIONS)
 
 
 def _by_hash(nodes: list[Node]) -> dict[int, list[Node]]:
