@@ -7,7 +7,7 @@ import textwrap
 
 import libcst as cst
 
-from flor.propagate import Placed, propagate_source
+from flor.propagate import Declined, Placed, propagate_source
 from flor.propagate.matcher import Mappings, MatcherOptions, TopDownMatcher, TreeMatcher
 from flor.propagate.tree import Node, Tree, build_tree
 
@@ -279,3 +279,48 @@ def test_a_line_of_a_nested_function_is_at_home_in_its_enclosing_function() -> N
     image = mappings.dst(statement)
     assert image is not None
     assert image.parent.parent.value == "validate"
+
+
+def test_declines_before_the_old_code_of_a_new_helper_it_follows() -> None:
+    """imagenet: validate()'s loop moved into a nested `run_validate()` called after
+    `model.eval()`; old runs that loop inline after `model.eval()`. The statement after the
+    call has no anchor of its own; placing it after `model.eval()` would log before
+    validating, so it is declined."""
+    new = """
+    import flor
+
+    def validate(val_loader, model, criterion, args):
+        def run_validate(loader):
+            with torch.no_grad():
+                for i, (images, target) in enumerate(loader):
+                    output = model(images)
+                    loss = criterion(output, target)
+                    losses.update(loss.item(), images.size(0))
+                    top1.update(accuracy(output, target)[0], images.size(0))
+
+        losses = AverageMeter("Loss")
+        top1 = AverageMeter("Acc@1")
+        model.eval()
+        run_validate(val_loader)
+        progress.display_summary()
+        flor.log("val_top1", top1.avg)
+        return top1.avg
+    """
+    old = """
+    def validate(val_loader, model, criterion):
+        losses = AverageMeter()
+        top1 = AverageMeter()
+        model.eval()
+        with torch.no_grad():
+            for i, (input, target) in enumerate(val_loader):
+                output = model(input)
+                loss = criterion(output, target)
+                losses.update(loss.item(), input.size(0))
+                top1.update(accuracy(output, target)[0], input.size(0))
+        return top1.avg
+    """
+    result = propagate_source(d(new), d(old))
+    (outcome,) = result.outcomes
+    assert isinstance(outcome, Declined), result.source
+    assert "run_validate" in outcome.reason
+    assert result.source == d(old)

@@ -271,14 +271,19 @@ def find_slot(block: Node, index: int, ctx: Context) -> Slot:
     image = block_image(current, ctx.mappings)
     while True:
         src_block, before, _ = levels[-1]
+        skipped: list[Node] = []
         for sibling in reversed(src_block.children[:before]):
             target = ctx.mappings.dst(sibling)
             if target is None or target.parent is None or not target.parent.is_block:
+                skipped.append(sibling)
                 continue
             if consistent(block, target, ctx.mappings):
                 if len(levels) == 1 and image is not None:
                     target = _out_of_old_branches(target, image, ctx.mappings)
-                return _after(_guarded_update(target, ctx.mappings))
+                target = _guarded_update(target, ctx.mappings)
+                _check_skipped_calls(skipped, target, ctx)
+                return _after(target)
+            skipped.append(sibling)
         if image is not None:
             break
         if current.parent is None:
@@ -301,6 +306,39 @@ def find_slot(block: Node, index: int, ctx: Context) -> Slot:
             if target is not None and target.parent is not None and _inside(target, image):
                 return _before(target)
     return _first_in(image)
+
+
+def _check_skipped_calls(skipped: list[Node], anchor: Node, ctx: Context) -> None:
+    """Decline when a statement between the anchor and the log statement calls a function of
+    the source whose code old runs after the anchor's image, in the anchor's block.
+
+    imagenet: new's `model.eval(); run_validate(val_loader); progress.display_summary()`
+    was `model.eval(); with torch.no_grad(): <the loop>; print(...)`: after `model.eval()`
+    the statement would log before validating.
+    """
+    if not skipped:
+        return
+    functions: dict[str, list[Node]] = {}
+    for node in ctx.new.nodes:
+        if node.label == "FunctionDef":
+            functions.setdefault(node.value, []).append(node)
+    block = anchor.parent
+    assert block is not None
+    later = block.children[block.children.index(anchor) + 1 :]
+    for statement in skipped:
+        for call in [statement, *_descendants(statement)]:
+            if call.label != "Call" or not call.children or call.children[0].label != "Name":
+                continue
+            for function in functions.get(call.children[0].value, ()):
+                for inner in _descendants(function):
+                    image = ctx.mappings.dst(inner)
+                    if image is None or inner.parent is None or not inner.parent.is_block:
+                        continue
+                    if any(node is image or node.contains(image) for node in later):
+                        raise Decline(
+                            f"`{call.children[0].value}(...)`, which runs before it in the "
+                            f"source, runs later than its anchor in the target"
+                        )
 
 
 def _is_import_or_docstring(node: Node, index: int) -> bool:
