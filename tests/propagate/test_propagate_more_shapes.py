@@ -324,3 +324,35 @@ def test_declines_before_the_old_code_of_a_new_helper_it_follows() -> None:
     assert isinstance(outcome, Declined), result.source
     assert "run_validate" in outcome.reason
     assert result.source == d(old)
+
+
+def test_a_binding_only_one_branch_makes_leaves_the_earlier_one_reaching() -> None:
+    """nanoGPT: new sets `iter_num = checkpoint["iter_num"]` when resuming, after
+    `iter_num = 0`; the first version has only `iter_num = 0`, which is the value the
+    statement reads there when not resuming."""
+    new = """
+    import flor
+
+    iter_num = 0
+    if init_from == "resume":
+        checkpoint = torch.load(ckpt_path)
+        iter_num = checkpoint["iter_num"]
+    while True:
+        loss = step(model)
+        if iter_num % eval_interval == 0:
+            torch.save(model.state_dict(), path)
+            flor.log("saved_iter", iter_num)
+        iter_num += 1
+    """
+    old = """
+    iter_num = 0
+    while True:
+        loss = step(model)
+        if iter_num % eval_interval == 0:
+            torch.save(model.state_dict(), path)
+        iter_num += 1
+    """
+    _, source = placed_after(new, old)
+    lines = source.splitlines()
+    at = lines.index('        flor.log("saved_iter", iter_num)')
+    assert lines[at - 1].strip() == "torch.save(model.state_dict(), path)"

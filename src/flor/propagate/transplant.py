@@ -580,12 +580,35 @@ def _target_name(
         if old_binding is None:
             continue
         trusted = _rename_trusted(name, choice, new_binding, old_binding, position, ctx)
-        if trusted and _corresponds(name, new_binding, old_binding, ctx):
+        reaching = _reaching(name, new_binding, block, ctx)
+        if trusted and any(_corresponds(name, b, old_binding, ctx) for b in reaching):
             return choice
         different = True
     if different:
         raise Decline(f"`{name}` holds another value at its place in the target")
     raise Decline(f"`{name}` is not bound at its place in the target")
+
+
+# Owners whose body may not run: a binding inside one leaves the earlier binding reaching.
+_CONDITIONAL = frozenset({"If", "Else", "For", "While", "ExceptHandler", "ExceptStarHandler"})
+
+
+def _reaching(name: str, binding: Node, block: Node, ctx: Context) -> list[Node]:
+    """New's bindings of `name` that may reach a statement of `block`: the latest, and while
+    it sits in a branch or loop not around the statement, the one before it too (nanoGPT's
+    `iter_num = checkpoint["iter_num"]` only when resuming, `iter_num = 0` otherwise)."""
+    around = set(block.ancestors()) | {block}
+    found = [binding]
+    current: Node | None = binding
+    while current is not None and any(
+        up.label in _CONDITIONAL and up not in around for up in current.ancestors()
+    ):
+        scope = ctx.new_bindings.scope_at(current)
+        earlier = ctx.new_bindings.resolve(name, scope, current.pre)
+        current = earlier if earlier is not None and earlier.pre < current.pre else None
+        if current is not None:
+            found.append(current)
+    return found
 
 
 class _Renamer(cst.CSTTransformer):
