@@ -107,14 +107,7 @@ def dice(src: Node, dst: Node, src_tree: Tree, mappings: Mappings) -> float:
     total = (src.size - 1) + (dst.size - 1)
     if total == 0:
         return 0.0
-    common = 0
-    lo, hi = dst.pre, dst.last
-    src_to_dst = mappings.src_to_dst
-    for node in src_tree.nodes[src.pre + 1 : src.last + 1]:
-        image = src_to_dst.get(node)
-        if image is not None and lo < image.pre <= hi:
-            common += 1
-    return 2.0 * common / total
+    return 2.0 * _common(src, dst, src_tree, mappings) / total
 
 
 class Phase:
@@ -197,8 +190,24 @@ class TopDownMatcher(Phase):
         dst: Tree,
         mappings: Mappings,
     ) -> None:
-        """Map ambiguous isomorphic pairs, most similar parents first, then nearest."""
+        """Map ambiguous isomorphic pairs: inside same-named definitions first (the same
+        line in `train()` and `evaluate()` of both versions), then most similar parents,
+        then nearest."""
         cache: dict[tuple[Node, Node], float] = {}
+        homes: dict[Node, tuple[str, ...]] = {}
+
+        def home(node: Node) -> tuple[str, ...]:
+            if node not in homes:
+                homes[node] = _definition_names(node)
+            return homes[node]
+
+        def elsewhere(a: Node, b: Node) -> bool:
+            """Neither side's innermost definition encloses the other side's node by name
+            (`run_validate()` nested in new's `validate()` is at home in old's `validate()`)."""
+            home_a, home_b = home(a), home(b)
+            if not home_a or not home_b:
+                return home_a != home_b
+            return home_a[0] not in home_b and home_b[0] not in home_a
 
         def parent_dice(a: Node, b: Node) -> float:
             pa, pb = a.parent, b.parent
@@ -213,6 +222,7 @@ class TopDownMatcher(Phase):
         pairs = [(a, b) for nodes1, nodes2 in ambiguous for a in nodes1 for b in nodes2]
         pairs.sort(
             key=lambda p: (
+                elsewhere(p[0], p[1]),
                 -parent_dice(p[0], p[1]),
                 abs(p[0].pre / n1 - p[1].pre / n2),
                 p[0].pre,
@@ -222,6 +232,11 @@ class TopDownMatcher(Phase):
         for a, b in pairs:
             if not mappings.has_src(a) and not mappings.has_dst(b):
                 mappings.add_subtree(a, b)
+
+
+def _definition_names(node: Node) -> tuple[str, ...]:
+    """The names of the functions and classes around `node`, innermost first."""
+    return tuple(up.value for up in node.ancestors() if up.label in _DEFINITIONS)
 
 
 def _by_hash(nodes: list[Node]) -> dict[int, list[Node]]:
@@ -394,7 +409,9 @@ class BottomUpMatcher(Phase):
 
     @staticmethod
     def _candidates(node: Node, src: Tree, mappings: Mappings) -> list[Node]:
-        """Unmatched destination nodes of the same type above images of mapped descendants."""
+        """Unmatched destination nodes of the same type above images of mapped descendants
+        (for simple statements, of the same kind: a bare `validate(...)` call is not the
+        `acc1 = validate(...)` whose arguments it shares)."""
         seen: set[Node] = set()
         found: list[Node] = []
         owner = _owner_label(node)
@@ -406,7 +423,7 @@ class BottomUpMatcher(Phase):
             while up is not None and up not in seen:
                 seen.add(up)
                 same_owner = owner is None or _owner_label(up) == owner
-                if up.label == node.label and same_owner and not mappings.has_dst(up):
+                if same_owner and _same_kind(node, up) and not mappings.has_dst(up):
                     found.append(up)
                 up = up.parent
         return found
@@ -441,7 +458,12 @@ def _header(node: Node) -> tuple[int, ...]:
 class DefinitionMatcher(Phase):
     """Functions and classes with the same name, unique on both sides, are each other's
     counterparts (before containers are matched by content: a rewritten function is still
-    that function, and an identical copy of its loop elsewhere must not pull it away)."""
+    that function, and an identical copy of its loop elsewhere must not pull it away).
+
+    Except when the old definition's code now lives mostly in a definition whose name old
+    does not have: `main()` split into `main()` and `main_worker()` keeps the name `main`,
+    but old's `main()` is `main_worker()`'s counterpart; the bottom-up phase pairs it.
+    """
 
     def match(self, src: Tree, dst: Tree, mappings: Mappings) -> Mappings:
         kinds = ("FunctionDef", "ClassDef")
@@ -450,11 +472,44 @@ class DefinitionMatcher(Phase):
         count1 = Counter((n.label, n.value) for n in left1)
         count2 = Counter((n.label, n.value) for n in left2)
         by_key = {(n.label, n.value): n for n in left2}
+        old_names = {(n.label, n.value) for n in dst.nodes if n.label in kinds}
+        newcomers = [n for n in left1 if (n.label, n.value) not in old_names]
         for node in left1:
             key = (node.label, node.value)
             if count1[key] == 1 and count2[key] == 1:
-                mappings.add(node, by_key[key])  # recovered inside by the bottom-up phase
+                image = by_key[key]
+                if not self._moved_out(node, image, newcomers, src, mappings):
+                    mappings.add(node, image)  # recovered inside by the bottom-up phase
         return mappings
+
+    @staticmethod
+    def _moved_out(
+        node: Node, image: Node, newcomers: list[Node], src: Tree, mappings: Mappings
+    ) -> bool:
+        """Most of `image`'s matched code comes from one new definition of another name."""
+        own = _common(node, image, src, mappings)
+        for other in newcomers:
+            if other.label != node.label or other.contains(node) or node.contains(other):
+                continue
+            moved = _common(other, image, src, mappings)
+            if moved >= _MOVED_MIN_NODES and moved >= 2 * own:
+                return True
+        return False
+
+
+# Matched nodes that make a definition of another name the home of old's code.
+_MOVED_MIN_NODES = 20
+
+
+def _common(src_node: Node, dst_node: Node, src_tree: Tree, mappings: Mappings) -> int:
+    """How many descendants of `src_node` are mapped to descendants of `dst_node`."""
+    lo, hi = dst_node.pre, dst_node.last
+    count = 0
+    for node in src_tree.nodes[src_node.pre + 1 : src_node.last + 1]:
+        image = mappings.src_to_dst.get(node)
+        if image is not None and lo < image.pre <= hi:
+            count += 1
+    return count
 
 
 class StatementMatcher(Phase):
@@ -468,7 +523,7 @@ class StatementMatcher(Phase):
         self._unmap_crossings(src, mappings)
         src_statements = [n for n in src.nodes if is_statement(n)]
         dst_statements = [n for n in dst.nodes if is_statement(n)]
-        self._gaps(src_statements, dst_statements, mappings)
+        self._gaps(src, src_statements, dst_statements, mappings)
         self._moved_assignments(src_statements, dst_statements, mappings)
         self._moved_lines(src_statements, dst_statements, mappings)
         return mappings
@@ -525,7 +580,7 @@ class StatementMatcher(Phase):
                         continue
             index += 1
 
-    def _gaps(self, seq1: list[Node], seq2: list[Node], mappings: Mappings) -> None:
+    def _gaps(self, src: Tree, seq1: list[Node], seq2: list[Node], mappings: Mappings) -> None:
         position = {node: j for j, node in enumerate(seq2)}
         anchors = [
             (i, position[image])
@@ -534,10 +589,12 @@ class StatementMatcher(Phase):
             if image is not None and image in position
         ]
         kept = _increasing(anchors)
+        out_of_order = {seq2[j]: seq1[i] for i, j in set(anchors) - set(kept)}
         bounds = [(-1, -1), *kept, (len(seq1), len(seq2))]
         for (i0, j0), (i1, j1) in zip(bounds, bounds[1:], strict=False):
             if i1 - i0 <= 1 or j1 - j0 <= 1:
                 continue
+            self._reclaim(src, seq1[i0 + 1 : i1], seq2[j0 + 1 : j1], out_of_order, mappings)
             left1 = [n for n in seq1[i0 + 1 : i1] if not mappings.has_src(n)]
             left2 = [n for n in seq2[j0 + 1 : j1] if not mappings.has_dst(n)]
             if not left1 or not left2 or len(left1) * len(left2) > 40_000:
@@ -550,6 +607,34 @@ class StatementMatcher(Phase):
             lone = len(left1) == 1 and len(left2) == 1 and _same_kind(left1[0], left2[0])
             if lone and self._overlap(left1[0], left2[0]) >= self.options.gap_similarity / 2:
                 self._pair(left1[0], left2[0], mappings)
+
+    def _reclaim(
+        self,
+        src: Tree,
+        gap1: list[Node],
+        gap2: list[Node],
+        out_of_order: dict[Node, Node],
+        mappings: Mappings,
+    ) -> None:
+        """An old assignment of a gap mapped out of order to a statement assigning other
+        names goes to the only unmatched statement of the gap assigning its names
+        (`loss = criterion(output.view(..), targets)` is not new's
+        `output = output.view(..)` from an `if` branch above, it is new's `loss = ...`)."""
+        for y in gap2:
+            x_old = out_of_order.get(y)
+            names = bound_names(y)
+            if x_old is None or mappings.dst(x_old) is not y or not names:
+                continue
+            if bound_names(x_old) == names:
+                continue
+            same = [
+                x
+                for x in gap1
+                if not mappings.has_src(x) and _same_kind(x, y) and bound_names(x) == names
+            ]
+            if len(same) == 1:
+                mappings.remove_subtree(x_old, src)
+                self._pair(same[0], y, mappings)
 
     def _similar(self, x: Node, y: Node) -> bool:
         if not _same_kind(x, y):

@@ -211,6 +211,38 @@ def _guarded_update(target: Node, mappings: Mappings) -> Node:
     return owner if bound_names(target) & tested else target
 
 
+def _out_of_old_branches(target: Node, home: Node, mappings: Mappings) -> Node:
+    """The outermost `if`/`else` only old has between the anchor's image and `home`, else
+    the image.
+
+    The statement sits unguarded in the block whose image is `home`. If old computes the
+    anchor in one branch of an `if`/`else` new does not have (`if decay_lr: lr = get_lr(it)`
+    / `else: lr = learning_rate` for new's `lr = get_lr(it) if decay_lr else learning_rate`),
+    the branches are alternatives of one step, and the statement follows the whole `if`:
+    inside one branch it would run only sometimes. An `if` without `else` only old has is
+    a guard on the anchor (`if args.distributed: init(...)`, `if epoch % 2 == 0: evaluate`),
+    and the statement follows its anchor into it.
+    """
+    outermost: Node | None = None
+    node = target
+    while node.parent is not None and node.parent is not home:
+        owner = node.parent.parent
+        if owner is None or owner.label not in TRANSPARENT or mappings.has_dst(owner):
+            return target
+        node = owner
+        while node.parent is not None and not node.parent.is_block:
+            node = node.parent  # from an `else`/`elif` up to its statement
+            if mappings.has_dst(node):
+                return target
+        if node.label == "If":
+            if not any(c.label in ("Else", "If") for c in node.children[1:]):
+                return target
+            outermost = node
+    if node.parent is not home or outermost is None:
+        return target
+    return outermost
+
+
 def _descendants(node: Node) -> list[Node]:
     found: list[Node] = []
     stack = list(node.children)
@@ -239,12 +271,19 @@ def find_slot(block: Node, index: int, ctx: Context) -> Slot:
     image = block_image(current, ctx.mappings)
     while True:
         src_block, before, _ = levels[-1]
+        skipped: list[Node] = []
         for sibling in reversed(src_block.children[:before]):
             target = ctx.mappings.dst(sibling)
             if target is None or target.parent is None or not target.parent.is_block:
+                skipped.append(sibling)
                 continue
             if consistent(block, target, ctx.mappings):
-                return _after(_guarded_update(target, ctx.mappings))
+                if len(levels) == 1 and image is not None:
+                    target = _out_of_old_branches(target, image, ctx.mappings)
+                target = _guarded_update(target, ctx.mappings)
+                _check_skipped_calls(skipped, target, ctx)
+                return _after(target)
+            skipped.append(sibling)
         if image is not None:
             break
         if current.parent is None:
@@ -267,6 +306,39 @@ def find_slot(block: Node, index: int, ctx: Context) -> Slot:
             if target is not None and target.parent is not None and _inside(target, image):
                 return _before(target)
     return _first_in(image)
+
+
+def _check_skipped_calls(skipped: list[Node], anchor: Node, ctx: Context) -> None:
+    """Decline when a statement between the anchor and the log statement calls a function of
+    the source whose code old runs after the anchor's image, in the anchor's block.
+
+    imagenet: new's `model.eval(); run_validate(val_loader); progress.display_summary()`
+    was `model.eval(); with torch.no_grad(): <the loop>; print(...)`: after `model.eval()`
+    the statement would log before validating.
+    """
+    if not skipped:
+        return
+    functions: dict[str, list[Node]] = {}
+    for node in ctx.new.nodes:
+        if node.label == "FunctionDef":
+            functions.setdefault(node.value, []).append(node)
+    block = anchor.parent
+    assert block is not None
+    later = block.children[block.children.index(anchor) + 1 :]
+    for statement in skipped:
+        for call in [statement, *_descendants(statement)]:
+            if call.label != "Call" or not call.children or call.children[0].label != "Name":
+                continue
+            for function in functions.get(call.children[0].value, ()):
+                for inner in _descendants(function):
+                    image = ctx.mappings.dst(inner)
+                    if image is None or inner.parent is None or not inner.parent.is_block:
+                        continue
+                    if any(node is image or node.contains(image) for node in later):
+                        raise Decline(
+                            f"`{call.children[0].value}(...)`, which runs before it in the "
+                            f"source, runs later than its anchor in the target"
+                        )
 
 
 def _is_import_or_docstring(node: Node, index: int) -> bool:
@@ -508,12 +580,35 @@ def _target_name(
         if old_binding is None:
             continue
         trusted = _rename_trusted(name, choice, new_binding, old_binding, position, ctx)
-        if trusted and _corresponds(name, new_binding, old_binding, ctx):
+        reaching = _reaching(name, new_binding, block, ctx)
+        if trusted and any(_corresponds(name, b, old_binding, ctx) for b in reaching):
             return choice
         different = True
     if different:
         raise Decline(f"`{name}` holds another value at its place in the target")
     raise Decline(f"`{name}` is not bound at its place in the target")
+
+
+# Owners whose body may not run: a binding inside one leaves the earlier binding reaching.
+_CONDITIONAL = frozenset({"If", "Else", "For", "While", "ExceptHandler", "ExceptStarHandler"})
+
+
+def _reaching(name: str, binding: Node, block: Node, ctx: Context) -> list[Node]:
+    """New's bindings of `name` that may reach a statement of `block`: the latest, and while
+    it sits in a branch or loop not around the statement, the one before it too (nanoGPT's
+    `iter_num = checkpoint["iter_num"]` only when resuming, `iter_num = 0` otherwise)."""
+    around = set(block.ancestors()) | {block}
+    found = [binding]
+    current: Node | None = binding
+    while current is not None and any(
+        up.label in _CONDITIONAL and up not in around for up in current.ancestors()
+    ):
+        scope = ctx.new_bindings.scope_at(current)
+        earlier = ctx.new_bindings.resolve(name, scope, current.pre)
+        current = earlier if earlier is not None and earlier.pre < current.pre else None
+        if current is not None:
+            found.append(current)
+    return found
 
 
 class _Renamer(cst.CSTTransformer):
