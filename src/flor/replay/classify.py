@@ -17,7 +17,14 @@ import libcst as cst
 
 from flor.errors import PropagateError
 from flor.propagate.calls import is_flor_call
-from flor.replay.hazards import Hazards, analyze, flor_loop_call, suffix_reads
+from flor.replay.hazards import (
+    Hazards,
+    analyze,
+    callee_name,
+    flor_loop_call,
+    loop_functions,
+    suffix_reads,
+)
 
 PREFIX, OUTER, NESTED, SUFFIX, UNKNOWN = "prefix", "outer", "nested", "suffix", "unknown"
 
@@ -131,10 +138,17 @@ def _is_checkpointing(node: cst.With) -> int:
 
 
 class _Classifier(cst.CSTVisitor):
-    def __init__(self, names: set[str], main: cst.For | None, restored: set[str]) -> None:
+    def __init__(
+        self,
+        names: set[str],
+        main: cst.For | None,
+        restored: set[str],
+        loop_calls: frozenset[str] = frozenset(),
+    ) -> None:
         self.names = names
         self.main = main
         self.restored = restored
+        self.loop_calls = loop_calls
         self.main_done = False
         self.loops: list[tuple[cst.For, set[str]]] = []
         self.functions = 0
@@ -176,6 +190,12 @@ class _Classifier(cst.CSTVisitor):
         if self.functions:
             return UNKNOWN
         return SUFFIX if self.main_done else PREFIX
+
+    def leave_Call(self, node: cst.Call) -> None:
+        # a function that runs a flor.loop, called from the main loop's body, is a nested loop
+        in_main_body = len(self.loops) == 1 and self.loops[0][0] is self.main
+        if in_main_body and not self.functions and callee_name(node) in self.loop_calls:
+            self.after_nested = True
 
     def visit_Call(self, node: cst.Call) -> None:
         if not is_flor_call(node, "log") or not node.args:
@@ -221,7 +241,7 @@ def classify(
     main = finder.checkpointed or finder.first
     # Checkpointed objects are restored at the end of a skipped nested loop, so what the
     # nested loop does to them in place is not lost.
-    visitor = _Classifier(set(names), main, finder.restored_names)
+    visitor = _Classifier(set(names), main, finder.restored_names, loop_functions(module))
     module.visit(visitor)
     result = Classification(_loop_name(main) if main is not None else None)
     for name, place in visitor.found:

@@ -391,7 +391,53 @@ def _dotted_root(node: cst.BaseExpression) -> str:
     return node.value if isinstance(node, cst.Name) else ""
 
 
-def _first_nested_index(body: cst.BaseSuite) -> int | None:
+def callee_name(node: cst.Call) -> str | None:
+    """The name a call goes to: `f(...)` -> f, `self.fit(...)` / `trainer.fit(...)` -> fit."""
+    if isinstance(node.func, cst.Name):
+        return node.func.value
+    if isinstance(node.func, cst.Attribute):
+        return node.func.attr.value
+    return None
+
+
+def loop_functions(module: cst.Module) -> frozenset[str]:
+    """Names of the functions and methods that run a `flor.loop`, themselves or through
+    another such function: calling one from the main loop's body runs a nested loop (as
+    `train(epoch)` does in the pytorch/examples layout). Matched by name, conservatively."""
+    runs_loop: set[str] = set()
+    calls: dict[str, set[str]] = {}
+
+    class Functions(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            name = node.name.value
+            called = calls.setdefault(name, set())
+
+            class Body(cst.CSTVisitor):
+                def visit_For(self, loop: cst.For) -> None:
+                    if flor_loop_call(loop.iter) is not None:
+                        runs_loop.add(name)
+
+                def visit_Call(self, call: cst.Call) -> None:
+                    callee = callee_name(call)
+                    if callee is not None:
+                        called.add(callee)
+
+            node.body.visit(Body())
+
+    module.visit(Functions())
+    changed = True
+    while changed:
+        changed = False
+        for name, called in calls.items():
+            if name not in runs_loop and called & runs_loop:
+                runs_loop.add(name)
+                changed = True
+    return frozenset(runs_loop)
+
+
+def _first_nested_index(body: cst.BaseSuite, loop_calls: frozenset[str]) -> int | None:
+    """The index of the body's first statement that runs a nested flor.loop, lexically or
+    through a call of a function that runs one."""
     statements = list(getattr(body, "body", ()))
 
     class Finder(cst.CSTVisitor):
@@ -399,6 +445,10 @@ def _first_nested_index(body: cst.BaseSuite) -> int | None:
 
         def visit_For(self, node: cst.For) -> None:
             if flor_loop_call(node.iter) is not None:
+                self.found = True
+
+        def visit_Call(self, node: cst.Call) -> None:
+            if callee_name(node) in loop_calls:
                 self.found = True
 
     for index, statement in enumerate(statements):
@@ -433,16 +483,22 @@ def analyze(
         breaks=events.breaks,
         loop_writes=written,
     )
-    hazards.after_nested_effects = _after_nested_effects(main, helpers, exempt, checkpointed)
+    hazards.after_nested_effects = _after_nested_effects(
+        main, helpers, exempt, checkpointed, loop_functions(module)
+    )
     return hazards
 
 
 def _after_nested_effects(
-    main: cst.For, helpers: dict[str, _Helper], exempt: set[str], checkpointed: set[str]
+    main: cst.For,
+    helpers: dict[str, _Helper],
+    exempt: set[str],
+    checkpointed: set[str],
+    loop_calls: frozenset[str],
 ) -> bool:
     """Whether the body, after its first nested flor.loop, may change checkpointed state or
     draw random numbers: running it again on the end-of-iteration state would apply it twice."""
-    index = _first_nested_index(main.body)
+    index = _first_nested_index(main.body, loop_calls)
     if index is None:
         return False
     statements = list(getattr(main.body, "body", ()))[index + 1 :]

@@ -1,0 +1,53 @@
+"""Replay fidelity on patterns of real public training code (benchmarks/fidelity_more): each
+defect through real recorded runs, compared with a from-scratch run of that version with the
+statement written in."""
+
+from __future__ import annotations
+
+from test_fidelity import fresh, insert, record, recorded_ids, values
+
+from flor.replay import execute, plan
+
+# The pytorch/examples layout: the step loop lives in train(), called from the epoch loop;
+# the learning rate (checkpointed) is halved after it.
+HELPER_LOOP = """\
+import numpy as np
+import flor
+
+np.random.seed(flor.arg("seed", 0))
+X = np.random.randn(100, 3)
+y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * np.random.randn(100)
+w = np.zeros(3)
+opt = {"lr": 0.1}
+
+
+def train(epoch):
+    for step in flor.loop("step", range(4)):
+        batch = np.random.randint(0, 100, 20)
+        grad = 2 * X[batch].T @ (X[batch] @ w - y[batch]) / 20
+        w[:] = w - opt["lr"] * grad
+        flor.log("loss", float(np.mean((X[batch] @ w - y[batch]) ** 2)))
+
+
+with flor.checkpointing(weights=w, opt=opt):
+    for epoch in flor.loop("epoch", range(5)):
+        train(epoch)
+        opt["lr"] *= 0.5
+        flor.log("err", float(np.abs(w).sum()))
+"""
+
+
+def test_a_nested_loop_inside_a_called_function_is_not_skipped_under_the_code_after_it(
+    script, monkeypatch
+) -> None:
+    train = record(script, monkeypatch, HELPER_LOOP)
+    (run,) = recorded_ids()
+    train.path.write_text(
+        insert(HELPER_LOOP, '        opt["lr"] *= 0.5\n', 'flor.log("lr_end", opt["lr"])')
+    )
+    the_plan = plan(["lr_end"], jobs=1)
+    assert [r.strategy for r in the_plan.runs] == ["nested"]
+    assert "code after a nested loop" in the_plan.runs[0].fallback
+    summary = execute(the_plan)
+    assert summary.runs_replayed == 1
+    assert values("lr_end", run) == fresh(train, "lr_end") == [0.1 / 2 ** (i + 1) for i in range(5)]
