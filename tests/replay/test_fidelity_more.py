@@ -51,3 +51,61 @@ def test_a_nested_loop_inside_a_called_function_is_not_skipped_under_the_code_af
     summary = execute(the_plan)
     assert summary.runs_replayed == 1
     assert values("lr_end", run) == fresh(train, "lr_end") == [0.1 / 2 ** (i + 1) for i in range(5)]
+
+
+# The main loop wrapped (HEADER: in a tqdm-like progress bar, or in enumerate); iterations
+# take long enough (sleep) that the planner wants to split a run between two jobs.
+WRAPPED = """\
+import time
+
+import numpy as np
+import flor
+
+
+def progress(iterable, desc=""):
+    for item in iterable:
+        yield item
+
+
+np.random.seed(flor.arg("seed", 0))
+X = np.random.randn(100, 3)
+y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * np.random.randn(100)
+w = np.zeros(3)
+with flor.checkpointing(weights=w):
+    for HEADER:
+        for step in flor.loop("step", range(4)):
+            batch = np.random.randint(0, 100, 20)
+            w -= 0.05 * 2 * X[batch].T @ (X[batch] @ w - y[batch]) / 20
+            time.sleep(0.15)
+        flor.log("err", float(np.abs(w).sum()))
+"""
+
+
+def test_a_main_loop_wrapped_in_a_progress_bar_is_the_main_loop(script, monkeypatch) -> None:
+    source = WRAPPED.replace("HEADER", 'epoch in progress(flor.loop("epoch", range(6)), desc="x")')
+    train = record(script, monkeypatch, source)
+    (run,) = recorded_ids()
+    anchor = '        flor.log("err", float(np.abs(w).sum()))\n'
+    train.path.write_text(insert(source, anchor, 'flor.log("w0", float(w[0]))'))
+    the_plan = plan(["w0"], jobs=1)
+    assert the_plan.runs[0].strategy == "outer"
+    execute(the_plan)
+    assert values("w0", run) == fresh(train, "w0")
+    assert len(values("w0", run)) == 6
+
+
+def test_a_wrapped_main_loop_is_never_resumed_mid_run_by_a_task(script, monkeypatch) -> None:
+    source = WRAPPED.replace("HEADER", 'k, epoch in enumerate(flor.loop("epoch", range(6)))')
+    train = record(script, monkeypatch, source)
+    (run,) = recorded_ids()
+    anchor = "            time.sleep(0.15)\n"
+    train.path.write_text(insert(source, anchor, 'flor.log("k_step", k * 10 + step)'))
+    the_plan = plan(["k_step"], jobs=2)
+    assert the_plan.runs[0].strategy == "nested"
+    assert len(the_plan.runs[0].tasks) == 1  # enumerate would count from a later start as 0
+    execute(the_plan)
+    assert (
+        values("k_step", run)
+        == fresh(train, "k_step")
+        == [k * 10 + s for k in range(6) for s in range(4)]
+    )

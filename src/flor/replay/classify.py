@@ -83,6 +83,9 @@ class Classification:
     hazards: Hazards = field(default_factory=Hazards)
     # an outer-level statement sits after a nested loop whose skipping it would notice
     outer_after_nested: bool = False
+    # the main loop iterates a wrapper of flor.loop (enumerate, zip, a progress bar): a task
+    # that starts mid-run would give the wrapper's own count or items from their start
+    main_wrapped: bool = False
 
     @property
     def strategy(self) -> str:
@@ -249,6 +252,7 @@ def classify(
     for name, text in visitor.sources:
         result.statements.setdefault(name, []).append(text)
     result.outer_after_nested = visitor.outer_after_nested_statement
+    result.main_wrapped = main is not None and not is_flor_call(main.iter, "loop")
     if main is not None:
         result.hazards = analyze(module, main, finder.restored_names, local_modules or set())
         result.hazards.suffix_reads = suffix_reads(module, main)

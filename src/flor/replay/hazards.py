@@ -85,13 +85,13 @@ class Hazards:
 
 
 def flor_loop_call(iterable: cst.BaseExpression) -> cst.Call | None:
-    """The `flor.loop(...)` call a for statement iterates, also through enumerate()/zip()."""
+    """The `flor.loop(...)` call a for statement iterates, also through any call that wraps
+    it: enumerate()/zip(), and progress bars and other wrappers (`tqdm(flor.loop(...))`)."""
     if is_flor_call(iterable, "loop"):
         assert isinstance(iterable, cst.Call)
         return iterable
-    wrapped = isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Name)
-    if wrapped and iterable.func.value in ("enumerate", "zip", "reversed", "iter"):  # type: ignore[attr-defined]
-        for arg in iterable.args:  # type: ignore[attr-defined]
+    if isinstance(iterable, cst.Call):
+        for arg in iterable.args:
             found = flor_loop_call(arg.value)
             if found is not None:
                 return found

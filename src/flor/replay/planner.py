@@ -54,6 +54,9 @@ class RunContext:
     overhead: float  # a task's start-up: the run's time outside the main loop
     jobs: int
     run_count: int
+    # whether a task may start mid-run (not when the main loop iterates a wrapper of
+    # flor.loop, e.g. enumerate: the wrapper would count from the task's first iteration)
+    resumable: bool = True
 
 
 class _Skip(Exception):
@@ -339,6 +342,7 @@ def _run_context(
         overhead=max(0.0, duration - sum(timings)) + PROCESS_OVERHEAD_S,
         jobs=shared.jobs,
         run_count=shared.run_count,
+        resumable=not placement.main_wrapped,
     )
     return context, lost
 
@@ -455,6 +459,8 @@ class _TaskBuilder:
         # into pieces that are each worth more than that.
         worth = max(1, int(sum(per_iteration) / max(overhead, 1e-3)))
         chunks = min(_chunks_per_run(self.ctx.run_count, self.ctx.jobs), worth)
+        if not self.ctx.resumable:
+            chunks = 1
         bounds = _split(per_iteration, set(checkpoints), chunks)
         for index, (start, stop) in enumerate(bounds):
             resume = max((k for k in checkpoints if k <= start), default=0)
