@@ -109,3 +109,43 @@ def test_a_wrapped_main_loop_is_never_resumed_mid_run_by_a_task(script, monkeypa
         == fresh(train, "k_step")
         == [k * 10 + s for k in range(6) for s in range(4)]
     )
+
+
+# The optimizer is re-created mid-training (Adam, then SGD: the SWATS-style switch); the
+# checkpoint names the first one.
+SWITCH = """\
+import torch
+import torch.nn.functional as F
+import flor
+
+torch.manual_seed(flor.arg("seed", 0))
+x = torch.randn(64, 4)
+y = x @ torch.randn(4, 1)
+model = torch.nn.Linear(4, 1)
+optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+with flor.checkpointing(model=model, optimizer=optimizer):
+    for epoch in flor.loop("epoch", range(4)):
+        if epoch == 2:
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        for step in flor.loop("step", range(4)):
+            loss = F.mse_loss(model(x[step * 16 : step * 16 + 16]), y[step * 16 : step * 16 + 16])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        flor.log("loss", loss.item())
+"""
+
+
+def test_a_checkpointed_object_replaced_in_the_loop_is_never_restored_from_the_old_one(
+    script, monkeypatch
+) -> None:
+    train = record(script, monkeypatch, SWITCH)
+    (run,) = recorded_ids()
+    anchor = '        for step in flor.loop("step", range(4)):\n'
+    first = 'flor.log("opt_lr", optimizer.param_groups[0]["lr"])\n' + anchor
+    train.path.write_text(SWITCH.replace(anchor, "        " + first))
+    the_plan = plan(["opt_lr"], jobs=1)
+    assert the_plan.runs[0].strategy == "full"
+    assert "replaces optimizer" in the_plan.runs[0].fallback
+    execute(the_plan)
+    assert values("opt_lr", run) == fresh(train, "opt_lr") == [0.05, 0.05, 0.01, 0.01]

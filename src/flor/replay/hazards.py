@@ -73,9 +73,17 @@ class Hazards:
     # top-level statements of the loop body after its first nested flor.loop that may
     # change state (executed twice when the nested loop is skipped)
     after_nested_effects: bool = False
+    # names given to flor.checkpointing that the loop binds to a new object
+    rebound: set[str] = field(default_factory=set)
 
     def why_not_restore(self) -> str | None:
         """Why restoring a checkpoint mid-run would give a different state, if it would."""
+        if self.rebound:
+            names = ", ".join(sorted(self.rebound)[:4])
+            return (
+                f"the main loop replaces {names}, which flor.checkpointing holds: its "
+                "checkpoints keep the object it was given, not the new one"
+            )
         if self.carried:
             names = ", ".join(sorted(self.carried)[:4])
             return f"the main loop carries state no checkpoint holds ({names})"
@@ -486,6 +494,9 @@ def analyze(
     hazards.after_nested_effects = _after_nested_effects(
         main, helpers, exempt, checkpointed, loop_functions(module)
     )
+    every = _Events(helpers, set())
+    main.body.visit(every)
+    hazards.rebound = {n for kind, n, _ in every.events if kind == "bind" and n in checkpointed}
     return hazards
 
 
