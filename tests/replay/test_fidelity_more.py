@@ -149,3 +149,90 @@ def test_a_checkpointed_object_replaced_in_the_loop_is_never_restored_from_the_o
     assert "replaces optimizer" in the_plan.runs[0].fallback
     execute(the_plan)
     assert values("opt_lr", run) == fresh(train, "opt_lr") == [0.05, 0.05, 0.01, 0.01]
+
+
+# The training loop inside a method (Trainer.fit), its state on self; module-level code
+# after the call reads what fit() returned.
+TRAINER = """\
+import numpy as np
+import flor
+
+
+class Trainer:
+    def __init__(self, w):
+        self.w = w
+        self.best = float("inf")
+        self.history = []
+
+    def fit(self, X, y, epochs):
+        with flor.checkpointing(weights=self.w):
+            for epoch in flor.loop("epoch", range(epochs)):
+                for step in flor.loop("step", range(4)):
+                    batch = np.random.randint(0, 100, 20)
+                    self.w -= 0.05 * 2 * X[batch].T @ (X[batch] @ self.w - y[batch]) / 20
+                err = float(np.mean((X @ self.w - y) ** 2))
+                self.history.append(err)
+                self.best = min(self.best, err)
+                flor.log("err", err)
+        return self.history
+
+
+np.random.seed(flor.arg("seed", 0))
+X = np.random.randn(100, 3)
+y = X @ np.array([1.0, -2.0, 0.5]) + 0.5 * np.random.randn(100)
+trainer = Trainer(np.zeros(3))
+history = trainer.fit(X, y, 5)
+flor.log("final", float(trainer.w.sum()))
+"""
+
+# The same loop in `def main()`, with a plain learning rate halved every epoch.
+IN_MAIN = """\
+import numpy as np
+import flor
+
+
+def main():
+    np.random.seed(flor.arg("seed", 0))
+    X = np.random.randn(100, 3)
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.5 * np.random.randn(100)
+    w = np.zeros(3)
+    lr = 0.1
+    with flor.checkpointing(weights=w):
+        for epoch in flor.loop("epoch", range(5)):
+            for step in flor.loop("step", range(4)):
+                batch = np.random.randint(0, 100, 20)
+                w -= lr * 2 * X[batch].T @ (X[batch] @ w - y[batch]) / 20
+            lr *= 0.5
+            flor.log("err", float(np.mean((X @ w - y) ** 2)))
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_statements_after_a_method_that_runs_the_main_loop_are_replayed(
+    script, monkeypatch
+) -> None:
+    train = record(script, monkeypatch, TRAINER)
+    (run,) = recorded_ids()
+    anchor = 'flor.log("final", float(trainer.w.sum()))\n'
+    train.path.write_text(insert(TRAINER, anchor, 'flor.log("n_hist", len(history))'))
+    the_plan = plan(["n_hist"], jobs=2)
+    assert the_plan.runs[0].strategy == "full"
+    execute(the_plan)
+    assert values("n_hist", run) == fresh(train, "n_hist") == [5]
+
+
+def test_a_main_loop_inside_def_main_is_analysed_like_a_module_level_one(
+    script, monkeypatch
+) -> None:
+    train = record(script, monkeypatch, IN_MAIN)
+    (run,) = recorded_ids()
+    anchor = "            lr *= 0.5\n"
+    train.path.write_text(insert(IN_MAIN, anchor, 'flor.log("lr_now", lr)'))
+    the_plan = plan(["lr_now"], jobs=2)
+    assert the_plan.runs[0].strategy == "full"
+    assert "carries state no checkpoint holds (lr)" in the_plan.runs[0].fallback
+    execute(the_plan)
+    assert values("lr_now", run) == fresh(train, "lr_now") == [0.1 / 2 ** (i + 1) for i in range(5)]

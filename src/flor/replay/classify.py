@@ -102,13 +102,17 @@ class Classification:
 
 class _MainLoopFinder(cst.CSTVisitor):
     """The main loop: the first top-level `flor.loop` inside `flor.checkpointing`, else the
-    first top-level `flor.loop` (top-level: not nested in another flor.loop or a function)."""
+    first top-level `flor.loop` (top-level: not nested in another flor.loop or a function),
+    else the first `flor.loop` inside `flor.checkpointing` in a function (`def main():`,
+    `Trainer.fit`), which the module reaches through a call."""
 
     def __init__(self) -> None:
         self.depth = 0
         self.checkpointing = 0
+        self.functions = 0
         self.first: cst.For | None = None
         self.checkpointed: cst.For | None = None
+        self.in_function: cst.For | None = None
         self.restored_names: set[str] = set()
 
     def visit_With(self, node: cst.With) -> None:
@@ -124,16 +128,27 @@ class _MainLoopFinder(cst.CSTVisitor):
     def leave_With(self, node: cst.With) -> None:
         self.checkpointing -= _is_checkpointing(node)
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions += 1
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions -= 1
 
     def visit_For(self, node: cst.For) -> bool:
         if flor_loop_call(node.iter) is not None:
+            if self.functions:
+                if self.checkpointing and self.in_function is None:
+                    self.in_function = node
+                return False
             self.first = self.first or node
             if self.checkpointing and self.checkpointed is None:
                 self.checkpointed = node
             return False
         return True
+
+    @property
+    def main(self) -> cst.For | None:
+        return self.checkpointed or self.first or self.in_function
 
 
 def _is_checkpointing(node: cst.With) -> int:
@@ -147,11 +162,16 @@ class _Classifier(cst.CSTVisitor):
         main: cst.For | None,
         restored: set[str],
         loop_calls: frozenset[str] = frozenset(),
+        through_call: bool = False,
     ) -> None:
         self.names = names
         self.main = main
         self.restored = restored
         self.loop_calls = loop_calls
+        # the module reaches its main loop by calling a function: module-level statements
+        # after that call run after the loop
+        self.through_call = through_call
+        self.loop_called = False
         self.main_done = False
         self.loops: list[tuple[cst.For, set[str]]] = []
         self.functions = 0
@@ -182,23 +202,29 @@ class _Classifier(cst.CSTVisitor):
         if node is self.main:
             self.main_done = True
 
+    def _after_main(self) -> bool:
+        return self.loop_called if self.through_call else self.main_done
+
     def _place(self, reads: set[str]) -> str:
         if self.loops:
             outermost, nested_assigned = self.loops[0]
-            if outermost is not self.main or self.functions:
-                return UNKNOWN if self.functions else (SUFFIX if self.main_done else PREFIX)
+            if outermost is not self.main:
+                return UNKNOWN if self.functions else (SUFFIX if self._after_main() else PREFIX)
             if len(self.loops) > 1 or reads & nested_assigned:
                 return NESTED
             return OUTER
         if self.functions:
             return UNKNOWN
-        return SUFFIX if self.main_done else PREFIX
+        return SUFFIX if self._after_main() else PREFIX
 
     def leave_Call(self, node: cst.Call) -> None:
+        if callee_name(node) not in self.loop_calls:
+            return
         # a function that runs a flor.loop, called from the main loop's body, is a nested loop
-        in_main_body = len(self.loops) == 1 and self.loops[0][0] is self.main
-        if in_main_body and not self.functions and callee_name(node) in self.loop_calls:
+        if len(self.loops) == 1 and self.loops[0][0] is self.main:
             self.after_nested = True
+        if not self.loops and not self.functions:
+            self.loop_called = True
 
     def visit_Call(self, node: cst.Call) -> None:
         if not is_flor_call(node, "log") or not node.args:
@@ -241,10 +267,14 @@ def classify(
         ) from exc
     finder = _MainLoopFinder()
     module.visit(finder)
-    main = finder.checkpointed or finder.first
+    main = finder.main
+    loop_calls = loop_functions(module)
+    through_call = main is None or main is finder.in_function
     # Checkpointed objects are restored at the end of a skipped nested loop, so what the
     # nested loop does to them in place is not lost.
-    visitor = _Classifier(set(names), main, finder.restored_names, loop_functions(module))
+    visitor = _Classifier(
+        set(names), main, finder.restored_names, loop_calls, through_call and bool(loop_calls)
+    )
     module.visit(visitor)
     result = Classification(_loop_name(main) if main is not None else None)
     for name, place in visitor.found:
@@ -256,4 +286,8 @@ def classify(
     if main is not None:
         result.hazards = analyze(module, main, finder.restored_names, local_modules or set())
         result.hazards.suffix_reads = suffix_reads(module, main)
+    elif loop_calls:
+        result.hazards.unanalysed = (
+            "the training loop runs inside a function without flor.checkpointing around it"
+        )
     return result

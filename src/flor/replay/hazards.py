@@ -75,9 +75,13 @@ class Hazards:
     after_nested_effects: bool = False
     # names given to flor.checkpointing that the loop binds to a new object
     rebound: set[str] = field(default_factory=set)
+    # why the main loop could not be analysed at all, if it could not
+    unanalysed: str = ""
 
     def why_not_restore(self) -> str | None:
         """Why restoring a checkpoint mid-run would give a different state, if it would."""
+        if self.unanalysed:
+            return self.unanalysed
         if self.rebound:
             names = ", ".join(sorted(self.rebound)[:4])
             return (
@@ -494,10 +498,38 @@ def analyze(
     hazards.after_nested_effects = _after_nested_effects(
         main, helpers, exempt, checkpointed, loop_functions(module)
     )
-    every = _Events(helpers, set())
-    main.body.visit(every)
-    hazards.rebound = {n for kind, n, _ in every.events if kind == "bind" and n in checkpointed}
+    hazards.rebound = _rebound(main, checkpointed)
     return hazards
+
+
+def _rebound(main: cst.For, checkpointed: set[str]) -> set[str]:
+    """Checkpointed names the loop binds to another object (`optimizer = SGD(...)`).
+    Augmented assignment is not one: on the mutable objects flor.checkpointing accepts,
+    `w -= lr * grad` changes the object in place."""
+    bound: set[str] = set()
+
+    class Binds(cst.CSTVisitor):
+        def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+            bound.update(_target_names(node.target))
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            if node.value is not None:
+                bound.update(_target_names(node.target))
+
+        def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+            bound.update(_target_names(node.target))
+
+        def visit_For(self, node: cst.For) -> None:
+            bound.update(_target_names(node.target))
+
+        def visit_AsName(self, node: cst.AsName) -> None:
+            bound.update(_target_names(node.name))  # type: ignore[arg-type]
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return False
+
+    main.body.visit(Binds())
+    return bound & checkpointed
 
 
 def _after_nested_effects(
