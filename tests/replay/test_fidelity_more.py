@@ -236,3 +236,55 @@ def test_a_main_loop_inside_def_main_is_analysed_like_a_module_level_one(
     assert "carries state no checkpoint holds (lr)" in the_plan.runs[0].fallback
     execute(the_plan)
     assert values("lr_now", run) == fresh(train, "lr_now") == [0.1 / 2 ** (i + 1) for i in range(5)]
+
+
+DECAY = """\
+import torch
+import torch.nn.functional as F
+import flor
+
+torch.manual_seed(flor.arg("seed", 0))
+x = torch.randn(64, 4)
+y = x @ torch.randn(4, 1)
+model = torch.nn.Linear(4, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def decay_lr(opt, factor):
+    for group in opt.param_groups:
+        group["lr"] *= factor
+
+
+def evaluate():
+    return F.mse_loss(model(x), y).item()
+
+
+with flor.checkpointing(model=model, optimizer=optimizer):
+    for epoch in flor.loop("epoch", range(4)):
+        for step in flor.loop("step", range(4)):
+            loss = F.mse_loss(model(x[step * 16 : step * 16 + 16]), y[step * 16 : step * 16 + 16])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            val = evaluate()
+        model.train()
+        decay_lr(optimizer, 0.5)
+        flor.log("val", val)
+"""
+
+
+def test_a_helper_that_changes_its_argument_through_an_alias_changes_it(
+    script, monkeypatch
+) -> None:
+    train = record(script, monkeypatch, DECAY)
+    (run,) = recorded_ids()
+    anchor = '        flor.log("val", val)\n'
+    train.path.write_text(
+        insert(DECAY, anchor, 'flor.log("lr_now", optimizer.param_groups[0]["lr"])')
+    )
+    the_plan = plan(["lr_now"], jobs=1)
+    assert the_plan.runs[0].strategy == "nested"
+    execute(the_plan)
+    assert values("lr_now", run) == fresh(train, "lr_now") == [0.1 / 2 ** (i + 1) for i in range(4)]

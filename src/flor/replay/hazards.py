@@ -323,7 +323,12 @@ def _helpers(module: cst.Module) -> dict[str, _Helper]:
         events = _Events({}, set())
         statement.body.visit(events)
         local = {n for kind, n, _ in events.events if kind == "bind"} - declared
-        mutated = {n for kind, n, _ in events.events if kind == "mutate"}
+        # a local bound to a part of an argument or global (`for g in opt.param_groups`)
+        # is an alias: changing it changes what it came from
+        roots = _alias_roots(statement.body, local)
+        mutated = {
+            root for kind, n, _ in events.events if kind == "mutate" for root in roots.get(n, {n})
+        }
         bound = {n for kind, n, _ in events.events if kind == "bind"}
         found[statement.name.value] = _Helper(
             params,
@@ -335,6 +340,52 @@ def _helpers(module: cst.Module) -> dict[str, _Helper]:
     for helper in found.values():
         helper.globals_written -= set(found)
     return found
+
+
+def _alias_roots(body: cst.BaseSuite, local: set[str]) -> dict[str, set[str]]:
+    """For each local name bound to an attribute, item, element or method result of another
+    name (`g = opt.param_groups[0]`, `for p in model.parameters()`), the non-local names
+    it may alias, through chains of locals. Conservative: `x = w.copy()` counts too."""
+    direct: dict[str, set[str]] = {}
+
+    def bind(target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
+            return  # `f(y)` makes a new object (np.zeros_like(w) goes to np, an import)
+        base = _base_name(value)
+        if base:
+            for name in _target_names(target):
+                direct.setdefault(name, set()).add(base)
+
+    class Binds(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            for target in node.targets:
+                bind(target.target, node.value)
+
+        def visit_For(self, node: cst.For) -> None:
+            bind(node.target, node.iter)
+
+        def visit_WithItem(self, node: cst.WithItem) -> None:
+            if node.asname is not None:
+                bind(node.asname.name, node.item)  # type: ignore[arg-type]
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return False
+
+    body.visit(Binds())
+    roots: dict[str, set[str]] = {}
+    for name in direct:
+        seen, todo, found = {name}, [name], set()
+        while todo:
+            for base in direct.get(todo.pop(), ()):
+                if base in local and base in direct:
+                    if base not in seen:
+                        seen.add(base)
+                        todo.append(base)
+                elif base not in local:
+                    found.add(base)
+        if found:
+            roots[name] = found | {name}
+    return roots
 
 
 def _global_declarations(function: cst.FunctionDef) -> set[str]:
