@@ -288,3 +288,49 @@ def test_a_helper_that_changes_its_argument_through_an_alias_changes_it(
     assert the_plan.runs[0].strategy == "nested"
     execute(the_plan)
     assert values("lr_now", run) == fresh(train, "lr_now") == [0.1 / 2 ** (i + 1) for i in range(4)]
+
+
+# Validation on random batches, in a helper, under eval() and no_grad, after the step loop.
+RANDOM_EVAL = """\
+import torch
+import torch.nn.functional as F
+import flor
+
+torch.manual_seed(flor.arg("seed", 0))
+x = torch.randn(128, 4)
+y = x @ torch.randn(4, 1) + 0.3 * torch.randn(128, 1)
+model = torch.nn.Linear(4, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+
+
+def estimate_loss():
+    idx = torch.randint(64, 128, (16,))
+    return F.mse_loss(model(x[idx]), y[idx]).item()
+
+
+with flor.checkpointing(model=model, optimizer=optimizer):
+    for epoch in flor.loop("epoch", range(4)):
+        for step in flor.loop("step", range(4)):
+            loss = F.mse_loss(model(x[step * 16 : step * 16 + 16]), y[step * 16 : step * 16 + 16])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            val = estimate_loss()
+        model.train()
+        flor.log("w_sum", model.weight.sum().item())
+"""
+
+
+def test_a_helper_drawing_random_numbers_after_the_nested_loop_is_not_run_twice(
+    script, monkeypatch
+) -> None:
+    train = record(script, monkeypatch, RANDOM_EVAL)
+    (run,) = recorded_ids()
+    anchor = '        flor.log("w_sum", model.weight.sum().item())\n'
+    train.path.write_text(insert(RANDOM_EVAL, anchor, 'flor.log("val", val)'))
+    the_plan = plan(["val"], jobs=1)
+    assert the_plan.runs[0].strategy == "nested"
+    execute(the_plan)
+    assert values("val", run) == fresh(train, "val")

@@ -132,6 +132,8 @@ class _Helper:
     globals_written: set[str]
     mutates_params: bool
     attribute_stores: bool
+    # it (or a module-level function it calls) draws random numbers
+    draws_random: bool = False
 
 
 class _Events(cst.CSTVisitor):
@@ -314,6 +316,7 @@ class _Events(cst.CSTVisitor):
 def _helpers(module: cst.Module) -> dict[str, _Helper]:
     """Module-level functions: what they write outside themselves."""
     found: dict[str, _Helper] = {}
+    callees: dict[str, set[str]] = {}
     for statement in module.body:
         if not isinstance(statement, cst.FunctionDef):
             continue
@@ -335,11 +338,37 @@ def _helpers(module: cst.Module) -> dict[str, _Helper]:
             (bound & declared) | (mutated - local - set(params)),
             bool(mutated & set(params)),
             events.attribute_stores,
+            _draws_random(statement.body),
         )
+        callees[statement.name.value] = _called_names(statement.body)
+    changed = True
+    while changed:  # through helpers calling helpers
+        changed = False
+        for name, helper in found.items():
+            if not helper.draws_random and any(
+                found[c].draws_random for c in callees[name] if c in found
+            ):
+                helper.draws_random = changed = True
     # one level of helpers calling helpers: what the callee writes, the caller writes
     for helper in found.values():
         helper.globals_written -= set(found)
     return found
+
+
+def _draws_random(node: cst.CSTNode) -> bool:
+    return any(word in cst.Module(body=[]).code_for_node(node) for word in _RNG_WORDS)
+
+
+def _called_names(node: cst.CSTNode) -> set[str]:
+    names: set[str] = set()
+
+    class Calls(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            if isinstance(call.func, cst.Name):
+                names.add(call.func.value)
+
+    node.visit(Calls())
+    return names
 
 
 def _alias_roots(body: cst.BaseSuite, local: set[str]) -> dict[str, set[str]]:
@@ -613,15 +642,9 @@ def _after_nested_effects(
         elif kind == "mutate" and name not in local:
             return True
     # a call of a checkpointed object itself (a forward pass) may draw dropout masks
-    calls: list[str] = []
-
-    class Calls(cst.CSTVisitor):
-        def visit_Call(self, node: cst.Call) -> None:
-            if isinstance(node.func, cst.Name):
-                calls.append(node.func.value)
-
-    for statement in statements:
-        statement.visit(Calls())
+    calls = set().union(*(_called_names(statement) for statement in statements))
+    if any(c in helpers and helpers[c].draws_random for c in calls):
+        return True  # even under no_grad: an evaluation on random batches
     return any(c in checkpointed or c in helpers for c in calls) and not _no_grad_only(statements)
 
 
