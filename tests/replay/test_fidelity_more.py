@@ -334,3 +334,51 @@ def test_a_helper_drawing_random_numbers_after_the_nested_loop_is_not_run_twice(
     assert the_plan.runs[0].strategy == "nested"
     execute(the_plan)
     assert values("val", run) == fresh(train, "val")
+
+
+# A helper of the script reads the gradients; the record logs it per step.
+GRAD_HELPER = """\
+import torch
+import torch.nn.functional as F
+import flor
+
+torch.manual_seed(flor.arg("seed", 0))
+x = torch.randn(64, 4)
+y = x @ torch.randn(4, 1)
+model = torch.nn.Linear(4, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+
+
+def global_norm(module):
+    total = 0.0
+    for p in module.parameters():
+        if p.grad is not None:
+            total += p.grad.pow(2).sum().item()
+    return total**0.5
+
+
+with flor.checkpointing(model=model, optimizer=optimizer):
+    for epoch in flor.loop("epoch", range(4)):
+        for step in flor.loop("step", range(4)):
+            loss = F.mse_loss(model(x[step * 16 : step * 16 + 16]), y[step * 16 : step * 16 + 16])
+            optimizer.zero_grad()
+            loss.backward()
+            flor.log("step_norm", global_norm(model))
+            optimizer.step()
+"""
+
+
+def test_a_statement_reading_gradients_through_a_helper_is_not_replayed_from_checkpoints(
+    script, monkeypatch
+) -> None:
+    train = record(script, monkeypatch, GRAD_HELPER)
+    (run,) = recorded_ids()
+    anchor = '    for epoch in flor.loop("epoch", range(4)):\n'
+    train.path.write_text(insert(GRAD_HELPER, anchor, 'flor.log("start_norm", global_norm(model))'))
+    the_plan = plan(["start_norm"], jobs=1)
+    assert the_plan.runs[0].strategy == "full"
+    assert "reads gradients" in the_plan.runs[0].fallback
+    execute(the_plan)
+    replayed = values("start_norm", run)
+    assert replayed == fresh(train, "start_norm")
+    assert replayed[0] == 0.0 and all(v > 0 for v in replayed[1:])

@@ -20,6 +20,7 @@ from flor.propagate.calls import is_flor_call
 from flor.replay.hazards import (
     Hazards,
     analyze,
+    called_names,
     callee_name,
     flor_loop_call,
     loop_functions,
@@ -80,6 +81,9 @@ class Classification:
     places: dict[str, set[str]] = field(default_factory=dict)
     # the source of each statement logging a requested name
     statements: dict[str, list[str]] = field(default_factory=dict)
+    # the source of the module's functions those statements call (`grad_norm_of(model)`),
+    # directly or through each other: what they read, the statement reads
+    helpers: dict[str, list[str]] = field(default_factory=dict)
     hazards: Hazards = field(default_factory=Hazards)
     # an outer-level statement sits after a nested loop whose skipping it would notice
     outer_after_nested: bool = False
@@ -179,6 +183,7 @@ class _Classifier(cst.CSTVisitor):
         self.sources: list[tuple[str, str]] = []
         self.after_nested = False
         self.outer_after_nested_statement = False
+        self.calls: dict[str, set[str]] = {}
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.functions += 1
@@ -238,6 +243,7 @@ class _Classifier(cst.CSTVisitor):
             place = self._place(reads)
             self.found.append((name, place))
             self.sources.append((name, cst.Module(body=[]).code_for_node(node)))
+            self.calls.setdefault(name, set()).update(called_names(node))
             if place == OUTER and self.after_nested:
                 self.outer_after_nested_statement = True
 
@@ -281,6 +287,19 @@ def classify(
         result.places.setdefault(name, set()).add(NESTED if place == UNKNOWN else place)
     for name, text in visitor.sources:
         result.statements.setdefault(name, []).append(text)
+    functions = {
+        f.name.value: f for f in module.body if isinstance(f, cst.FunctionDef)
+    }  # fmt: skip
+    for name, calls in visitor.calls.items():
+        reached, todo = set(), [c for c in calls if c in functions]
+        while todo:
+            callee = todo.pop()
+            if callee not in reached:
+                reached.add(callee)
+                todo.extend(c for c in called_names(functions[callee].body) if c in functions)
+        result.helpers[name] = [
+            cst.Module(body=[]).code_for_node(functions[c]) for c in sorted(reached)
+        ]
     result.outer_after_nested = visitor.outer_after_nested_statement
     result.main_wrapped = main is not None and not is_flor_call(main.iter, "loop")
     if main is not None:

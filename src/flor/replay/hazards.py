@@ -340,7 +340,7 @@ def _helpers(module: cst.Module) -> dict[str, _Helper]:
             events.attribute_stores,
             _draws_random(statement.body),
         )
-        callees[statement.name.value] = _called_names(statement.body)
+        callees[statement.name.value] = called_names(statement.body)
     changed = True
     while changed:  # through helpers calling helpers
         changed = False
@@ -359,7 +359,8 @@ def _draws_random(node: cst.CSTNode) -> bool:
     return any(word in cst.Module(body=[]).code_for_node(node) for word in _RNG_WORDS)
 
 
-def _called_names(node: cst.CSTNode) -> set[str]:
+def called_names(node: cst.CSTNode) -> set[str]:
+    """Names of the plain functions `node` calls (`f(x)`, not `x.f()`)."""
     names: set[str] = set()
 
     class Calls(cst.CSTVisitor):
@@ -642,7 +643,7 @@ def _after_nested_effects(
         elif kind == "mutate" and name not in local:
             return True
     # a call of a checkpointed object itself (a forward pass) may draw dropout masks
-    calls = set().union(*(_called_names(statement) for statement in statements))
+    calls = set().union(*(called_names(statement) for statement in statements))
     if any(c in helpers and helpers[c].draws_random for c in calls):
         return True  # even under no_grad: an evaluation on random batches
     return any(c in checkpointed or c in helpers for c in calls) and not _no_grad_only(statements)

@@ -305,7 +305,7 @@ def _placement(run_plan: RunPlan, names: list[str], root: Path) -> Any:
     if absent:
         raise _Skip(f"{', '.join(absent)} could not be placed in this version")
     for name in run_plan.names:
-        for text in placement.statements.get(name, []):
+        for text in [*placement.statements.get(name, []), *placement.helpers.get(name, [])]:
             what = unreproducible(text)
             if what is not None:
                 raise _Skip(
@@ -361,7 +361,7 @@ def _safe_strategy(
     # compares the record if they carry over); elsewhere it reads the previous iteration's
     outside = [
         t for n in names if placement.places.get(n, set()) - {NESTED}
-        for t in placement.statements.get(n, [])
+        for t in [*placement.statements.get(n, []), *placement.helpers.get(n, [])]
     ]  # fmt: skip
     if why is None and any(_READS_GRADIENTS.search(t) for t in outside):
         why = "a statement outside the nested loops reads gradients, which no checkpoint holds"
