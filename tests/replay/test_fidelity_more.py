@@ -4,6 +4,7 @@ statement written in."""
 
 from __future__ import annotations
 
+import pytest
 from test_fidelity import fresh, insert, record, recorded_ids, values
 
 from flor.replay import execute, plan
@@ -304,7 +305,7 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
 
 
 def estimate_loss():
-    idx = torch.randint(64, 128, (16,))
+    idx = DRAW
     return F.mse_loss(model(x[idx]), y[idx]).item()
 
 
@@ -323,13 +324,17 @@ with flor.checkpointing(model=model, optimizer=optimizer):
 """
 
 
+@pytest.mark.parametrize(
+    "draw", ["torch.randint(64, 128, (16,))", "64 + torch.multinomial(torch.ones(64), 16)"]
+)
 def test_a_helper_drawing_random_numbers_after_the_nested_loop_is_not_run_twice(
-    script, monkeypatch
+    script, monkeypatch, draw
 ) -> None:
-    train = record(script, monkeypatch, RANDOM_EVAL)
+    source = RANDOM_EVAL.replace("DRAW", draw)
+    train = record(script, monkeypatch, source)
     (run,) = recorded_ids()
     anchor = '        flor.log("w_sum", model.weight.sum().item())\n'
-    train.path.write_text(insert(RANDOM_EVAL, anchor, 'flor.log("val", val)'))
+    train.path.write_text(insert(source, anchor, 'flor.log("val", val)'))
     the_plan = plan(["val"], jobs=1)
     assert the_plan.runs[0].strategy == "nested"
     execute(the_plan)

@@ -41,7 +41,11 @@ _READ_ONLY_METHODS = frozenset(
      "any", "astype", "format", "join", "startswith", "endswith", "lower", "upper"}
 )  # fmt: skip
 # Text that draws random numbers (consumes RNG state a restore would have to redo).
-_RNG_WORDS = ("rand", "shuffle", "sample", "normal", "dropout", "bernoulli", "choice", "permut")
+_RNG_WORDS = (
+    "rand", "shuffle", "sample", "normal", "dropout", "bernoulli", "choice", "permut",
+    "multinomial", "uniform", "poisson", "binomial", "exponential", "geometric", "gumbel",
+    "cauchy",
+)  # fmt: skip
 # Statement text that reads something a replay cannot reproduce.
 UNREPRODUCIBLE = (
     ("time.time", "the wall clock"), ("time.perf_counter", "the wall clock"),
