@@ -400,7 +400,7 @@ def _alias_roots(body: cst.BaseSuite, local: set[str]) -> dict[str, set[str]]:
 
         def visit_WithItem(self, node: cst.WithItem) -> None:
             if node.asname is not None:
-                bind(node.asname.name, node.item)  # type: ignore[arg-type]
+                bind(node.asname.name, node.item)
 
         def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
             return False
@@ -608,7 +608,7 @@ def _rebound(main: cst.For, checkpointed: set[str]) -> set[str]:
             bound.update(_target_names(node.target))
 
         def visit_AsName(self, node: cst.AsName) -> None:
-            bound.update(_target_names(node.name))  # type: ignore[arg-type]
+            bound.update(_target_names(node.name))
 
         def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
             return False
