@@ -387,3 +387,55 @@ def test_a_statement_reading_gradients_through_a_helper_is_not_replayed_from_che
     replayed = values("start_norm", run)
     assert replayed == fresh(train, "start_norm")
     assert replayed[0] == 0.0 and all(v > 0 for v in replayed[1:])
+
+
+# A clean loop in `def main()`, run under `if __name__ == "__main__"`, its result used after.
+CLEAN_MAIN = """\
+import numpy as np
+import flor
+
+
+def main():
+    np.random.seed(flor.arg("seed", 0))
+    X = np.random.randn(100, 3)
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.5 * np.random.randn(100)
+    w = np.zeros(3)
+    with flor.checkpointing(weights=w):
+        for epoch in flor.loop("epoch", range(5)):
+            for step in flor.loop("step", range(4)):
+                batch = np.random.randint(0, 100, 20)
+                w -= 0.05 * 2 * X[batch].T @ (X[batch] @ w - y[batch]) / 20
+            flor.log("err", float(np.mean((X @ w - y) ** 2)))
+    return w
+
+
+if __name__ == "__main__":
+    w = main()
+    print(w)
+"""
+
+
+@pytest.mark.parametrize(
+    ("anchor", "statement", "strategy"),
+    [
+        ("    print(w)\n", 'flor.log("w_after", float(w[2]))', "suffix"),
+        (
+            '            flor.log("err", float(np.mean((X @ w - y) ** 2)))\n',
+            'flor.log("w_epoch", float(w[0]))',
+            "outer",
+        ),
+    ],
+)
+def test_statements_around_a_clean_loop_in_def_main_take_the_cheap_strategies(
+    script, monkeypatch, anchor, statement, strategy
+) -> None:
+    train = record(script, monkeypatch, CLEAN_MAIN)
+    (run,) = recorded_ids()
+    train.path.write_text(insert(CLEAN_MAIN, anchor, statement))
+    name = statement.split('"')[1]
+    the_plan = plan([name], jobs=2)
+    assert the_plan.runs[0].strategy == strategy
+    execute(the_plan)
+    replayed = values(name, run)
+    assert replayed == fresh(train, name)
+    assert len(replayed) == (1 if strategy == "suffix" else 5)
