@@ -17,7 +17,15 @@ import libcst as cst
 
 from flor.errors import PropagateError
 from flor.propagate.calls import is_flor_call
-from flor.replay.hazards import Hazards, analyze, flor_loop_call, suffix_reads
+from flor.replay.hazards import (
+    Hazards,
+    analyze,
+    called_names,
+    callee_name,
+    flor_loop_call,
+    loop_functions,
+    suffix_reads,
+)
 
 PREFIX, OUTER, NESTED, SUFFIX, UNKNOWN = "prefix", "outer", "nested", "suffix", "unknown"
 
@@ -73,9 +81,15 @@ class Classification:
     places: dict[str, set[str]] = field(default_factory=dict)
     # the source of each statement logging a requested name
     statements: dict[str, list[str]] = field(default_factory=dict)
+    # the source of the module's functions those statements call (`grad_norm_of(model)`),
+    # directly or through each other: what they read, the statement reads
+    helpers: dict[str, list[str]] = field(default_factory=dict)
     hazards: Hazards = field(default_factory=Hazards)
     # an outer-level statement sits after a nested loop whose skipping it would notice
     outer_after_nested: bool = False
+    # the main loop iterates a wrapper of flor.loop (enumerate, zip, a progress bar): a task
+    # that starts mid-run would give the wrapper's own count or items from their start
+    main_wrapped: bool = False
 
     @property
     def strategy(self) -> str:
@@ -92,13 +106,17 @@ class Classification:
 
 class _MainLoopFinder(cst.CSTVisitor):
     """The main loop: the first top-level `flor.loop` inside `flor.checkpointing`, else the
-    first top-level `flor.loop` (top-level: not nested in another flor.loop or a function)."""
+    first top-level `flor.loop` (top-level: not nested in another flor.loop or a function),
+    else the first `flor.loop` inside `flor.checkpointing` in a function (`def main():`,
+    `Trainer.fit`), which the module reaches through a call."""
 
     def __init__(self) -> None:
         self.depth = 0
         self.checkpointing = 0
+        self.functions = 0
         self.first: cst.For | None = None
         self.checkpointed: cst.For | None = None
+        self.in_function: cst.For | None = None
         self.restored_names: set[str] = set()
 
     def visit_With(self, node: cst.With) -> None:
@@ -114,16 +132,27 @@ class _MainLoopFinder(cst.CSTVisitor):
     def leave_With(self, node: cst.With) -> None:
         self.checkpointing -= _is_checkpointing(node)
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions += 1
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions -= 1
 
     def visit_For(self, node: cst.For) -> bool:
         if flor_loop_call(node.iter) is not None:
+            if self.functions:
+                if self.checkpointing and self.in_function is None:
+                    self.in_function = node
+                return False
             self.first = self.first or node
             if self.checkpointing and self.checkpointed is None:
                 self.checkpointed = node
             return False
         return True
+
+    @property
+    def main(self) -> cst.For | None:
+        return self.checkpointed or self.first or self.in_function
 
 
 def _is_checkpointing(node: cst.With) -> int:
@@ -131,10 +160,22 @@ def _is_checkpointing(node: cst.With) -> int:
 
 
 class _Classifier(cst.CSTVisitor):
-    def __init__(self, names: set[str], main: cst.For | None, restored: set[str]) -> None:
+    def __init__(
+        self,
+        names: set[str],
+        main: cst.For | None,
+        restored: set[str],
+        loop_calls: frozenset[str] = frozenset(),
+        through_call: bool = False,
+    ) -> None:
         self.names = names
         self.main = main
         self.restored = restored
+        self.loop_calls = loop_calls
+        # the module reaches its main loop by calling a function: module-level statements
+        # after that call run after the loop
+        self.through_call = through_call
+        self.loop_called = False
         self.main_done = False
         self.loops: list[tuple[cst.For, set[str]]] = []
         self.functions = 0
@@ -142,6 +183,7 @@ class _Classifier(cst.CSTVisitor):
         self.sources: list[tuple[str, str]] = []
         self.after_nested = False
         self.outer_after_nested_statement = False
+        self.calls: dict[str, set[str]] = {}
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.functions += 1
@@ -165,17 +207,29 @@ class _Classifier(cst.CSTVisitor):
         if node is self.main:
             self.main_done = True
 
+    def _after_main(self) -> bool:
+        return self.loop_called if self.through_call else self.main_done
+
     def _place(self, reads: set[str]) -> str:
         if self.loops:
             outermost, nested_assigned = self.loops[0]
-            if outermost is not self.main or self.functions:
-                return UNKNOWN if self.functions else (SUFFIX if self.main_done else PREFIX)
+            if outermost is not self.main:
+                return UNKNOWN if self.functions else (SUFFIX if self._after_main() else PREFIX)
             if len(self.loops) > 1 or reads & nested_assigned:
                 return NESTED
             return OUTER
         if self.functions:
             return UNKNOWN
-        return SUFFIX if self.main_done else PREFIX
+        return SUFFIX if self._after_main() else PREFIX
+
+    def leave_Call(self, node: cst.Call) -> None:
+        if callee_name(node) not in self.loop_calls:
+            return
+        # a function that runs a flor.loop, called from the main loop's body, is a nested loop
+        if len(self.loops) == 1 and self.loops[0][0] is self.main:
+            self.after_nested = True
+        if not self.loops and not self.functions:
+            self.loop_called = True
 
     def visit_Call(self, node: cst.Call) -> None:
         if not is_flor_call(node, "log") or not node.args:
@@ -189,6 +243,7 @@ class _Classifier(cst.CSTVisitor):
             place = self._place(reads)
             self.found.append((name, place))
             self.sources.append((name, cst.Module(body=[]).code_for_node(node)))
+            self.calls.setdefault(name, set()).update(called_names(node))
             if place == OUTER and self.after_nested:
                 self.outer_after_nested_statement = True
 
@@ -218,18 +273,40 @@ def classify(
         ) from exc
     finder = _MainLoopFinder()
     module.visit(finder)
-    main = finder.checkpointed or finder.first
+    main = finder.main
+    loop_calls = loop_functions(module)
+    through_call = main is None or main is finder.in_function
     # Checkpointed objects are restored at the end of a skipped nested loop, so what the
     # nested loop does to them in place is not lost.
-    visitor = _Classifier(set(names), main, finder.restored_names)
+    visitor = _Classifier(
+        set(names), main, finder.restored_names, loop_calls, through_call and bool(loop_calls)
+    )
     module.visit(visitor)
     result = Classification(_loop_name(main) if main is not None else None)
     for name, place in visitor.found:
         result.places.setdefault(name, set()).add(NESTED if place == UNKNOWN else place)
     for name, text in visitor.sources:
         result.statements.setdefault(name, []).append(text)
+    functions = {
+        f.name.value: f for f in module.body if isinstance(f, cst.FunctionDef)
+    }  # fmt: skip
+    for name, calls in visitor.calls.items():
+        reached, todo = set(), [c for c in calls if c in functions]
+        while todo:
+            callee = todo.pop()
+            if callee not in reached:
+                reached.add(callee)
+                todo.extend(c for c in called_names(functions[callee].body) if c in functions)
+        result.helpers[name] = [
+            cst.Module(body=[]).code_for_node(functions[c]) for c in sorted(reached)
+        ]
     result.outer_after_nested = visitor.outer_after_nested_statement
+    result.main_wrapped = main is not None and not is_flor_call(main.iter, "loop")
     if main is not None:
         result.hazards = analyze(module, main, finder.restored_names, local_modules or set())
         result.hazards.suffix_reads = suffix_reads(module, main)
+    elif loop_calls:
+        result.hazards.unanalysed = (
+            "the training loop runs inside a function without flor.checkpointing around it"
+        )
     return result

@@ -41,7 +41,11 @@ _READ_ONLY_METHODS = frozenset(
      "any", "astype", "format", "join", "startswith", "endswith", "lower", "upper"}
 )  # fmt: skip
 # Text that draws random numbers (consumes RNG state a restore would have to redo).
-_RNG_WORDS = ("rand", "shuffle", "sample", "normal", "dropout", "bernoulli", "choice", "permut")
+_RNG_WORDS = (
+    "rand", "shuffle", "sample", "normal", "dropout", "bernoulli", "choice", "permut",
+    "multinomial", "uniform", "poisson", "binomial", "exponential", "geometric", "gumbel",
+    "cauchy",
+)  # fmt: skip
 # Statement text that reads something a replay cannot reproduce.
 UNREPRODUCIBLE = (
     ("time.time", "the wall clock"), ("time.perf_counter", "the wall clock"),
@@ -73,9 +77,21 @@ class Hazards:
     # top-level statements of the loop body after its first nested flor.loop that may
     # change state (executed twice when the nested loop is skipped)
     after_nested_effects: bool = False
+    # names given to flor.checkpointing that the loop binds to a new object
+    rebound: set[str] = field(default_factory=set)
+    # why the main loop could not be analysed at all, if it could not
+    unanalysed: str = ""
 
     def why_not_restore(self) -> str | None:
         """Why restoring a checkpoint mid-run would give a different state, if it would."""
+        if self.unanalysed:
+            return self.unanalysed
+        if self.rebound:
+            names = ", ".join(sorted(self.rebound)[:4])
+            return (
+                f"the main loop replaces {names}, which flor.checkpointing holds: its "
+                "checkpoints keep the object it was given, not the new one"
+            )
         if self.carried:
             names = ", ".join(sorted(self.carried)[:4])
             return f"the main loop carries state no checkpoint holds ({names})"
@@ -85,13 +101,13 @@ class Hazards:
 
 
 def flor_loop_call(iterable: cst.BaseExpression) -> cst.Call | None:
-    """The `flor.loop(...)` call a for statement iterates, also through enumerate()/zip()."""
+    """The `flor.loop(...)` call a for statement iterates, also through any call that wraps
+    it: enumerate()/zip(), and progress bars and other wrappers (`tqdm(flor.loop(...))`)."""
     if is_flor_call(iterable, "loop"):
         assert isinstance(iterable, cst.Call)
         return iterable
-    wrapped = isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Name)
-    if wrapped and iterable.func.value in ("enumerate", "zip", "reversed", "iter"):  # type: ignore[attr-defined]
-        for arg in iterable.args:  # type: ignore[attr-defined]
+    if isinstance(iterable, cst.Call):
+        for arg in iterable.args:
             found = flor_loop_call(arg.value)
             if found is not None:
                 return found
@@ -120,6 +136,8 @@ class _Helper:
     globals_written: set[str]
     mutates_params: bool
     attribute_stores: bool
+    # it (or a module-level function it calls) draws random numbers
+    draws_random: bool = False
 
 
 class _Events(cst.CSTVisitor):
@@ -302,6 +320,7 @@ class _Events(cst.CSTVisitor):
 def _helpers(module: cst.Module) -> dict[str, _Helper]:
     """Module-level functions: what they write outside themselves."""
     found: dict[str, _Helper] = {}
+    callees: dict[str, set[str]] = {}
     for statement in module.body:
         if not isinstance(statement, cst.FunctionDef):
             continue
@@ -311,18 +330,96 @@ def _helpers(module: cst.Module) -> dict[str, _Helper]:
         events = _Events({}, set())
         statement.body.visit(events)
         local = {n for kind, n, _ in events.events if kind == "bind"} - declared
-        mutated = {n for kind, n, _ in events.events if kind == "mutate"}
+        # a local bound to a part of an argument or global (`for g in opt.param_groups`)
+        # is an alias: changing it changes what it came from
+        roots = _alias_roots(statement.body, local)
+        mutated = {
+            root for kind, n, _ in events.events if kind == "mutate" for root in roots.get(n, {n})
+        }
         bound = {n for kind, n, _ in events.events if kind == "bind"}
         found[statement.name.value] = _Helper(
             params,
             (bound & declared) | (mutated - local - set(params)),
             bool(mutated & set(params)),
             events.attribute_stores,
+            _draws_random(statement.body),
         )
+        callees[statement.name.value] = called_names(statement.body)
+    changed = True
+    while changed:  # through helpers calling helpers
+        changed = False
+        for name, helper in found.items():
+            if not helper.draws_random and any(
+                found[c].draws_random for c in callees[name] if c in found
+            ):
+                helper.draws_random = changed = True
     # one level of helpers calling helpers: what the callee writes, the caller writes
     for helper in found.values():
         helper.globals_written -= set(found)
     return found
+
+
+def _draws_random(node: cst.CSTNode) -> bool:
+    return any(word in cst.Module(body=[]).code_for_node(node) for word in _RNG_WORDS)
+
+
+def called_names(node: cst.CSTNode) -> set[str]:
+    """Names of the plain functions `node` calls (`f(x)`, not `x.f()`)."""
+    names: set[str] = set()
+
+    class Calls(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            if isinstance(call.func, cst.Name):
+                names.add(call.func.value)
+
+    node.visit(Calls())
+    return names
+
+
+def _alias_roots(body: cst.BaseSuite, local: set[str]) -> dict[str, set[str]]:
+    """For each local name bound to an attribute, item, element or method result of another
+    name (`g = opt.param_groups[0]`, `for p in model.parameters()`), the non-local names
+    it may alias, through chains of locals. Conservative: `x = w.copy()` counts too."""
+    direct: dict[str, set[str]] = {}
+
+    def bind(target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
+            return  # `f(y)` makes a new object (np.zeros_like(w) goes to np, an import)
+        base = _base_name(value)
+        if base:
+            for name in _target_names(target):
+                direct.setdefault(name, set()).add(base)
+
+    class Binds(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            for target in node.targets:
+                bind(target.target, node.value)
+
+        def visit_For(self, node: cst.For) -> None:
+            bind(node.target, node.iter)
+
+        def visit_WithItem(self, node: cst.WithItem) -> None:
+            if node.asname is not None:
+                bind(node.asname.name, node.item)
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return False
+
+    body.visit(Binds())
+    roots: dict[str, set[str]] = {}
+    for name in direct:
+        seen, todo, found = {name}, [name], set()
+        while todo:
+            for base in direct.get(todo.pop(), ()):
+                if base in local and base in direct:
+                    if base not in seen:
+                        seen.add(base)
+                        todo.append(base)
+                elif base not in local:
+                    found.add(base)
+        if found:
+            roots[name] = found | {name}
+    return roots
 
 
 def _global_declarations(function: cst.FunctionDef) -> set[str]:
@@ -391,7 +488,53 @@ def _dotted_root(node: cst.BaseExpression) -> str:
     return node.value if isinstance(node, cst.Name) else ""
 
 
-def _first_nested_index(body: cst.BaseSuite) -> int | None:
+def callee_name(node: cst.Call) -> str | None:
+    """The name a call goes to: `f(...)` -> f, `self.fit(...)` / `trainer.fit(...)` -> fit."""
+    if isinstance(node.func, cst.Name):
+        return node.func.value
+    if isinstance(node.func, cst.Attribute):
+        return node.func.attr.value
+    return None
+
+
+def loop_functions(module: cst.Module) -> frozenset[str]:
+    """Names of the functions and methods that run a `flor.loop`, themselves or through
+    another such function: calling one from the main loop's body runs a nested loop (as
+    `train(epoch)` does in the pytorch/examples layout). Matched by name, conservatively."""
+    runs_loop: set[str] = set()
+    calls: dict[str, set[str]] = {}
+
+    class Functions(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            name = node.name.value
+            called = calls.setdefault(name, set())
+
+            class Body(cst.CSTVisitor):
+                def visit_For(self, loop: cst.For) -> None:
+                    if flor_loop_call(loop.iter) is not None:
+                        runs_loop.add(name)
+
+                def visit_Call(self, call: cst.Call) -> None:
+                    callee = callee_name(call)
+                    if callee is not None:
+                        called.add(callee)
+
+            node.body.visit(Body())
+
+    module.visit(Functions())
+    changed = True
+    while changed:
+        changed = False
+        for name, called in calls.items():
+            if name not in runs_loop and called & runs_loop:
+                runs_loop.add(name)
+                changed = True
+    return frozenset(runs_loop)
+
+
+def _first_nested_index(body: cst.BaseSuite, loop_calls: frozenset[str]) -> int | None:
+    """The index of the body's first statement that runs a nested flor.loop, lexically or
+    through a call of a function that runs one."""
     statements = list(getattr(body, "body", ()))
 
     class Finder(cst.CSTVisitor):
@@ -399,6 +542,10 @@ def _first_nested_index(body: cst.BaseSuite) -> int | None:
 
         def visit_For(self, node: cst.For) -> None:
             if flor_loop_call(node.iter) is not None:
+                self.found = True
+
+        def visit_Call(self, node: cst.Call) -> None:
+            if callee_name(node) in loop_calls:
                 self.found = True
 
     for index, statement in enumerate(statements):
@@ -433,16 +580,53 @@ def analyze(
         breaks=events.breaks,
         loop_writes=written,
     )
-    hazards.after_nested_effects = _after_nested_effects(main, helpers, exempt, checkpointed)
+    hazards.after_nested_effects = _after_nested_effects(
+        main, helpers, exempt, checkpointed, loop_functions(module)
+    )
+    hazards.rebound = _rebound(main, checkpointed)
     return hazards
 
 
+def _rebound(main: cst.For, checkpointed: set[str]) -> set[str]:
+    """Checkpointed names the loop binds to another object (`optimizer = SGD(...)`).
+    Augmented assignment is not one: on the mutable objects flor.checkpointing accepts,
+    `w -= lr * grad` changes the object in place."""
+    bound: set[str] = set()
+
+    class Binds(cst.CSTVisitor):
+        def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+            bound.update(_target_names(node.target))
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            if node.value is not None:
+                bound.update(_target_names(node.target))
+
+        def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+            bound.update(_target_names(node.target))
+
+        def visit_For(self, node: cst.For) -> None:
+            bound.update(_target_names(node.target))
+
+        def visit_AsName(self, node: cst.AsName) -> None:
+            bound.update(_target_names(node.name))
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return False
+
+    main.body.visit(Binds())
+    return bound & checkpointed
+
+
 def _after_nested_effects(
-    main: cst.For, helpers: dict[str, _Helper], exempt: set[str], checkpointed: set[str]
+    main: cst.For,
+    helpers: dict[str, _Helper],
+    exempt: set[str],
+    checkpointed: set[str],
+    loop_calls: frozenset[str],
 ) -> bool:
     """Whether the body, after its first nested flor.loop, may change checkpointed state or
     draw random numbers: running it again on the end-of-iteration state would apply it twice."""
-    index = _first_nested_index(main.body)
+    index = _first_nested_index(main.body, loop_calls)
     if index is None:
         return False
     statements = list(getattr(main.body, "body", ()))[index + 1 :]
@@ -463,15 +647,9 @@ def _after_nested_effects(
         elif kind == "mutate" and name not in local:
             return True
     # a call of a checkpointed object itself (a forward pass) may draw dropout masks
-    calls: list[str] = []
-
-    class Calls(cst.CSTVisitor):
-        def visit_Call(self, node: cst.Call) -> None:
-            if isinstance(node.func, cst.Name):
-                calls.append(node.func.value)
-
-    for statement in statements:
-        statement.visit(Calls())
+    calls = set().union(*(called_names(statement) for statement in statements))
+    if any(c in helpers and helpers[c].draws_random for c in calls):
+        return True  # even under no_grad: an evaluation on random batches
     return any(c in checkpointed or c in helpers for c in calls) and not _no_grad_only(statements)
 
 

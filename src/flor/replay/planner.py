@@ -54,6 +54,9 @@ class RunContext:
     overhead: float  # a task's start-up: the run's time outside the main loop
     jobs: int
     run_count: int
+    # whether a task may start mid-run (not when the main loop iterates a wrapper of
+    # flor.loop, e.g. enumerate: the wrapper would count from the task's first iteration)
+    resumable: bool = True
 
 
 class _Skip(Exception):
@@ -302,7 +305,7 @@ def _placement(run_plan: RunPlan, names: list[str], root: Path) -> Any:
     if absent:
         raise _Skip(f"{', '.join(absent)} could not be placed in this version")
     for name in run_plan.names:
-        for text in placement.statements.get(name, []):
+        for text in [*placement.statements.get(name, []), *placement.helpers.get(name, [])]:
             what = unreproducible(text)
             if what is not None:
                 raise _Skip(
@@ -339,6 +342,7 @@ def _run_context(
         overhead=max(0.0, duration - sum(timings)) + PROCESS_OVERHEAD_S,
         jobs=shared.jobs,
         run_count=shared.run_count,
+        resumable=not placement.main_wrapped,
     )
     return context, lost
 
@@ -357,7 +361,7 @@ def _safe_strategy(
     # compares the record if they carry over); elsewhere it reads the previous iteration's
     outside = [
         t for n in names if placement.places.get(n, set()) - {NESTED}
-        for t in placement.statements.get(n, [])
+        for t in [*placement.statements.get(n, []), *placement.helpers.get(n, [])]
     ]  # fmt: skip
     if why is None and any(_READS_GRADIENTS.search(t) for t in outside):
         why = "a statement outside the nested loops reads gradients, which no checkpoint holds"
@@ -455,6 +459,8 @@ class _TaskBuilder:
         # into pieces that are each worth more than that.
         worth = max(1, int(sum(per_iteration) / max(overhead, 1e-3)))
         chunks = min(_chunks_per_run(self.ctx.run_count, self.ctx.jobs), worth)
+        if not self.ctx.resumable:
+            chunks = 1
         bounds = _split(per_iteration, set(checkpoints), chunks)
         for index, (start, stop) in enumerate(bounds):
             resume = max((k for k in checkpoints if k <= start), default=0)
