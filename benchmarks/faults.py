@@ -557,14 +557,16 @@ def _session(sid: int) -> dict[int, bytes]:
     return found
 
 
-def _replay_tasks(sid: int) -> list[int]:
-    """Tasks run in a flor-task- folder: a cold one names it in its command line, one forked
-    from a warm server only in its working directory."""
+def _replay_tasks(gate: Path) -> list[int]:
+    """This trial's tasks: processes working in a flor-task- folder whose script waits on
+    this trial's gate. A task forked by a shared warm server is in the server's session,
+    not the replay's, so the whole machine is searched."""
     found = []
-    for pid, argv in _session(sid).items():
+    for entry in Path("/proc").iterdir():
         with contextlib.suppress(OSError):
-            if b"/flor-task-" in argv or "/flor-task-" in os.readlink(f"/proc/{pid}/cwd"):
-                found.append(pid)
+            cwd = os.readlink(entry / "cwd") if entry.name.isdigit() else ""
+            if "/flor-task-" in cwd and str(gate) in (Path(cwd) / "train.py").read_text():
+                found.append(int(entry.name))
     return found
 
 
@@ -597,7 +599,7 @@ def rkill(ws: Workspace, trials: int, rng: random.Random) -> Row:
         row.trials += 1
         try:
             deadline = time.monotonic() + HANG_S * 5
-            while len(tasks := _replay_tasks(replay.pid)) < 2 and replay.poll() is None:
+            while len(tasks := _replay_tasks(gate)) < 2 and replay.poll() is None:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
@@ -611,7 +613,7 @@ def rkill(ws: Workspace, trials: int, rng: random.Random) -> Row:
                 replay.wait(timeout=HANG_S * 5)
             except subprocess.TimeoutExpired:
                 row.hangs += 1
-            while _replay_tasks(replay.pid):  # orphaned tasks end: they must not store
+            while _replay_tasks(gate):  # orphaned tasks end: they must not store
                 time.sleep(0.05)
             row.lost += sum(1 for n in _per_run(repo) if n != 20)
             if the_command and _per_run(repo):
