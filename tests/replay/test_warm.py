@@ -101,6 +101,30 @@ def test_an_uncaught_exception_exits_1_with_its_traceback(server, tmp_path) -> N
     assert code == 42
 
 
+def test_a_private_server_starts_under_a_temporary_folder_too_long_for_a_socket(
+    tmp_path, monkeypatch
+) -> None:
+    # a dask worker's TMPDIR is its own deep local directory
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(deep))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    library = tmp_path / "site"
+    library.mkdir()
+    (library / "heavylib.py").write_text(LIBRARY)
+    env = {"PYTHONPATH": str(library), "IMPORTS_LOG": str(tmp_path / "imports.log")}
+    private = warm.ForkServer(env)
+    try:
+        folder, logs = _task(tmp_path, "deep")
+        command = [sys.executable, str(folder / "train.py"), "ok"]
+        code, out, err = private.run(command, folder, env, ["heavylib"], logs, folder)
+        assert code == 42, err
+        assert f"parent {private.pid}" in out
+    finally:
+        private.close()
+
+
 def test_only_the_scripts_outside_imports_are_preloaded() -> None:
     source = (
         "import torch\nimport model\nfrom numpy import random\nimport flor\nimport os.path\n"

@@ -249,8 +249,12 @@ def _connect(env: dict[str, str], folder: Path) -> socket.socket:
 
 
 def _private(env: dict[str, str]) -> tuple[socket.socket, subprocess.Popen[bytes]]:
-    """A server of this process's own, listening in a folder of its own."""
-    folder = tempfile.mkdtemp(prefix="flor-warm-")
+    """A server of this process's own, listening in a folder of its own (only this user
+    may open it) under the first base short enough for a socket path: a dask worker's
+    TMPDIR can be longer than a Unix socket's path may be."""
+    bases = [os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp"]
+    base = next(b for b in bases if b and len(b) <= SOCKET_PATH_MAX - 40)
+    folder = tempfile.mkdtemp(prefix="flor-warm-", dir=base)
     atexit.register(_remove_tree, folder)
     path = os.path.join(folder, "server.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
