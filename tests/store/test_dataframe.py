@@ -230,3 +230,29 @@ def test_pivot_matches_the_reference(seed: int) -> None:
     if "doc" in loop_columns:
         docs = got.dropna(subset=["doc"])
         assert docs["doc_value"].tolist() == [f"doc{d}" for d in docs["doc"]]
+
+
+def test_a_dataframe_turns_numpys_huge_page_advice_off_only_while_it_reads(
+    script, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Huge-page faults cost more system time than the read itself (docs/store.md); the
+    advice is numpy's process-wide switch, so a read must leave it as it found it."""
+    from flor.store import reader
+
+    body = "import flor\nfor i in flor.loop('i', range(5)):\n    flor.log('x', i)\n"
+    script("loops.py", body).run()
+    switch = reader._hugepage_switch()
+    assert switch is not None
+    seen: list[bool] = []
+    real = reader._dataframe
+
+    def spy(*args: Any) -> pd.DataFrame:
+        seen.append(switch(False))  # the setting in force during the read (left off)
+        return real(*args)
+
+    monkeypatch.setattr(reader, "_dataframe", spy)
+    for before in (True, False, True):
+        switch(before)
+        assert flor.dataframe("x")["x"].tolist() == [0, 1, 2, 3, 4]
+        assert seen.pop() is False
+        assert switch(True) is before  # restored as it was

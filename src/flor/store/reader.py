@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +58,57 @@ def dataframe(names: Sequence[str], home: Path | None = None) -> pd.DataFrame:
     backend = open_backend(_target(home))
     connections = [backend.reader() for _ in range(backend.parallel_reads)]
     try:
-        return _dataframe(connections, backend.dialect, list(dict.fromkeys(names)))
+        with small_pages():
+            return _dataframe(connections, backend.dialect, list(dict.fromkeys(names)))
     finally:
         for each in connections:
             each.close()
+
+
+def _hugepage_switch() -> Callable[[bool], bool] | None:
+    """numpy's setter of its huge-page advice (returns the previous setting), if it has one."""
+    import numpy as np
+
+    for module in ("_core", "core"):  # numpy 2, numpy 1
+        found = getattr(getattr(np, module, None), "multiarray", None)
+        switch = getattr(found, "_set_madvise_hugepage", None)
+        if callable(switch):
+            return switch  # type: ignore[no-any-return]
+    return None
+
+
+_pages_lock = threading.Lock()
+_pages_readers = 0
+_pages_before = True
+
+
+@contextmanager
+def small_pages() -> Iterator[None]:
+    """Ordinary pages for numpy's arrays while a dataframe is built.
+
+    numpy advises Linux to back every array of 4 MB or more with transparent huge pages;
+    where the kernel compacts memory to find them on first touch (THP `defrag=madvise`,
+    a common default), a read of 10^6 values spent about 1 s of system time faulting its
+    arrays in, against 0.2 s with ordinary pages and the same user time
+    (`benchmarks/RESULTS.md`). The advice is numpy's process-wide switch: it is turned
+    off while any dataframe is being built and restored as it was when the last one ends.
+    """
+    global _pages_readers, _pages_before
+    switch = _hugepage_switch()
+    if switch is None:
+        yield
+        return
+    with _pages_lock:
+        if _pages_readers == 0:
+            _pages_before = switch(False)
+        _pages_readers += 1
+    try:
+        yield
+    finally:
+        with _pages_lock:
+            _pages_readers -= 1
+            if _pages_readers == 0:
+                switch(_pages_before)
 
 
 def _dataframe(
