@@ -8,7 +8,8 @@
 2. `flor.dataframe("loss", "acc")` over 10^6 logged values (50 runs x 20 epochs x 1,000
    steps of `loss`, plus `acc` per epoch), median of 3. `--dataframe-only N` does only
    this, N times, on the SQLite store in FLOR_HOME (filled on first use), and prints the
-   median wall and CPU seconds (reader threads included) and the peak RSS.
+   median wall and CPU seconds (user + system, reader threads included; the system part
+   and the calling thread's part apart) and the peak RSS.
 3. Many writers: wall time of 8 processes writing 20,000 values each at once.
 
 Without `--pg` (or FLOR_TEST_PG_URL) a throwaway PostgreSQL cluster is started on
@@ -175,24 +176,34 @@ def fill(runs: int, epochs: int, steps: int) -> None:
 
 
 class Read(NamedTuple):
-    """Medians of `flor.dataframe("loss", "acc")`: wall and CPU seconds (the process's, so
-    the reader threads count), and the rows it returned."""
+    """Medians of `flor.dataframe("loss", "acc")`: wall seconds; CPU seconds of the whole
+    process (user + system, so the reader threads count), of its system part alone, and of
+    the calling thread (the rest is the reader threads'); and the rows it returned."""
 
     wall: float
     cpu: float
     rows: int
+    system: float = 0.0
+    main: float = 0.0
 
 
 def dataframe_seconds(repeats: int) -> Read:
+    import resource
+
     import flor
 
-    walls, cpus, rows = [], [], 0
+    walls, cpus, systems, mains, rows = [], [], [], [], 0
     for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        wall, main = time.perf_counter(), time.thread_time()
         rows = len(flor.dataframe("loss", "acc"))
         walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return Read(statistics.median(walls), statistics.median(cpus), rows)
+        mains.append(time.thread_time() - main)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        systems.append(after.ru_stime - before.ru_stime)
+        cpus.append(after.ru_utime - before.ru_utime + systems[-1])
+    median = statistics.median
+    return Read(median(walls), median(cpus), rows, median(systems), median(mains))
 
 
 def dataframe_only(repeats: int) -> None:
@@ -206,8 +217,9 @@ def dataframe_only(repeats: int) -> None:
         fill(50, 20, 1000)
     read = dataframe_seconds(repeats)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"dataframe, median of {repeats}: wall {read.wall:.3f} s, CPU {read.cpu:.3f} s, "
-          f"{read.rows:,} rows; peak RSS {peak:.0f} MB"
+    print(f"dataframe, median of {repeats}: wall {read.wall:.3f} s, CPU {read.cpu:.3f} s "
+          f"(system {read.system:.3f} s; calling thread {read.main:.3f} s, reader threads "
+          f"the rest), {read.rows:,} rows; peak RSS {peak:.0f} MB"
           + (" (filling the store included: run again)" if filled else ""))  # fmt: skip
 
 
@@ -250,7 +262,7 @@ def main() -> None:
                 rates.append(throughput(100_000))
             use(backend, server, folder)
             fill(50, 20, steps)
-            df_s, _, df_rows = dataframe_seconds(3)
+            df_s, _, df_rows, *_ = dataframe_seconds(3)
             use(backend, server, folder)
             from flor.store import admin
 
