@@ -1,6 +1,7 @@
 """Where a flush's time goes: SQLite's CPU per `loops` and `logs` row, and what the
 alternatives the issue 14 runtime notes list would save (a batch as one `json_each`
-statement; the logs table without its `logs_by_run` index; a typed REAL value column).
+statement; the logs table without its `logs_by_name` index, or with schema 5's
+`logs_by_run` in its place; a typed REAL value column).
 
 Prints CPU (process_time) and wall per row, median of `--reps`; asserts nothing.
 `--typed` also weighs a REAL copy of numeric values beside their text (issue 14's idea for
@@ -34,8 +35,13 @@ from flor.store.writer import LOG_COLUMNS, LOOP_COLUMNS
 RUN, TSTAMP = "abcdef012345", "2026-12-01 19:00:00.000"
 
 
-def variants(n: int) -> dict[str, tuple[Callable[[sqlite3.Connection], None], bool]]:
-    """name -> (insert the batch, drop logs_by_run first)."""
+OLD_INDEX = ("DROP INDEX logs_by_name", "CREATE INDEX logs_by_run ON logs (run_id, ctx_id)")
+
+
+def variants(
+    n: int,
+) -> dict[str, tuple[Callable[[sqlite3.Connection], None], tuple[str, ...]]]:
+    """name -> (insert the batch, statements that change the schema first)."""
     logs = [(RUN, TSTAMP, i + 1, "loss", repr(i * 0.5), "float", i + 2, None, "") for i in range(n)]
     loops = [(RUN, i + 1, None, "step", i, None, 1e-6) for i in range(n)]
     log_sql = f"INSERT INTO logs ({', '.join(LOG_COLUMNS)}) VALUES ({', '.join('?' * 9)})"
@@ -52,11 +58,15 @@ def variants(n: int) -> dict[str, tuple[Callable[[sqlite3.Connection], None], bo
             (RUN, TSTAMP, body),
         )
 
+    def write_logs(conn: sqlite3.Connection) -> None:
+        conn.executemany(log_sql, logs)
+
     return {
-        "loops rows, executemany (today)": (lambda c: c.executemany(loop_sql, loops), False),
-        "logs rows, executemany (today)": (lambda c: c.executemany(log_sql, logs), False),
-        "logs rows, one json_each statement": (logs_json, False),
-        "logs rows, without logs_by_run": (lambda c: c.executemany(log_sql, logs), True),
+        "loops rows, executemany (today)": (lambda c: c.executemany(loop_sql, loops), ()),
+        "logs rows, executemany (today)": (write_logs, ()),
+        "logs rows, one json_each statement": (logs_json, ()),
+        "logs rows, without logs_by_name": (write_logs, OLD_INDEX[:1]),
+        "logs rows, schema 5's logs_by_run instead": (write_logs, OLD_INDEX),
     }
 
 
@@ -116,10 +126,10 @@ def main() -> None:
     wall: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.reps):
-            for k, (name, (insert, no_index)) in enumerate(variants(n).items()):
+            for k, (name, (insert, schema)) in enumerate(variants(n).items()):
                 conn = connect(Path(tmp) / f"{rep}-{k}.db")
-                if no_index:
-                    conn.execute("DROP INDEX logs_by_run")
+                for statement in schema:
+                    conn.execute(statement)
                 c, w = time.process_time(), time.perf_counter()
                 conn.execute("BEGIN IMMEDIATE")
                 insert(conn)

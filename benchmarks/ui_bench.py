@@ -2,7 +2,7 @@
 large SQLite store.
 
     python benchmarks/ui_bench.py [--runs 10000] [--steps 1000] [--repeat 5] [--no-browser]
-                                  [--no-summary]
+                                  [--no-summary] [--only sql]
 
 The store is written through `StoreWriter` into a throwaway repository:
 `--runs` recorded runs (args lr and bs, `acc` for 10 epochs each: the runs page), and one
@@ -15,6 +15,7 @@ Figures (medians of `--repeat`):
 3. in Debian's chromium (Playwright): the runs page until its first rows are on screen,
    and the big run's page until its curves are drawn, both from navigation start: the
   first visit right after the server printed its URL, and the next visit.
+`--only sql` times only the SQL console's statements (2), without start-up or browser.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ new MutationObserver(() => {
 }).observe(document, { subtree: true, childList: true, attributes: true });
 """
 COUNT_SQL = "SELECT name, COUNT(*) AS n FROM logs GROUP BY name"
+TOTAL_SQL = "SELECT COUNT(*) AS n FROM logs"
 
 
 def median_ms(samples: list[float]) -> str:
@@ -141,6 +143,7 @@ def main() -> None:
     parser.add_argument(
         "--no-summary", action="store_true", help="no stored curve summary (as before it existed)"
     )
+    parser.add_argument("--only", choices=["sql"], help="only the SQL console's statements")
     options = parser.parse_args()
     work = Workspace(keep=options.keep, prefix="flor-ui-bench-")
     try:
@@ -156,14 +159,13 @@ def main() -> None:
               f"({values} values) written in {time.perf_counter() - began:.0f} s")  # fmt: skip
 
         printed, answered = [], []
-        for _ in range(options.repeat):
+        for _ in range(0 if options.only else options.repeat):
             process, url, until_print, until_answer = start(repo, env)
             printed.append(until_print)
             answered.append(until_answer)
             stop(process)
-        print(f"start-up: URL printed {median_ms(printed)}, / answered {median_ms(answered)}")
-
-        base = url.rstrip("/")
+        if printed:
+            print(f"start-up: URL printed {median_ms(printed)}, / answered {median_ms(answered)}")
         big = "big000000000"
         first = "r00000000000"
         endpoints = [
@@ -179,7 +181,10 @@ def main() -> None:
             ("versions", "/api/versions"),
             ("params", "/api/params"),
             ("sql: count logs by name", "/api/sql?q=" + quote(COUNT_SQL)),
+            ("sql: count logs", "/api/sql?q=" + quote(TOTAL_SQL)),
         ]  # fmt: skip
+        if options.only:
+            endpoints = [e for e in endpoints if e[0].startswith(f"{options.only}:")]
         cold: dict[str, list[float]] = {label: [] for label, _ in endpoints}
         cold_cpu: dict[str, list[float]] = {label: [] for label, _ in endpoints}
         warm: dict[str, list[float]] = {label: [] for label, _ in endpoints}
@@ -187,6 +192,8 @@ def main() -> None:
         for _ in range(options.repeat):
             process, url, _, _ = start(repo, env)
             base = url.rstrip("/")
+            if options.only:  # as in the full run: after the start-up pass (runs page 1)
+                fetch(base + "/api/runs?limit=100")
             for label, path in endpoints:
                 before = cpu_seconds(process.pid)
                 seconds, body = fetch(base + path)
@@ -201,7 +208,7 @@ def main() -> None:
             print(f"{label:36} {median_ms(cold[label])} {median_ms(cold_cpu[label])} "
                   f"{median_ms(warm[label])} {sizes[label]:9d}")  # fmt: skip
 
-        if not options.no_browser:
+        if not options.no_browser and not options.only:
             browser_figures(repo, env, options.repeat, big)
     finally:
         work.close()

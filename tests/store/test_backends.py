@@ -16,7 +16,7 @@ import flor
 from flor.errors import QueryError, StoreError, UsageError
 from flor.replay import execute, plan
 from flor.store import admin, reader
-from flor.store.backend import mask, parse
+from flor.store.backend import mask, open_backend, parse
 from flor.store.browse import SUMMARY_AT
 from flor.store.schema import SCHEMA_VERSION
 from flor.store.writer import StoreWriter
@@ -333,3 +333,85 @@ def test_python_process_never_imports_psycopg_for_sqlite(repo) -> None:
     code = "import sys, flor; flor.dataframe; print('psycopg' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def _tables() -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the run tables, in one order on both backends."""
+    keys = {"runs": "run_id", "loops": "run_id, ctx_id", "commits": "run_id, tstamp"}
+    keys["logs"] = "run_id, name, writer, tstamp, type, seq"
+    found = open_backend()
+    return {
+        table: [tuple(r) for r in found.query(f"SELECT * FROM {table} ORDER BY {key}").rows]
+        for table, key in keys.items()
+    }
+
+
+def test_a_schema_5_store_keeps_every_row_when_logs_get_the_name_index(
+    backend: str, script
+) -> None:  # type: ignore[no-untyped-def]
+    """Schema 6 moved `logs`' secondary index from (run, ctx) to (name, run, ctx); a store
+    recorded before keeps every row and answers the same, on both backends."""
+    _record(script, "--kwargs", "lr=0.5")
+    _record(script, "--kwargs", "lr=0.25", "name=two")
+    rows, frame = _tables(), flor.dataframe("lr", "name", "loss", "acc", "words", "meta")
+    assert len(rows["logs"]) == 2 * (3 * (4 + 2 + 3) + 5)
+    writer = StoreWriter()
+
+    def to_schema_5(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.execute("DROP INDEX logs_by_name")
+        conn.execute("CREATE INDEX logs_by_run ON logs (run_id, ctx_id)")
+        conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+
+    writer.transaction(to_schema_5)
+    writer.close()
+    assert open_backend().version() == 5
+    assert admin.migrate()[1:] == (5, SCHEMA_VERSION)
+    assert _tables() == rows
+    after = flor.dataframe("lr", "name", "loss", "acc", "words", "meta")
+    pd.testing.assert_frame_equal(after, frame)
+    indexes = {"sqlite": "SELECT name FROM sqlite_master WHERE type = 'index'",
+               "postgresql": "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'logs' "
+               "AND schemaname = current_schema()"}  # fmt: skip
+    names = set(reader.query(indexes[backend])["name"])
+    assert "logs_by_name" in names and "logs_by_run" not in names
+
+
+def test_a_replay_replaces_only_other_replays_values_of_its_names(backend: str) -> None:
+    """The replacement `write_batch(replace_names=...)` makes: earlier replays' values of
+    those names in the same contexts go (in loops and outside them); the recorded values,
+    other names, other contexts and the replay's own earlier rows stay."""
+    admin.migrate()
+    writer = StoreWriter()
+    now = 1.0
+    writer.insert_run(
+        {"run_id": "r1", "projid": "p", "filename": "f.py", "tstamp": "t", "status": "finished",
+         "mode": "record", "started": now, "heartbeat": now}
+    )  # fmt: skip
+    loops = [("r1", ctx, None, "epoch", ctx - 1, None) for ctx in (1, 2)]
+
+    def row(ctx: int | None, name: str, value: int, seq: int, replay: str | None) -> tuple:  # type: ignore[type-arg]
+        return ("r1", "t", ctx, name, str(value), "int", seq, replay, replay or "")
+
+    writer.write_batch(
+        "r1",
+        loops,
+        [row(1, "gn", 10, 1, None), row(1, "gn", 11, 2, "a"), row(2, "gn", 12, 3, "a"),
+         row(None, "gn", 13, 4, "a"), row(1, "other", 14, 5, "a")],
+        [],
+        now,
+    )  # fmt: skip
+    writer.write_batch("r1", [], [row(1, "gn", 20, 6, "b")], [], now, replace_names=("gn",))
+    writer.write_batch("r1", [], [row(None, "gn", 21, 7, "b")], [], now, replace_names=("gn",))
+    writer.write_batch("r1", [], [row(1, "gn", 22, 8, "b")], [], now, replace_names=("gn",))
+    writer.close()
+    kept = reader.query("SELECT ctx_id, name, value, writer FROM logs ORDER BY seq").itertuples(
+        index=False
+    )
+    assert [tuple(None if pd.isna(v) else v for v in r) for r in kept] == [
+        (1, "gn", "10", ""),  # recorded: never replaced
+        (2, "gn", "12", "a"),  # another context
+        (1, "other", "14", "a"),  # another name
+        (1, "gn", "20", "b"),  # the replay's own earlier row
+        (None, "gn", "21", "b"),
+        (1, "gn", "22", "b"),
+    ]

@@ -10,7 +10,7 @@ import pytest
 from flor.errors import QueryError, StoreError
 from flor.store import reader
 from flor.store.schema import SCHEMA_VERSION, connect, statements
-from flor.store.writer import StoreWriter
+from flor.store.writer import REPLACED_VALUES, StoreWriter
 
 
 @pytest.fixture
@@ -118,3 +118,32 @@ def test_no_store_yet_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("FLOR_HOME", str(tmp_path / "nothing"))
     with pytest.raises(StoreError, match="record a run first"):
         reader.dataframe(["loss"])
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "index"),
+    [
+        # the SQL console's count (issue 16): read in order, no sort of every row
+        ("SELECT name, COUNT(*) FROM logs GROUP BY name", (), "COVERING INDEX logs_by_name"),
+        ("SELECT DISTINCT name FROM logs", (), "COVERING INDEX logs_by_name"),
+        # replay's replacement of earlier hindsight values: one seek per replaced row
+        (
+            REPLACED_VALUES.format(same="IS"),
+            ("loss", "r1", 5, "b"),
+            "COVERING INDEX logs_by_name (name=? AND run_id=? AND ctx_id=?)",
+        ),
+        # the dataframe's read of a run stays on the table's own key, in its order
+        (
+            "SELECT name, writer, tstamp, type, COUNT(*) FROM logs WHERE run_id = ? "
+            "AND name IN (?, ?) GROUP BY name, writer, tstamp, type",
+            ("r1", "loss", "acc"),
+            "PRIMARY KEY (run_id=? AND name=?)",
+        ),
+    ],
+)
+def test_logs_statements_use_the_index_meant_for_them(
+    home: Path, sql: str, params: tuple[object, ...], index: str
+) -> None:
+    conn = sqlite3.connect(home / "flor.db")
+    plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+    assert len(plan) == 1 and plan[0].endswith(index), plan

@@ -156,6 +156,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN threads TEXT;
     """,
+    # 5 -> 6: `logs` indexed by name rather than by (run, ctx): a GROUP BY name or DISTINCT
+    # name over the whole table (the SQL console, `flor query`) reads the index in order
+    # instead of sorting every row, and replay's replacement of earlier hindsight values
+    # seeks (name, run_id, ctx_id). The same columns as before, so a write costs the same.
+    """
+    DROP INDEX logs_by_run;
+    CREATE INDEX logs_by_name ON logs (name, run_id, ctx_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 60_000

@@ -39,6 +39,15 @@ LOG_COLUMNS = (
     "run_id", "tstamp", "ctx_id", "name", "value", "type", "seq", "replay_id", "writer",
 )  # fmt: skip
 
+# Other replays' values of a name in one context (replay replaces them). `writer` is
+# `replay_id` made non-null; testing it rather than `replay_id` keeps the statement inside
+# `logs_by_name` (name, run_id, ctx_id, then the key's writer): one seek per replaced row,
+# where the `replay_id` spelling made SQLite read every value of the name in the run.
+REPLACED_VALUES = (
+    "DELETE FROM logs WHERE name = ? AND run_id = ? AND ctx_id {same} ? "
+    "AND writer != '' AND writer != COALESCE(?, '')"
+)
+
 
 class StoreWriter:
     """One connection, guarded by a lock so the flush thread and the main thread can share it.
@@ -93,7 +102,7 @@ class StoreWriter:
         the same loop contexts, so replaying twice never duplicates values.
         """
 
-        same, differs = self.dialect.same, self.dialect.differs
+        same = self.dialect.same
 
         def work(conn: Connection) -> None:
             if loops:
@@ -102,9 +111,8 @@ class StoreWriter:
                 self._db.insert_rows(conn, "loops", columns, loops, keep_existing=True)
             if replace_names and logs:
                 conn.executemany(
-                    f"DELETE FROM logs WHERE run_id = ? AND name = ? AND ctx_id {same} ? "
-                    f"AND replay_id IS NOT NULL AND replay_id {differs} ?",
-                    {(row[0], row[3], row[2], row[7]) for row in logs if row[3] in replace_names},
+                    REPLACED_VALUES.format(same=same),
+                    {(row[3], row[0], row[2], row[7]) for row in logs if row[3] in replace_names},
                 )
             if logs:
                 self._db.insert_rows(conn, "logs", LOG_COLUMNS, logs)
