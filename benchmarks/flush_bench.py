@@ -58,8 +58,16 @@ def variants(
             (RUN, TSTAMP, body),
         )
 
+    # four names per step, as a training loop logs them: each name's own place in the index
+    names = ("loss", "acc", "lr", "grad_norm")
+    mixed = [(RUN, TSTAMP, i // 4 + 1, names[i % 4], repr(i * 0.5), "float", i + 2, None, "")
+             for i in range(n)]  # fmt: skip
+
     def write_logs(conn: sqlite3.Connection) -> None:
         conn.executemany(log_sql, logs)
+
+    def write_mixed(conn: sqlite3.Connection) -> None:
+        conn.executemany(log_sql, mixed)
 
     return {
         "loops rows, executemany (today)": (lambda c: c.executemany(loop_sql, loops), ()),
@@ -67,6 +75,8 @@ def variants(
         "logs rows, one json_each statement": (logs_json, ()),
         "logs rows, without logs_by_name": (write_logs, OLD_INDEX[:1]),
         "logs rows, schema 5's logs_by_run instead": (write_logs, OLD_INDEX),
+        "logs rows of 4 names (today)": (write_mixed, ()),
+        "logs rows of 4 names, schema 5's logs_by_run instead": (write_mixed, OLD_INDEX),
     }
 
 
