@@ -106,7 +106,6 @@ class Dialect(Protocol):
     """The statements a backend spells its own way, written for it by the backend."""
 
     same: str  # `a {same} ?` holds when both are NULL or equal
-    differs: str  # its negation
 
     def upsert(self, table: str, columns: Sequence[str], *, replace: bool) -> str:
         """An INSERT of one row of `columns` (`?` parameters) that, when a row with the same

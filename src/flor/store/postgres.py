@@ -214,7 +214,6 @@ class PostgresBackend:
 
 class PostgresDialect:
     same = "IS NOT DISTINCT FROM"
-    differs = "IS DISTINCT FROM"
 
     def upsert(self, table: str, columns: Sequence[str], *, replace: bool) -> str:
         from flor.store.schema import PRIMARY_KEYS

@@ -47,7 +47,6 @@ def begin_immediate(conn: sqlite3.Connection, where: object) -> None:
 
 class SQLiteDialect:
     same = "IS"
-    differs = "IS NOT"
 
     def upsert(self, table: str, columns: Sequence[str], *, replace: bool) -> str:
         verb = "REPLACE" if replace else "IGNORE"
