@@ -7,9 +7,11 @@ errors and 1 for failures; tracebacks only with `--debug`.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FORMATS = ("table", "csv", "json")
+TREE_LINES = 1000  # `flor lineage` trees longer than this end with a count of the rest
 
 
 class FlorGroup(click.Group):
@@ -648,7 +651,14 @@ def plot(names: tuple[str, ...], by: str, where: str | None, output: Path) -> No
     show_default=True,
     help="table: a tree for people; json for tools; dot for Graphviz (dot -Tsvg).",
 )
-def lineage(target: str, direction: str | None, depth: int | None, fmt: str) -> None:
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=TREE_LINES,
+    show_default=True,
+    help="table: print at most this many lines of the tree, then how many more (0: all).",
+)
+def lineage(target: str, direction: str | None, depth: int | None, fmt: str, limit: int) -> None:
     """Which runs read and wrote TARGET, and what came of it.
 
     TARGET is a PATH (every content recorded there), PATH@latest, PATH@DIGEST, PATH@RUN
@@ -658,11 +668,23 @@ def lineage(target: str, direction: str | None, depth: int | None, fmt: str) -> 
 
     graph = walk(target, direction=direction or "both", depth=depth)  # type: ignore[arg-type]
     if fmt == "json":
-        click.echo(graph.to_json())
+        chunks = itertools.chain(graph.json_chunks(), "\n")
     elif fmt == "dot":
-        click.echo(graph.to_dot(), nl=False)
+        chunks = graph.dot_chunks()
     else:
-        click.echo(graph.tree(), nl=False)
+        chunks = graph.tree_chunks(limit or None)
+    _write(chunks)
+
+
+def _write(chunks: Iterable[str]) -> None:
+    """Large outputs as they are made, in a few writes; a reader that stops early (`| head`)
+    ends the command quietly."""
+    try:
+        for chunk in chunks:
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter closes it at exit)
 
 
 @main.command()

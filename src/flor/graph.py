@@ -27,6 +27,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
@@ -122,30 +123,42 @@ class Lineage:
         return self._runs[run_id]
 
     @functools.cached_property
+    def _paths(self) -> dict[str, list[str]]:
+        """The paths each content was seen at in the walk (sorted), else at the start."""
+        paths: dict[str, list[str]] = {}
+        for rows in (self._followed, self._by_producer):
+            for row in rows:
+                at = paths.get(row[_DIGEST])
+                if at is None:
+                    paths[row[_DIGEST]] = [row[_PATH]]
+                elif row[_PATH] not in at:
+                    at.append(row[_PATH])
+        for at in paths.values():
+            if len(at) > 1:
+                at.sort()
+        for digest, at in self._start_paths.items():
+            paths.setdefault(digest, at)
+        return paths
+
+    def _artifact_attrs(self, digest: str) -> dict[str, Any]:
+        art = self._artifacts[digest]
+        return {
+            "digest": digest,
+            "type": art.kind,  # file | dir | checkpoint
+            "bytes": art.bytes,
+            "files": art.files,
+            "blob": art.blob,
+            "paths": self._paths.get(digest, []),
+        }
+
+    @functools.cached_property
     @_built
     def nodes(self) -> dict[str, Node]:
         found = {f"run:{r}": Node(f"run:{r}", "run", self._runs[r]) for r in sorted(self._runs)}
-        seen = {(row[_DIGEST], row[_PATH]) for rows in (self._followed, self._by_producer)
-                for row in rows}  # fmt: skip
-        paths: dict[str, list[str]] = {}  # the paths each content was seen at
-        for digest, path in seen:
-            paths.setdefault(digest, []).append(path)
         for digest in sorted(self._artifacts):  # the same order on every backend
-            art = self._artifacts[digest]
-            at = paths.get(digest)
-            if at is None:
-                at = self._start_paths.get(digest, [])
-            elif len(at) > 1:
-                at.sort()
-            attrs = {
-                "digest": digest,
-                "type": art.kind,  # file | dir | checkpoint
-                "bytes": art.bytes,
-                "files": art.files,
-                "blob": art.blob,
-                "paths": at,
-            }
-            found[f"artifact:{digest}"] = Node(f"artifact:{digest}", "artifact", attrs)
+            found[f"artifact:{digest}"] = Node(
+                f"artifact:{digest}", "artifact", self._artifact_attrs(digest)
+            )
         return found
 
     @functools.cached_property
@@ -172,21 +185,23 @@ class Lineage:
                 made.add((producer, digest))
                 found.append(Edge("run:" + producer, "artifact:" + digest, "output", producer,
                                   digest, path, ctx, tstamp, status))  # fmt: skip
-        found.sort(key=_edge_order)
+        found.sort(key=_edge_order)  # rows come in table order: nearly sorted already
         return found
 
+    @_built
     def edges_frame(self) -> pd.DataFrame:
         """One row per edge: source, target, role, run_id, digest, path, ctx_id, tstamp,
         status, plus the run's filename and code version (snapshot)."""
         import pandas as pd
 
-        rows = []
-        for edge in self.edges:
-            run = self.nodes[f"run:{edge.run_id}"].attrs
-            code = {"filename": run["filename"], "snapshot": run["snapshot"]}
-            rows.append({**edge._asdict(), **code})
-        columns = [*Edge._fields, "filename", "snapshot"]
-        return pd.DataFrame(rows, columns=columns)
+        edges = self.edges
+        columns: dict[str, Any] = dict(zip(Edge._fields, zip(*edges, strict=True), strict=True))
+        if not edges:
+            columns = {name: [] for name in Edge._fields}
+        runs = self._runs
+        columns["filename"] = [runs[run]["filename"] for run in columns["run_id"]]
+        columns["snapshot"] = [runs[run]["snapshot"] for run in columns["run_id"]]
+        return pd.DataFrame(columns)
 
     @_built
     def to_dict(self) -> dict[str, Any]:
@@ -198,76 +213,287 @@ class Lineage:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), default=str)
+        """`json.dumps(to_dict())`, written piece by piece without the dictionaries."""
+        return "".join(self.json_chunks())
+
+    def json_chunks(self) -> Iterator[str]:
+        """The text of `to_json()` in pieces of a few thousand nodes or edges each, for
+        a large graph to be written as it is made."""
+        roots, direction = _json_text(self.roots), _json_text(self.direction)
+        yield f'{{"roots": {roots}, "direction": {direction}, "nodes": ['
+        yield from _joined(self._json_nodes(), ", ")
+        yield '], "edges": ['
+        yield from _joined(self._json_edges(), ", ")
+        yield "]}"
 
     @_built
+    def _json_nodes(self) -> list[str]:
+        text, quoted, ids = _json_text, self._quoted, self._json_ids
+        nodes = []
+        for run in sorted(self._runs):
+            attrs = self._runs[run]
+            if attrs.keys() == _RUN_KEYS:  # as the store reads them: one template
+                _, filename, tstamp, status, snapshot, started, mode = attrs.values()
+                nodes.append(
+                    f'{{"id": {ids["run:" + run]}, "kind": "run", "run_id": {quoted[run]}, '
+                    f'"filename": {quoted[filename]}, "tstamp": {quoted[tstamp]}, '
+                    f'"status": {quoted[status]}, "snapshot": {text(snapshot)}, '
+                    f'"started": {text(started)}, "mode": {quoted[mode]}}}'
+                )
+                continue
+            fields = "".join([f", {text(k)}: {text(v)}" for k, v in attrs.items()])
+            nodes.append(f'{{"id": {ids["run:" + run]}, "kind": "run"{fields}}}')
+        artifacts, paths = self._artifacts, self._paths
+        kinds, sizes, counts, blobs = _Memo(text), _Memo(text), _Memo(text), _Memo(text)
+        for digest in sorted(artifacts):
+            _, kind, size, files, blob = artifacts[digest]
+            at = paths.get(digest, ())
+            listed = quoted[at[0]] if len(at) == 1 else ", ".join([quoted[p] for p in at])
+            nodes.append(
+                f'{{"id": {ids["artifact:" + digest]}, "kind": "artifact", '
+                f'"digest": {quoted[digest]}, "type": {kinds[kind]}, "bytes": {sizes[size]}, '
+                f'"files": {counts[files]}, "blob": {blobs[blob]}, "paths": [{listed}]}}'
+            )
+        return nodes
+
+    @_built
+    def _json_edges(self) -> list[str]:
+        quoted, ids, contexts = self._quoted, self._json_ids, _Memo(_json_text)
+        return [
+            f'{{"source": {ids[source]}, "target": {ids[target]}, "role": {quoted[role]}, '
+            f'"run_id": {quoted[run]}, "digest": {quoted[digest]}, "path": {quoted[path]}, '
+            f'"ctx_id": {contexts[ctx]}, "tstamp": {quoted[tstamp]}, '
+            f'"status": {quoted[status]}}}'
+            for source, target, role, run, digest, path, ctx, tstamp, status in self.edges
+        ]
+
+    @functools.cached_property
+    def _quoted(self) -> _Memo:
+        """Text columns as JSON strings, each made once (paths, digests and run ids recur)."""
+        return _Memo(_json_text)
+
+    @functools.cached_property
+    def _json_ids(self) -> _Memo:
+        return _Memo(encode_basestring_ascii)
+
     def to_dot(self) -> str:
         """Graphviz DOT: runs as boxes, artifacts as notes, roots in bold."""
-        lines = ["digraph lineage {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
-        for node in self.nodes.values():
-            shape = "box" if node.kind == "run" else "note"
-            bold = ", style=bold" if node.id in self.roots else ""
-            label = _dot(_label(node).replace(" · ", "\n"))
-            lines.append(f"  {_dot(node.id)} [shape={shape}, label={label}{bold}];")
-        for edge in self.edges:
-            style = ", style=dashed" if edge.status != "ok" else ""
-            lines.append(
-                f"  {_dot(edge.source)} -> {_dot(edge.target)} [label={_dot(edge.role)}{style}];"
-            )
-        lines.append("}")
-        return "\n".join(lines) + "\n"
+        return "".join(self.dot_chunks())
+
+    def dot_chunks(self) -> Iterator[str]:
+        """The text of `to_dot()` in pieces, for a large graph to be written as it is made."""
+        yield 'digraph lineage {\n  rankdir=LR;\n  node [fontname="Helvetica"];\n'
+        yield from _joined(self._dot_nodes(), "")
+        yield from _joined(self._dot_edges(), "")
+        yield "}\n"
 
     @_built
-    def tree(self) -> str:
+    def _dot_nodes(self) -> list[str]:
+        roots, ids, labels = set(self.roots), self._dot_ids, self._labels
+        lines = [
+            f"  {ids[node]} [shape=box, label={_dot_label(labels[node])}"
+            f"{', style=bold' if node in roots else ''}];\n"
+            for node in ["run:" + run for run in sorted(self._runs)]
+        ]
+        sizes = _Memo(human_bytes)
+        paths, artifacts = self._paths, self._artifacts
+        for digest in sorted(artifacts):
+            _, kind, size, _, blob = artifacts[digest]
+            node = "artifact:" + digest
+            at = paths.get(digest, ())
+            listed = at[0] if len(at) == 1 else ", ".join(at[:3])
+            kept = " · kept" if blob else ""
+            label = f"{listed} @{digest[:12]} · {kind} {sizes[size or 0]}{kept}"
+            bold = ", style=bold" if node in roots else ""
+            lines.append(f"  {ids[node]} [shape=note, label={_dot_label(label)}{bold}];\n")
+        return lines
+
+    @_built
+    def _dot_edges(self) -> list[str]:
+        ids = self._dot_ids
+        return [
+            f"  {ids[source]} -> {ids[target]} [label={ids[role]}"
+            f"{'];' if status == 'ok' else ', style=dashed];'}\n"
+            for source, target, role, _, _, _, _, _, status in self.edges
+        ]
+
+    @functools.cached_property
+    def _dot_ids(self) -> _Memo:
+        return _Memo(_dot)
+
+    @functools.cached_property
+    def _labels(self) -> _Memo:
+        """Each node's `_label`, made once."""
+        return _Memo(self._label)
+
+    def _label(self, node: str, path: str | None = None) -> str:
+        """`_label` of a node, without making every node."""
+        kind, _, key = node.partition(":")
+        if kind == "run":
+            return _run_label(self._runs[key])
+        return _label(Node(node, kind, self._artifact_attrs(key)), path)
+
+    def tree(self, limit: int | None = None) -> str:
         """The graph as indented trees from the roots: upstream, then downstream. A node
-        reached twice is printed in full once, then as `(shown above)`."""
-        out: list[str] = []
+        reached twice is printed in full once, then as `(shown above)`. With `limit`, at
+        most that many lines, then one saying how many more there are."""
+        return "".join(self.tree_chunks(limit))
+
+    def tree_chunks(self, limit: int | None = None) -> Iterator[str]:
+        """The text of `tree(limit)` in pieces, for a large graph to be written as it is
+        made."""
+        lines = _TreeLines(self, limit)
         sections: list[tuple[str, bool]] = []
         if self.direction in ("both", "upstream"):
             sections.append(("upstream", False))
         if self.direction in ("both", "downstream"):
             sections.append(("downstream", True))
         for title, forward in sections:
-            near: dict[str, list[Edge]] = {}
-            for edge in self.edges:
-                near.setdefault(edge.source if forward else edge.target, []).append(edge)
-            for edges in near.values():
-                edges.sort(key=lambda e: (e.tstamp, e.path, e.run_id))
-            if len(sections) > 1:
-                out.append(f"{title}:")
-            for root in self.roots:
-                out.append(_label(self.nodes[root]))
-                self._branch(root, forward, near, {root}, out)
-        return "\n".join(out) + "\n"
+            with _building():
+                near = self._near(forward)
+                if len(sections) > 1:
+                    lines.add(f"{title}:")
+                for root in self.roots:
+                    lines.add(self._labels[root])
+                    if lines.room:
+                        lines.branch(root, forward, near)
+                    else:
+                        lines.more += _tree_size(root, forward, near)
+            yield from lines.flush()
+        if lines.more:
+            yield (
+                f"… {lines.more:,} more lines: narrow with --depth N or --upstream/"
+                "--downstream, print them all with --limit 0, or use --format json\n"
+            )
 
-    def _branch(
-        self,
-        root: str,
-        forward: bool,
-        near: dict[str, list[Edge]],
-        seen: set[str],
-        out: list[str],
-    ) -> None:
-        """Depth first without recursion, so a chain of thousands of runs prints too."""
+    def _near(self, forward: bool) -> dict[str, list[Edge]]:
+        """Each node's edges away from the roots, by (tstamp, path, run_id)."""
+        near: dict[str, list[Edge]] = {}
+        for edge in self.edges:
+            key = edge.source if forward else edge.target
+            found = near.get(key)
+            if found is None:
+                near[key] = [edge]
+            else:
+                found.append(edge)
+        for key, edges in near.items():
+            # a run's own edges are all of one run and role: in `edges` order already
+            if len(edges) > 1 and key.startswith("artifact:"):
+                edges.sort(key=_near_order)
+        return near
+
+
+_near_order = operator.itemgetter(7, 5, 3)  # tstamp, path, run_id
+_RUN_KEYS = {"run_id": 0, "filename": 0, "tstamp": 0, "status": 0, "snapshot": 0, "started": 0,
+             "mode": 0}.keys()  # fmt: skip
+
+
+class _TreeLines:
+    """The lines of a tree, up to a limit; past it, only counted."""
+
+    def __init__(self, graph: Lineage, limit: int | None) -> None:
+        self.room = limit if limit else -1  # lines that may still be printed; -1: no limit
+        self.more = 0  # lines past the limit
+        self.out: list[str] = []
+        self.labels = graph._labels
+        # an artifact's label after its path (each edge shows the path it was seen at)
+        self.tails = _Memo(lambda node: graph._label(node, "\0").partition("\0")[2])
+
+    def add(self, line: str) -> None:
+        if self.room:
+            self.out.append(line)
+            self.room -= 1
+        else:
+            self.more += 1
+
+    def flush(self) -> Iterator[str]:
+        if self.out:
+            yield from _joined(self.out, "\n")
+            yield "\n"
+            self.out = []
+
+    def branch(self, root: str, forward: bool, near: dict[str, list[Edge]]) -> None:
+        """Depth first without recursion, so a chain of thousands of runs prints too; once
+        the limit is reached, the rest of this root's tree is counted instead."""
+        seen = {root}
         stack: list[tuple[str, int, str]] = [(root, 0, "")]  # node, next edge, indent
-        while stack:
+        verbs, labels, tails, out = _VERBS[forward], self.labels, self.tails, self.out
+        shown = 0  # lines of this tree printed
+        while stack and self.room:
             node, index, indent = stack.pop()
-            edges = near.get(node, [])
+            edges = near.get(node, ())
             if index >= len(edges):
                 continue
-            edge = edges[index]
+            source, target, role, _, _, path, _, _, status = edge = edges[index]
             last = index == len(edges) - 1
             stack.append((node, index + 1, indent))
-            other = edge.target if forward else edge.source
+            other = target if forward else source
             again = other in seen
-            shown = _label(self.nodes[other], edge.path)
+            verb = verbs.get((role, status)) or _verb(edge, forward)
+            artifact = (role == "output") is forward  # else `other` is a run
+            text = path + tails[other] if artifact and path else labels[other]
             suffix = " (shown above)" if again else ""
-            out.append(
-                f"{indent}{'└── ' if last else '├── '}{_verb(edge, forward)} {shown}{suffix}"
-            )
+            out.append(f"{indent}{'└── ' if last else '├── '}{verb} {text}{suffix}")
+            self.room -= 1
+            shown += 1
             if not again:
                 seen.add(other)
                 stack.append((other, 0, indent + ("    " if last else "│   ")))
+        if stack:
+            self.more += _tree_size(root, forward, near) - shown
+
+
+def _tree_size(root: str, forward: bool, near: dict[str, list[Edge]]) -> int:
+    """The lines below `root` in its full tree: every node reached from it is shown in full
+    once, a line per edge away from it."""
+    other = 1 if forward else 0
+    seen = {root}
+    level = [root]
+    size = 0
+    while level:
+        below = []
+        for node in level:
+            edges = near.get(node)
+            if edges:
+                size += len(edges)
+                below += [edge[other] for edge in edges]
+        level = [node for node in dict.fromkeys(below) if node not in seen]
+        seen.update(level)
+    return size
+
+
+def _joined(items: list[str], separator: str, size: int = 4096) -> Iterator[str]:
+    """`separator.join(items)` in pieces of `size` items."""
+    for start in range(0, len(items), size):
+        if start:
+            yield separator
+        yield separator.join(items[start : start + size])
+
+
+class _Memo(dict[Any, str]):
+    """`make(key)`, made once per key."""
+
+    def __init__(self, make: Callable[[Any], str]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: Any) -> str:
+        found = self[key] = self.make(key)
+        return found
+
+
+def _json_text(value: Any) -> str:
+    """`json.dumps(value, default=str)`, with the common values made without the encoder."""
+    kind = value.__class__
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value - value == 0:  # finite
+        return float.__repr__(value)
+    return json.dumps(value, default=str)
 
 
 def _verb(edge: Edge, forward: bool) -> str:
@@ -277,19 +503,36 @@ def _verb(edge: Edge, forward: bool) -> str:
     return f"wrote{status}" if forward else f"written by{status}"
 
 
+_VERBS = {
+    forward: {(role, "ok"): _verb(Edge("", "", role, "", "", "", None, "", "ok"), forward)
+              for role in ("input", "output")}
+    for forward in (False, True)
+}  # fmt: skip
+
+
 def _label(node: Node, path: str | None = None) -> str:
     """A run, or an artifact under `path` (else every path its content was seen at)."""
     a = node.attrs
     if node.kind == "run":
-        code = (a.get("snapshot") or "")[:10] or "no snapshot"
-        return f"run {a['run_id']} {a['filename']} · code {code} · {a['tstamp']} · {a['status']}"
+        return _run_label(a)
     kept = " · kept" if a.get("blob") else ""
     paths = path or ", ".join(a.get("paths", [])[:3])
     return f"{paths} @{a['digest'][:12]} · {a.get('type')} {human_bytes(a.get('bytes') or 0)}{kept}"
 
 
+def _run_label(a: dict[str, Any]) -> str:
+    code = (a.get("snapshot") or "")[:10] or "no snapshot"
+    return f"run {a['run_id']} {a['filename']} · code {code} · {a['tstamp']} · {a['status']}"
+
+
 def _dot(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _dot_label(label: str) -> str:
+    """`_dot(label.replace(" · ", "\\n"))`: a label's parts on lines of their own."""
+    quoted = label.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + quoted.replace(" · ", "\\n") + '"'
 
 
 # -- finding the target ----------------------------------------------------------------------
