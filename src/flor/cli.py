@@ -664,8 +664,11 @@ def lineage(target: str, direction: str | None, depth: int | None, fmt: str, lim
     TARGET is a PATH (every content recorded there), PATH@latest, PATH@DIGEST, PATH@RUN
     (the content that run read or wrote there), or a RUN id.
     """
+    from gc import disable as pause_collector
+
     from flor.graph import lineage as walk
 
+    pause_collector()  # the graph's rows hold no cycles; the process ends once they are printed
     graph = walk(target, direction=direction or "both", depth=depth)  # type: ignore[arg-type]
     if fmt == "json":
         chunks = itertools.chain(graph.json_chunks(), "\n")

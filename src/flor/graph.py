@@ -372,12 +372,18 @@ class Lineage:
         """Each node's `_label`, made once."""
         return _Memo(self._label)
 
-    def _label(self, node: str, path: str | None = None) -> str:
+    def _label(self, node: str) -> str:
         """`_label` of a node, without making every node."""
         kind, _, key = node.partition(":")
         if kind == "run":
             return _run_label(self._runs[key])
-        return _label(Node(node, kind, self._artifact_attrs(key)), path)
+        return _label(Node(node, kind, self._artifact_attrs(key)))
+
+    def _tail(self, node: str) -> str:
+        """An artifact's label after its path: `_label(node, path)` is path + this."""
+        _, kind, size, _, blob = self._artifacts[node.partition(":")[2]]
+        attrs = {"digest": node.partition(":")[2], "type": kind, "bytes": size, "blob": blob}
+        return _label(Node(node, "artifact", attrs), "\0").partition("\0")[2]
 
     def tree(self, limit: int | None = None) -> str:
         """The graph as indented trees from the roots: upstream, then downstream. A node
@@ -415,8 +421,7 @@ class Lineage:
     def _near(self, forward: bool) -> dict[str, list[Edge]]:
         """Each node's edges away from the roots, by (tstamp, path, run_id)."""
         near: dict[str, list[Edge]] = {}
-        for edge in self.edges:
-            key = edge.source if forward else edge.target
+        for key, edge in zip(map(_NEAR_KEY[forward], self.edges), self.edges, strict=True):
             found = near.get(key)
             if found is None:
                 near[key] = [edge]
@@ -424,11 +429,12 @@ class Lineage:
                 found.append(edge)
         for key, edges in near.items():
             # a run's own edges are all of one run and role: in `edges` order already
-            if len(edges) > 1 and key.startswith("artifact:"):
+            if len(edges) > 1 and key[0] == "a":  # artifact:...
                 edges.sort(key=_near_order)
         return near
 
 
+_NEAR_KEY = {True: operator.itemgetter(0), False: operator.itemgetter(1)}  # source, target
 _near_order = operator.itemgetter(7, 5, 3)  # tstamp, path, run_id
 _RUN_KEYS = ("run_id", "filename", "tstamp", "status", "snapshot", "started", "mode")
 _JSON_ARTIFACT = (
@@ -457,7 +463,7 @@ class _TreeLines:
         self.out: list[str] = []
         self.labels = graph._labels
         # an artifact's label after its path (each edge shows the path it was seen at)
-        self.tails = _Memo(lambda node: graph._label(node, "\0").partition("\0")[2])
+        self.tails = _Memo(graph._tail)
 
     def add(self, line: str) -> None:
         if self.room:
