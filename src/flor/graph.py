@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
@@ -165,30 +165,35 @@ class Lineage:
 
     @functools.cached_property
     @_built
-    def edges(self) -> list[Edge]:
-        """input: artifact -> run; output: run -> artifact (also a producer's content
-        another run read, once per producer and content), oldest first."""
+    def _edge_rows(self) -> list[tuple[Any, ...]]:
+        """The event rows (store.EDGE_COLUMNS) of `edges`, in their order: a producer's
+        content another run read as the producer's output row."""
         artifacts = self._artifacts
         rows = self._followed
         if self.direction == "both":  # a walk each way: both may follow one event
             rows = list({(row[_RUN], row[_SEQ]): row for row in rows}.values())
+        found = [row for row in rows if row[_DIGEST] in artifacts]
+        made = set()
+        for _, seq, tstamp, ctx, _, path, digest, status, producer in self._by_producer:
+            if digest in artifacts and (producer, digest) not in made:
+                made.add((producer, digest))
+                found.append((producer, seq, tstamp, ctx, "output", path, digest, status, None))
+        found.sort(key=_edge_order)  # rows come in table order: nearly sorted already
+        return found
+
+    @functools.cached_property
+    @_built
+    def edges(self) -> list[Edge]:
+        """input: artifact -> run; output: run -> artifact (also a producer's content
+        another run read, once per producer and content), oldest first."""
         new = tuple.__new__
-        found = [
+        return [
             new(Edge, ("artifact:" + digest, "run:" + run, role, run, digest, path, ctx, tstamp,
                        status)) if role == "input" else
             new(Edge, ("run:" + run, "artifact:" + digest, "output", run, digest, path, ctx,
                        tstamp, status))
-            for run, _, tstamp, ctx, role, path, digest, status, _ in rows
-            if digest in artifacts
+            for run, _, tstamp, ctx, role, path, digest, status, _ in self._edge_rows
         ]  # fmt: skip
-        made = set()
-        for _, _, tstamp, ctx, _, path, digest, status, producer in self._by_producer:
-            if digest in artifacts and (producer, digest) not in made:
-                made.add((producer, digest))
-                found.append(Edge("run:" + producer, "artifact:" + digest, "output", producer,
-                                  digest, path, ctx, tstamp, status))  # fmt: skip
-        found.sort(key=_edge_order)  # rows come in table order: nearly sorted already
-        return found
 
     @_built
     def edges_frame(self) -> pd.DataFrame:
@@ -252,10 +257,11 @@ class Lineage:
         _, kinds, sizes, files, blobs = zip(*map(self._artifacts.__getitem__, digests), strict=True)
         json_digests = list(map(encode_basestring_ascii, digests))
         quoted.update(zip(digests, json_digests, strict=True))
-        unquoted = list(map(operator.getitem, json_digests, itertools.repeat(slice(1, None))))
-        self._json_ids.update(
-            zip(map("artifact:".__add__, digests), map('"artifact:'.__add__, unquoted), strict=True)
-        )
+        unquoted = map(operator.getitem, json_digests, itertools.repeat(slice(1, None)))
+        listed = {
+            digest: quoted[at[0]] if len(at) == 1 else ", ".join([quoted[p] for p in at])
+            for digest, at in self._paths.items()
+        }
         columns = (
             unquoted,
             json_digests,
@@ -263,41 +269,35 @@ class Lineage:
             map(_Memo(text).__getitem__, sizes),
             map(_Memo(text).__getitem__, files),
             map(_Memo(text).__getitem__, blobs),
-            map(self._json_paths, digests),
+            map(listed.get, digests, itertools.repeat("")),
         )
         nodes += map(_JSON_ARTIFACT.__mod__, zip(*columns, strict=True))
         return nodes
 
-    def _json_paths(self, digest: str) -> str:
-        return ", ".join([self._quoted[path] for path in self._paths.get(digest, ())])
-
     @_built
     def _json_edges(self) -> list[str]:
-        if not self.edges:
+        if not self._edge_rows:
             return []
-        quoted, ids = self._quoted.__getitem__, self._json_ids.__getitem__
-        source, target, role, run, digest, path, ctx, tstamp, status = zip(*self.edges, strict=True)
+        quoted = self._quoted.__getitem__
+        run, _, tstamp, ctx, role, path, digest, status, _ = zip(*self._edge_rows, strict=True)
+        runs, digests = list(map(quoted, run)), list(map(quoted, digest))
         columns = (
-            map(ids, source),
-            map(ids, target),
-            map(quoted, role),
-            map(quoted, run),
-            map(quoted, digest),
+            map(operator.getitem, digests, itertools.repeat(slice(1, None))),  # no opening "
+            map(operator.getitem, runs, itertools.repeat(slice(1, None))),
+            runs,
+            digests,
             map(quoted, path),
             map(_Memo(_json_text).__getitem__, ctx),
             map(quoted, tstamp),
             map(quoted, status),
         )
-        return list(map(_JSON_EDGE.__mod__, zip(*columns, strict=True)))
+        templates = map(_JSON_EDGE.__getitem__, map("input".__eq__, role))
+        return list(map(str.format, templates, *columns))
 
     @functools.cached_property
     def _quoted(self) -> _Memo:
         """Text columns as JSON strings, each made once (paths, digests and run ids recur)."""
         return _Memo(_json_text)
-
-    @functools.cached_property
-    def _json_ids(self) -> _Memo:
-        return _Memo(encode_basestring_ascii)
 
     def to_dot(self) -> str:
         """Graphviz DOT: runs as boxes, artifacts as notes, roots in bold."""
@@ -312,9 +312,9 @@ class Lineage:
 
     @_built
     def _dot_nodes(self) -> list[str]:
-        roots, ids, labels = set(self.roots), self._dot_ids, self._labels
+        roots, labels = set(self.roots), self._labels
         lines = [
-            f"  {ids[node]} [shape=box, label={_dot_label(labels[node])}"
+            f"  {_dot(node)} [shape=box, label={_dot_label(labels[node])}"
             f"{', style=bold' if node in roots else ''}];\n"
             for node in ["run:" + run for run in sorted(self._runs)]
         ]
@@ -323,17 +323,17 @@ class Lineage:
             return lines
         # one template over columns: the loop over 50,000 artifacts runs in C
         _, kinds, sizes, _, blobs = zip(*map(self._artifacts.__getitem__, digests), strict=True)
+        listed = {digest: ", ".join(at[:3]) for digest, at in self._paths.items()}
         parts = (
-            map(self._listed_paths, digests),
+            map(listed.get, digests, itertools.repeat("")),
             map(operator.getitem, digests, itertools.repeat(slice(12))),
             kinds,
             map(_Memo(lambda size: human_bytes(size or 0)).__getitem__, sizes),
             map(_Memo(lambda blob: " · kept" if blob else "").__getitem__, blobs),
         )
-        labels = list(map("%s @%s · %s %s%s".__mod__, zip(*parts, strict=True)))
-        label = _escaped(labels, _dot_label_escape)
+        label = _escaped(list(map("%s @%s · %s %s%s".__mod__, zip(*parts, strict=True))),
+                         _dot_label_escape)  # fmt: skip
         node = _escaped(list(map("artifact:".__add__, digests)), _dot_escape)
-        ids.update(zip(map("artifact:".__add__, digests), map('"%s"'.__mod__, node), strict=True))
         styles = [""] * len(digests)
         for root in roots:
             at = bisect.bisect_left(digests, root.partition(":")[2])
@@ -344,28 +344,19 @@ class Lineage:
         )
         return lines
 
-    def _listed_paths(self, digest: str) -> str:
-        """The paths an artifact's label names (at most three)."""
-        return ", ".join(self._paths.get(digest, [])[:3])
-
     @_built
     def _dot_edges(self) -> list[str]:
-        if not self.edges:
+        if not self._edge_rows:
             return []
-        ids = self._dot_ids.__getitem__
-        source, target, role, *_, status = zip(*self.edges, strict=True)
+        run, *_, role, _, digest, status, _ = zip(*self._edge_rows, strict=True)
         styles = _Memo(lambda status: "];" if status == "ok" else ", style=dashed];")
         columns = (
-            map(ids, source),
-            map(ids, target),
-            map(ids, role),
+            _escaped(list(digest), _dot_escape),
+            _escaped(list(run), _dot_escape),
             map(styles.__getitem__, status),
         )
-        return list(map("  %s -> %s [label=%s%s\n".__mod__, zip(*columns, strict=True)))
-
-    @functools.cached_property
-    def _dot_ids(self) -> _Memo:
-        return _Memo(_dot)
+        templates = map(_DOT_EDGE.__getitem__, map("input".__eq__, role))
+        return list(map(str.format, templates, *columns))
 
     @functools.cached_property
     def _labels(self) -> _Memo:
@@ -410,7 +401,7 @@ class Lineage:
                     if lines.room:
                         lines.branch(root, forward, near)
                     else:
-                        lines.more += _tree_size(root, forward, near)
+                        lines.more += _tree_size(root, near)
             yield from lines.flush()
         if lines.more:
             yield (
@@ -418,15 +409,21 @@ class Lineage:
                 "--downstream, print them all with --limit 0, or use --format json\n"
             )
 
-    def _near(self, forward: bool) -> dict[str, list[Edge]]:
-        """Each node's edges away from the roots, by (tstamp, path, run_id)."""
-        near: dict[str, list[Edge]] = {}
-        for key, edge in zip(map(_NEAR_KEY[forward], self.edges), self.edges, strict=True):
+    def _near(self, forward: bool) -> dict[str, list[tuple[str, tuple[Any, ...]]]]:
+        """Each node's edges away from the roots, by (tstamp, path, run_id), as (the node at
+        the other end, the edge's row)."""
+        near: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+        for row in self._edge_rows:
+            run, artifact = "run:" + row[_RUN], "artifact:" + row[_DIGEST]
+            if (row[_ROLE] == "input") is forward:  # artifact -> run, seen from the artifact
+                key, other = artifact, run
+            else:
+                key, other = run, artifact
             found = near.get(key)
             if found is None:
-                near[key] = [edge]
+                near[key] = [(other, row)]
             else:
-                found.append(edge)
+                found.append((other, row))
         for key, edges in near.items():
             # a run's own edges are all of one run and role: in `edges` order already
             if len(edges) > 1 and key[0] == "a":  # artifact:...
@@ -434,17 +431,26 @@ class Lineage:
         return near
 
 
-_NEAR_KEY = {True: operator.itemgetter(0), False: operator.itemgetter(1)}  # source, target
-_near_order = operator.itemgetter(7, 5, 3)  # tstamp, path, run_id
+def _near_order(edge: tuple[str, tuple[Any, ...]]) -> tuple[str, str, str]:
+    row = edge[1]
+    return row[_TSTAMP], row[_PATH], row[_RUN]
+
+
 _RUN_KEYS = ("run_id", "filename", "tstamp", "status", "snapshot", "started", "mode")
 _JSON_ARTIFACT = (
     '{"id": "artifact:%s, "kind": "artifact", "digest": %s, "type": %s, "bytes": %s, '
     '"files": %s, "blob": %s, "paths": [%s]}'
 )  # the first %s is the JSON of the digest without its opening quote
-_JSON_EDGE = (
-    '{"source": %s, "target": %s, "role": %s, "run_id": %s, "digest": %s, "path": %s, '
-    '"ctx_id": %s, "tstamp": %s, "status": %s}'
-)
+_DOT_EDGE = {  # by role == "input"
+    True: '  "artifact:{0}" -> "run:{1}" [label="input"{2}\n',
+    False: '  "run:{1}" -> "artifact:{0}" [label="output"{2}\n',
+}
+_JSON_EDGE = {  # by role == "input"; {0} and {1}: the JSON of digest and run without "
+    True: '{{"source": "artifact:{0}, "target": "run:{1}, "role": "input", "run_id": {2}, '
+    '"digest": {3}, "path": {4}, "ctx_id": {5}, "tstamp": {6}, "status": {7}}}',
+    False: '{{"source": "run:{1}, "target": "artifact:{0}, "role": "output", "run_id": {2}, '
+    '"digest": {3}, "path": {4}, "ctx_id": {5}, "tstamp": {6}, "status": {7}}}',
+}
 
 
 def _escaped(texts: list[str], escape: Callable[[str], str]) -> list[str]:
@@ -478,7 +484,7 @@ class _TreeLines:
             yield "\n"
             self.out = []
 
-    def branch(self, root: str, forward: bool, near: dict[str, list[Edge]]) -> None:
+    def branch(self, root: str, forward: bool, near: dict[str, list[tuple[str, Any]]]) -> None:
         """Depth first without recursion, so a chain of thousands of runs prints too; once
         the limit is reached, the rest of this root's tree is counted instead."""
         seen = {root}
@@ -490,13 +496,12 @@ class _TreeLines:
             edges = near.get(node, ())
             if index >= len(edges):
                 continue
-            source, target, role, _, _, path, _, _, status = edge = edges[index]
+            other, (_, _, _, _, role, path, _, status, _) = edges[index]
             last = index == len(edges) - 1
             stack.append((node, index + 1, indent))
-            other = target if forward else source
             again = other in seen
-            verb = verbs.get((role, status)) or _verb(edge, forward)
-            artifact = (role == "output") is forward  # else `other` is a run
+            verb = verbs.get((role, status)) or _verb(role, status, forward)
+            artifact = (role == "input") is not forward  # else `other` is a run
             text = path + tails[other] if artifact and path else labels[other]
             suffix = " (shown above)" if again else ""
             out.append(f"{indent}{'└── ' if last else '├── '}{verb} {text}{suffix}")
@@ -506,13 +511,12 @@ class _TreeLines:
                 seen.add(other)
                 stack.append((other, 0, indent + ("    " if last else "│   ")))
         if stack:
-            self.more += _tree_size(root, forward, near) - shown
+            self.more += _tree_size(root, near) - shown
 
 
-def _tree_size(root: str, forward: bool, near: dict[str, list[Edge]]) -> int:
+def _tree_size(root: str, near: dict[str, list[tuple[str, Any]]]) -> int:
     """The lines below `root` in its full tree: every node reached from it is shown in full
     once, a line per edge away from it."""
-    other = 1 if forward else 0
     seen = {root}
     level = [root]
     size = 0
@@ -522,7 +526,7 @@ def _tree_size(root: str, forward: bool, near: dict[str, list[Edge]]) -> int:
             edges = near.get(node)
             if edges:
                 size += len(edges)
-                below += [edge[other] for edge in edges]
+                below += [other for other, _ in edges]
         level = [node for node in dict.fromkeys(below) if node not in seen]
         seen.update(level)
     return size
@@ -562,16 +566,15 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def _verb(edge: Edge, forward: bool) -> str:
-    status = "" if edge.status == "ok" else f" ({edge.status})"
-    if edge.role == "input":
+def _verb(role: str, status: str, forward: bool) -> str:
+    status = "" if status == "ok" else f" ({status})"
+    if role == "input":
         return f"read by{status}" if forward else f"read{status}"
     return f"wrote{status}" if forward else f"written by{status}"
 
 
 _VERBS = {
-    forward: {(role, "ok"): _verb(Edge("", "", role, "", "", "", None, "", "ok"), forward)
-              for role in ("input", "output")}
+    forward: {(role, "ok"): _verb(role, "ok", forward) for role in ("input", "output")}
     for forward in (False, True)
 }  # fmt: skip
 
@@ -704,8 +707,8 @@ def _pinned(conn: Any, path: str, pin: str, events: list[Event]) -> Start:
 _RUN, _SEQ, _TSTAMP, _CTX, _ROLE, _PATH, _DIGEST, _STATUS, _PRODUCER = range(9)
 
 
-# edges oldest first: by tstamp, run_id, role, path, digest
-_edge_order = operator.itemgetter(7, 3, 2, 5, 4)
+# edges oldest first: by tstamp, run_id, role, path, digest (of rows: store.EDGE_COLUMNS)
+_edge_order = operator.itemgetter(_TSTAMP, _RUN, _ROLE, _PATH, _DIGEST)
 
 
 class _Events:
