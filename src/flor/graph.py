@@ -725,7 +725,7 @@ class _Events:
         self.asked = 0
         self.scan_at: int | None = None
         self.scanned: dict[str, list[tuple[Any, ...]]] = {}  # step -> its events
-        self.by: dict[str, dict[str, list[tuple[Any, ...]]]] = {}  # step -> key -> events
+        self.by: dict[str, dict[str, list[str]]] = {}  # step -> key -> where it leads
 
     def __call__(self, step: str, keys: set[str]) -> set[str]:
         """Where `step` leads from `keys`."""
@@ -735,21 +735,27 @@ class _Events:
         if step not in self.by and (self.scan_at is None or self.asked <= self.scan_at):
             return {to for _, to in store.step_pairs(self.conn, step, keys)}
         index = self._indexed(step)
-        to = store.EDGE_COLUMNS.index(store.STEPS[step].to)
-        return {row[to] for key in keys for row in index.get(key, ())}
+        found: set[str] = set()
+        for key in keys:
+            to = index.get(key)
+            if to is not None:
+                found.update(to)
+        return found
 
-    def _indexed(self, step: str) -> dict[str, list[tuple[Any, ...]]]:
+    def _indexed(self, step: str) -> dict[str, list[str]]:
+        """key -> where `step` leads from it, over all the step's events (read once)."""
         index = self.by.get(step)
         if index is None:
             index = self.by[step] = {}
             rows = self.scanned[step] = store.step_rows(self.conn, step)
             at = store.EDGE_COLUMNS.index(store.STEPS[step].key)
+            to = store.EDGE_COLUMNS.index(store.STEPS[step].to)
             for row in rows:
                 found = index.get(row[at])
                 if found is None:
-                    index[row[at]] = [row]
+                    index[row[at]] = [row[to]]
                 else:
-                    found.append(row)
+                    found.append(row[to])
         return index
 
     def rows(self, step: str, keys: set[str]) -> list[tuple[Any, ...]]:
