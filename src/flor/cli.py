@@ -7,11 +7,9 @@ errors and 1 for failures; tracebacks only with `--debug`.
 from __future__ import annotations
 
 import functools
-import itertools
 import json
-import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -664,30 +662,10 @@ def lineage(target: str, direction: str | None, depth: int | None, fmt: str, lim
     TARGET is a PATH (every content recorded there), PATH@latest, PATH@DIGEST, PATH@RUN
     (the content that run read or wrote there), or a RUN id.
     """
-    from gc import disable as pause_collector
+    from flor.graph import write
 
-    from flor.graph import lineage as walk
-
-    pause_collector()  # the graph's rows hold no cycles; the process ends once they are printed
-    graph = walk(target, direction=direction or "both", depth=depth)  # type: ignore[arg-type]
-    if fmt == "json":
-        chunks = itertools.chain(graph.json_chunks(), "\n")
-    elif fmt == "dot":
-        chunks = graph.dot_chunks()
-    else:
-        chunks = graph.tree_chunks(limit or None)
-    _write(chunks)
-
-
-def _write(chunks: Iterable[str]) -> None:
-    """Large outputs as they are made, in a few writes; a reader that stops early (`| head`)
-    ends the command quietly."""
-    try:
-        for chunk in chunks:
-            sys.stdout.write(chunk)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter closes it at exit)
+    way = direction or "both"
+    write(target, sys.stdout, direction=way, depth=depth, fmt=fmt, limit=limit or None)  # type: ignore[arg-type]
 
 
 @main.command()

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TextIO, TypeVar
 
 from flor.errors import UsageError
 from flor.store import artifacts as store
@@ -881,6 +881,35 @@ def lineage(
             walk.rows(),
             _start_paths(conn, start),
         )
+
+
+def write(
+    target: str,
+    out: TextIO,
+    *,
+    direction: Direction = "both",
+    depth: int | None = None,
+    fmt: Literal["table", "json", "dot"] = "table",
+    limit: int | None = None,
+    home: Path | None = None,
+) -> None:
+    """`flor lineage`: the graph around TARGET written to `out` as it is made, as a tree
+    (at most `limit` lines, then how many more), JSON or DOT. The collector stays paused
+    until the graph is freed, so it never walks the graph's rows."""
+    with _building():
+        _write(lineage(target, direction=direction, depth=depth, home=home), out, fmt, limit)
+
+
+def _write(graph: Lineage, out: TextIO, fmt: str, limit: int | None) -> None:
+    chunks: Iterator[str]
+    if fmt == "json":
+        chunks = itertools.chain(graph.json_chunks(), "\n")
+    elif fmt == "dot":
+        chunks = graph.dot_chunks()
+    else:
+        chunks = graph.tree_chunks(limit)
+    for chunk in chunks:
+        out.write(chunk)
 
 
 def _start_paths(conn: Any, start: Start) -> dict[str, list[str]]:
