@@ -405,8 +405,8 @@ class Lineage:
             yield from lines.flush()
         if lines.more:
             yield (
-                f"… {lines.more:,} more lines: narrow with --depth N or --upstream/"
-                "--downstream, print them all with --limit 0, or use --format json\n"
+                f"… {lines.more:,} more line{'s' if lines.more > 1 else ''}: narrow with --depth N"
+                " or --upstream/--downstream, print them all with --limit 0, or use --format json\n"
             )
 
     def _near(self, forward: bool) -> dict[str, list[tuple[str, tuple[Any, ...]]]]:
