@@ -143,6 +143,9 @@ class Lineage:
         return paths
 
     def _artifact_attrs(self, digest: str) -> dict[str, Any]:
+        return {**self._artifact_attrs_without_paths(digest), "paths": self._paths.get(digest, [])}
+
+    def _artifact_attrs_without_paths(self, digest: str) -> dict[str, Any]:
         art = self._artifacts[digest]
         return {
             "digest": digest,
@@ -150,7 +153,6 @@ class Lineage:
             "bytes": art.bytes,
             "files": art.files,
             "blob": art.blob,
-            "paths": self._paths.get(digest, []),
         }
 
     @functools.cached_property
@@ -364,16 +366,21 @@ class Lineage:
         return _Memo(self._label)
 
     def _label(self, node: str) -> str:
-        """`_label` of a node, without making every node."""
+        """`_label` of a node, without making every node (nor, for a tree's roots, the
+        paths of every content)."""
         kind, _, key = node.partition(":")
         if kind == "run":
             return _run_label(self._runs[key])
-        return _label(Node(node, kind, self._artifact_attrs(key)))
+        if "_paths" in self.__dict__:
+            return _label(Node(node, kind, self._artifact_attrs(key)))
+        seen = [row[_PATH] for rows in (self._followed, self._by_producer) for row in rows
+                if row[_DIGEST] == key]  # fmt: skip
+        paths = sorted(set(seen)) if seen else self._start_paths.get(key, [])
+        return _label(Node(node, kind, {**self._artifact_attrs_without_paths(key), "paths": paths}))
 
     def _tail(self, node: str) -> str:
         """An artifact's label after its path: `_label(node, path)` is path + this."""
-        _, kind, size, _, blob = self._artifacts[node.partition(":")[2]]
-        attrs = {"digest": node.partition(":")[2], "type": kind, "bytes": size, "blob": blob}
+        attrs = self._artifact_attrs_without_paths(node.partition(":")[2])
         return _label(Node(node, "artifact", attrs), "\0").partition("\0")[2]
 
     def tree(self, limit: int | None = None) -> str:
@@ -520,13 +527,14 @@ def _tree_size(root: str, near: dict[str, list[tuple[str, Any]]]) -> int:
     seen = {root}
     level = [root]
     size = 0
+    other = operator.itemgetter(0)
     while level:
-        below = []
+        below: list[str] = []
         for node in level:
             edges = near.get(node)
             if edges:
                 size += len(edges)
-                below += [other for other, _ in edges]
+                below.extend(map(other, edges))
         level = [node for node in dict.fromkeys(below) if node not in seen]
         seen.update(level)
     return size
