@@ -15,9 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from flor.cli import main
-from flor.graph import Lineage, lineage
+from flor.graph import Edge, Lineage, lineage
 from flor.store.artifacts import keep_blob, record
 from flor.store.writer import StoreWriter
+from flor.units import human_bytes
 
 FOOTER = (
     "more lines: narrow with --depth N or --upstream/--downstream, print them all with "
@@ -81,6 +82,13 @@ def test_a_long_tree_stops_at_its_limit_and_says_how_many_lines_are_left(repo: P
     assert code == 0 and out.splitlines() == full
     code, out = cli("lineage", first, "--downstream", "--limit", "3000")
     assert out.splitlines() == [*full[:3000], f"… 1 {FOOTER.replace('lines', 'line')}"]
+
+    last = lineage(f"model.pt@{models[-1][:16]}", direction="downstream")  # read by no run
+    assert last.tree(limit=1) == f"model.pt @{models[-1][:12]} · file 1 B\n"
+    assert last.to_json() == json.dumps(last.to_dict(), default=str)
+    assert last.to_dot() == reference_dot(last) and last.edges == []
+    assert list(last.edges_frame().columns) == [*Edge._fields, "filename", "snapshot"]
+    assert last.edges_frame().empty
 
     # both ways from the middle: the count goes on through the second section
     middle = lineage(f"model.pt@{models[750][:16]}")
@@ -164,7 +172,7 @@ def label_of(kind: str, a: dict[str, Any], path: str | None = None) -> str:
     if kind == "run":
         code = (a.get("snapshot") or "")[:10] or "no snapshot"
         return f"run {a['run_id']} {a['filename']} · code {code} · {a['tstamp']} · {a['status']}"
-    size = {0: "0 B", 2048: "2.0 KB", 5 << 20: "5.0 MB", 1234: "1.2 KB"}[a["bytes"]]
+    size = human_bytes(a["bytes"])
     kept = " · kept" if a.get("blob") else ""
     return f"{path or ', '.join(a['paths'][:3])} @{a['digest'][:12]} · {a['type']} {size}{kept}"
 

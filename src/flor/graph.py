@@ -204,9 +204,9 @@ class Lineage:
         import pandas as pd
 
         edges = self.edges
-        columns: dict[str, Any] = dict(zip(Edge._fields, zip(*edges, strict=True), strict=True))
         if not edges:
-            columns = {name: [] for name in Edge._fields}
+            return pd.DataFrame([], columns=[*Edge._fields, "filename", "snapshot"])
+        columns: dict[str, Any] = dict(zip(Edge._fields, zip(*edges, strict=True), strict=True))
         runs = self._runs
         columns["filename"] = [runs[run]["filename"] for run in columns["run_id"]]
         columns["snapshot"] = [runs[run]["snapshot"] for run in columns["run_id"]]
