@@ -282,7 +282,9 @@ class Lineage:
             return []
         quoted = self._quoted.__getitem__
         run, _, tstamp, ctx, role, path, digest, status, _ = zip(*self._edge_rows, strict=True)
-        runs, digests = list(map(quoted, run)), list(map(quoted, digest))
+        # run ids and digests are text: quoted in C, without the memo's misses
+        runs = list(map(encode_basestring_ascii, run))
+        digests = list(map(encode_basestring_ascii, digest))
         columns = (
             map(operator.getitem, digests, itertools.repeat(slice(1, None))),  # no opening "
             map(operator.getitem, runs, itertools.repeat(slice(1, None))),
