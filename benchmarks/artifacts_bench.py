@@ -10,6 +10,10 @@
 (d) a folder of many small files: hashed cold and warm, with the child's peak memory
 (e) `flor.lineage` and `flor lineage` (CLI, each format) over a SQLite store of 10,000
     runs and 50,000 artifacts, wall and CPU time (the figure to compare on a busy machine)
+(f) every form of `flor lineage` over that store as a user runs it (a fresh process, start
+    to output written, wall and CPU): the default tree (1,000 lines and a count of the
+    rest), the full tree (--limit 0), JSON and DOT, for the widest targets; the Python API
+    with its edges frame; and the `--downstream-of` selection
 
 Prints figures only (medians); nothing here asserts a time.
 """
@@ -212,23 +216,27 @@ def synthetic_store(path: Path, pipelines: int, share: int) -> dict[str, str]:
 
 
 def cli_seconds(
-    ws: Workspace, repo: Path, home: Path, args: list[str], repeats: int
+    ws: Workspace, repo: Path, home: Path, args: list[str], repeats: int, stdout: Path | None = None
 ) -> tuple[float, float]:
-    """Medians of `flor lineage ARGS` in a fresh process: wall and the child's CPU time."""
+    """Medians of `flor lineage ARGS` in a fresh process: wall and the child's CPU time
+    (its output to `stdout`, a file, else thrown away)."""
     walls, cpus = [], []
     for _ in range(max(1, repeats // 2)):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         command = [sys.executable, "-m", "flor", "lineage", *args]
         env = ws.env(FLOR_HOME=str(home))
-        subprocess.run(command, cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
+        with open(stdout or os.devnull, "wb") as sink:
+            subprocess.run(command, cwd=repo, env=env, check=True, stdout=sink)
         walls.append(time.perf_counter() - t)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     return median(walls), median(cpus)
 
 
-def lineage_figures(ws: Workspace, pipelines: int, share: int, repeats: int) -> list[list[object]]:
+def lineage_figures(
+    ws: Workspace, pipelines: int, share: int, repeats: int
+) -> tuple[list[list[object]], list[list[object]]]:
     import flor
     from flor.graph import downstream_runs
 
@@ -273,15 +281,66 @@ def lineage_figures(ws: Workspace, pipelines: int, share: int, repeats: int) -> 
                 "",
             ]
         )
+        forms = every_form(ws, repo, home, targets, repeats)
     finally:
         os.environ.pop("FLOR_HOME", None)
+    return rows, forms
+
+
+def every_form(
+    ws: Workspace, repo: Path, home: Path, targets: dict[str, str], repeats: int
+) -> list[list[object]]:
+    """(f): each command in a fresh process, timed from its start to its output written."""
+    import flor
+    from flor.graph import downstream_runs
+
+    widest = targets["the raw dump, downstream (every run)"]
+    shared = next(t for label, t in targets.items() if "shared dataset" in label)
+    forms = [
+        ("whole store, default tree", [widest]),
+        ("whole store, --downstream tree", [widest, "--downstream"]),
+        ("whole store, full tree (--limit 0)", [widest, "--limit", "0"]),
+        ("whole store, --format json", [widest, "--format", "json"]),
+        ("whole store, --format dot", [widest, "--format", "dot"]),
+        ("shared dataset, --downstream tree", [shared, "--downstream"]),
+        (
+            "shared dataset, --downstream --format json",
+            [shared, "--downstream", "--format", "json"],
+        ),
+        ("a dataset run's id, no --depth, tree", ["d00000000000"]),
+        ("a dataset run's id, no --depth, json", ["d00000000000", "--format", "json"]),
+        ("one model, tree", [targets["one model (train/0.bin@digest), both ways"]]),
+    ]
+    rows: list[list[object]] = []
+    for label, args in forms:
+        out = repo / "lineage.out"
+        wall, cpu = cli_seconds(ws, repo, home, args, repeats, stdout=out)
+        size = out.stat().st_size
+        rows.append([label, f"{size / 1e6:.1f} MB", f"{wall:.2f} / {cpu:.2f} s"])
+    walls, cpus, edges = [], [], 0
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        edges = len(flor.lineage(widest, home=home).edges_frame())  # type: ignore[attr-defined]
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    rows.append(["flor.lineage(whole store).edges_frame()", f"{edges} edges",
+                 f"{median(walls):.2f} / {median(cpus):.2f} s"])  # fmt: skip
+    for label, target in (("shared dataset", shared), ("whole store", widest)):
+        walls, cpus, found = [], [], 0
+        for _ in range(repeats):
+            t, c = time.perf_counter(), time.process_time()
+            found = len(downstream_runs(target, home=home))
+            walls.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - c)
+        rows.append([f"--downstream-of selection ({label})", f"{found} runs",
+                     f"{median(walls):.2f} / {median(cpus):.2f} s"])  # fmt: skip
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
-    parser.add_argument("--lineage-only", action="store_true", help="only (e)")
+    parser.add_argument("--lineage-only", action="store_true", help="only (e) and (f)")
     opts = parser.parse_args()
     size = (256 if opts.quick else 1024) << 20
     files = 10_000 if opts.quick else 100_000
@@ -348,9 +407,11 @@ def main() -> None:
 
         pipelines = 400 if opts.quick else 2000
         print(f"\n(e) lineage over {pipelines * 5} runs (+ dataset runs), median of {repeats}")
+        rows, forms = lineage_figures(ws, pipelines, 100, repeats)
         print(table(["target", "runs in graph", "library (wall / CPU)",
-                     "CLI --format json", "dot", "table (wall / CPU)"],
-                    lineage_figures(ws, pipelines, 100, repeats)))  # fmt: skip
+                     "CLI --format json", "dot", "default table (wall / CPU)"], rows))  # fmt: skip
+        print(f"\n(f) every form over the same store, as a user runs it (median of {repeats})")
+        print(table(["what", "result", "wall / CPU"], forms))
     finally:
         ws.close()
 

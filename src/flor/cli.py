@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FORMATS = ("table", "csv", "json")
+TREE_LINES = 1000  # `flor lineage` trees longer than this end with a count of the rest
 
 
 class FlorGroup(click.Group):
@@ -648,21 +649,23 @@ def plot(names: tuple[str, ...], by: str, where: str | None, output: Path) -> No
     show_default=True,
     help="table: a tree for people; json for tools; dot for Graphviz (dot -Tsvg).",
 )
-def lineage(target: str, direction: str | None, depth: int | None, fmt: str) -> None:
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=TREE_LINES,
+    show_default=True,
+    help="table: print at most this many lines of the tree, then how many more (0: all).",
+)
+def lineage(target: str, direction: str | None, depth: int | None, fmt: str, limit: int) -> None:
     """Which runs read and wrote TARGET, and what came of it.
 
     TARGET is a PATH (every content recorded there), PATH@latest, PATH@DIGEST, PATH@RUN
     (the content that run read or wrote there), or a RUN id.
     """
-    from flor.graph import lineage as walk
+    from flor.graph import write
 
-    graph = walk(target, direction=direction or "both", depth=depth)  # type: ignore[arg-type]
-    if fmt == "json":
-        click.echo(graph.to_json())
-    elif fmt == "dot":
-        click.echo(graph.to_dot(), nl=False)
-    else:
-        click.echo(graph.tree(), nl=False)
+    way = direction or "both"
+    write(target, sys.stdout, direction=way, depth=depth, fmt=fmt, limit=limit or None)  # type: ignore[arg-type]
 
 
 @main.command()

@@ -17,9 +17,11 @@ TARGET (for `flor lineage`, `--downstream-of` and `flor checkout`):
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import gc
+import itertools
 import json
 import operator
 import os
@@ -27,8 +29,9 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TextIO, TypeVar
 
 from flor.errors import UsageError
 from flor.store import artifacts as store
@@ -122,30 +125,62 @@ class Lineage:
         return self._runs[run_id]
 
     @functools.cached_property
+    def _paths(self) -> dict[str, list[str]]:
+        """The paths each content was seen at in the walk (sorted), else at the start."""
+        paths: dict[str, list[str]] = {}
+        for rows in (self._followed, self._by_producer):
+            for row in rows:
+                at = paths.get(row[_DIGEST])
+                if at is None:
+                    paths[row[_DIGEST]] = [row[_PATH]]
+                elif row[_PATH] not in at:
+                    at.append(row[_PATH])
+        for at in paths.values():
+            if len(at) > 1:
+                at.sort()
+        for digest, at in self._start_paths.items():
+            paths.setdefault(digest, at)
+        return paths
+
+    def _artifact_attrs(self, digest: str) -> dict[str, Any]:
+        return {**self._artifact_attrs_without_paths(digest), "paths": self._paths.get(digest, [])}
+
+    def _artifact_attrs_without_paths(self, digest: str) -> dict[str, Any]:
+        art = self._artifacts[digest]
+        return {
+            "digest": digest,
+            "type": art.kind,  # file | dir | checkpoint
+            "bytes": art.bytes,
+            "files": art.files,
+            "blob": art.blob,
+        }
+
+    @functools.cached_property
     @_built
     def nodes(self) -> dict[str, Node]:
         found = {f"run:{r}": Node(f"run:{r}", "run", self._runs[r]) for r in sorted(self._runs)}
-        seen = {(row[_DIGEST], row[_PATH]) for rows in (self._followed, self._by_producer)
-                for row in rows}  # fmt: skip
-        paths: dict[str, list[str]] = {}  # the paths each content was seen at
-        for digest, path in seen:
-            paths.setdefault(digest, []).append(path)
         for digest in sorted(self._artifacts):  # the same order on every backend
-            art = self._artifacts[digest]
-            at = paths.get(digest)
-            if at is None:
-                at = self._start_paths.get(digest, [])
-            elif len(at) > 1:
-                at.sort()
-            attrs = {
-                "digest": digest,
-                "type": art.kind,  # file | dir | checkpoint
-                "bytes": art.bytes,
-                "files": art.files,
-                "blob": art.blob,
-                "paths": at,
-            }
-            found[f"artifact:{digest}"] = Node(f"artifact:{digest}", "artifact", attrs)
+            found[f"artifact:{digest}"] = Node(
+                f"artifact:{digest}", "artifact", self._artifact_attrs(digest)
+            )
+        return found
+
+    @functools.cached_property
+    @_built
+    def _edge_rows(self) -> list[tuple[Any, ...]]:
+        """The event rows (store.EDGE_COLUMNS) of `edges`, in their order: a producer's
+        content another run read as the producer's output row."""
+        artifacts = self._artifacts
+        rows = self._followed
+        if self.direction == "both":  # a walk each way: both may follow one event
+            rows = list({(row[_RUN], row[_SEQ]): row for row in rows}.values())
+        found = [row for row in rows if row[_DIGEST] in artifacts]
+        made = set()
+        for _, seq, tstamp, ctx, _, path, digest, status, producer in self._by_producer:
+            if digest in artifacts and (producer, digest) not in made:
+                made.add((producer, digest))
+                found.append((producer, seq, tstamp, ctx, "output", path, digest, status, None))
+        found.sort(key=_edge_order)  # rows come in table order: nearly sorted already
         return found
 
     @functools.cached_property
@@ -153,40 +188,29 @@ class Lineage:
     def edges(self) -> list[Edge]:
         """input: artifact -> run; output: run -> artifact (also a producer's content
         another run read, once per producer and content), oldest first."""
-        artifacts = self._artifacts
-        rows = self._followed
-        if self.direction == "both":  # a walk each way: both may follow one event
-            rows = list({(row[_RUN], row[_SEQ]): row for row in rows}.values())
         new = tuple.__new__
-        found = [
+        return [
             new(Edge, ("artifact:" + digest, "run:" + run, role, run, digest, path, ctx, tstamp,
                        status)) if role == "input" else
             new(Edge, ("run:" + run, "artifact:" + digest, "output", run, digest, path, ctx,
                        tstamp, status))
-            for run, _, tstamp, ctx, role, path, digest, status, _ in rows
-            if digest in artifacts
+            for run, _, tstamp, ctx, role, path, digest, status, _ in self._edge_rows
         ]  # fmt: skip
-        made = set()
-        for _, _, tstamp, ctx, _, path, digest, status, producer in self._by_producer:
-            if digest in artifacts and (producer, digest) not in made:
-                made.add((producer, digest))
-                found.append(Edge("run:" + producer, "artifact:" + digest, "output", producer,
-                                  digest, path, ctx, tstamp, status))  # fmt: skip
-        found.sort(key=_edge_order)
-        return found
 
+    @_built
     def edges_frame(self) -> pd.DataFrame:
         """One row per edge: source, target, role, run_id, digest, path, ctx_id, tstamp,
         status, plus the run's filename and code version (snapshot)."""
         import pandas as pd
 
-        rows = []
-        for edge in self.edges:
-            run = self.nodes[f"run:{edge.run_id}"].attrs
-            code = {"filename": run["filename"], "snapshot": run["snapshot"]}
-            rows.append({**edge._asdict(), **code})
-        columns = [*Edge._fields, "filename", "snapshot"]
-        return pd.DataFrame(rows, columns=columns)
+        edges = self.edges
+        if not edges:
+            return pd.DataFrame([], columns=[*Edge._fields, "filename", "snapshot"])
+        columns: dict[str, Any] = dict(zip(Edge._fields, zip(*edges, strict=True), strict=True))
+        runs = self._runs
+        columns["filename"] = [runs[run]["filename"] for run in columns["run_id"]]
+        columns["snapshot"] = [runs[run]["snapshot"] for run in columns["run_id"]]
+        return pd.DataFrame(columns)
 
     @_built
     def to_dict(self) -> dict[str, Any]:
@@ -198,98 +222,403 @@ class Lineage:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), default=str)
+        """`json.dumps(to_dict())`, written piece by piece without the dictionaries."""
+        return "".join(self.json_chunks())
+
+    def json_chunks(self) -> Iterator[str]:
+        """The text of `to_json()` in pieces of a few thousand nodes or edges each, for
+        a large graph to be written as it is made."""
+        roots, direction = _json_text(self.roots), _json_text(self.direction)
+        yield f'{{"roots": {roots}, "direction": {direction}, "nodes": ['
+        yield from _joined(self._json_nodes(), ", ")
+        yield '], "edges": ['
+        yield from _joined(self._json_edges(), ", ")
+        yield "]}"
 
     @_built
+    def _json_nodes(self) -> list[str]:
+        text, quoted = _json_text, self._quoted
+        nodes = []
+        for run in sorted(self._runs):
+            attrs = self._runs[run]
+            if tuple(attrs) == _RUN_KEYS:  # as the store reads them: one template
+                _, filename, tstamp, status, snapshot, started, mode = attrs.values()
+                nodes.append(
+                    f'{{"id": {text("run:" + run)}, "kind": "run", "run_id": {quoted[run]}, '
+                    f'"filename": {quoted[filename]}, "tstamp": {quoted[tstamp]}, '
+                    f'"status": {quoted[status]}, "snapshot": {text(snapshot)}, '
+                    f'"started": {text(started)}, "mode": {quoted[mode]}}}'
+                )
+            else:
+                fields = "".join([f", {text(k)}: {text(v)}" for k, v in attrs.items()])
+                nodes.append(f'{{"id": {text("run:" + run)}, "kind": "run"{fields}}}')
+        digests = sorted(self._artifacts)
+        if not digests:
+            return nodes
+        # one template over columns: the loop over 50,000 artifacts runs in C
+        _, kinds, sizes, files, blobs = zip(*map(self._artifacts.__getitem__, digests), strict=True)
+        json_digests = list(map(encode_basestring_ascii, digests))
+        quoted.update(zip(digests, json_digests, strict=True))
+        unquoted = map(operator.getitem, json_digests, itertools.repeat(slice(1, None)))
+        listed = {
+            digest: quoted[at[0]] if len(at) == 1 else ", ".join([quoted[p] for p in at])
+            for digest, at in self._paths.items()
+        }
+        columns = (
+            unquoted,
+            json_digests,
+            map(_Memo(text).__getitem__, kinds),
+            map(_Memo(text).__getitem__, sizes),
+            map(_Memo(text).__getitem__, files),
+            map(_Memo(text).__getitem__, blobs),
+            map(listed.get, digests, itertools.repeat("")),
+        )
+        nodes += map(_JSON_ARTIFACT.__mod__, zip(*columns, strict=True))
+        return nodes
+
+    @_built
+    def _json_edges(self) -> list[str]:
+        if not self._edge_rows:
+            return []
+        quoted = self._quoted.__getitem__
+        run, _, tstamp, ctx, role, path, digest, status, _ = zip(*self._edge_rows, strict=True)
+        # run ids and digests are text: quoted in C, without the memo's misses
+        runs = list(map(encode_basestring_ascii, run))
+        digests = list(map(encode_basestring_ascii, digest))
+        columns = (
+            map(operator.getitem, digests, itertools.repeat(slice(1, None))),  # no opening "
+            map(operator.getitem, runs, itertools.repeat(slice(1, None))),
+            runs,
+            digests,
+            map(quoted, path),
+            map(_Memo(_json_text).__getitem__, ctx),
+            map(quoted, tstamp),
+            map(quoted, status),
+        )
+        templates = map(_JSON_EDGE.__getitem__, map("input".__eq__, role))
+        return list(map(str.format, templates, *columns))
+
+    @functools.cached_property
+    def _quoted(self) -> _Memo:
+        """Text columns as JSON strings, each made once (paths, digests and run ids recur)."""
+        return _Memo(_json_text)
+
     def to_dot(self) -> str:
         """Graphviz DOT: runs as boxes, artifacts as notes, roots in bold."""
-        lines = ["digraph lineage {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
-        for node in self.nodes.values():
-            shape = "box" if node.kind == "run" else "note"
-            bold = ", style=bold" if node.id in self.roots else ""
-            label = _dot(_label(node).replace(" · ", "\n"))
-            lines.append(f"  {_dot(node.id)} [shape={shape}, label={label}{bold}];")
-        for edge in self.edges:
-            style = ", style=dashed" if edge.status != "ok" else ""
-            lines.append(
-                f"  {_dot(edge.source)} -> {_dot(edge.target)} [label={_dot(edge.role)}{style}];"
-            )
-        lines.append("}")
-        return "\n".join(lines) + "\n"
+        return "".join(self.dot_chunks())
+
+    def dot_chunks(self) -> Iterator[str]:
+        """The text of `to_dot()` in pieces, for a large graph to be written as it is made."""
+        yield 'digraph lineage {\n  rankdir=LR;\n  node [fontname="Helvetica"];\n'
+        yield from _joined(self._dot_nodes(), "")
+        yield from _joined(self._dot_edges(), "")
+        yield "}\n"
 
     @_built
-    def tree(self) -> str:
+    def _dot_nodes(self) -> list[str]:
+        roots, labels = set(self.roots), self._labels
+        lines = [
+            f"  {_dot(node)} [shape=box, label={_dot_label(labels[node])}"
+            f"{', style=bold' if node in roots else ''}];\n"
+            for node in ["run:" + run for run in sorted(self._runs)]
+        ]
+        digests = sorted(self._artifacts)
+        if not digests:
+            return lines
+        # one template over columns: the loop over 50,000 artifacts runs in C
+        _, kinds, sizes, _, blobs = zip(*map(self._artifacts.__getitem__, digests), strict=True)
+        listed = {digest: ", ".join(at[:3]) for digest, at in self._paths.items()}
+        parts = (
+            map(listed.get, digests, itertools.repeat("")),
+            map(operator.getitem, digests, itertools.repeat(slice(12))),
+            kinds,
+            map(_Memo(lambda size: human_bytes(size or 0)).__getitem__, sizes),
+            map(_Memo(lambda blob: " · kept" if blob else "").__getitem__, blobs),
+        )
+        label = _escaped(list(map("%s @%s · %s %s%s".__mod__, zip(*parts, strict=True))),
+                         _dot_label_escape)  # fmt: skip
+        node = _escaped(list(map("artifact:".__add__, digests)), _dot_escape)
+        styles = [""] * len(digests)
+        for root in roots:
+            at = bisect.bisect_left(digests, root.partition(":")[2])
+            if root.startswith("artifact:") and at < len(digests) and digests[at] == root[9:]:
+                styles[at] = ", style=bold"
+        lines += map(
+            '  "%s" [shape=note, label="%s"%s];\n'.__mod__, zip(node, label, styles, strict=True)
+        )
+        return lines
+
+    @_built
+    def _dot_edges(self) -> list[str]:
+        if not self._edge_rows:
+            return []
+        run, *_, role, _, digest, status, _ = zip(*self._edge_rows, strict=True)
+        styles = _Memo(lambda status: "];" if status == "ok" else ", style=dashed];")
+        columns = (
+            _escaped(list(digest), _dot_escape),
+            _escaped(list(run), _dot_escape),
+            map(styles.__getitem__, status),
+        )
+        templates = map(_DOT_EDGE.__getitem__, map("input".__eq__, role))
+        return list(map(str.format, templates, *columns))
+
+    @functools.cached_property
+    def _labels(self) -> _Memo:
+        """Each node's `_label`, made once."""
+        return _Memo(self._label)
+
+    def _label(self, node: str) -> str:
+        """`_label` of a node, without making every node (nor, for a tree's roots, the
+        paths of every content)."""
+        kind, _, key = node.partition(":")
+        if kind == "run":
+            return _run_label(self._runs[key])
+        if "_paths" in self.__dict__:
+            return _label(Node(node, kind, self._artifact_attrs(key)))
+        seen = [row[_PATH] for rows in (self._followed, self._by_producer) for row in rows
+                if row[_DIGEST] == key]  # fmt: skip
+        paths = sorted(set(seen)) if seen else self._start_paths.get(key, [])
+        return _label(Node(node, kind, {**self._artifact_attrs_without_paths(key), "paths": paths}))
+
+    def _tail(self, node: str) -> str:
+        """An artifact's label after its path: `_label(node, path)` is path + this."""
+        attrs = self._artifact_attrs_without_paths(node.partition(":")[2])
+        return _label(Node(node, "artifact", attrs), "\0").partition("\0")[2]
+
+    def tree(self, limit: int | None = None) -> str:
         """The graph as indented trees from the roots: upstream, then downstream. A node
-        reached twice is printed in full once, then as `(shown above)`."""
-        out: list[str] = []
+        reached twice is printed in full once, then as `(shown above)`. With `limit`, at
+        most that many lines, then one saying how many more there are."""
+        return "".join(self.tree_chunks(limit))
+
+    def tree_chunks(self, limit: int | None = None) -> Iterator[str]:
+        """The text of `tree(limit)` in pieces, for a large graph to be written as it is
+        made."""
+        lines = _TreeLines(self, limit)
         sections: list[tuple[str, bool]] = []
         if self.direction in ("both", "upstream"):
             sections.append(("upstream", False))
         if self.direction in ("both", "downstream"):
             sections.append(("downstream", True))
         for title, forward in sections:
-            near: dict[str, list[Edge]] = {}
-            for edge in self.edges:
-                near.setdefault(edge.source if forward else edge.target, []).append(edge)
-            for edges in near.values():
-                edges.sort(key=lambda e: (e.tstamp, e.path, e.run_id))
-            if len(sections) > 1:
-                out.append(f"{title}:")
-            for root in self.roots:
-                out.append(_label(self.nodes[root]))
-                self._branch(root, forward, near, {root}, out)
-        return "\n".join(out) + "\n"
+            with _building():
+                near = self._near(forward)
+                if len(sections) > 1:
+                    lines.add(f"{title}:")
+                for root in self.roots:
+                    lines.add(self._labels[root])
+                    if lines.room:
+                        lines.branch(root, forward, near)
+                    else:
+                        lines.more += _tree_size(root, near)
+            yield from lines.flush()
+        if lines.more:
+            yield (
+                f"… {lines.more:,} more line{'s' if lines.more > 1 else ''}: narrow with --depth N"
+                " or --upstream/--downstream, print them all with --limit 0, or use --format json\n"
+            )
 
-    def _branch(
-        self,
-        root: str,
-        forward: bool,
-        near: dict[str, list[Edge]],
-        seen: set[str],
-        out: list[str],
-    ) -> None:
-        """Depth first without recursion, so a chain of thousands of runs prints too."""
+    def _near(self, forward: bool) -> dict[str, list[tuple[str, tuple[Any, ...]]]]:
+        """Each node's edges away from the roots, by (tstamp, path, run_id), as (the node at
+        the other end, the edge's row)."""
+        near: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+        for row in self._edge_rows:
+            run, artifact = "run:" + row[_RUN], "artifact:" + row[_DIGEST]
+            if (row[_ROLE] == "input") is forward:  # artifact -> run, seen from the artifact
+                key, other = artifact, run
+            else:
+                key, other = run, artifact
+            found = near.get(key)
+            if found is None:
+                near[key] = [(other, row)]
+            else:
+                found.append((other, row))
+        for key, edges in near.items():
+            # a run's own edges are all of one run and role: in `edges` order already
+            if len(edges) > 1 and key[0] == "a":  # artifact:...
+                edges.sort(key=_near_order)
+        return near
+
+
+def _near_order(edge: tuple[str, tuple[Any, ...]]) -> tuple[str, str, str]:
+    row = edge[1]
+    return row[_TSTAMP], row[_PATH], row[_RUN]
+
+
+_RUN_KEYS = ("run_id", "filename", "tstamp", "status", "snapshot", "started", "mode")
+_JSON_ARTIFACT = (
+    '{"id": "artifact:%s, "kind": "artifact", "digest": %s, "type": %s, "bytes": %s, '
+    '"files": %s, "blob": %s, "paths": [%s]}'
+)  # the first %s is the JSON of the digest without its opening quote
+_DOT_EDGE = {  # by role == "input"
+    True: '  "artifact:{0}" -> "run:{1}" [label="input"{2}\n',
+    False: '  "run:{1}" -> "artifact:{0}" [label="output"{2}\n',
+}
+_JSON_EDGE = {  # by role == "input"; {0} and {1}: the JSON of digest and run without "
+    True: '{{"source": "artifact:{0}, "target": "run:{1}, "role": "input", "run_id": {2}, '
+    '"digest": {3}, "path": {4}, "ctx_id": {5}, "tstamp": {6}, "status": {7}}}',
+    False: '{{"source": "run:{1}, "target": "artifact:{0}, "role": "output", "run_id": {2}, '
+    '"digest": {3}, "path": {4}, "ctx_id": {5}, "tstamp": {6}, "status": {7}}}',
+}
+
+
+def _escaped(texts: list[str], escape: Callable[[str], str]) -> list[str]:
+    """`[escape(text) for text in texts]` in one pass over their join, for an `escape` that
+    replaces substrings without NUL; item by item if a text holds a NUL itself."""
+    found = escape("\0".join(texts)).split("\0")
+    return found if len(found) == len(texts) else [escape(text) for text in texts]
+
+
+class _TreeLines:
+    """The lines of a tree, up to a limit; past it, only counted."""
+
+    def __init__(self, graph: Lineage, limit: int | None) -> None:
+        self.room = limit if limit else -1  # lines that may still be printed; -1: no limit
+        self.more = 0  # lines past the limit
+        self.out: list[str] = []
+        self.labels = graph._labels
+        # an artifact's label after its path (each edge shows the path it was seen at)
+        self.tails = _Memo(graph._tail)
+
+    def add(self, line: str) -> None:
+        if self.room:
+            self.out.append(line)
+            self.room -= 1
+        else:
+            self.more += 1
+
+    def flush(self) -> Iterator[str]:
+        if self.out:
+            yield from _joined(self.out, "\n")
+            yield "\n"
+            self.out = []
+
+    def branch(self, root: str, forward: bool, near: dict[str, list[tuple[str, Any]]]) -> None:
+        """Depth first without recursion, so a chain of thousands of runs prints too; once
+        the limit is reached, the rest of this root's tree is counted instead."""
+        seen = {root}
         stack: list[tuple[str, int, str]] = [(root, 0, "")]  # node, next edge, indent
-        while stack:
+        verbs, labels, tails, out = _VERBS[forward], self.labels, self.tails, self.out
+        shown = 0  # lines of this tree printed
+        while stack and self.room:
             node, index, indent = stack.pop()
-            edges = near.get(node, [])
+            edges = near.get(node, ())
             if index >= len(edges):
                 continue
-            edge = edges[index]
+            other, (_, _, _, _, role, path, _, status, _) = edges[index]
             last = index == len(edges) - 1
             stack.append((node, index + 1, indent))
-            other = edge.target if forward else edge.source
             again = other in seen
-            shown = _label(self.nodes[other], edge.path)
+            verb = verbs.get((role, status)) or _verb(role, status, forward)
+            artifact = (role == "input") is not forward  # else `other` is a run
+            text = path + tails[other] if artifact and path else labels[other]
             suffix = " (shown above)" if again else ""
-            out.append(
-                f"{indent}{'└── ' if last else '├── '}{_verb(edge, forward)} {shown}{suffix}"
-            )
+            out.append(f"{indent}{'└── ' if last else '├── '}{verb} {text}{suffix}")
+            self.room -= 1
+            shown += 1
             if not again:
                 seen.add(other)
                 stack.append((other, 0, indent + ("    " if last else "│   ")))
+        if stack:
+            self.more += _tree_size(root, near) - shown
 
 
-def _verb(edge: Edge, forward: bool) -> str:
-    status = "" if edge.status == "ok" else f" ({edge.status})"
-    if edge.role == "input":
+def _tree_size(root: str, near: dict[str, list[tuple[str, Any]]]) -> int:
+    """The lines below `root` in its full tree: every node reached from it is shown in full
+    once, a line per edge away from it."""
+    seen = {root}
+    level = [root]
+    size = 0
+    other = operator.itemgetter(0)
+    while level:
+        below: list[str] = []
+        for node in level:
+            edges = near.get(node)
+            if edges:
+                size += len(edges)
+                below.extend(map(other, edges))
+        level = [node for node in dict.fromkeys(below) if node not in seen]
+        seen.update(level)
+    return size
+
+
+def _joined(items: list[str], separator: str, size: int = 4096) -> Iterator[str]:
+    """`separator.join(items)` in pieces of `size` items."""
+    for start in range(0, len(items), size):
+        if start:
+            yield separator
+        yield separator.join(items[start : start + size])
+
+
+class _Memo(dict[Any, str]):
+    """`make(key)`, made once per key."""
+
+    def __init__(self, make: Callable[[Any], str]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: Any) -> str:
+        found = self[key] = self.make(key)
+        return found
+
+
+def _json_text(value: Any) -> str:
+    """`json.dumps(value, default=str)`, with the common values made without the encoder."""
+    kind = value.__class__
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value - value == 0:  # finite
+        return float.__repr__(value)
+    return json.dumps(value, default=str)
+
+
+def _verb(role: str, status: str, forward: bool) -> str:
+    status = "" if status == "ok" else f" ({status})"
+    if role == "input":
         return f"read by{status}" if forward else f"read{status}"
     return f"wrote{status}" if forward else f"written by{status}"
+
+
+_VERBS = {
+    forward: {(role, "ok"): _verb(role, "ok", forward) for role in ("input", "output")}
+    for forward in (False, True)
+}  # fmt: skip
 
 
 def _label(node: Node, path: str | None = None) -> str:
     """A run, or an artifact under `path` (else every path its content was seen at)."""
     a = node.attrs
     if node.kind == "run":
-        code = (a.get("snapshot") or "")[:10] or "no snapshot"
-        return f"run {a['run_id']} {a['filename']} · code {code} · {a['tstamp']} · {a['status']}"
+        return _run_label(a)
     kept = " · kept" if a.get("blob") else ""
     paths = path or ", ".join(a.get("paths", [])[:3])
     return f"{paths} @{a['digest'][:12]} · {a.get('type')} {human_bytes(a.get('bytes') or 0)}{kept}"
 
 
+def _run_label(a: dict[str, Any]) -> str:
+    code = (a.get("snapshot") or "")[:10] or "no snapshot"
+    return f"run {a['run_id']} {a['filename']} · code {code} · {a['tstamp']} · {a['status']}"
+
+
 def _dot(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return '"' + _dot_escape(text) + '"'
+
+
+def _dot_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _dot_label(label: str) -> str:
+    """`_dot(label.replace(" · ", "\\n"))`: a label's parts on lines of their own."""
+    return '"' + _dot_label_escape(label) + '"'
+
+
+def _dot_label_escape(label: str) -> str:
+    return _dot_escape(label).replace(" · ", "\\n")
 
 
 # -- finding the target ----------------------------------------------------------------------
@@ -388,8 +717,8 @@ def _pinned(conn: Any, path: str, pin: str, events: list[Event]) -> Start:
 _RUN, _SEQ, _TSTAMP, _CTX, _ROLE, _PATH, _DIGEST, _STATUS, _PRODUCER = range(9)
 
 
-# edges oldest first: by tstamp, run_id, role, path, digest
-_edge_order = operator.itemgetter(7, 3, 2, 5, 4)
+# edges oldest first: by tstamp, run_id, role, path, digest (of rows: store.EDGE_COLUMNS)
+_edge_order = operator.itemgetter(_TSTAMP, _RUN, _ROLE, _PATH, _DIGEST)
 
 
 class _Events:
@@ -406,7 +735,7 @@ class _Events:
         self.asked = 0
         self.scan_at: int | None = None
         self.scanned: dict[str, list[tuple[Any, ...]]] = {}  # step -> its events
-        self.by: dict[str, dict[str, list[tuple[Any, ...]]]] = {}  # step -> key -> events
+        self.by: dict[str, dict[str, list[str]]] = {}  # step -> key -> where it leads
 
     def __call__(self, step: str, keys: set[str]) -> set[str]:
         """Where `step` leads from `keys`."""
@@ -416,21 +745,27 @@ class _Events:
         if step not in self.by and (self.scan_at is None or self.asked <= self.scan_at):
             return {to for _, to in store.step_pairs(self.conn, step, keys)}
         index = self._indexed(step)
-        to = store.EDGE_COLUMNS.index(store.STEPS[step].to)
-        return {row[to] for key in keys for row in index.get(key, ())}
+        found: set[str] = set()
+        for key in keys:
+            to = index.get(key)
+            if to is not None:
+                found.update(to)
+        return found
 
-    def _indexed(self, step: str) -> dict[str, list[tuple[Any, ...]]]:
+    def _indexed(self, step: str) -> dict[str, list[str]]:
+        """key -> where `step` leads from it, over all the step's events (read once)."""
         index = self.by.get(step)
         if index is None:
             index = self.by[step] = {}
             rows = self.scanned[step] = store.step_rows(self.conn, step)
             at = store.EDGE_COLUMNS.index(store.STEPS[step].key)
+            to = store.EDGE_COLUMNS.index(store.STEPS[step].to)
             for row in rows:
                 found = index.get(row[at])
                 if found is None:
-                    index[row[at]] = [row]
+                    index[row[at]] = [row[to]]
                 else:
-                    found.append(row)
+                    found.append(row[to])
         return index
 
     def rows(self, step: str, keys: set[str]) -> list[tuple[Any, ...]]:
@@ -556,6 +891,35 @@ def lineage(
             walk.rows(),
             _start_paths(conn, start),
         )
+
+
+def write(
+    target: str,
+    out: TextIO,
+    *,
+    direction: Direction = "both",
+    depth: int | None = None,
+    fmt: Literal["table", "json", "dot"] = "table",
+    limit: int | None = None,
+    home: Path | None = None,
+) -> None:
+    """`flor lineage`: the graph around TARGET written to `out` as it is made, as a tree
+    (at most `limit` lines, then how many more), JSON or DOT. The collector stays paused
+    until the graph is freed, so it never walks the graph's rows."""
+    with _building():
+        _write(lineage(target, direction=direction, depth=depth, home=home), out, fmt, limit)
+
+
+def _write(graph: Lineage, out: TextIO, fmt: str, limit: int | None) -> None:
+    chunks: Iterator[str]
+    if fmt == "json":
+        chunks = itertools.chain(graph.json_chunks(), "\n")
+    elif fmt == "dot":
+        chunks = graph.dot_chunks()
+    else:
+        chunks = graph.tree_chunks(limit)
+    for chunk in chunks:
+        out.write(chunk)
 
 
 def _start_paths(conn: Any, start: Start) -> dict[str, list[str]]:
