@@ -147,3 +147,37 @@ def test_logs_statements_use_the_index_meant_for_them(
     conn = sqlite3.connect(home / "flor.db")
     plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
     assert len(plan) == 1 and plan[0].endswith(index), plan
+
+
+def test_a_run_with_neither_end_nor_heartbeat_lists_an_unknown_duration(home: Path) -> None:
+    conn = sqlite3.connect(home / "flor.db")
+    rows = [
+        ("ended", 100.0, 130.5, None),
+        ("beating", 100.0, None, 112.25),
+        ("silent", 100.0, None, None),
+    ]
+    for run_id, started, ended, heartbeat in rows:
+        conn.execute(
+            "INSERT INTO runs (run_id, projid, filename, tstamp, status, started, ended, heartbeat)"
+            " VALUES (?, 'p', 'train.py', ?, 'failed', ?, ?, ?)",
+            (run_id, run_id, started, ended, heartbeat),
+        )
+    conn.commit()
+    conn.close()
+    durations = dict(zip(*(reader.runs()[c] for c in ("run_id", "duration_s")), strict=True))
+    assert durations["ended"] == 30.5
+    assert durations["beating"] == 12.25
+    assert durations["silent"] is None or durations["silent"] != durations["silent"]
+
+
+def test_a_store_whose_runs_never_ended_nor_beat_still_lists_them(home: Path) -> None:
+    conn = sqlite3.connect(home / "flor.db")
+    conn.execute(
+        "INSERT INTO runs (run_id, projid, filename, tstamp, status, started)"
+        " VALUES ('silent', 'p', 'train.py', 't', 'running', 100.0)"
+    )
+    conn.commit()
+    conn.close()
+    frame = reader.runs()
+    assert frame["duration_s"].tolist() == [None]
+    assert frame["status"].tolist() == ["killed"]

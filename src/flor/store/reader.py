@@ -166,10 +166,17 @@ def runs(home: Path | None = None, *, include_replays: bool = False) -> pd.DataF
     records: list[dict[str, Any]] = frame.to_dict("records")  # type: ignore[assignment]
     frame["status"] = [effective_status(row, now) for row in records]
     frame["duration_s"] = [
-        round((end if end == end and end is not None else hb) - start, 3)
+        _duration(start, end, hb)
         for start, end, hb in zip(frame["started"], frame["ended"], frame["heartbeat"], strict=True)
     ]
     return frame
+
+
+def _duration(started: float, ended: float | None, heartbeat: float | None) -> float | None:
+    """Until the end, else the last heartbeat; unknown for a run that never sent either
+    (killed before its first heartbeat, or written by another tool)."""
+    last = next((t for t in (ended, heartbeat) if t is not None and t == t), None)
+    return None if last is None else round(last - started, 3)
 
 
 def find_run(run: str, home: Path | None = None) -> dict[str, Any]:
