@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import textwrap
 import threading
 from pathlib import Path
@@ -100,3 +102,20 @@ def test_a_script_that_cannot_be_read_is_one_usage_line(repo: Path) -> None:
     assert result.output.strip().splitlines() == [
         "Error: cannot read nosuch.py (No such file or directory): check the path"
     ]
+
+
+def test_a_time_limit_expiring_inside_a_finalizer_still_interrupts_the_version() -> None:
+    """An exception raised in `__del__` is swallowed by Python: the alarm must not be lost."""
+    finalized = threading.Event()
+
+    class AlarmOnFree:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGALRM)  # the limit expires while this runs
+            finalized.set()
+
+    never = threading.Event()
+    with pytest.raises(versions.VersionTimeout), versions.time_limit(3600):
+        AlarmOnFree()  # freed at once
+        assert finalized.is_set()
+        for _ in range(10_000):  # about 100 s if the alarm was lost
+            never.wait(0.01)

@@ -16,6 +16,7 @@ import contextlib
 import difflib
 import signal
 import threading
+import types
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,7 +205,10 @@ def time_limit(seconds: float) -> Iterator[None]:
         yield
         return
 
-    def expire(signum: int, frame: object) -> None:
+    def expire(signum: int, frame: types.FrameType | None) -> None:
+        if _in_finalizer(frame):
+            signal.setitimer(signal.ITIMER_REAL, FINALIZER_RETRY_S)
+            return
         raise VersionTimeout(
             f"timed out after {seconds:g} s: this version was skipped; propagate it alone "
             f"with the file form to see why"
@@ -217,6 +221,21 @@ def time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+# Python swallows an exception raised inside a finalizer or weakref callback (it only
+# prints "Exception ignored"): an alarm landing there is tried again just after it.
+FINALIZER_RETRY_S = 0.001
+_FINALIZER_MODULES = ("weakref.py", "_weakrefset.py")
+
+
+def _in_finalizer(frame: types.FrameType | None) -> bool:
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or code.co_filename.endswith(_FINALIZER_MODULES):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _track(versions: list[tuple[str, str]], progress: bool) -> Iterable[tuple[str, str]]:
