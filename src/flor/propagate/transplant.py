@@ -211,29 +211,42 @@ def _guarded_update(target: Node, mappings: Mappings) -> Node:
     return owner if bound_names(target) & tested else target
 
 
-def _out_of_old_branches(target: Node, home: Node, mappings: Mappings) -> Node:
-    """The outermost `if`/`else` only old has between the anchor's image and `home`, else
-    the image.
+def _out_of_old_branches(target: Node, home: Node, mappings: Mappings, anchor: Node) -> Node:
+    """The outermost `if`/`else` between the anchor's image and `home` that the statement
+    must follow rather than enter, else the image.
 
-    The statement sits unguarded in the block whose image is `home`. If old computes the
+    The statement sits unguarded after `anchor` (new's), in the block whose image is
+    `home`. If old computes the
     anchor in one branch of an `if`/`else` new does not have (`if decay_lr: lr = get_lr(it)`
     / `else: lr = learning_rate` for new's `lr = get_lr(it) if decay_lr else learning_rate`),
     the branches are alternatives of one step, and the statement follows the whole `if`:
-    inside one branch it would run only sometimes. An `if` without `else` only old has is
-    a guard on the anchor (`if args.distributed: init(...)`, `if epoch % 2 == 0: evaluate`),
-    and the statement follows its anchor into it.
+    inside one branch it would run only sometimes. The same holds for an `if` both versions
+    have when new moved the anchor out of it, below it (dino wraps the heads once after its
+    arch `if`/`elif` chain; old wraps them inside the torchvision branch): new runs the
+    statement whatever the test says. (When new's `if` comes after the anchor, new reordered
+    the step and its check, and the branch old runs the anchor in is entered: llm.c advances
+    the position before its shard check, old in the check's `else`.) An `if` without `else`
+    only old has is a guard on the anchor
+    (`if args.distributed: init(...)`, `if epoch % 2 == 0: evaluate`), and the statement
+    follows its anchor into it.
     """
     outermost: Node | None = None
     node = target
     while node.parent is not None and node.parent is not home:
         owner = node.parent.parent
-        if owner is None or owner.label not in TRANSPARENT or mappings.has_dst(owner):
+        if owner is None or owner.label not in TRANSPARENT:
             return target
+        chain = [owner]
         node = owner
         while node.parent is not None and not node.parent.is_block:
             node = node.parent  # from an `else`/`elif` up to its statement
-            if mappings.has_dst(node):
+            chain.append(node)
+        origins = [mappings.src(n) for n in chain if mappings.has_dst(n)]
+        if origins:
+            if node.label != "If" or any(o is None or o.last >= anchor.pre for o in origins):
                 return target
+            outermost = node  # an `if` new has too, which no longer guards the anchor
+            continue
         if node.label == "If":
             if not any(c.label in ("Else", "If") for c in node.children[1:]):
                 return target
@@ -251,6 +264,27 @@ def _descendants(node: Node) -> list[Node]:
         found.append(current)
         stack.extend(current.children)
     return found
+
+
+def _unwrapped_image(sibling: Node, home: Node, mappings: Mappings) -> Node | None:
+    """For an `if`/`with`/`try` only new has, the last image of its code that old runs
+    unwrapped in `home`, the image of the statement's block.
+
+    dino's validate computes `acc1, acc5 = accuracy(...)` in `if num_labels >= 5:` (and
+    `acc1, = accuracy(...)` in its `else`); old computes it unconditionally: a statement
+    after new's whole `if` follows old's line.
+    """
+    if sibling.label not in ("If", "With", "Try", "TryStar"):
+        return None
+    images = [
+        image
+        for inner in _descendants(sibling)
+        if inner.parent is not None
+        and inner.parent.is_block
+        and (image := mappings.dst(inner)) is not None
+        and image.parent is home
+    ]
+    return max(images, key=lambda image: image.pre, default=None)
 
 
 def _has_image(block: Node, mappings: Mappings) -> bool:
@@ -274,12 +308,14 @@ def find_slot(block: Node, index: int, ctx: Context) -> Slot:
         skipped: list[Node] = []
         for sibling in reversed(src_block.children[:before]):
             target = ctx.mappings.dst(sibling)
+            if target is None and len(levels) == 1 and image is not None:
+                target = _unwrapped_image(sibling, image, ctx.mappings)
             if target is None or target.parent is None or not target.parent.is_block:
                 skipped.append(sibling)
                 continue
             if consistent(block, target, ctx.mappings):
                 if len(levels) == 1 and image is not None:
-                    target = _out_of_old_branches(target, image, ctx.mappings)
+                    target = _out_of_old_branches(target, image, ctx.mappings, sibling)
                 target = _guarded_update(target, ctx.mappings)
                 _check_skipped_calls(skipped, target, ctx)
                 return _after(target)
