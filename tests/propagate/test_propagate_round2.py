@@ -179,3 +179,171 @@ def test_statement_after_a_new_if_whose_code_old_lacks_is_still_declined() -> No
     assert not result.ok
     assert isinstance(result.outcomes[0], Declined)
     assert result.source == d(old)
+
+
+MINGPT_NEW = """
+import flor
+
+class Trainer:
+    def __init__(self, config, model):
+        self.config = config
+        self.model = model
+        self.iter_num = 0
+
+    def run(self):
+        model, config = self.model, self.config
+        optimizer = model.configure_optimizers(config)
+        loader = DataLoader(self.dataset, batch_size=config.batch_size)
+        flor.log("batch_size", config.batch_size)
+        for x, y in loader:
+            logits, loss = model(x, y)
+            loss.backward()
+            optimizer.step()
+            self.iter_num += 1
+            flor.log("iter_num", self.iter_num)
+"""
+
+MINGPT_OLD = """
+class Trainer:
+    def __init__(self, config, model):
+        self.config = config
+        self.model = model
+
+    def save_checkpoint(self):
+        torch.save(self.model.state_dict(), self.config.ckpt_path)
+
+    def train(self):
+        model, config = self.model, self.config
+        optimizer = model.configure_optimizers(config)
+        best_loss = float("inf")
+        loader = DataLoader(self.dataset, batch_size=config.batch_size)
+        for x, y in loader:
+            logits, loss = model(x, y)
+            loss.backward()
+            optimizer.step()
+"""
+
+
+def test_a_renamed_method_is_not_paired_with_another_for_sharing_self() -> None:
+    # minGPT renamed `train` to `run` and rewrote it: `run` must not become old's
+    # `save_checkpoint` because both take only `self`; its code is in old's `train()`.
+    new = """
+    import time
+    import flor
+
+
+    class Trainer:
+        def __init__(self, config, model, dataset):
+            self.config = config
+            self.model = model
+            self.dataset = dataset
+
+        def add_callback(self, event, callback):
+            self.callbacks[event].append(callback)
+
+        def run(self):
+            model, config = self.model, self.config
+            self.optimizer = model.configure_optimizers(config)
+            loader = DataLoader(self.dataset, shuffle=False, batch_size=config.batch_size)
+            flor.log("batch_size", config.batch_size)
+            model.train()
+            self.iter_time = time.time()
+            data_iter = iter(loader)
+            while True:
+                try:
+                    batch = next(data_iter)
+                except StopIteration:
+                    data_iter = iter(loader)
+                    batch = next(data_iter)
+                x, y = [t.to(self.device) for t in batch]
+                logits, self.loss = model(x, y)
+                model.zero_grad(set_to_none=True)
+                self.loss.backward()
+                self.optimizer.step()
+                self.trigger_callbacks("on_batch_end")
+                tnow = time.time()
+                self.iter_dt = tnow - self.iter_time
+                self.iter_time = tnow
+    """
+    old = """
+    class Trainer:
+        def __init__(self, config, model, dataset):
+            self.config = config
+            self.model = model
+            self.dataset = dataset
+
+        def save_checkpoint(self):
+            raw_model = self.model.module if hasattr(self.model, "module") else self.model
+            torch.save(raw_model.state_dict(), self.config.ckpt_path)
+
+        def train(self):
+            model, config = self.model, self.config
+            optimizer = model.configure_optimizers(config)
+
+            def run_epoch(loader, is_train=True):
+                model.train(is_train)
+                losses = []
+                for it, (x, y) in enumerate(loader):
+                    logits, loss = model(x, y)
+                    losses.append(loss.item())
+                    if is_train:
+                        model.zero_grad()
+                        loss.backward()
+                        optimizer.step()
+
+            loader = DataLoader(self.dataset, shuffle=True, batch_size=config.batch_size)
+            for epoch in range(config.max_epochs):
+                run_epoch(loader)
+    """
+    assert placed(new, old) == "import flor\n" + d(
+        """
+    class Trainer:
+        def __init__(self, config, model, dataset):
+            self.config = config
+            self.model = model
+            self.dataset = dataset
+
+        def save_checkpoint(self):
+            raw_model = self.model.module if hasattr(self.model, "module") else self.model
+            torch.save(raw_model.state_dict(), self.config.ckpt_path)
+
+        def train(self):
+            model, config = self.model, self.config
+            optimizer = model.configure_optimizers(config)
+
+            def run_epoch(loader, is_train=True):
+                model.train(is_train)
+                losses = []
+                for it, (x, y) in enumerate(loader):
+                    logits, loss = model(x, y)
+                    losses.append(loss.item())
+                    if is_train:
+                        model.zero_grad()
+                        loss.backward()
+                        optimizer.step()
+
+            loader = DataLoader(self.dataset, shuffle=True, batch_size=config.batch_size)
+            flor.log("batch_size", config.batch_size)
+            for epoch in range(config.max_epochs):
+                run_epoch(loader)
+    """
+    )
+
+
+def test_an_attribute_only_new_sets_on_self_is_not_read_in_old() -> None:
+    # minGPT's new Trainer counts `self.iter_num`; old's never sets it: AttributeError there.
+    result = propagate_source(d(MINGPT_NEW), d(MINGPT_OLD))
+    assert not result.ok
+    assert result.source == d(MINGPT_OLD)
+    reasons = [o.reason for o in result.outcomes if isinstance(o, Declined)]
+    assert "`self.iter_num` is never set in the target's class" in reasons
+
+
+def test_an_attribute_both_classes_set_is_read_in_old() -> None:
+    new = d(MINGPT_NEW).replace(
+        'flor.log("iter_num", self.iter_num)', 'flor.log("model", type(self.model).__name__)'
+    )
+    new = "\n".join(line for line in new.splitlines() if 'batch_size", config' not in line)
+    result = propagate_source(new + "\n", d(MINGPT_OLD))
+    assert result.ok, result.outcomes
+    assert '            flor.log("model", type(self.model).__name__)\n' in result.source

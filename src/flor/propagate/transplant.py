@@ -668,6 +668,7 @@ def plan_insertion(
     new_position = siblings[-1].last + 0.5 if siblings else block.pre + 0.5
     old_scope = ctx.old_bindings.scope_at(slot.block)
     statement_tree = build_tree(stmt.node, index=False)
+    _check_self_attributes(statement_tree.root, block, slot.block)
     renames: dict[str, str] = {}
     by_node: dict[cst.CSTNode, str] = {}
     for name_node in read_names(statement_tree.root):
@@ -693,6 +694,56 @@ def plan_insertion(
     if applied:
         text = cst.Module(body=[]).code_for_node(node)
     return Insertion(slot.block, slot.index, order, new_line, applied, text)
+
+
+def _self_attributes(node: Node) -> set[str]:
+    """Attributes read directly off `self` in `node` (`self.iter_num`, `self.opt.lr` -> opt)."""
+    return {
+        n.value
+        for n in [node, *_descendants(node)]
+        if n.label == "Attribute" and n.children and n.children[0].label == "Name"
+        if n.children[0].value == "self"
+    }
+
+
+def _assigned_self_attributes(cls: Node) -> set[str]:
+    """Attributes some method of `cls` assigns on `self` (`self.x = `, `a, self.x = `, `+=`)."""
+    found: set[str] = set()
+    for small in _descendants(cls):
+        if small.label == "Assign":
+            targets = small.children[:-1]
+        elif small.label in ("AugAssign", "AnnAssign"):
+            targets = small.children[:1]
+        else:
+            continue
+        stack = list(targets)
+        while stack:
+            current = stack.pop()
+            if current.label == "Attribute" and current.children:
+                base = current.children[0]
+                if base.label == "Name" and base.value == "self":
+                    found.add(current.value)
+            elif current.label in ("AssignTarget", "Tuple", "List", "Element", "StarredElement"):
+                stack.extend(current.children)
+    return found
+
+
+def _class_of(node: Node) -> Node | None:
+    return next((up for up in node.ancestors() if up.label == "ClassDef"), None)
+
+
+def _check_self_attributes(statement: Node, block: Node, old_block: Node) -> None:
+    """Decline when the statement reads `self.x`, an attribute new's class sets itself, and
+    old's class never sets it (minGPT's Trainer counts `self.iter_num` only in new): the
+    scope check sees only `self`, which both have. Inherited attributes (set in neither
+    class) are not judged."""
+    read = _self_attributes(statement)
+    new_class, old_class = _class_of(block), _class_of(old_block)
+    if not read or new_class is None or old_class is None:
+        return
+    missing = (read & _assigned_self_attributes(new_class)) - _assigned_self_attributes(old_class)
+    if missing:
+        raise Decline(f"`self.{sorted(missing)[0]}` is never set in the target's class")
 
 
 def plan_wrap(stmt: LogStatement, order: int, ctx: Context) -> Wrap:
