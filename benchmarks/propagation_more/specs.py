@@ -486,3 +486,34 @@ case("al0-peft", *AL, AL_FIRST, 'flor.log("lora_r", config.r)', 184, 49,
 case("al0-train-data-none", *AL, AL_FIRST, 'flor.log("n_train", len(train_data))', 232, None,
      "the first commit has no train/val split: the Trainer gets `data['train']` and `train_data` is never bound.",
      ["none", "in-function"])
+
+# ------------------------------------------------------------------ karpathy/minGPT model.py
+MM = ("karpathy/minGPT", "mingpt/model.py", "37baab71b9abea1b76ab957409a1cc2fbfba8a26")
+
+case("mm-att-softmax", *MM, MG_2020, 'flor.log("att_max", att.max().item())', 64, 72,
+     "CausalSelfAttention.forward: `att = F.softmax(att, dim=-1)`, unchanged; the q/k/v projections "
+     "before it became one c_attn split.", ["after-stmt", "in-method"])
+case("mm-q-split-none", *MM, MG_2020, 'flor.log("q_shape", list(q.shape))', 56, None,
+     "new splits un-reshaped q, k, v off one c_attn projection; old computes each already reshaped "
+     "(`q = self.query(x).view(...).transpose(1, 2)`): no point holds q with the pre-view shape.",
+     ["none", "in-method"])
+case("mm-tok-emb-renamed", *MM, MG_2020, 'flor.log("tok_emb_norm", tok_emb.norm().item())', 267, 185,
+     "GPT.forward: `tok_emb = self.transformer.wte(idx)` was `token_embeddings = self.tok_emb(idx)` "
+     "(the embedding moved into a ModuleDict).", ["rename", "changed-anchor", "after-stmt", "in-method"],
+     expected_statement='flor.log("tok_emb_norm", token_embeddings.norm().item())')
+case("mm-after-blocks-loop", *MM, MG_2020, 'flor.log("x_norm", x.norm().item())', 270, 188,
+     "after new's `for block in self.transformer.h: x = block(x)`; old runs the blocks as one "
+     "nn.Sequential call, `x = self.blocks(x)`.", ["restructured", "changed-anchor", "after-stmt", "in-method"])
+case("mm-in-blocks-loop-none", *MM, MG_2020, 'flor.log("block_out_norm", x.norm().item())', 271, None,
+     "per transformer block, inside new's loop over blocks: old has no such loop (one Sequential call "
+     "runs them all), so no place logs once per block.", ["none", "loop", "in-method"])
+case("mm-logits", *MM, MG_2020, 'flor.log("logits_mean", logits.mean().item())', 273, 190,
+     "`logits = self.lm_head(x)` was `self.head(x)`.", ["changed-anchor", "after-stmt", "in-method"])
+case("mm-loss-branch", *MM, MG_2020, 'flor.log("loss", loss.item())', 278, 195,
+     "inside `if targets is not None:` after the cross-entropy (new adds ignore_index).",
+     ["changed-anchor", "after-stmt", "in-method", "nested-block"])
+case("mm-pos-none", *MM, MG_2020, 'flor.log("pos_len", pos.size(1))', 264, None,
+     "new builds position indices `pos = torch.arange(...)`; old slices a learned pos_emb parameter and has no `pos`.",
+     ["none", "in-method"])
+case("mm-block-attn-residual", *MM, MG_2020, 'flor.log("attn_res_norm", x.norm().item())', 91, 97,
+     "Block.forward: `x = x + self.attn(self.ln_1(x))` was `self.ln1`.", ["changed-anchor", "after-stmt", "in-method"])

@@ -347,3 +347,146 @@ def test_an_attribute_both_classes_set_is_read_in_old() -> None:
     result = propagate_source(new + "\n", d(MINGPT_OLD))
     assert result.ok, result.outcomes
     assert '            flor.log("model", type(self.model).__name__)\n' in result.source
+
+
+ALPACA_OLD = """
+import transformers
+
+OUTPUT_DIR = "lora-alpaca"
+GROUP_BY_LENGTH = True
+
+model = load_model()
+trainer = transformers.Trainer(
+    model=model,
+    args=transformers.TrainingArguments(
+        output_dir=OUTPUT_DIR,
+        group_by_length=GROUP_BY_LENGTH,
+    ),
+)
+trainer.train()
+
+model.save_pretrained(OUTPUT_DIR)
+"""
+
+
+def test_a_module_constant_that_became_a_parameter_is_read_under_its_old_name() -> None:
+    # alpaca-lora moved its script into `train(...)` run by fire: OUTPUT_DIR is `output_dir`.
+    new = """
+    import fire
+    import flor
+    import transformers
+
+    def train(base_model="", output_dir="lora-alpaca", group_by_length=False):
+        model = load_model(base_model)
+        trainer = transformers.Trainer(
+            model=model,
+            args=transformers.TrainingArguments(
+                warmup_steps=100,
+                output_dir=output_dir,
+                group_by_length=group_by_length,
+            ),
+        )
+        trainer.train()
+
+        model.save_pretrained(output_dir)
+        flor.log("output_dir", output_dir)
+
+    if __name__ == "__main__":
+        fire.Fire(train)
+    """
+    assert placed(new, ALPACA_OLD) == d(ALPACA_OLD).replace(
+        "import transformers\n", "import transformers\nimport flor\n"
+    ).replace(
+        "model.save_pretrained(OUTPUT_DIR)\n",
+        'model.save_pretrained(OUTPUT_DIR)\nflor.log("output_dir", OUTPUT_DIR)\n',
+    )
+
+
+def test_a_parameter_is_not_read_as_a_constant_of_another_name() -> None:
+    new = """
+    import fire
+    import flor
+
+    def train(save_dir="lora-alpaca"):
+        model = load_model()
+        model.save_pretrained(save_dir)
+        flor.log("save_dir", save_dir)
+
+    if __name__ == "__main__":
+        fire.Fire(train)
+    """
+    old = """
+    OUTPUT_DIR = "lora-alpaca"
+    model = load_model()
+    model.save_pretrained(OUTPUT_DIR)
+    """
+    result = propagate_source(d(new), d(old))
+    assert not result.ok
+    assert result.source == d(old)
+
+
+def test_after_a_new_if_in_a_function_old_ran_at_module_level() -> None:
+    # alpaca-lora: `train()` (old's module level) loads json or a hub dataset; old only json.
+    new = """
+    import fire
+    import flor
+
+    def train(data_path="data.json", lora_r=8):
+        config = LoraConfig(r=lora_r)
+        model = get_peft_model(load_model(), config)
+        if data_path.endswith(".json"):
+            data = load_dataset("json", data_files=data_path)
+        else:
+            data = load_dataset(data_path)
+        flor.log("n_rows", len(data["train"]))
+        trainer = Trainer(model=model, train_dataset=data["train"])
+        trainer.train()
+
+    if __name__ == "__main__":
+        fire.Fire(train)
+    """
+    old = """
+    DATA_PATH = "data.json"
+    config = LoraConfig(r=8)
+    model = get_peft_model(load_model(), config)
+    data = load_dataset("json", data_files=DATA_PATH)
+
+    def tokenize(prompt):
+        return tokenizer(prompt)
+
+    trainer = Trainer(model=model, train_dataset=data["train"])
+    trainer.train()
+    """
+    assert placed(new, old) == "import flor\n" + d(old).replace(
+        "data_files=DATA_PATH)\n",
+        'data_files=DATA_PATH)\nflor.log("n_rows", len(data["train"]))\n',
+    )
+
+
+def test_after_a_loop_only_new_has_follows_the_code_old_runs_unlooped() -> None:
+    # minGPT: `for block in self.h: x = block(x)` in new was one `x = self.blocks(x)`.
+    new = """
+    import flor
+
+    class GPT:
+        def forward(self, idx):
+            tok_emb = self.wte(idx)
+            x = self.drop(tok_emb)
+            for block in self.h:
+                x = block(x)
+            flor.log("x_norm", x.norm().item())
+            x = self.ln_f(x)
+            return self.lm_head(x)
+    """
+    old = """
+    class GPT:
+        def forward(self, idx):
+            tok_emb = self.wte(idx)
+            x = self.drop(tok_emb)
+            x = self.blocks(x)
+            x = self.ln_f(x)
+            return self.lm_head(x)
+    """
+    assert placed(new, old) == "import flor\n" + d(old).replace(
+        "x = self.blocks(x)\n", 'x = self.blocks(x)\n        flor.log("x_norm", x.norm().item())\n'
+    )

@@ -267,14 +267,16 @@ def _descendants(node: Node) -> list[Node]:
 
 
 def _unwrapped_image(sibling: Node, home: Node, mappings: Mappings) -> Node | None:
-    """For an `if`/`with`/`try` only new has, the last image of its code that old runs
-    unwrapped in `home`, the image of the statement's block.
+    """For an `if`/`with`/`try` or a loop only new has, the last image of its code that old
+    runs unwrapped in `home`, the image of the statement's block.
 
     dino's validate computes `acc1, acc5 = accuracy(...)` in `if num_labels >= 5:` (and
     `acc1, = accuracy(...)` in its `else`); old computes it unconditionally: a statement
-    after new's whole `if` follows old's line.
+    after new's whole `if` follows old's line. minGPT runs its blocks in
+    `for block in self.transformer.h: x = block(x)`, old in one `x = self.blocks(x)`: a
+    statement after the loop follows that line, not the line before it.
     """
-    if sibling.label not in ("If", "With", "Try", "TryStar"):
+    if sibling.label not in ("If", "With", "Try", "TryStar", "For", "While"):
         return None
     images = [
         image
@@ -285,6 +287,17 @@ def _unwrapped_image(sibling: Node, home: Node, mappings: Mappings) -> Node | No
         and image.parent is home
     ]
     return max(images, key=lambda image: image.pre, default=None)
+
+
+def _siblings_home(block: Node, mappings: Mappings) -> Node | None:
+    """The one old block holding the images of `block`'s statements, for a block without an
+    image of its own (the body of alpaca-lora's `train()`, which was old's module level)."""
+    homes = {
+        image.parent
+        for child in block.children
+        if (image := mappings.dst(child)) is not None and image.parent is not None
+    }
+    return homes.pop() if len(homes) == 1 else None
 
 
 def _has_image(block: Node, mappings: Mappings) -> bool:
@@ -308,8 +321,10 @@ def find_slot(block: Node, index: int, ctx: Context) -> Slot:
         skipped: list[Node] = []
         for sibling in reversed(src_block.children[:before]):
             target = ctx.mappings.dst(sibling)
-            if target is None and len(levels) == 1 and image is not None:
-                target = _unwrapped_image(sibling, image, ctx.mappings)
+            if target is None and len(levels) == 1:
+                home = image if image is not None else _siblings_home(src_block, ctx.mappings)
+                if home is not None:
+                    target = _unwrapped_image(sibling, home, ctx.mappings)
             if target is None or target.parent is None or not target.parent.is_block:
                 skipped.append(sibling)
                 continue
@@ -472,6 +487,8 @@ def _corresponds(name: str, new_binding: Node, old_binding: Node, ctx: Context) 
         chain = [new_scope, *_enclosing(new_scope)]
         if origin_scope not in chain:
             origin = None  # old's code moved into another function of new
+    if _constant_became_parameter(new_binding, old_binding, ctx):
+        return True
     binding: Node | None = new_binding
     while binding is not None:
         statement = binding.statement()
@@ -489,6 +506,28 @@ def _corresponds(name: str, new_binding: Node, old_binding: Node, ctx: Context) 
         scope = ctx.new_bindings.scope_at(binding)
         binding = ctx.new_bindings.resolve(name, scope, binding.pre)
     return False
+
+
+def _constant_became_parameter(new_binding: Node, old_binding: Node, ctx: Context) -> bool:
+    """A module-level setting of old became a parameter of the function new moved the
+    script into (alpaca-lora's `OUTPUT_DIR = "lora-alpaca"` is `train(output_dir=...)`,
+    run through `fire.Fire(train)`): the same name up to case, a function old lacks, and a
+    module-level assignment new lacks."""
+    if new_binding.label != "Param" or old_binding.label != "Name":
+        return False
+    if new_binding.value.lower() != old_binding.value.lower():
+        return False
+    function = new_binding.parent.parent if new_binding.parent is not None else None
+    old_statement = old_binding.statement()
+    return (
+        function is not None
+        and function.label == "FunctionDef"
+        and ctx.mappings.dst(function) is None
+        and _binding_kind(old_binding) == "assignment"
+        and old_statement is not None
+        and old_statement.parent is ctx.old.root
+        and ctx.mappings.src(old_statement) is None
+    )
 
 
 def _enclosing(scope: Scope) -> list[Scope]:
@@ -566,7 +605,11 @@ def _voted_name(name: str, ctx: Context) -> list[str]:
                 votes[other] += 2 if len(others) == 1 else 1
     ranked = votes.most_common()
     if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
-        return []
+        # A tie is broken only by the one name equal up to case (`OUTPUT_DIR` for
+        # `output_dir`, beside a keyword argument aligned with the wrong neighbour).
+        tied = [n for n, count in ranked if count == ranked[0][1]]
+        same = [n for n in tied if n.lower() == name.lower()]
+        return same if len(same) == 1 else []
     return [n for n, count in ranked[:1] if count >= 2]
 
 
