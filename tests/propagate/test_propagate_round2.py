@@ -490,3 +490,32 @@ def test_after_a_loop_only_new_has_follows_the_code_old_runs_unlooped() -> None:
     assert placed(new, old) == "import flor\n" + d(old).replace(
         "x = self.blocks(x)\n", 'x = self.blocks(x)\n        flor.log("x_norm", x.norm().item())\n'
     )
+
+
+def test_a_value_computed_in_a_loop_the_target_lacks_is_not_read_before_it() -> None:
+    # When new's loop line has no counterpart, `x` before the loop (the embedding) is not
+    # the value new logs after it: decline rather than log before old's blocks run.
+    new = """
+    import flor
+
+    class GPT:
+        def forward(self, idx):
+            x = self.drop(self.wte(idx))
+            for block in self.h:
+                x = block(x)
+            flor.log("x_norm", x.norm().item())
+            return self.lm_head(x)
+    """
+    old = """
+    class GPT:
+        def forward(self, idx):
+            x = self.drop(self.wte(idx))
+            self.stack.apply_(x)
+            return self.lm_head(x)
+    """
+    result = propagate_source(d(new), d(old))
+    assert not result.ok
+    assert result.source == d(old)
+    (outcome,) = result.outcomes
+    assert isinstance(outcome, Declined)
+    assert outcome.reason == "`x` is computed in a loop the target lacks"

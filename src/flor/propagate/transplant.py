@@ -646,6 +646,7 @@ def _target_name(
         if ctx.old_bindings.is_bound(name, old_scope, slot.position):
             return name
         raise Decline(f"`{name}` is not bound at its place in the target")
+    _check_loop_only_new_runs(name, new_binding, block, ctx)
     choices = [name, rename_for(name, new_binding, ctx)]
     if not ctx.old_bindings.resolve(name, old_scope, slot.position):
         choices.extend(_voted_name(name, ctx))
@@ -666,6 +667,23 @@ def _target_name(
     if different:
         raise Decline(f"`{name}` holds another value at its place in the target")
     raise Decline(f"`{name}` is not bound at its place in the target")
+
+
+def _check_loop_only_new_runs(name: str, binding: Node, block: Node, ctx: Context) -> None:
+    """Decline when new's binding is computed in a loop that has no counterpart, does not
+    enclose the statement, and whose line has none either: after the loop the name holds
+    what old never computes there (minGPT's `for block in h: x = block(x)` vs old's
+    `x = self.blocks(x)` left unmatched: `x` before it is the embedding, not the output)."""
+    statement = binding.statement()
+    if statement is None or ctx.mappings.has_src(statement):
+        return
+    for up in binding.ancestors():
+        if up.label in ("FunctionDef", "ClassDef", "Lambda"):
+            return
+        if up.label in ("For", "While") and not up.contains(block):
+            if not ctx.mappings.has_src(up):
+                raise Decline(f"`{name}` is computed in a loop the target lacks")
+            return
 
 
 # Owners whose body may not run: a binding inside one leaves the earlier binding reaching.
