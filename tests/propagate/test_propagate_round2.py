@@ -519,3 +519,38 @@ def test_a_value_computed_in_a_loop_the_target_lacks_is_not_read_before_it() -> 
     (outcome,) = result.outcomes
     assert isinstance(outcome, Declined)
     assert outcome.reason == "`x` is computed in a loop the target lacks"
+
+
+def test_a_setting_line_that_became_lower_case_in_a_function_is_its_anchor() -> None:
+    # alpaca-lora: `GRADIENT_ACCUMULATION_STEPS = BATCH_SIZE // MICRO_BATCH_SIZE` at module
+    # level became `gradient_accumulation_steps = batch_size // micro_batch_size` in train().
+    new = """
+    import fire
+    import flor
+
+    def train(base_model="", batch_size=128, micro_batch_size=4):
+        if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+            print(f"batch_size: {batch_size}")
+        gradient_accumulation_steps = batch_size // micro_batch_size
+        flor.log("micro_batch_size", micro_batch_size)
+        prompter = Prompter("alpaca")
+        world_size = int(os.environ.get("WORLD_SIZE", 1))
+        model = load(base_model)
+        trainer = Trainer(model, micro_batch_size, gradient_accumulation_steps)
+
+    if __name__ == "__main__":
+        fire.Fire(train)
+    """
+    old = """
+    MICRO_BATCH_SIZE = 4
+    BATCH_SIZE = 128
+    GRADIENT_ACCUMULATION_STEPS = BATCH_SIZE // MICRO_BATCH_SIZE
+    BASE_MODEL = None
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    model = load(BASE_MODEL)
+    trainer = Trainer(model, MICRO_BATCH_SIZE, GRADIENT_ACCUMULATION_STEPS)
+    """
+    assert placed(new, old) == "import flor\n" + d(old).replace(
+        "BATCH_SIZE // MICRO_BATCH_SIZE\n",
+        'BATCH_SIZE // MICRO_BATCH_SIZE\nflor.log("micro_batch_size", MICRO_BATCH_SIZE)\n',
+    )

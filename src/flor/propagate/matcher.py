@@ -657,7 +657,10 @@ class StatementMatcher(Phase):
         return self._overlap(x, y) >= self.options.gap_similarity
 
     def _overlap(self, x: Node, y: Node) -> float:
-        bag_x, bag_y = self.recovery.bag(x), self.recovery.bag(y)
+        """Token Dice of two leftovers, ignoring case: a module-level setting that became a
+        parameter keeps its line (`GRADIENT_ACCUMULATION_STEPS = BATCH_SIZE // MICRO_BATCH_SIZE`
+        is `gradient_accumulation_steps = batch_size // micro_batch_size`)."""
+        bag_x, bag_y = _casefolded(self.recovery.bag(x)), _casefolded(self.recovery.bag(y))
         total = sum(bag_x.values()) + sum(bag_y.values())
         return 2.0 * sum((bag_x & bag_y).values()) / total if total else 0.0
 
@@ -690,6 +693,13 @@ class StatementMatcher(Phase):
                 target = candidates[0][0]
                 if not mappings.has_dst(target):
                     self._pair(nodes[0], target, mappings)
+
+
+def _casefolded(bag: Counter[str]) -> Counter[str]:
+    folded: Counter[str] = Counter()
+    for token, count in bag.items():
+        folded[token.casefold()] += count
+    return folded
 
 
 def _function_of(node: Node) -> Node | None:
