@@ -63,7 +63,7 @@ def build(s):
         case["new_anchor_line"] = anchor.lineno
     if s["old"] is None:
         case["expected"] = "none"
-    elif s.get("first"):
+    elif s.get("first") or s.get("old_first"):
         header = _stmt_at(old_tree, s["old"])
         case["block_header_line"] = header.lineno
         case["expected_before_line"] = getattr(header, field)[0].lineno

@@ -324,14 +324,20 @@ class RecoveryMatcher(Phase):
         return 2.0 * common / total >= self.options.statement_similarity
 
     def bag(self, node: Node) -> Counter[str]:
-        """Identifiers, literals and operators of a statement, without its nested blocks."""
+        """Identifiers, literals and operators of a statement, without its nested blocks.
+
+        A definition's bag leaves out `self`/`cls`: `def run(self)` and
+        `def save_checkpoint(self)` share nothing (minGPT renamed `train` to `run`, and its
+        `run` must not become old's `save_checkpoint`).
+        """
         bag = self._bags.get(node)
         if bag is None:
             bag = Counter()
             stack = [node]
+            implicit = _IMPLICIT_PARAMS if node.label in _DEFINITIONS else frozenset()
             while stack:
                 current = stack.pop()
-                if current.value:
+                if current.value and current.value not in implicit:
                     bag[current.value] += 1
                 stack.extend(c for c in current.children if not c.is_block)
             self._bags[node] = bag
@@ -375,6 +381,8 @@ def _owner_label(node: Node) -> str | None:
 
 
 _DEFINITIONS = frozenset({"FunctionDef", "ClassDef"})
+# Parameters every method has: sharing them says nothing about two definitions.
+_IMPLICIT_PARAMS = frozenset({"self", "cls"})
 
 
 class BottomUpMatcher(Phase):
@@ -640,14 +648,19 @@ class StatementMatcher(Phase):
         if not _same_kind(x, y):
             return False
         if x.children and _header(x) == _header(y) and x.label != "SimpleStatementLine":
-            return True
+            # A definition's name is its value, not in its header: `def run(self)` is not
+            # `def save_checkpoint(self)` for sharing a parameter list.
+            return x.label not in _DEFINITIONS or x.value == y.value
         names = bound_names(x)
         if names and names == bound_names(y):
             return True
         return self._overlap(x, y) >= self.options.gap_similarity
 
     def _overlap(self, x: Node, y: Node) -> float:
-        bag_x, bag_y = self.recovery.bag(x), self.recovery.bag(y)
+        """Token Dice of two leftovers, ignoring case: a module-level setting that became a
+        parameter keeps its line (`GRADIENT_ACCUMULATION_STEPS = BATCH_SIZE // MICRO_BATCH_SIZE`
+        is `gradient_accumulation_steps = batch_size // micro_batch_size`)."""
+        bag_x, bag_y = _casefolded(self.recovery.bag(x)), _casefolded(self.recovery.bag(y))
         total = sum(bag_x.values()) + sum(bag_y.values())
         return 2.0 * sum((bag_x & bag_y).values()) / total if total else 0.0
 
@@ -680,6 +693,13 @@ class StatementMatcher(Phase):
                 target = candidates[0][0]
                 if not mappings.has_dst(target):
                     self._pair(nodes[0], target, mappings)
+
+
+def _casefolded(bag: Counter[str]) -> Counter[str]:
+    folded: Counter[str] = Counter()
+    for token, count in bag.items():
+        folded[token.casefold()] += count
+    return folded
 
 
 def _function_of(node: Node) -> Node | None:

@@ -211,29 +211,42 @@ def _guarded_update(target: Node, mappings: Mappings) -> Node:
     return owner if bound_names(target) & tested else target
 
 
-def _out_of_old_branches(target: Node, home: Node, mappings: Mappings) -> Node:
-    """The outermost `if`/`else` only old has between the anchor's image and `home`, else
-    the image.
+def _out_of_old_branches(target: Node, home: Node, mappings: Mappings, anchor: Node) -> Node:
+    """The outermost `if`/`else` between the anchor's image and `home` that the statement
+    must follow rather than enter, else the image.
 
-    The statement sits unguarded in the block whose image is `home`. If old computes the
+    The statement sits unguarded after `anchor` (new's), in the block whose image is
+    `home`. If old computes the
     anchor in one branch of an `if`/`else` new does not have (`if decay_lr: lr = get_lr(it)`
     / `else: lr = learning_rate` for new's `lr = get_lr(it) if decay_lr else learning_rate`),
     the branches are alternatives of one step, and the statement follows the whole `if`:
-    inside one branch it would run only sometimes. An `if` without `else` only old has is
-    a guard on the anchor (`if args.distributed: init(...)`, `if epoch % 2 == 0: evaluate`),
-    and the statement follows its anchor into it.
+    inside one branch it would run only sometimes. The same holds for an `if` both versions
+    have when new moved the anchor out of it, below it (dino wraps the heads once after its
+    arch `if`/`elif` chain; old wraps them inside the torchvision branch): new runs the
+    statement whatever the test says. (When new's `if` comes after the anchor, new reordered
+    the step and its check, and the branch old runs the anchor in is entered: llm.c advances
+    the position before its shard check, old in the check's `else`.) An `if` without `else`
+    only old has is a guard on the anchor
+    (`if args.distributed: init(...)`, `if epoch % 2 == 0: evaluate`), and the statement
+    follows its anchor into it.
     """
     outermost: Node | None = None
     node = target
     while node.parent is not None and node.parent is not home:
         owner = node.parent.parent
-        if owner is None or owner.label not in TRANSPARENT or mappings.has_dst(owner):
+        if owner is None or owner.label not in TRANSPARENT:
             return target
+        chain = [owner]
         node = owner
         while node.parent is not None and not node.parent.is_block:
             node = node.parent  # from an `else`/`elif` up to its statement
-            if mappings.has_dst(node):
+            chain.append(node)
+        origins = [mappings.src(n) for n in chain if mappings.has_dst(n)]
+        if origins:
+            if node.label != "If" or any(o is None or o.last >= anchor.pre for o in origins):
                 return target
+            outermost = node  # an `if` new has too, which no longer guards the anchor
+            continue
         if node.label == "If":
             if not any(c.label in ("Else", "If") for c in node.children[1:]):
                 return target
@@ -251,6 +264,40 @@ def _descendants(node: Node) -> list[Node]:
         found.append(current)
         stack.extend(current.children)
     return found
+
+
+def _unwrapped_image(sibling: Node, home: Node, mappings: Mappings) -> Node | None:
+    """For an `if`/`with`/`try` or a loop only new has, the last image of its code that old
+    runs unwrapped in `home`, the image of the statement's block.
+
+    dino's validate computes `acc1, acc5 = accuracy(...)` in `if num_labels >= 5:` (and
+    `acc1, = accuracy(...)` in its `else`); old computes it unconditionally: a statement
+    after new's whole `if` follows old's line. minGPT runs its blocks in
+    `for block in self.transformer.h: x = block(x)`, old in one `x = self.blocks(x)`: a
+    statement after the loop follows that line, not the line before it.
+    """
+    if sibling.label not in ("If", "With", "Try", "TryStar", "For", "While"):
+        return None
+    images = [
+        image
+        for inner in _descendants(sibling)
+        if inner.parent is not None
+        and inner.parent.is_block
+        and (image := mappings.dst(inner)) is not None
+        and image.parent is home
+    ]
+    return max(images, key=lambda image: image.pre, default=None)
+
+
+def _siblings_home(block: Node, mappings: Mappings) -> Node | None:
+    """The one old block holding the images of `block`'s statements, for a block without an
+    image of its own (the body of alpaca-lora's `train()`, which was old's module level)."""
+    homes = {
+        image.parent
+        for child in block.children
+        if (image := mappings.dst(child)) is not None and image.parent is not None
+    }
+    return homes.pop() if len(homes) == 1 else None
 
 
 def _has_image(block: Node, mappings: Mappings) -> bool:
@@ -274,12 +321,16 @@ def find_slot(block: Node, index: int, ctx: Context) -> Slot:
         skipped: list[Node] = []
         for sibling in reversed(src_block.children[:before]):
             target = ctx.mappings.dst(sibling)
+            if target is None and len(levels) == 1:
+                home = image if image is not None else _siblings_home(src_block, ctx.mappings)
+                if home is not None:
+                    target = _unwrapped_image(sibling, home, ctx.mappings)
             if target is None or target.parent is None or not target.parent.is_block:
                 skipped.append(sibling)
                 continue
             if consistent(block, target, ctx.mappings):
                 if len(levels) == 1 and image is not None:
-                    target = _out_of_old_branches(target, image, ctx.mappings)
+                    target = _out_of_old_branches(target, image, ctx.mappings, sibling)
                 target = _guarded_update(target, ctx.mappings)
                 _check_skipped_calls(skipped, target, ctx)
                 return _after(target)
@@ -436,6 +487,8 @@ def _corresponds(name: str, new_binding: Node, old_binding: Node, ctx: Context) 
         chain = [new_scope, *_enclosing(new_scope)]
         if origin_scope not in chain:
             origin = None  # old's code moved into another function of new
+    if _constant_became_parameter(new_binding, old_binding, ctx):
+        return True
     binding: Node | None = new_binding
     while binding is not None:
         statement = binding.statement()
@@ -453,6 +506,28 @@ def _corresponds(name: str, new_binding: Node, old_binding: Node, ctx: Context) 
         scope = ctx.new_bindings.scope_at(binding)
         binding = ctx.new_bindings.resolve(name, scope, binding.pre)
     return False
+
+
+def _constant_became_parameter(new_binding: Node, old_binding: Node, ctx: Context) -> bool:
+    """A module-level setting of old became a parameter of the function new moved the
+    script into (alpaca-lora's `OUTPUT_DIR = "lora-alpaca"` is `train(output_dir=...)`,
+    run through `fire.Fire(train)`): the same name up to case, a function old lacks, and a
+    module-level assignment new lacks."""
+    if new_binding.label != "Param" or old_binding.label != "Name":
+        return False
+    if new_binding.value.lower() != old_binding.value.lower():
+        return False
+    function = new_binding.parent.parent if new_binding.parent is not None else None
+    old_statement = old_binding.statement()
+    return (
+        function is not None
+        and function.label == "FunctionDef"
+        and ctx.mappings.dst(function) is None
+        and _binding_kind(old_binding) == "assignment"
+        and old_statement is not None
+        and old_statement.parent is ctx.old.root
+        and ctx.mappings.src(old_statement) is None
+    )
 
 
 def _enclosing(scope: Scope) -> list[Scope]:
@@ -530,7 +605,11 @@ def _voted_name(name: str, ctx: Context) -> list[str]:
                 votes[other] += 2 if len(others) == 1 else 1
     ranked = votes.most_common()
     if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
-        return []
+        # A tie is broken only by the one name equal up to case (`OUTPUT_DIR` for
+        # `output_dir`, beside a keyword argument aligned with the wrong neighbour).
+        tied = [n for n, count in ranked if count == ranked[0][1]]
+        same = [n for n in tied if n.lower() == name.lower()]
+        return same if len(same) == 1 else []
     return [n for n, count in ranked[:1] if count >= 2]
 
 
@@ -567,6 +646,7 @@ def _target_name(
         if ctx.old_bindings.is_bound(name, old_scope, slot.position):
             return name
         raise Decline(f"`{name}` is not bound at its place in the target")
+    _check_loop_only_new_runs(name, new_binding, block, ctx)
     choices = [name, rename_for(name, new_binding, ctx)]
     if not ctx.old_bindings.resolve(name, old_scope, slot.position):
         choices.extend(_voted_name(name, ctx))
@@ -587,6 +667,23 @@ def _target_name(
     if different:
         raise Decline(f"`{name}` holds another value at its place in the target")
     raise Decline(f"`{name}` is not bound at its place in the target")
+
+
+def _check_loop_only_new_runs(name: str, binding: Node, block: Node, ctx: Context) -> None:
+    """Decline when new's binding is computed in a loop that has no counterpart, does not
+    enclose the statement, and whose line has none either: after the loop the name holds
+    what old never computes there (minGPT's `for block in h: x = block(x)` vs old's
+    `x = self.blocks(x)` left unmatched: `x` before it is the embedding, not the output)."""
+    statement = binding.statement()
+    if statement is None or ctx.mappings.has_src(statement):
+        return
+    for up in binding.ancestors():
+        if up.label in ("FunctionDef", "ClassDef", "Lambda"):
+            return
+        if up.label in ("For", "While") and not up.contains(block):
+            if not ctx.mappings.has_src(up):
+                raise Decline(f"`{name}` is computed in a loop the target lacks")
+            return
 
 
 # Owners whose body may not run: a binding inside one leaves the earlier binding reaching.
@@ -632,6 +729,7 @@ def plan_insertion(
     new_position = siblings[-1].last + 0.5 if siblings else block.pre + 0.5
     old_scope = ctx.old_bindings.scope_at(slot.block)
     statement_tree = build_tree(stmt.node, index=False)
+    _check_self_attributes(statement_tree.root, block, slot.block)
     renames: dict[str, str] = {}
     by_node: dict[cst.CSTNode, str] = {}
     for name_node in read_names(statement_tree.root):
@@ -657,6 +755,56 @@ def plan_insertion(
     if applied:
         text = cst.Module(body=[]).code_for_node(node)
     return Insertion(slot.block, slot.index, order, new_line, applied, text)
+
+
+def _self_attributes(node: Node) -> set[str]:
+    """Attributes read directly off `self` in `node` (`self.iter_num`, `self.opt.lr` -> opt)."""
+    return {
+        n.value
+        for n in [node, *_descendants(node)]
+        if n.label == "Attribute" and n.children and n.children[0].label == "Name"
+        if n.children[0].value == "self"
+    }
+
+
+def _assigned_self_attributes(cls: Node) -> set[str]:
+    """Attributes some method of `cls` assigns on `self` (`self.x = `, `a, self.x = `, `+=`)."""
+    found: set[str] = set()
+    for small in _descendants(cls):
+        if small.label == "Assign":
+            targets = small.children[:-1]
+        elif small.label in ("AugAssign", "AnnAssign"):
+            targets = small.children[:1]
+        else:
+            continue
+        stack = list(targets)
+        while stack:
+            current = stack.pop()
+            if current.label == "Attribute" and current.children:
+                base = current.children[0]
+                if base.label == "Name" and base.value == "self":
+                    found.add(current.value)
+            elif current.label in ("AssignTarget", "Tuple", "List", "Element", "StarredElement"):
+                stack.extend(current.children)
+    return found
+
+
+def _class_of(node: Node) -> Node | None:
+    return next((up for up in node.ancestors() if up.label == "ClassDef"), None)
+
+
+def _check_self_attributes(statement: Node, block: Node, old_block: Node) -> None:
+    """Decline when the statement reads `self.x`, an attribute new's class sets itself, and
+    old's class never sets it (minGPT's Trainer counts `self.iter_num` only in new): the
+    scope check sees only `self`, which both have. Inherited attributes (set in neither
+    class) are not judged."""
+    read = _self_attributes(statement)
+    new_class, old_class = _class_of(block), _class_of(old_block)
+    if not read or new_class is None or old_class is None:
+        return
+    missing = (read & _assigned_self_attributes(new_class)) - _assigned_self_attributes(old_class)
+    if missing:
+        raise Decline(f"`self.{sorted(missing)[0]}` is never set in the target's class")
 
 
 def plan_wrap(stmt: LogStatement, order: int, ctx: Context) -> Wrap:
