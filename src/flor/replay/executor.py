@@ -163,31 +163,6 @@ def _unpacked(snapshot: str, archive: bytes) -> Path:
         return tree
 
 
-# Set by dask's nanny for its workers' own memory (distributed.nanny.pre-spawn-environ).
-# Inherited by a training script, it sends every freed tensor buffer back to the kernel:
-# torch ran 1.4x slower on dask workers than under loky until tasks stopped inheriting it.
-# The thread limits are set by joblib/loky in its workers (cores / jobs): a task with fewer
-# BLAS/OpenMP threads than the recording computes different float sums, so a task gets
-# the replaying process's own thread settings instead, as its recording did.
-_THREAD_SETTINGS = (
-    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS",
-)  # fmt: skip
-# joblib's import sets KMP_INIT_AT_FORK in the process that imports it: the recording had
-# no such setting, and a server found before and after that import must be the same one.
-_WORKER_ONLY = ("MALLOC_TRIM_THRESHOLD_", "KMP_INIT_AT_FORK", *_THREAD_SETTINGS)
-
-
-def _server_environment(env: dict[str, str]) -> dict[str, str]:
-    """A warm server's environment: the worker's own without flor settings and the worker's
-    tuning, plus the replaying process's settings except flor's, which come with each task
-    (so one server serves every replay under the same settings)."""
-    own = {
-        k: v for k, v in os.environ.items() if not k.startswith("FLOR_") and k not in _WORKER_ONLY
-    }
-    return {**own, **{k: v for k, v in env.items() if not k.startswith("FLOR_")}}
-
-
 def _unreadable_checkpoints(spec: dict[str, Any], location: str) -> str | None:
     """Why this worker cannot read the run's checkpoints, found before the script starts, so
     the task fails with one line rather than a traceback from inside the user's loop."""
@@ -226,7 +201,7 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
         output = handback / "values.json"
         try:
             command, cwd = workspace.materialize(folder)
-            base = _server_environment(env)
+            base = warm.server_environment(env)
             handed = {SPEC_ENV: str(handback / "spec.json"), OUTPUT_ENV: str(output)}
             task_env = {**base, **env, **handed}
             server = warm.server_for(base)
@@ -327,25 +302,19 @@ def warm_up() -> warm.ForkServer:
     """Connect to this machine's warm server for the replay's tasks, starting it when none
     runs: call it early (before planning) so its imports overlap the replay's own work."""
     try:
-        return warm.server_for(local_server_environment(), shared=True)
+        return warm.server_for(warm.local_environment(), shared=True)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
 
-def local_server_environment() -> dict[str, str]:
-    """The environment of this machine's warm server for this process's replays."""
-    return _server_environment(_task_environment(None))
-
-
-def _task_environment(home: Path | None) -> dict[str, str]:
+def _task_environment(home: Path) -> dict[str, str]:
     """What a task needs from the replaying process: where the checkpoints are and the
     thread settings the recording had. Nothing about the store (its location, its
     password): flor in the task never opens it."""
-    where = {CHECKPOINTS_ENV: checkpoint_home(home)} if home is not None else {}
     return {
-        **where,
+        CHECKPOINTS_ENV: checkpoint_home(home),
         "PYTHONUNBUFFERED": "1",
-        **{k: v for k, v in os.environ.items() if k in _THREAD_SETTINGS},
+        **{k: v for k, v in os.environ.items() if k in warm.THREAD_SETTINGS},
     }
 
 

@@ -42,6 +42,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +51,39 @@ IDLE_ENV = "FLOR_WARM_IDLE_S"
 DEFAULT_IDLE_S = 600.0
 SOCKET_PATH_MAX = 107  # bytes in a Unix socket's path (Linux)
 
+# Set by dask's nanny for its workers' own memory (distributed.nanny.pre-spawn-environ).
+# Inherited by a training script, it sends every freed tensor buffer back to the kernel:
+# torch ran 1.4x slower on dask workers than under loky until tasks stopped inheriting it.
+# The thread limits are set by joblib/loky in its workers (cores / jobs): a task with fewer
+# BLAS/OpenMP threads than the recording computes different float sums, so a task gets
+# the replaying process's own thread settings instead, as its recording did.
+THREAD_SETTINGS = (
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS",
+)  # fmt: skip
+# joblib's import sets KMP_INIT_AT_FORK in the process that imports it: the recording had
+# no such setting, and a server found before and after that import must be the same one.
+_WORKER_ONLY = ("MALLOC_TRIM_THRESHOLD_", "KMP_INIT_AT_FORK", *THREAD_SETTINGS)
+
 _servers: dict[str, ForkServer] = {}
 _lock = threading.Lock()
+
+
+def server_environment(env: dict[str, str]) -> dict[str, str]:
+    """A warm server's environment: the worker's own without flor settings and the worker's
+    tuning, plus the replaying process's settings except flor's, which come with each task
+    (so one server serves every replay under the same settings)."""
+    own = {
+        k: v for k, v in os.environ.items() if not k.startswith("FLOR_") and k not in _WORKER_ONLY
+    }
+    return {**own, **{k: v for k, v in env.items() if not k.startswith("FLOR_")}}
+
+
+def local_environment() -> dict[str, str]:
+    """The environment of this machine's warm server for this process's replays: its own,
+    with the thread settings the recording had."""
+    threads = {k: v for k, v in os.environ.items() if k in THREAD_SETTINGS}
+    return server_environment({"PYTHONUNBUFFERED": "1", **threads})
 
 
 class ForkServer:
@@ -311,6 +344,69 @@ def retire(env: dict[str, str]) -> int | None:
     return pid
 
 
+@dataclass
+class Readiness:
+    """What the environment's shared server has imported and what imports cost there: a
+    task's start-up is the part of its script's start its server has not already paid."""
+
+    loaded: set[str] = field(default_factory=set)  # imported by the running server
+    seconds: dict[str, float] = field(default_factory=dict)  # module -> import seconds
+    importing: set[str] = field(default_factory=set)  # what it imports now,
+    importing_since: float = 0.0  # since when
+
+    def imports(
+        self, packages: set[str], now: float | None = None
+    ) -> tuple[float, float, set[str]]:
+        """For a script importing `packages` (top-level names): what importing them costs,
+        how much of that the server has yet to pay at `now`, and the packages no server of
+        this environment ever imported (nothing measured them)."""
+        spent = max(0.0, (time.time() if now is None else now) - self.importing_since)
+        total = waiting = underway = 0.0
+        measured = set()
+        for module, seconds in self.seconds.items():
+            top = module.partition(".")[0]
+            if top not in packages:
+                continue
+            measured.add(top)
+            total += seconds
+            if module in self.importing:
+                underway += seconds
+            elif module not in self.loaded:
+                waiting += seconds
+        return total, waiting + max(0.0, underway - spent), packages - measured
+
+
+def readiness(env: dict[str, str]) -> Readiness:
+    """The state the environment's shared server published (nothing known when no shared
+    server ever ran here, or replays have servers of their own: FLOR_WARM_IDLE_S=0)."""
+    try:
+        folder = _shared_folder() if idle_seconds() > 0 else None
+    except ValueError:  # a bad FLOR_WARM_IDLE_S: the replay itself says so
+        folder = None
+    if folder is None:
+        return Readiness()
+    name = _key(env)
+    state = _state(folder / f"{name}.modules.json")
+    known = Readiness(seconds={str(k): float(v) for k, v in state.get("seconds", {}).items()})
+    pid = int(state.get("pid", 0))
+    if not (state.get("forks") and pid and _alive(pid) and (folder / f"{name}.sock").exists()):
+        return known  # no server runs, or its tasks start new interpreters
+    known.loaded = set(state.get("loaded", []))
+    known.importing = set(state.get("importing", []))
+    known.importing_since = float(state.get("importing_since", 0.0))
+    return known
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @atexit.register
 def close_all() -> None:
     """End this process's connections (a replay's, when it ends); the servers stay."""
@@ -364,9 +460,14 @@ class _Server:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the replaying process handles Ctrl-C
         self.installed = _installed(sys.path)
         self.stale = False
-        self.imported: set[str] = set()
-        with contextlib.suppress(OSError, ValueError):  # what the last server imported
-            self.imported = set(json.loads(self.learned.read_text(encoding="utf-8")))
+        self.imported: set[str] = set()  # passed on to the environment's next server
+        self.loaded: set[str] = set()  # imported here, by preloads
+        self.seconds: dict[str, float] = {}  # what importing each one cost
+        self.importing: list[str] = []
+        self.importing_since = 0.0
+        self.reports: dict[int, int] = {}  # a child's pipe -> the child: modules it imports
+        last = _state(self.learned)  # what the last server imported, and what it cost
+        self.imported, self.seconds = set(last.get("modules", [])), last.get("seconds", {})
         self.pending = sorted(self.imported)
 
     def serve(self) -> None:
@@ -374,7 +475,7 @@ class _Server:
         while True:
             busy = self.connections or self.children
             timeout = 0.05 if self.pending or retrying else None if busy else self.idle
-            watched = [self.wakeup, *self.connections]
+            watched = [self.wakeup, *self.connections, *self.reports]
             if self.listener is not None:
                 watched.append(self.listener.fileno())
             ready, _, _ = select.select(watched, [], [], timeout)
@@ -386,6 +487,8 @@ class _Server:
             for fd in ready:
                 if fd in self.connections:
                     self._receive(fd)
+                elif fd in self.reports:
+                    self._learn(fd)
             if self.pending:  # after greeting the replay that started this server
                 names, self.pending = self.pending, []
                 self._preload(names)
@@ -471,13 +574,30 @@ class _Server:
             # the script has its own module of a preloaded name
             pid = _cold(request)
         else:
+            report, reporting = os.pipe()
             pid = os.fork()
             if pid == 0:
-                own = [self.wakeup, *self.connections]
+                own = [self.wakeup, report, *self.connections, *self.reports]
                 if self.listener is not None:
                     own.append(self.listener.fileno())
-                _child(request, own)
+                _child(request, own, reporting, {n.partition(".")[0] for n in self.loaded})
+            os.close(reporting)
+            self.reports[report] = pid
         self.children[pid] = (request, fd)
+
+    def _learn(self, fd: int) -> None:
+        """A running child imports submodules of what this server preloaded (torch imports
+        torch._dynamo when the first optimizer is made): import them now, alongside it,
+        so the next task need not wait for them once this one ends."""
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            del self.reports[fd]
+            os.close(fd)
+            return
+        self._preload([n for n in chunk.decode(errors="replace").split() if n])
 
     def _reap(self) -> None:
         for pid in list(self.children):
@@ -497,15 +617,36 @@ class _Server:
             self._reply(fd, reply)
 
     def _preload(self, names: list[str]) -> None:
-        """Import `names`, and list them for the environment's next server (unless an
-        import started a thread: that server could not fork, it must not pass that on)."""
-        imported = _preload(names)
-        if imported - self.imported and not self.stale and threading.active_count() == 1:
-            self.imported |= imported
-            draft = self.learned.with_name(f"{self.learned.name}.{os.getpid()}")
-            with contextlib.suppress(OSError):
-                draft.write_text(json.dumps(sorted(self.imported)), encoding="utf-8")
-                os.replace(draft, self.learned)
+        """Import `names`, timing each, and list them for the environment's next server
+        (unless an import started a thread: that server could not fork, it must not pass
+        that on). The list also says what this server has loaded and what each import cost,
+        so a replay can estimate its tasks' start-up (`readiness`)."""
+        todo = [n for n in names if n not in sys.modules]
+        if todo and self.listener is not None:
+            self.importing, self.importing_since = todo, time.time()
+            self._publish()
+        costs = _preload(todo)
+        self.importing = []
+        self.loaded |= set(costs)
+        self.seconds.update(costs)
+        if not self.stale and threading.active_count() == 1:
+            self.imported |= set(costs)
+        if costs and self.listener is not None:
+            self._publish()
+
+    def _publish(self) -> None:
+        """Write what this server imported, is importing and what imports cost, beside its
+        socket (only while it listens: a withdrawn server's state is nobody's)."""
+        forks = not self.stale and threading.active_count() == 1
+        state = {
+            "pid": os.getpid(), "forks": forks, "loaded": sorted(self.loaded),
+            "importing": self.importing, "importing_since": self.importing_since,
+            "modules": sorted(self.imported), "seconds": self.seconds,
+        }  # fmt: skip
+        draft = self.learned.with_name(f"{self.learned.name}.{os.getpid()}")
+        with contextlib.suppress(OSError):
+            draft.write_text(json.dumps(state), encoding="utf-8")
+            os.replace(draft, self.learned)
 
 
 def _installed(folders: Any) -> dict[str, set[tuple[str, int]]]:
@@ -523,14 +664,28 @@ def _installed(folders: Any) -> dict[str, set[tuple[str, int]]]:
     return found
 
 
-def _preload(names: list[str]) -> set[str]:
-    """Import `names`: those that are imported."""
+def _preload(names: list[str]) -> dict[str, float]:
+    """Import `names`: the seconds each one that is imported took (a name imported as
+    part of an earlier one costs nothing)."""
+    costs = {}
     for name in names:
+        started = time.perf_counter()
         if name not in sys.modules:
             # a module that fails here fails again in the task, which reports it
             with contextlib.suppress(BaseException):
                 importlib.import_module(name)
-    return {name for name in names if name in sys.modules}
+        if name in sys.modules:
+            costs[name] = time.perf_counter() - started
+    return costs
+
+
+def _state(path: Path) -> dict[str, Any]:
+    """A server's published state (empty if none, or unreadable)."""
+    with contextlib.suppress(OSError, ValueError):
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(state, dict):
+            return state
+    return {}
 
 
 def _shadowed(script: str) -> bool:
@@ -602,14 +757,17 @@ def _imported_since(before: set[str], project: str) -> list[str]:
     return found
 
 
-def _child(request: dict[str, Any], servers: list[int]) -> None:
-    """Become `python SCRIPT ARGS` for the task, then exit without returning."""
+def _child(request: dict[str, Any], servers: list[int], report: int, preloaded: set[str]) -> None:
+    """Become `python SCRIPT ARGS` for the task, then exit without returning. Submodules of
+    `preloaded` packages it imports are named on `report` as it imports them."""
     code = 1
     try:
         _die_with_parent()
         signal.set_wakeup_fd(-1)
         for fd in servers:  # the server's own pipe and sockets
             os.close(fd)
+        os.set_blocking(report, False)  # never wait on a busy server: it learns at the end
+        sys.addaudithook(_reporter(report, preloaded))
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.environ.clear()
@@ -633,6 +791,18 @@ def _child(request: dict[str, Any], servers: list[int]) -> None:
             with contextlib.suppress(Exception):  # exiting anyway
                 stream.flush()
         os._exit(code)
+
+
+def _reporter(fd: int, packages: set[str]) -> Any:
+    """An audit hook naming, on `fd`, each module of `packages` the task starts to import
+    (Python raises the `import` event only for a module not yet imported)."""
+
+    def report(event: str, args: tuple[Any, ...]) -> None:
+        if event == "import" and str(args[0]).partition(".")[0] in packages:
+            with contextlib.suppress(OSError):  # the server ended: nothing to tell it
+                os.write(fd, f"{args[0]}\n".encode())
+
+    return report
 
 
 def _run(script: str) -> int:
