@@ -652,16 +652,22 @@ class _Server:
 def _installed(folders: Any) -> dict[str, set[tuple[str, int]]]:
     """What is installed in each folder modules are imported from (entry names and when
     each last changed): installing, upgrading or removing a package changes its entries
-    (e.g. its `.dist-info`). Compiled-bytecode caches are left out: importing writes them."""
+    (e.g. its `.dist-info`). Compiled-bytecode caches are left out: importing writes them,
+    which also changes the time of a package's folder (its `__pycache__` appears), so a
+    package folder counts by its name alone."""
     found = {}
     for folder in folders:
         with contextlib.suppress(OSError), os.scandir(folder or ".") as entries:
-            found[folder] = {
-                (e.name, e.stat(follow_symlinks=False).st_mtime_ns)
-                for e in entries
-                if e.name != "__pycache__"
-            }
+            found[folder] = {(e.name, _changed(e)) for e in entries if e.name != "__pycache__"}
     return found
+
+
+def _changed(entry: os.DirEntry[str]) -> int:
+    """When an installed entry last changed (0 for a package's folder: see `_installed`)."""
+    info = entry.stat(follow_symlinks=False)
+    if stat.S_ISDIR(info.st_mode) and not entry.name.endswith((".dist-info", ".egg-info")):
+        return 0
+    return info.st_mtime_ns
 
 
 def _preload(names: list[str]) -> dict[str, float]:
