@@ -17,7 +17,7 @@ import pytest
 from gitutil import git
 
 import flor
-from flor.replay import execute, plan, warm
+from flor.replay import execute, plan, warm, warm_up
 
 # a "library" whose every import leaves a line in a file
 LIBRARY = """\
@@ -595,3 +595,30 @@ def test_a_running_task_has_its_server_import_what_it_imports_from_a_preloaded_p
     assert code == 0, err
     # the next task need not wait for the server to import it after this one ended
     assert out == "imported alongside\n"
+
+
+def test_planning_has_the_replays_server_import_the_scripts_libraries_and_starts_none(
+    repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared: list[int]
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "heavylib.py").write_text(LIBRARY)
+    imports = tmp_path / "imports.log"
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("IMPORTS_LOG", str(imports))
+    train = script("train.py", RECORDED)
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "train")
+    train.run()
+    anchor, line = FORKED_FROM
+    train.path.write_text(RECORDED.replace(anchor, anchor + line))
+    imports.unlink()
+    environment = warm.local_environment()
+    assert plan(["forked_from"]).active  # a dry run, or the web UI's plan
+    assert warm.readiness(environment) == warm.Readiness() and not imports.exists()
+    server = warm_up()  # as `flor replay` does before it plans
+    shared.append(server.pid)
+    plan(["forked_from"])  # nothing executed: the plan alone names what the tasks import
+    _until(lambda: "heavylib" in warm.readiness(environment).loaded, "heavylib imported")
+    assert imports.read_text().splitlines() == [f"heavylib {server.pid}"]
+    warm.close_all()

@@ -361,6 +361,7 @@ def _run_context(
     assert run_plan.snapshot is not None
     local = _local_modules(shared.root, run_plan.snapshot, run_plan.filename, run_plan.patched)
     packages = set(warm.external_imports(run_plan.patched, local))
+    warm.preload_early(warm.local_environment(), packages)
     context = RunContext(
         projid=str(row["projid"]),
         args=json.loads(row["args"] or "{}"),

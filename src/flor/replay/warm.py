@@ -322,6 +322,16 @@ def server_for(env: dict[str, str], *, shared: bool | None = None) -> ForkServer
         return server
 
 
+def preload_early(env: dict[str, str], names: set[str]) -> None:
+    """Have the environment's server import `names` now, if this process is connected to
+    it (`flor replay` connects before it plans): the imports overlap the rest of planning
+    and archiving. Never starts a server (a dry run or the web UI's plan starts none)."""
+    with _lock:
+        server = _servers.get(_key(env))
+    if server is not None and server.alive and names:
+        server.preload(sorted(names))
+
+
 def retire(env: dict[str, str]) -> int | None:
     """Ask the environment's shared server, if one runs, to end once its tasks are done
     (what it learned stays listed): its pid, else None."""
