@@ -84,7 +84,7 @@ def test_a_warm_server_that_imported_the_libraries_leaves_tasks_only_the_rest_of
     recorded: Path, monkeypatch: pytest.MonkeyPatch, name: str, jobs: int
 ) -> None:
     # the server imported heavylib, which took longer than each run spent outside its loop
-    ready = warm.Readiness(loaded={"heavylib"}, seconds={"heavylib": 1e6})
+    ready = warm.Readiness({"heavylib": 1e6}, running=True, loaded={"heavylib"})
     found = _plan_with(monkeypatch, ready, name, jobs)
     contexts = _contexts(found)
     # the project's own module is the script's, never an installed package
@@ -105,7 +105,7 @@ def test_a_task_still_pays_the_part_of_its_start_that_is_not_imports(
     measured = warm.Readiness(seconds={"heavylib": 0.0})
     outside = {c.outside for c in _contexts(_plan_with(monkeypatch, measured, "doubled", 1))}
     imports = min(outside) / 4  # what the server measured: a quarter of the shortest start
-    ready = warm.Readiness(loaded={"heavylib"}, seconds={"heavylib": imports})
+    ready = warm.Readiness({"heavylib": imports}, running=True, loaded={"heavylib"})
     contexts = _contexts(_plan_with(monkeypatch, ready, "doubled", 1))
     for context in contexts:
         expected = context.outside - imports + planner.PROCESS_OVERHEAD_S
@@ -116,18 +116,24 @@ def test_a_task_still_pays_the_part_of_its_start_that_is_not_imports(
 def test_a_server_yet_to_import_pays_it_once_before_the_first_task(
     recorded: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
 ) -> None:
-    # no server runs; the last one measured heavylib's import (and a library no task uses)
-    cold = warm.Readiness(seconds={"heavylib": 7.0, "heavylib.extra": 2.0, "numpy": 5.0})
+    # no server runs; some server measured heavylib's import (and a library no task uses)
+    cold = warm.Readiness({"heavylib": 7.0, "heavylib.extra": 2.0, "numpy": 5.0})
     found = _plan_with(monkeypatch, cold, "doubled", jobs)
     assert found.import_s == 9.0  # heavylib and its submodule, not numpy, and only once
     costs = [e for r in found.active for e in r.estimates]
     assert found.estimate_s == pytest.approx(_makespan(9.0, costs, jobs))
-    # a server importing them now has paid part of it already
+    # the last server had imported numpy too: a new one imports it first, as it did
+    queued = warm.Readiness(cold.seconds, queued={"heavylib", "numpy"})
+    assert _plan_with(monkeypatch, queued, "doubled", jobs).import_s == 14.0
+    # a server importing them now has paid part of it already (an injected clock)
     importing = warm.Readiness(
-        seconds=cold.seconds, importing={"heavylib", "heavylib.extra"}, importing_since=0.0
+        cold.seconds, running=True, importing={"heavylib", "heavylib.extra"}, importing_since=0.0
     )
     assert importing.imports({"heavylib"}, now=4.0)[1] == 5.0
     assert importing.imports({"heavylib"}, now=100.0)[1] == 0.0
+    # a running server that has the library loaded forks at once
+    loaded = warm.Readiness(cold.seconds, running=True, loaded={"heavylib", "heavylib.extra"})
+    assert _plan_with(monkeypatch, loaded, "doubled", jobs).import_s == 0.0
 
 
 def test_imports_never_measured_count_as_the_records_time_outside_its_loop_once(

@@ -359,31 +359,31 @@ class Readiness:
     """What the environment's shared server has imported and what imports cost there: a
     task's start-up is the part of its script's start its server has not already paid."""
 
-    loaded: set[str] = field(default_factory=set)  # imported by the running server
     seconds: dict[str, float] = field(default_factory=dict)  # module -> import seconds
+    running: bool = False  # a server runs and forks its tasks
+    loaded: set[str] = field(default_factory=set)  # what it has imported
     importing: set[str] = field(default_factory=set)  # what it imports now,
     importing_since: float = 0.0  # since when
+    queued: set[str] = field(default_factory=set)  # what a new server would import first
 
     def imports(
         self, packages: set[str], now: float | None = None
     ) -> tuple[float, float, set[str]]:
         """For a script importing `packages` (top-level names): what importing them costs,
-        how much of that the server has yet to pay at `now`, and the packages no server of
-        this environment ever imported (nothing measured them)."""
+        how long the server will import before it can fork the script's first task (from
+        `now`), and the packages no server of this environment ever imported (nothing
+        measured them)."""
+        mine = {m: s for m, s in self.seconds.items() if m.partition(".")[0] in packages}
+        underway = waiting = 0.0
+        if self.running:  # its current imports, then what the script needs that it lacks
+            underway = sum(self.seconds.get(m, 0.0) for m in self.importing)
+            waiting = sum(s for m, s in mine.items() if m not in self.loaded | self.importing)
+        else:  # a new server imports what the last one had, then what the script needs
+            waiting = sum(self.seconds.get(m, 0.0) for m in self.queued)
+            waiting += sum(s for m, s in mine.items() if m not in self.queued)
         spent = max(0.0, (time.time() if now is None else now) - self.importing_since)
-        total = waiting = underway = 0.0
-        measured = set()
-        for module, seconds in self.seconds.items():
-            top = module.partition(".")[0]
-            if top not in packages:
-                continue
-            measured.add(top)
-            total += seconds
-            if module in self.importing:
-                underway += seconds
-            elif module not in self.loaded:
-                waiting += seconds
-        return total, waiting + max(0.0, underway - spent), packages - measured
+        unknown = packages - {m.partition(".")[0] for m in mine}
+        return sum(mine.values()), waiting + max(0.0, underway - spent), unknown
 
 
 def readiness(env: dict[str, str]) -> Readiness:
@@ -397,14 +397,18 @@ def readiness(env: dict[str, str]) -> Readiness:
         return Readiness()
     name = _key(env)
     state = _state(folder / f"{name}.modules.json")
-    known = Readiness(seconds={str(k): float(v) for k, v in state.get("seconds", {}).items()})
+    seconds = {str(k): float(v) for k, v in state.get("seconds", {}).items()}
     pid = int(state.get("pid", 0))
     if not (state.get("forks") and pid and _alive(pid) and (folder / f"{name}.sock").exists()):
-        return known  # no server runs, or its tasks start new interpreters
-    known.loaded = set(state.get("loaded", []))
-    known.importing = set(state.get("importing", []))
-    known.importing_since = float(state.get("importing_since", 0.0))
-    return known
+        # none runs (or its tasks start new interpreters): a new one imports the list
+        return Readiness(seconds, queued=set(state.get("modules", [])))
+    return Readiness(
+        seconds,
+        running=True,
+        loaded=set(state.get("loaded", [])),
+        importing=set(state.get("importing", [])),
+        importing_since=float(state.get("importing_since", 0.0)),
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -478,7 +482,10 @@ class _Server:
         self.reports: dict[int, int] = {}  # a child's pipe -> the child: modules it imports
         last = _state(self.learned)  # what the last server imported, and what it cost
         self.imported, self.seconds = set(last.get("modules", [])), last.get("seconds", {})
-        self.pending = sorted(self.imported)
+        # the scripts' own imports first, so each one's cost is measured under its name
+        # (an earlier `functorch` would import all of torch)
+        self.roots = set(last.get("roots", [])) & self.imported
+        self.pending = sorted(self.roots) + sorted(self.imported - self.roots)
 
     def serve(self) -> None:
         retrying = False
@@ -570,6 +577,7 @@ class _Server:
             self._drop(fd)
 
     def _handle(self, request: dict[str, Any], fd: int) -> None:
+        self.roots |= set(request["preload"])  # what scripts import (not what tasks learned)
         self._preload(request["preload"])
         if request.get("retire"):
             self.stale = True
@@ -651,7 +659,8 @@ class _Server:
         state = {
             "pid": os.getpid(), "forks": forks, "loaded": sorted(self.loaded),
             "importing": self.importing, "importing_since": self.importing_since,
-            "modules": sorted(self.imported), "seconds": self.seconds,
+            "modules": sorted(self.imported), "roots": sorted(self.roots & self.imported),
+            "seconds": self.seconds,
         }  # fmt: skip
         draft = self.learned.with_name(f"{self.learned.name}.{os.getpid()}")
         with contextlib.suppress(OSError):
