@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ import pytest
 from gitutil import git
 
 import flor
-from flor.replay import execute, plan, warm, warm_up
+from flor.replay import execute, plan, planner, warm, warm_up
 
 # a "library" whose every import leaves a line in a file
 LIBRARY = """\
@@ -624,3 +625,38 @@ def test_planning_has_the_replays_server_import_the_scripts_libraries_and_starts
     _until(lambda: "heavylib" in warm.readiness(environment).loaded, "heavylib imported")
     assert imports.read_text().splitlines() == [f"heavylib {server.pid}"]
     warm.close_all()
+
+
+def test_the_next_plan_charges_a_task_the_start_up_its_script_took_in_the_last_replay(
+    repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared: list[int]
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "heavylib.py").write_text(LIBRARY)
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("IMPORTS_LOG", str(tmp_path / "imports.log"))
+    train = script("train.py", RECORDED)
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "train")
+    for seed in range(2):
+        train.run("--kwargs", f"seed={seed}")
+    anchor, line = FORKED_FROM
+    train.path.write_text(RECORDED.replace(anchor, anchor + line))
+    environment = warm.local_environment()
+    first = plan(["forked_from"])
+    summary = execute(first)
+    assert not summary.failed, [r.tail for r in summary.failed]
+    server = warm.retire(environment)
+    assert server is not None and _gone(server)
+    own = [r.own_startup_s for r in summary.results if r.own_startup_s is not None]
+    assert len(own) == len(summary.results)
+    assert all(r.own_startup_s <= r.startup_s for r in summary.results)  # type: ignore[operator]
+    context = first.active[0].context
+    assert context is not None
+    key = planner.script_key(context.projid, "train.py")
+    assert warm.readiness(environment).startups == {key: statistics.median(own)}
+    # the next plan charges each task that, not the record's time outside its main loop
+    again = plan(["forked_from"])
+    for run in again.active:
+        assert run.context is not None
+        assert run.context.startup == statistics.median(own) + planner.PROCESS_OVERHEAD_S

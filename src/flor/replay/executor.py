@@ -18,6 +18,7 @@ import posixpath
 import re
 import shutil
 import socket
+import statistics
 import sys
 import tarfile
 import tempfile
@@ -35,7 +36,7 @@ from flor.blobs import BlobStore
 from flor.errors import CheckpointError, ReplayError, UsageError
 from flor.paths import CHECKPOINTS_ENV, checkpoint_home, db_path
 from flor.replay import sandbox, warm
-from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks
+from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks, script_key
 from flor.store import reads
 from flor.store.backend import STORE_ENV
 from flor.store.values import decode
@@ -62,6 +63,8 @@ class TaskResult:
     cwd: str = ""  # the folder the task ran in, on its worker
     # task start -> its first replayed iteration (None: it never reached one)
     startup_s: float | None = None
+    # the script's own part of it: from its fork off the warm server (None: not forked)
+    own_startup_s: float | None = None
 
 
 @dataclass
@@ -209,6 +212,7 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
                 command, cwd, task_env, workspace.imports, handback, folder / "tree"
             )
             values = json.loads(output.read_text(encoding="utf-8")) if output.exists() else {}
+            forked = float(_read_text(handback / "forked") or "nan")
         except (OSError, ValueError, ReplayError) as exc:
             elapsed = time.time() - started
             return TaskResult(run_id, replay_id, False, elapsed, -1, str(exc), host=host)
@@ -219,9 +223,17 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
         tail = (tail + "\nthe task ended without handing back its values").strip()
     first = values.pop("first_iteration", None) if values else None
     startup = None if first is None else max(0.0, float(first) - started)
+    own = None if first is None or forked != forked else max(0.0, float(first) - forked)
     return TaskResult(
-        run_id, replay_id, ok, elapsed, returncode, tail, values, host, str(cwd), startup
+        run_id, replay_id, ok, elapsed, returncode, tail, values, host, str(cwd), startup, own
     )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
 
 
 @contextmanager
@@ -294,8 +306,23 @@ def execute(
     finally:
         writer.close()
         warm.close_all()
+    if local:
+        warm.remember_startups(warm.local_environment(), _startups(plan, summary.results))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _startups(plan: Plan, results: list[TaskResult]) -> dict[str, float]:
+    """Each replayed script's own start-up in its forked tasks (the median), for the next
+    plan's estimate."""
+    runs = {r.run_id: r for r in plan.runs if r.context is not None}
+    found: dict[str, list[float]] = {}
+    for result in results:
+        run = runs.get(result.run_id)
+        if run is not None and run.context is not None and result.own_startup_s is not None:
+            key = script_key(run.context.projid, run.filename)
+            found.setdefault(key, []).append(result.own_startup_s)
+    return {key: statistics.median(values) for key, values in found.items()}
 
 
 def warm_up() -> warm.ForkServer:

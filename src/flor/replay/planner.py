@@ -370,7 +370,12 @@ def _run_context(
         timings=timings,
         checkpoints=checkpoints,
         ckpt_seconds=ckpt_seconds,
-        startup=_startup(outside, packages, shared.warmth),
+        startup=_startup(
+            outside,
+            packages,
+            shared.warmth.startups.get(script_key(str(row["projid"]), run_plan.filename)),
+            shared.warmth,
+        ),
         jobs=shared.jobs,
         run_count=shared.run_count,
         packages=packages,
@@ -380,13 +385,23 @@ def _run_context(
     return context, lost
 
 
-def _startup(outside: float, packages: set[str], warmth: warm.Readiness) -> float:
-    """A task's start-up: the record's time outside its main loop less the imports, which a
-    warm server pays once for all tasks (`Plan.import_s`); imports never measured are
-    taken to be all of that time."""
+def _startup(
+    outside: float, packages: set[str], measured: float | None, warmth: warm.Readiness
+) -> float:
+    """A task's start-up: the script's own, as measured in the last replay of it (from its
+    fork off the warm server to its first replayed iteration), else the record's time
+    outside its main loop less the imports, which a warm server pays once for all tasks
+    (`Plan.import_s`; imports never measured are taken to be all of that time)."""
+    if measured is not None:
+        return measured + PROCESS_OVERHEAD_S
     imports, _, unknown = warmth.imports(packages)
     own = 0.0 if unknown else max(0.0, outside - imports)
     return own + PROCESS_OVERHEAD_S
+
+
+def script_key(projid: str, filename: str) -> str:
+    """A script's name among the measured start-ups (`warm.remember_startups`)."""
+    return f"{projid}:{filename}"
 
 
 def _safe_strategy(
@@ -493,8 +508,10 @@ class _TaskBuilder:
             # values the cheap strategy gives them (only where that costs a small share)
             probe = self.spec(0, "iterations", 0, PROBE_ITERATIONS, probe=True)
             tasks.append((probe, startup + sum(timings[:PROBE_ITERATIONS])))
+        # skipping a nested loop restores the next checkpoint instead: reading and loading
+        # it costs about what recording it did (benchmarks/replay.py)
         per_iteration = [
-            (2 * ckpt_seconds if skip_nested and (i + 1) in checkpoints else t)
+            (ckpt_seconds if skip_nested and (i + 1) in checkpoints else t)
             for i, t in enumerate(timings)
         ]
         # Every task pays the start-up (data loading, building the model) again: split a

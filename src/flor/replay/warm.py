@@ -365,6 +365,8 @@ class Readiness:
     importing: set[str] = field(default_factory=set)  # what it imports now,
     importing_since: float = 0.0  # since when
     queued: set[str] = field(default_factory=set)  # what a new server would import first
+    # a script's own start-up in its last replay's tasks (fork -> first replayed iteration)
+    startups: dict[str, float] = field(default_factory=dict)
 
     def imports(
         self, packages: set[str], now: float | None = None
@@ -398,17 +400,36 @@ def readiness(env: dict[str, str]) -> Readiness:
     name = _key(env)
     state = _state(folder / f"{name}.modules.json")
     seconds = {str(k): float(v) for k, v in state.get("seconds", {}).items()}
+    startups = {str(k): float(v) for k, v in _state(folder / f"{name}.startups.json").items()}
     pid = int(state.get("pid", 0))
     if not (state.get("forks") and pid and _alive(pid) and (folder / f"{name}.sock").exists()):
         # none runs (or its tasks start new interpreters): a new one imports the list
-        return Readiness(seconds, queued=set(state.get("modules", [])))
+        return Readiness(seconds, queued=set(state.get("modules", [])), startups=startups)
     return Readiness(
         seconds,
+        startups=startups,
         running=True,
         loaded=set(state.get("loaded", [])),
         importing=set(state.get("importing", [])),
         importing_since=float(state.get("importing_since", 0.0)),
     )
+
+
+def remember_startups(env: dict[str, str], startups: dict[str, float]) -> None:
+    """Keep each script's measured start-up for the next replay's estimate (beside the
+    environment's shared server's socket; nothing without one)."""
+    try:
+        folder = _shared_folder() if idle_seconds() > 0 and startups else None
+    except ValueError:
+        folder = None
+    if folder is None:
+        return
+    path = folder / f"{_key(env)}.startups.json"
+    known = {**_state(path), **startups}
+    draft = path.with_name(f"{path.name}.{os.getpid()}")
+    with contextlib.suppress(OSError):
+        draft.write_text(json.dumps(known), encoding="utf-8")
+        os.replace(draft, path)
 
 
 def _alive(pid: int) -> bool:
@@ -787,6 +808,8 @@ def _child(request: dict[str, Any], servers: list[int], report: int, preloaded: 
     `preloaded` packages it imports are named on `report` as it imports them."""
     code = 1
     try:
+        # when the script's own start began (the task's start-up, without the server's)
+        Path(request["stdout"]).with_name("forked").write_text(repr(time.time()))
         _die_with_parent()
         signal.set_wakeup_fd(-1)
         for fd in servers:  # the server's own pipe and sockets
