@@ -654,9 +654,12 @@ def test_the_next_plan_charges_a_task_the_start_up_its_script_took_in_the_last_r
     context = first.active[0].context
     assert context is not None
     key = planner.script_key(context.projid, "train.py")
-    assert warm.readiness(environment).startups == {key: statistics.median(own)}
+    # tasks that imported libraries themselves waited for what a warm server will have
+    warm_tasks = [r.own_startup_s for r in summary.results if not r.importing]
+    measured = statistics.median(warm_tasks) if warm_tasks else min(own)
+    assert warm.readiness(environment).startups == {key: measured}
     # the next plan charges each task that, not the record's time outside its main loop
     again = plan(["forked_from"])
     for run in again.active:
         assert run.context is not None
-        assert run.context.startup == statistics.median(own) + planner.PROCESS_OVERHEAD_S
+        assert run.context.startup == measured + planner.PROCESS_OVERHEAD_S

@@ -65,6 +65,8 @@ class TaskResult:
     startup_s: float | None = None
     # the script's own part of it: from its fork off the warm server (None: not forked)
     own_startup_s: float | None = None
+    # it imported libraries the server had not: its start-up is not a warm task's
+    importing: bool = False
 
 
 @dataclass
@@ -213,6 +215,7 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
             )
             values = json.loads(output.read_text(encoding="utf-8")) if output.exists() else {}
             forked = float(_read_text(handback / "forked") or "nan")
+            importing = _read_text(handback / "modules.json") not in ("", "[]")
         except (OSError, ValueError, ReplayError) as exc:
             elapsed = time.time() - started
             return TaskResult(run_id, replay_id, False, elapsed, -1, str(exc), host=host)
@@ -225,8 +228,9 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
     startup = None if first is None else max(0.0, float(first) - started)
     own = None if first is None or forked != forked else max(0.0, float(first) - forked)
     return TaskResult(
-        run_id, replay_id, ok, elapsed, returncode, tail, values, host, str(cwd), startup, own
-    )
+        run_id, replay_id, ok, elapsed, returncode, tail, values, host, str(cwd), startup, own,
+        importing,
+    )  # fmt: skip
 
 
 def _read_text(path: Path) -> str:
@@ -313,16 +317,21 @@ def execute(
 
 
 def _startups(plan: Plan, results: list[TaskResult]) -> dict[str, float]:
-    """Each replayed script's own start-up in its forked tasks (the median), for the next
-    plan's estimate."""
+    """Each replayed script's own start-up in its forked tasks, for the next plan's
+    estimate: the median of the tasks that found every library imported, else the
+    fastest task (the others waited for imports a warm server will have done)."""
     runs = {r.run_id: r for r in plan.runs if r.context is not None}
-    found: dict[str, list[float]] = {}
+    found: dict[str, list[tuple[bool, float]]] = {}
     for result in results:
         run = runs.get(result.run_id)
         if run is not None and run.context is not None and result.own_startup_s is not None:
             key = script_key(run.context.projid, run.filename)
-            found.setdefault(key, []).append(result.own_startup_s)
-    return {key: statistics.median(values) for key, values in found.items()}
+            found.setdefault(key, []).append((result.importing, result.own_startup_s))
+    startups = {}
+    for key, measured in found.items():
+        warm_tasks = [seconds for importing, seconds in measured if not importing]
+        startups[key] = statistics.median(warm_tasks) if warm_tasks else min(s for _, s in measured)
+    return startups
 
 
 def warm_up() -> warm.ForkServer:
