@@ -663,3 +663,17 @@ def test_the_next_plan_charges_a_task_the_start_up_its_script_took_in_the_last_r
     for run in again.active:
         assert run.context is not None
         assert run.context.startup == measured + planner.PROCESS_OVERHEAD_S
+
+
+def test_the_warm_server_starts_before_planning_needs_its_heavy_imports() -> None:
+    # `flor replay` starts the server first, so its imports (torch) overlap these
+    probe = (
+        "import sys\n"
+        "from flor.replay import warm\n"
+        "warm.local_environment()\n"
+        "heavy = {'pandas', 'libcst', 'numpy', 'joblib'} & set(sys.modules)\n"
+        "print(sorted(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"

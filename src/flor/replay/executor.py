@@ -44,8 +44,6 @@ from flor.store.writer import StoreWriter
 from flor.taskspec import OUTPUT_ENV, SPEC_ENV, TaskSpec
 
 TAIL_LINES = 12
-# tasks run on this machine, forked from its warm servers (no joblib workers)
-LOCAL_BACKENDS = ("loky", "threading")
 CONNECT_TIMEOUT_S = 8
 
 
@@ -286,9 +284,9 @@ def execute(
     started = time.perf_counter()
     env = _task_environment(plan.home)
     summary = Summary([], 0, 0.0)
-    local = backend in LOCAL_BACKENDS
+    local = backend in warm.LOCAL_BACKENDS
     if local:  # the warm server starts importing while the snapshots are archived
-        server = warm_up()
+        server = warm.warm_up()
     writer = StoreWriter(db_path(plan.home))
     try:
         with exclusive(plan.home), engine(backend, plan.jobs, scheduler):
@@ -332,15 +330,6 @@ def _startups(plan: Plan, results: list[TaskResult]) -> dict[str, float]:
         warm_tasks = [seconds for importing, seconds in measured if not importing]
         startups[key] = statistics.median(warm_tasks) if warm_tasks else min(s for _, s in measured)
     return startups
-
-
-def warm_up() -> warm.ForkServer:
-    """Connect to this machine's warm server for the replay's tasks, starting it when none
-    runs: call it early (before planning) so its imports overlap the replay's own work."""
-    try:
-        return warm.server_for(warm.local_environment(), shared=True)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def _task_environment(home: Path) -> dict[str, str]:

@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# tasks run on this machine, forked from its warm servers (no joblib workers)
+LOCAL_BACKENDS = ("loky", "threading")
 IDLE_ENV = "FLOR_WARM_IDLE_S"
 DEFAULT_IDLE_S = 600.0
 SOCKET_PATH_MAX = 107  # bytes in a Unix socket's path (Linux)
@@ -320,6 +322,18 @@ def server_for(env: dict[str, str], *, shared: bool | None = None) -> ForkServer
             keep = shared if shared is not None else server is not None and server.asked
             server = _servers[key] = ForkServer(env, shared=keep)
         return server
+
+
+def warm_up() -> ForkServer:
+    """Connect to this machine's warm server for the replay's tasks, starting it when none
+    runs: call it first (before importing what planning needs, before planning) so its
+    imports overlap the replay's own work. This module imports nothing heavy."""
+    from flor.errors import UsageError
+
+    try:
+        return server_for(local_environment(), shared=True)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def preload_early(env: dict[str, str], names: set[str]) -> None:
