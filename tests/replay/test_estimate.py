@@ -7,6 +7,7 @@ no assertion depends on how fast this machine is."""
 from __future__ import annotations
 
 import heapq
+import time
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,11 @@ def test_imports_never_measured_count_as_the_records_time_outside_its_loop_once(
     assert all(c.startup == planner.PROCESS_OVERHEAD_S for c in contexts)
     costs = [e for r in found.active for e in r.estimates]
     assert found.estimate_s == pytest.approx(found.import_s + sum(costs))
+    # the replay's server has been importing them for a while (an injected clock: a start
+    # far in the past or in the future) while the replay planned
+    for since, left in ((time.time() - 1e6, 0.0), (time.time() + 1e6, found.import_s)):
+        importing = warm.Readiness(running=True, importing={"heavylib"}, importing_since=since)
+        assert _plan_with(monkeypatch, importing, "doubled", 1).import_s == left
 
 
 def test_an_environment_without_a_shared_server_has_nothing_measured(

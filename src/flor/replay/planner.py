@@ -145,12 +145,13 @@ class Plan:
         """What the warm server has yet to import before it forks the first task: the
         measured imports of the tasks' scripts it has not done (those it is doing now, less
         the time spent so far); a script's imports never measured count as the record's
-        time outside its main loop."""
+        time outside its main loop, less what the server has spent importing them so far."""
         contexts = [r.context for r in self.active if r.context is not None]
         packages = set().union(*(c.packages for c in contexts))
         _, remaining, unknown = self.warmth.imports(packages)
-        unmeasured = [c.outside for c in contexts if c.packages & unknown]
-        return remaining + max(unmeasured, default=0.0)
+        unmeasured = max((c.outside for c in contexts if c.packages & unknown), default=0.0)
+        started = {m.partition(".")[0] for m in self.warmth.importing} & unknown
+        return remaining + max(0.0, unmeasured - (self.warmth.spent() if started else 0.0))
 
     @property
     def estimate_s(self) -> float:

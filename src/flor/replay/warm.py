@@ -397,9 +397,14 @@ class Readiness:
         else:  # a new server imports what the last one had, then what the script needs
             waiting = sum(self.seconds.get(m, 0.0) for m in self.queued)
             waiting += sum(s for m, s in mine.items() if m not in self.queued)
-        spent = max(0.0, (time.time() if now is None else now) - self.importing_since)
         unknown = packages - {m.partition(".")[0] for m in mine}
-        return sum(mine.values()), waiting + max(0.0, underway - spent), unknown
+        return sum(mine.values()), waiting + max(0.0, underway - self.spent(now)), unknown
+
+    def spent(self, now: float | None = None) -> float:
+        """How long the running server has been importing what it imports now."""
+        if not (self.running and self.importing):
+            return 0.0
+        return max(0.0, (time.time() if now is None else now) - self.importing_since)
 
 
 def readiness(env: dict[str, str]) -> Readiness:
