@@ -212,8 +212,8 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
                 command, cwd, task_env, workspace.imports, handback, folder / "tree"
             )
             values = json.loads(output.read_text(encoding="utf-8")) if output.exists() else {}
-            forked = float(_read_text(handback / "forked") or "nan")
-            importing = _read_text(handback / "modules.json") not in ("", "[]")
+            forked = float(warm.read_text(handback / "forked") or "nan")
+            importing = warm.read_text(handback / "modules.json") not in ("", "[]")
         except (OSError, ValueError, ReplayError) as exc:
             elapsed = time.time() - started
             return TaskResult(run_id, replay_id, False, elapsed, -1, str(exc), host=host)
@@ -229,13 +229,6 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
         run_id, replay_id, ok, elapsed, returncode, tail, values, host, str(cwd), startup, own,
         importing,
     )  # fmt: skip
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError:
-        return ""
 
 
 @contextmanager

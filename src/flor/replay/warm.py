@@ -157,7 +157,7 @@ class ForkServer:
         if "returncode" not in reply:
             raise OSError("the warm replay process ended unexpectedly")
         self.stale = self.stale or bool(reply.get("stale"))
-        return int(reply["returncode"]), _read(out), _read(err)
+        return int(reply["returncode"]), read_text(out), read_text(err)
 
     def _send(self, message: dict[str, Any]) -> None:
         with self._write, contextlib.suppress(OSError):
@@ -201,7 +201,8 @@ class ForkServer:
             self.process.wait()  # a private server ends with its only connection
 
 
-def _read(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A file a task wrote (empty if it wrote none)."""
     try:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
