@@ -160,3 +160,20 @@ def test_an_environment_without_a_shared_server_has_nothing_measured(
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     monkeypatch.setenv("FLOR_WARM_IDLE_S", "0")  # each replay has a server of its own
     assert warm.readiness(warm.local_environment()) == warm.Readiness()
+
+
+def test_the_estimate_is_fixed_when_the_plan_is_made(
+    recorded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the server has just begun importing (an injected clock: it began in the future)
+    since = time.time() + 1e6
+    importing = warm.Readiness(
+        {"heavylib": 100.0}, running=True, importing={"heavylib"}, importing_since=since
+    )
+    found = _plan_with(monkeypatch, importing, "doubled", 2)
+    before = (found.import_s, found.estimate_s)
+    assert before[0] == 100
+    # later (an injected clock: the server has long finished), the plan says the same:
+    # the benchmark read it after the replay, when the import had been credited away
+    monkeypatch.setattr(warm.Readiness, "spent", lambda self, now=None: 1e6)
+    assert (found.import_s, found.estimate_s) == before

@@ -134,24 +134,12 @@ class Plan:
     jobs: int
     home: Path
     root: Path
-    warmth: warm.Readiness = field(default_factory=warm.Readiness)
+    # what the warm server had yet to import when the plan was made (`_import_seconds`)
+    import_s: float = 0.0
 
     @property
     def active(self) -> list[RunPlan]:
         return [r for r in self.runs if r.tasks]
-
-    @property
-    def import_s(self) -> float:
-        """What the warm server has yet to import before it forks the first task: the
-        measured imports of the tasks' scripts it has not done (those it is doing now, less
-        the time spent so far); a script's imports never measured count as the record's
-        time outside its main loop, less what the server has spent importing them so far."""
-        contexts = [r.context for r in self.active if r.context is not None]
-        packages = set().union(*(c.packages for c in contexts))
-        _, remaining, unknown = self.warmth.imports(packages)
-        unmeasured = max((c.outside for c in contexts if c.packages & unknown), default=0.0)
-        started = {m.partition(".")[0] for m in self.warmth.importing} & unknown
-        return remaining + max(0.0, unmeasured - (self.warmth.spent() if started else 0.0))
 
     @property
     def estimate_s(self) -> float:
@@ -245,7 +233,23 @@ def plan(
     )
     rows: list[dict[str, Any]] = selected.to_dict("records")  # type: ignore[assignment]
     run_plans = [_plan_run(row, shared) for row in rows]
-    return Plan(list(names), list(verify), run_plans, jobs, home, root, shared.warmth)
+    found = Plan(list(names), list(verify), run_plans, jobs, home, root)
+    found.import_s = _import_seconds(found.active, shared.warmth)
+    return found
+
+
+def _import_seconds(active: list[RunPlan], warmth: warm.Readiness) -> float:
+    """What the warm server has yet to import before it forks the first task, now: the
+    measured imports of the tasks' scripts it has not done (those it is doing now, less the
+    time spent so far); a script's imports never measured count as the record's time
+    outside its main loop, less what the server has spent importing them so far. Fixed
+    when the plan is made: the estimate is of the replay that follows it."""
+    contexts = [r.context for r in active if r.context is not None]
+    packages = set().union(*(c.packages for c in contexts))
+    _, remaining, unknown = warmth.imports(packages)
+    unmeasured = max((c.outside for c in contexts if c.packages & unknown), default=0.0)
+    started = {m.partition(".")[0] for m in warmth.importing} & unknown
+    return remaining + max(0.0, unmeasured - (warmth.spent() if started else 0.0))
 
 
 def _working_source(root: Path, filename: str) -> str | None:
