@@ -8,7 +8,8 @@ scratch, serially:
 - outer-loop statement (weight norm at the start of every epoch), `--jobs 1` and 2;
 - nested statement (gradient norm at every step) with `--jobs 1` and `--jobs 2`
   (values must be identical);
-- the plan's estimate against the measured time;
+- the plan's estimate against the time of what it estimates: the replay after planning
+  (`execute`; the replay's wall time, in the speedup, includes planning);
 - per-task start-up (task start -> its first replayed iteration), median and slowest:
   tasks fork from a warm interpreter that has torch imported;
 - cold and warm: the first replay of each row starts with no warm server (the last one
@@ -138,9 +139,9 @@ def from_scratch(repo: Path, steps: int) -> tuple[float, float]:
 
 def retire_server() -> None:
     """End the warm server a replay would use, so the next replay starts it anew."""
-    from flor.replay import executor, warm
+    from flor.replay import warm
 
-    pid = warm.retire(executor.local_server_environment())
+    pid = warm.retire(warm.local_environment())
     while pid is not None and running(pid):
         time.sleep(0.05)
 
@@ -155,8 +156,8 @@ def running(pid: int) -> bool:
 def replay(
     name: str, jobs: int, *, cold: bool = False
 ) -> tuple[float, float, list[float], list[float], float]:
-    """(seconds, the plan's estimate, the values, each task's start-up seconds, CPU s);
-    `cold`: with no warm server running (the replay starts one)."""
+    """(seconds, the plan's estimate, the values, each task's start-up seconds, CPU s,
+    seconds after planning); `cold`: with no warm server running (the replay starts one)."""
     import flor
     from flor.replay import execute, plan, warm_up
 
@@ -173,7 +174,7 @@ def replay(
     assert not summary.failed, [r.tail for r in summary.failed]
     df = flor.dataframe(name).dropna(subset=[name])
     startups = [r.startup_s for r in summary.results if r.startup_s is not None]
-    return elapsed, the_plan.estimate_s, df[name].tolist(), startups, cpu
+    return elapsed, the_plan.estimate_s, df[name].tolist(), startups, cpu, summary.seconds
 
 
 def short_runs(count: int, seconds: float) -> None:
@@ -226,11 +227,15 @@ def short_runs(count: int, seconds: float) -> None:
           f"{', '.join(f'{d:.1f}' for d in recorded)} s")  # fmt: skip
     print(f"re-running them from scratch, serially: {rerun:.1f} s, CPU {rerun_cpu:.1f} s, "
           f"load {rerun_load:.1f}")  # fmt: skip
-    for kind, (elapsed, _, values, startups, cpu) in (("cold", cold), ("warm", warm)):
+    for kind, (elapsed, estimate, values, startups, cpu, executed) in (
+        ("cold", cold), ("warm", warm)
+    ):  # fmt: skip
         print(f"replaying weight_norm into them, --jobs 2, {kind} server: {elapsed:.1f} s "
               f"({elapsed / rerun:.2f} of re-running; goal <= 0.50), CPU {cpu:.1f} s "
               f"({cpu / rerun_cpu:.2f}), load {replay_load:.1f}, {len(values)} values, "
-              f"task start-up median {statistics.median(startups):.2f} s")  # fmt: skip
+              f"task start-up median {statistics.median(startups):.2f} s, estimate "
+              f"{estimate:.1f} s for {executed:.1f} s after planning "
+              f"({estimate / executed - 1:+.0%})")  # fmt: skip
 
 
 def main() -> None:
@@ -273,9 +278,10 @@ def main() -> None:
             elapsed = statistics.median(r[0] for r in some)
             cpu = statistics.median(r[4] for r in some)
             estimate = statistics.median(r[1] for r in some)
+            executed = statistics.median(r[5] for r in some)
             startups = [s for r in some for s in r[3]]
             rows.append((name, jobs, kind, elapsed, scratch / elapsed, estimate,
-                         estimate / elapsed - 1, statistics.median(startups), max(startups),
+                         estimate / executed - 1, statistics.median(startups), max(startups),
                          cpu, scratch_cpu / cpu, row_load))  # fmt: skip
     print(f"\nre-running the 3 patched versions from scratch, serially: {scratch:.1f} s (median), "
           f"CPU {scratch_cpu:.1f} s, load {scratch_load:.1f}")  # fmt: skip

@@ -485,13 +485,14 @@ def replay(
 
     NAMES default to every flor.log statement of the newest script that some run lacks.
     """
+    from flor.replay import warm
+
+    if backend in warm.LOCAL_BACKENDS and not dry_run:
+        warm.warm_up()  # the server's imports (torch, ...) overlap ours and the planning
     import pandas as pd
 
     from flor import replay as replays
-    from flor.replay.executor import LOCAL_BACKENDS
 
-    if backend in LOCAL_BACKENDS and not dry_run:
-        replays.warm_up()  # the warm server's imports (torch, ...) overlap the planning
     plan = replays.plan(
         names,
         since=since,

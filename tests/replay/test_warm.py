@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ import pytest
 from gitutil import git
 
 import flor
-from flor.replay import execute, plan, warm
+from flor.replay import execute, plan, planner, warm, warm_up
 
 # a "library" whose every import leaves a line in a file
 LIBRARY = """\
@@ -481,3 +482,198 @@ def test_a_bad_idle_setting_is_a_one_line_usage_error(
     assert done.stderr.strip().splitlines() == [
         "Error: FLOR_WARM_IDLE_S must be a number of seconds >= 0, got 'ten minutes'"
     ]
+
+
+def test_a_server_publishes_what_it_imported_and_what_each_import_cost(
+    tmp_path: Path, shared: list[int]
+) -> None:
+    library = tmp_path / "site"
+    library.mkdir()
+    (library / "heavylib.py").write_text(LIBRARY)
+    (library / "lazylib.py").write_text(LIBRARY)
+    env = {"PYTHONPATH": str(library), "IMPORTS_LOG": str(tmp_path / "imports.log")}
+    assert warm.readiness(env) == warm.Readiness()  # no server ever ran here
+    server = warm.ForkServer(env, shared=True)
+    shared.append(server.pid)
+    folder, logs = _task(tmp_path, "first")
+    command = [sys.executable, str(folder / "train.py"), "first", "lazy"]
+    assert server.run(command, folder, env, ["heavylib"], logs, folder)[0] == 42
+    running = warm.readiness(env)
+    assert {"heavylib", "lazylib"} <= running.loaded <= set(running.seconds)
+    total, remaining, unknown = running.imports({"heavylib", "lazylib", "numpy"})
+    assert total == running.seconds["heavylib"] + running.seconds["lazylib"] > 0
+    assert remaining == 0 and unknown == {"numpy"}  # never imported here: not measured
+    server.close()
+    assert warm.retire(env) == server.pid and _gone(server.pid)
+    # no server runs: the next one will import everything this one had, first
+    ended = warm.readiness(env)
+    assert not ended.running and ended.seconds == running.seconds
+    assert {"heavylib", "lazylib"} <= ended.queued == running.loaded
+    queued = sum(ended.seconds[m] for m in ended.queued)
+    assert ended.imports({"heavylib", "lazylib"}) == (total, queued, set())
+
+
+GATED = (
+    LIBRARY
+    + """\
+if os.path.exists(os.environ["IMPORTS_LOG"] + ".gate"):
+    with open(os.environ["IMPORTS_LOG"] + ".fifo") as fifo:  # until the test opens it
+        fifo.read()
+"""
+)
+
+
+def _until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(1200):
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_an_import_under_way_is_credited_with_the_time_it_has_taken(
+    tmp_path: Path, shared: list[int]
+) -> None:
+    library = tmp_path / "site"
+    library.mkdir()
+    (library / "heavylib.py").write_text(GATED)
+    imports = tmp_path / "imports.log"
+    env = {"PYTHONPATH": str(library), "IMPORTS_LOG": str(imports)}
+    first = warm.ForkServer(env, shared=True)
+    first.preload(["heavylib"])
+    first.close()
+    assert warm.retire(env) == first.pid and _gone(first.pid)
+    cost = warm.readiness(env).seconds["heavylib"]
+    os.mkfifo(f"{imports}.fifo")
+    Path(f"{imports}.gate").touch()
+    second = warm.ForkServer(env, shared=True)  # imports what the first one did: it waits
+    shared.append(second.pid)
+    _until(lambda: warm.readiness(env).importing == {"heavylib"}, "the import started")
+    state = warm.readiness(env)
+    since = state.importing_since
+    assert state.imports({"heavylib"}, now=since) == (cost, cost, set())
+    remaining = state.imports({"heavylib"}, now=since + cost / 4)[1]
+    assert remaining == pytest.approx(cost * 3 / 4, abs=1e-6)  # the clock: ~1e9 s
+    assert state.imports({"heavylib"}, now=since + cost + 1)[1] == 0
+    with open(f"{imports}.fifo", "w") as fifo:
+        fifo.write("go")
+    _until(lambda: "heavylib" in warm.readiness(env).loaded, "the import ended")
+    assert warm.readiness(env).imports({"heavylib"})[1] == 0
+    second.close()
+
+
+PACKAGE_SCRIPT = """\
+import os
+import sys
+import time
+import heavypkg
+
+import heavypkg.lazy  # as torch imports torch._dynamo when the first optimizer is made
+server = str(os.getppid())
+for _ in range(600):  # until the server has imported it too, while this task runs
+    with open(os.environ["IMPORTS_LOG"]) as log:
+        if f"heavypkg.lazy {server}" in log.read().split("\\n"):
+            print("imported alongside")
+            break
+    time.sleep(0.05)
+"""
+
+
+def test_a_running_task_has_its_server_import_what_it_imports_from_a_preloaded_package(
+    tmp_path: Path,
+) -> None:
+    package = tmp_path / "site" / "heavypkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(LIBRARY)
+    (package / "lazy.py").write_text(LIBRARY)
+    env = {"PYTHONPATH": str(package.parent), "IMPORTS_LOG": str(tmp_path / "imports.log")}
+    fork_server = warm.ForkServer(env)
+    folder, logs = _task(tmp_path, "package")
+    (folder / "train.py").write_text(PACKAGE_SCRIPT)
+    command = [sys.executable, str(folder / "train.py")]
+    try:
+        code, out, err = fork_server.run(command, folder, env, ["heavypkg"], logs, folder)
+    finally:
+        fork_server.close()
+    assert code == 0, err
+    # the next task need not wait for the server to import it after this one ended
+    assert out == "imported alongside\n"
+
+
+def test_planning_has_the_replays_server_import_the_scripts_libraries_and_starts_none(
+    repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared: list[int]
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "heavylib.py").write_text(LIBRARY)
+    imports = tmp_path / "imports.log"
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("IMPORTS_LOG", str(imports))
+    train = script("train.py", RECORDED)
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "train")
+    train.run()
+    anchor, line = FORKED_FROM
+    train.path.write_text(RECORDED.replace(anchor, anchor + line))
+    imports.unlink()
+    environment = warm.local_environment()
+    assert plan(["forked_from"]).active  # a dry run, or the web UI's plan
+    assert warm.readiness(environment) == warm.Readiness() and not imports.exists()
+    server = warm_up()  # as `flor replay` does before it plans
+    shared.append(server.pid)
+    plan(["forked_from"])  # nothing executed: the plan alone names what the tasks import
+    _until(lambda: "heavylib" in warm.readiness(environment).loaded, "heavylib imported")
+    assert imports.read_text().splitlines() == [f"heavylib {server.pid}"]
+    warm.close_all()
+
+
+def test_the_next_plan_charges_a_task_the_start_up_its_script_took_in_the_last_replay(
+    repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared: list[int]
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "heavylib.py").write_text(LIBRARY)
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("IMPORTS_LOG", str(tmp_path / "imports.log"))
+    train = script("train.py", RECORDED)
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "train")
+    for seed in range(2):
+        train.run("--kwargs", f"seed={seed}")
+    anchor, line = FORKED_FROM
+    train.path.write_text(RECORDED.replace(anchor, anchor + line))
+    environment = warm.local_environment()
+    first = plan(["forked_from"])
+    summary = execute(first)
+    assert not summary.failed, [r.tail for r in summary.failed]
+    server = warm.retire(environment)
+    assert server is not None and _gone(server)
+    own = [r.own_startup_s for r in summary.results if r.own_startup_s is not None]
+    assert len(own) == len(summary.results)
+    assert all(r.own_startup_s <= r.startup_s for r in summary.results)  # type: ignore[operator]
+    context = first.active[0].context
+    assert context is not None
+    key = planner.script_key(context.projid, "train.py")
+    # tasks that imported libraries themselves waited for what a warm server will have
+    warm_tasks = [r.own_startup_s for r in summary.results if not r.importing]
+    measured = statistics.median(warm_tasks) if warm_tasks else min(own)
+    assert warm.readiness(environment).startups == {key: measured}
+    # the next plan charges each task that, not the record's time outside its main loop
+    again = plan(["forked_from"])
+    for run in again.active:
+        assert run.context is not None
+        assert run.context.startup == measured + planner.PROCESS_OVERHEAD_S
+
+
+def test_the_warm_server_starts_before_planning_needs_its_heavy_imports() -> None:
+    # `flor replay` starts the server first, so its imports (torch) overlap these
+    probe = (
+        "import sys\n"
+        "from flor.replay import warm\n"
+        "warm.local_environment()\n"
+        "heavy = {'pandas', 'libcst', 'numpy', 'joblib'} & set(sys.modules)\n"
+        "print(sorted(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"

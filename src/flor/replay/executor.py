@@ -18,6 +18,7 @@ import posixpath
 import re
 import shutil
 import socket
+import statistics
 import sys
 import tarfile
 import tempfile
@@ -35,7 +36,7 @@ from flor.blobs import BlobStore
 from flor.errors import CheckpointError, ReplayError, UsageError
 from flor.paths import CHECKPOINTS_ENV, checkpoint_home, db_path
 from flor.replay import sandbox, warm
-from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks
+from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks, script_key
 from flor.store import reads
 from flor.store.backend import STORE_ENV
 from flor.store.values import decode
@@ -43,8 +44,6 @@ from flor.store.writer import StoreWriter
 from flor.taskspec import OUTPUT_ENV, SPEC_ENV, TaskSpec
 
 TAIL_LINES = 12
-# tasks run on this machine, forked from its warm servers (no joblib workers)
-LOCAL_BACKENDS = ("loky", "threading")
 CONNECT_TIMEOUT_S = 8
 
 
@@ -62,6 +61,10 @@ class TaskResult:
     cwd: str = ""  # the folder the task ran in, on its worker
     # task start -> its first replayed iteration (None: it never reached one)
     startup_s: float | None = None
+    # the script's own part of it: from its fork off the warm server (None: not forked)
+    own_startup_s: float | None = None
+    # it imported libraries the server had not: its start-up is not a warm task's
+    importing: bool = False
 
 
 @dataclass
@@ -163,31 +166,6 @@ def _unpacked(snapshot: str, archive: bytes) -> Path:
         return tree
 
 
-# Set by dask's nanny for its workers' own memory (distributed.nanny.pre-spawn-environ).
-# Inherited by a training script, it sends every freed tensor buffer back to the kernel:
-# torch ran 1.4x slower on dask workers than under loky until tasks stopped inheriting it.
-# The thread limits are set by joblib/loky in its workers (cores / jobs): a task with fewer
-# BLAS/OpenMP threads than the recording computes different float sums, so a task gets
-# the replaying process's own thread settings instead, as its recording did.
-_THREAD_SETTINGS = (
-    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS",
-)  # fmt: skip
-# joblib's import sets KMP_INIT_AT_FORK in the process that imports it: the recording had
-# no such setting, and a server found before and after that import must be the same one.
-_WORKER_ONLY = ("MALLOC_TRIM_THRESHOLD_", "KMP_INIT_AT_FORK", *_THREAD_SETTINGS)
-
-
-def _server_environment(env: dict[str, str]) -> dict[str, str]:
-    """A warm server's environment: the worker's own without flor settings and the worker's
-    tuning, plus the replaying process's settings except flor's, which come with each task
-    (so one server serves every replay under the same settings)."""
-    own = {
-        k: v for k, v in os.environ.items() if not k.startswith("FLOR_") and k not in _WORKER_ONLY
-    }
-    return {**own, **{k: v for k, v in env.items() if not k.startswith("FLOR_")}}
-
-
 def _unreadable_checkpoints(spec: dict[str, Any], location: str) -> str | None:
     """Why this worker cannot read the run's checkpoints, found before the script starts, so
     the task fails with one line rather than a traceback from inside the user's loop."""
@@ -226,7 +204,7 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
         output = handback / "values.json"
         try:
             command, cwd = workspace.materialize(folder)
-            base = _server_environment(env)
+            base = warm.server_environment(env)
             handed = {SPEC_ENV: str(handback / "spec.json"), OUTPUT_ENV: str(output)}
             task_env = {**base, **env, **handed}
             server = warm.server_for(base)
@@ -234,6 +212,8 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
                 command, cwd, task_env, workspace.imports, handback, folder / "tree"
             )
             values = json.loads(output.read_text(encoding="utf-8")) if output.exists() else {}
+            forked = float(warm.read_text(handback / "forked") or "nan")
+            importing = warm.read_text(handback / "modules.json") not in ("", "[]")
         except (OSError, ValueError, ReplayError) as exc:
             elapsed = time.time() - started
             return TaskResult(run_id, replay_id, False, elapsed, -1, str(exc), host=host)
@@ -244,9 +224,11 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
         tail = (tail + "\nthe task ended without handing back its values").strip()
     first = values.pop("first_iteration", None) if values else None
     startup = None if first is None else max(0.0, float(first) - started)
+    own = None if first is None or forked != forked else max(0.0, float(first) - forked)
     return TaskResult(
-        run_id, replay_id, ok, elapsed, returncode, tail, values, host, str(cwd), startup
-    )
+        run_id, replay_id, ok, elapsed, returncode, tail, values, host, str(cwd), startup, own,
+        importing,
+    )  # fmt: skip
 
 
 @contextmanager
@@ -295,9 +277,9 @@ def execute(
     started = time.perf_counter()
     env = _task_environment(plan.home)
     summary = Summary([], 0, 0.0)
-    local = backend in LOCAL_BACKENDS
+    local = backend in warm.LOCAL_BACKENDS
     if local:  # the warm server starts importing while the snapshots are archived
-        server = warm_up()
+        server = warm.warm_up()
     writer = StoreWriter(db_path(plan.home))
     try:
         with exclusive(plan.home), engine(backend, plan.jobs, scheduler):
@@ -319,33 +301,38 @@ def execute(
     finally:
         writer.close()
         warm.close_all()
+    if local:
+        warm.remember_startups(warm.local_environment(), _startups(plan, summary.results))
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def warm_up() -> warm.ForkServer:
-    """Connect to this machine's warm server for the replay's tasks, starting it when none
-    runs: call it early (before planning) so its imports overlap the replay's own work."""
-    try:
-        return warm.server_for(local_server_environment(), shared=True)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+def _startups(plan: Plan, results: list[TaskResult]) -> dict[str, float]:
+    """Each replayed script's own start-up in its forked tasks, for the next plan's
+    estimate: the median of the tasks that found every library imported, else the
+    fastest task (the others waited for imports a warm server will have done)."""
+    runs = {r.run_id: r for r in plan.runs if r.context is not None}
+    found: dict[str, list[tuple[bool, float]]] = {}
+    for result in results:
+        run = runs.get(result.run_id)
+        if run is not None and run.context is not None and result.own_startup_s is not None:
+            key = script_key(run.context.projid, run.filename)
+            found.setdefault(key, []).append((result.importing, result.own_startup_s))
+    startups = {}
+    for key, measured in found.items():
+        warm_tasks = [seconds for importing, seconds in measured if not importing]
+        startups[key] = statistics.median(warm_tasks) if warm_tasks else min(s for _, s in measured)
+    return startups
 
 
-def local_server_environment() -> dict[str, str]:
-    """The environment of this machine's warm server for this process's replays."""
-    return _server_environment(_task_environment(None))
-
-
-def _task_environment(home: Path | None) -> dict[str, str]:
+def _task_environment(home: Path) -> dict[str, str]:
     """What a task needs from the replaying process: where the checkpoints are and the
     thread settings the recording had. Nothing about the store (its location, its
     password): flor in the task never opens it."""
-    where = {CHECKPOINTS_ENV: checkpoint_home(home)} if home is not None else {}
     return {
-        **where,
+        CHECKPOINTS_ENV: checkpoint_home(home),
         "PYTHONUNBUFFERED": "1",
-        **{k: v for k, v in os.environ.items() if k in _THREAD_SETTINGS},
+        **{k: v for k, v in os.environ.items() if k in warm.THREAD_SETTINGS},
     }
 
 

@@ -21,6 +21,7 @@ from flor.errors import FlorError, ReplayError, UsageError
 from flor.paths import checkpoint_home, home_dir, repo_root
 from flor.propagate import Declined, propagate_source
 from flor.propagate import logged_names as names_logged_in
+from flor.replay import warm
 from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
 from flor.replay.hazards import unreproducible, volatile
 from flor.store import reader, reads
@@ -30,7 +31,9 @@ from flor.where import compile_where, last_values, select_runs
 if TYPE_CHECKING:
     pass
 
-PROCESS_OVERHEAD_S = 0.5
+# A task's own start-up beyond its script's: a fork of the warm server, a copy of the
+# snapshot, the replay session, the values handed back and checked.
+PROCESS_OVERHEAD_S = 0.15
 # Parameter gradients live outside every state_dict: a restored checkpoint has none.
 _READS_GRADIENTS = re.compile(r"\.grad\b|clip_grad|grad_norm|\.backward\(|autograd")
 FULL = "full"
@@ -51,9 +54,15 @@ class RunContext:
     timings: list[float]  # seconds of each main-loop iteration to replay
     checkpoints: dict[int, dict[str, str]]  # iteration -> object -> blob digest
     ckpt_seconds: float
-    overhead: float  # a task's start-up: the run's time outside the main loop
+    # a task's start-up: the run's time outside its main loop (data loading, building the
+    # model) except the imports its warm server pays once for every task
+    startup: float
     jobs: int
     run_count: int
+    # what the script imports from outside its project, and how long the record spent
+    # outside its main loop (the imports' time when nothing measured them)
+    packages: set[str] = field(default_factory=set)
+    outside: float = 0.0
     # whether a task may start mid-run (not when the main loop iterates a wrapper of
     # flor.loop, e.g. enumerate: the wrapper would count from the task's first iteration)
     resumable: bool = True
@@ -83,6 +92,7 @@ class _Selection:
     stored_blobs: set[str]
     present: dict[str, set[str]]
     recorded: dict[str, set[str]]
+    warmth: warm.Readiness
 
 
 @dataclass
@@ -124,6 +134,8 @@ class Plan:
     jobs: int
     home: Path
     root: Path
+    # what the warm server had yet to import when the plan was made (`_import_seconds`)
+    import_s: float = 0.0
 
     @property
     def active(self) -> list[RunPlan]:
@@ -131,8 +143,11 @@ class Plan:
 
     @property
     def estimate_s(self) -> float:
-        """Makespan of the tasks on `jobs` workers, longest first."""
-        loads = [0.0] * max(1, self.jobs)
+        """The server's remaining imports, then the makespan of the tasks on `jobs`
+        workers, longest first."""
+        if not self.active:
+            return 0.0
+        loads = [self.import_s] * max(1, self.jobs)
         for cost in sorted((c for r in self.active for c in r.estimates), reverse=True):
             heapq.heapreplace(loads, loads[0] + cost)
         return max(loads)
@@ -214,10 +229,27 @@ def plan(
         stored_blobs=BlobStore(checkpoint_home(home)).digests(),
         present=_names_present(run_ids),
         recorded=_names_present(run_ids, recorded_only=True),
+        warmth=warm.readiness(warm.local_environment()),
     )
     rows: list[dict[str, Any]] = selected.to_dict("records")  # type: ignore[assignment]
     run_plans = [_plan_run(row, shared) for row in rows]
-    return Plan(list(names), list(verify), run_plans, jobs, home, root)
+    found = Plan(list(names), list(verify), run_plans, jobs, home, root)
+    found.import_s = _import_seconds(found.active, shared.warmth)
+    return found
+
+
+def _import_seconds(active: list[RunPlan], warmth: warm.Readiness) -> float:
+    """What the warm server has yet to import before it forks the first task, now: the
+    measured imports of the tasks' scripts it has not done (those it is doing now, less the
+    time spent so far); a script's imports never measured count as the record's time
+    outside its main loop, less what the server has spent importing them so far. Fixed
+    when the plan is made: the estimate is of the replay that follows it."""
+    contexts = [r.context for r in active if r.context is not None]
+    packages = set().union(*(c.packages for c in contexts))
+    _, remaining, unknown = warmth.imports(packages)
+    unmeasured = max((c.outside for c in contexts if c.packages & unknown), default=0.0)
+    started = {m.partition(".")[0] for m in warmth.importing} & unknown
+    return remaining + max(0.0, unmeasured - (warmth.spent() if started else 0.0))
 
 
 def _working_source(root: Path, filename: str) -> str | None:
@@ -330,7 +362,11 @@ def _run_context(
                 "the loop never ran"
             )
     lost = _drop_missing(checkpoints, shared.stored_blobs)
-    duration = float(row.get("duration_s") or 0.0)
+    outside = max(0.0, float(row.get("duration_s") or 0.0) - sum(timings))
+    assert run_plan.snapshot is not None
+    local = _local_modules(shared.root, run_plan.snapshot, run_plan.filename, run_plan.patched)
+    packages = set(warm.external_imports(run_plan.patched, local))
+    warm.preload_early(warm.local_environment(), packages)
     context = RunContext(
         projid=str(row["projid"]),
         args=json.loads(row["args"] or "{}"),
@@ -339,12 +375,38 @@ def _run_context(
         timings=timings,
         checkpoints=checkpoints,
         ckpt_seconds=ckpt_seconds,
-        overhead=max(0.0, duration - sum(timings)) + PROCESS_OVERHEAD_S,
+        startup=_startup(
+            outside,
+            packages,
+            shared.warmth.startups.get(script_key(str(row["projid"]), run_plan.filename)),
+            shared.warmth,
+        ),
         jobs=shared.jobs,
         run_count=shared.run_count,
+        packages=packages,
+        outside=outside,
         resumable=not placement.main_wrapped,
     )
     return context, lost
+
+
+def _startup(
+    outside: float, packages: set[str], measured: float | None, warmth: warm.Readiness
+) -> float:
+    """A task's start-up: the script's own, as measured in the last replay of it (from its
+    fork off the warm server to its first replayed iteration), else the record's time
+    outside its main loop less the imports, which a warm server pays once for all tasks
+    (`Plan.import_s`; imports never measured are taken to be all of that time)."""
+    if measured is not None:
+        return measured + PROCESS_OVERHEAD_S
+    imports, _, unknown = warmth.imports(packages)
+    own = 0.0 if unknown else max(0.0, outside - imports)
+    return own + PROCESS_OVERHEAD_S
+
+
+def script_key(projid: str, filename: str) -> str:
+    """A script's name among the measured start-ups (`warm.remember_startups`)."""
+    return f"{projid}:{filename}"
 
 
 def _safe_strategy(
@@ -426,38 +488,40 @@ class _TaskBuilder:
         return spec
 
     def tasks(self, strategy: str) -> list[tuple[TaskSpec, float]]:
-        timings, overhead = self.ctx.timings, self.ctx.overhead
+        timings, startup = self.ctx.timings, self.ctx.startup
         if strategy == PREFIX:
-            return [(self.spec(0, "prefix", log_prefix=True), overhead)]
+            return [(self.spec(0, "prefix", log_prefix=True), startup)]
         if strategy == SUFFIX:
             resume = max((k for k in self.ctx.checkpoints if k <= len(timings)), default=0)
-            cost = overhead + sum(timings[resume:]) + self.ctx.ckpt_seconds
+            cost = startup + sum(timings[resume:]) + self.ctx.ckpt_seconds
             return [(self.spec(0, "suffix", log_suffix=True), cost)]
         if strategy == FULL:
             everything = self.spec(
                 0, "iterations", 0, len(timings), log_prefix=True, log_suffix=self.run.finished
             )
-            return [(everything, overhead + sum(timings))]
+            return [(everything, startup + sum(timings))]
         return self.ranges(skip_nested=strategy == OUTER)
 
     def ranges(self, *, skip_nested: bool) -> list[tuple[TaskSpec, float]]:
         """Iteration ranges from checkpoints (`outer` skips nested loops; `nested` runs
         whole iterations), plus the guard's probe for `outer`."""
         timings, checkpoints = self.ctx.timings, self.ctx.checkpoints
-        overhead, ckpt_seconds = self.ctx.overhead, self.ctx.ckpt_seconds
+        startup, ckpt_seconds = self.ctx.startup, self.ctx.ckpt_seconds
         tasks: list[tuple[TaskSpec, float]] = []
         if skip_nested and len(timings) >= PROBE_ITERATIONS / PROBE_SHARE:
             # the guard's probe: the first iterations re-executed in full must give the
             # values the cheap strategy gives them (only where that costs a small share)
             probe = self.spec(0, "iterations", 0, PROBE_ITERATIONS, probe=True)
-            tasks.append((probe, overhead + sum(timings[:PROBE_ITERATIONS])))
+            tasks.append((probe, startup + sum(timings[:PROBE_ITERATIONS])))
+        # skipping a nested loop restores the next checkpoint instead: reading and loading
+        # it costs about what recording it did (benchmarks/replay.py)
         per_iteration = [
-            (2 * ckpt_seconds if skip_nested and (i + 1) in checkpoints else t)
+            (ckpt_seconds if skip_nested and (i + 1) in checkpoints else t)
             for i, t in enumerate(timings)
         ]
-        # Every task pays the start-up (imports, data loading) again: split a run only
-        # into pieces that are each worth more than that.
-        worth = max(1, int(sum(per_iteration) / max(overhead, 1e-3)))
+        # Every task pays the start-up (data loading, building the model) again: split a
+        # run only into pieces that are each worth more than that.
+        worth = max(1, int(sum(per_iteration) / max(startup, 1e-3)))
         chunks = min(_chunks_per_run(self.ctx.run_count, self.ctx.jobs), worth)
         if not self.ctx.resumable:
             chunks = 1
@@ -474,9 +538,7 @@ class _TaskBuilder:
                 skip_nested=skip_nested,
             )
             catch_up = sum(timings[resume:start])
-            tasks.append(
-                (spec, overhead + catch_up + ckpt_seconds + sum(per_iteration[start:stop]))
-            )
+            tasks.append((spec, startup + catch_up + ckpt_seconds + sum(per_iteration[start:stop])))
         return tasks
 
 

@@ -42,15 +42,50 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# tasks run on this machine, forked from its warm servers (no joblib workers)
+LOCAL_BACKENDS = ("loky", "threading")
 IDLE_ENV = "FLOR_WARM_IDLE_S"
 DEFAULT_IDLE_S = 600.0
 SOCKET_PATH_MAX = 107  # bytes in a Unix socket's path (Linux)
 
+# Set by dask's nanny for its workers' own memory (distributed.nanny.pre-spawn-environ).
+# Inherited by a training script, it sends every freed tensor buffer back to the kernel:
+# torch ran 1.4x slower on dask workers than under loky until tasks stopped inheriting it.
+# The thread limits are set by joblib/loky in its workers (cores / jobs): a task with fewer
+# BLAS/OpenMP threads than the recording computes different float sums, so a task gets
+# the replaying process's own thread settings instead, as its recording did.
+THREAD_SETTINGS = (
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS",
+)  # fmt: skip
+# joblib's import sets KMP_INIT_AT_FORK in the process that imports it: the recording had
+# no such setting, and a server found before and after that import must be the same one.
+_WORKER_ONLY = ("MALLOC_TRIM_THRESHOLD_", "KMP_INIT_AT_FORK", *THREAD_SETTINGS)
+
 _servers: dict[str, ForkServer] = {}
 _lock = threading.Lock()
+
+
+def server_environment(env: dict[str, str]) -> dict[str, str]:
+    """A warm server's environment: the worker's own without flor settings and the worker's
+    tuning, plus the replaying process's settings except flor's, which come with each task
+    (so one server serves every replay under the same settings)."""
+    own = {
+        k: v for k, v in os.environ.items() if not k.startswith("FLOR_") and k not in _WORKER_ONLY
+    }
+    return {**own, **{k: v for k, v in env.items() if not k.startswith("FLOR_")}}
+
+
+def local_environment() -> dict[str, str]:
+    """The environment of this machine's warm server for this process's replays: its own,
+    with the thread settings the recording had."""
+    threads = {k: v for k, v in os.environ.items() if k in THREAD_SETTINGS}
+    return server_environment({"PYTHONUNBUFFERED": "1", **threads})
 
 
 class ForkServer:
@@ -122,7 +157,7 @@ class ForkServer:
         if "returncode" not in reply:
             raise OSError("the warm replay process ended unexpectedly")
         self.stale = self.stale or bool(reply.get("stale"))
-        return int(reply["returncode"]), _read(out), _read(err)
+        return int(reply["returncode"]), read_text(out), read_text(err)
 
     def _send(self, message: dict[str, Any]) -> None:
         with self._write, contextlib.suppress(OSError):
@@ -166,7 +201,8 @@ class ForkServer:
             self.process.wait()  # a private server ends with its only connection
 
 
-def _read(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A file a task wrote (empty if it wrote none)."""
     try:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -289,6 +325,28 @@ def server_for(env: dict[str, str], *, shared: bool | None = None) -> ForkServer
         return server
 
 
+def warm_up() -> ForkServer:
+    """Connect to this machine's warm server for the replay's tasks, starting it when none
+    runs: call it first (before importing what planning needs, before planning) so its
+    imports overlap the replay's own work. This module imports nothing heavy."""
+    from flor.errors import UsageError
+
+    try:
+        return server_for(local_environment(), shared=True)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def preload_early(env: dict[str, str], names: set[str]) -> None:
+    """Have the environment's server import `names` now, if this process is connected to
+    it (`flor replay` connects before it plans): the imports overlap the rest of planning
+    and archiving. Never starts a server (a dry run or the web UI's plan starts none)."""
+    with _lock:
+        server = _servers.get(_key(env))
+    if server is not None and server.alive and names:
+        server.preload(sorted(names))
+
+
 def retire(env: dict[str, str]) -> int | None:
     """Ask the environment's shared server, if one runs, to end once its tasks are done
     (what it learned stays listed): its pid, else None."""
@@ -309,6 +367,99 @@ def retire(env: dict[str, str]) -> int | None:
             client.shutdown(socket.SHUT_WR)
             replies.read()  # the server closes this connection
     return pid
+
+
+@dataclass
+class Readiness:
+    """What the environment's shared server has imported and what imports cost there: a
+    task's start-up is the part of its script's start its server has not already paid."""
+
+    seconds: dict[str, float] = field(default_factory=dict)  # module -> import seconds
+    running: bool = False  # a server runs and forks its tasks
+    loaded: set[str] = field(default_factory=set)  # what it has imported
+    importing: set[str] = field(default_factory=set)  # what it imports now,
+    importing_since: float = 0.0  # since when
+    queued: set[str] = field(default_factory=set)  # what a new server would import first
+    # a script's own start-up in its last replay's tasks (fork -> first replayed iteration)
+    startups: dict[str, float] = field(default_factory=dict)
+
+    def imports(
+        self, packages: set[str], now: float | None = None
+    ) -> tuple[float, float, set[str]]:
+        """For a script importing `packages` (top-level names): what importing them costs,
+        how long the server will import before it can fork the script's first task (from
+        `now`), and the packages no server of this environment ever imported (nothing
+        measured them)."""
+        mine = {m: s for m, s in self.seconds.items() if m.partition(".")[0] in packages}
+        underway = waiting = 0.0
+        if self.running:  # its current imports, then what the script needs that it lacks
+            underway = sum(self.seconds.get(m, 0.0) for m in self.importing)
+            waiting = sum(s for m, s in mine.items() if m not in self.loaded | self.importing)
+        else:  # a new server imports what the last one had, then what the script needs
+            waiting = sum(self.seconds.get(m, 0.0) for m in self.queued)
+            waiting += sum(s for m, s in mine.items() if m not in self.queued)
+        unknown = packages - {m.partition(".")[0] for m in mine}
+        return sum(mine.values()), waiting + max(0.0, underway - self.spent(now)), unknown
+
+    def spent(self, now: float | None = None) -> float:
+        """How long the running server has been importing what it imports now."""
+        if not (self.running and self.importing):
+            return 0.0
+        return max(0.0, (time.time() if now is None else now) - self.importing_since)
+
+
+def readiness(env: dict[str, str]) -> Readiness:
+    """The state the environment's shared server published (nothing known when no shared
+    server ever ran here, or replays have servers of their own: FLOR_WARM_IDLE_S=0)."""
+    try:
+        folder = _shared_folder() if idle_seconds() > 0 else None
+    except ValueError:  # a bad FLOR_WARM_IDLE_S: the replay itself says so
+        folder = None
+    if folder is None:
+        return Readiness()
+    name = _key(env)
+    state = _state(folder / f"{name}.modules.json")
+    seconds = {str(k): float(v) for k, v in state.get("seconds", {}).items()}
+    startups = {str(k): float(v) for k, v in _state(folder / f"{name}.startups.json").items()}
+    pid = int(state.get("pid", 0))
+    if not (state.get("forks") and pid and _alive(pid) and (folder / f"{name}.sock").exists()):
+        # none runs (or its tasks start new interpreters): a new one imports the list
+        return Readiness(seconds, queued=set(state.get("modules", [])), startups=startups)
+    return Readiness(
+        seconds,
+        startups=startups,
+        running=True,
+        loaded=set(state.get("loaded", [])),
+        importing=set(state.get("importing", [])),
+        importing_since=float(state.get("importing_since", 0.0)),
+    )
+
+
+def remember_startups(env: dict[str, str], startups: dict[str, float]) -> None:
+    """Keep each script's measured start-up for the next replay's estimate (beside the
+    environment's shared server's socket; nothing without one)."""
+    try:
+        folder = _shared_folder() if idle_seconds() > 0 and startups else None
+    except ValueError:
+        folder = None
+    if folder is None:
+        return
+    path = folder / f"{_key(env)}.startups.json"
+    known = {**_state(path), **startups}
+    draft = path.with_name(f"{path.name}.{os.getpid()}")
+    with contextlib.suppress(OSError):
+        draft.write_text(json.dumps(known), encoding="utf-8")
+        os.replace(draft, path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @atexit.register
@@ -364,17 +515,25 @@ class _Server:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the replaying process handles Ctrl-C
         self.installed = _installed(sys.path)
         self.stale = False
-        self.imported: set[str] = set()
-        with contextlib.suppress(OSError, ValueError):  # what the last server imported
-            self.imported = set(json.loads(self.learned.read_text(encoding="utf-8")))
-        self.pending = sorted(self.imported)
+        self.imported: set[str] = set()  # passed on to the environment's next server
+        self.loaded: set[str] = set()  # imported here, by preloads
+        self.seconds: dict[str, float] = {}  # what importing each one cost
+        self.importing: list[str] = []
+        self.importing_since = 0.0
+        self.reports: dict[int, int] = {}  # a child's pipe -> the child: modules it imports
+        last = _state(self.learned)  # what the last server imported, and what it cost
+        self.imported, self.seconds = set(last.get("modules", [])), last.get("seconds", {})
+        # the scripts' own imports first, so each one's cost is measured under its name
+        # (an earlier `functorch` would import all of torch)
+        self.roots = set(last.get("roots", [])) & self.imported
+        self.pending = sorted(self.roots) + sorted(self.imported - self.roots)
 
     def serve(self) -> None:
         retrying = False
         while True:
             busy = self.connections or self.children
             timeout = 0.05 if self.pending or retrying else None if busy else self.idle
-            watched = [self.wakeup, *self.connections]
+            watched = [self.wakeup, *self.connections, *self.reports]
             if self.listener is not None:
                 watched.append(self.listener.fileno())
             ready, _, _ = select.select(watched, [], [], timeout)
@@ -386,6 +545,8 @@ class _Server:
             for fd in ready:
                 if fd in self.connections:
                     self._receive(fd)
+                elif fd in self.reports:
+                    self._learn(fd)
             if self.pending:  # after greeting the replay that started this server
                 names, self.pending = self.pending, []
                 self._preload(names)
@@ -457,6 +618,7 @@ class _Server:
             self._drop(fd)
 
     def _handle(self, request: dict[str, Any], fd: int) -> None:
+        self.roots |= set(request["preload"])  # what scripts import (not what tasks learned)
         self._preload(request["preload"])
         if request.get("retire"):
             self.stale = True
@@ -471,13 +633,30 @@ class _Server:
             # the script has its own module of a preloaded name
             pid = _cold(request)
         else:
+            report, reporting = os.pipe()
             pid = os.fork()
             if pid == 0:
-                own = [self.wakeup, *self.connections]
+                own = [self.wakeup, report, *self.connections, *self.reports]
                 if self.listener is not None:
                     own.append(self.listener.fileno())
-                _child(request, own)
+                _child(request, own, reporting, {n.partition(".")[0] for n in self.loaded})
+            os.close(reporting)
+            self.reports[report] = pid
         self.children[pid] = (request, fd)
+
+    def _learn(self, fd: int) -> None:
+        """A running child imports submodules of what this server preloaded (torch imports
+        torch._dynamo when the first optimizer is made): import them now, alongside it,
+        so the next task need not wait for them once this one ends."""
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            del self.reports[fd]
+            os.close(fd)
+            return
+        self._preload([n for n in chunk.decode(errors="replace").split() if n])
 
     def _reap(self) -> None:
         for pid in list(self.children):
@@ -497,40 +676,82 @@ class _Server:
             self._reply(fd, reply)
 
     def _preload(self, names: list[str]) -> None:
-        """Import `names`, and list them for the environment's next server (unless an
-        import started a thread: that server could not fork, it must not pass that on)."""
-        imported = _preload(names)
-        if imported - self.imported and not self.stale and threading.active_count() == 1:
-            self.imported |= imported
-            draft = self.learned.with_name(f"{self.learned.name}.{os.getpid()}")
-            with contextlib.suppress(OSError):
-                draft.write_text(json.dumps(sorted(self.imported)), encoding="utf-8")
-                os.replace(draft, self.learned)
+        """Import `names`, timing each, and list them for the environment's next server
+        (unless an import started a thread: that server could not fork, it must not pass
+        that on). The list also says what this server has loaded and what each import cost,
+        so a replay can estimate its tasks' start-up (`readiness`)."""
+        todo = [n for n in names if n not in sys.modules]
+        if todo and self.listener is not None:
+            self.importing, self.importing_since = todo, time.time()
+            self._publish()
+        costs = _preload(todo)
+        self.importing = []
+        self.loaded |= set(costs)
+        self.seconds.update(costs)
+        if not self.stale and threading.active_count() == 1:
+            self.imported |= set(costs)
+        if costs and self.listener is not None:
+            self._publish()
+
+    def _publish(self) -> None:
+        """Write what this server imported, is importing and what imports cost, beside its
+        socket (only while it listens: a withdrawn server's state is nobody's)."""
+        forks = not self.stale and threading.active_count() == 1
+        state = {
+            "pid": os.getpid(), "forks": forks, "loaded": sorted(self.loaded),
+            "importing": self.importing, "importing_since": self.importing_since,
+            "modules": sorted(self.imported), "roots": sorted(self.roots & self.imported),
+            "seconds": self.seconds,
+        }  # fmt: skip
+        draft = self.learned.with_name(f"{self.learned.name}.{os.getpid()}")
+        with contextlib.suppress(OSError):
+            draft.write_text(json.dumps(state), encoding="utf-8")
+            os.replace(draft, self.learned)
 
 
 def _installed(folders: Any) -> dict[str, set[tuple[str, int]]]:
     """What is installed in each folder modules are imported from (entry names and when
     each last changed): installing, upgrading or removing a package changes its entries
-    (e.g. its `.dist-info`). Compiled-bytecode caches are left out: importing writes them."""
+    (e.g. its `.dist-info`). Compiled-bytecode caches are left out: importing writes them,
+    which also changes the time of a package's folder (its `__pycache__` appears), so a
+    package folder counts by its name alone."""
     found = {}
     for folder in folders:
         with contextlib.suppress(OSError), os.scandir(folder or ".") as entries:
-            found[folder] = {
-                (e.name, e.stat(follow_symlinks=False).st_mtime_ns)
-                for e in entries
-                if e.name != "__pycache__"
-            }
+            found[folder] = {(e.name, _changed(e)) for e in entries if e.name != "__pycache__"}
     return found
 
 
-def _preload(names: list[str]) -> set[str]:
-    """Import `names`: those that are imported."""
+def _changed(entry: os.DirEntry[str]) -> int:
+    """When an installed entry last changed (0 for a package's folder: see `_installed`)."""
+    info = entry.stat(follow_symlinks=False)
+    if stat.S_ISDIR(info.st_mode) and not entry.name.endswith((".dist-info", ".egg-info")):
+        return 0
+    return info.st_mtime_ns
+
+
+def _preload(names: list[str]) -> dict[str, float]:
+    """Import `names`: the seconds each one that is imported took (a name imported as
+    part of an earlier one costs nothing)."""
+    costs = {}
     for name in names:
+        started = time.perf_counter()
         if name not in sys.modules:
             # a module that fails here fails again in the task, which reports it
             with contextlib.suppress(BaseException):
                 importlib.import_module(name)
-    return {name for name in names if name in sys.modules}
+        if name in sys.modules:
+            costs[name] = time.perf_counter() - started
+    return costs
+
+
+def _state(path: Path) -> dict[str, Any]:
+    """A server's published state (empty if none, or unreadable)."""
+    with contextlib.suppress(OSError, ValueError):
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(state, dict):
+            return state
+    return {}
 
 
 def _shadowed(script: str) -> bool:
@@ -602,14 +823,19 @@ def _imported_since(before: set[str], project: str) -> list[str]:
     return found
 
 
-def _child(request: dict[str, Any], servers: list[int]) -> None:
-    """Become `python SCRIPT ARGS` for the task, then exit without returning."""
+def _child(request: dict[str, Any], servers: list[int], report: int, preloaded: set[str]) -> None:
+    """Become `python SCRIPT ARGS` for the task, then exit without returning. Submodules of
+    `preloaded` packages it imports are named on `report` as it imports them."""
     code = 1
     try:
+        # when the script's own start began (the task's start-up, without the server's)
+        Path(request["stdout"]).with_name("forked").write_text(repr(time.time()))
         _die_with_parent()
         signal.set_wakeup_fd(-1)
         for fd in servers:  # the server's own pipe and sockets
             os.close(fd)
+        os.set_blocking(report, False)  # never wait on a busy server: it learns at the end
+        sys.addaudithook(_reporter(report, preloaded))
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.environ.clear()
@@ -633,6 +859,18 @@ def _child(request: dict[str, Any], servers: list[int]) -> None:
             with contextlib.suppress(Exception):  # exiting anyway
                 stream.flush()
         os._exit(code)
+
+
+def _reporter(fd: int, packages: set[str]) -> Any:
+    """An audit hook naming, on `fd`, each module of `packages` the task starts to import
+    (Python raises the `import` event only for a module not yet imported)."""
+
+    def report(event: str, args: tuple[Any, ...]) -> None:
+        if event == "import" and str(args[0]).partition(".")[0] in packages:
+            with contextlib.suppress(OSError):  # the server ended: nothing to tell it
+                os.write(fd, f"{args[0]}\n".encode())
+
+    return report
 
 
 def _run(script: str) -> int:
