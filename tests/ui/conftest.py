@@ -47,8 +47,10 @@ TRAIN_NEWEST = TRAIN_V2.replace('        flor.log("err"', HINDSIGHT + '        f
 
 
 def clean_env() -> dict[str, str]:
+    """The test's environment without its store settings; replays keep servers of their own
+    (FLOR_WARM_IDLE_S=0), so none outlives the test."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOR_")}
-    return {**env, **GIT_ENV}
+    return {**env, **GIT_ENV, "FLOR_WARM_IDLE_S": "0"}
 
 
 @dataclass
