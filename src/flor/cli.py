@@ -500,13 +500,15 @@ def replay(
         verify=verify,
     )
     emit(pd.DataFrame(plan.table()), fmt)
-    unreproducible = [r for r in plan.runs if r.unreproducible]
-    for run in unreproducible:
-        click.echo(f"run {run.run_id}: nothing stored, {run.reason}", err=True)
+    # values asked for that flor will not give (a decline, or a value no replay reproduces)
+    declined = [r for r in plan.runs if r.declined]
+    for run in declined:
+        click.echo(f"run {run.run_id}: nothing stored, {run.declined}", err=True)
     if not plan.active:
-        click.echo("nothing to replay", err=True)
-        if unreproducible:
+        if declined:
+            click.echo(f"nothing replayed: {len(declined)} runs declined", err=True)
             sys.exit(1)
+        click.echo("nothing to replay", err=True)
         return
     tasks = sum(len(r.tasks) for r in plan.active)
     click.echo(
@@ -551,7 +553,7 @@ def replay(
                 f"{miss.recorded!r}, replayed {miss.replayed!r}",
                 err=True,
             )
-    if summary.unconfirmed or summary.mismatches or unreproducible:
+    if summary.unconfirmed or summary.mismatches or declined:
         sys.exit(1)
 
 

@@ -712,3 +712,118 @@ def volatile(expression: str) -> bool:
     """Whether a recorded statement logs something that varies between executions."""
     words = set(re.split(r"[^a-z0-9]+", expression.lower()))
     return not words.isdisjoint(_VOLATILE_WORDS)
+
+
+def unreproducible_reads(source: str, texts: list[str]) -> tuple[str, str] | None:
+    """A name the statements (`texts`) read whose value the script computed from something no
+    replay can reproduce (`elapsed = time.perf_counter() - t0`, `tag = uuid.uuid4().hex`,
+    `rng = default_rng()` then `k = rng.integers(9)`), as (name, what), if any.
+
+    Flow-insensitive and conservative: a name is tainted when any assignment anywhere in the
+    script gives it a tainted value, including through in-place calls (`times.append(dt)`).
+    `flor.arg(...)` values are recorded, so they are never tainted."""
+    tainted = _tainted_names(cst.parse_module(source))
+    if not tainted:
+        return None
+    for text in texts:
+        for name in sorted(_reads_of(cst.parse_module(text))):
+            if name in tainted:
+                return name, tainted[name]
+    return None
+
+
+def _dotted(node: cst.BaseExpression) -> str | None:
+    """`a.b.c` as text when it is a chain of names, else None."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr.value}" if inner is not None else None
+    return None
+
+
+def _flow_targets(node: cst.BaseExpression) -> list[str]:
+    if isinstance(node, (cst.Tuple, cst.List)):
+        return [n for e in node.elements for n in _flow_targets(e.value)]
+    if isinstance(node, cst.StarredElement):
+        return _flow_targets(node.value)
+    dotted = _dotted(node)
+    if dotted is not None:
+        return [dotted]
+    base = _base_name(node)  # `times[i] = dt`: the container holds it
+    return [base] if base is not None else []
+
+
+def _reads_of(node: cst.CSTNode) -> set[str]:
+    """Names and dotted names (`self.start`) an expression or statement reads."""
+    found: set[str] = set()
+
+    class Reads(cst.CSTVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            found.add(name.value)
+
+        def visit_Attribute(self, attr: cst.Attribute) -> None:
+            dotted = _dotted(attr)
+            if dotted is not None:
+                found.add(dotted)
+
+    node.visit(Reads())
+    return found
+
+
+def _tainted_names(module: cst.Module) -> dict[str, str]:
+    """Every name a script binds to a value derived from an unreproducible source."""
+    flows: list[tuple[list[str], cst.CSTNode]] = []
+
+    class Flows(cst.CSTVisitor):
+        def add(self, targets: list[str], value: cst.CSTNode) -> None:
+            if targets and not is_flor_call(value, "arg"):
+                flows.append((targets, value))
+
+        def visit_Assign(self, node: cst.Assign) -> None:
+            self.add([n for t in node.targets for n in _flow_targets(t.target)], node.value)
+
+        def visit_AugAssign(self, node: cst.AugAssign) -> None:
+            self.add(_flow_targets(node.target), node.value)
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            if node.value is not None:
+                self.add(_flow_targets(node.target), node.value)
+
+        def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+            self.add(_flow_targets(node.target), node.value)
+
+        def visit_For(self, node: cst.For) -> None:
+            self.add(_flow_targets(node.target), node.iter)
+
+        def visit_WithItem(self, node: cst.WithItem) -> None:
+            if node.asname is not None:
+                self.add(_flow_targets(node.asname.name), node.item)
+
+        def visit_Call(self, node: cst.Call) -> None:
+            # `times.append(time.time() - t0)`: the container now holds the value
+            func = node.func
+            if isinstance(func, cst.Attribute) and func.attr.value in _MUTATING_CALLS:
+                base = _base_name(func.value)
+                if base is not None:
+                    for arg in node.args:
+                        self.add([base], arg.value)
+
+    module.visit(Flows())
+    code = cst.Module(body=[]).code_for_node
+    tainted: dict[str, str] = {}
+    for targets, value in flows:
+        what = unreproducible(code(value))
+        if what is not None:
+            tainted.update(dict.fromkeys(targets, what))
+    reads = [(targets, _reads_of(value)) for targets, value in flows]
+    changed = True
+    while changed:
+        changed = False
+        for targets, read in reads:
+            source = next((tainted[n] for n in sorted(read) if n in tainted), None)
+            for target in targets:
+                if source is not None and target not in tainted:
+                    tainted[target] = source
+                    changed = True
+    return tainted

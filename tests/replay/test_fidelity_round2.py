@@ -1,0 +1,185 @@
+"""Replay fidelity on real training-code patterns, round 2 (benchmarks/fidelity_more, cases
+g01-g12): each defect through real recorded runs, compared with a from-scratch run of that
+version with the statement written in; and the bad-input bar of issue 17 (values that cannot
+be reproduced, declined runs, Ctrl-C)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from gated import record_gated_runs
+from gitutil import git
+from test_fidelity import HALVING, fresh, insert, record, recorded_ids, values
+
+import flor
+from flor.cli import main
+
+
+def _stored(name: str) -> int:
+    return int(flor.query(f"SELECT COUNT(*) AS n FROM logs WHERE name = '{name}'")["n"].item())
+
+
+# A script that computes values it only prints from the clock, uuid and an unseeded RNG.
+PRINTS_VOLATILE = HALVING.replace(
+    "import numpy as np\n", "import time\nimport uuid\n\nimport numpy as np\n"
+).replace(
+    "w = np.zeros(3)\n",
+    "w = np.zeros(3)\ntag = uuid.uuid4().hex[:8]\ndebug_rng = np.random.default_rng()\n",
+).replace(
+    '        opt["lr"] *= 0.5\n',
+    '        t0 = time.perf_counter()\n'
+    '        opt["lr"] *= 0.5\n'
+    "        elapsed = time.perf_counter() - t0\n"
+    "        shown = int(debug_rng.integers(0, 100))\n"
+    '        print(tag, elapsed, shown, X[shown] @ w)\n',
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("statement", "what"),
+    [
+        ('flor.log("took", elapsed)', "took reads elapsed, computed from the wall clock"),
+        ('flor.log("tag", tag)', "tag reads tag, computed from a random id"),
+        ('flor.log("shown", shown)', "shown reads shown, computed from an unseeded RNG"),
+    ],
+)
+def test_a_statement_reading_a_variable_computed_from_an_unreproducible_source_is_refused(
+    script, monkeypatch, statement, what
+) -> None:
+    """g11: the statement's own text names no clock; the variable it reads does."""
+    train = record(script, monkeypatch, PRINTS_VOLATILE, "seed=1", "seed=2")
+    name = statement.split('"')[1]
+    anchor = "        shown = int(debug_rng.integers(0, 100))\n"
+    train.path.write_text(insert(PRINTS_VOLATILE, anchor, statement))
+    result = CliRunner().invoke(main, ["replay", name, "--yes"])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("run ")]
+    assert len(lines) == 2, result.output
+    assert all(what in line and "log it while recording" in line for line in lines)
+    assert _stored(name) == 0
+
+
+def test_a_reproducible_statement_in_the_same_script_is_still_replayed_exactly(
+    script, monkeypatch
+) -> None:
+    """The analysis refuses what reads a tainted variable, not the whole script."""
+    train = record(script, monkeypatch, PRINTS_VOLATILE, "seed=1")
+    (run,) = recorded_ids()
+    anchor = "        shown = int(debug_rng.integers(0, 100))\n"
+    train.path.write_text(insert(PRINTS_VOLATILE, anchor, 'flor.log("lr_now", opt["lr"])'))
+    result = CliRunner().invoke(main, ["replay", "lr_now", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert values("lr_now", run) == fresh(train, "lr_now") == [0.1 / 2 ** (i + 1) for i in range(5)]
+
+
+def test_an_argument_is_recorded_so_a_clock_default_taints_nothing(script, monkeypatch) -> None:
+    """`flor.arg("seed", int(time.time()))` replays with the recorded value."""
+    source = HALVING.replace("import numpy", "import time\nimport numpy").replace(
+        'flor.arg("seed", 0)', 'flor.arg("seed", int(time.time()) % 1000)'
+    )
+    train = record(script, monkeypatch, source)
+    (run,) = recorded_ids()
+    train.path.write_text(
+        insert(source, '        opt["lr"] *= 0.5\n', 'flor.log("w_sum", float(w.sum()))')
+    )
+    result = CliRunner().invoke(main, ["replay", "w_sum", "--yes"])
+    assert result.exit_code == 0, result.output
+    seed = flor.dataframe("seed")["seed"].dropna().tolist()[0]
+    assert len(values("w_sum", run)) == 5
+    assert values("w_sum", run) == fresh(train, "w_sum", "--kwargs", f"seed={seed}")
+
+
+def test_replay_exits_1_with_a_line_per_run_when_every_run_is_declined(script, monkeypatch) -> None:
+    """A user asked for values and got none: that is not "nothing to replay"."""
+    train = record(script, monkeypatch, HALVING, "seed=1", "seed=2")
+    newer = HALVING.replace(
+        '        opt["lr"] *= 0.5\n',
+        '        opt["lr"] *= 0.5\n        spread = float(w.max() - w.min())\n',
+    )
+    git(train.repo, "add", "train.py")
+    train.path.write_text(newer)
+    git(train.repo, "commit", "-q", "-am", "v2: spread")
+    train.path.write_text(insert(newer, "        spread = float(w.max() - w.min())\n",
+                                 'flor.log("spread", spread)'))  # fmt: skip
+    result = CliRunner().invoke(main, ["replay", "spread", "--yes"])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("run ")]
+    assert len(lines) == 2, result.output
+    for line in lines:
+        assert "nothing stored, declined" in line and "spread" in line
+        assert "write the statement into that version yourself" in line
+    assert "nothing replayed: 2 runs declined" in result.output
+    assert "Traceback" not in result.output and _stored("spread") == 0
+
+
+def test_replay_exits_0_when_every_run_already_has_the_values(script, monkeypatch) -> None:
+    train = record(script, monkeypatch, HALVING, "seed=1")
+    train.path.write_text(
+        insert(HALVING, '        opt["lr"] *= 0.5\n', 'flor.log("lr_end", opt["lr"])')
+    )
+    first = CliRunner().invoke(main, ["replay", "lr_end", "--yes"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(main, ["replay", "--yes"])  # every name some run lacks
+    assert again.exit_code == 0, again.output
+    assert "nothing to replay" in again.output and "nothing stored" not in again.output
+
+
+def _tasks_of_replay(session: int) -> list[int]:
+    """The replay's task processes: in its session (its own warm server forks them), running
+    in a flor-task- folder."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getsid(int(entry)) == session and "/flor-task-" in os.readlink(
+                    f"/proc/{entry}/cwd"
+                ):
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.timeout(600)
+def test_ctrl_c_during_a_replay_stores_nothing_and_a_rerun_completes(
+    repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    record_gated_runs(repo, script, monkeypatch, gate)
+    gate.unlink()
+    monkeypatch.setenv("FLOR_WARM_IDLE_S", "0")  # a server of this replay's own
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "flor", "replay", "g0", "--jobs", "2", "--yes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # a suite started in the background ignores SIGINT, and children inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    while len(_tasks_of_replay(replay.pid)) < 2:  # both runs' tasks wait at the closed gate
+        assert replay.poll() is None, replay.communicate()
+        time.sleep(0.05)
+    os.killpg(replay.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the process group
+    _out, err = replay.communicate(timeout=300)
+    gate.touch()
+    assert replay.returncode == 130, err
+    assert "Interrupted." in err and "Traceback" not in err
+    assert _stored("g0") == 0
+    while _tasks_of_replay(replay.pid):  # the interrupted replay's tasks end with it
+        time.sleep(0.05)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "flor", "replay", "g0", "--jobs", "2", "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert _stored("g0") == 40  # both runs, 20 values each: none were counted as present
