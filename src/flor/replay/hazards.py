@@ -56,6 +56,14 @@ UNREPRODUCIBLE = (
     ("SystemRandom", "the OS entropy pool"), ("default_rng()", "an unseeded RNG"),
     ("Random()", "an unseeded RNG"), ("os.getpid", "the process id"),
 )  # fmt: skip
+# The same, where a name alone says it (`from time import perf_counter`, `time()`).
+_UNREPRODUCIBLE_CALLS = re.compile(
+    r"\b(?:(?P<clock>time|now|utcnow|today|perf_counter(?:_ns)?|monotonic(?:_ns)?|time_ns"
+    r"|localtime|gmtime|ctime|asctime)|(?P<cpu>process_time(?:_ns)?|thread_time(?:_ns)?"
+    r"|times|getrusage)|(?P<memory>memory_allocated|max_memory_allocated|memory_reserved"
+    r"|get_traced_memory|memory_info|virtual_memory))\("
+)
+_CALL_KINDS = {"clock": "the wall clock", "cpu": "the CPU clock", "memory": "memory use"}
 # Recorded statements whose values differ between executions by nature (timings, memory):
 # the guard does not compare them.
 _VOLATILE_WORDS = frozenset(
@@ -705,7 +713,8 @@ def unreproducible(statement: str) -> str | None:
     for needle, what in UNREPRODUCIBLE:
         if needle in statement:
             return what
-    return None
+    call = _UNREPRODUCIBLE_CALLS.search(statement)
+    return _CALL_KINDS[call.lastgroup or "clock"] if call is not None else None
 
 
 def volatile(expression: str) -> bool:
