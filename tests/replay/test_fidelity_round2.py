@@ -20,6 +20,8 @@ from test_fidelity import HALVING, fresh, insert, record, recorded_ids, values
 
 import flor
 from flor.cli import main
+from flor.replay import execute, plan
+from flor.replay.planner import make_tasks
 
 
 def _stored(name: str) -> int:
@@ -185,3 +187,70 @@ def test_ctrl_c_during_a_replay_stores_nothing_and_a_rerun_completes(
     )
     assert rerun.returncode == 0, rerun.stderr
     assert _stored("g0") == 40  # both runs, 20 values each: none were counted as present
+
+
+# A DataLoader shuffling with its own seeded torch.Generator, which no checkpoint holds; the
+# run records nothing inside the main loop, so the guard has nothing to compare there.
+OWN_GENERATOR = """\
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+import flor
+
+torch.manual_seed(flor.arg("seed", 0))
+g = torch.Generator().manual_seed(1)
+x = torch.randn(64, 3)
+y = x.sum(1, keepdim=True)
+loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True, generator=g)
+model = torch.nn.Linear(3, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+flor.log("n", len(x))
+with flor.checkpointing(model=model, optimizer=optimizer):
+    for epoch in flor.loop("epoch", range(6)):
+        for xb, yb in flor.loop("step", loader):
+            loss = torch.nn.functional.mse_loss(model(xb), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+"""
+
+
+def test_a_loader_with_its_own_generator_is_state_the_main_loop_carries(
+    script, monkeypatch
+) -> None:
+    """g02: iterating the loader advances `g`, though the loop never names it."""
+    train = record(script, monkeypatch, OWN_GENERATOR)
+    (run,) = recorded_ids()
+    anchor = "            loss = torch.nn.functional.mse_loss(model(xb), yb)\n"
+    train.path.write_text(insert(OWN_GENERATOR, anchor, 'flor.log("y0", float(yb[0, 0]))'))
+    the_plan = plan(["y0"], runs=[run], jobs=2)
+    (planned,) = the_plan.runs
+    if planned.strategy != "full":  # a task starting mid-run is what would go wrong
+        assert planned.context is not None
+        planned.context.timings = [1.0] * planned.iterations
+        planned.context.overhead = 0.1
+        make_tasks(planned, planned.strategy)
+    execute(the_plan)
+    assert len(values("y0", run)) == 24
+    assert values("y0", run) == fresh(train, "y0")
+    assert planned.strategy == "full" and "(g)" in planned.fallback
+
+
+def test_a_checkpointed_loader_generator_lets_tasks_start_mid_run(script, monkeypatch) -> None:
+    source = OWN_GENERATOR.replace(
+        "flor.checkpointing(model=model, optimizer=optimizer)",
+        "flor.checkpointing(model=model, optimizer=optimizer, g=g)",
+    )
+    train = record(script, monkeypatch, source)
+    (run,) = recorded_ids()
+    anchor = "            loss = torch.nn.functional.mse_loss(model(xb), yb)\n"
+    train.path.write_text(insert(source, anchor, 'flor.log("y0", float(yb[0, 0]))'))
+    the_plan = plan(["y0"], runs=[run], jobs=2)
+    (planned,) = the_plan.runs
+    assert planned.strategy == "nested", planned.fallback
+    assert planned.context is not None
+    planned.context.timings = [1.0] * planned.iterations  # worth two tasks, whatever the load
+    planned.context.overhead = 0.1
+    make_tasks(planned, "nested")
+    assert len(planned.tasks) == 2 and planned.tasks[1].start > 0
+    execute(the_plan)
+    assert values("y0", run) == fresh(train, "y0")

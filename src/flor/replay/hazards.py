@@ -582,6 +582,10 @@ def analyze(
         if kind != "read":
             written.add(name)
     carried = {n for n in written if first[n] != ("bind", True)}
+    # a loader built with its own generator advances it whenever the loop iterates it
+    owners = _generator_owners(module)
+    for name in {n for _, n, _ in events.events} & owners.keys():
+        carried |= owners[name] - checkpointed
     hazards = Hazards(
         carried=carried,
         attribute_stores=events.attribute_stores,
@@ -593,6 +597,45 @@ def analyze(
     )
     hazards.rebound = _rebound(main, checkpointed)
     return hazards
+
+
+# Keywords that hand an object a random generator it keeps and draws from
+# (`DataLoader(..., generator=g)`, `RandomSampler(ds, generator=g)`, sklearn's
+# `random_state=RandomState(0)`).
+_GENERATOR_KEYWORDS = frozenset({"generator", "rng", "random_state", "random_generator"})
+
+
+def _generator_owners(module: cst.Module) -> dict[str, set[str]]:
+    """Objects that hold a named random generator, directly or through another such object
+    (`sampler = RandomSampler(ds, generator=g)`, `loader = DataLoader(ds, sampler=sampler)`):
+    using the object advances the generator, though the code never names it again."""
+    assigns: list[tuple[list[str], cst.Call]] = []
+
+    class Assigns(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            if isinstance(node.value, cst.Call):
+                targets = [n for t in node.targets for n in _target_names(t.target)]
+                assigns.append((targets, node.value))
+
+    module.visit(Assigns())
+    owners: dict[str, set[str]] = {}
+    changed = True
+    while changed:
+        changed = False
+        for targets, call in assigns:
+            held: set[str] = set()
+            for arg in call.args:
+                if not isinstance(arg.value, cst.Name):
+                    continue
+                keyword = arg.keyword.value if arg.keyword is not None else ""
+                if keyword in _GENERATOR_KEYWORDS:
+                    held.add(arg.value.value)
+                held |= owners.get(arg.value.value, set())
+            for target in targets:
+                if not held <= owners.get(target, set()):
+                    owners.setdefault(target, set()).update(held)
+                    changed = True
+    return owners
 
 
 def _rebound(main: cst.For, checkpointed: set[str]) -> set[str]:
