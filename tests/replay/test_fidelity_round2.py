@@ -254,3 +254,52 @@ def test_a_checkpointed_loader_generator_lets_tasks_start_mid_run(script, monkey
     assert len(planned.tasks) == 2 and planned.tasks[1].start > 0
     execute(the_plan)
     assert values("y0", run) == fresh(train, "y0")
+
+
+# The main loop saves the model to a file every epoch; the code after it reloads that file.
+SAVES_AND_RELOADS = """\
+import os
+
+import torch
+import flor
+
+torch.manual_seed(flor.arg("seed", 0))
+x = torch.randn(64, 3)
+y = x.sum(1, keepdim=True)
+model = torch.nn.Linear(3, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+os.makedirs("outputs", exist_ok=True)
+with flor.checkpointing(model=model, optimizer=optimizer):
+    for epoch in flor.loop("epoch", range(4)):
+        for i in flor.loop("step", range(0, 64, 16)):
+            loss = torch.nn.functional.mse_loss(model(x[i : i + 16]), y[i : i + 16])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        torch.save(model.state_dict(), "outputs/last.pt")
+        flor.log("loss", loss.item())
+final = torch.nn.Linear(3, 1)
+final.load_state_dict(torch.load("outputs/last.pt"))
+with torch.no_grad():
+    test_loss = torch.nn.functional.mse_loss(final(x), y).item()
+"""
+
+
+def test_code_after_the_loop_reading_a_file_the_loop_writes_is_not_replayed_from_a_checkpoint(
+    repo, script, monkeypatch
+) -> None:
+    """Skipping the loop skips its writes: the file on disk is the newest run's, not this
+    run's (every run but the last would store the newest run's test loss)."""
+    (repo / ".gitignore").write_text("outputs/\n")
+    git(repo, "add", ".gitignore")
+    train = record(script, monkeypatch, SAVES_AND_RELOADS, "seed=1", "seed=2")
+    first, second = recorded_ids()
+    anchor = "    test_loss = torch.nn.functional.mse_loss(final(x), y).item()\n"
+    train.path.write_text(insert(SAVES_AND_RELOADS, anchor, 'flor.log("test_loss", test_loss)'))
+    the_plan = plan(["test_loss"], jobs=1)
+    execute(the_plan)
+    replayed = values("test_loss", first), values("test_loss", second)
+    assert replayed == (fresh(train, "test_loss", "--kwargs", "seed=1"),
+                        fresh(train, "test_loss", "--kwargs", "seed=2"))  # fmt: skip
+    assert replayed[0] != replayed[1]
+    assert all("writes files" in r.fallback for r in the_plan.runs), the_plan.table()

@@ -89,6 +89,8 @@ class Hazards:
     rebound: set[str] = field(default_factory=set)
     # why the main loop could not be analysed at all, if it could not
     unanalysed: str = ""
+    # the main loop writes files that it, or code after it, reads back
+    file_roundtrip: str = ""
 
     def why_not_restore(self) -> str | None:
         """Why restoring a checkpoint mid-run would give a different state, if it would."""
@@ -105,6 +107,11 @@ class Hazards:
             return f"the main loop carries state no checkpoint holds ({names})"
         if self.attribute_stores:
             return "the main loop sets attributes no checkpoint holds"
+        if self.file_roundtrip:
+            return (
+                f"the main loop writes files that {self.file_roundtrip} reads back; no "
+                "checkpoint holds files"
+            )
         return None
 
 
@@ -596,7 +603,74 @@ def analyze(
         main, helpers, exempt, checkpointed, loop_functions(module)
     )
     hazards.rebound = _rebound(main, checkpointed)
+    hazards.file_roundtrip = _file_roundtrip(module, main)
     return hazards
+
+
+# Calls that write files (`torch.save`, `np.savez`, `df.to_csv`, `json.dump`, a project's
+# `save_checkpoint`, `open(path, "w")`) and that read them (`torch.load`, `np.load`,
+# `pd.read_csv`, `open(path)`, `from_pretrained`, a project's `load_checkpoint`).
+_WRITES_FILES = re.compile(
+    r"\b\w*(?:save|dump(?!s\())\w*\(|\.to_(?:csv|parquet|json|pickle|hdf|feather)\(|\.write\(|"
+    r"\bshutil\.(?:copy\w*|move)\(|\bos\.(?:rename|replace)\("
+)
+_READS_FILES = re.compile(
+    r"\b(?:torch|np|numpy|pickle|joblib|json|yaml|pd|pandas|h5py|safetensors|cv2|imageio|"
+    r"Image)\.\w*(?:load|read|open)\w*\(|\bopen\(|\bfrom_pretrained\(|\w*load_checkpoint\w*\(|"
+    r"\bload_from_checkpoint\("
+)
+
+
+def _file_roundtrip(module: cst.Module, main: cst.For) -> str:
+    """Where code reads files the main loop writes ("the main loop", "code after it"), or "".
+
+    A restored checkpoint holds objects, not files: a task that skips iterations (or the
+    whole loop) finds on disk what the newest recorded run left there, not this run's."""
+    functions = {f.name.value: f for f in module.body if isinstance(f, cst.FunctionDef)}
+    code = cst.Module(body=[]).code_for_node
+
+    def text_of(nodes: list[cst.CSTNode]) -> str:
+        reached: set[str] = set()
+        todo = [c for n in nodes for c in called_names(n) if c in functions]
+        while todo:
+            name = todo.pop()
+            if name not in reached:
+                reached.add(name)
+                todo.extend(c for c in called_names(functions[name].body) if c in functions)
+        return "\n".join([*(code(n) for n in nodes), *(code(functions[f]) for f in reached)])
+
+    loop_text = text_of([main.body])
+    if not _WRITES_FILES.search(loop_text):
+        return ""
+    if _READS_FILES.search(loop_text):
+        return "the main loop"
+    if _READS_FILES.search(text_of(_code_after(module, main))):
+        return "code after it"
+    return ""
+
+
+def _code_after(module: cst.Module, main: cst.For) -> list[cst.CSTNode]:
+    """The module-level statements after the main loop (and after it inside its with)."""
+    for index, statement in enumerate(module.body):
+        if statement is main:
+            return list(module.body[index + 1 :])
+        inner = _statements_after(statement, main)
+        if inner or _contains(statement, main):
+            return inner + list(module.body[index + 1 :])
+    return []
+
+
+def _contains(node: cst.CSTNode, target: cst.CSTNode) -> bool:
+    found = False
+
+    class Finder(cst.CSTVisitor):
+        def on_visit(self, visited: cst.CSTNode) -> bool:
+            nonlocal found
+            found = found or visited is target
+            return not found
+
+    node.visit(Finder())
+    return found
 
 
 # Keywords that hand an object a random generator it keeps and draws from
