@@ -31,7 +31,8 @@ def _stored(name: str) -> int:
 # A script that computes values it only prints from the clock, uuid and an unseeded RNG.
 PRINTS_VOLATILE = HALVING.replace(
     "import numpy as np\n",
-    "import time\nimport uuid\nfrom time import perf_counter\n\nimport numpy as np\n",
+    "import random\nimport time\nimport uuid\nfrom time import perf_counter\n\n"
+    "import numpy as np\n",
 ).replace(
     "w = np.zeros(3)\n",
     "w = np.zeros(3)\ntag = uuid.uuid4().hex[:8]\ndebug_rng = np.random.default_rng()\n",
@@ -52,6 +53,8 @@ PRINTS_VOLATILE = HALVING.replace(
         ('flor.log("tag", tag)', "tag reads tag, computed from a random id"),
         ('flor.log("shown", shown)', "shown reads shown, computed from an unseeded RNG"),
         ('flor.log("lap", perf_counter() - t0)', "lap reads the wall clock"),
+        # the script seeds numpy, never python's random
+        ('flor.log("coin", random.random())', "coin reads an unseeded RNG"),
     ],
 )
 def test_a_statement_reading_a_variable_computed_from_an_unreproducible_source_is_refused(

@@ -18,6 +18,7 @@ otherwise it re-executes. The dynamic guard (executor) backs this analysis up.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -64,6 +65,22 @@ _UNREPRODUCIBLE_CALLS = re.compile(
     r"|get_traced_memory|memory_info|virtual_memory))\("
 )
 _CALL_KINDS = {"clock": "the wall clock", "cpu": "the CPU clock", "memory": "memory use"}
+# Generators made without a seed (`RandomState()`, `default_rng(None)`): seeded by the OS.
+_UNSEEDED_GENERATOR = re.compile(r"\b(?:RandomState|default_rng|Random)\(\s*(?:None\s*)?\)")
+# Draws from the global generators of `random` and numpy, which start from OS entropy unless
+# the script seeds them (torch's global generator starts from a fixed seed).
+_PYTHON_DRAW = re.compile(
+    r"(?<![\w.])random\.(?:random|uniform|randint|randrange|choice|choices|sample|shuffle|"
+    r"gauss|normalvariate|lognormvariate|betavariate|expovariate|gammavariate|triangular|"
+    r"vonmisesvariate|paretovariate|weibullvariate|getrandbits|randbytes)\("
+)
+_NUMPY_DRAW = re.compile(
+    r"\b(?:np|numpy)\.random\.(?!seed\b|get_state\b|set_state\b|default_rng\b|"
+    r"RandomState\b|Generator\b|SeedSequence\b|PCG64|MT19937|Philox|SFC64|BitGenerator)\w+\("
+)
+_SEEDS_ALL = re.compile(r"\b(?:seed_everything|set_seed|seed_all)\(\s*[^)\s]")
+_SEEDS_PYTHON = re.compile(r"(?<![\w.])random\.seed\(\s*[^)\s]")
+_SEEDS_NUMPY = re.compile(r"\b(?:np|numpy)\.random\.seed\(\s*[^)\s]")
 # Recorded statements whose values differ between executions by nature (timings, memory):
 # the guard does not compare them.
 _VOLATILE_WORDS = frozenset(
@@ -840,15 +857,41 @@ def volatile(expression: str) -> bool:
     return not words.isdisjoint(_VOLATILE_WORDS)
 
 
-def unreproducible_reads(source: str, texts: list[str]) -> tuple[str, str] | None:
+def unseeded_draw(source: str) -> Callable[[str], str | None]:
+    """For a script, a test of code text: what unseeded generator it draws from, if any
+    (`random.random()` where the script never calls `random.seed(...)`, an unseeded
+    `RandomState()`). A restore would give the recorded run's draw, a run from scratch
+    another: neither is the value a user can check."""
+    seeds_all = _SEEDS_ALL.search(source) is not None
+    unseeded = []
+    if not seeds_all and _SEEDS_PYTHON.search(source) is None:
+        unseeded.append(_PYTHON_DRAW)
+    if not seeds_all and _SEEDS_NUMPY.search(source) is None:
+        unseeded.append(_NUMPY_DRAW)
+
+    def draws(text: str) -> str | None:
+        if _UNSEEDED_GENERATOR.search(text) or any(p.search(text) for p in unseeded):
+            return "an unseeded RNG"
+        return None
+
+    return draws
+
+
+def unreproducible_reads(source: str, texts: list[str]) -> tuple[str | None, str] | None:
     """A name the statements (`texts`) read whose value the script computed from something no
     replay can reproduce (`elapsed = time.perf_counter() - t0`, `tag = uuid.uuid4().hex`,
     `rng = default_rng()` then `k = rng.integers(9)`), as (name, what), if any.
 
     Flow-insensitive and conservative: a name is tainted when any assignment anywhere in the
     script gives it a tainted value, including through in-place calls (`times.append(dt)`).
-    `flor.arg(...)` values are recorded, so they are never tainted."""
-    tainted = _tainted_names(cst.parse_module(source))
+    `flor.arg(...)` values are recorded, so they are never tainted. (None, what) when a
+    statement itself draws from an unseeded generator."""
+    draws = unseeded_draw(source)
+    for text in texts:
+        what = draws(text)
+        if what is not None:
+            return None, what
+    tainted = _tainted_names(cst.parse_module(source), draws)
     if not tainted:
         return None
     for text in texts:
@@ -897,7 +940,7 @@ def _reads_of(node: cst.CSTNode) -> set[str]:
     return found
 
 
-def _tainted_names(module: cst.Module) -> dict[str, str]:
+def _tainted_names(module: cst.Module, draws: Callable[[str], str | None]) -> dict[str, str]:
     """Every name a script binds to a value derived from an unreproducible source."""
     flows: list[tuple[list[str], cst.CSTNode]] = []
 
@@ -939,7 +982,7 @@ def _tainted_names(module: cst.Module) -> dict[str, str]:
     code = cst.Module(body=[]).code_for_node
     tainted: dict[str, str] = {}
     for targets, value in flows:
-        what = unreproducible(code(value))
+        what = unreproducible(code(value)) or draws(code(value))
         if what is not None:
             tainted.update(dict.fromkeys(targets, what))
     reads = [(targets, _reads_of(value)) for targets, value in flows]

@@ -346,8 +346,9 @@ def _placement(run_plan: RunPlan, names: list[str], root: Path) -> Any:
         tainted = unreproducible_reads(run_plan.patched, texts)
         if tainted is not None:
             variable, what = tainted
+            reads = what if variable is None else f"{variable}, computed from {what}"
             raise _Skip(
-                f"cannot be reproduced: {name} reads {variable}, computed from {what}",
+                f"cannot be reproduced: {name} reads {reads}",
                 fix="log it while recording",
                 unreproducible=True,
             )
