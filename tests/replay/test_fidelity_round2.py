@@ -306,3 +306,80 @@ def test_code_after_the_loop_reading_a_file_the_loop_writes_is_not_replayed_from
                         fresh(train, "test_loss", "--kwargs", "seed=2"))  # fmt: skip
     assert replayed[0] != replayed[1]
     assert all("writes files" in r.fallback for r in the_plan.runs), the_plan.table()
+
+
+# A list made at each epoch's start, appended to in the step loop, averaged after it.
+EPOCH_LIST = """\
+import torch
+import flor
+
+torch.manual_seed(flor.arg("seed", 0))
+x = torch.randn(64, 3)
+y = x.sum(1, keepdim=True)
+model = torch.nn.Linear(3, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+with flor.checkpointing(model=model, optimizer=optimizer):
+    for epoch in flor.loop("epoch", range(4)):
+        losses = []
+        for i in flor.loop("step", range(0, 64, 16)):
+            loss = torch.nn.functional.mse_loss(model(x[i : i + 16]), y[i : i + 16])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        flor.log("w", model.weight.sum().item())
+"""
+
+
+def test_a_statement_reading_what_the_step_loop_appends_to_replays_the_step_loop(
+    script, monkeypatch
+) -> None:
+    """Skipping the step loop restores the model, not `losses`: outer would average []."""
+    train = record(script, monkeypatch, EPOCH_LIST)
+    (run,) = recorded_ids()
+    anchor = '        flor.log("w", model.weight.sum().item())\n'
+    statement = 'flor.log("epoch_loss", torch.tensor(losses).mean().item())'
+    train.path.write_text(insert(EPOCH_LIST, anchor, statement))
+    the_plan = plan(["epoch_loss"], jobs=1)
+    execute(the_plan)
+    assert values("epoch_loss", run) == fresh(train, "epoch_loss")
+    assert len(values("epoch_loss", run)) == 4
+    assert the_plan.runs[0].strategy == "nested"
+
+
+# Step-based training: the main loop iterates a shuffling DataLoader, whose iterator draws its
+# seeds from torch's generator when the loop asks for the first batch; dropout draws after.
+STEP_LOADER = """\
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+import flor
+
+torch.manual_seed(flor.arg("seed", 0))
+x = torch.randn(96, 3)
+y = x.sum(1, keepdim=True)
+loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
+model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Dropout(0.3), torch.nn.Linear(8, 1))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+flor.log("n", len(x))
+with flor.checkpointing(model=model, optimizer=optimizer):
+    for step, (xb, yb) in enumerate(flor.loop("step", loader)):
+        loss = torch.nn.functional.mse_loss(model(xb), yb)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+"""
+
+
+@pytest.mark.parametrize("budget", ["1", "0.0001"])
+def test_a_task_restores_each_iteration_before_the_loop_fetches_its_item(
+    script, monkeypatch, budget
+) -> None:
+    """g14: the recording checkpoints iteration i before fetching item i; a replay that
+    restored after the fetch rewound the loader's draws and gave dropout other masks."""
+    train = record(script, monkeypatch, STEP_LOADER, budget=budget)
+    (run,) = recorded_ids()
+    anchor = "        loss = torch.nn.functional.mse_loss(model(xb), yb)\n"
+    train.path.write_text(insert(STEP_LOADER, anchor, 'flor.log("loss", loss.item())'))
+    execute(plan(["loss"], jobs=1))
+    assert len(values("loss", run)) == 6
+    assert values("loss", run) == fresh(train, "loss")

@@ -729,6 +729,18 @@ def _generator_owners(module: cst.Module) -> dict[str, set[str]]:
     return owners
 
 
+def loop_writes(module: cst.Module, loop: cst.For) -> set[str]:
+    """Names a (nested) loop binds or changes in place: assignments, and also calls that
+    mutate (`losses.append(x)`, `metric.update(...)`, `acc.add_(...)`, the module's helper
+    functions changing their arguments or globals)."""
+    exempt, _ = _module_exempt(module, set(), set())  # imports, functions, classes
+    events = _Events(_helpers(module), exempt)
+    for name in _target_names(loop.target):
+        events._add("bind", name)
+    loop.body.visit(events)
+    return {name for kind, name, _ in events.events if kind != "read"}
+
+
 def _rebound(main: cst.For, checkpointed: set[str]) -> set[str]:
     """Checkpointed names the loop binds to another object (`optimizer = SGD(...)`).
     Augmented assignment is not one: on the mutable objects flor.checkpointing accepts,
