@@ -193,12 +193,32 @@ def _check_names_logged(names: tuple[str, ...], missing: list[str]) -> None:
 
     known = reads.logged_names()
     unknown = [n for n in missing if n not in known]
+    if unknown:  # a statement in a recorded script, never replayed or declined, is no typo
+        unknown = [n for n in unknown if n not in _names_in_scripts()]
     if not unknown or len(unknown) < len(names):
         return
     close = difflib.get_close_matches(unknown[0], known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     listed = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "") or "none yet"
     raise UsageError(f"no run logged {', '.join(map(repr, unknown))}{hint}; names logged: {listed}")
+
+
+def _names_in_scripts() -> set[str]:
+    """Names the working-tree versions of the recorded scripts log."""
+    from flor.paths import find_repo_root
+    from flor.propagate import logged_names
+    from flor.store import reader
+
+    root = find_repo_root()
+    if root is None:
+        return set()
+    found: set[str] = set()
+    for filename in set(reader.runs()["filename"]):
+        try:
+            found.update(logged_names((root / filename).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, FlorError):
+            continue
+    return found
 
 
 @main.command()

@@ -71,6 +71,10 @@ def test_a_statement_reading_a_variable_computed_from_an_unreproducible_source_i
     assert len(lines) == 2, result.output
     assert all(what in line and "log it while recording" in line for line in lines)
     assert _stored(name) == 0
+    # the table a CI job then reads has the column, empty: a statement is no typo
+    table = CliRunner().invoke(main, ["dataframe", name, "--format", "csv"])
+    assert table.exit_code == 0, table.output
+    assert name in table.output.splitlines()[0] and "no values logged" in table.output
 
 
 def test_a_reproducible_statement_in_the_same_script_is_still_replayed_exactly(
