@@ -71,7 +71,9 @@ def test_a_statement_reading_a_variable_computed_from_an_unreproducible_source_i
     assert len(lines) == 2, result.output
     assert all(what in line and "log it while recording" in line for line in lines)
     assert _stored(name) == 0
-    # the table a CI job then reads has the column, empty: a statement is no typo
+    # the table a CI job then reads has the column, empty: a statement is no typo, even
+    # once it has left the working tree
+    train.path.write_text(PRINTS_VOLATILE)
     table = CliRunner().invoke(main, ["dataframe", name, "--format", "csv"])
     assert table.exit_code == 0, table.output
     assert name in table.output.splitlines()[0] and "no values logged" in table.output
