@@ -24,6 +24,7 @@ from flor.replay.hazards import (
     callee_name,
     flor_loop_call,
     loop_functions,
+    loop_writes,
     suffix_reads,
 )
 
@@ -167,7 +168,9 @@ class _Classifier(cst.CSTVisitor):
         restored: set[str],
         loop_calls: frozenset[str] = frozenset(),
         through_call: bool = False,
+        module: cst.Module | None = None,
     ) -> None:
+        self.module = module or cst.Module(body=[])
         self.names = names
         self.main = main
         self.restored = restored
@@ -196,7 +199,7 @@ class _Classifier(cst.CSTVisitor):
             nested_assigned: set[str] = set()
             if not self.loops:
                 for inner in _flor_loops_inside(node):
-                    nested_assigned |= _assigned_names(inner)
+                    nested_assigned |= _assigned_names(inner) | loop_writes(self.module, inner)
             self.loops.append((node, nested_assigned - self.restored))
 
     def leave_For(self, node: cst.For) -> None:
@@ -279,7 +282,12 @@ def classify(
     # Checkpointed objects are restored at the end of a skipped nested loop, so what the
     # nested loop does to them in place is not lost.
     visitor = _Classifier(
-        set(names), main, finder.restored_names, loop_calls, through_call and bool(loop_calls)
+        set(names),
+        main,
+        finder.restored_names,
+        loop_calls,
+        through_call and bool(loop_calls),
+        module,
     )
     module.visit(visitor)
     result = Classification(_loop_name(main) if main is not None else None)

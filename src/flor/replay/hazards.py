@@ -18,6 +18,7 @@ otherwise it re-executes. The dynamic guard (executor) backs this analysis up.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -56,6 +57,30 @@ UNREPRODUCIBLE = (
     ("SystemRandom", "the OS entropy pool"), ("default_rng()", "an unseeded RNG"),
     ("Random()", "an unseeded RNG"), ("os.getpid", "the process id"),
 )  # fmt: skip
+# The same, where a name alone says it (`from time import perf_counter`, `time()`).
+_UNREPRODUCIBLE_CALLS = re.compile(
+    r"\b(?:(?P<clock>time|now|utcnow|today|perf_counter(?:_ns)?|monotonic(?:_ns)?|time_ns"
+    r"|localtime|gmtime|ctime|asctime)|(?P<cpu>process_time(?:_ns)?|thread_time(?:_ns)?"
+    r"|times|getrusage)|(?P<memory>memory_allocated|max_memory_allocated|memory_reserved"
+    r"|get_traced_memory|memory_info|virtual_memory))\("
+)
+_CALL_KINDS = {"clock": "the wall clock", "cpu": "the CPU clock", "memory": "memory use"}
+# Generators made without a seed (`RandomState()`, `default_rng(None)`): seeded by the OS.
+_UNSEEDED_GENERATOR = re.compile(r"\b(?:RandomState|default_rng|Random)\(\s*(?:None\s*)?\)")
+# Draws from the global generators of `random` and numpy, which start from OS entropy unless
+# the script seeds them (torch's global generator starts from a fixed seed).
+_PYTHON_DRAW = re.compile(
+    r"(?<![\w.])random\.(?:random|uniform|randint|randrange|choice|choices|sample|shuffle|"
+    r"gauss|normalvariate|lognormvariate|betavariate|expovariate|gammavariate|triangular|"
+    r"vonmisesvariate|paretovariate|weibullvariate|getrandbits|randbytes)\("
+)
+_NUMPY_DRAW = re.compile(
+    r"\b(?:np|numpy)\.random\.(?!seed\b|get_state\b|set_state\b|default_rng\b|"
+    r"RandomState\b|Generator\b|SeedSequence\b|PCG64|MT19937|Philox|SFC64|BitGenerator)\w+\("
+)
+_SEEDS_ALL = re.compile(r"\b(?:seed_everything|set_seed|seed_all)\(\s*[^)\s]")
+_SEEDS_PYTHON = re.compile(r"(?<![\w.])random\.seed\(\s*[^)\s]")
+_SEEDS_NUMPY = re.compile(r"\b(?:np|numpy)\.random\.seed\(\s*[^)\s]")
 # Recorded statements whose values differ between executions by nature (timings, memory):
 # the guard does not compare them.
 _VOLATILE_WORDS = frozenset(
@@ -81,6 +106,8 @@ class Hazards:
     rebound: set[str] = field(default_factory=set)
     # why the main loop could not be analysed at all, if it could not
     unanalysed: str = ""
+    # the main loop writes files that it, or code after it, reads back
+    file_roundtrip: str = ""
 
     def why_not_restore(self) -> str | None:
         """Why restoring a checkpoint mid-run would give a different state, if it would."""
@@ -97,6 +124,11 @@ class Hazards:
             return f"the main loop carries state no checkpoint holds ({names})"
         if self.attribute_stores:
             return "the main loop sets attributes no checkpoint holds"
+        if self.file_roundtrip:
+            return (
+                f"the main loop writes files that {self.file_roundtrip} reads back; no "
+                "checkpoint holds files"
+            )
         return None
 
 
@@ -574,6 +606,10 @@ def analyze(
         if kind != "read":
             written.add(name)
     carried = {n for n in written if first[n] != ("bind", True)}
+    # a loader built with its own generator advances it whenever the loop iterates it
+    owners = _generator_owners(module)
+    for name in {n for _, n, _ in events.events} & owners.keys():
+        carried |= owners[name] - checkpointed
     hazards = Hazards(
         carried=carried,
         attribute_stores=events.attribute_stores,
@@ -584,7 +620,125 @@ def analyze(
         main, helpers, exempt, checkpointed, loop_functions(module)
     )
     hazards.rebound = _rebound(main, checkpointed)
+    hazards.file_roundtrip = _file_roundtrip(module, main)
     return hazards
+
+
+# Calls that write files (`torch.save`, `np.savez`, `df.to_csv`, `json.dump`, a project's
+# `save_checkpoint`, `open(path, "w")`) and that read them (`torch.load`, `np.load`,
+# `pd.read_csv`, `open(path)`, `from_pretrained`, a project's `load_checkpoint`).
+_WRITES_FILES = re.compile(
+    r"\b\w*(?:save|dump(?!s\())\w*\(|\.to_(?:csv|parquet|json|pickle|hdf|feather)\(|\.write\(|"
+    r"\bshutil\.(?:copy\w*|move)\(|\bos\.(?:rename|replace)\("
+)
+_READS_FILES = re.compile(
+    r"\b(?:torch|np|numpy|pickle|joblib|json|yaml|pd|pandas|h5py|safetensors|cv2|imageio|"
+    r"Image)\.\w*(?:load|read|open)\w*\(|\bopen\(|\bfrom_pretrained\(|\w*load_checkpoint\w*\(|"
+    r"\bload_from_checkpoint\("
+)
+
+
+def _file_roundtrip(module: cst.Module, main: cst.For) -> str:
+    """Where code reads files the main loop writes ("the main loop", "code after it"), or "".
+
+    A restored checkpoint holds objects, not files: a task that skips iterations (or the
+    whole loop) finds on disk what the newest recorded run left there, not this run's."""
+    functions = {f.name.value: f for f in module.body if isinstance(f, cst.FunctionDef)}
+    code = cst.Module(body=[]).code_for_node
+
+    def text_of(nodes: list[cst.CSTNode]) -> str:
+        reached: set[str] = set()
+        todo = [c for n in nodes for c in called_names(n) if c in functions]
+        while todo:
+            name = todo.pop()
+            if name not in reached:
+                reached.add(name)
+                todo.extend(c for c in called_names(functions[name].body) if c in functions)
+        return "\n".join([*(code(n) for n in nodes), *(code(functions[f]) for f in reached)])
+
+    loop_text = text_of([main.body])
+    if not _WRITES_FILES.search(loop_text):
+        return ""
+    if _READS_FILES.search(loop_text):
+        return "the main loop"
+    if _READS_FILES.search(text_of(_code_after(module, main))):
+        return "code after it"
+    return ""
+
+
+def _code_after(module: cst.Module, main: cst.For) -> list[cst.CSTNode]:
+    """The module-level statements after the main loop (and after it inside its with)."""
+    for index, statement in enumerate(module.body):
+        if statement is main:
+            return list(module.body[index + 1 :])
+        inner = _statements_after(statement, main)
+        if inner or _contains(statement, main):
+            return inner + list(module.body[index + 1 :])
+    return []
+
+
+def _contains(node: cst.CSTNode, target: cst.CSTNode) -> bool:
+    found = False
+
+    class Finder(cst.CSTVisitor):
+        def on_visit(self, visited: cst.CSTNode) -> bool:
+            nonlocal found
+            found = found or visited is target
+            return not found
+
+    node.visit(Finder())
+    return found
+
+
+# Keywords that hand an object a random generator it keeps and draws from
+# (`DataLoader(..., generator=g)`, `RandomSampler(ds, generator=g)`, sklearn's
+# `random_state=RandomState(0)`).
+_GENERATOR_KEYWORDS = frozenset({"generator", "rng", "random_state", "random_generator"})
+
+
+def _generator_owners(module: cst.Module) -> dict[str, set[str]]:
+    """Objects that hold a named random generator, directly or through another such object
+    (`sampler = RandomSampler(ds, generator=g)`, `loader = DataLoader(ds, sampler=sampler)`):
+    using the object advances the generator, though the code never names it again."""
+    assigns: list[tuple[list[str], cst.Call]] = []
+
+    class Assigns(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            if isinstance(node.value, cst.Call):
+                targets = [n for t in node.targets for n in _target_names(t.target)]
+                assigns.append((targets, node.value))
+
+    module.visit(Assigns())
+    owners: dict[str, set[str]] = {}
+    changed = True
+    while changed:
+        changed = False
+        for targets, call in assigns:
+            held: set[str] = set()
+            for arg in call.args:
+                if not isinstance(arg.value, cst.Name):
+                    continue
+                keyword = arg.keyword.value if arg.keyword is not None else ""
+                if keyword in _GENERATOR_KEYWORDS:
+                    held.add(arg.value.value)
+                held |= owners.get(arg.value.value, set())
+            for target in targets:
+                if not held <= owners.get(target, set()):
+                    owners.setdefault(target, set()).update(held)
+                    changed = True
+    return owners
+
+
+def loop_writes(module: cst.Module, loop: cst.For) -> set[str]:
+    """Names a (nested) loop binds or changes in place: assignments, and also calls that
+    mutate (`losses.append(x)`, `metric.update(...)`, `acc.add_(...)`, the module's helper
+    functions changing their arguments or globals)."""
+    exempt, _ = _module_exempt(module, set(), set())  # imports, functions, classes
+    events = _Events(_helpers(module), exempt)
+    for name in _target_names(loop.target):
+        events._add("bind", name)
+    loop.body.visit(events)
+    return {name for kind, name, _ in events.events if kind != "read"}
 
 
 def _rebound(main: cst.For, checkpointed: set[str]) -> set[str]:
@@ -705,10 +859,152 @@ def unreproducible(statement: str) -> str | None:
     for needle, what in UNREPRODUCIBLE:
         if needle in statement:
             return what
-    return None
+    call = _UNREPRODUCIBLE_CALLS.search(statement)
+    return _CALL_KINDS[call.lastgroup or "clock"] if call is not None else None
 
 
 def volatile(expression: str) -> bool:
     """Whether a recorded statement logs something that varies between executions."""
     words = set(re.split(r"[^a-z0-9]+", expression.lower()))
     return not words.isdisjoint(_VOLATILE_WORDS)
+
+
+def unseeded_draw(source: str) -> Callable[[str], str | None]:
+    """For a script, a test of code text: what unseeded generator it draws from, if any
+    (`random.random()` where the script never calls `random.seed(...)`, an unseeded
+    `RandomState()`). A restore would give the recorded run's draw, a run from scratch
+    another: neither is the value a user can check."""
+    seeds_all = _SEEDS_ALL.search(source) is not None
+    unseeded = []
+    if not seeds_all and _SEEDS_PYTHON.search(source) is None:
+        unseeded.append(_PYTHON_DRAW)
+    if not seeds_all and _SEEDS_NUMPY.search(source) is None:
+        unseeded.append(_NUMPY_DRAW)
+
+    def draws(text: str) -> str | None:
+        if _UNSEEDED_GENERATOR.search(text) or any(p.search(text) for p in unseeded):
+            return "an unseeded RNG"
+        return None
+
+    return draws
+
+
+def unreproducible_reads(source: str, texts: list[str]) -> tuple[str | None, str] | None:
+    """A name the statements (`texts`) read whose value the script computed from something no
+    replay can reproduce (`elapsed = time.perf_counter() - t0`, `tag = uuid.uuid4().hex`,
+    `rng = default_rng()` then `k = rng.integers(9)`), as (name, what), if any.
+
+    Flow-insensitive and conservative: a name is tainted when any assignment anywhere in the
+    script gives it a tainted value, including through in-place calls (`times.append(dt)`).
+    `flor.arg(...)` values are recorded, so they are never tainted. (None, what) when a
+    statement itself draws from an unseeded generator."""
+    draws = unseeded_draw(source)
+    for text in texts:
+        what = draws(text)
+        if what is not None:
+            return None, what
+    tainted = _tainted_names(cst.parse_module(source), draws)
+    if not tainted:
+        return None
+    for text in texts:
+        for name in sorted(_reads_of(cst.parse_module(text))):
+            if name in tainted:
+                return name, tainted[name]
+    return None
+
+
+def _dotted(node: cst.BaseExpression) -> str | None:
+    """`a.b.c` as text when it is a chain of names, else None."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr.value}" if inner is not None else None
+    return None
+
+
+def _flow_targets(node: cst.BaseExpression) -> list[str]:
+    if isinstance(node, (cst.Tuple, cst.List)):
+        return [n for e in node.elements for n in _flow_targets(e.value)]
+    if isinstance(node, cst.StarredElement):
+        return _flow_targets(node.value)
+    dotted = _dotted(node)
+    if dotted is not None:
+        return [dotted]
+    base = _base_name(node)  # `times[i] = dt`: the container holds it
+    return [base] if base is not None else []
+
+
+def _reads_of(node: cst.CSTNode) -> set[str]:
+    """Names and dotted names (`self.start`) an expression or statement reads."""
+    found: set[str] = set()
+
+    class Reads(cst.CSTVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            found.add(name.value)
+
+        def visit_Attribute(self, attr: cst.Attribute) -> None:
+            dotted = _dotted(attr)
+            if dotted is not None:
+                found.add(dotted)
+
+    node.visit(Reads())
+    return found
+
+
+def _tainted_names(module: cst.Module, draws: Callable[[str], str | None]) -> dict[str, str]:
+    """Every name a script binds to a value derived from an unreproducible source."""
+    flows: list[tuple[list[str], cst.CSTNode]] = []
+
+    class Flows(cst.CSTVisitor):
+        def add(self, targets: list[str], value: cst.CSTNode) -> None:
+            if targets and not is_flor_call(value, "arg"):
+                flows.append((targets, value))
+
+        def visit_Assign(self, node: cst.Assign) -> None:
+            self.add([n for t in node.targets for n in _flow_targets(t.target)], node.value)
+
+        def visit_AugAssign(self, node: cst.AugAssign) -> None:
+            self.add(_flow_targets(node.target), node.value)
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            if node.value is not None:
+                self.add(_flow_targets(node.target), node.value)
+
+        def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+            self.add(_flow_targets(node.target), node.value)
+
+        def visit_For(self, node: cst.For) -> None:
+            self.add(_flow_targets(node.target), node.iter)
+
+        def visit_WithItem(self, node: cst.WithItem) -> None:
+            if node.asname is not None:
+                self.add(_flow_targets(node.asname.name), node.item)
+
+        def visit_Call(self, node: cst.Call) -> None:
+            # `times.append(time.time() - t0)`: the container now holds the value
+            func = node.func
+            if isinstance(func, cst.Attribute) and func.attr.value in _MUTATING_CALLS:
+                base = _base_name(func.value)
+                if base is not None:
+                    for arg in node.args:
+                        self.add([base], arg.value)
+
+    module.visit(Flows())
+    code = cst.Module(body=[]).code_for_node
+    tainted: dict[str, str] = {}
+    for targets, value in flows:
+        what = unreproducible(code(value)) or draws(code(value))
+        if what is not None:
+            tainted.update(dict.fromkeys(targets, what))
+    reads = [(targets, _reads_of(value)) for targets, value in flows]
+    changed = True
+    while changed:
+        changed = False
+        for targets, read in reads:
+            source = next((tainted[n] for n in sorted(read) if n in tainted), None)
+            for target in targets:
+                if source is not None and target not in tainted:
+                    tainted[target] = source
+                    changed = True
+    return tainted

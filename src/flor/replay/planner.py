@@ -23,7 +23,7 @@ from flor.propagate import Declined, propagate_source
 from flor.propagate import logged_names as names_logged_in
 from flor.replay import warm
 from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
-from flor.replay.hazards import unreproducible, volatile
+from flor.replay.hazards import unreproducible, unreproducible_reads, volatile
 from flor.store import reader, reads
 from flor.taskspec import TaskSpec
 from flor.where import compile_where, last_values, select_runs
@@ -68,12 +68,21 @@ class RunContext:
     resumable: bool = True
 
 
-class _Skip(Exception):
-    """The run cannot be replayed for the names asked: the plan's note says why."""
+# What a user can do about a run whose statements were not placed in its version.
+_PLACE_IT_YOURSELF = (
+    "write the statement into that version yourself (`flor propagate --dry-run` shows why "
+    "it was not placed) or leave the run out (--runs, --since, --where)"
+)
 
-    def __init__(self, reason: str, *, unreproducible: bool = False) -> None:
+
+class _Skip(Exception):
+    """The run is not replayed for the names asked: the plan's note says why. `fix`, when
+    set, means the user asked for values flor could not give (a decline), and what to do."""
+
+    def __init__(self, reason: str, *, fix: str = "", unreproducible: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.fix = fix
         self.unreproducible = unreproducible
 
 
@@ -117,6 +126,8 @@ class RunPlan:
     fallback: str = ""
     # the run cannot give a trustworthy value (the exit status says so)
     unreproducible: bool = False
+    # values were asked for and flor declined to give them: what the user can do
+    fix: str = ""
     finished: bool = True
     # what task building needs (set once the run is found replayable)
     context: RunContext | None = field(default=None, repr=False)
@@ -124,6 +135,12 @@ class RunPlan:
     @property
     def estimate_s(self) -> float:
         return sum(self.estimates)
+
+    @property
+    def declined(self) -> str:
+        """Why values asked for will not be given, and what to do, or "" when they will be
+        (or exist already, or never existed: a suffix the run never reached)."""
+        return f"{self.reason}; {self.fix}" if self.fix else ""
 
 
 @dataclass
@@ -164,7 +181,7 @@ class Plan:
                 "checkpoints": r.checkpointed,
                 "tasks": len(r.tasks),
                 "estimate_s": round(r.estimate_s, 1),
-                "note": "; ".join(x for x in (r.reason, r.fallback) if x),
+                "note": "; ".join(x for x in (r.declined or r.reason, r.fallback) if x),
             }
             for r in self.runs
         ]
@@ -285,6 +302,7 @@ def _plan_run(row: dict[str, Any], shared: _Selection) -> RunPlan:
         context, lost = _run_context(run_plan, row, names, placement, shared)
     except _Skip as skip:
         run_plan.reason, run_plan.unreproducible = skip.reason, skip.unreproducible
+        run_plan.fix = skip.fix
         return run_plan
     args = context.args
     run_plan.check = _check_names(run_plan.patched, shared.recorded.get(run_plan.run_id, set()),
@@ -308,22 +326,31 @@ def _patched_version(run_plan: RunPlan, names: list[str], shared: _Selection) ->
     if not names:
         raise _Skip("nothing to replay: it has values for every name")
     if not run_plan.snapshot:
-        raise _Skip("no code snapshot (recorded outside git)")
+        raise _Skip(
+            "no code snapshot (recorded outside git)",
+            fix="record runs inside a git repository to replay them; leave this one out",
+        )
     new_source = shared.scripts.get(run_plan.filename)
     old_source = vcs.read_file(shared.root, run_plan.snapshot, run_plan.filename)
     if new_source is None or old_source is None:
-        raise _Skip(f"{run_plan.filename} is missing from its snapshot or the work tree")
+        raise _Skip(
+            f"{run_plan.filename} is missing from its snapshot or the work tree",
+            fix=f"restore {run_plan.filename} in the working tree, or leave the run out",
+        )
     try:
         result = propagate_source(new_source, old_source)
     except FlorError as exc:
-        raise _Skip(f"propagate failed: {exc}") from None
+        raise _Skip(f"propagate failed: {exc}", fix=_PLACE_IT_YOURSELF) from None
     declined = [
         o
         for o in result.outcomes
         if isinstance(o, Declined) and _statement_name(o.statement) in names
     ]
     if declined:
-        raise _Skip("declined: " + "; ".join(f"{o.statement}: {o.reason}" for o in declined))
+        raise _Skip(
+            "declined: " + "; ".join(f"{o.statement}: {o.reason}" for o in declined),
+            fix=_PLACE_IT_YOURSELF,
+        )
     return result.source if result.ok else old_source
 
 
@@ -335,15 +362,28 @@ def _placement(run_plan: RunPlan, names: list[str], root: Path) -> Any:
     placement = classify(run_plan.patched, names, local)
     absent = [n for n in names if n not in placement.places]
     if absent:
-        raise _Skip(f"{', '.join(absent)} could not be placed in this version")
+        raise _Skip(
+            f"{', '.join(absent)} could not be placed in this version", fix=_PLACE_IT_YOURSELF
+        )
     for name in run_plan.names:
-        for text in [*placement.statements.get(name, []), *placement.helpers.get(name, [])]:
+        texts = [*placement.statements.get(name, []), *placement.helpers.get(name, [])]
+        for text in texts:
             what = unreproducible(text)
             if what is not None:
                 raise _Skip(
-                    f"cannot be reproduced: {name} reads {what}; log it while recording",
+                    f"cannot be reproduced: {name} reads {what}",
+                    fix="log it while recording",
                     unreproducible=True,
                 )
+        tainted = unreproducible_reads(run_plan.patched, texts)
+        if tainted is not None:
+            variable, what = tainted
+            reads = what if variable is None else f"{variable}, computed from {what}"
+            raise _Skip(
+                f"cannot be reproduced: {name} reads {reads}",
+                fix="log it while recording",
+                unreproducible=True,
+            )
     return placement
 
 

@@ -187,20 +187,33 @@ class ReplaySession(Session):
             if resume is not None and resume == spec.total:
                 self._restore(resume)  # the loop's end state: nothing to execute
             else:
-                restored = resume is None
-                for index, value in enumerate(iterable):
-                    if not restored:
-                        if index < resume:  # type: ignore[operator]
-                            continue
+                # A recording checkpoints iteration i before it asks the iterable for item
+                # i (iteration 0: before iter()), so a restore happens there too: fetching
+                # an item may draw random numbers (a shuffling DataLoader's iterator draws
+                # its seeds, a dataset its augmentations) that iteration i's state follows.
+                if resume == 0:
+                    self._restore(0)
+                restored = resume is None or resume == 0
+                items = iter(iterable)
+                index = -1
+                while True:
+                    index += 1
+                    if not restored and index == resume:
                         self._restore(index)
                         restored = True
-                    if spec.mode == "iterations" and index >= spec.stop:
-                        self._finish()
-                    if self._skipped_to == index:
+                    elif self._skipped_to == index:
                         # the body after the skipped nested loop ran on the end state:
                         # start this iteration from its own checkpoint again
                         self._restore(index)
                     self._skipped_to = None
+                    try:
+                        value = next(items)
+                    except StopIteration:
+                        break
+                    if not restored:
+                        continue  # before the checkpoint the task resumes from
+                    if spec.mode == "iterations" and index >= spec.stop:
+                        self._finish()
                     self.logging = spec.mode == "iterations" and index >= spec.start
                     if self.logging and self.first_iteration is None:
                         self.first_iteration = time.time()
