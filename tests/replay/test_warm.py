@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gitutil import git
@@ -139,6 +140,7 @@ import os
 import os
 import sys
 import time
+from typing import Any
 
 mine, other = sys.argv[1], sys.argv[2]
 open(mine, "w").close()
@@ -334,6 +336,7 @@ THREADING = (
     + """\
 import threading
 import time
+from typing import Any
 threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
 """
 )
@@ -407,9 +410,10 @@ FORKED_FROM = (
 )
 
 
-def test_a_replays_tasks_fork_from_one_server_that_imported_their_library_once(
+def _committed_with_heavylib(
     repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+) -> tuple[Any, Path]:
+    """RECORDED committed as train.py, importing `heavylib`, which logs each import of it."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "heavylib.py").write_text(LIBRARY)
@@ -419,6 +423,13 @@ def test_a_replays_tasks_fork_from_one_server_that_imported_their_library_once(
     train = script("train.py", RECORDED)
     git(repo, "add", "train.py")
     git(repo, "commit", "-q", "-m", "train")
+    return train, imports
+
+
+def test_a_replays_tasks_fork_from_one_server_that_imported_their_library_once(
+    repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    train, imports = _committed_with_heavylib(repo, script, monkeypatch, tmp_path)
     for seed in range(3):
         train.run("--kwargs", f"seed={seed}")
     anchor, line = FORKED_FROM
@@ -445,15 +456,7 @@ FORKED_AGAIN = (
 def test_the_next_replay_forks_from_the_server_the_last_replay_left(
     repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared: list[int]
 ) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "heavylib.py").write_text(LIBRARY)
-    imports = tmp_path / "imports.log"
-    monkeypatch.setenv("PYTHONPATH", str(site))
-    monkeypatch.setenv("IMPORTS_LOG", str(imports))
-    train = script("train.py", RECORDED)
-    git(repo, "add", "train.py")
-    git(repo, "commit", "-q", "-m", "train")
+    train, imports = _committed_with_heavylib(repo, script, monkeypatch, tmp_path)
     for seed in range(2):
         train.run("--kwargs", f"seed={seed}")
     imports.unlink()
@@ -566,6 +569,7 @@ PACKAGE_SCRIPT = """\
 import os
 import sys
 import time
+from typing import Any
 import heavypkg
 
 import heavypkg.lazy  # as torch imports torch._dynamo when the first optimizer is made
@@ -603,15 +607,7 @@ def test_a_running_task_has_its_server_import_what_it_imports_from_a_preloaded_p
 def test_planning_has_the_replays_server_import_the_scripts_libraries_and_starts_none(
     repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared: list[int]
 ) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "heavylib.py").write_text(LIBRARY)
-    imports = tmp_path / "imports.log"
-    monkeypatch.setenv("PYTHONPATH", str(site))
-    monkeypatch.setenv("IMPORTS_LOG", str(imports))
-    train = script("train.py", RECORDED)
-    git(repo, "add", "train.py")
-    git(repo, "commit", "-q", "-m", "train")
+    train, imports = _committed_with_heavylib(repo, script, monkeypatch, tmp_path)
     train.run()
     anchor, line = FORKED_FROM
     train.path.write_text(RECORDED.replace(anchor, anchor + line))
@@ -630,14 +626,7 @@ def test_planning_has_the_replays_server_import_the_scripts_libraries_and_starts
 def test_the_next_plan_charges_a_task_the_start_up_its_script_took_in_the_last_replay(
     repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared: list[int]
 ) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "heavylib.py").write_text(LIBRARY)
-    monkeypatch.setenv("PYTHONPATH", str(site))
-    monkeypatch.setenv("IMPORTS_LOG", str(tmp_path / "imports.log"))
-    train = script("train.py", RECORDED)
-    git(repo, "add", "train.py")
-    git(repo, "commit", "-q", "-m", "train")
+    train, _ = _committed_with_heavylib(repo, script, monkeypatch, tmp_path)
     for seed in range(2):
         train.run("--kwargs", f"seed={seed}")
     anchor, line = FORKED_FROM
