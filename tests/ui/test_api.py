@@ -15,7 +15,16 @@ from urllib.parse import quote, urlsplit
 import blake3
 import pandas as pd
 import pytest
-from conftest import CLIP, Recorded, Served, clean_env, record_project, start_server, stop_server
+from conftest import (
+    CLIP,
+    HINDSIGHT,
+    Recorded,
+    Served,
+    clean_env,
+    record_project,
+    start_server,
+    stop_server,
+)
 from store import pgfixtures
 
 import flor
@@ -271,6 +280,29 @@ def test_replay_from_the_api_fills_the_new_values(own_project: Recorded, monkeyp
         mine = frame[frame["runid"] == own_project.runs[0]].sort_values("epoch")["wnorm"]
         assert curve["replayed"] and curve["y"] == mine.tolist() and len(curve["y"]) == 6
         assert served.get("/api/hindsight")["plan"] is None
+    finally:
+        stop_server(served)
+
+
+def test_a_replay_declined_for_every_run_fails_naming_each_run(own_project: Recorded) -> None:
+    """As `flor replay` exits 1: values asked for and not given are a failure, not 'done'."""
+    newest = own_project.root / "train.py"
+    clock = '        flor.log("stamp", time.time())\n'
+    source = newest.read_text().replace(HINDSIGHT, clock)
+    newest.write_text("import time\n" + source)
+    served = start_server(own_project.root, "--allow-replay")
+    try:
+        status, job, _ = served.request(
+            "/api/replay", body={"names": ["stamp"]}, headers={"X-Flor-Token": served.token}
+        )
+        assert status == 200, job
+        deadline = time.monotonic() + 240  # a guard against hangs, not a timing assertion
+        while job["state"] in ("planning", "running") and time.monotonic() < deadline:
+            job = served.get(f"/api/replay/{job['job_id']}")
+        assert job["state"] == "failed", job
+        assert sorted(d["run_id"] for d in job["declined"]) == sorted(own_project.runs)
+        assert all("stamp" in d["reason"] for d in job["declined"]), job["declined"]
+        assert job["values_written"] == 0
     finally:
         stop_server(served)
 

@@ -27,6 +27,8 @@ class Job:
     ended: float | None = None
     values_written: int = 0
     failed_tasks: list[dict[str, Any]] = field(default_factory=list)
+    # runs whose values asked for will not be given, with why and what to do (as the CLI)
+    declined: list[dict[str, str]] = field(default_factory=list)
 
 
 class Replays:
@@ -65,8 +67,15 @@ class Replays:
             )
             job.tasks = [t.replay_id for r in plan.active for t in r.tasks]
             job.estimate_s = round(plan.estimate_s, 1)
+            job.declined = [
+                {"run_id": r.run_id, "reason": r.declined} for r in plan.runs if r.declined
+            ]
             if not job.tasks:
-                job.state, job.message = "done", "nothing to replay"
+                if job.declined:
+                    job.state = "failed"
+                    job.message = f"nothing replayed: {len(job.declined)} runs declined"
+                else:
+                    job.state, job.message = "done", "nothing to replay"
                 return
             job.state = "running"
             summary = replay.execute(plan)
@@ -110,4 +119,5 @@ class Replays:
             "estimate_s": job.estimate_s,
             "elapsed_s": round((job.ended or time.time()) - job.started, 1),
             "failed_tasks": job.failed_tasks,
+            "declined": job.declined,
         }

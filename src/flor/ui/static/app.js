@@ -373,6 +373,7 @@
     status.dataset.state = job.state;
     text.textContent = job.message;
     if (job.failed_tasks.length) status.appendChild(h("pre", {}, job.failed_tasks.map((f) => f.tail).join("\n\n")));
+    if (job.declined.length) status.appendChild(h("pre", {}, job.declined.map((d) => `run ${d.run_id}: nothing stored, ${d.reason}`).join("\n")));
     const charts = h("div", { class: "grid", id: "replayed-curves" });
     status.appendChild(h("h2", {}, "New values"));
     status.appendChild(charts);
