@@ -6,7 +6,6 @@ errors and 1 for failures; tracebacks only with `--debug`.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import sys
@@ -196,46 +195,15 @@ def _check_names_logged(names: tuple[str, ...], missing: list[str]) -> None:
     known = reads.logged_names()
     unknown = [n for n in missing if n not in known]
     if unknown:  # a statement in a recorded script, never replayed or declined, is no typo
-        unknown = [n for n in unknown if n not in _names_in_scripts()]
+        from flor.replay import asked
+
+        unknown = [n for n in unknown if n not in asked.expected_names()]
     if not unknown or len(unknown) < len(names):
         return
     close = difflib.get_close_matches(unknown[0], known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     listed = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "") or "none yet"
     raise UsageError(f"no run logged {', '.join(map(repr, unknown))}{hint}; names logged: {listed}")
-
-
-HINDSIGHT_NAMES = "hindsight-names.json"  # in the store folder: names `flor replay` was asked
-
-
-def _remember_hindsight_names(home: Path, names: tuple[str, ...]) -> None:
-    """Keep the names a replay was asked for: if it declines every run, `flor dataframe`
-    still knows them from a typo after the statement has left the working tree."""
-    path = home / HINDSIGHT_NAMES
-    with contextlib.suppress(OSError):
-        known = set(json.loads(path.read_text())) if path.exists() else set()
-        if not known.issuperset(names):
-            path.write_text(json.dumps(sorted(known | set(names))))
-
-
-def _names_in_scripts() -> set[str]:
-    """Names the working-tree versions of the recorded scripts log, or a replay was asked."""
-    from flor.paths import find_repo_root, home_dir
-    from flor.propagate import logged_names
-    from flor.store import reader
-
-    found: set[str] = set()
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        found.update(json.loads((home_dir(required=False) / HINDSIGHT_NAMES).read_text()))
-    root = find_repo_root()
-    if root is None:
-        return found
-    for filename in set(reader.runs()["filename"]):
-        try:
-            found.update(logged_names((root / filename).read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, FlorError):
-            continue
-    return found
 
 
 @main.command()
@@ -539,7 +507,9 @@ def replay(
     )
     emit(pd.DataFrame(plan.table()), fmt)
     if names and not dry_run:
-        _remember_hindsight_names(plan.home, names)
+        from flor.replay import asked
+
+        asked.remember(plan.home, names)
     # values asked for that flor will not give (a decline, or a value no replay reproduces)
     declined = [r for r in plan.runs if r.declined]
     for run in declined:
