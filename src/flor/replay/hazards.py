@@ -889,28 +889,37 @@ def unseeded_draw(source: str) -> Callable[[str], str | None]:
     return draws
 
 
-def unreproducible_reads(source: str, texts: list[str]) -> tuple[str | None, str] | None:
-    """A name the statements (`texts`) read whose value the script computed from something no
-    replay can reproduce (`elapsed = time.perf_counter() - t0`, `tag = uuid.uuid4().hex`,
-    `rng = default_rng()` then `k = rng.integers(9)`), as (name, what), if any.
+def unreproducible_reads(source: str) -> Callable[[list[str]], tuple[str | None, str] | None]:
+    """For a script, a test of statements (their `texts`): a name they read whose value the
+    script computed from something no replay can reproduce (`elapsed = time.perf_counter() -
+    t0`, `tag = uuid.uuid4().hex`, `rng = default_rng()` then `k = rng.integers(9)`), as
+    (name, what), if any; (None, what) when a statement itself draws from an unseeded
+    generator.
 
     Flow-insensitive and conservative: a name is tainted when any assignment anywhere in the
     script gives it a tainted value, including through in-place calls (`times.append(dt)`).
-    `flor.arg(...)` values are recorded, so they are never tainted. (None, what) when a
-    statement itself draws from an unseeded generator."""
+    `flor.arg(...)` values are recorded, so they are never tainted. The script is analysed
+    once, on the first test that needs it."""
     draws = unseeded_draw(source)
-    for text in texts:
-        what = draws(text)
-        if what is not None:
-            return None, what
-    tainted = _tainted_names(cst.parse_module(source), draws)
-    if not tainted:
+    tainted: dict[str, str] | None = None
+
+    def test(texts: list[str]) -> tuple[str | None, str] | None:
+        nonlocal tainted
+        for text in texts:
+            what = draws(text)
+            if what is not None:
+                return None, what
+        if tainted is None:
+            tainted = _tainted_names(cst.parse_module(source), draws)
+        if not tainted:
+            return None
+        for text in texts:
+            for name in sorted(_reads_of(cst.parse_module(text))):
+                if name in tainted:
+                    return name, tainted[name]
         return None
-    for text in texts:
-        for name in sorted(_reads_of(cst.parse_module(text))):
-            if name in tainted:
-                return name, tainted[name]
-    return None
+
+    return test
 
 
 def _dotted(node: cst.BaseExpression) -> str | None:

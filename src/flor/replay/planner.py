@@ -79,11 +79,10 @@ class _Skip(Exception):
     """The run is not replayed for the names asked: the plan's note says why. `fix`, when
     set, means the user asked for values flor could not give (a decline), and what to do."""
 
-    def __init__(self, reason: str, *, fix: str = "", unreproducible: bool = False) -> None:
+    def __init__(self, reason: str, *, fix: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.fix = fix
-        self.unreproducible = unreproducible
 
 
 @dataclass(frozen=True)
@@ -101,6 +100,7 @@ class _Selection:
     stored_blobs: set[str]
     present: dict[str, set[str]]
     recorded: dict[str, set[str]]
+    environment: dict[str, str]  # the local warm server's
     warmth: warm.Readiness
 
 
@@ -124,8 +124,6 @@ class RunPlan:
     check: list[str] = field(default_factory=list)
     # why the planner chose a stricter strategy than the statements' places allow
     fallback: str = ""
-    # the run cannot give a trustworthy value (the exit status says so)
-    unreproducible: bool = False
     # values were asked for and flor declined to give them: what the user can do
     fix: str = ""
     finished: bool = True
@@ -233,6 +231,7 @@ def plan(
     if selected.empty:
         raise UsageError("no recorded runs match the selection: `flor runs` lists them")
     run_ids = list(selected["run_id"])
+    environment = warm.local_environment()
     shared = _Selection(
         root=root,
         home=home,
@@ -246,7 +245,8 @@ def plan(
         stored_blobs=BlobStore(checkpoint_home(home)).digests(),
         present=_names_present(run_ids),
         recorded=_names_present(run_ids, recorded_only=True),
-        warmth=warm.readiness(warm.local_environment()),
+        environment=environment,
+        warmth=warm.readiness(environment),
     )
     rows: list[dict[str, Any]] = selected.to_dict("records")  # type: ignore[assignment]
     run_plans = [_plan_run(row, shared) for row in rows]
@@ -298,11 +298,12 @@ def _plan_run(row: dict[str, Any], shared: _Selection) -> RunPlan:
     names = run_plan.names + [v for v in shared.verify if v in logged and v not in run_plan.names]
     try:
         run_plan.patched = _patched_version(run_plan, names, shared)
-        placement = _placement(run_plan, names, shared.root)
-        context, lost = _run_context(run_plan, row, names, placement, shared)
+        assert run_plan.snapshot is not None  # _patched_version skips a run without one
+        local = _local_modules(shared.root, run_plan.snapshot, run_plan.filename, run_plan.patched)
+        placement = _placement(run_plan, names, local)
+        context, lost = _run_context(run_plan, row, names, placement, local, shared)
     except _Skip as skip:
-        run_plan.reason, run_plan.unreproducible = skip.reason, skip.unreproducible
-        run_plan.fix = skip.fix
+        run_plan.reason, run_plan.fix = skip.reason, skip.fix
         return run_plan
     args = context.args
     run_plan.check = _check_names(run_plan.patched, shared.recorded.get(run_plan.run_id, set()),
@@ -354,41 +355,35 @@ def _patched_version(run_plan: RunPlan, names: list[str], shared: _Selection) ->
     return result.source if result.ok else old_source
 
 
-def _placement(run_plan: RunPlan, names: list[str], root: Path) -> Any:
+def _placement(run_plan: RunPlan, names: list[str], local: set[str]) -> Any:
     """Where each statement sits in the patched version, refusing statements that are not
     there or whose value no replay can reproduce."""
-    assert run_plan.snapshot is not None
-    local = _local_modules(root, run_plan.snapshot, run_plan.filename, run_plan.patched)
     placement = classify(run_plan.patched, names, local)
     absent = [n for n in names if n not in placement.places]
     if absent:
         raise _Skip(
             f"{', '.join(absent)} could not be placed in this version", fix=_PLACE_IT_YOURSELF
         )
+    tainted_reads = unreproducible_reads(run_plan.patched)
     for name in run_plan.names:
         texts = [*placement.statements.get(name, []), *placement.helpers.get(name, [])]
-        for text in texts:
-            what = unreproducible(text)
-            if what is not None:
-                raise _Skip(
-                    f"cannot be reproduced: {name} reads {what}",
-                    fix="log it while recording",
-                    unreproducible=True,
-                )
-        tainted = unreproducible_reads(run_plan.patched, texts)
-        if tainted is not None:
+        source = next(filter(None, map(unreproducible, texts)), None)
+        if source is None and (tainted := tainted_reads(texts)):
             variable, what = tainted
-            reads = what if variable is None else f"{variable}, computed from {what}"
-            raise _Skip(
-                f"cannot be reproduced: {name} reads {reads}",
-                fix="log it while recording",
-                unreproducible=True,
-            )
+            source = what if variable is None else f"{variable}, computed from {what}"
+        if source is not None:
+            why = f"cannot be reproduced: {name} reads {source}"
+            raise _Skip(why, fix="log it while recording")
     return placement
 
 
 def _run_context(
-    run_plan: RunPlan, row: dict[str, Any], names: list[str], placement: Any, shared: _Selection
+    run_plan: RunPlan,
+    row: dict[str, Any],
+    names: list[str],
+    placement: Any,
+    local: set[str],
+    shared: _Selection,
 ) -> tuple[RunContext, int]:
     """The recorded shape the tasks replay, and how many checkpoints are gone."""
     recorded = _recorded_loop(run_plan.run_id, placement.main_loop)
@@ -403,10 +398,8 @@ def _run_context(
             )
     lost = _drop_missing(checkpoints, shared.stored_blobs)
     outside = max(0.0, float(row.get("duration_s") or 0.0) - sum(timings))
-    assert run_plan.snapshot is not None
-    local = _local_modules(shared.root, run_plan.snapshot, run_plan.filename, run_plan.patched)
     packages = set(warm.external_imports(run_plan.patched, local))
-    warm.preload_early(warm.local_environment(), packages)
+    warm.preload_early(shared.environment, packages)
     context = RunContext(
         projid=str(row["projid"]),
         args=json.loads(row["args"] or "{}"),
