@@ -93,8 +93,24 @@ def runs(conn: Any) -> list[dict[str, Any]]:
     return listed
 
 
+def overview(conn: Any) -> tuple[int, list[str], list[str]]:
+    """How many recorded runs there are, and their projects and scripts."""
+    count = conn.execute("SELECT COUNT(*) FROM runs WHERE mode = 'record'").fetchone()[0]
+    projects, scripts = (
+        [
+            value
+            for (value,) in conn.execute(
+                f"SELECT DISTINCT {column} FROM runs WHERE mode = 'record' ORDER BY {column}"
+            ).fetchall()
+        ]
+        for column in ("projid", "filename")
+    )
+    return int(count), projects, scripts
+
+
 def _json_each(texts: list[str]) -> list[Any]:
     """`json.loads` of each text, in one call when all parse (10,000 calls cost more)."""
+    found: list[Any] | None
     try:
         found = json.loads("[" + ",".join(texts) + "]")
     except ValueError:
@@ -113,19 +129,23 @@ def last_values(conn: Any, dialect: Dialect) -> dict[str, dict[str, Any]]:
     long_runs = sorted(r for (r,) in conn.execute("SELECT DISTINCT run_id FROM curves"))
     columns = "run_id, name, writer = '', value, type"
     found: dict[str, dict[str, Any]] = {}
-    recorded: set[tuple[str, str]] = set()
+    rows: list[tuple[Any, ...]] = []
     bounds: list[str | None] = [None, *long_runs, None]
     for low, high in zip(bounds, bounds[1:], strict=False):
         between = [f"run_id {op} ?" for op, end in ((">", low), ("<", high)) if end is not None]
         table = f"(SELECT * FROM logs WHERE {' AND '.join(between)}) AS part" if between else "logs"
         params = [end for end in (low, high) if end is not None]
         query = dialect.latest(table, "run_id, name, writer", "seq", columns)
-        for run_id, name, is_recorded, value, kind, _ in conn.execute(query, params).fetchall():
-            if (run_id, name) in recorded:
-                continue
-            if is_recorded:
-                recorded.add((run_id, name))
-            found.setdefault(run_id, {})[name] = decode(value, kind)
+        rows += conn.execute(query, params).fetchall()
+    # replayed values first, in writer order (the last writer's stays), then the recorded
+    # ones over them: a recorded value always wins
+    for wanted in (False, True):
+        for run_id, name, is_recorded, value, kind, _ in rows:
+            if bool(is_recorded) is wanted:
+                values = found.get(run_id)
+                if values is None:
+                    values = found[run_id] = {}
+                values[name] = float(value) if kind == "float" and value else decode(value, kind)
     found.update(last_values_of(conn, long_runs))
     return found
 

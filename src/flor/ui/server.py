@@ -10,6 +10,7 @@ which a cross-site page can neither read nor send without a CORS preflight we ne
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hmac
 import json
@@ -322,16 +323,24 @@ def _csv(project: Any, text: str) -> tuple[str, bytes, str]:
 
 
 def _warm_up(project: Any) -> None:
-    """Summarize the runs while the browser opens: their rows first (what a first page
-    waits for), then every run's last values (what sorting and filtering by value need),
-    then import numpy (what a curve without a stored summary needs)."""
-    try:
+    """Summarize the runs while the browser opens: their rows (what a first page waits
+    for) and, at the same time on a connection of its own, every run's last values (what
+    sorting and filtering by value need: the store's reading runs off the GIL, so the two
+    overlap). numpy is left for the first curve without a stored summary (a run page's
+    prefetch imports it): importing it here held the GIL while the first pages were asked."""
+
+    def start() -> None:
         if project.exists():
+            threading.Thread(target=_quietly, args=(project.last_values,), daemon=True).start()
             project.run_rows()
-            project.last_values()
-            import numpy  # noqa: F401
-    except Exception:  # noqa: BLE001 - the same error shows on the first request instead
-        pass
+
+    _quietly(start)
+
+
+def _quietly(work: Callable[[], Any]) -> None:
+    """Work done ahead of a request: an error shows on the first request instead."""
+    with contextlib.suppress(Exception):
+        work()
 
 
 def bind(app: App, port: int) -> Server:

@@ -83,7 +83,7 @@
     try { data = await api("runs?" + params); } catch (e) {
       show(h("h1", {}, "Runs"), h("div", { class: "toolbar" }, where), fail(e)); return;
     }
-    if (state.info.empty) { show(emptyStore()); return; }
+    if ((await loadInfo()).empty) { show(emptyStore()); return; }
     const columns = data.columns.filter((c) => !s.hidden.has(c));
     const picker = h("div", { class: "picker" });
     const menu = h("div", { class: "menu", hidden: true, id: "column-menu" },
@@ -487,16 +487,27 @@
 
   // -- router ------------------------------------------------------------------------------
 
+  let infoAsked = null;
+  function loadInfo() {
+    if (!infoAsked) {
+      infoAsked = api("info").then((info) => {
+        state.info = info;
+        document.getElementById("store").textContent = info.store;
+        return info;
+      }, (e) => { infoAsked = null; throw e; });
+      infoAsked.catch(() => {});  // a failure shows where it is awaited, not as an unhandled rejection
+    }
+    return infoAsked;
+  }
+
   async function route() {
     const [page, arg, ...more] = location.hash.replace(/^#\/?/, "").split("/");
     for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === (page || "runs"));
     main.dataset.page = page || "runs";
     main.dataset.ready = "";
     try {
-      if (!state.info) {
-        state.info = await api("info");
-        document.getElementById("store").textContent = state.info.store;
-      }
+      const info = loadInfo();  // asked for at once, awaited where needed: the runs page asks for its rows meanwhile
+      if (page && page !== "runs") await info;
       const target = decodeURIComponent(arg || "");
       if (page === "run") await pageRun(target);
       else if (page === "compare") await pageCompare(target);
