@@ -147,6 +147,11 @@ def test_compare_shows_args_and_the_code_diff(server: Served, recorded: Recorded
     assert "+" + CLIP.rstrip("\n") in diff.splitlines()
     same = server.get(f"/api/compare?runs={first},{second}")
     assert same["diffs"][0]["diff"] == "" and same["diffs"][0]["same"]
+    # named newest first (as ticked from the top of the runs page): still oldest first,
+    # the diff read forward in time
+    backward = server.get(f"/api/compare?runs={third},{first}")
+    assert [r["run_id"] for r in backward["runs"]] == [first, third]
+    assert backward["diffs"][0]["diff"] == diff
     assert {n["name"] for n in found["names"]} >= {"loss", "err", "lr"}
     status, body, _ = server.request(f"/api/compare?runs={first}")
     assert status == 400

@@ -495,10 +495,12 @@ def snapshot_file(project: Project, run: str, path: str | None = None) -> dict[s
 
 
 def compare(project: Project, runs: Sequence[str]) -> dict[str, Any]:
-    """Args side by side, the names every run logged, and the code diff between snapshots."""
+    """Args side by side, the names every run logged, and the code diff between snapshots,
+    the runs oldest first whatever order they are named in: each diff reads forward in
+    time, from the oldest run's code to each later one's."""
     if not 2 <= len(runs) <= 12:
         raise UsageError("compare 2 to 12 runs")
-    records = [find(project, r) for r in runs]
+    records = sorted((find(project, r) for r in runs), key=operator.itemgetter("started"))
     arg_names = sorted({k for r in records for k in r["args"]})
     args = [
         {
