@@ -188,6 +188,7 @@ def test_versions_group_runs_of_unchanged_code(server: Served, recorded: Recorde
 def test_params_pair_args_with_last_metrics(server: Served, recorded: Recorded) -> None:
     found = server.get("/api/params")
     assert found["params"] == ["lr", "seed"] and found["metrics"] == ["err", "loss"]
+    assert found["varying"] == ["lr", "seed"]  # the page's default: the first of these
     assert found["run_ids"] == recorded.runs
     assert found["args"] == {"lr": [0.05, 0.02, 0.1], "seed": [0, 3, 0]}
     runs = server.get("/api/runs?sort=started&desc=0")["rows"]

@@ -673,13 +673,16 @@ def params(project: Project) -> dict[str, Any]:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in r["args"]
         }
     )
+    columns = {a: [r["args"].get(a) for r in rows] for a in arg_names}
     return clean(
         {
             "params": arg_names,
+            # the parameters some runs set differently: the page shows the first by default
+            "varying": [a for a in arg_names if len({repr(v) for v in columns[a]}) > 1],
             "metrics": metric_names,
             "run_ids": [r["run_id"] for r in rows],
             "versions": _version_labels(project, rows),
-            "args": {a: [r["args"].get(a) for r in rows] for a in arg_names},
+            "args": columns,
             "values": {
                 m: [_number_or_none(r["values"].get(m)) for r in rows] for m in metric_names
             },

@@ -287,7 +287,8 @@
     if (!d.params.length || !d.metrics.length) {
       show(h("h1", {}, "Parameters vs metrics"), h("p", {}, "Runs need flor.arg parameters and numeric values to compare.")); return;
     }
-    const px = h("select", { id: "param" }, d.params.map((p) => h("option", { value: p }, p)));
+    const first = d.varying[0] || d.params[0];  // a parameter every run shares moves nothing
+    const px = h("select", { id: "param" }, d.params.map((p) => h("option", { value: p, selected: p === first }, p)));
     const my = h("select", { id: "metric" }, d.metrics.map((m) => h("option", { value: m }, m)));
     const slot = h("div", { id: "scatter" });
     const draw = () => {
