@@ -352,6 +352,30 @@ def test_other_hosts_need_the_token(recorded: Recorded) -> None:
         stop_server(served)
 
 
+def test_a_server_on_every_interface_answers_other_machines_with_the_token(
+    recorded: Recorded,
+) -> None:
+    """`--host 0.0.0.0` is for other machines: they name this one by an address or a name
+    the server cannot know, so any Host goes (the token guards every request), the URL
+    printed names the machine, and a replay's Origin must match the Host it was sent to."""
+    served = start_server(recorded.root, "--host", "0.0.0.0", "--token", "s3cret-token")
+    try:
+        port = served.host.rsplit(":", 1)[1]
+        assert served.host == f"{socket.gethostname()}:{port}"
+        for name in ("127.0.0.1", "localhost"):  # as another machine would: by its own name
+            there = Served(f"http://{name}:{port}/", "", served.process, served.root)
+            assert there.request("/api/info")[0] == 401
+            assert there.request("/api/info", headers={"X-Flor-Token": "s3cret-token"})[0] == 200
+            cross = there.request(
+                "/api/replay",
+                body={"names": ["wnorm"]},
+                headers={"X-Flor-Token": "s3cret-token", "Origin": "http://evil.example"},
+            )
+            assert cross[0] == 403 and "cross-site" in cross[1]["error"]
+    finally:
+        stop_server(served)
+
+
 def test_a_port_in_use_is_one_line_naming_port(recorded: Recorded) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

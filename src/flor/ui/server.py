@@ -126,7 +126,12 @@ class Handler(BaseHTTPRequestHandler):
         return morsel.value if morsel else None
 
     def _check_host(self) -> bool:
+        """On a loopback address, only the Host it serves (no DNS rebinding). Elsewhere
+        every request needs the token, which a rebinding page cannot present, and other
+        machines name this one as they know it (an address, a hostname): any Host."""
         app = self.server.app
+        if app.require_token:
+            return True
         if self.headers.get("Host", "") not in app.allowed_hosts():
             self._error(
                 HTTPStatus.FORBIDDEN, "unexpected Host header: open the URL flor ui printed"
@@ -183,7 +188,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         app = self.server.app
         origin = self.headers.get("Origin")
-        if origin is not None and urlsplit(origin).netloc not in app.allowed_hosts():
+        if origin is not None and urlsplit(origin).netloc != self.headers.get("Host"):
             self._error(HTTPStatus.FORBIDDEN, "cross-site request refused")
             return
         if not app.token_ok(self.headers.get(TOKEN_HEADER)):
@@ -365,8 +370,16 @@ def bind(app: App, port: int) -> Server:
     return server
 
 
-def url(app: App) -> str:
-    host = f"[{app.host}]" if ":" in app.host else app.host
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def url(app: App, *, here: bool = False) -> str:
+    """The address to open: for a server on every interface (0.0.0.0), this machine's
+    name for other machines, or (`here`) the loopback address for a browser on it."""
+    host = app.host
+    if host in WILDCARDS:
+        host = ("::1" if host == "::" else "127.0.0.1") if here else socket.gethostname()
+    host = f"[{host}]" if ":" in host else host
     suffix = f"?token={app.token}" if app.require_token else ""
     return f"http://{host}:{app.port}/{suffix}"
 
@@ -403,7 +416,8 @@ def serve(
     if open_browser:
         import webbrowser
 
-        threading.Thread(target=webbrowser.open, args=(address,), daemon=True).start()
+        here = url(app, here=True)
+        threading.Thread(target=webbrowser.open, args=(here,), daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
