@@ -257,7 +257,7 @@
           table(d.columns, d.rows, { id: "sql-table" }));
       } catch (e) { out.replaceChildren(fail(e)); }
     };
-    show(h("h1", {}, "SQL"), h("p", { class: "muted" }, "Read-only, with the same guard as flor query. Tables: runs, loops, logs, checkpoints, commits."),
+    show(h("h1", {}, "SQL"), h("p", { class: "muted" }, "Read-only, with the same guard as flor query. Tables: runs, loops, logs, checkpoints, commits, artifacts, events (lineage), curves (long curves summarized)."),
       box, h("div", { class: "toolbar" }, h("button", { id: "run-sql", onclick: run }, "Run")), out);
   }
 
@@ -367,7 +367,9 @@
     status.replaceChildren(bar, " ", text);
     while (job.state === "planning" || job.state === "running") {
       await new Promise((resolve) => setTimeout(resolve, 500));
-      job = await api("replay/" + job.job_id);
+      try { job = await api("replay/" + job.job_id); } catch (e) {  // e.g. the server stopped
+        text.textContent = ""; status.appendChild(fail(e)); button.disabled = false; return;
+      }
       bar.max = Math.max(1, job.tasks); bar.value = job.tasks_ended;
       text.textContent = `${job.state}: ${job.tasks_ended}/${job.tasks} tasks, ${job.values_written} values, ${job.elapsed_s} s`;
     }
