@@ -421,6 +421,24 @@ def test_a_postgresql_store_serves_the_same_answers(tmp_path: Path, pg_url: str)
         status, body, _ = served.request("/api/sql?q=" + quote("DELETE FROM runs"))
         assert status == 400
         assert len(served.get("/api/versions")["scripts"][0]["versions"]) == 2
+        # every page's reads on PostgreSQL: filters and sorts by value, run detail numbers,
+        # params, compare, hindsight and the CSV download
+        slow = served.get("/api/runs?where=" + quote("err > 0 and lr < 0.1") + "&sort=values.err")
+        assert [row["args"]["lr"] for row in slow["rows"]] in ([0.05, 0.02], [0.02, 0.05])
+        errs = [row["values"]["err"] for row in slow["rows"]]
+        assert errs == sorted(errs, reverse=True)
+        assert isinstance(detail["run"]["checkpoint_bytes"], int)
+        assert detail["run"]["checkpoint_bytes"] == page["rows"][1]["checkpoint_bytes"] > 0
+        assert served.get("/api/params")["varying"] == ["lr", "seed"]
+        first, _, third = project.runs
+        compared = served.get(f"/api/compare?runs={third},{first}")
+        assert "+" + CLIP.rstrip("\n") in compared["diffs"][0]["diff"].splitlines()
+        hindsight = served.get("/api/hindsight")
+        assert [n["name"] for n in hindsight["names"] if n["lacking"]] == ["wnorm"]
+        assert hindsight["plan"]["tasks"] > 0 and not hindsight["plan"]["error"]
+        status, csv, headers = served.request("/api/sql.csv?q=" + quote("SELECT run_id FROM runs"))
+        assert status == 200 and "attachment" in headers["Content-Disposition"]
+        assert sorted(csv.decode().split()) == sorted(["run_id", *project.runs])
     finally:
         stop_server(served)
 

@@ -331,13 +331,16 @@ def _warm_up(project: Any) -> None:
     """Summarize the runs while the browser opens: their rows (what a first page waits
     for) and, at the same time on a connection of its own, every run's last values (what
     sorting and filtering by value need: the store's reading runs off the GIL, so the two
-    overlap). numpy is left for the first curve without a stored summary (a run page's
-    prefetch imports it): importing it here held the GIL while the first pages were asked."""
+    overlap); then import numpy, which a curve without a stored summary (any short one)
+    needs, once both are done: not before, where it would hold the GIL they need."""
 
     def start() -> None:
         if project.exists():
-            threading.Thread(target=_quietly, args=(project.last_values,), daemon=True).start()
+            valuing = threading.Thread(target=_quietly, args=(project.last_values,))
+            valuing.start()
             project.run_rows()
+            valuing.join()
+            import numpy  # noqa: F401
 
     _quietly(start)
 
