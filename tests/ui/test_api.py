@@ -653,8 +653,29 @@ def test_a_first_runs_page_needs_no_pass_over_all_values(recorded: Recorded, mon
     fresh = project_here(allow_replay=False)
     first = api.runs_page(fresh, limit=2)
     assert first["complete"] is False and fresh.last_values(wait=False) is None
+    with fresh.reading() as conn:  # not even every run was read: the page was, alone
+        assert fresh.ready_run_summary(conn) is None
+    pages = [
+        api.runs_page(project_here(allow_replay=False), offset=1, limit=1, descending=False),
+        api.runs_page(project_here(allow_replay=False), projid="proj", offset=2),
+        api.runs_page(project_here(allow_replay=False), projid="none"),
+    ]
     full = api.runs_page(fresh, limit=2, complete=True)
     assert full["complete"] is True
     assert first["rows"] == full["rows"] and first["columns"] == full["columns"]
+    assert first["total"] == full["total"] == 3 and first["projects"] == full["projects"]
+    for alone, kwargs in zip(
+        pages,
+        [
+            {"offset": 1, "limit": 1, "descending": False},
+            {"projid": "proj", "offset": 2},
+            {"projid": "none"},
+        ],
+        strict=True,
+    ):
+        whole = api.runs_page(fresh, **kwargs)
+        assert alone["rows"] == whole["rows"] and alone["total"] == whole["total"]
+        if alone["rows"]:  # else its columns are those of no run: the page asks again
+            assert alone["columns"] == whole["columns"]
     assert [r["run_id"] for r in first["rows"]] == recorded.runs[::-1][:2]
     assert api.runs_page(project_here(allow_replay=False), sort="values.err")["complete"]

@@ -55,16 +55,48 @@ def _duration(row: dict[str, Any]) -> float | None:
     return round(float(end) - float(row["started"]), 3) if end else None
 
 
+_RUN_COLUMNS = (
+    "run_id, projid, filename, tstamp, status, snapshot, args, started, ended, heartbeat, host, pid"
+)
+
+
 def runs(conn: Any) -> list[dict[str, Any]]:
-    """Every recorded run, oldest first, with status as seen now, duration and checkpoint
-    bytes: only the fields the pages show (10,000 runs are a page's first wait)."""
+    """Every recorded run, oldest first (ties by id), with status as seen now, duration and
+    checkpoint bytes: only the fields the pages show (10,000 runs are a page's first wait)."""
     found = conn.execute(
-        "SELECT run_id, projid, filename, tstamp, status, snapshot, args, started, ended, "
-        "heartbeat, host, pid FROM runs WHERE mode = 'record' ORDER BY started"
+        f"SELECT {_RUN_COLUMNS} FROM runs WHERE mode = 'record' ORDER BY started, run_id"
     ).fetchall()
-    stored = dict(
-        conn.execute("SELECT run_id, SUM(bytes) FROM checkpoints GROUP BY run_id").fetchall()
+    stored = conn.execute("SELECT run_id, SUM(bytes) FROM checkpoints GROUP BY run_id")
+    return _run_entries(found, dict(stored.fetchall()))
+
+
+def runs_by_start(
+    conn: Any, offset: int, limit: int, newest_first: bool, projid: str | None
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of `runs` in the order they started (ties by id, as `runs` then a stable
+    sort put them), and how many there are: a first page without reading every run."""
+    where = "mode = 'record'" + (" AND projid = ?" if projid is not None else "")
+    params: tuple[Any, ...] = (projid,) if projid is not None else ()
+    order = "started DESC, run_id" if newest_first else "started, run_id"
+    found = conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    ).fetchall()
+    total = conn.execute(f"SELECT COUNT(*) FROM runs WHERE {where}", params).fetchone()[0]
+    ids = [row[0] for row in found]
+    stored = conn.execute(
+        f"SELECT run_id, SUM(bytes) FROM checkpoints WHERE run_id IN ({_marks(ids)}) "
+        "GROUP BY run_id",
+        ids,
     )
+    return _run_entries(found, dict(stored.fetchall())), int(total)
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values) or "NULL"  # `IN ()` is SQLite's alone
+
+
+def _run_entries(found: list[tuple[Any, ...]], stored: dict[str, Any]) -> list[dict[str, Any]]:
     args = _json_each([row[6] or "{}" for row in found])
     now = time.time()
     listed = []
@@ -77,6 +109,7 @@ def runs(conn: Any) -> list[dict[str, Any]]:
             "tstamp": tstamp,
             "status": status,
             "snapshot": snapshot,
+            "version": (snapshot or "")[:10],
             "args": parsed,
             "started": started,
             "ended": ended,

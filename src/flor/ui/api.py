@@ -147,23 +147,38 @@ class Project:
         """Every recorded run without its values and the names of their args, recomputed
         only when the store changed (one computation at a time: a request arriving
         meanwhile waits for its result). On `conn` if given, else on a connection of its own."""
+        return cast(RunRows, self._run_summary(conn, wait=True))
+
+    def ready_run_summary(self, conn: Any) -> RunRows | None:
+        """`run_summary` if it is ready for the store as it is now, else None at once."""
+        return self._run_summary(conn, wait=False)
+
+    def _run_summary(self, conn: Any, wait: bool) -> RunRows | None:
         from flor.store import browse
 
-        with self._computing, self._reader(conn) as reader:
+        with self._reader(conn) as reader:
             stamp = browse.fingerprint(reader)
             if self._rows is not None and self._rows[0] == stamp:
                 return self._rows[1]
-            rows = browse.runs(reader)
-            for row in rows:
-                row["version"] = (row["snapshot"] or "")[:10]
-            found = RunRows(
-                rows,
-                sorted({k for r in rows for k in r["args"]}),
-                sorted({r["projid"] for r in rows}),
-                sorted({r["filename"] for r in rows}),
-            )
-            self._rows = (stamp, found)
-            return found
+            if not wait:
+                return None
+            with self._computing:
+                if self._rows is not None and self._rows[0] == stamp:
+                    return self._rows[1]
+                return self._summarize(reader, stamp)
+
+    def _summarize(self, reader: Any, stamp: tuple[Any, ...]) -> RunRows:
+        from flor.store import browse
+
+        rows = browse.runs(reader)
+        found = RunRows(
+            rows,
+            sorted({k for r in rows for k in r["args"]}),
+            sorted({r["projid"] for r in rows}),
+            sorted({r["filename"] for r in rows}),
+        )
+        self._rows = (stamp, found)
+        return found
 
     def last_values(self, wait: bool = True, conn: Any = None) -> LastValues | None:
         """Every run's last values (a pass over all logs), kept until the store changes;
@@ -312,7 +327,8 @@ def runs_page(
 
     Right after start, before every run's last values are read, a page that needs none of
     them (no filter, no sort by value) comes with its own runs' values only and
-    `complete: false` (its value columns are those of its runs); `complete` waits for all."""
+    `complete: false` (its value columns are those of its runs); `complete` waits for all.
+    Before even every run is read, such a page in start order is read alone (`_first_page`)."""
     if limit < 1 or limit > MAX_PAGE_SIZE or offset < 0:
         raise UsageError(f"limit must be 1..{MAX_PAGE_SIZE} and offset >= 0")
     matches = _matcher(where)
@@ -320,7 +336,15 @@ def runs_page(
     values: LastValues | None = None
     with ExitStack() as stack:
         conn = stack.enter_context(project.reading()) if project.exists() else None
-        summary = project.run_summary(conn) if conn is not None else RunRows.none()
+        if conn is None:
+            summary = RunRows.none()
+        elif sort == "started" and not needs_all:
+            ready = project.ready_run_summary(conn)
+            if ready is None:
+                return _first_page(project, conn, offset, limit, descending, projid)
+            summary = ready
+        else:
+            summary = project.run_summary(conn)
         rows, arg_names = summary.rows, summary.arg_names
         values = project.last_values(needs_all, conn) if rows else LastValues({}, set())
         columns = [*BASE_COLUMNS, *(f"args.{a}" for a in arg_names)]
@@ -350,12 +374,48 @@ def runs_page(
             own_values = browse.last_values_of(conn, [r["run_id"] for _, r, _ in page])
             page = [(key, r, own_values.get(r["run_id"], {})) for key, r, _ in page]
             columns += [f"values.{v}" for v in _value_names(own_values.values(), arg_names)]
+    listed = [(r, own) for _, r, own in page]
+    total = len(present) + len(missing)
+    return _page(total, offset, columns, values is not None, summary.projects, listed)
+
+
+def _first_page(
+    project: Project, conn: Any, offset: int, limit: int, descending: bool, projid: str | None
+) -> dict[str, Any]:
+    """A page in start order while every run is still being read (right after start): its
+    own runs, their args and values only (`complete: false`)."""
+    from flor.store import browse
+
+    rows, total = browse.runs_by_start(conn, offset, limit, descending, projid)
+    _, projects, _ = browse.overview(conn)
+    ready = project.last_values(False, conn)
+    ids = [r["run_id"] for r in rows]
+    values = (
+        {i: ready.by_run.get(i, {}) for i in ids}
+        if ready is not None
+        else browse.last_values_of(conn, ids)
+    )
+    arg_names = sorted({k for r in rows for k in r["args"]})
+    columns = [*BASE_COLUMNS, *(f"args.{a}" for a in arg_names)]
+    columns += [f"values.{v}" for v in _value_names(values.values(), arg_names)]
+    listed = [(r, values.get(r["run_id"], {})) for r in rows]
+    return _page(total, offset, columns, False, projects, listed)
+
+
+def _page(
+    total: int,
+    offset: int,
+    columns: list[str],
+    complete: bool,
+    projects: list[str],
+    listed: list[tuple[dict[str, Any], dict[str, Any]]],
+) -> dict[str, Any]:
     return {
-        "total": len(present) + len(missing),
+        "total": total,
         "offset": offset,
         "columns": columns,
-        "complete": values is not None,
-        "projects": summary.projects,
+        "complete": complete,
+        "projects": projects,
         "rows": [
             clean(
                 {
@@ -365,7 +425,7 @@ def runs_page(
                     "values": {k: v for k, v in own.items() if _scalar(v)},
                 }
             )
-            for _, r, own in page
+            for r, own in listed
         ],
     }
 

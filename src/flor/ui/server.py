@@ -328,19 +328,16 @@ def _csv(project: Any, text: str) -> tuple[str, bytes, str]:
 
 
 def _warm_up(project: Any) -> None:
-    """Summarize the runs while the browser opens: their rows (what a first page waits
-    for) and, at the same time on a connection of its own, every run's last values (what
+    """Summarize the runs while the browser opens: their rows (what most pages wait for)
+    and, at the same time on a connection of its own, every run's last values (what
     sorting and filtering by value need: the store's reading runs off the GIL, so the two
-    overlap); then import numpy, which a curve without a stored summary (any short one)
-    needs, once both are done: not before, where it would hold the GIL they need."""
+    overlap). numpy is left to the first run page (its prefetch of the curves imports it):
+    imported here, it held the GIL while the first runs page was asked for."""
 
     def start() -> None:
         if project.exists():
-            valuing = threading.Thread(target=_quietly, args=(project.last_values,))
-            valuing.start()
+            threading.Thread(target=_quietly, args=(project.last_values,), daemon=True).start()
             project.run_rows()
-            valuing.join()
-            import numpy  # noqa: F401
 
     _quietly(start)
 
