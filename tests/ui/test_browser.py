@@ -14,6 +14,9 @@ import blake3
 import pytest
 from conftest import CLIP, Recorded, Served, record_project, start_server, stop_server
 from playwright import sync_api
+from store import pgfixtures
+
+pg_server, pg_url = pgfixtures.pg_server, pgfixtures.pg_url
 
 CHROMIUM = os.environ.get("FLOR_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -91,6 +94,10 @@ def run_ids_shown(page: object) -> list[str]:
 
 
 def test_every_page_loads_without_console_errors(tab: Page, recorded: Recorded) -> None:
+    visit_every_page(tab, recorded)
+
+
+def visit_every_page(tab: Page, recorded: Recorded) -> None:
     for hash_path, page, selector in [
         ("#/runs", "runs", "#runs tbody tr[data-run]"),
         (f"#/run/{recorded.runs[0]}", "run", "#curves svg path.series"),
@@ -104,6 +111,24 @@ def test_every_page_loads_without_console_errors(tab: Page, recorded: Recorded) 
         shown = tab.open(hash_path, page)
         assert shown.locator(selector).count() > 0, hash_path  # type: ignore[attr-defined]
         assert shown.locator(".error").count() == 0, hash_path  # type: ignore[attr-defined]
+
+
+def test_every_page_loads_over_a_postgresql_store(
+    browser: object, tmp_path: Path, pg_url: str
+) -> None:
+    project = record_project(tmp_path / "proj", {"FLOR_STORE": pg_url})
+    served = start_server(project.root, store_env={"FLOR_STORE": pg_url})
+    tab = Page(browser, served)
+    try:
+        visit_every_page(tab, project)
+        page = tab.open("#/runs", "runs")
+        page.fill("#where", "err > 0 and lr < 0.1")  # type: ignore[attr-defined]
+        page.press("#where", "Enter")  # type: ignore[attr-defined]
+        page.wait_for_selector("text=1–2 of 2 runs")  # type: ignore[attr-defined]
+        assert tab.errors == []
+    finally:
+        tab.page.close()
+        stop_server(served)
 
 
 def test_runs_sort_filter_and_pick_columns(tab: Page, recorded: Recorded) -> None:
