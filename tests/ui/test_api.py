@@ -679,3 +679,15 @@ def test_a_first_runs_page_needs_no_pass_over_all_values(recorded: Recorded, mon
             assert alone["columns"] == whole["columns"]
     assert [r["run_id"] for r in first["rows"]] == recorded.runs[::-1][:2]
     assert api.runs_page(project_here(allow_replay=False), sort="values.err")["complete"]
+
+
+def test_a_snapshot_folder_is_not_a_file(pipeline_server: Served, pipeline: Recorded) -> None:
+    """Only a file of the snapshot is shown: a folder (a git tree) is 404, not its bytes."""
+    run = pipeline.runs[0]
+    files = pipeline_server.get(f"/api/runs/{run}")["git"]["files"]
+    folders = sorted({f.rsplit("/", 1)[0] for f in files if "/" in f})
+    assert folders, files  # the pipeline's snapshot holds data/...
+    for folder in folders:
+        status, body, _ = pipeline_server.request(f"/api/runs/{run}/file?path={folder}")
+        assert status == 404 and "not a file" in body["error"], body
+    assert pipeline_server.get(f"/api/runs/{run}/file?path={files[0]}")["path"] == files[0]

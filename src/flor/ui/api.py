@@ -542,11 +542,13 @@ def snapshot_file(project: Project, run: str, path: str | None = None) -> dict[s
 
     record = find(project, run)
     rel = _snapshot_path(path or record["filename"])
-    if not record["snapshot"] or project.root is None:
+    snapshot = record["snapshot"]
+    if not snapshot or project.root is None:
         raise NotFound(f"run {record['run_id']} has no code snapshot")
-    text = vcs.read_file(project.root, record["snapshot"], rel)
+    files = project.remember(("commit", snapshot), lambda: _commit_info(project, snapshot))
+    text = vcs.read_file(project.root, snapshot, rel) if rel in files.get("files", ()) else None
     if text is None:
-        raise NotFound(f"{rel} is not in the snapshot of run {record['run_id']}")
+        raise NotFound(f"{rel} is not a file in the snapshot of run {record['run_id']}")
     lines = python_html(text) if rel.endswith(".py") else None
     return {"path": rel, "commit": record["snapshot"], "text": text, "html": lines}
 
