@@ -331,13 +331,16 @@ def _warm_up(project: Any) -> None:
     """Summarize the runs while the browser opens: their rows (what most pages wait for)
     and, at the same time on a connection of its own, every run's last values (what
     sorting and filtering by value need: the store's reading runs off the GIL, so the two
-    overlap). numpy is left to the first run page (its prefetch of the curves imports it):
-    imported here, it held the GIL while the first runs page was asked for."""
+    overlap); then, once both are done (it would hold the GIL they need), import numpy,
+    which a curve without a stored summary (any short one) needs."""
 
     def start() -> None:
         if project.exists():
-            threading.Thread(target=_quietly, args=(project.last_values,), daemon=True).start()
+            valuing = threading.Thread(target=_quietly, args=(project.last_values,))
+            valuing.start()
             project.run_rows()
+            valuing.join()
+            import numpy  # noqa: F401
 
     _quietly(start)
 
