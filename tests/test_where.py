@@ -99,9 +99,9 @@ for step in flor.loop("step", range(int(flor.arg("steps", 10)))):
 def test_where_reads_a_long_curve_by_seeks_not_value_by_value(
     repo: Path, script, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    """A run's last value of a name costs a few index seeks, however many values it has:
-    SQLite executes fewer instructions than the run has values (a read of each would
-    take several per value)."""
+    """A run that ended with a long curve (its summary stored) has its last value found by
+    a few index seeks, however many values it has: SQLite executes fewer instructions
+    than the run has values (a read of each would take several per value)."""
     from flor.store import schema
 
     train = script("long.py", LONG)

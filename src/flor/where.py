@@ -92,11 +92,10 @@ def compile_where(expression: str) -> tuple[Callable[[dict[str, Any]], bool], se
 def last_values(names: set[str]) -> dict[str, dict[str, Any]]:
     """What a `--where` expression sees of each recorded run: the fields `RUN_FIELDS` and
     the last value of each of `names` the run recorded, else (a name it never recorded)
-    the last hindsight value a replay stored for it (read by index seeks: a run's 10^6
-    values of a name are not read, see `browse.last_of_names`)."""
+    the last hindsight value a replay stored for it (a run's 10^6 values of a name are
+    not read: see `browse.last_of_names`)."""
     from flor.store import browse, reads
     from flor.store.backend import open_backend
-    from flor.store.values import decode
 
     values: dict[str, dict[str, Any]] = {
         run.run_id: {
@@ -110,13 +109,14 @@ def last_values(names: set[str]) -> dict[str, dict[str, Any]]:
     }
     logged = sorted(names - set(RUN_FIELDS))
     if logged:
-        conn = open_backend(reads.locate()).reader()
+        backend = open_backend(reads.locate())
+        conn = backend.reader()
         try:
-            found = browse.last_of_names(conn, logged)
+            found = browse.last_of_names(conn, backend.dialect, logged)
         finally:
             conn.close()
-        for run_id, name, value, kind in found:
-            values.setdefault(run_id, {})[name] = decode(value, kind)
+        for run_id, named in found.items():
+            values.setdefault(run_id, {}).update(named)
     return values
 
 

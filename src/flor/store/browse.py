@@ -200,60 +200,36 @@ def last_values_of(conn: Any, run_ids: Sequence[str]) -> dict[str, dict[str, Any
     return found
 
 
-def last_of_names(conn: Any, names: Sequence[str]) -> list[tuple[Any, ...]]:
-    """(run_id, name, value, type) of each run's last value of each of `names`: the one its
-    recorded run logged last (greatest `seq`), else, for a name only replays logged, the one
-    the greatest replay id logged last. Found by index seeks (SQLite's and PostgreSQL's
-    MIN/MAX over a key prefix), a few per run and name, so a run of 10^6 values of a name
-    costs the same as a run of ten: the writer, then each of the group's (tstamp, type)
-    ranges, the greatest `seq` of each; the greatest of those is the last value."""
-    if not names:
-        return []
-    same = "l.run_id = g.run_id AND l.name = g.name AND l.writer = g.writer"
-    query = f"""
-        WITH RECURSIVE wanted(name) AS (VALUES {", ".join("(CAST(? AS TEXT))" for _ in names)}),
-        heads(run_id, name, writer) AS (
-            SELECT r.run_id, w.name, COALESCE(
-                (SELECT MIN(l.writer) FROM logs l
-                 WHERE l.run_id = r.run_id AND l.name = w.name AND l.writer = ''),
-                (SELECT MAX(l.writer) FROM logs l WHERE l.run_id = r.run_id AND l.name = w.name))
-            FROM runs r CROSS JOIN wanted w
-        ),
-        stamps(run_id, name, writer, tstamp) AS (
-            SELECT g.run_id, g.name, g.writer,
-                (SELECT MIN(l.tstamp) FROM logs l WHERE {same})
-            FROM heads g WHERE g.writer IS NOT NULL
-            UNION ALL
-            SELECT g.run_id, g.name, g.writer,
-                (SELECT MIN(l.tstamp) FROM logs l WHERE {same} AND l.tstamp > g.tstamp)
-            FROM stamps g WHERE g.tstamp IS NOT NULL
-        ),
-        kinds(run_id, name, writer, tstamp, type) AS (
-            SELECT g.run_id, g.name, g.writer, g.tstamp,
-                (SELECT MIN(l.type) FROM logs l WHERE {same} AND l.tstamp = g.tstamp)
-            FROM stamps g WHERE g.tstamp IS NOT NULL
-            UNION ALL
-            SELECT g.run_id, g.name, g.writer, g.tstamp,
-                (SELECT MIN(l.type) FROM logs l
-                 WHERE {same} AND l.tstamp = g.tstamp AND l.type > g.type)
-            FROM kinds g WHERE g.type IS NOT NULL
-        ),
-        ends(run_id, name, writer, tstamp, type, seq) AS (
-            SELECT g.run_id, g.name, g.writer, g.tstamp, g.type,
-                (SELECT MAX(l.seq) FROM logs l
-                 WHERE {same} AND l.tstamp = g.tstamp AND l.type = g.type)
-            FROM kinds g WHERE g.type IS NOT NULL
+def last_of_names(conn: Any, dialect: Dialect, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each run's last value of each of `names`: the one its recorded run logged last
+    (greatest `seq`), else, for a name only replays logged, the one the greatest replay id
+    logged last. Per name, one grouped read of its values around the runs that stored a
+    summary of its curve (`curves`: 20,000 values or more), whose last values are found by
+    index seeks instead (`last_values_of`): a run of 10^6 values of a name costs a few
+    seeks, not a read of them all."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in names:
+        long_runs = sorted(
+            r for (r,) in conn.execute("SELECT run_id FROM curves WHERE name = ?", (name,))
         )
-        SELECT e.run_id, e.name, l.value, l.type, e.seq FROM ends e JOIN logs l
-            ON l.run_id = e.run_id AND l.name = e.name AND l.writer = e.writer
-            AND l.tstamp = e.tstamp AND l.type = e.type AND l.seq = e.seq
-    """
-    last: dict[tuple[str, str], tuple[Any, ...]] = {}
-    for run_id, name, value, kind, seq in conn.execute(query, tuple(names)).fetchall():
-        found = last.get((run_id, name))
-        if found is None or seq > found[4]:
-            last[(run_id, name)] = (run_id, name, value, kind, seq)
-    return [row[:4] for row in last.values()]
+        last: dict[str, tuple[str, Any, Any]] = {}  # run: (writer, value, type)
+        bounds: list[str | None] = [None, *long_runs, None]
+        for low, high in zip(bounds, bounds[1:], strict=False):
+            between = [f"run_id {op} ?" for op, end in ((">", low), ("<", high)) if end is not None]
+            table = f"(SELECT * FROM logs WHERE {' AND '.join(['name = ?', *between])}) AS part"
+            query = dialect.latest(table, "run_id, writer", "seq", "run_id, writer, value, type")
+            params = [name, *(end for end in (low, high) if end is not None)]
+            for run_id, writer, value, kind, _ in conn.execute(query, params).fetchall():
+                mine = last.get(run_id)
+                # the recorded writer ('') first, else the greatest replay id
+                if mine is None or (mine[0] != "" and (writer == "" or writer > mine[0])):
+                    last[run_id] = (writer, value, kind)
+        for run_id, (_, value, kind) in last.items():
+            found.setdefault(run_id, {})[name] = decode(value, kind)
+        for run_id, values in last_values_of(conn, long_runs).items():
+            if name in values:
+                found.setdefault(run_id, {})[name] = values[name]
+    return found
 
 
 def run(conn: Any, run_id: str) -> dict[str, Any] | None:
