@@ -399,9 +399,20 @@ def test_a_port_in_use_is_one_line_naming_port(recorded: Recorded) -> None:
 pg_server, pg_url = pgfixtures.pg_server, pgfixtures.pg_url
 
 
-def test_a_postgresql_store_serves_the_same_answers(tmp_path: Path, pg_url: str) -> None:
+def test_a_postgresql_store_serves_the_same_answers(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The UI reads the store the CLI resolves: FLOR_STORE on a PostgreSQL server."""
     project = record_project(tmp_path / "proj", {"FLOR_STORE": pg_url})
+    monkeypatch.chdir(project.root)
+    monkeypatch.setenv("FLOR_STORE", pg_url)
+    from flor.ui import api
+    from flor.ui.server import project_here
+
+    alone = api.runs_page(project_here(allow_replay=False), offset=1, limit=2)  # read alone
+    whole = api.runs_page(project_here(allow_replay=False), offset=1, limit=2, complete=True)
+    assert alone["complete"] is False and whole["complete"] is True
+    assert alone["rows"] == whole["rows"] and alone["columns"] == whole["columns"]
     assert not (project.root / ".flor" / "flor.db").exists()
     served = start_server(project.root, store_env={"FLOR_STORE": pg_url})
     try:
