@@ -330,3 +330,39 @@ def test_lineage_graph_from_the_target_box_and_the_run_page(
         assert tab.errors == []
     finally:
         tab.page.close()
+
+
+OUTSIDE = """\
+import flor
+
+for epoch in flor.loop("epoch", range(3)):
+    flor.log("acc", 0.5 + epoch / 10)
+"""
+
+
+def test_a_run_recorded_outside_git_says_it_has_no_code(browser: object, tmp_path: Path) -> None:
+    """Its run page shows its curves and says why there is no code, without a failed request."""
+    import subprocess
+    import sys
+
+    from conftest import clean_env
+
+    root = tmp_path / "nogit"
+    root.mkdir()
+    (root / "train.py").write_text(OUTSIDE)
+    store = {"FLOR_HOME": str(root / ".flor")}  # the CLI needs it named outside git
+    env = {**clean_env(), **store}
+    subprocess.run([sys.executable, "train.py"], cwd=root, env=env, check=True, timeout=120)
+    served = start_server(root, store_env=store)
+    tab = Page(browser, served)
+    try:
+        page = tab.open("#/runs", "runs")
+        (run_id,) = run_ids_shown(page)
+        page = tab.open(f"#/run/{run_id}", "run")
+        page.wait_for_selector('#curves[data-ready="1"] path.series')  # type: ignore[attr-defined]
+        assert "outside a git repository" in page.text_content("#no-code")  # type: ignore[attr-defined]
+        assert page.locator(".error").count() == 0  # type: ignore[attr-defined]
+        assert tab.errors == []
+    finally:
+        tab.page.close()
+        stop_server(served)

@@ -188,7 +188,11 @@
       h("h2", {}, "Git"), table(["field", "value"], [["snapshot", d.git.snapshot], ["base commit", d.git.base_commit],
         ["branch", d.git.branch], ["base message", d.git.base_message]].filter((kv) => kv[1])),
       h("h2", {}, "Code snapshot"), code);
-    loadCode(r.run_id, null, d.git.files || [], code);
+    if (!d.git.snapshot) code.replaceChildren(h("p", { class: "muted", id: "no-code" }, "No code snapshot: the run was recorded outside a git repository."));
+    else if (d.git.missing !== false) {
+      code.replaceChildren(h("p", { class: "muted", id: "no-code" }, `Snapshot ${d.git.snapshot.slice(0, 10)} is not in the ` +
+        "repository flor ui serves: start flor ui inside the project's repository to see the code."));
+    } else loadCode(r.run_id, null, d.git.files || [], code);
     try { await curves([r.run_id], looped, charts); } catch (e) { charts.appendChild(fail(e)); }
     charts.dataset.ready = "1";
   }
