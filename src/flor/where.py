@@ -92,9 +92,10 @@ def compile_where(expression: str) -> tuple[Callable[[dict[str, Any]], bool], se
 def last_values(names: set[str]) -> dict[str, dict[str, Any]]:
     """What a `--where` expression sees of each recorded run: the fields `RUN_FIELDS` and
     the last value of each of `names` the run recorded, else (a name it never recorded)
-    the last hindsight value a replay stored for it."""
-    from flor.store import reads
-    from flor.store.values import decode
+    the last hindsight value a replay stored for it (a run's 10^6 values of a name are
+    not read: see `browse.last_of_names`)."""
+    from flor.store import browse, reads
+    from flor.store.backend import open_backend
 
     values: dict[str, dict[str, Any]] = {
         run.run_id: {
@@ -107,13 +108,15 @@ def last_values(names: set[str]) -> dict[str, dict[str, Any]]:
         for run in reads.recorded_runs()
     }
     logged = sorted(names - set(RUN_FIELDS))
-    recorded: set[tuple[str, str]] = set()
-    for run_id, name, value, kind, writer in reads.values_of_names(logged) if logged else []:
-        if writer == "":
-            recorded.add((run_id, name))
-        elif (run_id, name) in recorded:
-            continue
-        values.setdefault(run_id, {})[name] = decode(value, kind)
+    if logged:
+        backend = open_backend(reads.locate())
+        conn = backend.reader()
+        try:
+            found = browse.last_of_names(conn, backend.dialect, logged)
+        finally:
+            conn.close()
+        for run_id, named in found.items():
+            values.setdefault(run_id, {}).update(named)
     return values
 
 

@@ -147,6 +147,11 @@ def test_compare_shows_args_and_the_code_diff(server: Served, recorded: Recorded
     assert "+" + CLIP.rstrip("\n") in diff.splitlines()
     same = server.get(f"/api/compare?runs={first},{second}")
     assert same["diffs"][0]["diff"] == "" and same["diffs"][0]["same"]
+    # named newest first (as ticked from the top of the runs page): still oldest first,
+    # the diff read forward in time
+    backward = server.get(f"/api/compare?runs={third},{first}")
+    assert [r["run_id"] for r in backward["runs"]] == [first, third]
+    assert backward["diffs"][0]["diff"] == diff
     assert {n["name"] for n in found["names"]} >= {"loss", "err", "lr"}
     status, body, _ = server.request(f"/api/compare?runs={first}")
     assert status == 400
@@ -183,6 +188,7 @@ def test_versions_group_runs_of_unchanged_code(server: Served, recorded: Recorde
 def test_params_pair_args_with_last_metrics(server: Served, recorded: Recorded) -> None:
     found = server.get("/api/params")
     assert found["params"] == ["lr", "seed"] and found["metrics"] == ["err", "loss"]
+    assert found["varying"] == ["lr", "seed"]  # the page's default: the first of these
     assert found["run_ids"] == recorded.runs
     assert found["args"] == {"lr": [0.05, 0.02, 0.1], "seed": [0, 3, 0]}
     runs = server.get("/api/runs?sort=started&desc=0")["rows"]
@@ -346,6 +352,30 @@ def test_other_hosts_need_the_token(recorded: Recorded) -> None:
         stop_server(served)
 
 
+def test_a_server_on_every_interface_answers_other_machines_with_the_token(
+    recorded: Recorded,
+) -> None:
+    """`--host 0.0.0.0` is for other machines: they name this one by an address or a name
+    the server cannot know, so any Host goes (the token guards every request), the URL
+    printed names the machine, and a replay's Origin must match the Host it was sent to."""
+    served = start_server(recorded.root, "--host", "0.0.0.0", "--token", "s3cret-token")
+    try:
+        port = served.host.rsplit(":", 1)[1]
+        assert served.host == f"{socket.gethostname()}:{port}"
+        for name in ("127.0.0.1", "localhost"):  # as another machine would: by its own name
+            there = Served(f"http://{name}:{port}/", "", served.process, served.root)
+            assert there.request("/api/info")[0] == 401
+            assert there.request("/api/info", headers={"X-Flor-Token": "s3cret-token"})[0] == 200
+            cross = there.request(
+                "/api/replay",
+                body={"names": ["wnorm"]},
+                headers={"X-Flor-Token": "s3cret-token", "Origin": "http://evil.example"},
+            )
+            assert cross[0] == 403 and "cross-site" in cross[1]["error"]
+    finally:
+        stop_server(served)
+
+
 def test_a_port_in_use_is_one_line_naming_port(recorded: Recorded) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -369,9 +399,20 @@ def test_a_port_in_use_is_one_line_naming_port(recorded: Recorded) -> None:
 pg_server, pg_url = pgfixtures.pg_server, pgfixtures.pg_url
 
 
-def test_a_postgresql_store_serves_the_same_answers(tmp_path: Path, pg_url: str) -> None:
+def test_a_postgresql_store_serves_the_same_answers(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The UI reads the store the CLI resolves: FLOR_STORE on a PostgreSQL server."""
     project = record_project(tmp_path / "proj", {"FLOR_STORE": pg_url})
+    monkeypatch.chdir(project.root)
+    monkeypatch.setenv("FLOR_STORE", pg_url)
+    from flor.ui import api
+    from flor.ui.server import project_here
+
+    alone = api.runs_page(project_here(allow_replay=False), offset=1, limit=2)  # read alone
+    whole = api.runs_page(project_here(allow_replay=False), offset=1, limit=2, complete=True)
+    assert alone["complete"] is False and whole["complete"] is True
+    assert alone["rows"] == whole["rows"] and alone["columns"] == whole["columns"]
     assert not (project.root / ".flor" / "flor.db").exists()
     served = start_server(project.root, store_env={"FLOR_STORE": pg_url})
     try:
@@ -391,6 +432,24 @@ def test_a_postgresql_store_serves_the_same_answers(tmp_path: Path, pg_url: str)
         status, body, _ = served.request("/api/sql?q=" + quote("DELETE FROM runs"))
         assert status == 400
         assert len(served.get("/api/versions")["scripts"][0]["versions"]) == 2
+        # every page's reads on PostgreSQL: filters and sorts by value, run detail numbers,
+        # params, compare, hindsight and the CSV download
+        slow = served.get("/api/runs?where=" + quote("err > 0 and lr < 0.1") + "&sort=values.err")
+        assert [row["args"]["lr"] for row in slow["rows"]] in ([0.05, 0.02], [0.02, 0.05])
+        errs = [row["values"]["err"] for row in slow["rows"]]
+        assert errs == sorted(errs, reverse=True)
+        assert isinstance(detail["run"]["checkpoint_bytes"], int)
+        assert detail["run"]["checkpoint_bytes"] == page["rows"][1]["checkpoint_bytes"] > 0
+        assert served.get("/api/params")["varying"] == ["lr", "seed"]
+        first, _, third = project.runs
+        compared = served.get(f"/api/compare?runs={third},{first}")
+        assert "+" + CLIP.rstrip("\n") in compared["diffs"][0]["diff"].splitlines()
+        hindsight = served.get("/api/hindsight")
+        assert [n["name"] for n in hindsight["names"] if n["lacking"]] == ["wnorm"]
+        assert hindsight["plan"]["tasks"] > 0 and not hindsight["plan"]["error"]
+        status, csv, headers = served.request("/api/sql.csv?q=" + quote("SELECT run_id FROM runs"))
+        assert status == 200 and "attachment" in headers["Content-Disposition"]
+        assert sorted(csv.decode().split()) == sorted(["run_id", *project.runs])
     finally:
         stop_server(served)
 
@@ -605,8 +664,41 @@ def test_a_first_runs_page_needs_no_pass_over_all_values(recorded: Recorded, mon
     fresh = project_here(allow_replay=False)
     first = api.runs_page(fresh, limit=2)
     assert first["complete"] is False and fresh.last_values(wait=False) is None
+    with fresh.reading() as conn:  # not even every run was read: the page was, alone
+        assert fresh.ready_run_summary(conn) is None
+    pages = [
+        api.runs_page(project_here(allow_replay=False), offset=1, limit=1, descending=False),
+        api.runs_page(project_here(allow_replay=False), projid="proj", offset=2),
+        api.runs_page(project_here(allow_replay=False), projid="none"),
+    ]
     full = api.runs_page(fresh, limit=2, complete=True)
     assert full["complete"] is True
     assert first["rows"] == full["rows"] and first["columns"] == full["columns"]
+    assert first["total"] == full["total"] == 3 and first["projects"] == full["projects"]
+    for alone, kwargs in zip(
+        pages,
+        [
+            {"offset": 1, "limit": 1, "descending": False},
+            {"projid": "proj", "offset": 2},
+            {"projid": "none"},
+        ],
+        strict=True,
+    ):
+        whole = api.runs_page(fresh, **kwargs)
+        assert alone["rows"] == whole["rows"] and alone["total"] == whole["total"]
+        if alone["rows"]:  # else its columns are those of no run: the page asks again
+            assert alone["columns"] == whole["columns"]
     assert [r["run_id"] for r in first["rows"]] == recorded.runs[::-1][:2]
     assert api.runs_page(project_here(allow_replay=False), sort="values.err")["complete"]
+
+
+def test_a_snapshot_folder_is_not_a_file(pipeline_server: Served, pipeline: Recorded) -> None:
+    """Only a file of the snapshot is shown: a folder (a git tree) is 404, not its bytes."""
+    run = pipeline.runs[0]
+    files = pipeline_server.get(f"/api/runs/{run}")["git"]["files"]
+    folders = sorted({f.rsplit("/", 1)[0] for f in files if "/" in f})
+    assert folders, files  # the pipeline's snapshot holds data/...
+    for folder in folders:
+        status, body, _ = pipeline_server.request(f"/api/runs/{run}/file?path={folder}")
+        assert status == 404 and "not a file" in body["error"], body
+    assert pipeline_server.get(f"/api/runs/{run}/file?path={files[0]}")["path"] == files[0]

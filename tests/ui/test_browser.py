@@ -14,6 +14,9 @@ import blake3
 import pytest
 from conftest import CLIP, Recorded, Served, record_project, start_server, stop_server
 from playwright import sync_api
+from store import pgfixtures
+
+pg_server, pg_url = pgfixtures.pg_server, pgfixtures.pg_url
 
 CHROMIUM = os.environ.get("FLOR_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -91,6 +94,10 @@ def run_ids_shown(page: object) -> list[str]:
 
 
 def test_every_page_loads_without_console_errors(tab: Page, recorded: Recorded) -> None:
+    visit_every_page(tab, recorded)
+
+
+def visit_every_page(tab: Page, recorded: Recorded) -> None:
     for hash_path, page, selector in [
         ("#/runs", "runs", "#runs tbody tr[data-run]"),
         (f"#/run/{recorded.runs[0]}", "run", "#curves svg path.series"),
@@ -104,6 +111,24 @@ def test_every_page_loads_without_console_errors(tab: Page, recorded: Recorded) 
         shown = tab.open(hash_path, page)
         assert shown.locator(selector).count() > 0, hash_path  # type: ignore[attr-defined]
         assert shown.locator(".error").count() == 0, hash_path  # type: ignore[attr-defined]
+
+
+def test_every_page_loads_over_a_postgresql_store(
+    browser: object, tmp_path: Path, pg_url: str
+) -> None:
+    project = record_project(tmp_path / "proj", {"FLOR_STORE": pg_url})
+    served = start_server(project.root, store_env={"FLOR_STORE": pg_url})
+    tab = Page(browser, served)
+    try:
+        visit_every_page(tab, project)
+        page = tab.open("#/runs", "runs")
+        page.fill("#where", "err > 0 and lr < 0.1")  # type: ignore[attr-defined]
+        page.press("#where", "Enter")  # type: ignore[attr-defined]
+        page.wait_for_selector("text=1–2 of 2 runs")  # type: ignore[attr-defined]
+        assert tab.errors == []
+    finally:
+        tab.page.close()
+        stop_server(served)
 
 
 def test_runs_sort_filter_and_pick_columns(tab: Page, recorded: Recorded) -> None:
@@ -305,3 +330,39 @@ def test_lineage_graph_from_the_target_box_and_the_run_page(
         assert tab.errors == []
     finally:
         tab.page.close()
+
+
+OUTSIDE = """\
+import flor
+
+for epoch in flor.loop("epoch", range(3)):
+    flor.log("acc", 0.5 + epoch / 10)
+"""
+
+
+def test_a_run_recorded_outside_git_says_it_has_no_code(browser: object, tmp_path: Path) -> None:
+    """Its run page shows its curves and says why there is no code, without a failed request."""
+    import subprocess
+    import sys
+
+    from conftest import clean_env
+
+    root = tmp_path / "nogit"
+    root.mkdir()
+    (root / "train.py").write_text(OUTSIDE)
+    store = {"FLOR_HOME": str(root / ".flor")}  # the CLI needs it named outside git
+    env = {**clean_env(), **store}
+    subprocess.run([sys.executable, "train.py"], cwd=root, env=env, check=True, timeout=120)
+    served = start_server(root, store_env=store)
+    tab = Page(browser, served)
+    try:
+        page = tab.open("#/runs", "runs")
+        (run_id,) = run_ids_shown(page)
+        page = tab.open(f"#/run/{run_id}", "run")
+        page.wait_for_selector('#curves[data-ready="1"] path.series')  # type: ignore[attr-defined]
+        assert "outside a git repository" in page.text_content("#no-code")  # type: ignore[attr-defined]
+        assert page.locator(".error").count() == 0  # type: ignore[attr-defined]
+        assert tab.errors == []
+    finally:
+        tab.page.close()
+        stop_server(served)

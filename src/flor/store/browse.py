@@ -55,22 +55,101 @@ def _duration(row: dict[str, Any]) -> float | None:
     return round(float(end) - float(row["started"]), 3) if end else None
 
 
-def runs(conn: Any, *, include_replays: bool = False) -> list[dict[str, Any]]:
-    """Every run, oldest first, with status as seen now, duration and checkpoint bytes."""
-    mode = "" if include_replays else "WHERE r.mode = 'record'"
-    found = _records(
-        conn.execute(
-            f"SELECT {', '.join('r.' + f.strip() for f in RUN_FIELDS.split(','))}, "
-            "(SELECT COALESCE(SUM(c.bytes), 0) FROM checkpoints c WHERE c.run_id = r.run_id) "
-            f"AS checkpoint_bytes FROM runs r {mode} ORDER BY r.started"
-        )
+_RUN_COLUMNS = (
+    "run_id, projid, filename, tstamp, status, snapshot, args, started, ended, heartbeat, host, pid"
+)
+
+
+def runs(conn: Any) -> list[dict[str, Any]]:
+    """Every recorded run, oldest first (ties by id), with status as seen now, duration and
+    checkpoint bytes: only the fields the pages show (10,000 runs are a page's first wait)."""
+    found = conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM runs WHERE mode = 'record' ORDER BY started, run_id"
+    ).fetchall()
+    stored = conn.execute("SELECT run_id, SUM(bytes) FROM checkpoints GROUP BY run_id")
+    return _run_entries(found, dict(stored.fetchall()))
+
+
+def runs_by_start(
+    conn: Any, offset: int, limit: int, newest_first: bool, projid: str | None
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of `runs` in the order they started (ties by id, as `runs` then a stable
+    sort put them), and how many there are: a first page without reading every run."""
+    where = "mode = 'record'" + (" AND projid = ?" if projid is not None else "")
+    params: tuple[Any, ...] = (projid,) if projid is not None else ()
+    order = "started DESC, run_id" if newest_first else "started, run_id"
+    found = conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    ).fetchall()
+    total = conn.execute(f"SELECT COUNT(*) FROM runs WHERE {where}", params).fetchone()[0]
+    ids = [row[0] for row in found]
+    stored = conn.execute(
+        f"SELECT run_id, SUM(bytes) FROM checkpoints WHERE run_id IN ({_marks(ids)}) "
+        "GROUP BY run_id",
+        ids,
     )
+    return _run_entries(found, dict(stored.fetchall())), int(total)
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values) or "NULL"  # `IN ()` is SQLite's alone
+
+
+def _run_entries(found: list[tuple[Any, ...]], stored: dict[str, Any]) -> list[dict[str, Any]]:
+    args = _json_each([row[6] or "{}" for row in found])
     now = time.time()
-    for row in found:
-        row["status"] = effective_status(row, now)
-        row["duration_s"] = _duration(row)
-        row["args"] = json.loads(row["args"] or "{}")
-        row["checkpoint_bytes"] = int(row["checkpoint_bytes"] or 0)
+    listed = []
+    for row, parsed in zip(found, args, strict=True):
+        run_id, projid, filename, tstamp, status, snapshot, _, started, ended, beat, host, pid = row
+        entry = {
+            "run_id": run_id,
+            "projid": projid,
+            "filename": filename,
+            "tstamp": tstamp,
+            "status": status,
+            "snapshot": snapshot,
+            "version": (snapshot or "")[:10],
+            "args": parsed,
+            "started": started,
+            "ended": ended,
+            "heartbeat": beat,
+            "host": host,
+            "pid": pid,
+            "checkpoint_bytes": int(stored.get(run_id) or 0),
+        }
+        if status == "running":
+            entry["status"] = effective_status(entry, now)
+        end = ended or beat
+        entry["duration_s"] = round(float(end) - float(started), 3) if end else None
+        listed.append(entry)
+    return listed
+
+
+def overview(conn: Any) -> tuple[int, list[str], list[str]]:
+    """How many recorded runs there are, and their projects and scripts."""
+    count = conn.execute("SELECT COUNT(*) FROM runs WHERE mode = 'record'").fetchone()[0]
+    projects, scripts = (
+        [
+            value
+            for (value,) in conn.execute(
+                f"SELECT DISTINCT {column} FROM runs WHERE mode = 'record' ORDER BY {column}"
+            ).fetchall()
+        ]
+        for column in ("projid", "filename")
+    )
+    return int(count), projects, scripts
+
+
+def _json_each(texts: list[str]) -> list[Any]:
+    """`json.loads` of each text, in one call when all parse (10,000 calls cost more)."""
+    found: list[Any] | None
+    try:
+        found = json.loads("[" + ",".join(texts) + "]")
+    except ValueError:
+        found = None
+    if found is None or len(found) != len(texts):  # a text that is not one JSON value
+        found = [json.loads(text) for text in texts]
     return found
 
 
@@ -83,19 +162,23 @@ def last_values(conn: Any, dialect: Dialect) -> dict[str, dict[str, Any]]:
     long_runs = sorted(r for (r,) in conn.execute("SELECT DISTINCT run_id FROM curves"))
     columns = "run_id, name, writer = '', value, type"
     found: dict[str, dict[str, Any]] = {}
-    recorded: set[tuple[str, str]] = set()
+    rows: list[tuple[Any, ...]] = []
     bounds: list[str | None] = [None, *long_runs, None]
     for low, high in zip(bounds, bounds[1:], strict=False):
         between = [f"run_id {op} ?" for op, end in ((">", low), ("<", high)) if end is not None]
         table = f"(SELECT * FROM logs WHERE {' AND '.join(between)}) AS part" if between else "logs"
         params = [end for end in (low, high) if end is not None]
         query = dialect.latest(table, "run_id, name, writer", "seq", columns)
-        for run_id, name, is_recorded, value, kind, _ in conn.execute(query, params).fetchall():
-            if (run_id, name) in recorded:
-                continue
-            if is_recorded:
-                recorded.add((run_id, name))
-            found.setdefault(run_id, {})[name] = decode(value, kind)
+        rows += conn.execute(query, params).fetchall()
+    # replayed values first, in writer order (the last writer's stays), then the recorded
+    # ones over them: a recorded value always wins
+    for wanted in (False, True):
+        for run_id, name, is_recorded, value, kind, _ in rows:
+            if bool(is_recorded) is wanted:
+                values = found.get(run_id)
+                if values is None:
+                    values = found[run_id] = {}
+                values[name] = float(value) if kind == "float" and value else decode(value, kind)
     found.update(last_values_of(conn, long_runs))
     return found
 
@@ -114,6 +197,38 @@ def last_values_of(conn: Any, run_ids: Sequence[str]) -> dict[str, dict[str, Any
             ).fetchone()[0]
             last = _edge(conn, group, tstamp, "DESC")
             found.setdefault(run_id, {})[name] = decode(last[0], last[1])
+    return found
+
+
+def last_of_names(conn: Any, dialect: Dialect, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each run's last value of each of `names`: the one its recorded run logged last
+    (greatest `seq`), else, for a name only replays logged, the one the greatest replay id
+    logged last. Per name, one grouped read of its values around the runs that stored a
+    summary of its curve (`curves`: 20,000 values or more), whose last values are found by
+    index seeks instead (`last_values_of`): a run of 10^6 values of a name costs a few
+    seeks, not a read of them all."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in names:
+        long_runs = sorted(
+            r for (r,) in conn.execute("SELECT run_id FROM curves WHERE name = ?", (name,))
+        )
+        last: dict[str, tuple[str, Any, Any]] = {}  # run: (writer, value, type)
+        bounds: list[str | None] = [None, *long_runs, None]
+        for low, high in zip(bounds, bounds[1:], strict=False):
+            between = [f"run_id {op} ?" for op, end in ((">", low), ("<", high)) if end is not None]
+            table = f"(SELECT * FROM logs WHERE {' AND '.join(['name = ?', *between])}) AS part"
+            query = dialect.latest(table, "run_id, writer", "seq", "run_id, writer, value, type")
+            params = [name, *(end for end in (low, high) if end is not None)]
+            for run_id, writer, value, kind, _ in conn.execute(query, params).fetchall():
+                mine = last.get(run_id)
+                # the recorded writer ('') first, else the greatest replay id
+                if mine is None or (mine[0] != "" and (writer == "" or writer > mine[0])):
+                    last[run_id] = (writer, value, kind)
+        for run_id, (_, value, kind) in last.items():
+            found.setdefault(run_id, {})[name] = decode(value, kind)
+        for run_id, values in last_values_of(conn, long_runs).items():
+            if name in values:
+                found.setdefault(run_id, {})[name] = values[name]
     return found
 
 

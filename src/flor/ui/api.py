@@ -9,7 +9,7 @@ import math
 import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, cast
@@ -68,10 +68,8 @@ class Project:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _computing: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _valuing: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _rows: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = field(default=None, repr=False)
-    _values: tuple[tuple[Any, ...], dict[str, dict[str, Any]]] | None = field(
-        default=None, repr=False
-    )
+    _rows: tuple[tuple[Any, ...], RunRows] | None = field(default=None, repr=False)
+    _values: tuple[tuple[Any, ...], LastValues] | None = field(default=None, repr=False)
     _immutable: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False)
     _per_run: dict[tuple[str, ...], tuple[tuple[Any, ...], Any]] = field(
         default_factory=dict, repr=False
@@ -141,90 +139,176 @@ class Project:
 
         threading.Thread(target=work, daemon=True).start()
 
-    def run_rows(self) -> list[dict[str, Any]]:
-        """Every recorded run without its values, recomputed only when the store changed
-        (one computation at a time: a request arriving meanwhile waits for its result)."""
+    def run_rows(self, conn: Any = None) -> list[dict[str, Any]]:
+        """Every recorded run without its values."""
+        return self.run_summary(conn).rows
+
+    def run_summary(self, conn: Any = None) -> RunRows:
+        """Every recorded run without its values and the names of their args, recomputed
+        only when the store changed (one computation at a time: a request arriving
+        meanwhile waits for its result). On `conn` if given, else on a connection of its own."""
+        return cast(RunRows, self._run_summary(conn, wait=True))
+
+    def ready_run_summary(self, conn: Any) -> RunRows | None:
+        """`run_summary` if it is ready for the store as it is now, else None at once."""
+        return self._run_summary(conn, wait=False)
+
+    def _run_summary(self, conn: Any, wait: bool) -> RunRows | None:
         from flor.store import browse
 
-        with self._computing, self.reading() as conn:
-            stamp = browse.fingerprint(conn)
+        with self._reader(conn) as reader:
+            stamp = browse.fingerprint(reader)
             if self._rows is not None and self._rows[0] == stamp:
                 return self._rows[1]
-            rows = browse.runs(conn)
-            for row in rows:
-                row["version"] = (row["snapshot"] or "")[:10]
-            self._rows = (stamp, rows)
-            return rows
+            if not wait:
+                return None
+            with self._computing:
+                if self._rows is not None and self._rows[0] == stamp:
+                    return self._rows[1]
+                return self._summarize(reader, stamp)
 
-    def last_values(self, wait: bool = True) -> dict[str, dict[str, Any]] | None:
+    def _summarize(self, reader: Any, stamp: tuple[Any, ...]) -> RunRows:
+        from flor.store import browse
+
+        rows = browse.runs(reader)
+        found = RunRows(
+            rows,
+            sorted({k for r in rows for k in r["args"]}),
+            sorted({r["projid"] for r in rows}),
+            sorted({r["filename"] for r in rows}),
+        )
+        self._rows = (stamp, found)
+        return found
+
+    def last_values(self, wait: bool = True, conn: Any = None) -> LastValues | None:
         """Every run's last values (a pass over all logs), kept until the store changes;
         without `wait`, None unless they are ready (a first page needs only its own)."""
         from flor.store import browse
 
-        with self.reading() as conn:
-            stamp = browse.fingerprint(conn)
+        with self._reader(conn) as reader:
+            stamp = browse.fingerprint(reader)
             if self._values is not None and self._values[0] == stamp:
                 return self._values[1]
             if not wait:
                 return None
             with self._valuing:
                 if self._values is None or self._values[0] != stamp:
-                    self._values = (stamp, browse.last_values(conn, self.dialect))
+                    found = browse.last_values(reader, self.dialect)
+                    self._values = (
+                        stamp,
+                        LastValues(found, {k for v in found.values() for k in v}),
+                    )
                 return self._values[1]
+
+    @contextmanager
+    def _reader(self, conn: Any) -> Iterator[Any]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.reading() as own:
+                yield own
 
     def summaries(self) -> list[dict[str, Any]]:
         """Every recorded run with its last values."""
-        values = cast(dict[str, dict[str, Any]], self.last_values())
+        values = cast(LastValues, self.last_values()).by_run
         return [{**row, "values": values.get(row["run_id"], {})} for row in self.run_rows()]
+
+
+@dataclass
+class RunRows:
+    """The recorded runs (`browse.runs`, each with its `version`), every arg name, project
+    and script."""
+
+    rows: list[dict[str, Any]]
+    arg_names: list[str]
+    projects: list[str]
+    scripts: list[str]
+
+    @staticmethod
+    def none() -> RunRows:
+        return RunRows([], [], [], [])
+
+
+@dataclass
+class LastValues:
+    """Each run's last value of each name (`browse.last_values`), and every such name."""
+
+    by_run: dict[str, dict[str, Any]]
+    names: set[str]
 
 
 # -- store-wide --------------------------------------------------------------------------
 
 
 def info(project: Project) -> dict[str, Any]:
-    exists = project.exists()
-    runs = project.run_rows() if exists else []
+    """The store and what it holds, counted by the store: the browser's first request
+    need not wait for the runs page's summary of every run."""
+    from flor.store import browse
+
+    count, projects, scripts = 0, list[str](), list[str]()
+    if project.exists():
+        with project.reading() as conn:
+            count, projects, scripts = browse.overview(conn)
     return {
         "store": project.store,
         "root": str(project.root) if project.root else None,
         "allow_replay": project.allow_replay,
-        "empty": not runs,
-        "runs": len(runs),
-        "projects": sorted({r["projid"] for r in runs}),
-        "scripts": sorted({r["filename"] for r in runs}),
+        "empty": not count,
+        "runs": count,
+        "projects": projects,
+        "scripts": scripts,
     }
 
 
+_RUN_FIELDS = ("projid", "filename", "tstamp", "status", "version")
+
+
 def _matcher(where: str | None) -> Callable[[dict[str, Any], dict[str, Any]], bool] | None:
+    """A run's test for a `--where` filter: a name is a run field, else an arg, else the
+    run's last value of it. Only the names the filter uses are looked up."""
     if not where or not where.strip():
         return None
     from flor.where import compile_where
 
-    check, _ = compile_where(where)
+    check, names = compile_where(where)
+    wanted = sorted(names)
+
+    def field_of(row: dict[str, Any], values: dict[str, Any], name: str) -> Any:
+        if name == "runid":
+            return row["run_id"]
+        if name in _RUN_FIELDS:
+            return row[name]
+        args = row["args"]
+        return args[name] if name in args else values.get(name)
 
     def matches(row: dict[str, Any], values: dict[str, Any]) -> bool:
-        fields = {**values, **row["args"]}
-        fields.update({k: row[k] for k in ("projid", "filename", "tstamp", "status", "version")})
-        fields["runid"] = row["run_id"]
-        return bool(check(fields))
+        return bool(check({name: field_of(row, values, name) for name in wanted}))
 
     return matches
 
 
-def _column_value(row: dict[str, Any], values: dict[str, Any], column: str) -> Any:
+def _column(column: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
+    """How to read a column of a run (its row and its last values)."""
     if column.startswith("args."):
-        return row["args"].get(column[5:])
+        arg = column[5:]
+        return lambda row, values: row["args"].get(arg)
     if column.startswith("values."):
-        return values.get(column[7:])
-    return row.get(column)
+        name = column[7:]
+        return lambda row, values: values.get(name)
+    return lambda row, values: row.get(column)
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
     """Missing values last; numbers before text; never a comparison between types."""
-    if value is None or (isinstance(value, float) and value != value):
+    kind = type(value)
+    if kind is float:
+        return (0, value) if value == value else (2, 0)
+    if kind is int:
+        return (0, value)
+    if value is None:
         return (2, 0)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (0, value)
+        return (0, value) if value == value else (2, 0)
     return (1, str(value))
 
 
@@ -243,44 +327,95 @@ def runs_page(
 
     Right after start, before every run's last values are read, a page that needs none of
     them (no filter, no sort by value) comes with its own runs' values only and
-    `complete: false` (its value columns are those of its runs); `complete` waits for all."""
+    `complete: false` (its value columns are those of its runs); `complete` waits for all.
+    Before even every run is read, such a page in start order is read alone (`_first_page`)."""
     if limit < 1 or limit > MAX_PAGE_SIZE or offset < 0:
         raise UsageError(f"limit must be 1..{MAX_PAGE_SIZE} and offset >= 0")
-    rows = project.run_rows() if project.exists() else []
-    needs_all = complete or bool(where and where.strip()) or sort.startswith("values.")
-    values = project.last_values(wait=needs_all) if rows else {}
+    matches = _matcher(where)
+    needs_all = complete or matches is not None or sort.startswith("values.")
+    values: LastValues | None = None
+    with ExitStack() as stack:
+        conn = stack.enter_context(project.reading()) if project.exists() else None
+        if conn is None:
+            summary = RunRows.none()
+        elif sort == "started" and not needs_all:
+            ready = project.ready_run_summary(conn)
+            if ready is None:
+                return _first_page(project, conn, offset, limit, descending, projid)
+            summary = ready
+        else:
+            summary = project.run_summary(conn)
+        rows, arg_names = summary.rows, summary.arg_names
+        values = project.last_values(needs_all, conn) if rows else LastValues({}, set())
+        columns = [*BASE_COLUMNS, *(f"args.{a}" for a in arg_names)]
+        if values is not None:
+            columns += [f"values.{v}" for v in sorted(values.names - set(arg_names))]
+        if sort not in (*columns, "started"):
+            raise UsageError(f"cannot sort by {sort!r}: pick one of the columns")
+        read = _column(sort)
+        none: dict[str, Any] = {}
+        known = values.by_run if values is not None else none
+        # (sort key, row, its values); rows without a value to sort by come last
+        present: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
+        missing: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
+        for row in rows:
+            if projid is not None and row["projid"] != projid:
+                continue
+            own = known.get(row["run_id"], none)
+            if matches is None or matches(row, own):
+                key = _sort_key(read(row, own))
+                (present if key[0] < 2 else missing).append((key, row, own))
+        present.sort(key=operator.itemgetter(0), reverse=descending)
+        page = (present + missing)[offset : offset + limit]
+        if values is None:  # the first page after start: its own values, by index seeks
+            from flor.store import browse
+
+            assert conn is not None
+            own_values = browse.last_values_of(conn, [r["run_id"] for _, r, _ in page])
+            page = [(key, r, own_values.get(r["run_id"], {})) for key, r, _ in page]
+            columns += [f"values.{v}" for v in _value_names(own_values.values(), arg_names)]
+    listed = [(r, own) for _, r, own in page]
+    total = len(present) + len(missing)
+    return _page(total, offset, columns, values is not None, summary.projects, listed)
+
+
+def _first_page(
+    project: Project, conn: Any, offset: int, limit: int, descending: bool, projid: str | None
+) -> dict[str, Any]:
+    """A page in start order while every run is still being read (right after start): its
+    own runs, their args and values only (`complete: false`)."""
+    from flor.store import browse
+
+    rows, total = browse.runs_by_start(conn, offset, limit, descending, projid)
+    _, projects, _ = browse.overview(conn)
+    ready = project.last_values(False, conn)
+    ids = [r["run_id"] for r in rows]
+    values = (
+        {i: ready.by_run.get(i, {}) for i in ids}
+        if ready is not None
+        else browse.last_values_of(conn, ids)
+    )
     arg_names = sorted({k for r in rows for k in r["args"]})
     columns = [*BASE_COLUMNS, *(f"args.{a}" for a in arg_names)]
-    if values is not None:
-        columns += [f"values.{v}" for v in _value_names(values.values(), arg_names)]
-    if sort not in (*columns, "started"):
-        raise UsageError(f"cannot sort by {sort!r}: pick one of the columns")
-    matches = _matcher(where)
-    none: dict[str, Any] = {}
-    known = values or {}
-    # (sort key, row, its values); rows without a value to sort by come last
-    present: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
-    missing: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
-    for row in rows:
-        own = known.get(row["run_id"], none)
-        if (projid is None or row["projid"] == projid) and (not matches or matches(row, own)):
-            key = _sort_key(_column_value(row, own, sort))
-            (present if key[0] < 2 else missing).append((key, row, own))
-    present.sort(key=operator.itemgetter(0), reverse=descending)
-    page = (present + missing)[offset : offset + limit]
-    if values is None:  # the first page after start: its own values, by index seeks
-        from flor.store import browse
+    columns += [f"values.{v}" for v in _value_names(values.values(), arg_names)]
+    listed = [(r, values.get(r["run_id"], {})) for r in rows]
+    return _page(total, offset, columns, False, projects, listed)
 
-        with project.reading() as conn:
-            own_values = browse.last_values_of(conn, [r["run_id"] for _, r, _ in page])
-        page = [(key, r, own_values.get(r["run_id"], {})) for key, r, _ in page]
-        columns += [f"values.{v}" for v in _value_names(own_values.values(), arg_names)]
+
+def _page(
+    total: int,
+    offset: int,
+    columns: list[str],
+    complete: bool,
+    projects: list[str],
+    listed: list[tuple[dict[str, Any], dict[str, Any]]],
+) -> dict[str, Any]:
     return {
-        "total": len(present) + len(missing),
+        "total": total,
         "offset": offset,
         "columns": columns,
-        "complete": values is not None,
-        "projects": sorted({r["projid"] for r in rows}),
+        "complete": complete,
+        "projects": projects,
         "rows": [
             clean(
                 {
@@ -290,7 +425,7 @@ def runs_page(
                     "values": {k: v for k, v in own.items() if _scalar(v)},
                 }
             )
-            for _, r, own in page
+            for r, own in listed
         ],
     }
 
@@ -407,11 +542,13 @@ def snapshot_file(project: Project, run: str, path: str | None = None) -> dict[s
 
     record = find(project, run)
     rel = _snapshot_path(path or record["filename"])
-    if not record["snapshot"] or project.root is None:
+    snapshot = record["snapshot"]
+    if not snapshot or project.root is None:
         raise NotFound(f"run {record['run_id']} has no code snapshot")
-    text = vcs.read_file(project.root, record["snapshot"], rel)
+    files = project.remember(("commit", snapshot), lambda: _commit_info(project, snapshot))
+    text = vcs.read_file(project.root, snapshot, rel) if rel in files.get("files", ()) else None
     if text is None:
-        raise NotFound(f"{rel} is not in the snapshot of run {record['run_id']}")
+        raise NotFound(f"{rel} is not a file in the snapshot of run {record['run_id']}")
     lines = python_html(text) if rel.endswith(".py") else None
     return {"path": rel, "commit": record["snapshot"], "text": text, "html": lines}
 
@@ -420,10 +557,12 @@ def snapshot_file(project: Project, run: str, path: str | None = None) -> dict[s
 
 
 def compare(project: Project, runs: Sequence[str]) -> dict[str, Any]:
-    """Args side by side, the names every run logged, and the code diff between snapshots."""
+    """Args side by side, the names every run logged, and the code diff between snapshots,
+    the runs oldest first whatever order they are named in: each diff reads forward in
+    time, from the oldest run's code to each later one's."""
     if not 2 <= len(runs) <= 12:
         raise UsageError("compare 2 to 12 runs")
-    records = [find(project, r) for r in runs]
+    records = sorted((find(project, r) for r in runs), key=operator.itemgetter("started"))
     arg_names = sorted({k for r in records for k in r["args"]})
     args = [
         {
@@ -596,13 +735,16 @@ def params(project: Project) -> dict[str, Any]:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in r["args"]
         }
     )
+    columns = {a: [r["args"].get(a) for r in rows] for a in arg_names}
     return clean(
         {
             "params": arg_names,
+            # the parameters some runs set differently: the page shows the first by default
+            "varying": [a for a in arg_names if len({repr(v) for v in columns[a]}) > 1],
             "metrics": metric_names,
             "run_ids": [r["run_id"] for r in rows],
             "versions": _version_labels(project, rows),
-            "args": {a: [r["args"].get(a) for r in rows] for a in arg_names},
+            "args": columns,
             "values": {
                 m: [_number_or_none(r["values"].get(m)) for r in rows] for m in metric_names
             },

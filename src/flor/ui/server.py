@@ -10,6 +10,7 @@ which a cross-site page can neither read nor send without a CORS preflight we ne
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hmac
 import json
@@ -125,7 +126,12 @@ class Handler(BaseHTTPRequestHandler):
         return morsel.value if morsel else None
 
     def _check_host(self) -> bool:
+        """On a loopback address, only the Host it serves (no DNS rebinding). Elsewhere
+        every request needs the token, which a rebinding page cannot present, and other
+        machines name this one as they know it (an address, a hostname): any Host."""
         app = self.server.app
+        if app.require_token:
+            return True
         if self.headers.get("Host", "") not in app.allowed_hosts():
             self._error(
                 HTTPStatus.FORBIDDEN, "unexpected Host header: open the URL flor ui printed"
@@ -182,7 +188,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         app = self.server.app
         origin = self.headers.get("Origin")
-        if origin is not None and urlsplit(origin).netloc not in app.allowed_hosts():
+        if origin is not None and urlsplit(origin).netloc != self.headers.get("Host"):
             self._error(HTTPStatus.FORBIDDEN, "cross-site request refused")
             return
         if not app.token_ok(self.headers.get(TOKEN_HEADER)):
@@ -322,16 +328,27 @@ def _csv(project: Any, text: str) -> tuple[str, bytes, str]:
 
 
 def _warm_up(project: Any) -> None:
-    """Summarize the runs while the browser opens: their rows first (what a first page
-    waits for), then every run's last values (what sorting and filtering by value need),
-    then import numpy (what a curve without a stored summary needs)."""
-    try:
+    """Summarize the runs while the browser opens: their rows (what most pages wait for)
+    and, at the same time on a connection of its own, every run's last values (what
+    sorting and filtering by value need: the store's reading runs off the GIL, so the two
+    overlap); then, once both are done (it would hold the GIL they need), import numpy,
+    which a curve without a stored summary (any short one) needs."""
+
+    def start() -> None:
         if project.exists():
+            valuing = threading.Thread(target=_quietly, args=(project.last_values,))
+            valuing.start()
             project.run_rows()
-            project.last_values()
+            valuing.join()
             import numpy  # noqa: F401
-    except Exception:  # noqa: BLE001 - the same error shows on the first request instead
-        pass
+
+    _quietly(start)
+
+
+def _quietly(work: Callable[[], Any]) -> None:
+    """Work done ahead of a request: an error shows on the first request instead."""
+    with contextlib.suppress(Exception):
+        work()
 
 
 def bind(app: App, port: int) -> Server:
@@ -356,8 +373,16 @@ def bind(app: App, port: int) -> Server:
     return server
 
 
-def url(app: App) -> str:
-    host = f"[{app.host}]" if ":" in app.host else app.host
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def url(app: App, *, here: bool = False) -> str:
+    """The address to open: for a server on every interface (0.0.0.0), this machine's
+    name for other machines, or (`here`) the loopback address for a browser on it."""
+    host = app.host
+    if host in WILDCARDS:
+        host = ("::1" if host == "::" else "127.0.0.1") if here else socket.gethostname()
+    host = f"[{host}]" if ":" in host else host
     suffix = f"?token={app.token}" if app.require_token else ""
     return f"http://{host}:{app.port}/{suffix}"
 
@@ -394,7 +419,8 @@ def serve(
     if open_browser:
         import webbrowser
 
-        threading.Thread(target=webbrowser.open, args=(address,), daemon=True).start()
+        here = url(app, here=True)
+        threading.Thread(target=webbrowser.open, args=(here,), daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

@@ -83,7 +83,7 @@
     try { data = await api("runs?" + params); } catch (e) {
       show(h("h1", {}, "Runs"), h("div", { class: "toolbar" }, where), fail(e)); return;
     }
-    if (state.info.empty) { show(emptyStore()); return; }
+    if ((await loadInfo()).empty) { show(emptyStore()); return; }
     const columns = data.columns.filter((c) => !s.hidden.has(c));
     const picker = h("div", { class: "picker" });
     const menu = h("div", { class: "menu", hidden: true, id: "column-menu" },
@@ -188,7 +188,11 @@
       h("h2", {}, "Git"), table(["field", "value"], [["snapshot", d.git.snapshot], ["base commit", d.git.base_commit],
         ["branch", d.git.branch], ["base message", d.git.base_message]].filter((kv) => kv[1])),
       h("h2", {}, "Code snapshot"), code);
-    loadCode(r.run_id, null, d.git.files || [], code);
+    if (!d.git.snapshot) code.replaceChildren(h("p", { class: "muted", id: "no-code" }, "No code snapshot: the run was recorded outside a git repository."));
+    else if (d.git.missing !== false) {
+      code.replaceChildren(h("p", { class: "muted", id: "no-code" }, `Snapshot ${d.git.snapshot.slice(0, 10)} is not in the ` +
+        "repository flor ui serves: start flor ui inside the project's repository to see the code."));
+    } else loadCode(r.run_id, null, d.git.files || [], code);
     try { await curves([r.run_id], looped, charts); } catch (e) { charts.appendChild(fail(e)); }
     charts.dataset.ready = "1";
   }
@@ -257,7 +261,7 @@
           table(d.columns, d.rows, { id: "sql-table" }));
       } catch (e) { out.replaceChildren(fail(e)); }
     };
-    show(h("h1", {}, "SQL"), h("p", { class: "muted" }, "Read-only, with the same guard as flor query. Tables: runs, loops, logs, checkpoints, commits."),
+    show(h("h1", {}, "SQL"), h("p", { class: "muted" }, "Read-only, with the same guard as flor query. Tables: runs, loops, logs, checkpoints, commits, artifacts, events (lineage), curves (long curves summarized)."),
       box, h("div", { class: "toolbar" }, h("button", { id: "run-sql", onclick: run }, "Run")), out);
   }
 
@@ -287,7 +291,8 @@
     if (!d.params.length || !d.metrics.length) {
       show(h("h1", {}, "Parameters vs metrics"), h("p", {}, "Runs need flor.arg parameters and numeric values to compare.")); return;
     }
-    const px = h("select", { id: "param" }, d.params.map((p) => h("option", { value: p }, p)));
+    const first = d.varying[0] || d.params[0];  // a parameter every run shares moves nothing
+    const px = h("select", { id: "param" }, d.params.map((p) => h("option", { value: p, selected: p === first }, p)));
     const my = h("select", { id: "metric" }, d.metrics.map((m) => h("option", { value: m }, m)));
     const slot = h("div", { id: "scatter" });
     const draw = () => {
@@ -366,7 +371,9 @@
     status.replaceChildren(bar, " ", text);
     while (job.state === "planning" || job.state === "running") {
       await new Promise((resolve) => setTimeout(resolve, 500));
-      job = await api("replay/" + job.job_id);
+      try { job = await api("replay/" + job.job_id); } catch (e) {  // e.g. the server stopped
+        text.textContent = ""; status.appendChild(fail(e)); button.disabled = false; return;
+      }
       bar.max = Math.max(1, job.tasks); bar.value = job.tasks_ended;
       text.textContent = `${job.state}: ${job.tasks_ended}/${job.tasks} tasks, ${job.values_written} values, ${job.elapsed_s} s`;
     }
@@ -487,16 +494,27 @@
 
   // -- router ------------------------------------------------------------------------------
 
+  let infoAsked = null;
+  function loadInfo() {
+    if (!infoAsked) {
+      infoAsked = api("info").then((info) => {
+        state.info = info;
+        document.getElementById("store").textContent = info.store;
+        return info;
+      }, (e) => { infoAsked = null; throw e; });
+      infoAsked.catch(() => {});  // a failure shows where it is awaited, not as an unhandled rejection
+    }
+    return infoAsked;
+  }
+
   async function route() {
     const [page, arg, ...more] = location.hash.replace(/^#\/?/, "").split("/");
     for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === (page || "runs"));
     main.dataset.page = page || "runs";
     main.dataset.ready = "";
     try {
-      if (!state.info) {
-        state.info = await api("info");
-        document.getElementById("store").textContent = state.info.store;
-      }
+      const info = loadInfo();  // asked for at once, awaited where needed: the runs page asks for its rows meanwhile
+      if (page && page !== "runs") await info;
       const target = decodeURIComponent(arg || "");
       if (page === "run") await pageRun(target);
       else if (page === "compare") await pageCompare(target);
