@@ -18,6 +18,7 @@ TARGET (for `flor lineage`, `--downstream-of` and `flor checkout`):
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import functools
 import gc
@@ -127,17 +128,20 @@ class Lineage:
     @functools.cached_property
     def _paths(self) -> dict[str, list[str]]:
         """The paths each content was seen at in the walk (sorted), else at the start."""
-        paths: dict[str, list[str]] = {}
-        for rows in (self._followed, self._by_producer):
-            for row in rows:
-                at = paths.get(row[_DIGEST])
-                if at is None:
-                    paths[row[_DIGEST]] = [row[_PATH]]
-                elif row[_PATH] not in at:
-                    at.append(row[_PATH])
-        for at in paths.values():
-            if len(at) > 1:
-                at.sort()
+        rows = self._followed + self._by_producer
+        pairs = zip(map(_digest_of, rows), map(_path_of, rows), strict=True)
+        seen = list(dict.fromkeys(pairs))  # distinct (digest, path), first seen first
+        paths = dict(zip(map(_first, seen), map(list, zip(map(_second, seen))), strict=True))
+        if len(paths) < len(seen):  # some contents were seen at several paths
+            several = {digest: n for digest, n in collections.Counter(map(_first, seen)).items()
+                       if n > 1}  # fmt: skip
+            for digest in several:
+                paths[digest] = []
+            for digest, path in seen:
+                if digest in several:
+                    paths[digest].append(path)
+            for digest in several:
+                paths[digest].sort()
         for digest, at in self._start_paths.items():
             paths.setdefault(digest, at)
         return paths
@@ -171,10 +175,8 @@ class Lineage:
         """The event rows (store.EDGE_COLUMNS) of `edges`, in their order: a producer's
         content another run read as the producer's output row."""
         artifacts = self._artifacts
-        rows = self._followed
-        if self.direction == "both":  # a walk each way: both may follow one event
-            rows = list({(row[_RUN], row[_SEQ]): row for row in rows}.values())
-        found = [row for row in rows if row[_DIGEST] in artifacts]
+        rows = self._followed  # each event once (`_Walk.rows`)
+        found = list(itertools.compress(rows, map(artifacts.__contains__, map(_digest_of, rows))))
         made = set()
         for _, seq, tstamp, ctx, _, path, digest, status, producer in self._by_producer:
             if digest in artifacts and (producer, digest) not in made:
@@ -715,6 +717,12 @@ def _pinned(conn: Any, path: str, pin: str, events: list[Event]) -> Start:
 
 # positions in a walk's event rows (store.EDGE_COLUMNS)
 _RUN, _SEQ, _TSTAMP, _CTX, _ROLE, _PATH, _DIGEST, _STATUS, _PRODUCER = range(9)
+_run_of = operator.itemgetter(_RUN)
+_seq_of = operator.itemgetter(_SEQ)
+_digest_of = operator.itemgetter(_DIGEST)
+_path_of = operator.itemgetter(_PATH)
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
 
 
 # edges oldest first: by tstamp, run_id, role, path, digest (of rows: store.EDGE_COLUMNS)
@@ -780,6 +788,8 @@ class _Events:
 
 # steps whose events are reads followed to the run that produced the content
 _BY_PRODUCER = ("products_read", "product_reads")
+# a step whose events a later step (in name order) of the other direction may follow again
+_MET_AGAIN = {"inputs": "readers", "outputs": "writers"}
 
 
 class _Walk:
@@ -825,9 +835,21 @@ class _Walk:
         followed to a content's producer."""
         followed: list[tuple[Any, ...]] = []
         by_producer: list[tuple[Any, ...]] = []
+        # a walk each way may follow an event twice (a read: from its run upstream, then from
+        # its content downstream): listed once, where first met (steps go in name order)
+        seen: dict[str, set[tuple[str, int]]] = {}  # a later step -> events listed before it
         for step, keys in sorted(self.followed.items()):
             rows = self.events.rows(step, keys)
-            (by_producer if step in _BY_PRODUCER else followed).extend(rows)
+            if step in _BY_PRODUCER:
+                by_producer.extend(rows)
+                continue
+            if step in seen:
+                listed = seen[step]
+                rows = [row for row in rows if (row[_RUN], row[_SEQ]) not in listed]
+            later = _MET_AGAIN.get(step)
+            if later in self.followed:
+                seen[later] = set(zip(map(_run_of, rows), map(_seq_of, rows), strict=True))
+            followed.extend(rows)
         by_producer.sort(key=operator.itemgetter(_RUN, _SEQ))  # the same edge on every backend
         return followed, by_producer
 
