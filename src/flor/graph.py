@@ -287,18 +287,32 @@ class Lineage:
         # run ids and digests are text: quoted in C, without the memo's misses
         runs = list(map(encode_basestring_ascii, run))
         digests = list(map(encode_basestring_ascii, digest))
-        columns = (
-            map(operator.getitem, digests, itertools.repeat(slice(1, None))),  # no opening "
-            map(operator.getitem, runs, itertools.repeat(slice(1, None))),
+        # each edge's text is its pieces joined: constants between columns (the loop runs in
+        # C); an input goes artifact -> run, an output run -> artifact
+        reads = list(map("input".__eq__, role))
+        unquoted = itertools.repeat(slice(1, None))
+        ends = list(zip(map(operator.getitem, runs, unquoted),
+                        map(operator.getitem, digests, unquoted), strict=True))  # fmt: skip
+        pieces = (
+            map(_JSON_EDGE_SOURCE.__getitem__, reads),
+            map(operator.getitem, ends, reads),  # the JSON of the source's id, no opening "
+            map(_JSON_EDGE_TARGET.__getitem__, reads),
+            map(operator.getitem, ends, map(operator.not_, reads)),
+            map(_JSON_EDGE_ROLE.__getitem__, reads),
             runs,
+            itertools.repeat(', "digest": '),
             digests,
+            itertools.repeat(', "path": '),
             map(quoted, path),
+            itertools.repeat(', "ctx_id": '),
             map(_Memo(_json_text).__getitem__, ctx),
+            itertools.repeat(', "tstamp": '),
             map(quoted, tstamp),
+            itertools.repeat(', "status": '),
             map(quoted, status),
+            itertools.repeat("}"),
         )
-        templates = map(_JSON_EDGE.__getitem__, map("input".__eq__, role))
-        return list(map(str.format, templates, *columns))
+        return list(map("".join, zip(*pieces, strict=False)))  # (constants repeat forever)
 
     @functools.cached_property
     def _quoted(self) -> _Memo:
@@ -456,12 +470,10 @@ _DOT_EDGE = {  # by role == "input"
     True: '  "artifact:{0}" -> "run:{1}" [label="input"{2}\n',
     False: '  "run:{1}" -> "artifact:{0}" [label="output"{2}\n',
 }
-_JSON_EDGE = {  # by role == "input"; {0} and {1}: the JSON of digest and run without "
-    True: '{{"source": "artifact:{0}, "target": "run:{1}, "role": "input", "run_id": {2}, '
-    '"digest": {3}, "path": {4}, "ctx_id": {5}, "tstamp": {6}, "status": {7}}}',
-    False: '{{"source": "run:{1}, "target": "artifact:{0}, "role": "output", "run_id": {2}, '
-    '"digest": {3}, "path": {4}, "ctx_id": {5}, "tstamp": {6}, "status": {7}}}',
-}
+# an edge's JSON before its run id, by role == "input" (the ids' JSON between)
+_JSON_EDGE_SOURCE = ('{"source": "run:', '{"source": "artifact:')
+_JSON_EDGE_TARGET = (', "target": "artifact:', ', "target": "run:')
+_JSON_EDGE_ROLE = (', "role": "output", "run_id": ', ', "role": "input", "run_id": ')
 
 
 def _escaped(texts: list[str], escape: Callable[[str], str]) -> list[str]:
