@@ -163,7 +163,7 @@ def test_targets_that_match_nothing_or_several_things_say_so(pipeline) -> None: 
     assert code == 2
     assert out.strip() == (
         "Error: no artifact recorded at 'nope.csv' and no run id starting with it (searched 2 "
-        "recorded paths and 1 runs): "
+        "recorded paths and 1 run): "
         '`flor query "SELECT DISTINCT path FROM events"` lists the paths'
     )
     code, out = cli("lineage", "data/raw.csv@zz")
@@ -287,6 +287,19 @@ def test_a_missing_input_warns_and_a_fifo_is_unreadable(repo: Path, script) -> N
     assert got["loop"][0] == "unreadable" and got["loop"][1] is None
     assert "input loop is unreadable: Too many levels of symbolic links" in done.stderr
     assert flor.dataframe("x")["x"].tolist() == [1]  # the run went on
+    # a path recorded only without a content says so, and why to look
+    code, out = cli("lineage", "absent.csv")
+    [run] = runs_of("bad.py")
+    assert code == 2 and out.strip() == (
+        f"Error: absent.csv was recorded without a content to follow (missing in run {run}): "
+        "`flor query \"SELECT run_id, status, note FROM events WHERE path = 'absent.csv'\"` "
+        "shows why"
+    )
+    code, out = cli("replay", "x", "--downstream-of", "pipe@latest", "--dry-run")
+    assert (
+        code == 2
+        and f"pipe was recorded without a content to follow (unreadable in run {run})" in out
+    )
 
 
 def test_two_concurrent_runs_writing_one_path_each_record_only_their_own(

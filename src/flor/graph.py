@@ -667,8 +667,10 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
         raise TargetError(
             f"{target} has nothing after @: write PATH@latest, PATH@DIGEST or PATH@RUN"
         )
+    recorded: list[Event] = []
     if path:
-        events = [e for e in store.events_at_path(conn, _path_forms(path, root)) if e.digest]
+        recorded = store.events_at_path(conn, _path_forms(path, root))
+        events = [e for e in recorded if e.digest]
         if events:
             found = _pinned(conn, path, pin, events) if pin else _all_versions(path, events)
             return replace(found, path=events[0].path)
@@ -681,12 +683,28 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
                 f"{target!r} is the start of {len(runs)} run ids ({', '.join(runs[:3])}, ...): "
                 "give more characters"
             )
+    if recorded:  # declared, but never with a content (missing, unreadable, ...)
+        how = sorted({f"{e.status} in run {e.run_id}" for e in recorded})
+        more = f" and {len(how) - 3} more" if len(how) > 3 else ""
+        raise TargetError(
+            f"{path} was recorded without a content to follow ({', '.join(how[:3])}{more}): "
+            f'`flor query "SELECT run_id, status, note FROM events WHERE path = '
+            f"'{_sql_text(recorded[0].path)}'\"` shows why"
+        )
     paths, runs_count = store.counts(conn)
     raise TargetError(
         f"no artifact recorded at {path or target!r} and no run id starting with it "
-        f"(searched {paths} recorded paths and {runs_count} runs): "
+        f"(searched {_count(paths, 'recorded path')} and {_count(runs_count, 'run')}): "
         '`flor query "SELECT DISTINCT path FROM events"` lists the paths'
     )
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _all_versions(path: str, events: list[Event]) -> Start:
