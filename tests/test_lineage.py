@@ -302,6 +302,38 @@ def test_a_missing_input_warns_and_a_fifo_is_unreadable(repo: Path, script) -> N
     )
 
 
+def test_an_unreadable_file_or_folder_entry_is_named_and_the_run_goes_on(
+    repo: Path, script
+) -> None:  # type: ignore[no-untyped-def]
+    (repo / ".gitignore").write_text("secret.csv\nshards/\n.flor/\n")
+    (repo / "secret.csv").write_text("x\n")
+    (repo / "shards" / "b").mkdir(parents=True)
+    (repo / "shards" / "a.csv").write_text("a\n")
+    (repo / "shards" / "b" / "c.csv").write_text("c\n")
+    (repo / "secret.csv").chmod(0)
+    (repo / "shards" / "b" / "c.csv").chmod(0)
+    bad = script(
+        "perm.py", 'import flor\nflor.input("secret.csv")\nflor.input("shards")\nflor.log("x", 1)\n'
+    )
+    # root reads any file: drop the capability that lets it (util-linux setpriv)
+    drop = "-dac_override,-dac_read_search"
+    as_user = (
+        ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}"] if os.geteuid() == 0 else []
+    )
+    done = subprocess.run(
+        [*as_user, *bad.command()], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "flor: warning: input secret.csv is unreadable: Permission denied: check" in done.stderr
+    assert (
+        "flor: warning: input shards is unreadable: Permission denied at b/c.csv: check the path "
+        "and its permissions" in done.stderr.splitlines()
+    )
+    got = {e["path"]: (e["status"], e["digest"]) for e in events()}
+    assert got == {"secret.csv": ("unreadable", None), "shards": ("unreadable", None)}
+    assert flor.dataframe("x")["x"].tolist() == [1]
+
+
 def test_two_concurrent_runs_writing_one_path_each_record_only_their_own(
     repo: Path, script
 ) -> None:  # type: ignore[no-untyped-def]
