@@ -418,7 +418,7 @@ class Lineage:
             sections.append(("downstream", True))
         for title, forward in sections:
             with _building():
-                near = self._near(forward)
+                near = self._near(forward) if self._leave_roots(forward) else {}
                 if len(sections) > 1:
                     lines.add(f"{title}:")
                 for root in self.roots:
@@ -433,6 +433,21 @@ class Lineage:
                 f"… {lines.more:,} more line{'s' if lines.more > 1 else ''}: narrow with --depth N"
                 " or --upstream/--downstream, print them all with --limit 0, or use --format json\n"
             )
+
+    def _leave_roots(self, forward: bool) -> bool:
+        """Whether any edge leads away from a root this way (a raw dump's upstream has
+        none: its section is only the root's line, without indexing every edge)."""
+        digests = {root[9:] for root in self.roots if root.startswith("artifact:")}
+        runs = {root[4:] for root in self.roots if root.startswith("run:")}
+        rows = self._edge_rows
+        reads = list(map("input".__eq__, map(_role_of, rows)))
+        away_from_artifact = reads if forward else list(map(operator.not_, reads))
+        return not (
+            digests.isdisjoint(itertools.compress(map(_digest_of, rows), away_from_artifact))
+            and runs.isdisjoint(
+                itertools.compress(map(_run_of, rows), map(operator.not_, away_from_artifact))
+            )
+        )
 
     def _near(self, forward: bool) -> dict[str, list[tuple[str, tuple[Any, ...]]]]:
         """Each node's edges away from the roots, by (tstamp, path, run_id), as (the node at
@@ -750,6 +765,7 @@ _RUN, _SEQ, _TSTAMP, _CTX, _ROLE, _PATH, _DIGEST, _STATUS, _PRODUCER = range(9)
 _run_of = operator.itemgetter(_RUN)
 _seq_of = operator.itemgetter(_SEQ)
 _digest_of = operator.itemgetter(_DIGEST)
+_role_of = operator.itemgetter(_ROLE)
 _path_of = operator.itemgetter(_PATH)
 _first = operator.itemgetter(0)
 _second = operator.itemgetter(1)
