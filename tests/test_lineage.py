@@ -182,6 +182,15 @@ def test_targets_that_match_nothing_or_several_things_say_so(pipeline) -> None: 
     )
     code, out = cli("lineage", "x.csv@")
     assert code == 2 and "nothing after @" in out
+    # a path with an @ of its own is taken whole; its pins still work after another @
+    rows = [(run, 20, "t", None, "input", "w@v2.csv", "abc3" + "0" * 60, "ok", None, 2.0, None)]
+    writer = StoreWriter()
+    writer.transaction(
+        lambda c: record(c, writer.dialect, [("abc3" + "0" * 60, "file", 1, 1)], rows)
+    )
+    writer.close()
+    for target in ("w@v2.csv", "w@v2.csv@latest", "w@v2.csv@abc3"):
+        assert lineage(target).roots == ["artifact:abc3" + "0" * 60], target
     with pytest.raises(TargetError, match="no run consumed"):
         downstream_runs("data/clean.csv@latest")
     code, out = cli("replay", "loss", "--downstream-of", "data/clean.csv", "--dry-run")

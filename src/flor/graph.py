@@ -682,6 +682,10 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
         raise TargetError(
             f"{target} has nothing after @: write PATH@latest, PATH@DIGEST or PATH@RUN"
         )
+    if "@" in target:  # a recorded path with an @ of its own (`model@v2.pt`) is a PATH
+        whole = [e for e in store.events_at_path(conn, _path_forms(target, root)) if e.digest]
+        if whole:
+            return replace(_all_versions(target, whole), path=whole[0].path)
     recorded: list[Event] = []
     if path:
         recorded = store.events_at_path(conn, _path_forms(path, root))
