@@ -683,7 +683,7 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
             f"{target} has nothing after @: write PATH@latest, PATH@DIGEST or PATH@RUN"
         )
     if "@" in target:  # a recorded path with an @ of its own (`model@v2.pt`) is a PATH
-        whole = [e for e in store.events_at_path(conn, _path_forms(target, root)) if e.digest]
+        whole = _recorded_path(conn, target, root)
         if whole:
             return replace(_all_versions(target, whole), path=whole[0].path)
     recorded: list[Event] = []
@@ -716,6 +716,11 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
         f"(searched {_count(paths, 'recorded path')} and {_count(runs_count, 'run')}): "
         '`flor query "SELECT DISTINCT path FROM events"` lists the paths'
     )
+
+
+def _recorded_path(conn: Any, path: str, root: Path | None) -> list[Event]:
+    """The events that recorded a content at `path` (in any of its forms)."""
+    return [e for e in store.events_at_path(conn, _path_forms(path, root)) if e.digest]
 
 
 def _sql_text(text: str) -> str:
@@ -1035,10 +1040,10 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
     from flor.blobs import BlobStore
     from flor.paths import home_dir
 
-    if "@" not in target:
-        target = f"{target}@latest"
     conn = _open(home)
     try:
+        if "@" not in target or _recorded_path(conn, target, _root()):
+            target = f"{target}@latest"
         start = resolve(conn, target, _root())
         if len(start.digests) != 1:
             raise TargetError(f"{target} is a run, not a file: name a PATH or PATH@DIGEST")
