@@ -28,7 +28,7 @@ import operator
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
@@ -240,42 +240,53 @@ class Lineage:
     @_built
     def _json_nodes(self) -> list[str]:
         text, quoted = _json_text, self._quoted
-        nodes = []
-        for run in sorted(self._runs):
-            attrs = self._runs[run]
-            if tuple(attrs) == _RUN_KEYS:  # as the store reads them: one template
-                _, filename, tstamp, status, snapshot, started, mode = attrs.values()
-                nodes.append(
-                    f'{{"id": {text("run:" + run)}, "kind": "run", "run_id": {quoted[run]}, '
-                    f'"filename": {quoted[filename]}, "tstamp": {quoted[tstamp]}, '
-                    f'"status": {quoted[status]}, "snapshot": {text(snapshot)}, '
-                    f'"started": {text(started)}, "mode": {quoted[mode]}}}'
-                )
-            else:
+        runs = sorted(self._runs)
+        every = list(map(self._runs.__getitem__, runs))
+        nodes: list[str]
+        if all(map(_RUN_KEYS.__eq__, map(tuple, every))):  # as the store reads them
+            # each node's text is its pieces joined: constants between columns, in C
+            run, filename, tstamp, status, snapshot, started, mode = (
+                map(operator.itemgetter(key), every) for key in _RUN_KEYS
+            )
+            plain = _Memo(text).__getitem__
+            nodes = list(map("".join, zip(
+                itertools.repeat('{"id": "run:'), _after_quote(map(quoted.__getitem__, run)),
+                itertools.repeat(', "kind": "run", "run_id": '), map(quoted.__getitem__, runs),
+                itertools.repeat(', "filename": '), map(quoted.__getitem__, filename),
+                itertools.repeat(', "tstamp": '), map(quoted.__getitem__, tstamp),
+                itertools.repeat(', "status": '), map(quoted.__getitem__, status),
+                itertools.repeat(', "snapshot": '), map(plain, snapshot),
+                itertools.repeat(', "started": '), map(plain, started),
+                itertools.repeat(', "mode": '), map(quoted.__getitem__, mode),
+                itertools.repeat("}"), strict=False,
+            )))  # fmt: skip
+        else:
+            nodes = []
+            for run_id, attrs in zip(runs, every, strict=True):
                 fields = "".join([f", {text(k)}: {text(v)}" for k, v in attrs.items()])
-                nodes.append(f'{{"id": {text("run:" + run)}, "kind": "run"{fields}}}')
+                nodes.append(f'{{"id": {text("run:" + run_id)}, "kind": "run"{fields}}}')
         digests = sorted(self._artifacts)
         if not digests:
             return nodes
-        # one template over columns: the loop over 50,000 artifacts runs in C
         _, kinds, sizes, files, blobs = zip(*map(self._artifacts.__getitem__, digests), strict=True)
         json_digests = list(map(encode_basestring_ascii, digests))
-        quoted.update(zip(digests, json_digests, strict=True))
-        unquoted = map(operator.getitem, json_digests, itertools.repeat(slice(1, None)))
-        listed = {
-            digest: quoted[at[0]] if len(at) == 1 else ", ".join([quoted[p] for p in at])
-            for digest, at in self._paths.items()
-        }
-        columns = (
-            unquoted,
-            json_digests,
-            map(_Memo(text).__getitem__, kinds),
-            map(_Memo(text).__getitem__, sizes),
-            map(_Memo(text).__getitem__, files),
-            map(_Memo(text).__getitem__, blobs),
-            map(listed.get, digests, itertools.repeat("")),
-        )
-        nodes += map(_JSON_ARTIFACT.__mod__, zip(*columns, strict=True))
+        # each content's paths as JSON: most have one, quoted by a C loop; the others joined
+        paths = list(map(self._paths.get, digests, itertools.repeat(_NO_PATHS)))
+        first = _Memo(text)
+        first[_NO_PATH] = ""
+        listed = list(map(first.__getitem__, map(_first, paths)))
+        for at in itertools.compress(range(len(paths)), map(_several, paths)):
+            listed[at] = ", ".join([quoted[path] for path in paths[at]])
+        nodes.extend(map("".join, zip(
+            itertools.repeat('{"id": "artifact:'), _after_quote(json_digests),
+            itertools.repeat(', "kind": "artifact", "digest": '), json_digests,
+            itertools.repeat(', "type": '), map(_Memo(text).__getitem__, kinds),
+            itertools.repeat(', "bytes": '), map(_Memo(text).__getitem__, sizes),
+            itertools.repeat(', "files": '), map(_Memo(text).__getitem__, files),
+            itertools.repeat(', "blob": '), map(_Memo(text).__getitem__, blobs),
+            itertools.repeat(', "paths": ['), listed,
+            itertools.repeat("]}"), strict=False,
+        )))  # fmt: skip
         return nodes
 
     @_built
@@ -477,10 +488,6 @@ def _near_order(edge: tuple[str, tuple[Any, ...]]) -> tuple[str, str, str]:
 
 
 _RUN_KEYS = ("run_id", "filename", "tstamp", "status", "snapshot", "started", "mode")
-_JSON_ARTIFACT = (
-    '{"id": "artifact:%s, "kind": "artifact", "digest": %s, "type": %s, "bytes": %s, '
-    '"files": %s, "blob": %s, "paths": [%s]}'
-)  # the first %s is the JSON of the digest without its opening quote
 _DOT_EDGE = {  # by role == "input"
     True: '  "artifact:{0}" -> "run:{1}" [label="input"{2}\n',
     False: '  "run:{1}" -> "artifact:{0}" [label="output"{2}\n',
@@ -778,6 +785,17 @@ _role_of = operator.itemgetter(_ROLE)
 _path_of = operator.itemgetter(_PATH)
 _first = operator.itemgetter(0)
 _second = operator.itemgetter(1)
+_NO_PATH = object()  # a content without a recorded path: its JSON list is empty
+_NO_PATHS = (_NO_PATH,)
+
+
+def _after_quote(texts: Iterable[str]) -> Iterator[str]:
+    """JSON strings without their opening quote (to follow a prefix inside them)."""
+    return map(operator.getitem, texts, itertools.repeat(slice(1, None)))
+
+
+def _several(items: Any) -> bool:
+    return len(items) > 1
 
 
 # edges oldest first: by tstamp, run_id, role, path, digest (of rows: store.EDGE_COLUMNS)
