@@ -352,27 +352,31 @@ class Lineage:
         digests = sorted(self._artifacts)
         if not digests:
             return lines
-        # one template over columns: the loop over 50,000 artifacts runs in C
+        # each label and line is its pieces joined: the loop over 50,000 artifacts runs in C
         _, kinds, sizes, _, blobs = zip(*map(self._artifacts.__getitem__, digests), strict=True)
-        listed = {digest: ", ".join(at[:3]) for digest, at in self._paths.items()}
-        parts = (
-            map(listed.get, digests, itertools.repeat("")),
-            map(operator.getitem, digests, itertools.repeat(slice(12))),
-            kinds,
-            map(_Memo(lambda size: human_bytes(size or 0)).__getitem__, sizes),
-            map(_Memo(lambda blob: " · kept" if blob else "").__getitem__, blobs),
-        )
-        label = _escaped(list(map("%s @%s · %s %s%s".__mod__, zip(*parts, strict=True))),
-                         _dot_label_escape)  # fmt: skip
+        paths: list[Any] = list(map(self._paths.get, digests, itertools.repeat(_NO_PATHS)))
+        firsts = list(map(_first, paths))
+        listed = list(map({_NO_PATH: ""}.get, firsts, firsts))  # one path: itself
+        for at in itertools.compress(range(len(paths)), map(_several, paths)):
+            listed[at] = ", ".join(paths[at][:3])
+        size = _Memo(lambda size: human_bytes(size or 0)).__getitem__
+        label = _escaped(list(map("".join, zip(
+            listed,
+            itertools.repeat(" @"), map(operator.getitem, digests, itertools.repeat(slice(12))),
+            itertools.repeat(" · "), kinds,
+            itertools.repeat(" "), map(size, sizes),
+            map(_Memo(lambda blob: " · kept" if blob else "").__getitem__, blobs), strict=False,
+        ))), _dot_label_escape)  # fmt: skip
         node = _escaped(list(map("artifact:".__add__, digests)), _dot_escape)
         styles = [""] * len(digests)
         for root in roots:
             at = bisect.bisect_left(digests, root.partition(":")[2])
             if root.startswith("artifact:") and at < len(digests) and digests[at] == root[9:]:
                 styles[at] = ", style=bold"
-        lines += map(
-            '  "%s" [shape=note, label="%s"%s];\n'.__mod__, zip(node, label, styles, strict=True)
-        )
+        lines.extend(map("".join, zip(
+            itertools.repeat('  "'), node, itertools.repeat('" [shape=note, label="'), label,
+            itertools.repeat('"'), styles, itertools.repeat("];\n"), strict=False,
+        )))  # fmt: skip
         return lines
 
     @_built
