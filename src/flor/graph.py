@@ -433,7 +433,8 @@ class Lineage:
             sections.append(("downstream", True))
         for title, forward in sections:
             with _building():
-                near = self._near(forward) if self._leave_roots(forward) else {}
+                both = len(sections) > 1  # (one way: the roots were walked from)
+                near = self._near(forward) if not both or self._leave_roots(forward) else {}
                 if len(sections) > 1:
                     lines.add(f"{title}:")
                 for root in self.roots:
