@@ -248,15 +248,14 @@ class Lineage:
             run, filename, tstamp, status, snapshot, started, mode = (
                 map(operator.itemgetter(key), every) for key in _RUN_KEYS
             )
-            plain = _Memo(text).__getitem__
             nodes = list(map("".join, zip(
                 itertools.repeat('{"id": "run:'), _after_quote(map(quoted.__getitem__, run)),
                 itertools.repeat(', "kind": "run", "run_id": '), map(quoted.__getitem__, runs),
                 itertools.repeat(', "filename": '), map(quoted.__getitem__, filename),
                 itertools.repeat(', "tstamp": '), map(quoted.__getitem__, tstamp),
                 itertools.repeat(', "status": '), map(quoted.__getitem__, status),
-                itertools.repeat(', "snapshot": '), map(plain, snapshot),
-                itertools.repeat(', "started": '), map(plain, started),
+                itertools.repeat(', "snapshot": '), map(text, snapshot),
+                itertools.repeat(', "started": '), map(text, started),  # (1 == 1.0: no memo)
                 itertools.repeat(', "mode": '), map(quoted.__getitem__, mode),
                 itertools.repeat("}"), strict=False,
             )))  # fmt: skip
