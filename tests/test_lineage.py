@@ -163,7 +163,7 @@ def test_targets_that_match_nothing_or_several_things_say_so(pipeline) -> None: 
     assert code == 2
     assert out.strip() == (
         "Error: no artifact recorded at 'nope.csv' and no run id starting with it (searched 2 "
-        "recorded paths and 1 runs): "
+        "recorded paths and 1 run): "
         '`flor query "SELECT DISTINCT path FROM events"` lists the paths'
     )
     code, out = cli("lineage", "data/raw.csv@zz")
@@ -182,6 +182,15 @@ def test_targets_that_match_nothing_or_several_things_say_so(pipeline) -> None: 
     )
     code, out = cli("lineage", "x.csv@")
     assert code == 2 and "nothing after @" in out
+    # a path with an @ of its own is taken whole; its pins still work after another @
+    rows = [(run, 20, "t", None, "input", "w@v2.csv", "abc3" + "0" * 60, "ok", None, 2.0, None)]
+    writer = StoreWriter()
+    writer.transaction(
+        lambda c: record(c, writer.dialect, [("abc3" + "0" * 60, "file", 1, 1)], rows)
+    )
+    writer.close()
+    for target in ("w@v2.csv", "w@v2.csv@latest", "w@v2.csv@abc3"):
+        assert lineage(target).roots == ["artifact:abc3" + "0" * 60], target
     with pytest.raises(TargetError, match="no run consumed"):
         downstream_runs("data/clean.csv@latest")
     code, out = cli("replay", "loss", "--downstream-of", "data/clean.csv", "--dry-run")
@@ -240,6 +249,13 @@ def test_a_kept_file_is_restored_and_never_overwrites_other_content(repo: Path, 
     assert code == 0 and out.startswith("removed 0 checkpoint blobs")
     assert flor.checkout("model.bin") == repo / "model.bin"
     assert (repo / "model.bin").read_bytes() == b"\x00weights"
+    source = 'import flor, sys\nopen(flor.output("m@v2.bin", keep=True), "w").write(sys.argv[1])\n'
+    v2 = script("v2.py", source)
+    v2.run("first")
+    v2.run("second")
+    (repo / "m@v2.bin").unlink()
+    assert flor.checkout("m@v2.bin") == repo / "m@v2.bin"  # a path with an @ of its own
+    assert (repo / "m@v2.bin").read_text() == "second"
 
 
 def test_an_output_rewritten_after_the_loop_records_its_final_digest(repo: Path, script) -> None:  # type: ignore[no-untyped-def]
@@ -287,6 +303,51 @@ def test_a_missing_input_warns_and_a_fifo_is_unreadable(repo: Path, script) -> N
     assert got["loop"][0] == "unreadable" and got["loop"][1] is None
     assert "input loop is unreadable: Too many levels of symbolic links" in done.stderr
     assert flor.dataframe("x")["x"].tolist() == [1]  # the run went on
+    # a path recorded only without a content says so, and why to look
+    code, out = cli("lineage", "absent.csv")
+    [run] = runs_of("bad.py")
+    assert code == 2 and out.strip() == (
+        f"Error: absent.csv was recorded without a content to follow (missing in run {run}): "
+        "`flor query \"SELECT run_id, status, note FROM events WHERE path = 'absent.csv'\"` "
+        "shows why"
+    )
+    code, out = cli("replay", "x", "--downstream-of", "pipe@latest", "--dry-run")
+    assert (
+        code == 2
+        and f"pipe was recorded without a content to follow (unreadable in run {run})" in out
+    )
+
+
+def test_an_unreadable_file_or_folder_entry_is_named_and_the_run_goes_on(
+    repo: Path, script
+) -> None:  # type: ignore[no-untyped-def]
+    (repo / ".gitignore").write_text("secret.csv\nshards/\n.flor/\n")
+    (repo / "secret.csv").write_text("x\n")
+    (repo / "shards" / "b").mkdir(parents=True)
+    (repo / "shards" / "a.csv").write_text("a\n")
+    (repo / "shards" / "b" / "c.csv").write_text("c\n")
+    (repo / "secret.csv").chmod(0)
+    (repo / "shards" / "b" / "c.csv").chmod(0)
+    bad = script(
+        "perm.py", 'import flor\nflor.input("secret.csv")\nflor.input("shards")\nflor.log("x", 1)\n'
+    )
+    # root reads any file: drop the capability that lets it (util-linux setpriv)
+    drop = "-dac_override,-dac_read_search"
+    as_user = (
+        ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}"] if os.geteuid() == 0 else []
+    )
+    done = subprocess.run(
+        [*as_user, *bad.command()], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "flor: warning: input secret.csv is unreadable: Permission denied: check" in done.stderr
+    assert (
+        "flor: warning: input shards is unreadable: Permission denied at b/c.csv: check the path "
+        "and its permissions" in done.stderr.splitlines()
+    )
+    got = {e["path"]: (e["status"], e["digest"]) for e in events()}
+    assert got == {"secret.csv": ("unreadable", None), "shards": ("unreadable", None)}
+    assert flor.dataframe("x")["x"].tolist() == [1]
 
 
 def test_two_concurrent_runs_writing_one_path_each_record_only_their_own(

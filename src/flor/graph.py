@@ -18,6 +18,7 @@ TARGET (for `flor lineage`, `--downstream-of` and `flor checkout`):
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import functools
 import gc
@@ -27,7 +28,7 @@ import operator
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
@@ -127,17 +128,20 @@ class Lineage:
     @functools.cached_property
     def _paths(self) -> dict[str, list[str]]:
         """The paths each content was seen at in the walk (sorted), else at the start."""
-        paths: dict[str, list[str]] = {}
-        for rows in (self._followed, self._by_producer):
-            for row in rows:
-                at = paths.get(row[_DIGEST])
-                if at is None:
-                    paths[row[_DIGEST]] = [row[_PATH]]
-                elif row[_PATH] not in at:
-                    at.append(row[_PATH])
-        for at in paths.values():
-            if len(at) > 1:
-                at.sort()
+        rows = self._followed + self._by_producer
+        pairs = zip(map(_digest_of, rows), map(_path_of, rows), strict=True)
+        seen = list(dict.fromkeys(pairs))  # distinct (digest, path), first seen first
+        paths = dict(zip(map(_first, seen), map(list, zip(map(_second, seen))), strict=True))
+        if len(paths) < len(seen):  # some contents were seen at several paths
+            several = {digest: n for digest, n in collections.Counter(map(_first, seen)).items()
+                       if n > 1}  # fmt: skip
+            for digest in several:
+                paths[digest] = []
+            for digest, path in seen:
+                if digest in several:
+                    paths[digest].append(path)
+            for digest in several:
+                paths[digest].sort()
         for digest, at in self._start_paths.items():
             paths.setdefault(digest, at)
         return paths
@@ -171,10 +175,8 @@ class Lineage:
         """The event rows (store.EDGE_COLUMNS) of `edges`, in their order: a producer's
         content another run read as the producer's output row."""
         artifacts = self._artifacts
-        rows = self._followed
-        if self.direction == "both":  # a walk each way: both may follow one event
-            rows = list({(row[_RUN], row[_SEQ]): row for row in rows}.values())
-        found = [row for row in rows if row[_DIGEST] in artifacts]
+        rows = self._followed  # each event once (`_Walk.rows`)
+        found = list(itertools.compress(rows, map(artifacts.__contains__, map(_digest_of, rows))))
         made = set()
         for _, seq, tstamp, ctx, _, path, digest, status, producer in self._by_producer:
             if digest in artifacts and (producer, digest) not in made:
@@ -238,42 +240,52 @@ class Lineage:
     @_built
     def _json_nodes(self) -> list[str]:
         text, quoted = _json_text, self._quoted
-        nodes = []
-        for run in sorted(self._runs):
-            attrs = self._runs[run]
-            if tuple(attrs) == _RUN_KEYS:  # as the store reads them: one template
-                _, filename, tstamp, status, snapshot, started, mode = attrs.values()
-                nodes.append(
-                    f'{{"id": {text("run:" + run)}, "kind": "run", "run_id": {quoted[run]}, '
-                    f'"filename": {quoted[filename]}, "tstamp": {quoted[tstamp]}, '
-                    f'"status": {quoted[status]}, "snapshot": {text(snapshot)}, '
-                    f'"started": {text(started)}, "mode": {quoted[mode]}}}'
-                )
-            else:
+        runs = sorted(self._runs)
+        every = list(map(self._runs.__getitem__, runs))
+        nodes: list[str]
+        if all(map(_RUN_KEYS.__eq__, map(tuple, every))):  # as the store reads them
+            # each node's text is its pieces joined: constants between columns, in C
+            run, filename, tstamp, status, snapshot, started, mode = (
+                map(operator.itemgetter(key), every) for key in _RUN_KEYS
+            )
+            nodes = list(map("".join, zip(
+                itertools.repeat('{"id": "run:'), _after_quote(map(quoted.__getitem__, run)),
+                itertools.repeat(', "kind": "run", "run_id": '), map(quoted.__getitem__, runs),
+                itertools.repeat(', "filename": '), map(quoted.__getitem__, filename),
+                itertools.repeat(', "tstamp": '), map(quoted.__getitem__, tstamp),
+                itertools.repeat(', "status": '), map(quoted.__getitem__, status),
+                itertools.repeat(', "snapshot": '), map(text, snapshot),
+                itertools.repeat(', "started": '), map(text, started),  # (1 == 1.0: no memo)
+                itertools.repeat(', "mode": '), map(quoted.__getitem__, mode),
+                itertools.repeat("}"), strict=False,
+            )))  # fmt: skip
+        else:
+            nodes = []
+            for run_id, attrs in zip(runs, every, strict=True):
                 fields = "".join([f", {text(k)}: {text(v)}" for k, v in attrs.items()])
-                nodes.append(f'{{"id": {text("run:" + run)}, "kind": "run"{fields}}}')
+                nodes.append(f'{{"id": {text("run:" + run_id)}, "kind": "run"{fields}}}')
         digests = sorted(self._artifacts)
         if not digests:
             return nodes
-        # one template over columns: the loop over 50,000 artifacts runs in C
         _, kinds, sizes, files, blobs = zip(*map(self._artifacts.__getitem__, digests), strict=True)
         json_digests = list(map(encode_basestring_ascii, digests))
-        quoted.update(zip(digests, json_digests, strict=True))
-        unquoted = map(operator.getitem, json_digests, itertools.repeat(slice(1, None)))
-        listed = {
-            digest: quoted[at[0]] if len(at) == 1 else ", ".join([quoted[p] for p in at])
-            for digest, at in self._paths.items()
-        }
-        columns = (
-            unquoted,
-            json_digests,
-            map(_Memo(text).__getitem__, kinds),
-            map(_Memo(text).__getitem__, sizes),
-            map(_Memo(text).__getitem__, files),
-            map(_Memo(text).__getitem__, blobs),
-            map(listed.get, digests, itertools.repeat("")),
-        )
-        nodes += map(_JSON_ARTIFACT.__mod__, zip(*columns, strict=True))
+        # each content's paths as JSON: most have one, quoted by a C loop; the others joined
+        paths = list(map(self._paths.get, digests, itertools.repeat(_NO_PATHS)))
+        first = _Memo(text)
+        first[_NO_PATH] = ""
+        listed = list(map(first.__getitem__, map(_first, paths)))
+        for at in itertools.compress(range(len(paths)), map(_several, paths)):
+            listed[at] = ", ".join([quoted[path] for path in paths[at]])
+        nodes.extend(map("".join, zip(
+            itertools.repeat('{"id": "artifact:'), _after_quote(json_digests),
+            itertools.repeat(', "kind": "artifact", "digest": '), json_digests,
+            itertools.repeat(', "type": '), map(_Memo(text).__getitem__, kinds),
+            itertools.repeat(', "bytes": '), map(_Memo(text).__getitem__, sizes),
+            itertools.repeat(', "files": '), map(_Memo(text).__getitem__, files),
+            itertools.repeat(', "blob": '), map(_Memo(text).__getitem__, blobs),
+            itertools.repeat(', "paths": ['), listed,
+            itertools.repeat("]}"), strict=False,
+        )))  # fmt: skip
         return nodes
 
     @_built
@@ -285,18 +297,32 @@ class Lineage:
         # run ids and digests are text: quoted in C, without the memo's misses
         runs = list(map(encode_basestring_ascii, run))
         digests = list(map(encode_basestring_ascii, digest))
-        columns = (
-            map(operator.getitem, digests, itertools.repeat(slice(1, None))),  # no opening "
-            map(operator.getitem, runs, itertools.repeat(slice(1, None))),
+        # each edge's text is its pieces joined: constants between columns (the loop runs in
+        # C); an input goes artifact -> run, an output run -> artifact
+        reads = list(map("input".__eq__, role))
+        unquoted = itertools.repeat(slice(1, None))
+        ends = list(zip(map(operator.getitem, runs, unquoted),
+                        map(operator.getitem, digests, unquoted), strict=True))  # fmt: skip
+        pieces = (
+            map(_JSON_EDGE_SOURCE.__getitem__, reads),
+            map(operator.getitem, ends, reads),  # the JSON of the source's id, no opening "
+            map(_JSON_EDGE_TARGET.__getitem__, reads),
+            map(operator.getitem, ends, map(operator.not_, reads)),
+            map(_JSON_EDGE_ROLE.__getitem__, reads),
             runs,
+            itertools.repeat(', "digest": '),
             digests,
+            itertools.repeat(', "path": '),
             map(quoted, path),
+            itertools.repeat(', "ctx_id": '),
             map(_Memo(_json_text).__getitem__, ctx),
+            itertools.repeat(', "tstamp": '),
             map(quoted, tstamp),
+            itertools.repeat(', "status": '),
             map(quoted, status),
+            itertools.repeat("}"),
         )
-        templates = map(_JSON_EDGE.__getitem__, map("input".__eq__, role))
-        return list(map(str.format, templates, *columns))
+        return list(map("".join, zip(*pieces, strict=False)))  # (constants repeat forever)
 
     @functools.cached_property
     def _quoted(self) -> _Memo:
@@ -325,27 +351,31 @@ class Lineage:
         digests = sorted(self._artifacts)
         if not digests:
             return lines
-        # one template over columns: the loop over 50,000 artifacts runs in C
+        # each label and line is its pieces joined: the loop over 50,000 artifacts runs in C
         _, kinds, sizes, _, blobs = zip(*map(self._artifacts.__getitem__, digests), strict=True)
-        listed = {digest: ", ".join(at[:3]) for digest, at in self._paths.items()}
-        parts = (
-            map(listed.get, digests, itertools.repeat("")),
-            map(operator.getitem, digests, itertools.repeat(slice(12))),
-            kinds,
-            map(_Memo(lambda size: human_bytes(size or 0)).__getitem__, sizes),
-            map(_Memo(lambda blob: " · kept" if blob else "").__getitem__, blobs),
-        )
-        label = _escaped(list(map("%s @%s · %s %s%s".__mod__, zip(*parts, strict=True))),
-                         _dot_label_escape)  # fmt: skip
+        paths: list[Any] = list(map(self._paths.get, digests, itertools.repeat(_NO_PATHS)))
+        firsts = list(map(_first, paths))
+        listed = list(map({_NO_PATH: ""}.get, firsts, firsts))  # one path: itself
+        for at in itertools.compress(range(len(paths)), map(_several, paths)):
+            listed[at] = ", ".join(paths[at][:3])
+        size = _Memo(lambda size: human_bytes(size or 0)).__getitem__
+        label = _escaped(list(map("".join, zip(
+            listed,
+            itertools.repeat(" @"), map(operator.getitem, digests, itertools.repeat(slice(12))),
+            itertools.repeat(" · "), kinds,
+            itertools.repeat(" "), map(size, sizes),
+            map(_Memo(lambda blob: " · kept" if blob else "").__getitem__, blobs), strict=False,
+        ))), _dot_label_escape)  # fmt: skip
         node = _escaped(list(map("artifact:".__add__, digests)), _dot_escape)
         styles = [""] * len(digests)
         for root in roots:
             at = bisect.bisect_left(digests, root.partition(":")[2])
             if root.startswith("artifact:") and at < len(digests) and digests[at] == root[9:]:
                 styles[at] = ", style=bold"
-        lines += map(
-            '  "%s" [shape=note, label="%s"%s];\n'.__mod__, zip(node, label, styles, strict=True)
-        )
+        lines.extend(map("".join, zip(
+            itertools.repeat('  "'), node, itertools.repeat('" [shape=note, label="'), label,
+            itertools.repeat('"'), styles, itertools.repeat("];\n"), strict=False,
+        )))  # fmt: skip
         return lines
 
     @_built
@@ -402,7 +432,8 @@ class Lineage:
             sections.append(("downstream", True))
         for title, forward in sections:
             with _building():
-                near = self._near(forward)
+                both = len(sections) > 1  # (one way: the roots were walked from)
+                near = self._near(forward) if not both or self._leave_roots(forward) else {}
                 if len(sections) > 1:
                     lines.add(f"{title}:")
                 for root in self.roots:
@@ -417,6 +448,21 @@ class Lineage:
                 f"… {lines.more:,} more line{'s' if lines.more > 1 else ''}: narrow with --depth N"
                 " or --upstream/--downstream, print them all with --limit 0, or use --format json\n"
             )
+
+    def _leave_roots(self, forward: bool) -> bool:
+        """Whether any edge leads away from a root this way (a raw dump's upstream has
+        none: its section is only the root's line, without indexing every edge)."""
+        digests = {root[9:] for root in self.roots if root.startswith("artifact:")}
+        runs = {root[4:] for root in self.roots if root.startswith("run:")}
+        rows = self._edge_rows
+        reads = list(map("input".__eq__, map(_role_of, rows)))
+        away_from_artifact = reads if forward else list(map(operator.not_, reads))
+        return not (
+            digests.isdisjoint(itertools.compress(map(_digest_of, rows), away_from_artifact))
+            and runs.isdisjoint(
+                itertools.compress(map(_run_of, rows), map(operator.not_, away_from_artifact))
+            )
+        )
 
     def _near(self, forward: bool) -> dict[str, list[tuple[str, tuple[Any, ...]]]]:
         """Each node's edges away from the roots, by (tstamp, path, run_id), as (the node at
@@ -446,20 +492,14 @@ def _near_order(edge: tuple[str, tuple[Any, ...]]) -> tuple[str, str, str]:
 
 
 _RUN_KEYS = ("run_id", "filename", "tstamp", "status", "snapshot", "started", "mode")
-_JSON_ARTIFACT = (
-    '{"id": "artifact:%s, "kind": "artifact", "digest": %s, "type": %s, "bytes": %s, '
-    '"files": %s, "blob": %s, "paths": [%s]}'
-)  # the first %s is the JSON of the digest without its opening quote
 _DOT_EDGE = {  # by role == "input"
     True: '  "artifact:{0}" -> "run:{1}" [label="input"{2}\n',
     False: '  "run:{1}" -> "artifact:{0}" [label="output"{2}\n',
 }
-_JSON_EDGE = {  # by role == "input"; {0} and {1}: the JSON of digest and run without "
-    True: '{{"source": "artifact:{0}, "target": "run:{1}, "role": "input", "run_id": {2}, '
-    '"digest": {3}, "path": {4}, "ctx_id": {5}, "tstamp": {6}, "status": {7}}}',
-    False: '{{"source": "run:{1}, "target": "artifact:{0}, "role": "output", "run_id": {2}, '
-    '"digest": {3}, "path": {4}, "ctx_id": {5}, "tstamp": {6}, "status": {7}}}',
-}
+# an edge's JSON before its run id, by role == "input" (the ids' JSON between)
+_JSON_EDGE_SOURCE = ('{"source": "run:', '{"source": "artifact:')
+_JSON_EDGE_TARGET = (', "target": "artifact:', ', "target": "run:')
+_JSON_EDGE_ROLE = (', "role": "output", "run_id": ', ', "role": "input", "run_id": ')
 
 
 def _escaped(texts: list[str], escape: Callable[[str], str]) -> list[str]:
@@ -653,8 +693,14 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
         raise TargetError(
             f"{target} has nothing after @: write PATH@latest, PATH@DIGEST or PATH@RUN"
         )
+    if "@" in target:  # a recorded path with an @ of its own (`model@v2.pt`) is a PATH
+        whole = _recorded_path(conn, target, root)
+        if whole:
+            return replace(_all_versions(target, whole), path=whole[0].path)
+    recorded: list[Event] = []
     if path:
-        events = [e for e in store.events_at_path(conn, _path_forms(path, root)) if e.digest]
+        recorded = store.events_at_path(conn, _path_forms(path, root))
+        events = [e for e in recorded if e.digest]
         if events:
             found = _pinned(conn, path, pin, events) if pin else _all_versions(path, events)
             return replace(found, path=events[0].path)
@@ -667,12 +713,33 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
                 f"{target!r} is the start of {len(runs)} run ids ({', '.join(runs[:3])}, ...): "
                 "give more characters"
             )
+    if recorded:  # declared, but never with a content (missing, unreadable, ...)
+        how = sorted({f"{e.status} in run {e.run_id}" for e in recorded})
+        more = f" and {len(how) - 3} more" if len(how) > 3 else ""
+        raise TargetError(
+            f"{path} was recorded without a content to follow ({', '.join(how[:3])}{more}): "
+            f'`flor query "SELECT run_id, status, note FROM events WHERE path = '
+            f"'{_sql_text(recorded[0].path)}'\"` shows why"
+        )
     paths, runs_count = store.counts(conn)
     raise TargetError(
         f"no artifact recorded at {path or target!r} and no run id starting with it "
-        f"(searched {paths} recorded paths and {runs_count} runs): "
+        f"(searched {_count(paths, 'recorded path')} and {_count(runs_count, 'run')}): "
         '`flor query "SELECT DISTINCT path FROM events"` lists the paths'
     )
+
+
+def _recorded_path(conn: Any, path: str, root: Path | None) -> list[Event]:
+    """The events that recorded a content at `path` (in any of its forms)."""
+    return [e for e in store.events_at_path(conn, _path_forms(path, root)) if e.digest]
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _all_versions(path: str, events: list[Event]) -> Start:
@@ -715,6 +782,24 @@ def _pinned(conn: Any, path: str, pin: str, events: list[Event]) -> Start:
 
 # positions in a walk's event rows (store.EDGE_COLUMNS)
 _RUN, _SEQ, _TSTAMP, _CTX, _ROLE, _PATH, _DIGEST, _STATUS, _PRODUCER = range(9)
+_run_of = operator.itemgetter(_RUN)
+_seq_of = operator.itemgetter(_SEQ)
+_digest_of = operator.itemgetter(_DIGEST)
+_role_of = operator.itemgetter(_ROLE)
+_path_of = operator.itemgetter(_PATH)
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
+_NO_PATH = object()  # a content without a recorded path: its JSON list is empty
+_NO_PATHS = (_NO_PATH,)
+
+
+def _after_quote(texts: Iterable[str]) -> Iterator[str]:
+    """JSON strings without their opening quote (to follow a prefix inside them)."""
+    return map(operator.getitem, texts, itertools.repeat(slice(1, None)))
+
+
+def _several(items: Any) -> bool:
+    return len(items) > 1
 
 
 # edges oldest first: by tstamp, run_id, role, path, digest (of rows: store.EDGE_COLUMNS)
@@ -780,6 +865,8 @@ class _Events:
 
 # steps whose events are reads followed to the run that produced the content
 _BY_PRODUCER = ("products_read", "product_reads")
+# a step whose events a later step (in name order) of the other direction may follow again
+_MET_AGAIN = {"inputs": "readers", "outputs": "writers"}
 
 
 class _Walk:
@@ -825,9 +912,21 @@ class _Walk:
         followed to a content's producer."""
         followed: list[tuple[Any, ...]] = []
         by_producer: list[tuple[Any, ...]] = []
+        # a walk each way may follow an event twice (a read: from its run upstream, then from
+        # its content downstream): listed once, where first met (steps go in name order)
+        seen: dict[str, set[tuple[str, int]]] = {}  # a later step -> events listed before it
         for step, keys in sorted(self.followed.items()):
             rows = self.events.rows(step, keys)
-            (by_producer if step in _BY_PRODUCER else followed).extend(rows)
+            if step in _BY_PRODUCER:
+                by_producer.extend(rows)
+                continue
+            if step in seen:
+                listed = seen[step]
+                rows = [row for row in rows if (row[_RUN], row[_SEQ]) not in listed]
+            later = _MET_AGAIN.get(step)
+            if later in self.followed:
+                seen[later] = set(zip(map(_run_of, rows), map(_seq_of, rows), strict=True))
+            followed.extend(rows)
         by_producer.sort(key=operator.itemgetter(_RUN, _SEQ))  # the same edge on every backend
         return followed, by_producer
 
@@ -963,10 +1062,10 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
     from flor.blobs import BlobStore
     from flor.paths import home_dir
 
-    if "@" not in target:
-        target = f"{target}@latest"
     conn = _open(home)
     try:
+        if "@" not in target or _recorded_path(conn, target, _root()):
+            target = f"{target}@latest"
         start = resolve(conn, target, _root())
         if len(start.digests) != 1:
             raise TargetError(f"{target} is a run, not a file: name a PATH or PATH@DIGEST")

@@ -173,7 +173,9 @@ def content(
         if stat.S_ISDIR(st.st_mode):
             return _folder(path, cache, progress, on_file)
     except OSError as exc:
-        raise Unreadable(f"{_reason(exc)}: check the path and its permissions") from exc
+        inside = exc.filename and os.fspath(exc.filename) != path  # a folder's entry
+        where = f" at {os.path.relpath(os.fspath(exc.filename), path)}" if inside else ""
+        raise Unreadable(f"{_reason(exc)}{where}: check the path and its permissions") from exc
     raise Unreadable("not a regular file or folder (a socket, device or pipe): declare files")
 
 

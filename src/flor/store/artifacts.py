@@ -10,11 +10,15 @@ events it followed are read in full afterwards, only for a graph to print.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from flor.store.backend import Connection, Dialect
+
+T = TypeVar("T")
 
 EVENT_COLUMNS = (
     "run_id", "seq", "tstamp", "ctx_id", "role", "path", "digest", "status", "producer",
@@ -229,12 +233,21 @@ def events_at_path(conn: Connection, paths: Sequence[str]) -> list[Event]:
 
 
 def artifacts(conn: Connection, digests: Collection[str]) -> dict[str, Artifact]:
-    new = tuple.__new__  # Artifact._make without its checks: rows of five columns
     if len(digests) <= _SCAN_AT:
-        return {row[0]: new(Artifact, row) for row in artifact_rows(conn, list(digests))}
-    wanted = set(digests)  # most of the table: one scan beats hundreds of IN lists
+        return _by_first(artifact_rows(conn, list(digests)), Artifact)
+    # most of the table: one scan beats hundreds of IN lists
     rows = conn.execute("SELECT digest, kind, bytes, files, blob FROM artifacts").fetchall()
-    return {row[0]: new(Artifact, row) for row in rows if row[0] in wanted}
+    found = _by_first(rows, Artifact)
+    for digest in found.keys() - set(digests):
+        del found[digest]
+    return found
+
+
+def _by_first(rows: list[Any], kind: type[T]) -> dict[str, T]:
+    """Rows as `kind` (a named tuple, made without `_make`'s checks) by their first column,
+    in C loops: lineage over the whole store reads tens of thousands."""
+    made = map(tuple.__new__, itertools.repeat(kind), rows)  # type: ignore[arg-type]
+    return dict(zip(map(operator.itemgetter(0), rows), made, strict=True))
 
 
 def runs(conn: Connection, run_ids: Collection[str]) -> dict[str, dict[str, Any]]:
@@ -242,14 +255,18 @@ def runs(conn: Connection, run_ids: Collection[str]) -> dict[str, dict[str, Any]
     columns = ("run_id", "filename", "tstamp", "status", "snapshot", "started", "mode")
     select = f"SELECT {', '.join(columns)} FROM runs"
     if len(run_ids) > _SCAN_AT:  # most of the table: one scan
-        wanted = set(run_ids)
-        rows: Iterable[Any] = (row for row in conn.execute(select) if row[0] in wanted)
+        rows = conn.execute(select).fetchall()
     else:
-        parts = _chunks(sorted(set(run_ids)))
-        rows = (
-            row for p in parts for row in conn.execute(f"{select} WHERE run_id IN ({_marks(p)})", p)
-        )
-    return {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
+        rows = [
+            row
+            for p in _chunks(sorted(set(run_ids)))
+            for row in conn.execute(f"{select} WHERE run_id IN ({_marks(p)})", p)
+        ]
+    attrs = map(dict, map(zip, itertools.repeat(columns), rows))
+    found = dict(zip(map(operator.itemgetter(0), rows), attrs, strict=True))
+    for run_id in found.keys() - set(run_ids):
+        del found[run_id]
+    return found
 
 
 def run_ids_starting(conn: Connection, prefix: str) -> list[str]:
