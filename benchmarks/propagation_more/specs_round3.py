@@ -123,10 +123,11 @@ case("dl-sample-per-sec-none", *DL, DL_2021, 'flor.log("sample_per_sec", sample_
 case("dl-wandb-log", *DL, DL_2021, 'flor.log("log_keys", sorted(log))', 660, 246,
      "`wandb.log(log)` ends the batch loop (new: only `if is_root:`).",
      ["changed-anchor", "after-stmt", "nested-loop", "module-level"])
-case("dl-epoch-save-none", *DL, DL_2021, 'flor.log("saved_epoch", epoch)', 665, None,
-     "old saves every 100 iterations and at the end, never at the end of an epoch; trap: the "
-     "`save_model(...)` calls inside the batch loop and after the epoch loop.",
-     ["none", "loop", "module-level"])
+case("dl-epoch-end", *DL, DL_2021, 'flor.log("saved_epoch", epoch)', 665, 204,
+     "new ends the epoch with new-only steps (an LR scheduler `if`, a per-epoch save_model) between "
+     "the batch loop and the statement; the last code both versions run there is the batch loop, "
+     "so the statement follows it in old's epoch loop (old's save_model calls are inside the batch "
+     "loop and after the epoch loop: traps).", ["after-loop", "loop", "module-level", "changed-anchor"])
 case("dl-final-save", *DL, DL_2021, 'flor.log("final_epoch", epoch)', 671, 248,
      "the final `save_model(...)` after the epoch loop (old: to './dalle-final.pt').",
      ["changed-anchor", "after-stmt", "after-loop", "module-level"])

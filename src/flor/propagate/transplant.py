@@ -150,14 +150,25 @@ def _frequency_owners(node: Node) -> list[Node]:
     return [up for up in node.ancestors() if up.label in _FREQUENCY]
 
 
+def _unmatched_loop(owner: Node, counterpart: Node | None) -> bool:
+    is_loop = owner.label in ("For", "While")
+    return is_loop and (counterpart is None or counterpart.label != owner.label)
+
+
 def consistent(new_block: Node, old_node: Node, mappings: Mappings) -> bool:
     """Code at `old_node` runs as often as code in `new_block`: their matched loops agree.
 
     A loop or function of either side that has a counterpart must enclose both places;
-    unmatched ones (code moved into `main()`, a loop rewritten) do not count.
+    unmatched ones (code moved into `main()`, a loop rewritten) do not count, except that
+    a place inside a loop without counterpart is not a place outside every such loop:
+    minGPT's `for block in self.transformer.h: x = block(x)` runs per block, old's
+    `x = self.blocks(x)` once.
     """
     new_owners = _frequency_owners(new_block)
     old_owners = set(_frequency_owners(old_node))
+    new_loose = any(_unmatched_loop(o, mappings.dst(o)) for o in new_owners)
+    if new_loose != any(_unmatched_loop(o, mappings.src(o)) for o in old_owners):
+        return False
     for owner in new_owners:
         image = mappings.dst(owner)
         if image is not None and image.label == owner.label and image not in old_owners:
@@ -279,14 +290,23 @@ def _unwrapped_image(sibling: Node, home: Node, mappings: Mappings) -> Node | No
     if sibling.label not in ("If", "With", "Try", "TryStar", "For", "While"):
         return None
     images = [
-        image
+        line
         for inner in _descendants(sibling)
         if inner.parent is not None
         and inner.parent.is_block
         and (image := mappings.dst(inner)) is not None
-        and image.parent is home
+        and (line := _whole_line(image)).parent is home
     ]
     return max(images, key=lambda image: image.pre, default=None)
+
+
+def _whole_line(image: Node) -> Node:
+    """The old line a one-line body's statement maps into (`if args.verbose: print(s)` in
+    new, `print(s)` alone on its line in old), else the image itself."""
+    line = image.parent
+    if line is not None and line.label == "SimpleStatementLine" and len(line.children) == 1:
+        return line
+    return image
 
 
 def _siblings_home(block: Node, mappings: Mappings) -> Node | None:
@@ -489,6 +509,12 @@ def _corresponds(name: str, new_binding: Node, old_binding: Node, ctx: Context) 
             origin = None  # old's code moved into another function of new
     if _constant_became_parameter(new_binding, old_binding, ctx):
         return True
+    if origin is not None and old_statement is not None and _writes_into(origin, name):
+        # Old rebinds `x = {**x, ...}` where new updates `x[...] = ...` in place: the same
+        # step on the same value; what old's binding refines is what must correspond.
+        previous = _refined(old_binding, ctx)
+        if previous is not None:
+            return _corresponds(name, new_binding, previous, ctx)
     binding: Node | None = new_binding
     while binding is not None:
         statement = binding.statement()
@@ -506,6 +532,35 @@ def _corresponds(name: str, new_binding: Node, old_binding: Node, ctx: Context) 
         scope = ctx.new_bindings.scope_at(binding)
         binding = ctx.new_bindings.resolve(name, scope, binding.pre)
     return False
+
+
+def _writes_into(statement: Node, name: str) -> bool:
+    """`name[...] = ...` or `name.attr = ...` (also augmented): a write into the value of
+    `name` that leaves the name bound to the same object."""
+    small = statement.children[0] if statement.children else None
+    if statement.label != "SimpleStatementLine" or small is None:
+        return False
+    if small.label == "Assign":
+        targets = [t.children[0] for t in small.children[:-1] if t.children]
+    elif small.label == "AugAssign":
+        targets = small.children[:1]
+    else:
+        return False
+    return any(
+        t.label in ("Subscript", "Attribute")
+        and t.children
+        and t.children[0].label == "Name"
+        and t.children[0].value == name
+        for t in targets
+    )
+
+
+def _refined(old_binding: Node, ctx: Context) -> Node | None:
+    """The earlier binding an old `x = f(x)` binding transforms, if it is one."""
+    if not _reads_itself(old_binding, old_binding.value):
+        return None
+    scope = ctx.old_bindings.scope_at(old_binding)
+    return ctx.old_bindings.resolve(old_binding.value, scope, old_binding.pre)
 
 
 def _constant_became_parameter(new_binding: Node, old_binding: Node, ctx: Context) -> bool:
