@@ -234,3 +234,71 @@ case("ql-eval-metrics", *QL, QL_FIRST, 'flor.log("eval_metrics", metrics)', 812,
 case("ql-predictions", *QL, QL_FIRST, 'flor.log("n_predictions", len(predictions))', 823, 737,
      "the third `predictions = ...` line (batch_decode) of the predict branch.",
      ["duplicate-anchor", "after-stmt", "in-function", "nested-block", "multi-line-anchor"])
+
+# ------------------------------------------------------------ microsoft/Swin-Transformer
+SW = ("microsoft/Swin-Transformer", "main.py", "968e6b5")  # 2024-01: torch amp, fused kernels
+SW_FIRST = "3dc2a55"  # 2021-04 initial commit: apex amp, two accumulation branches
+
+case("sw-n-params", *SW, SW_FIRST, 'flor.log("n_parameters", n_parameters)', 97, 90,
+     "`n_parameters = sum(...)` moved from after the DDP wrap to right after build_model.",
+     ["moved-code", "after-stmt", "in-function"])
+case("sw-flops", *SW, SW_FIRST, 'flor.log("gflops", flops / 1e9)', 100, 93,
+     "`flops = model.flops()` was `flops = model_without_ddp.flops()`, in the `if hasattr(...)`.",
+     ["changed-anchor", "moved-code", "after-stmt", "in-function", "nested-block"])
+case("sw-scheduler", *SW, SW_FIRST, 'flor.log("scheduler", type(lr_scheduler).__name__)', 110, 96,
+     "new builds the scheduler in an accumulation `if`/`else` (new); old in one line: the statement "
+     "after new's `if` follows that line.", ["restructured", "after-stmt", "in-function"])
+case("sw-criterion", *SW, SW_FIRST, 'flor.log("criterion", type(criterion).__name__)', 115, 98,
+     "after the mixup / label-smoothing / plain `if`/`elif`/`else` that picks the criterion.",
+     ["after-stmt", "in-function", "multi-line-anchor"])
+case("sw-resume-file", *SW, SW_FIRST, 'flor.log("resume_file", resume_file)', 126, 109,
+     "`resume_file = auto_resume_helper(config.OUTPUT)` in `if config.TRAIN.AUTO_RESUME:`.",
+     ["after-stmt", "in-function", "nested-block"])
+case("sw-resume-set", *SW, SW_FIRST, 'flor.log("resume", config.MODEL.RESUME)', 131, 113,
+     "`config.MODEL.RESUME = resume_file` (new brackets it with defrost()/freeze()).",
+     ["changed-anchor", "after-stmt", "in-function", "nested-block"])
+case("sw-max-acc-loaded", *SW, SW_FIRST, 'flor.log("max_accuracy", max_accuracy)', 138, 119,
+     "`max_accuracy = load_checkpoint(...)` (new passes the loss scaler).",
+     ["changed-anchor", "after-stmt", "in-function", "nested-block"])
+case("sw-pretrained-none", *SW, SW_FIRST, 'flor.log("pretrained_acc1", acc1)', 146, None,
+     "the pretrained-weights evaluation is new (Dec 2021); traps: the identical "
+     "`acc1, acc5, loss = validate(...)` in the RESUME branch and in the epoch loop.",
+     ["none", "in-function", "nested-block", "duplicate-anchor"])
+case("sw-epoch-acc1", *SW, SW_FIRST, 'flor.log("acc1", acc1)', 164, 138,
+     "`acc1, acc5, loss = validate(...)` in the epoch loop (two identical lines elsewhere).",
+     ["duplicate-anchor", "after-stmt", "loop", "in-function"])
+case("sw-max-accuracy", *SW, SW_FIRST, 'flor.log("max_accuracy", max_accuracy)', 166, 140,
+     "`max_accuracy = max(max_accuracy, acc1)` in the epoch loop.", ["after-stmt", "loop", "in-function"])
+case("sw-total-time", *SW, SW_FIRST, 'flor.log("total_time", total_time_str)', 170, 144,
+     "after the epoch loop: `total_time_str = str(...)`.", ["after-loop", "after-stmt", "in-function"])
+case("sw-train-first", *SW, SW_FIRST, 'flor.log("idx", idx)', 186, 159,
+     "first statement of train_one_epoch's batch loop.", ["first-in-block", "loop", "in-function"], first=True)
+case("sw-mixup", *SW, SW_FIRST, 'flor.log("mixed", True)', 191, 164,
+     "`samples, targets = mixup_fn(samples, targets)` in `if mixup_fn is not None:`.",
+     ["after-stmt", "loop", "in-function", "nested-block"])
+case("sw-outputs-autocast", *SW, SW_FIRST, 'flor.log("out_shape", list(outputs.shape))', 194, 166,
+     "new computes `outputs = model(samples)` inside `with torch.cuda.amp.autocast(...)` (new "
+     "wrapper, dissolved); old plainly.", ["changed-anchor", "after-stmt", "loop", "in-function", "nested-block"])
+case("sw-loss-scaled", *SW, SW_FIRST, 'flor.log("loss", loss.item())', 196, 168,
+     "new divides the loss once for all; old computes it in each branch of the accumulation "
+     "`if`/`else` (divided in the `if` only): the branches are alternatives of one step and the "
+     "statement follows the whole `if`.", ["restructured", "changed-anchor", "after-stmt", "loop", "in-function"])
+case("sw-synchronize", *SW, SW_FIRST, 'flor.log("step_idx", idx)', 208, 207,
+     "`torch.cuda.synchronize()` after the step.", ["after-stmt", "loop", "in-function"])
+case("sw-loss-meter", *SW, SW_FIRST, 'flor.log("loss_avg", loss_meter.avg)', 210, 209,
+     "`loss_meter.update(loss.item(), targets.size(0))`.", ["after-stmt", "loop", "in-function"])
+case("sw-loss-scale-none", *SW, SW_FIRST, 'flor.log("loss_scale", loss_scale_value)', 213, None,
+     "the torch amp loss scaler (and `loss_scale_value`) came with the 2022 amp change.",
+     ["none", "loop", "in-function"])
+case("sw-print-lr", *SW, SW_FIRST, 'flor.log("lr", lr)', 218, 215,
+     "`lr = optimizer.param_groups[0]['lr']` in the print `if`.", ["after-stmt", "loop", "in-function", "nested-block"])
+case("sw-wd-none", *SW, SW_FIRST, 'flor.log("wd", wd)', 219, None,
+     "weight decay is not printed (nor bound) in 2021; trap: `lr` on the line above is.",
+     ["none", "loop", "in-function", "nested-block"])
+case("sw-epoch-time", *SW, SW_FIRST, 'flor.log("epoch_time", epoch_time)', 230, 225,
+     "`epoch_time = time.time() - start` after the batch loop.", ["after-loop", "after-stmt", "in-function"])
+case("sw-val-output", *SW, SW_FIRST, 'flor.log("val_out_mean", output.mean().item())', 251, 245,
+     "validate(): `output = model(images)` under a new autocast `with`.",
+     ["changed-anchor", "after-stmt", "loop", "in-function", "nested-block"])
+case("sw-val-acc1-reduced", *SW, SW_FIRST, 'flor.log("val_acc1", acc1.item())', 257, 251,
+     "`acc1 = reduce_tensor(acc1)`; the statement reads the reduced value.", ["after-stmt", "loop", "in-function"])
