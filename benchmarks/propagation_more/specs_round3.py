@@ -302,3 +302,37 @@ case("sw-val-output", *SW, SW_FIRST, 'flor.log("val_out_mean", output.mean().ite
      ["changed-anchor", "after-stmt", "loop", "in-function", "nested-block"])
 case("sw-val-acc1-reduced", *SW, SW_FIRST, 'flor.log("val_acc1", acc1.item())', 257, 251,
      "`acc1 = reduce_tensor(acc1)`; the statement reads the reduced value.", ["after-stmt", "loop", "in-function"])
+
+# --------------------------------------------------------------------- facebookresearch/DiT
+DT = ("facebookresearch/DiT", "train.py", "58fe9c2")  # 2023-02-21 (TF32)
+DT_FIRST = "4961bcb"  # 2023-02-07 "Add training script": mprint() instead of a logger
+
+case("dit-device", *DT, DT_FIRST, 'flor.log("device", device)', 123, 123,
+     "new adds `torch.cuda.set_device(device)` after the seed; the statement follows the last line "
+     "both have, `torch.manual_seed(seed)`.", ["changed-anchor", "after-stmt", "in-function"])
+case("dit-exp-dir", *DT, DT_FIRST, 'flor.log("experiment_dir", experiment_dir)', 135, 133,
+     "`logger.info(f\"Experiment directory created ...\")` was `mprint(...)` (new creates the logger "
+     "first).", ["changed-anchor", "after-stmt", "in-function", "nested-block"])
+case("dit-logger-none", *DT, DT_FIRST, 'flor.log("rank", rank)', 137, None,
+     "the `else: logger = create_logger(None)` branch for other ranks is new; old has no `else`.",
+     ["none", "in-function", "nested-block"])
+case("dit-params", *DT, DT_FIRST, 'flor.log("vae_kind", args.vae)', 152, 148,
+     "`logger.info(f\"DiT Parameters: ...\")` was `mprint(...)`.", ["changed-anchor", "after-stmt", "in-function"])
+case("dit-dataset", *DT, DT_FIRST, 'flor.log("n_images", len(dataset))', 181, 177,
+     "after the dataset size message (logger.info vs mprint).", ["changed-anchor", "after-stmt", "in-function"])
+case("dit-epoch", *DT, DT_FIRST, 'flor.log("epoch", epoch)', 197, 193,
+     "after the 'Beginning epoch' message in the epoch loop.", ["changed-anchor", "after-stmt", "loop", "in-function"])
+case("dit-latent", *DT, DT_FIRST, 'flor.log("latent_std", x.std().item())', 203, 199,
+     "`x = vae.encode(x)...` inside `with torch.no_grad():` in both.",
+     ["after-stmt", "nested-loop", "in-function", "nested-block"])
+case("dit-loss", *DT, DT_FIRST, 'flor.log("loss", loss.item())', 207, 203,
+     "`loss = loss_dict[\"loss\"].mean()`.", ["after-stmt", "nested-loop", "in-function"])
+case("dit-avg-loss", *DT, DT_FIRST, 'flor.log("avg_loss", avg_loss)', 225, 221,
+     "`avg_loss = avg_loss.item() / dist.get_world_size()` in the log-every `if`; `avg_loss` is bound "
+     "twice before (tensor, all-reduce).", ["after-stmt", "nested-loop", "in-function", "nested-block"])
+case("dit-steps-per-sec", *DT, DT_FIRST, 'flor.log("steps_per_sec", steps_per_sec)', 226, 222,
+     "after the training-loss message (logger.info vs mprint).",
+     ["changed-anchor", "after-stmt", "nested-loop", "in-function", "nested-block"])
+case("dit-ckpt", *DT, DT_FIRST, 'flor.log("ckpt", checkpoint_path)', 243, 239,
+     "after the 'Saved checkpoint' message inside `if rank == 0:` of the checkpoint `if`.",
+     ["changed-anchor", "after-stmt", "nested-loop", "in-function", "nested-block"])

@@ -309,3 +309,47 @@ def test_a_statement_inside_a_loop_old_lacks_is_not_placed_after_its_unlooped_li
     result = propagate_source(new, old)
     assert not result.ok
     assert "loop" in result.outcomes[0].reason
+
+
+def test_a_loop_new_added_around_the_same_step_keeps_the_placement() -> None:
+    # llm.c: gradient accumulation wrapped the step in a micro-step loop; old ran it once
+    # per iteration. The anchor does not read the micro-step: it is the same step.
+    new = """
+    import flor
+
+    for step in range(num_iterations):
+        for micro_step in range(grad_accum_steps):
+            x, y = train_loader.next_batch()
+            with ctx:
+                _, loss = model(x, y, return_logits=False)
+                loss = loss / grad_accum_steps
+            if not args.inference_only:
+                loss.backward()
+                flor.log("loss", loss.item())
+        optimizer.step()
+    """
+    old = """
+    import flor
+
+    for i in range(args.num_iterations):
+        with ctx:
+            logits, loss = model(x, y)
+            if not args.inference_only:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+    """
+    assert placed(new, old) == d(
+        """
+    import flor
+
+    for i in range(args.num_iterations):
+        with ctx:
+            logits, loss = model(x, y)
+            if not args.inference_only:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                flor.log("loss", loss.item())
+                optimizer.step()
+    """
+    )

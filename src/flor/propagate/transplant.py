@@ -150,25 +150,36 @@ def _frequency_owners(node: Node) -> list[Node]:
     return [up for up in node.ancestors() if up.label in _FREQUENCY]
 
 
-def _unmatched_loop(owner: Node, counterpart: Node | None) -> bool:
-    is_loop = owner.label in ("For", "While")
-    return is_loop and (counterpart is None or counterpart.label != owner.label)
+def _per_iteration(anchor: Node, block: Node, target: Node, mappings: Mappings) -> bool:
+    """The anchor reads the target of a loop only new has around the statement, and old's
+    line is in no loop only old has: the anchor computes one iteration's value (minGPT's
+    `for block in self.transformer.h: x = block(x)`), old's line the whole loop's
+    (`x = self.blocks(x)`). A loop new merely added around the same step (llm.c's
+    micro-steps around `loss.backward()`) does not feed the anchor its target."""
+    targets: set[str] = set()
+    for owner in [block, *block.ancestors()]:
+        if owner.label == "For" and not mappings.has_src(owner) and owner.children:
+            stack = [owner.children[0]]
+            while stack:
+                current = stack.pop()
+                if current.label == "Name":
+                    targets.add(current.value)
+                stack.extend(current.children)
+    if not targets or not any(n.value in targets for n in read_names(anchor)):
+        return False
+    return not any(
+        up.label in ("For", "While") and not mappings.has_dst(up) for up in target.ancestors()
+    )
 
 
 def consistent(new_block: Node, old_node: Node, mappings: Mappings) -> bool:
     """Code at `old_node` runs as often as code in `new_block`: their matched loops agree.
 
     A loop or function of either side that has a counterpart must enclose both places;
-    unmatched ones (code moved into `main()`, a loop rewritten) do not count, except that
-    a place inside a loop without counterpart is not a place outside every such loop:
-    minGPT's `for block in self.transformer.h: x = block(x)` runs per block, old's
-    `x = self.blocks(x)` once.
+    unmatched ones (code moved into `main()`, a loop rewritten) do not count.
     """
     new_owners = _frequency_owners(new_block)
     old_owners = set(_frequency_owners(old_node))
-    new_loose = any(_unmatched_loop(o, mappings.dst(o)) for o in new_owners)
-    if new_loose != any(_unmatched_loop(o, mappings.src(o)) for o in old_owners):
-        return False
     for owner in new_owners:
         image = mappings.dst(owner)
         if image is not None and image.label == owner.label and image not in old_owners:
@@ -348,7 +359,9 @@ def find_slot(block: Node, index: int, ctx: Context) -> Slot:
             if target is None or target.parent is None or not target.parent.is_block:
                 skipped.append(sibling)
                 continue
-            if consistent(block, target, ctx.mappings):
+            if consistent(block, target, ctx.mappings) and not _per_iteration(
+                sibling, block, target, ctx.mappings
+            ):
                 if len(levels) == 1 and image is not None:
                     target = _out_of_old_branches(target, image, ctx.mappings, sibling)
                 target = _guarded_update(target, ctx.mappings)
