@@ -353,3 +353,16 @@ def test_a_loop_new_added_around_the_same_step_keeps_the_placement() -> None:
                 optimizer.step()
     """
     )
+
+
+def test_a_rename_across_another_call_is_declined_with_both_calls_named() -> None:
+    # minGPT: `tok_emb = self.transformer.wte(idx)` was `token_embeddings = self.tok_emb(idx)`:
+    # maybe the same value, but nothing proves it; the reason says what differs.
+    statement = 'flor.log("tok_emb_norm", tok_emb.norm().item())'
+    new, old = _mingpt("tok_emb = self.transformer.wte(idx)", statement)
+    result = propagate_source(new, old)
+    assert not result.ok
+    assert result.outcomes[0].reason == (
+        "`tok_emb` would be old's `token_embeddings`, but old computes it with another call "
+        "(`tok_emb(...)`, new `wte(...)`)"
+    )

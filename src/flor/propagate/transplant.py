@@ -623,24 +623,30 @@ def _head_call(statement: Node) -> str | None:
     return func.value or None
 
 
-def _rename_trusted(
+def _rename_refused(
     name: str, choice: str, new_binding: Node, old_binding: Node, position: float, ctx: Context
-) -> bool:
-    """A rename needs the same computation on both sides, and `choice` must not be a name
-    whose value in old is what the same name holds in new."""
+) -> str | None:
+    """Why new's `name` cannot be read as old's `choice`, or None when it can. A rename
+    needs the same computation on both sides, and `choice` must not be a name whose value
+    in old is what the same name holds in new."""
     if choice == name:
-        return True
+        return None
     scope = ctx.new_bindings.scope_at(new_binding)
     same = ctx.new_bindings.resolve(choice, scope, position)
     if same is not None and _corresponds(choice, same, old_binding, ctx):
-        return False
+        return f"`{name}` is not old's `{choice}`: new's `{choice}` is that value"
     new_statement, old_statement = new_binding.statement(), old_binding.statement()
     if new_statement is None or old_statement is None:
-        return False
+        return f"`{name}` has no counterpart in the target"
     if ctx.mappings.dst(new_statement) is not old_statement:
-        return True  # a rename voted by matched uses, not read off an edited statement
+        return None  # a rename voted by matched uses, not read off an edited statement
     new_head, old_head = _head_call(new_statement), _head_call(old_statement)
-    return new_head is None or old_head is None or new_head == old_head
+    if new_head is None or old_head is None or new_head == old_head:
+        return None
+    return (
+        f"`{name}` would be old's `{choice}`, but old computes it with another call "
+        f"(`{old_head}(...)`, new `{new_head}(...)`)"
+    )
 
 
 def rename_for(name: str, binding: Node, ctx: Context) -> str | None:
@@ -720,6 +726,7 @@ def _target_name(
         choices.extend(_voted_name(name, ctx))
     seen: set[str] = set()
     different = False
+    refusals: list[str] = []
     for choice in choices:
         if not choice or choice in seen:
             continue
@@ -727,11 +734,15 @@ def _target_name(
         old_binding = ctx.old_bindings.resolve(choice, old_scope, slot.position)
         if old_binding is None:
             continue
-        trusted = _rename_trusted(name, choice, new_binding, old_binding, position, ctx)
+        refused = _rename_refused(name, choice, new_binding, old_binding, position, ctx)
         reaching = _reaching(name, new_binding, block, ctx)
-        if trusted and any(_corresponds(name, b, old_binding, ctx) for b in reaching):
+        if refused is None and any(_corresponds(name, b, old_binding, ctx) for b in reaching):
             return choice
+        if refused is not None and choice != name:
+            refusals.append(refused)
         different = True
+    if refusals:
+        raise Decline(refusals[0])
     if different:
         raise Decline(f"`{name}` holds another value at its place in the target")
     raise Decline(f"`{name}` is not bound at its place in the target")
