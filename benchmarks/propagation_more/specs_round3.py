@@ -336,3 +336,37 @@ case("dit-steps-per-sec", *DT, DT_FIRST, 'flor.log("steps_per_sec", steps_per_se
 case("dit-ckpt", *DT, DT_FIRST, 'flor.log("ckpt", checkpoint_path)', 243, 239,
      "after the 'Saved checkpoint' message inside `if rank == 0:` of the checkpoint `if`.",
      ["changed-anchor", "after-stmt", "nested-loop", "in-function", "nested-block"])
+
+# `evaluate` was renamed `_evaluate` (its loader moved out into a helper) in test.py.
+YT = ("eriklindernoren/PyTorch-YOLOv3", "test.py", "a4f3673")
+
+case("yt-eval-mode", *YT, YV_2019, 'flor.log("img_size", img_size)', 102, 24,
+     "first line of `_evaluate` after its docstring, `model.eval()`: the function was `evaluate` "
+     "(and built its own dataloader after that line).", ["renamed-function", "after-stmt", "in-function"])
+case("yt-tensor", *YT, YV_2019, 'flor.log("tensor_type", str(Tensor))', 104, 32,
+     "`Tensor = torch.cuda.FloatTensor if ... else torch.FloatTensor` in the renamed function.",
+     ["renamed-function", "after-stmt", "in-function", "moved-code"])
+case("yt-labels", *YT, YV_2019, 'flor.log("n_labels", len(labels))', 110, 39,
+     "`labels += targets[:, 1].tolist()` opens the batch loop (new iterates without enumerate).",
+     ["renamed-function", "after-stmt", "loop", "in-function"])
+case("yt-imgs", *YT, YV_2019, 'flor.log("batch", imgs.shape[0])', 115, 44,
+     "`imgs = Variable(imgs.type(Tensor), requires_grad=False)`.",
+     ["renamed-function", "after-stmt", "loop", "in-function"])
+case("yt-nms", *YT, YV_2019, 'flor.log("n_outputs", len(outputs))', 119, 48,
+     "`outputs = non_max_suppression(...)` in `with torch.no_grad():` (new moves the outputs to "
+     "the CPU first and renamed the keyword).", ["renamed-function", "changed-anchor", "after-stmt", "loop", "in-function", "nested-block"])
+case("yt-sample-metrics", *YT, YV_2019, 'flor.log("n_sample_metrics", len(sample_metrics))', 121, 50,
+     "`sample_metrics += get_batch_statistics(...)` ends the batch loop.",
+     ["renamed-function", "after-stmt", "loop", "in-function"])
+case("yt-no-detections-none", *YT, YV_2019, 'flor.log("no_detections", True)', 124, None,
+     "the empty-result guard is new: its `if` block has no code in old.",
+     ["none", "renamed-function", "in-function", "nested-block"])
+case("yt-concat", *YT, YV_2019, 'flor.log("n_tp", len(true_positives))', 128, 53,
+     "after the batch loop: `true_positives, pred_scores, pred_labels = [...]`.",
+     ["renamed-function", "after-loop", "after-stmt", "in-function"])
+case("yt-metrics-output-none", *YT, YV_2019, 'flor.log("n_metrics", len(metrics_output))', 129, None,
+     "old unpacks ap_per_class(...) into five names: `metrics_output` is never bound; trap: the "
+     "same call on the same line.", ["none", "renamed-function", "in-function"])
+case("yt-print-stats-none", *YT, YV_2019, 'flor.log("mAP", AP.mean())', 69, None,
+     "print_eval_stats() is new; trap: old's evaluate binds `AP` from the same ap_per_class call.",
+     ["none", "in-function", "nested-block"])

@@ -366,3 +366,42 @@ def test_a_rename_across_another_call_is_declined_with_both_calls_named() -> Non
         "`tok_emb` would be old's `token_embeddings`, but old computes it with another call "
         "(`tok_emb(...)`, new `wte(...)`)"
     )
+
+
+def test_a_reordered_parameter_keeps_its_name() -> None:
+    # PyTorch-YOLOv3: `evaluate(model, path, iou_thres, conf_thres, nms_thres, img_size,
+    # batch_size)` became `_evaluate(model, dataloader, class_names, img_size, ...)`; the
+    # parameter at img_size's old position is `batch_size`, which must not stand in for it.
+    new = """
+    import flor
+
+    def _evaluate(model, dataloader, class_names, img_size, iou_thres, conf_thres, verbose):
+        model.eval()
+        flor.log("img_size", img_size)
+        Tensor = torch.cuda.FloatTensor if torch.cuda.is_available() else torch.FloatTensor
+        for _, imgs, targets in dataloader:
+            targets[:, 2:] *= img_size
+    """
+    old = """
+    import flor
+
+    def evaluate(model, path, iou_thres, conf_thres, nms_thres, img_size, batch_size):
+        model.eval()
+        dataloader = make_loader(path, img_size, batch_size)
+        Tensor = torch.cuda.FloatTensor if torch.cuda.is_available() else torch.FloatTensor
+        for batch_i, (_, imgs, targets) in enumerate(dataloader):
+            targets[:, 2:] *= img_size
+    """
+    assert placed(new, old) == d(
+        """
+    import flor
+
+    def evaluate(model, path, iou_thres, conf_thres, nms_thres, img_size, batch_size):
+        model.eval()
+        flor.log("img_size", img_size)
+        dataloader = make_loader(path, img_size, batch_size)
+        Tensor = torch.cuda.FloatTensor if torch.cuda.is_available() else torch.FloatTensor
+        for batch_i, (_, imgs, targets) in enumerate(dataloader):
+            targets[:, 2:] *= img_size
+    """
+    )
