@@ -375,7 +375,9 @@ def test_a_reordered_parameter_keeps_its_name() -> None:
     new = """
     import flor
 
-    def _evaluate(model, dataloader, class_names, img_size, iou_thres, conf_thres, verbose):
+    def _evaluate(
+        model, dataloader, class_names, img_size, iou_thres, conf_thres, nms_thres, verbose
+    ):
         model.eval()
         flor.log("img_size", img_size)
         Tensor = torch.cuda.FloatTensor if torch.cuda.is_available() else torch.FloatTensor
