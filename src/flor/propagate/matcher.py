@@ -675,14 +675,17 @@ class StatementMatcher(Phase):
         """Leftovers of a gap that call the same function, the only such call on each side
         and in corresponding blocks, are one step (`save_model(path, epoch=epoch)` after the
         epoch loop is old's `save_model('./dalle-final.pt')`, not the copy inside the loop).
-        Only lines of one kind pair: a bare `validate(...)` is not `prec1 = validate(...)`."""
+        Only lines of one kind binding the same names pair: a bare `validate(...)` is not
+        `prec1 = validate(...)`, `train_loader = DataLoader(..)` is not `test_loader = ...`."""
         calls2 = _by_callee(gap2)
         for callee, found in _by_callee(gap1).items():
             pairs = [
                 (x, y)
                 for x in found
                 for y in calls2.get(callee, [])
-                if _same_kind(x, y) and _enclosures_agree(x, y, mappings)
+                if _same_kind(x, y)
+                and bound_names(x) == bound_names(y)
+                and _enclosures_agree(x, y, mappings)
             ]
             for x, y in pairs:
                 if sum(x is a or y is b for a, b in pairs) == 1:
