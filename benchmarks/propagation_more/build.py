@@ -1,4 +1,4 @@
-"""Builds cases.json from the compact case specs in specs.py.
+"""Builds cases.json (specs.py) and cases_round3.json (specs_round3.py) from compact case specs.
 
 Each spec names the anchor by its statement's first line in NEW (or the block header for a
 first-in-block case) and the expected anchor in OLD; this script derives the suite's fields
@@ -24,7 +24,6 @@ def _load(name, path):
 
 
 score = _load("score", SCORE)
-specs = _load("specs", os.path.join(HERE, "specs.py"))
 
 
 def _stmt_at(tree, line):
@@ -83,7 +82,18 @@ def build(s):
     return case
 
 
+# Each specs module builds its own cases file (round 3's cases were scored separately first).
+ROUNDS = {"specs.py": "cases.json", "specs_round3.py": "cases_round3.json"}
+
+
 def main():
+    names = sys.argv[1:] or list(ROUNDS)
+    for name in names:
+        build_round(name, ROUNDS[name])
+
+
+def build_round(specs_name, cases_name):
+    specs = _load(specs_name[:-3], os.path.join(HERE, specs_name))
     ids = set()
     cases = []
     for s in specs.SPECS:
@@ -91,10 +101,11 @@ def main():
             raise SystemExit("duplicate id " + s["id"])
         ids.add(s["id"])
         cases.append(build(s))
-    with open(os.path.join(HERE, "cases.json"), "w") as f:
+    with open(os.path.join(HERE, cases_name), "w") as f:
         json.dump(cases, f, indent=1)
         f.write("\n")
-    print("%d cases (%d none)" % (len(cases), sum(c.get("expected") == "none" for c in cases)))
+    none = sum(c.get("expected") == "none" for c in cases)
+    print("%s: %d cases (%d none)" % (cases_name, len(cases), none))
 
 
 if __name__ == "__main__":

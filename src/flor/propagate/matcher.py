@@ -218,20 +218,51 @@ class TopDownMatcher(Phase):
                 cache[key] = dice(pa, pb, src, mappings)
             return cache[key]
 
-        n1, n2 = max(len(src.nodes), 1), max(len(dst.nodes), 1)
+        def distance(a: Node, b: Node) -> float:
+            """Relative distance, inside the same-named definition around both if any
+            (whole-file positions drift when code is added elsewhere)."""
+            around_a, around_b = _definition(a), _definition(b)
+            if around_a is None or around_b is None or around_a.value != around_b.value:
+                around_a, around_b = src.root, dst.root
+            offset_a = (a.pre - around_a.pre) / max(around_a.size, 1)
+            return abs(offset_a - (b.pre - around_b.pre) / max(around_b.size, 1))
+
         pairs = [(a, b) for nodes1, nodes2 in ambiguous for a in nodes1 for b in nodes2]
         pairs.sort(
             key=lambda p: (
                 elsewhere(p[0], p[1]),
                 -parent_dice(p[0], p[1]),
-                abs(p[0].pre / n1 - p[1].pre / n2),
+                distance(p[0], p[1]),
                 p[0].pre,
                 p[1].pre,
             )
         )
         for a, b in pairs:
+            if a.height <= _TINY_HEIGHT and parent_dice(a, b) == 0.0 and not _same_head(a, b):
+                continue  # position alone says nothing about one `(x)` among many
             if not mappings.has_src(a) and not mappings.has_dst(b):
                 mappings.add_subtree(a, b)
+
+
+# Ambiguous subtrees this small (an argument `x`, an attribute `self.h`) are mapped top-down
+# only when their parents already share mapped code or start alike (the same callee);
+# otherwise the later phases place them inside matched statements (minGPT's
+# `self.lm_head(x)` is not `self.blocks(x)` for being the `(x)` at the same relative place,
+# while `pin_memory=True` still ties `DataLoader(...)` to `DataLoader(...)`).
+_TINY_HEIGHT = 2
+
+
+def _same_head(a: Node, b: Node) -> bool:
+    """The parents of `a` and `b` have the same type and the same first child (callee)."""
+    pa, pb = a.parent, b.parent
+    if pa is None or pb is None or pa.label != pb.label or pa.value != pb.value:
+        return False
+    return bool(pa.children) and bool(pb.children) and pa.children[0].hash == pb.children[0].hash
+
+
+def _definition(node: Node) -> Node | None:
+    """The innermost function or class around `node`."""
+    return next((up for up in node.ancestors() if up.label in _DEFINITIONS), None)
 
 
 def _definition_names(node: Node) -> tuple[str, ...]:
@@ -282,7 +313,7 @@ class RecoveryMatcher(Phase):
             return todo
         left1 = [c for c in left1 if not mappings.has_src(c)]
         left2 = [c for c in left2 if not mappings.has_dst(c)]
-        for x, y in _lcs(left1, left2, self._same_kind):
+        for x, y in _lcs(left1, left2, self._same_kind, self.similarity):
             mappings.add(x, y)
             todo.append((x, y))
         left1 = [c for c in left1 if not mappings.has_src(c)]
@@ -316,12 +347,15 @@ class RecoveryMatcher(Phase):
             kind_x, kind_y = x.children[0].label, y.children[0].label
             if x.label == "SimpleStatementLine" and kind_x != kind_y:
                 return False
+        return self.similarity(x, y) >= self.options.statement_similarity
+
+    def similarity(self, x: Node, y: Node) -> float:
+        """Dice similarity of two nodes' token bags (1.0 for two empty bags)."""
         bag_x, bag_y = self.bag(x), self.bag(y)
         total = sum(bag_x.values()) + sum(bag_y.values())
         if total == 0:
-            return True
-        common = sum((bag_x & bag_y).values())
-        return 2.0 * common / total >= self.options.statement_similarity
+            return 1.0
+        return 2.0 * sum((bag_x & bag_y).values()) / total
 
     def bag(self, node: Node) -> Counter[str]:
         """Identifiers, literals and operators of a statement, without its nested blocks.
@@ -345,24 +379,36 @@ class RecoveryMatcher(Phase):
 
 
 def _lcs(
-    seq1: Sequence[Node], seq2: Sequence[Node], equal: Callable[[Node, Node], bool]
+    seq1: Sequence[Node],
+    seq2: Sequence[Node],
+    equal: Callable[[Node, Node], bool],
+    weight: Callable[[Node, Node], float] | None = None,
 ) -> list[tuple[Node, Node]]:
-    """Longest common subsequence of two node lists under `equal`."""
+    """Longest common subsequence of two node lists under `equal`; among the longest, the
+    one with the highest total `weight` (`x = self.ln_f(x)` pairs with `x = self.ln_f(x)`,
+    not with the `x = self.blocks(x)` just before it, although either pairing is as long)."""
     n, m = len(seq1), len(seq2)
     if n * m > 250_000:
         return []
-    table = [[0] * (m + 1) for _ in range(n + 1)]
+    zero = (0, 0.0)
+    table = [[zero] * (m + 1) for _ in range(n + 1)]
+    gains: dict[tuple[int, int], float] = {}
     for i in range(n - 1, -1, -1):
         row, below = table[i], table[i + 1]
         for j in range(m - 1, -1, -1):
+            best = max(below[j], row[j + 1])
             if equal(seq1[i], seq2[j]):
-                row[j] = below[j + 1] + 1
-            else:
-                row[j] = max(below[j], row[j + 1])
+                gain = weight(seq1[i], seq2[j]) if weight is not None else 0.0
+                gains[i, j] = gain
+                diagonal = below[j + 1]
+                best = max(best, (diagonal[0] + 1, diagonal[1] + gain))
+            row[j] = best
     pairs: list[tuple[Node, Node]] = []
     i = j = 0
     while i < n and j < m:
-        if equal(seq1[i], seq2[j]) and table[i][j] == table[i + 1][j + 1] + 1:
+        taken = gains.get((i, j))
+        diagonal = table[i + 1][j + 1]
+        if taken is not None and table[i][j] == (diagonal[0] + 1, diagonal[1] + taken):
             pairs.append((seq1[i], seq2[j]))
             i += 1
             j += 1
@@ -533,18 +579,23 @@ class StatementMatcher(Phase):
         dst_statements = [n for n in dst.nodes if is_statement(n)]
         self._gaps(src, src_statements, dst_statements, mappings)
         self._moved_assignments(src_statements, dst_statements, mappings)
-        self._moved_lines(src_statements, dst_statements, mappings)
+        self._moved_lines(src, src_statements, dst_statements, mappings)
         return mappings
 
-    def _moved_lines(self, seq1: list[Node], seq2: list[Node], mappings: Mappings) -> None:
-        """A line moved within its function: a near-identical unmatched line, unique both ways."""
+    def _moved_lines(
+        self, src: Tree, seq1: list[Node], seq2: list[Node], mappings: Mappings
+    ) -> None:
+        """A line moved within its function: a near-identical unmatched line, unique both
+        ways. A compound statement (a loop, an `if`) must also hold code mapped into the
+        other: YOLOv3's epoch loop moved into `if __name__ == "__main__":` is old's
+        module-level one, whose `model.train()` new moved into it."""
         by_function: dict[Node | None, list[Node]] = defaultdict(list)
         for node in seq2:
-            if node.label == "SimpleStatementLine" and not mappings.has_dst(node):
+            if _movable(node) and not mappings.has_dst(node):
                 by_function[_function_of(node)].append(node)
         best: dict[Node, list[tuple[float, Node]]] = defaultdict(list)
         for node in seq1:
-            if node.label != "SimpleStatementLine" or mappings.has_src(node):
+            if not _movable(node) or mappings.has_src(node):
                 continue
             function = _function_of(node)
             image = mappings.dst(function) if function is not None else None
@@ -556,6 +607,7 @@ class StatementMatcher(Phase):
                 (self._overlap(node, other), other)
                 for other in by_function.get(image, [])
                 if _same_kind(node, other)
+                and (node.label == "SimpleStatementLine" or _common(node, other, src, mappings))
             ]
             scored = [(score, other) for score, other in scored if score >= 0.75]
             if len(scored) == 1:
@@ -612,9 +664,32 @@ class StatementMatcher(Phase):
                     self._pair(x, y, mappings)
             left1 = [n for n in left1 if not mappings.has_src(n)]
             left2 = [n for n in left2 if not mappings.has_dst(n)]
+            self._same_callee(left1, left2, mappings)
+            left1 = [n for n in left1 if not mappings.has_src(n)]
+            left2 = [n for n in left2 if not mappings.has_dst(n)]
             lone = len(left1) == 1 and len(left2) == 1 and _same_kind(left1[0], left2[0])
             if lone and self._overlap(left1[0], left2[0]) >= self.options.gap_similarity / 2:
                 self._pair(left1[0], left2[0], mappings)
+
+    def _same_callee(self, gap1: list[Node], gap2: list[Node], mappings: Mappings) -> None:
+        """Leftovers of a gap that call the same function, the only such call on each side
+        and in corresponding blocks, are one step (`save_model(path, epoch=epoch)` after the
+        epoch loop is old's `save_model('./dalle-final.pt')`, not the copy inside the loop).
+        Only lines of one kind binding the same names pair: a bare `validate(...)` is not
+        `prec1 = validate(...)`, `train_loader = DataLoader(..)` is not `test_loader = ...`."""
+        calls2 = _by_callee(gap2)
+        for callee, found in _by_callee(gap1).items():
+            pairs = [
+                (x, y)
+                for x in found
+                for y in calls2.get(callee, [])
+                if _same_kind(x, y)
+                and bound_names(x) == bound_names(y)
+                and _enclosures_agree(x, y, mappings)
+            ]
+            for x, y in pairs:
+                if sum(x is a or y is b for a, b in pairs) == 1:
+                    self._pair(x, y, mappings)
 
     def _reclaim(
         self,
@@ -693,6 +768,44 @@ class StatementMatcher(Phase):
                 target = candidates[0][0]
                 if not mappings.has_dst(target):
                     self._pair(nodes[0], target, mappings)
+
+
+def _movable(node: Node) -> bool:
+    """Statements the moved-lines rule pairs: lines and compound statements, not definitions."""
+    return node.label not in _DEFINITIONS
+
+
+def _callee(statement: Node) -> int | None:
+    """The structural hash of the function a one-call line calls (`f(..)`, `x = f(..)`)."""
+    if statement.label != "SimpleStatementLine" or len(statement.children) != 1:
+        return None
+    small = statement.children[0]
+    if small.label not in ("Expr", "Assign") or not small.children:
+        return None
+    value = small.children[-1]
+    if value.label != "Call" or not value.children:
+        return None
+    return value.children[0].hash
+
+
+def _by_callee(statements: list[Node]) -> dict[int, list[Node]]:
+    found: dict[int, list[Node]] = defaultdict(list)
+    for node in statements:
+        callee = _callee(node)
+        if callee is not None:
+            found[callee].append(node)
+    return found
+
+
+def _enclosures_agree(x: Node, y: Node, mappings: Mappings) -> bool:
+    """The nearest mapped ancestor of each node has its counterpart around the other one
+    (a line inside new's epoch loop is not old's line after its epoch loop)."""
+    up_x = next((up for up in x.ancestors() if mappings.has_src(up)), None)
+    up_y = next((up for up in y.ancestors() if mappings.has_dst(up)), None)
+    if up_x is None or up_y is None:
+        return up_x is None and up_y is None
+    image, source = mappings.dst(up_x), mappings.src(up_y)
+    return image is not None and source is not None and image.contains(y) and source.contains(x)
 
 
 def _casefolded(bag: Counter[str]) -> Counter[str]:

@@ -150,6 +150,28 @@ def _frequency_owners(node: Node) -> list[Node]:
     return [up for up in node.ancestors() if up.label in _FREQUENCY]
 
 
+def _per_iteration(anchor: Node, block: Node, target: Node, mappings: Mappings) -> bool:
+    """The anchor reads the target of a loop only new has around the statement, and old's
+    line is in no loop only old has: the anchor computes one iteration's value (minGPT's
+    `for block in self.transformer.h: x = block(x)`), old's line the whole loop's
+    (`x = self.blocks(x)`). A loop new merely added around the same step (llm.c's
+    micro-steps around `loss.backward()`) does not feed the anchor its target."""
+    targets: set[str] = set()
+    for owner in [block, *block.ancestors()]:
+        if owner.label == "For" and not mappings.has_src(owner) and owner.children:
+            stack = [owner.children[0]]
+            while stack:
+                current = stack.pop()
+                if current.label == "Name":
+                    targets.add(current.value)
+                stack.extend(current.children)
+    if not targets or not any(n.value in targets for n in read_names(anchor)):
+        return False
+    return not any(
+        up.label in ("For", "While") and not mappings.has_dst(up) for up in target.ancestors()
+    )
+
+
 def consistent(new_block: Node, old_node: Node, mappings: Mappings) -> bool:
     """Code at `old_node` runs as often as code in `new_block`: their matched loops agree.
 
@@ -279,14 +301,23 @@ def _unwrapped_image(sibling: Node, home: Node, mappings: Mappings) -> Node | No
     if sibling.label not in ("If", "With", "Try", "TryStar", "For", "While"):
         return None
     images = [
-        image
+        line
         for inner in _descendants(sibling)
         if inner.parent is not None
         and inner.parent.is_block
         and (image := mappings.dst(inner)) is not None
-        and image.parent is home
+        and (line := _whole_line(image)).parent is home
     ]
     return max(images, key=lambda image: image.pre, default=None)
+
+
+def _whole_line(image: Node) -> Node:
+    """The old line a one-line body's statement maps into (`if args.verbose: print(s)` in
+    new, `print(s)` alone on its line in old), else the image itself."""
+    line = image.parent
+    if line is not None and line.label == "SimpleStatementLine" and len(line.children) == 1:
+        return line
+    return image
 
 
 def _siblings_home(block: Node, mappings: Mappings) -> Node | None:
@@ -328,7 +359,9 @@ def find_slot(block: Node, index: int, ctx: Context) -> Slot:
             if target is None or target.parent is None or not target.parent.is_block:
                 skipped.append(sibling)
                 continue
-            if consistent(block, target, ctx.mappings):
+            if consistent(block, target, ctx.mappings) and not _per_iteration(
+                sibling, block, target, ctx.mappings
+            ):
                 if len(levels) == 1 and image is not None:
                     target = _out_of_old_branches(target, image, ctx.mappings, sibling)
                 target = _guarded_update(target, ctx.mappings)
@@ -489,6 +522,12 @@ def _corresponds(name: str, new_binding: Node, old_binding: Node, ctx: Context) 
             origin = None  # old's code moved into another function of new
     if _constant_became_parameter(new_binding, old_binding, ctx):
         return True
+    if origin is not None and old_statement is not None and _writes_into(origin, name):
+        # Old rebinds `x = {**x, ...}` where new updates `x[...] = ...` in place: the same
+        # step on the same value; what old's binding refines is what must correspond.
+        previous = _refined(old_binding, ctx)
+        if previous is not None:
+            return _corresponds(name, new_binding, previous, ctx)
     binding: Node | None = new_binding
     while binding is not None:
         statement = binding.statement()
@@ -506,6 +545,35 @@ def _corresponds(name: str, new_binding: Node, old_binding: Node, ctx: Context) 
         scope = ctx.new_bindings.scope_at(binding)
         binding = ctx.new_bindings.resolve(name, scope, binding.pre)
     return False
+
+
+def _writes_into(statement: Node, name: str) -> bool:
+    """`name[...] = ...` or `name.attr = ...` (also augmented): a write into the value of
+    `name` that leaves the name bound to the same object."""
+    small = statement.children[0] if statement.children else None
+    if statement.label != "SimpleStatementLine" or small is None:
+        return False
+    if small.label == "Assign":
+        targets = [t.children[0] for t in small.children[:-1] if t.children]
+    elif small.label == "AugAssign":
+        targets = small.children[:1]
+    else:
+        return False
+    return any(
+        t.label in ("Subscript", "Attribute")
+        and t.children
+        and t.children[0].label == "Name"
+        and t.children[0].value == name
+        for t in targets
+    )
+
+
+def _refined(old_binding: Node, ctx: Context) -> Node | None:
+    """The earlier binding an old `x = f(x)` binding transforms, if it is one."""
+    if not _reads_itself(old_binding, old_binding.value):
+        return None
+    scope = ctx.old_bindings.scope_at(old_binding)
+    return ctx.old_bindings.resolve(old_binding.value, scope, old_binding.pre)
 
 
 def _constant_became_parameter(new_binding: Node, old_binding: Node, ctx: Context) -> bool:
@@ -555,24 +623,30 @@ def _head_call(statement: Node) -> str | None:
     return func.value or None
 
 
-def _rename_trusted(
+def _rename_refused(
     name: str, choice: str, new_binding: Node, old_binding: Node, position: float, ctx: Context
-) -> bool:
-    """A rename needs the same computation on both sides, and `choice` must not be a name
-    whose value in old is what the same name holds in new."""
+) -> str | None:
+    """Why new's `name` cannot be read as old's `choice`, or None when it can. A rename
+    needs the same computation on both sides, and `choice` must not be a name whose value
+    in old is what the same name holds in new."""
     if choice == name:
-        return True
+        return None
     scope = ctx.new_bindings.scope_at(new_binding)
     same = ctx.new_bindings.resolve(choice, scope, position)
     if same is not None and _corresponds(choice, same, old_binding, ctx):
-        return False
+        return f"`{name}` is not old's `{choice}`: new's `{choice}` is that value"
     new_statement, old_statement = new_binding.statement(), old_binding.statement()
     if new_statement is None or old_statement is None:
-        return False
+        return f"`{name}` has no counterpart in the target"
     if ctx.mappings.dst(new_statement) is not old_statement:
-        return True  # a rename voted by matched uses, not read off an edited statement
+        return None  # a rename voted by matched uses, not read off an edited statement
     new_head, old_head = _head_call(new_statement), _head_call(old_statement)
-    return new_head is None or old_head is None or new_head == old_head
+    if new_head is None or old_head is None or new_head == old_head:
+        return None
+    return (
+        f"`{name}` would be old's `{choice}`, but old computes it with another call "
+        f"(`{old_head}(...)`, new `{new_head}(...)`)"
+    )
 
 
 def rename_for(name: str, binding: Node, ctx: Context) -> str | None:
@@ -652,6 +726,7 @@ def _target_name(
         choices.extend(_voted_name(name, ctx))
     seen: set[str] = set()
     different = False
+    refusals: list[str] = []
     for choice in choices:
         if not choice or choice in seen:
             continue
@@ -659,11 +734,15 @@ def _target_name(
         old_binding = ctx.old_bindings.resolve(choice, old_scope, slot.position)
         if old_binding is None:
             continue
-        trusted = _rename_trusted(name, choice, new_binding, old_binding, position, ctx)
+        refused = _rename_refused(name, choice, new_binding, old_binding, position, ctx)
         reaching = _reaching(name, new_binding, block, ctx)
-        if trusted and any(_corresponds(name, b, old_binding, ctx) for b in reaching):
+        if refused is None and any(_corresponds(name, b, old_binding, ctx) for b in reaching):
             return choice
+        if refused is not None and choice != name:
+            refusals.append(refused)
         different = True
+    if refusals:
+        raise Decline(refusals[0])
     if different:
         raise Decline(f"`{name}` holds another value at its place in the target")
     raise Decline(f"`{name}` is not bound at its place in the target")

@@ -142,6 +142,14 @@ def _param(node: Any) -> str:
     return f"{node.star if isinstance(node.star, str) else ''}{node.name.value}"
 
 
+def _slice(node: Any) -> str:
+    """Which parts a slice has: `[:-n]` and `[-n:]` have the same one child otherwise."""
+    lower = "l" if node.lower is not None else ""
+    upper = "u" if node.upper is not None else ""
+    step = ":s" if node.step is not None else ""
+    return f"{lower}:{upper}{step}"
+
+
 _VALUES: dict[type[cst.CSTNode], Callable[[Any], str]] = {
     cst.Name: lambda n: n.value,
     cst.Integer: lambda n: _literal(n.value),
@@ -161,6 +169,7 @@ _VALUES: dict[type[cst.CSTNode], Callable[[Any], str]] = {
     cst.ComparisonTarget: _operator,
     cst.ImportFrom: lambda n: "." * len(n.relative),
     cst.FormattedStringExpression: lambda n: n.conversion or "",
+    cst.Slice: _slice,
 }
 
 
