@@ -114,6 +114,10 @@ def reader_may_leave() -> Iterator[None]:
         yield
     except BrokenPipeError:
         _stdout_to_devnull()
+    except SystemExit as exc:  # rich's table exits 1 on a broken pipe (stdout at /dev/null)
+        if not isinstance(exc.__context__, BrokenPipeError):
+            raise
+        _stdout_to_devnull()
 
 
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gated import record_gated_runs
+from gated import HINDSIGHT, SCRIPT, record_gated_runs
+from gitutil import git
 
 import flor
 
@@ -168,3 +169,145 @@ def test_sigterm_stops_a_replay_as_ctrl_c_does_with_status_143(gate: Path, start
     assert _task_statuses() == ["killed", "killed"]
     gate.touch()
     _rerun_completes()
+
+
+NOTEBOOK = """\
+import os
+import sys
+from pathlib import Path
+
+from flor.replay import execute, plan
+
+gate = Path(sys.argv[1])
+try:
+    execute(plan(["g0"], jobs=2))
+except KeyboardInterrupt as exc:  # a notebook's interrupt button: SIGINT to the kernel
+    print("interrupted:", exc, flush=True)
+children = []
+for entry in os.listdir("/proc"):
+    try:
+        fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        continue
+    if int(fields[1]) == os.getpid() and fields[0] != "Z":
+        children.append(entry)
+print("children:", children, flush=True)
+gate.touch()
+summary = execute(plan(["g0"], jobs=2))  # the same kernel replays again
+print("stored:", summary.values_written, flush=True)
+"""
+
+
+@pytest.mark.timeout(600)
+def test_ctrl_c_in_the_library_api_leaves_no_process_and_the_next_replay_completes(
+    gate: Path, start, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    kernel = tmp_path / "kernel.py"
+    kernel.write_text(NOTEBOOK)
+    replay = start([sys.executable, str(kernel), str(gate)])
+    _wait_for(replay, lambda: len(_tasks(replay.pid)) == 2)
+    os.kill(replay.pid, signal.SIGINT)
+    out, err = replay.communicate(timeout=600)
+    assert replay.returncode == 0, err
+    assert f"interrupted: {INTERRUPTED}" in out
+    assert "children: []" in out  # no task, no warm server: nothing outlives the interrupt
+    assert "stored: 40" in out, out + err
+    assert _g0_rows() == 40
+    assert _task_statuses().count("killed") == 2
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.timeout(600)
+def test_the_warm_server_killed_mid_replay_reruns_its_tasks_and_never_hangs(
+    gate: Path, start
+) -> None:  # type: ignore[no-untyped-def]
+    replay = start()
+    _wait_for(replay, lambda: len(_tasks(replay.pid)) == 2)
+    first = set(_tasks(replay.pid))
+    server = _parent(next(iter(first)))
+    assert server != replay.pid
+    os.kill(server, signal.SIGKILL)  # the OOM killer picks the server
+    # its tasks die with it (parent-death signal); the runs' tasks start again elsewhere
+    _wait_for(replay, lambda: not first & set(_tasks(replay.pid)))
+    gate.touch()
+    _out, err = replay.communicate(timeout=600)
+    assert "Traceback" not in err
+    stored = _g0_rows()
+    assert stored in (0, 20, 40)  # a run is stored whole or not at all
+    if stored == 40:
+        assert replay.returncode == 0, err
+    else:  # a run that could not be replayed again says why
+        assert replay.returncode == 1 and "warm replay process ended" in err, err
+    assert _session(replay.pid) == []
+    _rerun_completes()
+
+
+@pytest.mark.timeout(600)
+def test_a_replay_whose_stdout_is_closed_completes_without_a_traceback(gate: Path, start) -> None:  # type: ignore[no-untyped-def]
+    gate.touch()
+    read, write = os.pipe()
+    os.close(read)  # `flor replay ... | head -1`, with head already gone
+    replay = start(stdout=write)
+    os.close(write)
+    _out, err = replay.communicate(timeout=600)
+    assert replay.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    assert _g0_rows() == 40  # the replay does not depend on anyone reading its plan
+
+
+# A library the replayed script imports from outside its project (the warm server preloads
+# it), whose import waits for a second gate: a stopped replay then waits for its server.
+HOLD = """\
+import os
+import time
+from pathlib import Path
+
+Path(os.environ["HOLD_STARTED"]).touch()
+while not os.path.exists(os.environ["HOLD_GATE"]):
+    time.sleep(0.01)
+"""
+
+
+@pytest.mark.timeout(600)
+def test_a_second_ctrl_c_exits_at_once_while_the_replay_still_waits_for_its_server(
+    repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, start
+) -> None:  # type: ignore[no-untyped-def]
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "holdlib.py").write_text(HOLD)
+    release, started = tmp_path / "release", tmp_path / "started"
+    release.touch()
+    monkeypatch.setenv("PYTHONPATH", str(lib))
+    monkeypatch.setenv("HOLD_GATE", str(release))
+    monkeypatch.setenv("HOLD_STARTED", str(started))
+    gate = tmp_path / "gate"
+    gate.touch()
+    monkeypatch.setenv("FLOR_CKPT_BUDGET", "1")
+    source = SCRIPT.replace("GATE", repr(str(gate))).replace(
+        "import flor\n", "import flor\nimport holdlib\n"
+    )
+    train = script("train.py", source)
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "v1")
+    train.run("--kwargs", "seed=0")
+    train.path.write_text(train.path.read_text().replace(HINDSIGHT[0], "".join(HINDSIGHT)))
+    monkeypatch.delenv("FLOR_CKPT_BUDGET")
+    release.unlink()
+    started.unlink()
+    replay = start()
+    # the server imports holdlib and waits; the replay's task waits for the server
+    _wait_for(replay, lambda: started.exists() and _task_statuses() == ["running"])
+    os.kill(replay.pid, signal.SIGINT)
+    _wait_for(replay, lambda: _task_statuses() == ["killed"])  # the first one was handled
+    os.kill(replay.pid, signal.SIGINT)
+    _out, err = replay.communicate(timeout=300)
+    assert replay.returncode == 130, err
+    assert "Stopping at once (second signal)" in err and "Traceback" not in err
+    assert _g0_rows() == 0
+    release.touch()  # the server, no longer held, sees the replay gone and ends
+    while _session(replay.pid):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            replay.wait(0.05)
