@@ -7,10 +7,13 @@ rerun completes. Tasks wait at a gate file, so every signal lands at a known poi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,7 +176,9 @@ def test_sigterm_stops_a_replay_as_ctrl_c_does_with_status_143(gate: Path, start
 
 NOTEBOOK = """\
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from flor.replay import execute, plan
@@ -262,6 +267,7 @@ def test_a_replay_whose_stdout_is_closed_completes_without_a_traceback(gate: Pat
 # it), whose import waits for a second gate: a stopped replay then waits for its server.
 HOLD = """\
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -311,3 +317,52 @@ def test_a_second_ctrl_c_exits_at_once_while_the_replay_still_waits_for_its_serv
     while _session(replay.pid):
         with contextlib.suppress(subprocess.TimeoutExpired):
             replay.wait(0.05)
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if _parent(int(entry)) == parent and not _zombie(int(entry)):
+                    found.append(int(entry))
+    return found
+
+
+def _shared_server(runtime: str) -> int:
+    """The pid a shared server in `runtime` published beside its socket (0: none yet)."""
+    for state in Path(runtime).glob("flor-warm-*/*.modules.json"):
+        with contextlib.suppress(OSError, ValueError):
+            return int(json.loads(state.read_text())["pid"])
+    return 0
+
+
+@pytest.mark.timeout(600)
+def test_ctrl_c_stops_the_tasks_of_a_shared_warm_server_which_serves_the_next_replay(
+    gate: Path, start, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    runtime = tempfile.mkdtemp(prefix="fw-")  # pytest's folders are too long for a socket
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+    monkeypatch.setenv("FLOR_WARM_IDLE_S", "600")  # the server outlives the replay
+    replay = start()
+    try:
+        # the shared server runs in a session of its own: its tasks are its children
+        _wait_for(replay, lambda: len(_children(_shared_server(runtime) or -1)) == 2)
+        server = _shared_server(runtime)
+        os.killpg(replay.pid, signal.SIGINT)
+        _out, err = replay.communicate(timeout=300)
+        assert replay.returncode == 130, err
+        assert f"Interrupted: {INTERRUPTED}" in err and "Traceback" not in err
+        while _children(server):  # it kills the tasks of a replay whose connection closed
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                replay.wait(0.05)
+        assert _g0_rows() == 0
+        gate.touch()
+        _rerun_completes()
+        assert _shared_server(runtime) == server and not _zombie(server)  # it served the rerun
+    finally:
+        server = _shared_server(runtime)
+        with contextlib.suppress(ProcessLookupError):
+            if server:
+                os.kill(server, signal.SIGTERM)
+        shutil.rmtree(runtime, ignore_errors=True)
