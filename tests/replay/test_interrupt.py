@@ -264,10 +264,9 @@ def test_a_replay_whose_stdout_is_closed_completes_without_a_traceback(gate: Pat
 
 
 # A library the replayed script imports from outside its project (the warm server preloads
-# it), whose import waits for a second gate: a stopped replay then waits for its server.
+# it), whose import waits for a second gate: the replay's task waits for its server.
 HOLD = """\
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -278,7 +277,7 @@ while not os.path.exists(os.environ["HOLD_GATE"]):
 
 
 @pytest.mark.timeout(600)
-def test_a_second_ctrl_c_exits_at_once_while_the_replay_still_waits_for_its_server(
+def test_ctrl_c_while_the_warm_server_is_busy_importing_ends_the_replay_at_once(
     repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, start
 ) -> None:  # type: ignore[no-untyped-def]
     lib = tmp_path / "lib"
@@ -292,10 +291,8 @@ def test_a_second_ctrl_c_exits_at_once_while_the_replay_still_waits_for_its_serv
     gate = tmp_path / "gate"
     gate.touch()
     monkeypatch.setenv("FLOR_CKPT_BUDGET", "1")
-    source = SCRIPT.replace("GATE", repr(str(gate))).replace(
-        "import flor\n", "import flor\nimport holdlib\n"
-    )
-    train = script("train.py", source)
+    source = SCRIPT.replace("GATE", repr(str(gate)))
+    train = script("train.py", source.replace("import flor\n", "import flor\nimport holdlib\n"))
     git(repo, "add", "train.py")
     git(repo, "commit", "-q", "-m", "v1")
     train.run("--kwargs", "seed=0")
@@ -307,16 +304,63 @@ def test_a_second_ctrl_c_exits_at_once_while_the_replay_still_waits_for_its_serv
     # the server imports holdlib and waits; the replay's task waits for the server
     _wait_for(replay, lambda: started.exists() and _task_statuses() == ["running"])
     os.kill(replay.pid, signal.SIGINT)
-    _wait_for(replay, lambda: _task_statuses() == ["killed"])  # the first one was handled
-    os.kill(replay.pid, signal.SIGINT)
     _out, err = replay.communicate(timeout=300)
     assert replay.returncode == 130, err
-    assert "Stopping at once (second signal)" in err and "Traceback" not in err
-    assert _g0_rows() == 0
-    release.touch()  # the server, no longer held, sees the replay gone and ends
-    while _session(replay.pid):
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            replay.wait(0.05)
+    assert "Interrupted: stopped 1 unfinished tasks" in err and "Traceback" not in err
+    assert _session(replay.pid) == []  # the server was stopped mid-import, not waited for
+    assert _g0_rows() == 0 and _task_statuses() == ["killed"]
+
+
+# A command that, once stopped, never finishes cleaning up: the second signal must end it.
+STUCK = """\
+import os
+import time
+from pathlib import Path
+
+import click
+
+from flor.cli import FlorGroup, stoppable
+
+
+@click.group(cls=FlorGroup)
+def main() -> None:
+    pass
+
+
+@main.command()
+@stoppable
+def work() -> None:
+    try:
+        Path(os.environ["WORKING"]).touch()
+        while True:
+            time.sleep(0.01)
+    finally:
+        Path(os.environ["CLEANING"]).touch()
+        while True:
+            time.sleep(0.01)
+
+
+main(["work"])
+"""
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_second_signal_exits_at_once_while_the_first_ones_cleanup_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start, signum: int, status: int
+) -> None:  # type: ignore[no-untyped-def]
+    working, cleaning = tmp_path / "working", tmp_path / "cleaning"
+    monkeypatch.setenv("WORKING", str(working))
+    monkeypatch.setenv("CLEANING", str(cleaning))
+    (tmp_path / "stuck.py").write_text(STUCK)
+    command = start([sys.executable, str(tmp_path / "stuck.py")])
+    _wait_for(command, working.exists)
+    os.kill(command.pid, signum)
+    _wait_for(command, cleaning.exists)  # the first signal was handled: cleanup runs
+    os.kill(command.pid, signum)
+    _out, err = command.communicate(timeout=300)
+    assert command.returncode == status, err
+    assert err.strip() == "Stopping at once (second signal); the tasks end with this process."
 
 
 def _children(parent: int) -> list[int]:

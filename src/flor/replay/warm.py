@@ -203,12 +203,14 @@ class ForkServer:
 
     def stop(self) -> None:
         """Kill this connection's tasks now (the server kills a connection's tasks when it
-        closes) and wake the threads waiting for them; no task starts on it again. Never
-        waits for the server, which may be busy importing."""
+        closes; a private server is told with SIGTERM, as it may be busy importing) and
+        wake the threads waiting for them; no task starts on it again."""
         with self._write:
             self._stopped = True
         with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_RDWR)
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
         self._wake_all()
 
     def close(self) -> None:
@@ -546,11 +548,13 @@ class _Server:
         self.idle = idle
         self.connections: dict[int, tuple[socket.socket, bytearray]] = {}
         self.children: dict[int, tuple[dict[str, Any], int]] = {}  # pid -> request, connection
+        self.own = os.getpid()
         self.wakeup, wakeup_w = os.pipe()
         os.set_blocking(wakeup_w, False)
         signal.set_wakeup_fd(wakeup_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the replaying process handles Ctrl-C
+        signal.signal(signal.SIGTERM, self._terminate)
         self.installed = _installed(sys.path)
         self.stale = False
         self.imported: set[str] = set()  # passed on to the environment's next server
@@ -594,6 +598,18 @@ class _Server:
                 retrying = not self._withdraw()
             if self.listener is None and not (self.connections or self.children):
                 return
+
+    def _terminate(self, signum: int, frame: Any) -> None:
+        """SIGTERM (a stopped replay's own server, even mid-import): end now, and the
+        tasks with it (each with its group, reaped before this process ends)."""
+        if os.getpid() != self.own:  # a child, forked an instant ago: not the server
+            os._exit(128 + signum)
+        for pid in self.children:
+            _kill_task(pid)
+        for pid in self.children:
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+        os._exit(128 + signum)
 
     def _accept(self) -> None:
         assert self.listener is not None
@@ -852,6 +868,7 @@ def _task_process() -> None:
         os.setpgid(0, 0)
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the server's handler
 
 
 def _die_with_parent() -> None:
@@ -958,11 +975,8 @@ def _exit_status(value: Any) -> int:
 def main() -> None:
     del sys.path[0]  # this file's folder: flor's own modules must not shadow the script's
     listener, idle = int(sys.argv[1]), float(sys.argv[2])
-    if sys.argv[3:] == ["detach"]:
-        if os.fork() != 0:
-            os._exit(0)  # the replay that starts a server waits for this, not for the server
-    else:  # a replay's own server ends with its connection, after killing the tasks: a
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # SIGTERM to the group is the replay's
+    if sys.argv[3:] == ["detach"] and os.fork() != 0:
+        os._exit(0)  # the replay that starts a server waits for this, not for the server
     _Server(socket.socket(fileno=listener), idle).serve()
 
 
