@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from gated import HINDSIGHT, SCRIPT, record_gated_runs
 from gitutil import git
 
 import flor
+from flor.paths import db_path, home_dir
 
 REPLAY = [sys.executable, "-m", "flor", "replay", "g0", "--jobs", "2", "--yes"]
 INTERRUPTED = "stopped 2 unfinished tasks; 0 runs were stored, 2 runs have nothing stored"
@@ -410,3 +412,26 @@ def test_ctrl_c_stops_the_tasks_of_a_shared_warm_server_which_serves_the_next_re
             if server:
                 os.kill(server, signal.SIGTERM)
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.mark.timeout(600)
+def test_ctrl_c_after_the_tasks_ended_but_before_their_values_are_stored_stores_nothing(
+    gate: Path, start, repo: Path
+) -> None:  # type: ignore[no-untyped-def]
+    replay = start()
+    _wait_for(replay, lambda: len(_tasks(replay.pid)) == 2)
+    store = sqlite3.connect(db_path(home_dir(repo)), isolation_level=None)
+    try:
+        store.execute("BEGIN IMMEDIATE")  # another writer: the replay waits to record them
+        gate.touch()
+        _wait_for(replay, lambda: not _tasks(replay.pid))  # both tasks ended, values handed back
+        os.kill(replay.pid, signal.SIGINT)
+    finally:
+        store.execute("ROLLBACK")
+        store.close()
+    _out, err = replay.communicate(timeout=300)
+    assert replay.returncode == 130, err
+    assert "0 runs were stored, 2 runs have nothing stored" in err and "Traceback" not in err
+    assert _g0_rows() == 0  # handed back, never stored: the runs count as missing
+    assert _task_statuses() == ["killed", "killed"]
+    _rerun_completes()

@@ -14,6 +14,7 @@ runs stored before stay, the others have nothing stored and their task rows say 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import io
 import json
@@ -37,7 +38,7 @@ from typing import Any
 
 from flor import vcs
 from flor.blobs import BlobStore
-from flor.errors import CheckpointError, ReplayError, UsageError
+from flor.errors import CheckpointError, FlorError, ReplayError, UsageError
 from flor.paths import CHECKPOINTS_ENV, checkpoint_home, db_path
 from flor.replay import sandbox, warm
 from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks, script_key
@@ -315,7 +316,8 @@ def execute(
                 results = _run_all(jobs, writer, running, progress, plan.jobs if local else None)
                 pending = _settle_all(plan, pending, results, summary)
     except KeyboardInterrupt as exc:
-        stopped = _interrupted(writer, running)
+        writer.close()  # rolls back what the interrupt cut short
+        stopped = _interrupted(plan.home, running)
         raise ReplayInterrupted(_interruption(plan, summary, stopped)) from exc
     finally:
         writer.close()
@@ -326,13 +328,18 @@ def execute(
     return summary
 
 
-def _interrupted(writer: StoreWriter, running: set[str]) -> int:
-    """Mark the interrupted replay's unfinished task rows `killed`: how many there were."""
+def _interrupted(home: Path, running: set[str]) -> int:
+    """Mark the interrupted replay's unfinished task rows `killed`: how many there were.
+    On a connection of its own: the interrupt may have landed between a transaction's
+    BEGIN and its body, leaving the replay's connection holding the write lock."""
+    writer = StoreWriter(db_path(home))
     now = time.time()
-    for replay_id in sorted(running):
-        writer.update_run(
-            replay_id, status="killed", ended=now, heartbeat=now, error="replay interrupted"
-        )
+    # a store that stays locked: the rows say running, and nothing was stored either way
+    with contextlib.closing(writer), contextlib.suppress(FlorError):
+        for replay_id in sorted(running):
+            writer.update_run(
+                replay_id, status="killed", ended=now, heartbeat=now, error="replay interrupted"
+            )
     return len(running)
 
 
