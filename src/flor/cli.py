@@ -6,13 +6,13 @@ errors and 1 for failures; tracebacks only with `--debug`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,7 +73,7 @@ def stoppable(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@contextmanager
+@contextlib.contextmanager
 def _stopped_by_signals(ctx: click.Context) -> Iterator[None]:
     import threading
 
@@ -83,7 +83,8 @@ def _stopped_by_signals(ctx: click.Context) -> Iterator[None]:
     signals = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) != signal.SIG_IGN]
 
     def again(signum: int, frame: object) -> None:
-        os.write(2, b"Stopping at once (second signal); the tasks end with this process.\n")
+        with contextlib.suppress(OSError):  # stderr closed: exit all the same
+            os.write(2, b"Stopping at once (second signal); the tasks end with this process.\n")
         os._exit(128 + signum)
 
     def first(signum: int, frame: object) -> None:
@@ -106,7 +107,7 @@ def _stdout_to_devnull() -> None:
         os.dup2(devnull.fileno(), sys.stdout.fileno())
 
 
-@contextmanager
+@contextlib.contextmanager
 def reader_may_leave() -> Iterator[None]:
     """Output a command can do without: a reader that left (`| head -1`) ends the output,
     not the command (a replay completes whether or not its plan table was read)."""

@@ -209,18 +209,24 @@ class ForkServer:
             self._stopped = True
         with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_RDWR)
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
+        self._end_private()
         self._wake_all()
 
     def close(self) -> None:
-        """End this connection; the server lives on for the next replay."""
+        """End this connection (and its tasks); a shared server lives on for the next
+        replay, a private one ends with its only connection: at once, even mid-import (a
+        replay interrupted while planning must not wait for torch to load)."""
         with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_WR)
+        self._end_private()
         self._replies.join()
         self.socket.close()
         if self.process is not None:
-            self.process.wait()  # a private server ends with its only connection
+            self.process.wait()
+
+    def _end_private(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)  # it kills and reaps its tasks first
 
 
 class Stopped(OSError):
