@@ -435,3 +435,39 @@ def test_ctrl_c_after_the_tasks_ended_but_before_their_values_are_stored_stores_
     assert _g0_rows() == 0  # handed back, never stored: the runs count as missing
     assert _task_statuses() == ["killed", "killed"]
     _rerun_completes()
+
+
+# A script that starts a process of its own (as a DataLoader starts its workers).
+WITH_HELPER = (
+    SCRIPT.replace(
+        "import flor\n",
+        "import flor\nimport subprocess\nimport sys\n\n"
+        'helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])\n',
+    )
+    + "helper.kill()\nhelper.wait()\n"
+)
+
+
+@pytest.mark.timeout(600)
+def test_ctrl_c_also_ends_the_processes_a_task_started(
+    repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, start
+) -> None:  # type: ignore[no-untyped-def]
+    gate = tmp_path / "gate"
+    gate.touch()
+    monkeypatch.setenv("FLOR_CKPT_BUDGET", "1")
+    train = script("train.py", WITH_HELPER.replace("GATE", repr(str(gate))))
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "v1")
+    for seed in (0, 1):
+        train.run("--kwargs", f"seed={seed}")
+    train.path.write_text(train.path.read_text().replace(HINDSIGHT[0], "".join(HINDSIGHT)))
+    monkeypatch.delenv("FLOR_CKPT_BUDGET")
+    gate.unlink()
+    replay = start()
+    helpers = lambda: [c for t in _tasks(replay.pid) for c in _children(t)]  # noqa: E731
+    _wait_for(replay, lambda: len(helpers()) == 2)  # each task started its helper
+    os.kill(replay.pid, signal.SIGINT)
+    _out, err = replay.communicate(timeout=300)
+    assert replay.returncode == 130, err
+    assert _session(replay.pid) == []  # the helpers too: a task is killed with its group
+    assert _g0_rows() == 0
