@@ -310,8 +310,8 @@ def execute(
                 for run in pending:
                     for task in run.tasks:
                         task.contexts = contexts[run.run_id]
+                        running.add(task.replay_id)  # first: an interrupt may cut the insert
                         _task_started(writer, run, task)
-                        running.add(task.replay_id)
                         jobs.append((spaces[run.run_id], task.to_json(), run_envs[run.run_id]))
                 results = _run_all(jobs, writer, running, progress, plan.jobs if local else None)
                 pending = _settle_all(plan, pending, results, summary)
