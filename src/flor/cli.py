@@ -47,9 +47,6 @@ class FlorGroup(click.Group):
             word = "Terminated" if signum == signal.SIGTERM else "Interrupted"
             click.echo(f"{word}: {exc}" if str(exc) else f"{word}.", err=True)
             ctx.exit(128 + signum)
-        except BrokenPipeError:  # `flor ... | head -1`: the reader left, nothing to say
-            _stdout_to_devnull()
-            ctx.exit(1)
 
 
 def stoppable(command: Callable[..., Any]) -> Callable[..., Any]:
