@@ -471,3 +471,22 @@ def test_ctrl_c_also_ends_the_processes_a_task_started(
     assert replay.returncode == 130, err
     assert _session(replay.pid) == []  # the helpers too: a task is killed with its group
     assert _g0_rows() == 0
+
+
+@pytest.mark.timeout(600)
+def test_a_task_killed_by_the_oom_killer_leaves_whole_runs_and_no_process(
+    gate: Path, start
+) -> None:  # type: ignore[no-untyped-def]
+    # Already handled before this branch (tests/replay/test_replay_kills.py); here with the
+    # check that nothing of the replay outlives it.
+    replay = start()
+    _wait_for(replay, lambda: len(_tasks(replay.pid)) == 2)
+    os.kill(_tasks(replay.pid)[0], signal.SIGKILL)
+    gate.touch()
+    _out, err = replay.communicate(timeout=600)
+    assert "Traceback" not in err
+    stored = _g0_rows()
+    assert stored in (20, 40), err  # the other run is whole; the killed one re-run or refused
+    assert replay.returncode == (0 if stored == 40 else 1), err
+    assert _session(replay.pid) == []
+    _rerun_completes()
