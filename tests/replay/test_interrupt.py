@@ -302,7 +302,7 @@ def test_ctrl_c_while_the_warm_server_is_busy_importing_ends_the_replay_at_once(
     monkeypatch.delenv("FLOR_CKPT_BUDGET")
     release.unlink()
     started.unlink()
-    replay = start()
+    replay = start([*REPLAY[:-2], "1", "--yes"])  # --jobs 1: one run, one task
     # the server imports holdlib and waits; the replay's task waits for the server
     _wait_for(replay, lambda: started.exists() and _task_statuses() == ["running"])
     os.kill(replay.pid, signal.SIGINT)
