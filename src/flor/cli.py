@@ -6,10 +6,13 @@ errors and 1 for failures; tracebacks only with `--debug`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,9 +42,80 @@ class FlorGroup(click.Group):
                 raise
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM in a `stoppable` command
+            signum = ctx.meta.get("flor.signal", signal.SIGINT)
+            word = "Terminated" if signum == signal.SIGTERM else "Interrupted"
+            click.echo(f"{word}: {exc}" if str(exc) else f"{word}.", err=True)
+            ctx.exit(128 + signum)
+
+
+def stoppable(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Ctrl-C and SIGTERM (a CI job cancelled) stop the command: the first raises
+    KeyboardInterrupt where the command is, so it stops what it started and says what it
+    kept; a second one exits at once. SIGTERM is handled like Ctrl-C, with status 143."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _stopped_by_signals(click.get_current_context()):
+            try:
+                return command(*args, **kwargs)
+            except KeyboardInterrupt as exc:
+                if str(exc):
+                    raise
+                raise KeyboardInterrupt(
+                    "stopped with no task running; values stored before stay, nothing "
+                    "partial was stored: run the same command again to resume"
+                ) from exc
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(ctx: click.Context) -> Iterator[None]:
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (a command run from a test thread)
+        return
+    signals = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) != signal.SIG_IGN]
+
+    def again(signum: int, frame: object) -> None:
+        with contextlib.suppress(OSError):  # stderr closed: exit all the same
+            os.write(2, b"Stopping at once (second signal); the tasks end with this process.\n")
+        os._exit(128 + signum)
+
+    def first(signum: int, frame: object) -> None:
+        ctx.meta["flor.signal"] = signum
+        for s in signals:
+            signal.signal(s, again)
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, first) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null: a closed pipe must not fail the exit's flush too."""
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), sys.stdout.fileno())
+
+
+@contextlib.contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """Output a command can do without: a reader that left (`| head -1`) ends the output,
+    not the command (a replay completes whether or not its plan table was read)."""
+    try:
+        yield
+    except BrokenPipeError:
+        _stdout_to_devnull()
+    except SystemExit as exc:  # rich's table exits 1 on a broken pipe (stdout at /dev/null)
+        if not isinstance(exc.__context__, BrokenPipeError):
+            raise
+        _stdout_to_devnull()
 
 
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -471,6 +545,7 @@ def _propagate_files(
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (CI).")
 @downstream_option
 @output_options
+@stoppable
 def replay(
     names: tuple[str, ...],
     since: str | None,
@@ -505,7 +580,8 @@ def replay(
         jobs=jobs,
         verify=verify,
     )
-    emit(pd.DataFrame(plan.table()), fmt)
+    with reader_may_leave():
+        emit(pd.DataFrame(plan.table()), fmt)
     if names and not dry_run:
         from flor.replay import asked
 

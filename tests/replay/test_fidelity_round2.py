@@ -5,16 +5,8 @@ be reproduced, declined runs, Ctrl-C)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
-from gated import record_gated_runs
 from gitutil import git
 from test_fidelity import HALVING, fresh, insert, record, recorded_ids, values
 
@@ -142,60 +134,6 @@ def test_replay_exits_0_when_every_run_already_has_the_values(script, monkeypatc
     again = CliRunner().invoke(main, ["replay", "--yes"])  # every name some run lacks
     assert again.exit_code == 0, again.output
     assert "nothing to replay" in again.output and "nothing stored" not in again.output
-
-
-def _tasks_of_replay(session: int) -> list[int]:
-    """The replay's task processes: in its session (its own warm server forks them), running
-    in a flor-task- folder."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.getsid(int(entry)) == session and "/flor-task-" in os.readlink(
-                    f"/proc/{entry}/cwd"
-                ):
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
-@pytest.mark.timeout(600)
-def test_ctrl_c_during_a_replay_stores_nothing_and_a_rerun_completes(
-    repo: Path, script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    gate = tmp_path / "gate"
-    record_gated_runs(repo, script, monkeypatch, gate)
-    gate.unlink()
-    monkeypatch.setenv("FLOR_WARM_IDLE_S", "0")  # a server of this replay's own
-    replay = subprocess.Popen(
-        [sys.executable, "-m", "flor", "replay", "g0", "--jobs", "2", "--yes"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        # a suite started in the background ignores SIGINT, and children inherit that
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    while len(_tasks_of_replay(replay.pid)) < 2:  # both runs' tasks wait at the closed gate
-        assert replay.poll() is None, replay.communicate()
-        time.sleep(0.05)
-    os.killpg(replay.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the process group
-    _out, err = replay.communicate(timeout=300)
-    gate.touch()
-    assert replay.returncode == 130, err
-    assert "Interrupted." in err and "Traceback" not in err
-    assert _stored("g0") == 0
-    while _tasks_of_replay(replay.pid):  # the interrupted replay's tasks end with it
-        time.sleep(0.05)
-    rerun = subprocess.run(
-        [sys.executable, "-m", "flor", "replay", "g0", "--jobs", "2", "--yes"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert rerun.returncode == 0, rerun.stderr
-    assert _stored("g0") == 40  # both runs, 20 values each: none were counted as present
 
 
 # A DataLoader shuffling with its own seeded torch.Generator, which no checkpoint holds; the

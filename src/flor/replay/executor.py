@@ -5,11 +5,16 @@ out with joblib (dask, ray) and fork from their worker's own warm interpreter.
 
 A process unpacks each run's snapshot once, and tasks never open the store: the executor
 writes the task rows and, once the guard has confirmed them, the values the tasks hand back.
+
+Interrupted (Ctrl-C, or SIGTERM through `flor replay`), a replay kills its tasks first and
+only then waits for the threads that ran them, so it ends at once whatever they were doing;
+runs stored before stay, the others have nothing stored and their task rows say `killed`.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import io
 import json
@@ -33,7 +38,7 @@ from typing import Any
 
 from flor import vcs
 from flor.blobs import BlobStore
-from flor.errors import CheckpointError, ReplayError, UsageError
+from flor.errors import CheckpointError, FlorError, ReplayError, UsageError
 from flor.paths import CHECKPOINTS_ENV, checkpoint_home, db_path
 from flor.replay import sandbox, warm
 from flor.replay.planner import FULL, STRICTER, Plan, RunPlan, make_tasks, script_key
@@ -45,6 +50,10 @@ from flor.taskspec import OUTPUT_ENV, SPEC_ENV, TaskSpec
 
 TAIL_LINES = 12
 CONNECT_TIMEOUT_S = 8
+
+
+class ReplayInterrupted(KeyboardInterrupt):
+    """The replay was interrupted: its tasks were stopped; says what was kept."""
 
 
 @dataclass
@@ -184,8 +193,14 @@ def _unreadable_checkpoints(spec: dict[str, Any], location: str) -> str | None:
     return None
 
 
-def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskResult:
-    """One task: the patched script in replay mode, in its own process and folder."""
+def run_task(
+    workspace: Workspace,
+    spec_json: str,
+    env: dict[str, str],
+    stop: threading.Event | None = None,
+) -> TaskResult:
+    """One task: the patched script in replay mode, in its own process and folder; on this
+    machine, never started (or killed) once `stop` is set."""
     started = time.time()
     spec = json.loads(spec_json)
     run_id, replay_id = spec["run_id"], spec["replay_id"]
@@ -207,9 +222,9 @@ def run_task(workspace: Workspace, spec_json: str, env: dict[str, str]) -> TaskR
             base = warm.server_environment(env)
             handed = {SPEC_ENV: str(handback / "spec.json"), OUTPUT_ENV: str(output)}
             task_env = {**base, **env, **handed}
-            server = warm.server_for(base)
+            server = warm.server_for(base, stop=stop)
             returncode, _, stderr = server.run(
-                command, cwd, task_env, workspace.imports, handback, folder / "tree"
+                command, cwd, task_env, workspace.imports, handback, folder / "tree", stop
             )
             values = json.loads(output.read_text(encoding="utf-8")) if output.exists() else {}
             forked = float(warm.read_text(handback / "forked") or "nan")
@@ -281,6 +296,7 @@ def execute(
     if local:  # the warm server starts importing while the snapshots are archived
         server = warm.warm_up()
     writer = StoreWriter(db_path(plan.home))
+    running: set[str] = set()  # task rows that say `running`
     try:
         with exclusive(plan.home), engine(backend, plan.jobs, scheduler):
             contexts = {run.run_id: writer.loop_contexts(run.run_id) for run in plan.active}
@@ -294,10 +310,15 @@ def execute(
                 for run in pending:
                     for task in run.tasks:
                         task.contexts = contexts[run.run_id]
+                        running.add(task.replay_id)  # first: an interrupt may cut the insert
                         _task_started(writer, run, task)
                         jobs.append((spaces[run.run_id], task.to_json(), run_envs[run.run_id]))
-                results = _run_all(jobs, writer, progress, plan.jobs if local else None)
+                results = _run_all(jobs, writer, running, progress, plan.jobs if local else None)
                 pending = _settle_all(plan, pending, results, summary)
+    except KeyboardInterrupt as exc:
+        writer.close()  # rolls back what the interrupt cut short
+        stopped = _interrupted(plan.home, running)
+        raise ReplayInterrupted(_interruption(plan, summary, stopped)) from exc
     finally:
         writer.close()
         warm.close_all()
@@ -305,6 +326,32 @@ def execute(
         warm.remember_startups(warm.local_environment(), _startups(plan, summary.results))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _interrupted(home: Path, running: set[str]) -> int:
+    """Mark the interrupted replay's unfinished task rows `killed`: how many there were.
+    On a connection of its own: the interrupt may have landed between a transaction's
+    BEGIN and its body, leaving the replay's connection holding the write lock."""
+    writer = StoreWriter(db_path(home))
+    now = time.time()
+    # a store that stays locked: the rows say running, and nothing was stored either way
+    with contextlib.closing(writer), contextlib.suppress(FlorError):
+        for replay_id in sorted(running):
+            writer.update_run(
+                replay_id, status="killed", ended=now, heartbeat=now, error="replay interrupted"
+            )
+    return len(running)
+
+
+def _interruption(plan: Plan, summary: Summary, stopped: int) -> str:
+    """One line: what the interrupted replay stopped, what it kept, how to resume."""
+    kept = [r for r in summary.runs if r.ok]
+    left = len(plan.active) - len(kept)
+    what = f"stopped {stopped} unfinished tasks" if stopped else "stopped with no task running"
+    return (
+        f"{what}; {len(kept)} runs were stored, {left} runs have nothing stored: "
+        "run the same command again to replay them"
+    )
 
 
 def _startups(plan: Plan, results: list[TaskResult]) -> dict[str, float]:
@@ -355,6 +402,7 @@ def _run_environment(home: Path, run: RunPlan, env: dict[str, str]) -> dict[str,
 def _run_all(
     jobs: list[tuple[Workspace, str, dict[str, str]]],
     writer: StoreWriter,
+    running: set[str],
     progress: bool,
     local_jobs: int | None,
 ) -> list[TaskResult]:
@@ -362,12 +410,17 @@ def _run_all(
     joblib's configured backend (a cluster)."""
     bar = _progress(len(jobs)) if progress else None
     results: list[TaskResult] = []
+    stop = threading.Event()
     try:
-        for result in _outcomes(jobs, local_jobs):
+        for result in _outcomes(jobs, local_jobs, stop):
             results.append(result)
             _task_ended(writer, result)
+            running.discard(result.replay_id)
             if bar is not None:
                 bar[0].advance(bar[1])
+    except BaseException:
+        warm.stop_tasks(stop)  # the generator's own cleanup may not have run yet
+        raise
     finally:
         if bar is not None:
             bar[0].stop()
@@ -375,14 +428,22 @@ def _run_all(
 
 
 def _outcomes(
-    jobs: list[tuple[Workspace, str, dict[str, str]]], local_jobs: int | None
+    jobs: list[tuple[Workspace, str, dict[str, str]]],
+    local_jobs: int | None,
+    stop: threading.Event,
 ) -> Iterator[TaskResult]:
     if local_jobs is not None:
         # each thread waits on its task's fork; there are no worker processes to leak
-        with ThreadPoolExecutor(max_workers=local_jobs) as pool:
-            futures = [pool.submit(run_task, *job) for job in jobs]
+        pool = ThreadPoolExecutor(max_workers=local_jobs)
+        try:
+            futures = [pool.submit(run_task, *job, stop) for job in jobs]
             for future in as_completed(futures):
                 yield future.result()
+        except BaseException:  # Ctrl-C (or the caller's error): kill the tasks first,
+            warm.stop_tasks(stop)  # or the threads waiting on them are never joined
+            raise
+        finally:  # stopped, the threads return at once and queued tasks never start
+            pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
         return
     from joblib import Parallel, delayed
     from joblib.parallel import get_active_backend

@@ -18,8 +18,12 @@ a server of its own, its child, ending with it), so the next replay forks at onc
 imported, including what tasks imported lazily (torch imports torch._dynamo when an
 optimizer is made), is listed beside its socket, and the environment's next server imports
 it as soon as it starts. A task ends with its replay: when a replay's connection closes
-(its process ended, even by SIGKILL) the server kills that replay's tasks, and each child
-gets SIGKILL when the server dies (Linux's parent-death signal).
+(its process ended, even by SIGKILL, or it stopped on Ctrl-C) the server kills that
+replay's tasks, each with the processes it started (a task is a process group of its own),
+and each task gets SIGKILL when the server dies (Linux's parent-death signal). Being its
+own group, a task never sees the terminal's Ctrl-C: the replaying process alone stops it,
+so a script or library that catches or loses that KeyboardInterrupt cannot keep a stopped
+replay waiting.
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ class ForkServer:
         self._write = threading.Lock()
         self._waiting: dict[int, tuple[threading.Event, dict[str, Any]]] = {}
         self._pid = 0
+        self._stopped = False  # `stop` was called: no task starts on this connection again
         self._greeted = threading.Event()
         self._ended = threading.Event()
         self._replies = threading.Thread(target=self._read_replies, daemon=True)
@@ -136,13 +141,16 @@ class ForkServer:
         preload: list[str],
         logs: Path,
         project: Path,
+        stop: threading.Event | None = None,
     ) -> tuple[int, str, str]:
         """Run `command` (interpreter, script, arguments) in a fresh fork: (exit status,
         stdout, stderr). Modules it imports from outside `project` are preloaded for the
-        next task."""
+        next task. Raises `Stopped` once `stop` is set or the connection stopped."""
         out, err = logs / "stdout", logs / "stderr"
         done, reply = threading.Event(), dict[str, Any]()
-        with self._write:
+        with self._write:  # `stop` takes this lock too: a task starts before it or never
+            if self._stopped or (stop is not None and stop.is_set()):
+                raise Stopped("the replay was stopped before this task started")
             task = next(self._ids)
             self._waiting[task] = (done, reply)
         request = {
@@ -155,6 +163,8 @@ class ForkServer:
         self._send(request)
         done.wait()
         if "returncode" not in reply:
+            if self._stopped:
+                raise Stopped("the replay was stopped while this task ran")
             raise OSError("the warm replay process ended unexpectedly")
         self.stale = self.stale or bool(reply.get("stale"))
         return int(reply["returncode"]), read_text(out), read_text(err)
@@ -191,14 +201,36 @@ class ForkServer:
         for done, _ in waiting.values():
             done.set()
 
+    def stop(self) -> None:
+        """Kill this connection's tasks now (the server kills a connection's tasks when it
+        closes; a private server is told with SIGTERM, as it may be busy importing) and
+        wake the threads waiting for them; no task starts on it again."""
+        with self._write:
+            self._stopped = True
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
+        self._end_private()
+        self._wake_all()
+
     def close(self) -> None:
-        """End this connection; the server lives on for the next replay."""
+        """End this connection (and its tasks); a shared server lives on for the next
+        replay, a private one ends with its only connection: at once, even mid-import (a
+        replay interrupted while planning must not wait for torch to load)."""
         with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_WR)
+        self._end_private()
         self._replies.join()
         self.socket.close()
         if self.process is not None:
-            self.process.wait()  # a private server ends with its only connection
+            self.process.wait()
+
+    def _end_private(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)  # it kills and reaps its tasks first
+
+
+class Stopped(OSError):
+    """A task was not run, or not run to its end, because its replay was stopped."""
 
 
 def read_text(path: Path) -> str:
@@ -310,12 +342,16 @@ def _private(env: dict[str, str]) -> tuple[socket.socket, subprocess.Popen[bytes
     return client, process
 
 
-def server_for(env: dict[str, str], *, shared: bool | None = None) -> ForkServer:
+def server_for(
+    env: dict[str, str], *, shared: bool | None = None, stop: threading.Event | None = None
+) -> ForkServer:
     """This process's connection to the fork server for `env`, made on first use (again if
     it ended or its environment's installed modules changed); `shared` as the last one
-    for `env` unless given (default: private)."""
+    for `env` unless given (default: private). Raises `Stopped` once `stop` is set."""
     key = _key(env)
-    with _lock:
+    with _lock:  # `stop_tasks` takes this lock too: no server is made after it ran
+        if stop is not None and stop.is_set():
+            raise Stopped("the replay was stopped before this task started")
         server = _servers.get(key)
         if server is None or not server.alive or server.stale or shared not in (None, server.asked):
             if server is not None:
@@ -462,6 +498,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def stop_tasks(stop: threading.Event) -> None:
+    """Set `stop` and kill every task this process's connections run (an interrupted
+    replay): their threads return at once, and no task starts after this."""
+    with _lock:
+        stop.set()
+        servers = list(_servers.values())
+    for server in servers:
+        server.stop()
+
+
 @atexit.register
 def close_all() -> None:
     """End this process's connections (a replay's, when it ends); the servers stay."""
@@ -508,11 +554,13 @@ class _Server:
         self.idle = idle
         self.connections: dict[int, tuple[socket.socket, bytearray]] = {}
         self.children: dict[int, tuple[dict[str, Any], int]] = {}  # pid -> request, connection
+        self.own = os.getpid()
         self.wakeup, wakeup_w = os.pipe()
         os.set_blocking(wakeup_w, False)
         signal.set_wakeup_fd(wakeup_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the replaying process handles Ctrl-C
+        signal.signal(signal.SIGTERM, self._terminate)
         self.installed = _installed(sys.path)
         self.stale = False
         self.imported: set[str] = set()  # passed on to the environment's next server
@@ -556,6 +604,18 @@ class _Server:
                 retrying = not self._withdraw()
             if self.listener is None and not (self.connections or self.children):
                 return
+
+    def _terminate(self, signum: int, frame: Any) -> None:
+        """SIGTERM (a stopped replay's own server, even mid-import): end now, and the
+        tasks with it (each with its group, reaped before this process ends)."""
+        if os.getpid() != self.own:  # a child, forked an instant ago: not the server
+            os._exit(128 + signum)
+        for pid in self.children:
+            _kill_task(pid)
+        for pid in self.children:
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+        os._exit(128 + signum)
 
     def _accept(self) -> None:
         assert self.listener is not None
@@ -604,8 +664,7 @@ class _Server:
     def _drop(self, fd: int) -> None:
         for pid, (_, owner) in self.children.items():
             if owner == fd:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
+                _kill_task(pid)
         connection, _ = self.connections.pop(fd)
         connection.close()
 
@@ -635,6 +694,9 @@ class _Server:
         else:
             report, reporting = os.pipe()
             pid = os.fork()
+            if pid != 0:  # here too: the child may not have made its group yet
+                with contextlib.suppress(OSError):
+                    os.setpgid(pid, pid)
             if pid == 0:
                 own = [self.wakeup, report, *self.connections, *self.reports]
                 if self.listener is not None:
@@ -787,13 +849,32 @@ def _cold(request: dict[str, Any]) -> int:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_task_process,
         )
     finally:
         os.close(out)
         os.close(err)
     process.returncode = 0  # reaped by the server's loop, not by Popen
     return process.pid
+
+
+def _kill_task(pid: int) -> None:
+    """SIGKILL a task and the processes it started (its group: DataLoader workers...)."""
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):  # not yet its group's leader
+        os.kill(pid, signal.SIGKILL)
+
+
+def _task_process() -> None:
+    """A task's own settings, before its script starts: a process group of its own (the
+    terminal's Ctrl-C is for the replaying process, which stops its tasks itself), death
+    with the server, and SIGINT as a fresh interpreter has it (the server ignores it)."""
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the server's handler
 
 
 def _die_with_parent() -> None:
@@ -830,7 +911,7 @@ def _child(request: dict[str, Any], servers: list[int], report: int, preloaded: 
     try:
         # when the script's own start began (the task's start-up, without the server's)
         Path(request["stdout"]).with_name("forked").write_text(repr(time.time()))
-        _die_with_parent()
+        _task_process()
         signal.set_wakeup_fd(-1)
         for fd in servers:  # the server's own pipe and sockets
             os.close(fd)
