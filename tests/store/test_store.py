@@ -181,3 +181,29 @@ def test_a_store_whose_runs_never_ended_nor_beat_still_lists_them(home: Path) ->
     frame = reader.runs()
     assert frame["duration_s"].tolist() == [None]
     assert frame["status"].tolist() == ["killed"]
+
+
+def test_an_interrupt_just_after_begin_leaves_the_writer_usable(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C can land between BEGIN and the transaction's body: the writer must roll back,
+    or every later write on its connection fails ("cannot start a transaction within a
+    transaction") and the store stays locked for the others."""
+    from flor.store import sqlite as sqlite_backend
+
+    writer = StoreWriter(home / "flor.db")
+    began = sqlite_backend.begin_immediate
+
+    def begin_then_interrupt(conn: sqlite3.Connection, target: object) -> None:
+        began(conn, target)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sqlite_backend, "begin_immediate", begin_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        writer.transaction(lambda c: c.execute("SELECT 1"))
+    monkeypatch.setattr(sqlite_backend, "begin_immediate", began)
+    writer.transaction(lambda c: c.execute("INSERT INTO meta VALUES ('probe', 'x')"))
+    other = StoreWriter(home / "flor.db")
+    other.transaction(lambda c: c.execute("DELETE FROM meta WHERE key = 'probe'"))
+    other.close()
+    writer.close()

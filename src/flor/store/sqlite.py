@@ -80,14 +80,16 @@ class SQLiteWriter:
         self.conn = connect(_path(target))
 
     def transaction(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in one IMMEDIATE transaction; commit, or roll back on error."""
-        begin_immediate(self.conn, self.target)
+        """Run `work` in one IMMEDIATE transaction; commit, or roll back on error (an
+        interrupt landing just after BEGIN too, or the connection's next write fails)."""
         try:
+            begin_immediate(self.conn, self.target)
             result = work(self.conn)
             self.conn.execute("COMMIT")
             return result
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
 
     def insert_rows(
