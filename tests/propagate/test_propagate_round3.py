@@ -407,3 +407,43 @@ def test_a_reordered_parameter_keeps_its_name() -> None:
             targets[:, 2:] *= img_size
     """
     )
+
+
+def test_a_rename_between_names_of_different_data_splits_is_declined() -> None:
+    """A matched `DataLoader(...)` line is no proof that new's training loader is old's only
+    (test) loader: the statement would log the test set's size as the training set's."""
+    new = """
+    def main(args):
+        train_set = load("train")
+        train_loader = DataLoader(train_set, batch_size=args.bs, shuffle=True)
+        flor.log("batches", len(train_loader))
+        for x, y in train_loader:
+            step(x, y)
+    """
+    old = """
+    def main(args):
+        test_set = load("test")
+        test_loader = DataLoader(test_set, batch_size=args.bs, shuffle=False)
+        for x, y in test_loader:
+            step(x, y)
+    """
+    result = propagate_source(d(new), d(old))
+    assert not result.ok
+    assert "different data splits (train against test)" in str(result.outcomes)
+
+
+def test_a_rename_within_one_data_split_still_applies() -> None:
+    new = """
+    def main(args):
+        train_loader = DataLoader(train_set, batch_size=args.bs)
+        flor.log("batches", len(train_loader))
+        for x, y in train_loader:
+            step(x, y)
+    """
+    old = """
+    def main(args):
+        trainloader = DataLoader(train_set, batch_size=args.bs)
+        for x, y in trainloader:
+            step(x, y)
+    """
+    assert 'flor.log("batches", len(trainloader))' in placed(new, old)

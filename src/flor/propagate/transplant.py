@@ -14,6 +14,7 @@ statement the target lacks is either
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -631,6 +632,13 @@ def _rename_refused(
     in old is what the same name holds in new."""
     if choice == name:
         return None
+    splits = _split_words(name), _split_words(choice)
+    if all(splits) and splits[0] != splits[1]:
+        return (
+            f"`{name}` would be old's `{choice}`, but their names say they hold "
+            f"different data splits ({'/'.join(sorted(splits[0]))} against "
+            f"{'/'.join(sorted(splits[1]))})"
+        )
     scope = ctx.new_bindings.scope_at(new_binding)
     same = ctx.new_bindings.resolve(choice, scope, position)
     if same is not None and _corresponds(choice, same, old_binding, ctx):
@@ -647,6 +655,28 @@ def _rename_refused(
         f"`{name}` would be old's `{choice}`, but old computes it with another call "
         f"(`{old_head}(...)`, new `{new_head}(...)`)"
     )
+
+
+_SPLIT_WORDS = {
+    "train": "train",
+    "training": "train",
+    "trn": "train",
+    "test": "test",
+    "testing": "test",
+    "tst": "test",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "eval": "val",
+}
+
+
+def _split_words(name: str) -> frozenset[str]:
+    """The data splits an identifier names (`train_loader` -> train): a matched line may
+    turn `train_loader` into old's `test_loader`, but that is other data, not a rename."""
+    words = re.findall(r"[a-z]+|[A-Z][a-z]*", name)
+    return frozenset(_SPLIT_WORDS[w.lower()] for w in words if w.lower() in _SPLIT_WORDS)
 
 
 def rename_for(name: str, binding: Node, ctx: Context) -> str | None:
