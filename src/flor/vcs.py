@@ -219,6 +219,16 @@ def read_file(root: Path, commit: str, rel_path: str) -> str | None:
     return data.decode("utf-8", errors="surrogateescape")
 
 
+def contains(root: Path, commit: str, rel_path: str) -> bool:
+    """Whether `commit`'s tree holds `rel_path` (a file or a folder)."""
+    with open_repo(root) as repo:
+        try:
+            repo.commit(commit).tree / rel_path
+        except (KeyError, ValueError, git.BadName):
+            return False
+    return True
+
+
 def entries(root: Path, commit: str, folders: Iterable[str]) -> set[str]:
     """Names of the files and folders directly inside `folders` ("." for the top) at
     `commit`, e.g. to tell the project's own modules from installed ones."""

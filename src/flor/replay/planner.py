@@ -21,7 +21,7 @@ from flor.errors import FlorError, ReplayError, UsageError
 from flor.paths import checkpoint_home, home_dir, repo_root
 from flor.propagate import Declined, propagate_source
 from flor.propagate import logged_names as names_logged_in
-from flor.replay import warm
+from flor.replay import inputs, warm
 from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
 from flor.replay.hazards import unreproducible, unreproducible_reads, volatile
 from flor.store import reader, reads
@@ -72,6 +72,10 @@ class RunContext:
 _PLACE_IT_YOURSELF = (
     "write the statement into that version yourself (`flor propagate --dry-run` shows why "
     "it was not placed) or leave the run out (--runs, --since, --where)"
+)
+_PUT_INPUT_BACK = (
+    "put back the content the run read (`flor checkout PATH@DIGEST` when it was declared "
+    "with keep=True) or leave the run out (--runs, --since, --where)"
 )
 
 
@@ -299,6 +303,8 @@ def _plan_run(row: dict[str, Any], shared: _Selection) -> RunPlan:
     try:
         run_plan.patched = _patched_version(run_plan, names, shared)
         assert run_plan.snapshot is not None  # _patched_version skips a run without one
+        if why := inputs.changed(shared.root, shared.home, run_plan.run_id, run_plan.snapshot):
+            raise _Skip(f"cannot be reproduced: {why}", fix=_PUT_INPUT_BACK)
         local = _local_modules(shared.root, run_plan.snapshot, run_plan.filename, run_plan.patched)
         placement = _placement(run_plan, names, local)
         context, lost = _run_context(run_plan, row, names, placement, local, shared)

@@ -228,6 +228,11 @@ def events_of_digests(conn: Connection, digests: Sequence[str]) -> list[Event]:
     return _events(conn, "digest", digests)
 
 
+def events_of_run(conn: Connection, run_id: str) -> list[Event]:
+    """A run's events in the order it declared them."""
+    return sorted(_events(conn, "run_id", [run_id]), key=lambda e: e.seq)
+
+
 def events_at_path(conn: Connection, paths: Sequence[str]) -> list[Event]:
     return _events(conn, "path", paths)
 
