@@ -127,6 +127,30 @@ def test_a_private_server_starts_under_a_temporary_folder_too_long_for_a_socket(
         private.close()
 
 
+def test_a_private_servers_folder_is_gone_once_its_replay_closed_it(tmp_path, monkeypatch) -> None:
+    """The server writes what it learned into its folder as it ends: removing the folder
+    before it ended left one `flor-warm-*` folder behind per replay."""
+    base = Path(tempfile.mkdtemp(prefix="fw", dir="/tmp"))  # short: a socket path's limit
+    monkeypatch.setenv("TMPDIR", str(base))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    library = tmp_path / "site"
+    library.mkdir()
+    (library / "heavylib.py").write_text(LIBRARY)
+    env = {"PYTHONPATH": str(library), "IMPORTS_LOG": str(tmp_path / "imports.log")}
+    private = warm.ForkServer(env)
+    try:
+        folder, logs = _task(tmp_path, "once")
+        command = [sys.executable, str(folder / "train.py"), "ok"]
+        code, _, err = private.run(command, folder, env, ["heavylib"], logs, folder)
+        assert code == 42, err
+        assert list(base.glob("flor-warm-*")) != []
+    finally:
+        private.close()
+    assert list(base.glob("flor-warm-*")) == []
+    base.rmdir()
+
+
 def test_only_the_scripts_outside_imports_are_preloaded() -> None:
     source = (
         "import torch\nimport model\nfrom numpy import random\nimport flor\nimport os.path\n"

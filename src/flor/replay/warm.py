@@ -104,10 +104,11 @@ class ForkServer:
         self.asked = shared
         self.shared = folder is not None
         self.process: subprocess.Popen[bytes] | None = None
+        self.private_folder: str | None = None
         if folder is not None:
             self.socket = _connect(env, folder)
         else:
-            self.socket, self.process = _private(env)
+            self.socket, self.process, self.private_folder = _private(env)
         self.stale = False  # the environment's installed modules changed since it started
         self._ids = itertools.count()
         self._write = threading.Lock()
@@ -223,6 +224,8 @@ class ForkServer:
         self.socket.close()
         if self.process is not None:
             self.process.wait()
+        if self.private_folder is not None:  # once its server, which writes there, ended
+            _remove_tree(self.private_folder)
 
     def _end_private(self) -> None:
         if self.process is not None:
@@ -316,7 +319,7 @@ def _connect(env: dict[str, str], folder: Path) -> socket.socket:
         return client
 
 
-def _private(env: dict[str, str]) -> tuple[socket.socket, subprocess.Popen[bytes]]:
+def _private(env: dict[str, str]) -> tuple[socket.socket, subprocess.Popen[bytes], str]:
     """A server of this process's own, listening in a folder of its own (only this user
     may open it) under the first base short enough for a socket path: a dask worker's
     TMPDIR can be longer than a Unix socket's path may be."""
@@ -339,7 +342,7 @@ def _private(env: dict[str, str]) -> tuple[socket.socket, subprocess.Popen[bytes
         )
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client.connect(path)
-    return client, process
+    return client, process, folder
 
 
 def server_for(
