@@ -40,7 +40,13 @@ class Workspace:
         self._count = 0
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOR_", "GIT_"))}
+        # FLOR_WARM_IDLE_S passes: a test running a benchmark (FLOR_WARM_IDLE_S=0) must
+        # not leave a replay's shared warm server idling after it
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("FLOR_", "GIT_")) or k == "FLOR_WARM_IDLE_S"
+        }
         env.update(GIT_IDENTITY)
         env["HOME"] = str(self.home)
         # Bytecode is cached (as on a user's machine) but outside the source trees.
