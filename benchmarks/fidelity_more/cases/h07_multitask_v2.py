@@ -29,7 +29,7 @@ w_reg = flor.arg("w_reg", 0.5)
 ramp = flor.arg("ramp", 3)
 torch.manual_seed(seed)
 x = torch.randn(360, 10)
-y_cls = (x[:, 0] * 2 + x[:, 1]).clamp(-1.5, 1.5).round().long() + 1
+y_cls = (x[:, 0] * 2 + x[:, 1]).clamp(-1.0, 1.0).round().long() + 1
 y_reg = x[:, 2:5].sum(1)
 xv, yv_cls, yv_reg = x[-60:], y_cls[-60:], y_reg[-60:]
 x, y_cls, y_reg = x[:-60], y_cls[:-60], y_reg[:-60]
