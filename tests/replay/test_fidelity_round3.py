@@ -9,6 +9,7 @@ from gitutil import git
 from test_fidelity import fresh, insert, record, recorded_ids, values
 
 from flor.replay import execute, plan
+from flor.replay.classify import classify
 from flor.replay.planner import make_tasks
 
 # The DeiT / detectron layout: the step loop lives in engine.py, a module of the project,
@@ -362,3 +363,29 @@ def test_a_module_left_in_eval_mode_by_the_last_iteration_is_carried_state(
     assert len(values("step_loss", run)) == 24
     assert values("step_loss", run) == fresh(train, "step_loss")
     assert planned.strategy == "full" and "(model.training)" in planned.fallback
+
+
+def test_only_iterators_made_before_the_loop_count_as_carried() -> None:
+    """`iter()`, generator functions, generator expressions and itertools make one-pass
+    objects; a datasets-style `dataset.map(f)` method makes a new dataset."""
+    source = """\
+import itertools
+import flor
+
+def batches():
+    while True:
+        yield 1
+
+dataset = load().map(tokenize)
+counts = labels.count(1)
+stream = batches()
+cycled = itertools.cycle([1, 2])
+squares = (i * i for i in range(9))
+w = [0.0]
+with flor.checkpointing(w=w):
+    for epoch in flor.loop("epoch", range(3)):
+        total = sum(x for x, _ in zip(dataset, stream)) + counts + next(cycled) + sum(squares)
+        flor.log("total", total)
+"""
+    carried = classify(source, ["total"]).hazards.carried
+    assert carried == {"stream", "cycled", "squares"}

@@ -782,13 +782,25 @@ def _iterators(module: cst.Module) -> set[str]:
         def visit_Assign(self, node: cst.Assign) -> None:
             value = node.value
             makes = isinstance(value, cst.GeneratorExp) or (
-                isinstance(value, cst.Call) and (callee_name(value) in _ITERATOR_CALLS | generators)
+                isinstance(value, cst.Call) and _makes_iterator(value.func, generators)
             )
             if makes:
                 found.update(n for t in node.targets for n in _target_names(t.target))
 
     module.visit(Assigns())
     return found
+
+
+def _makes_iterator(func: cst.BaseExpression, generators: set[str]) -> bool:
+    """`iter(...)`, `batches(...)` (a generator function), `itertools.cycle(...)`: not
+    methods (`dataset.map(f)` of a datasets library makes a new dataset, not an iterator)."""
+    if isinstance(func, cst.Name):
+        return func.value in _ITERATOR_CALLS | generators
+    return (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value == "itertools"
+    )
 
 
 def _yields(function: cst.FunctionDef) -> bool:
