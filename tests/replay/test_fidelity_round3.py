@@ -389,3 +389,24 @@ with flor.checkpointing(w=w):
 """
     carried = classify(source, ["total"]).hazards.carried
     assert carried == {"stream", "cycled", "squares"}
+
+
+STAR_TRAIN = ENGINE_TRAIN.replace("import engine\n", "from engine import *\n").replace(
+    "engine.train_one_epoch(w, opt)", "train_one_epoch(w, opt)"
+)
+
+
+def test_a_star_import_of_a_project_module_binds_its_functions(script, monkeypatch) -> None:
+    """`from engine import *`: the call of train_one_epoch is into engine, whose counter
+    (read here through its module object) is state no checkpoint holds."""
+    statement = 'flor.log("steps", sys.modules["engine"].STEPS)'
+    source = STAR_TRAIN.replace("import numpy as np\n", "import sys\n\nimport numpy as np\n")
+    train = _record_with_module(script, monkeypatch, source, ENGINE)
+    (run,) = recorded_ids()
+    anchor = '        flor.log("err", float(np.abs(w).sum()))\n'
+    train.path.write_text(insert(source, anchor, statement))
+    the_plan = plan(["steps"], jobs=1)
+    (planned,) = the_plan.runs
+    assert planned.strategy == "full" and "engine.STEPS" in planned.fallback
+    execute(the_plan)
+    assert values("steps", run) == fresh(train, "steps") == [4, 8, 12, 16, 20]

@@ -401,6 +401,7 @@ class ProjectModule:
     helpers: dict[str, _Helper]
     exempt: set[str]  # its imports, functions and classes: not state
     classes: set[str]
+    public: set[str]  # its top-level functions and classes (what `import *` binds)
     loops: frozenset[str]  # its functions that run a flor.loop
     functions: dict[str, list[cst.FunctionDef]]
 
@@ -418,8 +419,9 @@ def project_modules(sources: dict[str, str | None]) -> dict[str, ProjectModule |
             continue
         exempt, _ = _module_exempt(module, set(), set())
         classes = {c.name.value for c in module.body if isinstance(c, cst.ClassDef)}
+        public = classes | {f.name.value for f in module.body if isinstance(f, cst.FunctionDef)}
         found[name] = ProjectModule(
-            _helpers(module), exempt, classes, loop_functions(module), _functions(module)
+            _helpers(module), exempt, classes, public, loop_functions(module), _functions(module)
         )
     return found
 
@@ -578,14 +580,27 @@ def _global_declarations(function: cst.FunctionDef) -> set[str]:
 
 
 def _module_exempt(
-    module: cst.Module, checkpointed: set[str], local_modules: set[str]
+    module: cst.Module,
+    checkpointed: set[str],
+    local_modules: set[str],
+    project: dict[str, ProjectModule | None] | None = None,
 ) -> tuple[set[str], dict[str, tuple[str, str | None]]]:
     """Names a restore handles or that are not state (imports, functions, classes, the
     checkpointed objects, builtins' usual suspects), and the names imported from the
     project's own modules: each with its module, and the function it names (None for the
-    module itself)."""
+    module itself). `from engine import *` binds the functions and classes of an analysed
+    module; one that is not analysed is listed as `*engine`."""
     exempt = set(checkpointed) | {"flor", "print", "len", "range", "enumerate", "zip"}
     opaque: dict[str, tuple[str, str | None]] = {}
+
+    def star(name: str | None) -> None:
+        analysed = (project or {}).get(name or "")
+        if analysed is None:
+            opaque[f"*{name}"] = (name or ".", None)
+            return
+        for bound in sorted(analysed.public):
+            exempt.add(bound)
+            opaque[bound] = (name or "", bound)
 
     class Definitions(cst.CSTVisitor):
         def visit_Import(self, node: cst.Import) -> None:
@@ -603,9 +618,13 @@ def _module_exempt(
                     opaque[bound] = (root if plain else _dotted(alias.name) or root, None)
 
         def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-            if isinstance(node.names, cst.ImportStar) or node.module is None:
+            if node.module is None:
                 return
             root = _dotted_root(node.module)
+            if isinstance(node.names, cst.ImportStar):
+                if node.relative or root in local_modules:
+                    star(root if isinstance(node.module, cst.Name) else _dotted(node.module))
+                return
             local = not node.relative and root in local_modules
             # `from pkg.sub import f` and relative imports: code that is not analysed
             source = (root if isinstance(node.module, cst.Name) and local else
@@ -691,7 +710,7 @@ def project_view(
     """The names under which the script calls project-module functions that run a
     flor.loop (`engine.train_one_epoch(...)`, `from engine import train_one_epoch`), and
     every function the script can call by name: its own and those of its project modules."""
-    _, opaque = _module_exempt(module, set(), local_modules)
+    _, opaque = _module_exempt(module, set(), local_modules, project)
     loops: set[str] = set()
     functions = _functions(module)
     for bound, (module_name, function) in opaque.items():
@@ -719,7 +738,7 @@ def analyze(
     the project's own importable modules, `project` their analyses (a module without one
     is opaque: calling it may change anything)."""
     project = project or {}
-    exempt, opaque = _module_exempt(module, checkpointed, local_modules)
+    exempt, opaque = _module_exempt(module, checkpointed, local_modules, project)
     helpers = _helpers(module)
     events = _Events(helpers, exempt, opaque, project)
     for name in _target_names(main.target):
@@ -739,6 +758,8 @@ def analyze(
     # a generator made before the loop and read in it continues where the last iteration
     # left it; a restore does not rewind it
     carried |= {n for n in _iterators(module) if first.get(n, ("bind", True)) != ("bind", True)}
+    # `from utils import *` of a module flor could not read: any call may be into it
+    carried |= {f"{m}.*" for bound, (m, _) in opaque.items() if bound.startswith("*")}
     # a module left in eval mode by one iteration trains in eval mode in the next
     carried |= {
         f"{n}.training"
