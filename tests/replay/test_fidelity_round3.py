@@ -410,3 +410,48 @@ def test_a_star_import_of_a_project_module_binds_its_functions(script, monkeypat
     assert planned.strategy == "full" and "engine.STEPS" in planned.fallback
     execute(the_plan)
     assert values("steps", run) == fresh(train, "steps") == [4, 8, 12, 16, 20]
+
+
+# A metric object that accumulates when called (torchmetrics' forward), never reset.
+CALLABLE_METRIC = """\
+import numpy as np
+import flor
+
+
+class MeanAbsError:
+    def __init__(self):
+        self.total = 0.0
+        self.count = 0
+
+    def __call__(self, pred, target):
+        self.total += float(np.abs(pred - target).sum())
+        self.count += len(target)
+
+
+np.random.seed(flor.arg("seed", 0))
+X = np.random.randn(100, 3)
+y = X @ np.array([1.0, -2.0, 0.5])
+w = np.zeros(3)
+mae = MeanAbsError()
+with flor.checkpointing(weights=w):
+    for epoch in flor.loop("epoch", range(5)):
+        for step in flor.loop("step", range(3)):
+            batch = np.random.randint(0, 100, 10)
+            mae(X[batch] @ w, y[batch])
+            w[:] = w - 0.05 * 2 * X[batch].T @ (X[batch] @ w - y[batch]) / len(batch)
+        flor.log("err", float(np.abs(w).sum()))
+"""
+
+
+def test_calling_an_object_whose_call_changes_it_changes_it(script, monkeypatch) -> None:
+    """h14: `mae(pred, y)` names no method; outer skipped the step loop and read the
+    metric as it was before it."""
+    train = record(script, monkeypatch, CALLABLE_METRIC)
+    (run,) = recorded_ids()
+    anchor = '        flor.log("err", float(np.abs(w).sum()))\n'
+    train.path.write_text(insert(CALLABLE_METRIC, anchor, 'flor.log("seen", mae.count)'))
+    the_plan = plan(["seen"], jobs=1)
+    (planned,) = the_plan.runs
+    assert planned.strategy == "full" and "(mae)" in planned.fallback
+    execute(the_plan)
+    assert values("seen", run) == fresh(train, "seen") == [30, 60, 90, 120, 150]

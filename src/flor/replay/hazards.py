@@ -196,6 +196,9 @@ class _Events(cst.CSTVisitor):
         # before it sets the mode
         self.mode_set: set[str] = set()
         self.sets_mode_first: dict[str, bool] = {}
+        # instances of the script's classes whose __call__/forward changes the instance
+        # (a torchmetrics-style metric accumulating on `metric(pred, y)`)
+        self.stateful: set[str] = set()
 
     def _add(self, kind: str, name: str | None) -> None:
         if name is not None and name not in self.exempt:
@@ -338,6 +341,8 @@ class _Events(cst.CSTVisitor):
             self.sets_mode_first.setdefault(func.value.value, self.conditional == 0)
         elif isinstance(func, cst.Name):
             self.sets_mode_first.setdefault(func.value, False)  # a forward pass
+            if func.value in self.stateful:
+                self._add("mutate", func.value)
         node.func.visit(self)
         for arg in node.args:
             arg.value.visit(self)
@@ -741,6 +746,7 @@ def analyze(
     exempt, opaque = _module_exempt(module, checkpointed, local_modules, project)
     helpers = _helpers(module)
     events = _Events(helpers, exempt, opaque, project)
+    events.stateful = _stateful_instances(module)
     for name in _target_names(main.target):
         events._add("bind", name)
     main.body.visit(events)
@@ -774,7 +780,13 @@ def analyze(
     )
     project_loops, functions = project_view(module, local_modules, project)
     hazards.after_nested_effects = _after_nested_effects(
-        main, helpers, exempt, checkpointed, loop_functions(module) | project_loops, functions
+        main,
+        helpers,
+        exempt,
+        checkpointed,
+        loop_functions(module) | project_loops,
+        functions,
+        events.stateful,
     )
     hazards.rebound = _rebound(main, checkpointed)
     hazards.file_roundtrip = _file_roundtrip(module, main)
@@ -810,6 +822,44 @@ def _iterators(module: cst.Module) -> set[str]:
 
     module.visit(Assigns())
     return found
+
+
+def _stateful_instances(module: cst.Module) -> set[str]:
+    """Names bound to instances of the script's classes whose `__call__` or `forward`
+    stores on `self` (`self.total += ...`, `self.history.append(...)`): calling one
+    changes it, though the call names no method."""
+    classes: set[str] = set()
+
+    class Classes(cst.CSTVisitor):
+        def visit_ClassDef(self, node: cst.ClassDef) -> None:
+            for method in getattr(node.body, "body", ()):
+                called = isinstance(method, cst.FunctionDef) and method.name.value in (
+                    "__call__",
+                    "forward",
+                )
+                if called and _changes_self(method):
+                    classes.add(node.name.value)
+
+    module.visit(Classes())
+    found: set[str] = set()
+
+    class Instances(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            value = node.value
+            if isinstance(value, cst.Call) and callee_name(value) in classes:
+                found.update(n for t in node.targets for n in _target_names(t.target))
+
+    if classes:
+        module.visit(Instances())
+    return found
+
+
+def _changes_self(method: cst.FunctionDef) -> bool:
+    events = _Events({}, set())
+    method.body.visit(events)
+    return events.attribute_stores or any(
+        kind == "mutate" and name == "self" for kind, name, _ in events.events
+    )
 
 
 def _makes_iterator(func: cst.BaseExpression, generators: set[str]) -> bool:
@@ -993,6 +1043,7 @@ def _after_nested_effects(
     checkpointed: set[str],
     loop_calls: frozenset[str],
     functions: dict[str, list[cst.FunctionDef]],
+    stateful: set[str],
 ) -> bool:
     """Whether the code that runs after the iteration's first nested flor.loop ends (the
     rest of the body, of the statement holding the loop, and of a function that runs it,
@@ -1003,6 +1054,7 @@ def _after_nested_effects(
     if statements is None:
         return False
     events = _Events(helpers, exempt - checkpointed)
+    events.stateful = stateful
     local: set[str] = set()
     for statement in statements:
         if flor_loop_call(getattr(statement, "iter", None) or cst.Name("_")) is not None:
