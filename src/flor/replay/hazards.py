@@ -193,9 +193,10 @@ class _Events(cst.CSTVisitor):
         self.loop_depth = 0
         # `model.train()` / `model.eval()`: the mode lives outside every state_dict, so a
         # module whose mode the loop sets is carried if an iteration calls it (`model(x)`)
-        # before it sets the mode
+        # before it sets the mode, unless each iteration ends it in train mode again
         self.mode_set: set[str] = set()
         self.sets_mode_first: dict[str, bool] = {}
+        self.ends_in_train: dict[str, bool] = {}
         # instances of the script's classes whose __call__/forward changes the instance
         # (a torchmetrics-style metric accumulating on `metric(pred, y)`)
         self.stateful: set[str] = set()
@@ -337,8 +338,12 @@ class _Events(cst.CSTVisitor):
             and func.attr.value in ("train", "eval")
             and isinstance(func.value, cst.Name)
         ):
-            self.mode_set.add(func.value.value)
-            self.sets_mode_first.setdefault(func.value.value, self.conditional == 0)
+            name, definite = func.value.value, self.conditional == 0
+            self.mode_set.add(name)
+            self.sets_mode_first.setdefault(name, definite)
+            to_train = func.attr.value == "train" and not node.args
+            if definite or not to_train:
+                self.ends_in_train[name] = definite and to_train
         elif isinstance(func, cst.Name):
             self.sets_mode_first.setdefault(func.value, False)  # a forward pass
             if func.value in self.stateful:
@@ -770,7 +775,9 @@ def analyze(
     carried |= {
         f"{n}.training"
         for n in events.mode_set
-        if not events.sets_mode_first[n] and first.get(n) != ("bind", True)
+        if not events.sets_mode_first[n]
+        and not events.ends_in_train[n]
+        and first.get(n) != ("bind", True)
     }
     hazards = Hazards(
         carried=carried,
