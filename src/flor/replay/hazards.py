@@ -8,8 +8,11 @@ parameter gradients) is stale after a restore. This module finds such state with
 conservatively: a name counts as carried when the loop rebinds or mutates it and its
 first use in an iteration is not a plain assignment. Mutation is seen through method
 calls on the name, subscript and attribute stores, augmented assignment, walrus targets,
-in-place calls (`shuffle(x)`, `f_(x)`), and module-level helper functions called from the
-loop (their `global` writes and what they do to their arguments).
+in-place calls (`shuffle(x)`, `f_(x)`), calls of objects whose `__call__` changes them,
+helper functions and closures called from the loop (their `global`/`nonlocal` writes and
+what they do to their arguments, also through the helpers they call), the project's own
+modules the script imports (read from the run's snapshot: their module-level state), and
+generators or iterators the loop reads across iterations.
 
 The planner lets a strategy restore mid-run or skip work only when nothing is carried;
 otherwise it re-executes. The dynamic guard (executor) backs this analysis up.
