@@ -190,9 +190,9 @@ def test_arguments_given_to_project_modules_count_as_changed(repo, script, monke
 
 
 def test_the_probe_catches_state_that_the_analysis_cannot_see(repo, script, monkeypatch) -> None:
-    """A project module's own globals are invisible to the analysis: the probe compares the
-    cheap strategy with full re-execution and re-plans the run."""
-    script("helpers.py", "COUNT = 0\n\n\ndef bump():\n    global COUNT\n    COUNT += 1\n")
+    """A mutable default argument is state the analysis does not see: the probe compares
+    the cheap strategy with full re-execution and re-plans the run."""
+    script("helpers.py", "def bump(_count=[0]):\n    _count[0] += 1\n")
     git(repo, "add", "helpers.py")
     source = HALVING.replace("import flor\n", "import flor\nimport helpers\n")
     source = source.replace(
@@ -202,7 +202,8 @@ def test_the_probe_catches_state_that_the_analysis_cannot_see(repo, script, monk
     train = record(script, monkeypatch, source)
     (run,) = recorded_ids()
     anchor = '    for epoch in flor.loop("epoch", range(10)):\n'
-    train.path.write_text(insert(source, anchor, 'flor.log("count", helpers.COUNT)'))
+    statement = 'flor.log("count", helpers.bump.__defaults__[0][0])'
+    train.path.write_text(insert(source, anchor, statement))
     the_plan = plan(["count"])
     assert [r.strategy for r in the_plan.runs] == ["outer"]
     summary = execute(the_plan)

@@ -19,12 +19,14 @@ from flor.errors import PropagateError
 from flor.propagate.calls import is_flor_call
 from flor.replay.hazards import (
     Hazards,
+    ProjectModule,
     analyze,
     called_names,
     callee_name,
     flor_loop_call,
     loop_functions,
     loop_writes,
+    project_view,
     suffix_reads,
 )
 
@@ -264,10 +266,14 @@ def _flor_loops_inside(node: cst.For) -> list[cst.For]:
 
 
 def classify(
-    source: str, names: Sequence[str], local_modules: set[str] | None = None
+    source: str,
+    names: Sequence[str],
+    local_modules: set[str] | None = None,
+    project: dict[str, ProjectModule | None] | None = None,
 ) -> Classification:
     """Where each of `names` is logged in `source` (a name may be logged in several places);
-    `local_modules`: the project's own modules the script may import."""
+    `local_modules`: the project's own modules the script may import; `project`: their
+    analyses (`hazards.project_modules`), where they could be read."""
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
@@ -277,7 +283,10 @@ def classify(
     finder = _MainLoopFinder()
     module.visit(finder)
     main = finder.main
-    loop_calls = loop_functions(module)
+    local_modules = local_modules or set()
+    project = project or {}
+    # a call of a function that runs a flor.loop, here or in a project module, is a loop
+    loop_calls = loop_functions(module) | project_view(module, local_modules, project)[0]
     through_call = main is None or main is finder.in_function
     # Checkpointed objects are restored at the end of a skipped nested loop, so what the
     # nested loop does to them in place is not lost.
@@ -311,7 +320,7 @@ def classify(
     result.outer_after_nested = visitor.outer_after_nested_statement
     result.main_wrapped = main is not None and not is_flor_call(main.iter, "loop")
     if main is not None:
-        result.hazards = analyze(module, main, finder.restored_names, local_modules or set())
+        result.hazards = analyze(module, main, finder.restored_names, local_modules, project)
         result.hazards.suffix_reads = suffix_reads(module, main)
     elif loop_calls:
         result.hazards.unanalysed = (

@@ -8,8 +8,11 @@ parameter gradients) is stale after a restore. This module finds such state with
 conservatively: a name counts as carried when the loop rebinds or mutates it and its
 first use in an iteration is not a plain assignment. Mutation is seen through method
 calls on the name, subscript and attribute stores, augmented assignment, walrus targets,
-in-place calls (`shuffle(x)`, `f_(x)`), and module-level helper functions called from the
-loop (their `global` writes and what they do to their arguments).
+in-place calls (`shuffle(x)`, `f_(x)`), calls of objects whose `__call__` changes them,
+helper functions and closures called from the loop (their `global`/`nonlocal` writes and
+what they do to their arguments, also through the helpers they call), the project's own
+modules the script imports (read from the run's snapshot: their module-level state), and
+generators or iterators the loop reads across iterations.
 
 The planner lets a strategy restore mid-run or skip work only when nothing is carried;
 otherwise it re-executes. The dynamic guard (executor) backs this analysis up.
@@ -176,16 +179,30 @@ class _Events(cst.CSTVisitor):
     """Uses of names in textual order: ("read" | "bind" | "mutate", name, definite)."""
 
     def __init__(
-        self, helpers: dict[str, _Helper], exempt: set[str], opaque: frozenset[str] = frozenset()
+        self,
+        helpers: dict[str, _Helper],
+        exempt: set[str],
+        opaque: dict[str, tuple[str, str | None]] | None = None,
+        project: dict[str, ProjectModule | None] | None = None,
     ) -> None:
         self.helpers = helpers
         self.exempt = exempt
-        self.opaque = opaque
+        self.opaque = opaque or {}
+        self.project = project or {}
         self.events: list[tuple[str, str, bool]] = []
         self.conditional = 0
         self.attribute_stores = False
         self.breaks = False
         self.loop_depth = 0
+        # `model.train()` / `model.eval()`: the mode lives outside every state_dict, so a
+        # module whose mode the loop sets is carried if an iteration calls it (`model(x)`)
+        # before it sets the mode, unless each iteration ends it in train mode again
+        self.mode_set: set[str] = set()
+        self.sets_mode_first: dict[str, bool] = {}
+        self.ends_in_train: dict[str, bool] = {}
+        # instances of the script's classes whose __call__/forward changes the instance
+        # (a torchmetrics-style metric accumulating on `metric(pred, y)`)
+        self.stateful: set[str] = set()
 
     def _add(self, kind: str, name: str | None) -> None:
         if name is not None and name not in self.exempt:
@@ -318,10 +335,25 @@ class _Events(cst.CSTVisitor):
             for arg in node.args[1:]:
                 arg.value.visit(self)
             return False
+        func = node.func
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value in ("train", "eval")
+            and isinstance(func.value, cst.Name)
+        ):
+            name, definite = func.value.value, self.conditional == 0
+            self.mode_set.add(name)
+            self.sets_mode_first.setdefault(name, definite)
+            to_train = func.attr.value == "train" and not node.args
+            if definite or not to_train:
+                self.ends_in_train[name] = definite and to_train
+        elif isinstance(func, cst.Name):
+            self.sets_mode_first.setdefault(func.value, False)  # a forward pass
+            if func.value in self.stateful:
+                self._add("mutate", func.value)
         node.func.visit(self)
         for arg in node.args:
             arg.value.visit(self)
-        func = node.func
         if isinstance(func, cst.Attribute):
             method = func.attr.value
             if method not in _READ_ONLY_METHODS:
@@ -340,54 +372,143 @@ class _Events(cst.CSTVisitor):
         else:
             callee = ""
         if _base_name(func) in self.opaque:
-            # project code in another module: assume it changes what it is given
+            # project code in another module: assume it changes what it is given, and
+            # whatever module-level state of its own it writes (a step counter, a history)
             for arg in node.args:
                 self._add("mutate", _base_name(arg.value))
+            for name in self._project_state(func):
+                self._add("mutate", name)
         elif (callee.endswith("_") or callee in _MUTATING_CALLS) and node.args:
             # in-place functions change their first argument (shuffle(x), clip_grad_norm_(p))
             self._add("mutate", _base_name(node.args[0].value))
         return False
 
+    def _project_state(self, func: cst.BaseExpression) -> list[str]:
+        """The module-level state of a project module that calling `func` may change, as
+        `module.name` (`module.*` when its code could not be analysed)."""
+        base = _base_name(func)
+        assert base is not None
+        module_name, function = self.opaque[base]
+        if (
+            function is None
+            and isinstance(func, cst.Attribute)
+            and isinstance(func.value, cst.Name)
+        ):
+            function = func.attr.value  # `engine.train_one_epoch(...)`
+        analysed = self.project.get(module_name)
+        if analysed is None or function is None:
+            return [f"{module_name}.*"]
+        if function in analysed.classes:
+            return []  # a new instance: what the loop does to it, it does by name
+        helper = analysed.helpers.get(function)
+        if helper is None:
+            return [f"{module_name}.*"]  # defined elsewhere and imported into it
+        self.attribute_stores |= helper.attribute_stores
+        return sorted(f"{module_name}.{g}" for g in helper.globals_written - analysed.exempt)
+
+
+@dataclass
+class ProjectModule:
+    """What the analysis sees of a project module the script imports (`engine.py`)."""
+
+    helpers: dict[str, _Helper]
+    exempt: set[str]  # its imports, functions and classes: not state
+    classes: set[str]
+    public: set[str]  # its top-level functions and classes (what `import *` binds)
+    loops: frozenset[str]  # its functions that run a flor.loop
+    functions: dict[str, list[cst.FunctionDef]]
+
+
+def project_modules(sources: dict[str, str | None]) -> dict[str, ProjectModule | None]:
+    """The analysis of each project module from its source (None: not analysable)."""
+    found: dict[str, ProjectModule | None] = {}
+    for name, source in sources.items():
+        try:
+            module = cst.parse_module(source) if source is not None else None
+        except cst.ParserSyntaxError:
+            module = None
+        if module is None:
+            found[name] = None
+            continue
+        exempt, _ = _module_exempt(module, set(), set())
+        classes = {c.name.value for c in module.body if isinstance(c, cst.ClassDef)}
+        public = classes | {f.name.value for f in module.body if isinstance(f, cst.FunctionDef)}
+        found[name] = ProjectModule(
+            _helpers(module), exempt, classes, public, loop_functions(module), _functions(module)
+        )
+    return found
+
+
+def _functions(module: cst.Module) -> dict[str, list[cst.FunctionDef]]:
+    """Every function, method and closure of a module by name (names may repeat)."""
+    found: dict[str, list[cst.FunctionDef]] = {}
+
+    class Functions(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            found.setdefault(node.name.value, []).append(node)
+
+    module.visit(Functions())
+    return found
+
 
 def _helpers(module: cst.Module) -> dict[str, _Helper]:
-    """Module-level functions: what they write outside themselves."""
+    """Module-level functions and their closures: what they write outside themselves,
+    also through the module's other functions they call (`train_step()` calling a
+    `bump()` that increments a global counter)."""
+    functions = _module_functions_and_closures(module)
     found: dict[str, _Helper] = {}
-    callees: dict[str, set[str]] = {}
-    for statement in module.body:
-        if not isinstance(statement, cst.FunctionDef):
-            continue
-        params = [p.name.value for p in statement.params.params]
-        params += [p.name.value for p in statement.params.kwonly_params]
-        declared = _global_declarations(statement)
-        events = _Events({}, set())
-        statement.body.visit(events)
-        local = {n for kind, n, _ in events.events if kind == "bind"} - declared
-        # a local bound to a part of an argument or global (`for g in opt.param_groups`)
-        # is an alias: changing it changes what it came from
-        roots = _alias_roots(statement.body, local)
-        mutated = {
-            root for kind, n, _ in events.events if kind == "mutate" for root in roots.get(n, {n})
-        }
-        bound = {n for kind, n, _ in events.events if kind == "bind"}
-        found[statement.name.value] = _Helper(
-            params,
-            (bound & declared) | (mutated - local - set(params)),
-            bool(mutated & set(params)),
-            events.attribute_stores,
-            _draws_random(statement.body),
-        )
-        callees[statement.name.value] = called_names(statement.body)
-    changed = True
-    while changed:  # through helpers calling helpers
-        changed = False
-        for name, helper in found.items():
-            if not helper.draws_random and any(
-                found[c].draws_random for c in callees[name] if c in found
-            ):
-                helper.draws_random = changed = True
-    # one level of helpers calling helpers: what the callee writes, the caller writes
+    for _ in range(len(functions) + 1):  # until what callees write reaches every caller
+        known = dict(found)
+        found = {f.name.value: _helper(f, known) for f in functions}
+        if found == known:
+            break
     for helper in found.values():
         helper.globals_written -= set(found)
+    return found
+
+
+def _helper(statement: cst.FunctionDef, known: dict[str, _Helper]) -> _Helper:
+    """What one function writes outside itself, given what the functions it calls do."""
+    params = [p.name.value for p in statement.params.params]
+    params += [p.name.value for p in statement.params.kwonly_params]
+    declared = _global_declarations(statement)
+    events = _Events(known, set())
+    statement.body.visit(events)
+    local = {n for kind, n, _ in events.events if kind == "bind"} - declared
+    # a local bound to a part of an argument or global (`for g in opt.param_groups`)
+    # is an alias: changing it changes what it came from
+    roots = _alias_roots(statement.body, local)
+    mutated = {
+        root for kind, n, _ in events.events if kind == "mutate" for root in roots.get(n, {n})
+    }
+    bound = {n for kind, n, _ in events.events if kind == "bind"}
+    callees = called_names(statement.body)
+    return _Helper(
+        params,
+        (bound & declared) | (mutated - local - set(params)),
+        bool(mutated & set(params)),
+        events.attribute_stores,
+        _draws_random(statement.body) or any(known[c].draws_random for c in callees & set(known)),
+    )
+
+
+def _module_functions_and_closures(module: cst.Module) -> list[cst.FunctionDef]:
+    """Module-level functions and the functions defined inside them (a `train_step`
+    closure in `main()` that changes `nonlocal` counters or its enclosing function's
+    objects), which the main loop may call."""
+    found: list[cst.FunctionDef] = []
+    for statement in module.body:
+        if isinstance(statement, cst.FunctionDef):
+            found.append(statement)
+
+            class Closures(cst.CSTVisitor):
+                def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+                    found.append(node)
+
+                def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+                    return False
+
+            statement.body.visit(Closures())
     return found
 
 
@@ -458,7 +579,13 @@ def _global_declarations(function: cst.FunctionDef) -> set[str]:
     declared: set[str] = set()
 
     class Globals(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is function  # a closure's declarations are its own
+
         def visit_Global(self, node: cst.Global) -> None:
+            declared.update(n.name.value for n in node.names)
+
+        def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
             declared.update(n.name.value for n in node.names)
 
     function.visit(Globals())
@@ -466,13 +593,27 @@ def _global_declarations(function: cst.FunctionDef) -> set[str]:
 
 
 def _module_exempt(
-    module: cst.Module, checkpointed: set[str], local_modules: set[str]
-) -> tuple[set[str], frozenset[str]]:
+    module: cst.Module,
+    checkpointed: set[str],
+    local_modules: set[str],
+    project: dict[str, ProjectModule | None] | None = None,
+) -> tuple[set[str], dict[str, tuple[str, str | None]]]:
     """Names a restore handles or that are not state (imports, functions, classes, the
     checkpointed objects, builtins' usual suspects), and the names imported from the
-    project's own modules, whose code this analysis does not see."""
+    project's own modules: each with its module, and the function it names (None for the
+    module itself). `from engine import *` binds the functions and classes of an analysed
+    module; one that is not analysed is listed as `*engine`."""
     exempt = set(checkpointed) | {"flor", "print", "len", "range", "enumerate", "zip"}
-    opaque: set[str] = set()
+    opaque: dict[str, tuple[str, str | None]] = {}
+
+    def star(name: str | None) -> None:
+        analysed = (project or {}).get(name or "")
+        if analysed is None:
+            opaque[f"*{name}"] = (name or ".", None)
+            return
+        for bound in sorted(analysed.public):
+            exempt.add(bound)
+            opaque[bound] = (name or "", bound)
 
     class Definitions(cst.CSTVisitor):
         def visit_Import(self, node: cst.Import) -> None:
@@ -483,13 +624,24 @@ def _module_exempt(
                 else:
                     bound = _dotted_root(alias.name)
                 exempt.add(bound)
-                if _dotted_root(alias.name) in local_modules:
-                    opaque.add(bound)
+                root = _dotted_root(alias.name)
+                if root in local_modules:
+                    # `import pkg.engine as e` binds a submodule, which is not analysed
+                    plain = asname is None or isinstance(alias.name, cst.Name)
+                    opaque[bound] = (root if plain else _dotted(alias.name) or root, None)
 
         def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-            if isinstance(node.names, cst.ImportStar) or node.module is None:
+            if node.module is None:
                 return
-            local = not node.relative and _dotted_root(node.module) in local_modules
+            root = _dotted_root(node.module)
+            if isinstance(node.names, cst.ImportStar):
+                if node.relative or root in local_modules:
+                    star(root if isinstance(node.module, cst.Name) else _dotted(node.module))
+                return
+            local = not node.relative and root in local_modules
+            # `from pkg.sub import f` and relative imports: code that is not analysed
+            source = (root if isinstance(node.module, cst.Name) and local else
+                      "." * len(node.relative) + (_dotted(node.module) or root))  # fmt: skip
             for alias in node.names:
                 asname = alias.asname
                 if asname is not None and isinstance(asname.name, cst.Name):
@@ -500,7 +652,8 @@ def _module_exempt(
                     continue
                 exempt.add(bound)
                 if local or node.relative:
-                    opaque.add(bound)
+                    name = alias.name.value if isinstance(alias.name, cst.Name) else None
+                    opaque[bound] = (source, name)
 
         def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
             exempt.add(node.name.value)
@@ -511,7 +664,7 @@ def _module_exempt(
             return False
 
     module.visit(Definitions())
-    return exempt, frozenset(opaque)
+    return exempt, opaque
 
 
 def _dotted_root(node: cst.BaseExpression) -> str:
@@ -564,38 +717,44 @@ def loop_functions(module: cst.Module) -> frozenset[str]:
     return frozenset(runs_loop)
 
 
-def _first_nested_index(body: cst.BaseSuite, loop_calls: frozenset[str]) -> int | None:
-    """The index of the body's first statement that runs a nested flor.loop, lexically or
-    through a call of a function that runs one."""
-    statements = list(getattr(body, "body", ()))
-
-    class Finder(cst.CSTVisitor):
-        found = False
-
-        def visit_For(self, node: cst.For) -> None:
-            if flor_loop_call(node.iter) is not None:
-                self.found = True
-
-        def visit_Call(self, node: cst.Call) -> None:
-            if callee_name(node) in loop_calls:
-                self.found = True
-
-    for index, statement in enumerate(statements):
-        finder = Finder()
-        statement.visit(finder)
-        if finder.found:
-            return index
-    return None
+def project_view(
+    module: cst.Module, local_modules: set[str], project: dict[str, ProjectModule | None]
+) -> tuple[frozenset[str], dict[str, list[cst.FunctionDef]]]:
+    """The names under which the script calls project-module functions that run a
+    flor.loop (`engine.train_one_epoch(...)`, `from engine import train_one_epoch`), and
+    every function the script can call by name: its own and those of its project modules."""
+    _, opaque = _module_exempt(module, set(), local_modules, project)
+    loops: set[str] = set()
+    functions = _functions(module)
+    for bound, (module_name, function) in opaque.items():
+        analysed = project.get(module_name)
+        if analysed is None:
+            continue
+        if function is None:
+            loops |= analysed.loops
+            for name, defs in analysed.functions.items():
+                functions.setdefault(name, []).extend(defs)
+        else:
+            loops |= {bound} if function in analysed.loops else set()
+            functions.setdefault(bound, []).extend(analysed.functions.get(function, []))
+    return frozenset(loops), functions
 
 
 def analyze(
-    module: cst.Module, main: cst.For, checkpointed: set[str], local_modules: set[str]
+    module: cst.Module,
+    main: cst.For,
+    checkpointed: set[str],
+    local_modules: set[str],
+    project: dict[str, ProjectModule | None] | None = None,
 ) -> Hazards:
     """The hazards of skipping work in `main`, the module's main loop; `local_modules` are
-    the project's own importable modules (their code is not analysed)."""
-    exempt, opaque = _module_exempt(module, checkpointed, local_modules)
+    the project's own importable modules, `project` their analyses (a module without one
+    is opaque: calling it may change anything)."""
+    project = project or {}
+    exempt, opaque = _module_exempt(module, checkpointed, local_modules, project)
     helpers = _helpers(module)
-    events = _Events(helpers, exempt, opaque)
+    events = _Events(helpers, exempt, opaque, project)
+    events.stateful = _stateful_instances(module)
     for name in _target_names(main.target):
         events._add("bind", name)
     main.body.visit(events)
@@ -610,18 +769,134 @@ def analyze(
     owners = _generator_owners(module)
     for name in {n for _, n, _ in events.events} & owners.keys():
         carried |= owners[name] - checkpointed
+    # a generator made before the loop and read in it continues where the last iteration
+    # left it; a restore does not rewind it
+    carried |= {n for n in _iterators(module) if first.get(n, ("bind", True)) != ("bind", True)}
+    # `from utils import *` of a module flor could not read: any call may be into it
+    carried |= {f"{m}.*" for bound, (m, _) in opaque.items() if bound.startswith("*")}
+    # a module left in eval mode by one iteration trains in eval mode in the next
+    carried |= {
+        f"{n}.training"
+        for n in events.mode_set
+        if not events.sets_mode_first[n]
+        and not events.ends_in_train[n]
+        and first.get(n) != ("bind", True)
+    }
     hazards = Hazards(
         carried=carried,
         attribute_stores=events.attribute_stores,
         breaks=events.breaks,
         loop_writes=written,
     )
+    project_loops, functions = project_view(module, local_modules, project)
     hazards.after_nested_effects = _after_nested_effects(
-        main, helpers, exempt, checkpointed, loop_functions(module)
+        main,
+        helpers,
+        exempt,
+        checkpointed,
+        loop_functions(module) | project_loops,
+        functions,
+        events.stateful,
     )
     hazards.rebound = _rebound(main, checkpointed)
     hazards.file_roundtrip = _file_roundtrip(module, main)
     return hazards
+
+
+# Calls that make an iterator: a one-pass object whose position is state.
+_ITERATOR_CALLS = frozenset(
+    {"iter", "map", "filter", "zip", "enumerate", "reversed", "cycle", "count", "islice",
+     "chain", "repeat", "tee", "accumulate", "zip_longest", "starmap", "takewhile",
+     "dropwhile", "compress", "groupby", "pairwise", "batched"}
+)  # fmt: skip
+
+
+def _iterators(module: cst.Module) -> set[str]:
+    """Names the script binds to an iterator (a generator function's result, `iter(...)`,
+    `itertools.cycle(loader)`, a generator expression)."""
+    generators = {
+        name
+        for name, defs in _functions(module).items()
+        if any(_yields(d) for d in defs)
+    }  # fmt: skip
+    found: set[str] = set()
+
+    class Assigns(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            value = node.value
+            makes = isinstance(value, cst.GeneratorExp) or (
+                isinstance(value, cst.Call) and _makes_iterator(value.func, generators)
+            )
+            if makes:
+                found.update(n for t in node.targets for n in _target_names(t.target))
+
+    module.visit(Assigns())
+    return found
+
+
+def _stateful_instances(module: cst.Module) -> set[str]:
+    """Names bound to instances of the script's classes whose `__call__` or `forward`
+    stores on `self` (`self.total += ...`, `self.history.append(...)`): calling one
+    changes it, though the call names no method."""
+    classes: set[str] = set()
+
+    class Classes(cst.CSTVisitor):
+        def visit_ClassDef(self, node: cst.ClassDef) -> None:
+            for method in getattr(node.body, "body", ()):
+                called = isinstance(method, cst.FunctionDef) and method.name.value in (
+                    "__call__",
+                    "forward",
+                )
+                if called and _changes_self(method):
+                    classes.add(node.name.value)
+
+    module.visit(Classes())
+    found: set[str] = set()
+
+    class Instances(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            value = node.value
+            if isinstance(value, cst.Call) and callee_name(value) in classes:
+                found.update(n for t in node.targets for n in _target_names(t.target))
+
+    if classes:
+        module.visit(Instances())
+    return found
+
+
+def _changes_self(method: cst.FunctionDef) -> bool:
+    events = _Events({}, set())
+    method.body.visit(events)
+    return events.attribute_stores or any(
+        kind == "mutate" and name == "self" for kind, name, _ in events.events
+    )
+
+
+def _makes_iterator(func: cst.BaseExpression, generators: set[str]) -> bool:
+    """`iter(...)`, `batches(...)` (a generator function), `itertools.cycle(...)`: not
+    methods (`dataset.map(f)` of a datasets library makes a new dataset, not an iterator)."""
+    if isinstance(func, cst.Name):
+        return func.value in _ITERATOR_CALLS | generators
+    return (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value == "itertools"
+    )
+
+
+def _yields(function: cst.FunctionDef) -> bool:
+    found = False
+
+    class Yields(cst.CSTVisitor):
+        def visit_Yield(self, node: cst.Yield) -> None:
+            nonlocal found
+            found = True
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is function
+
+    function.visit(Yields())
+    return found
 
 
 # Calls that write files (`torch.save`, `np.savez`, `df.to_csv`, `json.dump`, a project's
@@ -777,14 +1052,19 @@ def _after_nested_effects(
     exempt: set[str],
     checkpointed: set[str],
     loop_calls: frozenset[str],
+    functions: dict[str, list[cst.FunctionDef]],
+    stateful: set[str],
 ) -> bool:
-    """Whether the body, after its first nested flor.loop, may change checkpointed state or
-    draw random numbers: running it again on the end-of-iteration state would apply it twice."""
-    index = _first_nested_index(main.body, loop_calls)
-    if index is None:
+    """Whether the code that runs after the iteration's first nested flor.loop ends (the
+    rest of the body, of the statement holding the loop, and of a function that runs it,
+    such as an `engine.train_one_epoch` stepping its scheduler after its step loop) may
+    change checkpointed state or draw random numbers: running it again on the
+    end-of-iteration state would apply it twice."""
+    statements = _after_first_loop(list(getattr(main.body, "body", ())), loop_calls, functions)
+    if statements is None:
         return False
-    statements = list(getattr(main.body, "body", ()))[index + 1 :]
     events = _Events(helpers, exempt - checkpointed)
+    events.stateful = stateful
     local: set[str] = set()
     for statement in statements:
         if flor_loop_call(getattr(statement, "iter", None) or cst.Name("_")) is not None:
@@ -805,6 +1085,81 @@ def _after_nested_effects(
     if any(c in helpers and helpers[c].draws_random for c in calls):
         return True  # even under no_grad: an evaluation on random batches
     return any(c in checkpointed or c in helpers for c in calls) and not _no_grad_only(statements)
+
+
+def _after_first_loop(
+    statements: list[cst.CSTNode],
+    loop_calls: frozenset[str],
+    functions: dict[str, list[cst.FunctionDef]],
+    seen: frozenset[str] = frozenset(),
+) -> list[cst.CSTNode] | None:
+    """The statements that run after the first nested flor.loop among `statements` ends
+    (None when none runs one): those after it, and inside the statement holding it the
+    code after the loop; a plain loop around it runs all of its body again."""
+    for index, statement in enumerate(statements):
+        if not _runs_loop(statement, loop_calls):
+            continue
+        rest = list(statements[index + 1 :])
+        if isinstance(statement, cst.For) and flor_loop_call(statement.iter) is not None:
+            return rest
+        inner: list[cst.CSTNode] = []
+        repeats = isinstance(statement, (cst.For, cst.While))
+        for block in _blocks(statement):
+            tail = block if repeats else _after_first_loop(block, loop_calls, functions, seen)
+            inner.extend(tail or [])
+        for callee in sorted(_callees(statement) & loop_calls - seen):
+            for function in functions.get(callee, []):
+                body = list(getattr(function.body, "body", ()))
+                tail = _after_first_loop(body, loop_calls, functions, seen | {callee})
+                inner.extend(tail or [])
+        return inner + rest
+    return None
+
+
+def _runs_loop(statement: cst.CSTNode, loop_calls: frozenset[str]) -> bool:
+    class Finder(cst.CSTVisitor):
+        found = False
+
+        def visit_For(self, node: cst.For) -> None:
+            if flor_loop_call(node.iter) is not None:
+                self.found = True
+
+        def visit_Call(self, node: cst.Call) -> None:
+            if callee_name(node) in loop_calls:
+                self.found = True
+
+    finder = Finder()
+    statement.visit(finder)
+    return finder.found
+
+
+def _blocks(statement: cst.CSTNode) -> list[list[cst.CSTNode]]:
+    """The statement lists directly inside a compound statement (if/else, with, try...)."""
+    found: list[list[cst.CSTNode]] = []
+
+    class Blocks(cst.CSTVisitor):
+        def visit_IndentedBlock(self, node: cst.IndentedBlock) -> bool:
+            found.append(list(node.body))
+            return False
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return False
+
+    statement.visit(Blocks())
+    return found
+
+
+def _callees(node: cst.CSTNode) -> set[str]:
+    names: set[str] = set()
+
+    class Calls(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            name = callee_name(call)
+            if name is not None:
+                names.add(name)
+
+    node.visit(Calls())
+    return names
 
 
 def _no_grad_only(statements: list[cst.CSTNode]) -> bool:

@@ -23,7 +23,13 @@ from flor.propagate import Declined, propagate_source
 from flor.propagate import logged_names as names_logged_in
 from flor.replay import inputs, warm
 from flor.replay.classify import NESTED, OUTER, PREFIX, SUFFIX, classify
-from flor.replay.hazards import unreproducible, unreproducible_reads, volatile
+from flor.replay.hazards import (
+    ProjectModule,
+    project_modules,
+    unreproducible,
+    unreproducible_reads,
+    volatile,
+)
 from flor.store import reader, reads
 from flor.taskspec import TaskSpec
 from flor.where import compile_where, last_values, select_runs
@@ -306,7 +312,8 @@ def _plan_run(row: dict[str, Any], shared: _Selection) -> RunPlan:
         if why := inputs.changed(shared.root, shared.home, run_plan.run_id, run_plan.snapshot):
             raise _Skip(f"cannot be reproduced: {why}", fix=_PUT_INPUT_BACK)
         local = _local_modules(shared.root, run_plan.snapshot, run_plan.filename, run_plan.patched)
-        placement = _placement(run_plan, names, local)
+        project = _project_modules(shared.root, run_plan.snapshot, run_plan.filename, local)
+        placement = _placement(run_plan, names, local, project)
         context, lost = _run_context(run_plan, row, names, placement, local, shared)
     except _Skip as skip:
         run_plan.reason, run_plan.fix = skip.reason, skip.fix
@@ -361,10 +368,12 @@ def _patched_version(run_plan: RunPlan, names: list[str], shared: _Selection) ->
     return result.source if result.ok else old_source
 
 
-def _placement(run_plan: RunPlan, names: list[str], local: set[str]) -> Any:
+def _placement(
+    run_plan: RunPlan, names: list[str], local: set[str], project: dict[str, Any]
+) -> Any:
     """Where each statement sits in the patched version, refusing statements that are not
     there or whose value no replay can reproduce."""
-    placement = classify(run_plan.patched, names, local)
+    placement = classify(run_plan.patched, names, local, project)
     absent = [n for n in names if n not in placement.places]
     if absent:
         raise _Skip(
@@ -592,6 +601,20 @@ def _local_modules(root: Path, snapshot: str, filename: str, source: str) -> set
         return set()
     listed = vcs.entries(root, snapshot, {Path(filename).parent.as_posix(), "."})
     return {name for name in imported if name in listed or f"{name}.py" in listed}
+
+
+def _project_modules(
+    root: Path, snapshot: str, filename: str, local: set[str]
+) -> dict[str, ProjectModule | None]:
+    """The analysis of each project module the script imports, read from the run's snapshot
+    (beside the script first, as `python SCRIPT` finds it); a package is not analysed."""
+    folder = Path(filename).parent
+    sources: dict[str, str | None] = {}
+    for name in sorted(local):
+        candidates = [(folder / f"{name}.py").as_posix(), f"{name}.py"]
+        texts = (vcs.read_file(root, snapshot, c) for c in dict.fromkeys(candidates))
+        sources[name] = next((t for t in texts if t is not None), None)
+    return project_modules(sources)
 
 
 def _check_names(
