@@ -103,6 +103,14 @@ def test_an_uncaught_exception_exits_1_with_its_traceback(server, tmp_path) -> N
     assert code == 42
 
 
+def _heavylib_env(tmp_path: Path) -> dict[str, str]:
+    """A task environment whose library `heavylib` logs each import of it."""
+    library = tmp_path / "site"
+    library.mkdir()
+    (library / "heavylib.py").write_text(LIBRARY)
+    return {"PYTHONPATH": str(library), "IMPORTS_LOG": str(tmp_path / "imports.log")}
+
+
 def test_a_private_server_starts_under_a_temporary_folder_too_long_for_a_socket(
     tmp_path, monkeypatch
 ) -> None:
@@ -112,10 +120,7 @@ def test_a_private_server_starts_under_a_temporary_folder_too_long_for_a_socket(
     monkeypatch.setenv("TMPDIR", str(deep))
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
-    library = tmp_path / "site"
-    library.mkdir()
-    (library / "heavylib.py").write_text(LIBRARY)
-    env = {"PYTHONPATH": str(library), "IMPORTS_LOG": str(tmp_path / "imports.log")}
+    env = _heavylib_env(tmp_path)
     private = warm.ForkServer(env)
     try:
         folder, logs = _task(tmp_path, "deep")
@@ -134,10 +139,7 @@ def test_a_private_servers_folder_is_gone_once_its_replay_closed_it(tmp_path, mo
     monkeypatch.setenv("TMPDIR", str(base))
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.setattr(tempfile, "tempdir", None)
-    library = tmp_path / "site"
-    library.mkdir()
-    (library / "heavylib.py").write_text(LIBRARY)
-    env = {"PYTHONPATH": str(library), "IMPORTS_LOG": str(tmp_path / "imports.log")}
+    env = _heavylib_env(tmp_path)
     private = warm.ForkServer(env)
     try:
         folder, logs = _task(tmp_path, "once")
@@ -304,10 +306,7 @@ def test_a_shared_servers_tasks_end_with_their_replay_and_it_serves_the_next(
 def test_the_next_replay_forks_from_the_server_the_last_one_left(
     tmp_path: Path, shared: list[int]
 ) -> None:
-    library = tmp_path / "site"
-    library.mkdir()
-    (library / "heavylib.py").write_text(LIBRARY)
-    env = {"PYTHONPATH": str(library), "IMPORTS_LOG": str(tmp_path / "imports.log")}
+    env = _heavylib_env(tmp_path)
     parents = []
     for name in ("first", "second"):  # one replay after the other
         connection = warm.ForkServer(env, shared=True)
