@@ -28,7 +28,7 @@ import operator
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
@@ -93,7 +93,69 @@ class Edge(NamedTuple):
     status: str
 
 
-class Lineage:
+class _Tree:
+    """A graph printed as indented trees from its roots: upstream, then downstream. A node
+    reached twice is printed in full once, then as `(shown above)`. `Lineage` prints the
+    rows it holds; `_Screen` reads the store a node at a time, for a screenful."""
+
+    roots: list[str]
+    direction: Direction
+
+    @functools.cached_property
+    def _labels(self) -> _Memo:
+        """Each node's `_label`, made once."""
+        return _Memo(self._label)
+
+    def _label(self, node: str) -> str:
+        raise NotImplementedError
+
+    def _tail(self, node: str) -> str:
+        """An artifact's label after its path: `_label(node, path)` is path + this."""
+        raise NotImplementedError
+
+    def _away(self, forward: bool) -> Callable[[str], Sequence[tuple[str, tuple[Any, ...]]]]:
+        """A node's edges away from the roots, in the order printed: (the node at the other
+        end, the event's row)."""
+        raise NotImplementedError
+
+    def _size(self, root: str, forward: bool) -> int:
+        """The lines below `root` in its full tree."""
+        raise NotImplementedError
+
+    def tree(self, limit: int | None = None) -> str:
+        """The tree; with `limit`, at most that many lines, then one saying how many more
+        there are."""
+        return "".join(self.tree_chunks(limit))
+
+    def tree_chunks(self, limit: int | None = None) -> Iterator[str]:
+        """The text of `tree(limit)` in pieces, for a large graph to be written as it is
+        made."""
+        lines = _TreeLines(self, limit)
+        sections: list[tuple[str, bool]] = []
+        if self.direction in ("both", "upstream"):
+            sections.append(("upstream", False))
+        if self.direction in ("both", "downstream"):
+            sections.append(("downstream", True))
+        for title, forward in sections:
+            with _building():
+                away = self._away(forward)
+                if len(sections) > 1:
+                    lines.add(f"{title}:")
+                for root in self.roots:
+                    lines.add(self._labels[root])
+                    if lines.room:
+                        lines.branch(root, forward, away)
+                    else:
+                        lines.more += self._size(root, forward)
+            yield from lines.flush()
+        if lines.more:
+            yield (
+                f"… {lines.more:,} more line{'s' if lines.more > 1 else ''}: narrow with --depth N"
+                " or --upstream/--downstream, print them all with --limit 0, or use --format json\n"
+            )
+
+
+class Lineage(_Tree):
     """The graph around `roots` (node ids), with runs and artifacts described.
 
     Holds the event rows the walk followed; `nodes` and `edges` are built from them when
@@ -116,6 +178,7 @@ class Lineage:
         # event rows (store.EDGE_COLUMNS) followed: as they are, and to a content's producer
         self._followed, self._by_producer = followed
         self._start_paths = start_paths
+        self._sections: dict[bool, dict[str, list[tuple[str, tuple[Any, ...]]]]] = {}
 
     def runs(self) -> list[str]:
         """Run ids in the graph, oldest first."""
@@ -392,11 +455,6 @@ class Lineage:
         templates = map(_DOT_EDGE.__getitem__, map("input".__eq__, role))
         return list(map(str.format, templates, *columns))
 
-    @functools.cached_property
-    def _labels(self) -> _Memo:
-        """Each node's `_label`, made once."""
-        return _Memo(self._label)
-
     def _label(self, node: str) -> str:
         """`_label` of a node, without making every node (nor, for a tree's roots, the
         paths of every content)."""
@@ -411,43 +469,24 @@ class Lineage:
         return _label(Node(node, kind, {**self._artifact_attrs_without_paths(key), "paths": paths}))
 
     def _tail(self, node: str) -> str:
-        """An artifact's label after its path: `_label(node, path)` is path + this."""
         attrs = self._artifact_attrs_without_paths(node.partition(":")[2])
         return _label(Node(node, "artifact", attrs), "\0").partition("\0")[2]
 
-    def tree(self, limit: int | None = None) -> str:
-        """The graph as indented trees from the roots: upstream, then downstream. A node
-        reached twice is printed in full once, then as `(shown above)`. With `limit`, at
-        most that many lines, then one saying how many more there are."""
-        return "".join(self.tree_chunks(limit))
+    def _away(self, forward: bool) -> Callable[[str], Sequence[tuple[str, tuple[Any, ...]]]]:
+        return functools.partial(_edges_of, self._section(forward))
 
-    def tree_chunks(self, limit: int | None = None) -> Iterator[str]:
-        """The text of `tree(limit)` in pieces, for a large graph to be written as it is
-        made."""
-        lines = _TreeLines(self, limit)
-        sections: list[tuple[str, bool]] = []
-        if self.direction in ("both", "upstream"):
-            sections.append(("upstream", False))
-        if self.direction in ("both", "downstream"):
-            sections.append(("downstream", True))
-        for title, forward in sections:
-            with _building():
-                both = len(sections) > 1  # (one way: the roots were walked from)
-                near = self._near(forward) if not both or self._leave_roots(forward) else {}
-                if len(sections) > 1:
-                    lines.add(f"{title}:")
-                for root in self.roots:
-                    lines.add(self._labels[root])
-                    if lines.room:
-                        lines.branch(root, forward, near)
-                    else:
-                        lines.more += _tree_size(root, near)
-            yield from lines.flush()
-        if lines.more:
-            yield (
-                f"… {lines.more:,} more line{'s' if lines.more > 1 else ''}: narrow with --depth N"
-                " or --upstream/--downstream, print them all with --limit 0, or use --format json\n"
-            )
+    def _size(self, root: str, forward: bool) -> int:
+        return _tree_size(root, self._section(forward), _first)
+
+    def _section(self, forward: bool) -> dict[str, list[tuple[str, tuple[Any, ...]]]]:
+        """`_near(forward)`, or nothing for a section of a "both" tree where no edge leaves
+        the roots (a raw dump's upstream: only the root's line, without indexing every
+        edge)."""
+        found = self._sections.get(forward)
+        if found is None:
+            leaves = self.direction != "both" or self._leave_roots(forward)
+            found = self._sections[forward] = self._near(forward) if leaves else {}
+        return found
 
     def _leave_roots(self, forward: bool) -> bool:
         """Whether any edge leads away from a root this way (a raw dump's upstream has
@@ -512,10 +551,11 @@ def _escaped(texts: list[str], escape: Callable[[str], str]) -> list[str]:
 class _TreeLines:
     """The lines of a tree, up to a limit; past it, only counted."""
 
-    def __init__(self, graph: Lineage, limit: int | None) -> None:
+    def __init__(self, graph: _Tree, limit: int | None) -> None:
         self.room = limit if limit else -1  # lines that may still be printed; -1: no limit
         self.more = 0  # lines past the limit
         self.out: list[str] = []
+        self.size = graph._size
         self.labels = graph._labels
         # an artifact's label after its path (each edge shows the path it was seen at)
         self.tails = _Memo(graph._tail)
@@ -533,7 +573,9 @@ class _TreeLines:
             yield "\n"
             self.out = []
 
-    def branch(self, root: str, forward: bool, near: dict[str, list[tuple[str, Any]]]) -> None:
+    def branch(
+        self, root: str, forward: bool, away: Callable[[str], Sequence[tuple[str, Any]]]
+    ) -> None:
         """Depth first without recursion, so a chain of thousands of runs prints too; once
         the limit is reached, the rest of this root's tree is counted instead."""
         seen = {root}
@@ -542,7 +584,7 @@ class _TreeLines:
         shown = 0  # lines of this tree printed
         while stack and self.room:
             node, index, indent = stack.pop()
-            edges = near.get(node, ())
+            edges = away(node)
             if index >= len(edges):
                 continue
             other, (_, _, _, _, role, path, _, status, _) = edges[index]
@@ -560,23 +602,27 @@ class _TreeLines:
                 seen.add(other)
                 stack.append((other, 0, indent + ("    " if last else "│   ")))
         if stack:
-            self.more += _tree_size(root, near) - shown
+            self.more += self.size(root, forward) - shown
 
 
-def _tree_size(root: str, near: dict[str, list[tuple[str, Any]]]) -> int:
+def _edges_of(near: dict[str, list[tuple[str, Any]]], node: str) -> Sequence[tuple[str, Any]]:
+    return near.get(node, ())
+
+
+def _tree_size(root: str, near: dict[str, list[Any]], other: Callable[[Any], str] | None) -> int:
     """The lines below `root` in its full tree: every node reached from it is shown in full
-    once, a line per edge away from it."""
+    once, a line per edge away from it (`near`'s items are the nodes at the other end, or
+    give them by `other`)."""
     seen = {root}
     level = [root]
     size = 0
-    other = operator.itemgetter(0)
     while level:
         below: list[str] = []
         for node in level:
             edges = near.get(node)
             if edges:
                 size += len(edges)
-                below.extend(map(other, edges))
+                below.extend(map(other, edges) if other else edges)
         level = [node for node in dict.fromkeys(below) if node not in seen]
         seen.update(level)
     return size
@@ -810,17 +856,21 @@ class _Events:
     """Where a walk's steps (`store.STEPS`) lead: (key, to) pairs by indexed queries while
     the walk stays small; once it has asked for more keys than a sixteenth of the store's
     events, each step's events are read once, in full, into a dictionary by key (one scan
-    instead of hundreds of IN lists), which then also gives the rows of a graph to print."""
+    instead of hundreds of IN lists), which then also gives the rows of a graph to print.
+    With `rows=False` (a tree printed a screen at a time) a scan reads (key, to) pairs only:
+    the few rows the screen shows are read by node."""
 
     SCAN_SHARE = 16
     ASK_COUNT_AT = 1000  # keys asked before the store's size is worth a COUNT
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, *, rows: bool = True) -> None:
         self.conn = conn
+        self.keep_rows = rows
         self.asked = 0
         self.scan_at: int | None = None
         self.scanned: dict[str, list[tuple[Any, ...]]] = {}  # step -> its events
-        self.by: dict[str, dict[str, list[str]]] = {}  # step -> key -> where it leads
+        self.by: dict[str, dict[str, list[str]]] = {}  # step -> key -> where it leads (all)
+        self.led: dict[str, dict[str, list[str]]] = {}  # the same, for keys asked by index
 
     def __call__(self, step: str, keys: set[str]) -> set[str]:
         """Where `step` leads from `keys`."""
@@ -828,7 +878,12 @@ class _Events:
         if self.scan_at is None and self.asked > self.ASK_COUNT_AT:
             self.scan_at = store.event_count(self.conn) // self.SCAN_SHARE
         if step not in self.by and (self.scan_at is None or self.asked <= self.scan_at):
-            return {to for _, to in store.step_pairs(self.conn, step, keys)}
+            led = self.led.setdefault(step, {})
+            for key in keys:
+                led[key] = []
+            for key, to in store.step_pairs(self.conn, step, keys):
+                led[key].append(to)
+            return {to for key in keys for to in led[key]}
         index = self._indexed(step)
         found: set[str] = set()
         for key in keys:
@@ -837,20 +892,28 @@ class _Events:
                 found.update(to)
         return found
 
+    def leads(self, step: str, key: str) -> list[str]:
+        """Where `step` leads from a key the walk followed (an entry per event)."""
+        return (self.by.get(step) or self.led.get(step, {})).get(key, [])
+
     def _indexed(self, step: str) -> dict[str, list[str]]:
         """key -> where `step` leads from it, over all the step's events (read once)."""
         index = self.by.get(step)
         if index is None:
             index = self.by[step] = {}
-            rows = self.scanned[step] = store.step_rows(self.conn, step)
-            at = store.EDGE_COLUMNS.index(store.STEPS[step].key)
-            to = store.EDGE_COLUMNS.index(store.STEPS[step].to)
-            for row in rows:
-                found = index.get(row[at])
+            if self.keep_rows:
+                rows = self.scanned[step] = store.step_rows(self.conn, step)
+                at = store.EDGE_COLUMNS.index(store.STEPS[step].key)
+                to = store.EDGE_COLUMNS.index(store.STEPS[step].to)
+                pairs: Iterable[tuple[Any, Any]] = map(operator.itemgetter(at, to), rows)
+            else:
+                pairs = store.step_pairs(self.conn, step)
+            for key, led in pairs:
+                found = index.get(key)
                 if found is None:
-                    index[row[at]] = [row[to]]
+                    index[key] = [led]
                 else:
-                    found.append(row[to])
+                    found.append(led)
         return index
 
     def rows(self, step: str, keys: set[str]) -> list[tuple[Any, ...]]:

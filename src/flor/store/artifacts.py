@@ -188,14 +188,38 @@ STEPS = {
 }
 
 
-def step_pairs(conn: Connection, step: str, keys: Collection[str]) -> list[tuple[str, str]]:
-    """(key, to) of the events a walk's `step` follows from `keys`, by index."""
+def step_pairs(
+    conn: Connection, step: str, keys: Collection[str] | None = None
+) -> list[tuple[str, str]]:
+    """(key, to) of the events a walk's `step` follows from `keys`, by index; of all the
+    step's events with None (one scan, for walks that cover much of the store)."""
     key, to, condition = STEPS[step]
     select = f"SELECT {key}, {to} FROM events WHERE {condition}"
+    if keys is None:
+        return conn.execute(select).fetchall()  # type: ignore[no-any-return]
     found: list[tuple[str, str]] = []
     for part in _chunks(sorted(keys)):
         found += conn.execute(f"{select} AND {key} IN ({_marks(part)})", part).fetchall()
     return found
+
+
+def producer_rows(conn: Connection, digest: str) -> list[tuple[Any, ...]]:
+    """EDGE_COLUMNS of the events that loaded `digest` from the run that produced it."""
+    return conn.execute(  # type: ignore[no-any-return]
+        f"{_SELECT_EDGES} WHERE digest = ? AND producer IS NOT NULL", (digest,)
+    ).fetchall()
+
+
+def recorded(conn: Connection, digests: Collection[str]) -> set[str]:
+    """The digests among these that have an `artifacts` row."""
+    if len(digests) > _SCAN_AT:  # most of the table: one scan
+        return {row[0] for row in conn.execute("SELECT digest FROM artifacts")} & set(digests)
+    select = "SELECT digest FROM artifacts WHERE digest IN"
+    return {
+        row[0]
+        for part in _chunks(sorted(set(digests)))
+        for row in conn.execute(f"{select} ({_marks(part)})", part)
+    }
 
 
 def step_rows(
