@@ -142,7 +142,10 @@ class _Tree:
                 if len(sections) > 1:
                     lines.add(f"{title}:")
                 for root in self.roots:
-                    lines.add(self._labels[root])
+                    if lines.room:
+                        lines.add(self._labels[root])
+                    else:
+                        lines.more += 1  # (a label not shown is not made)
                     if lines.room:
                         lines.branch(root, forward, away)
                     else:
@@ -213,14 +216,7 @@ class Lineage(_Tree):
         return {**self._artifact_attrs_without_paths(digest), "paths": self._paths.get(digest, [])}
 
     def _artifact_attrs_without_paths(self, digest: str) -> dict[str, Any]:
-        art = self._artifacts[digest]
-        return {
-            "digest": digest,
-            "type": art.kind,  # file | dir | checkpoint
-            "bytes": art.bytes,
-            "files": art.files,
-            "blob": art.blob,
-        }
+        return _artifact_columns(self._artifacts[digest])
 
     @functools.cached_property
     @_built
@@ -881,16 +877,11 @@ class _Events:
             led = self.led.setdefault(step, {})
             for key in keys:
                 led[key] = []
-            for key, to in store.step_pairs(self.conn, step, keys):
-                led[key].append(to)
-            return {to for key in keys for to in led[key]}
+            for key, led_to in store.step_pairs(self.conn, step, keys):
+                led[key].append(led_to)
+            return {led_to for key in keys for led_to in led[key]}
         index = self._indexed(step)
-        found: set[str] = set()
-        for key in keys:
-            to = index.get(key)
-            if to is not None:
-                found.update(to)
-        return found
+        return set(itertools.chain.from_iterable(map(index.get, keys, itertools.repeat(()))))
 
     def leads(self, step: str, key: str) -> list[str]:
         """Where `step` leads from a key the walk followed (an entry per event)."""
@@ -937,9 +928,9 @@ class _Walk:
     what it reached and, per step, the keys it followed, so that `rows` can read the events
     it went through (for a graph to print) in one query per step."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, *, rows: bool = True) -> None:
         self.conn = conn
-        self.events = _Events(conn)
+        self.events = _Events(conn, rows=rows)
         self.followed: dict[str, set[str]] = {}  # step -> keys it was followed from
         self.runs: set[str] = set()
         self.digests: set[str] = set()
@@ -994,13 +985,248 @@ class _Walk:
         return followed, by_producer
 
 
-def _walked(conn: Any, start: Start, direction: Direction, depth: int | None) -> _Walk:
-    walk = _Walk(conn)
+def _walked(
+    conn: Any, start: Start, direction: Direction, depth: int | None, *, rows: bool = True
+) -> _Walk:
+    walk = _Walk(conn, rows=rows)
     if direction in ("both", "upstream"):
         walk.go(start, False, depth)
     if direction in ("both", "downstream"):
         walk.go(start, True, depth)
     return walk
+
+
+class _Screen(_Tree):
+    """`Lineage.tree(limit)` without the graph: a tree as `flor lineage` prints it, a
+    screenful at a time. The walk's (key, to) pairs count the lines past the limit; only the
+    nodes the screen shows have their events read, a node at a time. An event is in the
+    graph when a step the walk took followed its key: the same rule `_Walk.rows` reads by."""
+
+    def __init__(self, conn: Any, start: Start, walk: _Walk, direction: Direction) -> None:
+        self.conn = conn
+        self.roots = _roots(start)
+        self.direction = direction
+        self.walk = walk
+        self.start = start
+        self.unrecorded = walk.digests - store.recorded(conn, walk.digests)
+        self._away_pairs: dict[bool, tuple[dict[str, list[str]], dict[str, list[str]]]] = {}
+        self._rows: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        self._artifacts: dict[str, store.Artifact] = {}
+        self._runs: dict[str, dict[str, Any]] = {}
+
+    def _followed(self, step: str) -> set[str]:
+        return self.walk.followed.get(step, _NO_KEYS)
+
+    # -- one node's events, read when the screen shows it
+
+    def _step_rows(self, step: str, key: str) -> list[tuple[Any, ...]]:
+        """The events `step` would follow from `key` that are in the graph: those of a key
+        the walk followed, else those the other step of the same events followed."""
+        found = self._rows.get((step, key))
+        if found is None:
+            rows = store.step_rows(self.conn, step, [key])
+            if key not in self._followed(step):
+                other, at = _OTHER_STEP[step]
+                followed = self._followed(other)
+                rows = [row for row in rows if row[at] in followed]
+            found = self._rows[step, key] = rows
+        return found
+
+    def _produced(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Loads of a run's checkpoint in the graph, as that run's output rows (once per
+        producer and content, from its first load), as `Lineage._edge_rows` has them."""
+        by_producer, by_content = self._followed("products_read"), self._followed("product_reads")
+        made: dict[tuple[str, str], tuple[Any, ...]] = {}
+        for _, seq, tstamp, ctx, role, path, digest, status, producer in sorted(
+            rows, key=operator.itemgetter(_RUN, _SEQ)
+        ):
+            if producer in by_producer or (role == "input" and digest in by_content):
+                made.setdefault(
+                    (producer, digest),
+                    (producer, seq, tstamp, ctx, "output", path, digest, status, None),
+                )
+        return list(made.values())
+
+    def _edges(self, node: str, forward: bool) -> list[tuple[str, tuple[Any, ...]]]:
+        kind, _, key = node.partition(":")
+        if kind == "run" and forward:  # what it wrote
+            rows = self._step_rows("outputs", key)
+            rows = rows + self._produced(store.step_rows(self.conn, "products_read", [key]))
+        elif kind == "run":  # what it read
+            rows = self._step_rows("inputs", key)
+        elif forward:  # the runs that read it
+            rows = self._step_rows("readers", key)
+        else:  # the runs that wrote it
+            rows = self._step_rows("writers", key) + self._produced(self._loads(key))
+        rows = sorted((row for row in rows if row[_DIGEST] not in self.unrecorded), key=_edge_order)
+        if kind == "artifact":
+            rows.sort(key=_row_near_order)
+            return [("run:" + row[_RUN], row) for row in rows]
+        return [("artifact:" + row[_DIGEST], row) for row in rows]
+
+    def _loads(self, digest: str) -> list[tuple[Any, ...]]:
+        found = self._rows.get(("loads", digest))
+        if found is None:
+            found = self._rows["loads", digest] = store.producer_rows(self.conn, digest)
+        return found
+
+    def _away(self, forward: bool) -> Callable[[str], Sequence[tuple[str, tuple[Any, ...]]]]:
+        edges: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+
+        def away(node: str) -> list[tuple[str, tuple[Any, ...]]]:
+            found = edges.get(node)
+            if found is None:
+                found = edges[node] = self._edges(node, forward)
+            return found
+
+        return away
+
+    # -- labels
+
+    def _run(self, run_id: str) -> dict[str, Any]:
+        found = self._runs.get(run_id)
+        if found is None:
+            found = self._runs[run_id] = _run_attrs(self.conn, {run_id})[run_id]
+        return found
+
+    def _artifact(self, digest: str) -> dict[str, Any]:
+        found = self._artifacts.get(digest)
+        if found is None:
+            found = self._artifacts[digest] = store.artifacts(self.conn, {digest})[digest]
+        return _artifact_columns(found)
+
+    def _label(self, node: str) -> str:
+        kind, _, key = node.partition(":")
+        if kind == "run":
+            return _run_label(self._run(key))
+        rows = [*self._step_rows("readers", key), *self._step_rows("writers", key)]
+        by_producer, by_content = self._followed("products_read"), self._followed("product_reads")
+        rows += [
+            row
+            for row in self._loads(key)
+            if row[_PRODUCER] in by_producer or (row[_ROLE] == "input" and key in by_content)
+        ]
+        seen = sorted({row[_PATH] for row in rows})
+        paths = seen or self._paths_at_start.get(key, [])
+        return _label(Node(node, kind, {**self._artifact(key), "paths": paths}))
+
+    def _tail(self, node: str) -> str:
+        attrs = self._artifact(node.partition(":")[2])
+        return _label(Node(node, "artifact", attrs), "\0").partition("\0")[2]
+
+    @functools.cached_property
+    def _paths_at_start(self) -> dict[str, list[str]]:
+        return _start_paths(self.conn, self.start)
+
+    # -- counting what the screen leaves out
+
+    def _size(self, root: str, forward: bool) -> int:
+        """`_tree_size` over the walk's (key, to) pairs, breadth first, in C loops: every
+        node reached from `root` counts its edges away from it once."""
+        from_content, from_run = self._pairs_away(forward)
+        kind, _, key = root.partition(":")
+        runs, contents = ({key}, set()) if kind == "run" else (set(), {key})
+        seen_runs, seen_contents = set(runs), set(contents)
+        size = 0
+        while runs or contents:
+            to_runs = list(map(from_content.get, contents, itertools.repeat(_NO_NODES)))
+            to_contents = list(map(from_run.get, runs, itertools.repeat(_NO_NODES)))
+            size += sum(map(len, to_runs)) + sum(map(len, to_contents))
+            runs = set(itertools.chain.from_iterable(to_runs)) - seen_runs
+            contents = set(itertools.chain.from_iterable(to_contents)) - seen_contents
+            seen_runs |= runs
+            seen_contents |= contents
+        return size
+
+    def _pairs_away(self, forward: bool) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """(from a content, from a run): the nodes one edge away from the roots, an entry
+        per edge of the graph, under the rule `_step_rows` reads rows by."""
+        found = self._away_pairs.get(forward)
+        if found is None:
+            content_step, run_step = ("readers", "outputs") if forward else ("writers", "inputs")
+            from_content, from_run = self._one_way(content_step), self._one_way(run_step)
+            for key, led in self._produced_pairs(forward).items():
+                away = from_run if forward else from_content
+                away[key] = away.get(key, _NO_NODES) + led
+            found = self._away_pairs[forward] = (from_content, from_run)
+        return found
+
+    def _one_way(self, step: str) -> dict[str, list[str]]:
+        """Where `step` leads in the graph from each node: the walk's pairs from a key it
+        followed, else those the other step of the same events followed to that node."""
+        events = self.walk.events
+        followed = self._followed(step)
+        index = events.by.get(step) or events.led.get(step, {})
+        away = dict(index)  # (a copy: the walk's index stays as it was read)
+        for key in away.keys() - followed:
+            del away[key]
+        other = _OTHER_STEP[step][0]
+        for key in self._followed(other):
+            for led in events.leads(other, key):
+                if led not in followed:
+                    away.setdefault(led, []).append(key)
+        if self.unrecorded:
+            for key in list(away):
+                if STEP_TO_CONTENT[step]:
+                    away[key] = [digest for digest in away[key] if digest not in self.unrecorded]
+                elif key in self.unrecorded:
+                    del away[key]
+        return away
+
+    def _produced_pairs(self, forward: bool) -> dict[str, list[str]]:
+        """A run's checkpoints other runs loaded (forward: producer -> contents; else
+        content -> producers), once per producer and content."""
+        leads = self.walk.events.leads
+        pairs = {
+            (producer, digest)
+            for producer in self._followed("products_read")
+            for digest in leads("products_read", producer)
+        }
+        pairs.update(
+            (producer, digest)
+            for digest in self._followed("product_reads")
+            for producer in leads("product_reads", digest)
+        )
+        found: dict[str, list[str]] = {}
+        for producer, digest in pairs:
+            if digest not in self.unrecorded:
+                if forward:
+                    found.setdefault(producer, []).append(digest)
+                else:
+                    found.setdefault(digest, []).append(producer)
+        return found
+
+
+# a step, and the step over the same events from their other end: (its name, the position
+# in a row of the key it follows)
+_OTHER_STEP = {
+    "readers": ("inputs", _RUN),
+    "inputs": ("readers", _DIGEST),
+    "outputs": ("writers", _DIGEST),
+    "writers": ("outputs", _RUN),
+}
+_NO_KEYS: set[str] = set()
+_NO_NODES: list[str] = []
+# whether a step leads to contents (else to runs)
+STEP_TO_CONTENT = {"readers": False, "inputs": True, "outputs": True, "writers": False}
+
+
+def _artifact_columns(art: store.Artifact) -> dict[str, Any]:
+    return {
+        "digest": art.digest,
+        "type": art.kind,  # file | dir | checkpoint
+        "bytes": art.bytes,
+        "files": art.files,
+        "blob": art.blob,
+    }
+
+
+def _row_near_order(row: tuple[Any, ...]) -> tuple[str, str, str]:
+    return row[_TSTAMP], row[_PATH], row[_RUN]
+
+
+def _roots(start: Start) -> list[str]:
+    return [f"run:{r}" for r in start.run_ids] + [f"artifact:{d}" for d in start.digests]
 
 
 def _run_attrs(conn: Any, run_ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -1040,13 +1266,12 @@ def lineage(
     (downstream), or both; `depth` limits the edges followed from it."""
     if direction not in ("both", "upstream", "downstream"):
         raise UsageError(f"direction {direction!r}: use both, upstream or downstream")
-    if depth is not None and depth < 0:
-        raise UsageError(f"depth {depth} is negative: give 0 or more edges")
+    _check_depth(depth)
     with contextlib.closing(_open(home)) as conn, _building():
         start = resolve(conn, target, _root())
         walk = _walked(conn, start, direction, depth)
         return Lineage(
-            [f"run:{r}" for r in start.run_ids] + [f"artifact:{d}" for d in start.digests],
+            _roots(start),
             direction,
             _run_attrs(conn, walk.runs),
             store.artifacts(conn, walk.digests),
@@ -1066,10 +1291,26 @@ def write(
     home: Path | None = None,
 ) -> None:
     """`flor lineage`: the graph around TARGET written to `out` as it is made, as a tree
-    (at most `limit` lines, then how many more), JSON or DOT. The collector stays paused
-    until the graph is freed, so it never walks the graph's rows."""
+    (at most `limit` lines, then how many more), JSON or DOT. A tree with a limit reads only
+    the events of the nodes it shows (and the walk's pairs to count the rest). The collector
+    stays paused until the graph is freed, so it never walks the graph's rows."""
+    if direction not in ("both", "upstream", "downstream"):
+        raise UsageError(f"direction {direction!r}: use both, upstream or downstream")
     with _building():
-        _write(lineage(target, direction=direction, depth=depth, home=home), out, fmt, limit)
+        if fmt != "table" or not limit:
+            _write(lineage(target, direction=direction, depth=depth, home=home), out, fmt, limit)
+            return
+        _check_depth(depth)
+        with contextlib.closing(_open(home)) as conn:
+            start = resolve(conn, target, _root())
+            walk = _walked(conn, start, direction, depth, rows=False)
+            for chunk in _Screen(conn, start, walk, direction).tree_chunks(limit):
+                out.write(chunk)
+
+
+def _check_depth(depth: int | None) -> None:
+    if depth is not None and depth < 0:
+        raise UsageError(f"depth {depth} is negative: give 0 or more edges")
 
 
 def _write(graph: Lineage, out: TextIO, fmt: str, limit: int | None) -> None:

@@ -213,7 +213,8 @@ def producer_rows(conn: Connection, digest: str) -> list[tuple[Any, ...]]:
 def recorded(conn: Connection, digests: Collection[str]) -> set[str]:
     """The digests among these that have an `artifacts` row."""
     if len(digests) > _SCAN_AT:  # most of the table: one scan
-        return {row[0] for row in conn.execute("SELECT digest FROM artifacts")} & set(digests)
+        rows = conn.execute("SELECT digest FROM artifacts").fetchall()
+        return set(map(operator.itemgetter(0), rows)).intersection(digests)
     select = "SELECT digest FROM artifacts WHERE digest IN"
     return {
         row[0]
