@@ -1009,7 +1009,8 @@ class _Screen(_Tree):
         self.walk = walk
         self.start = start
         self.unrecorded = walk.digests - store.recorded(conn, walk.digests)
-        self._away_pairs: dict[bool, tuple[dict[str, list[str]], dict[str, list[str]]]] = {}
+        self._produced_by_way: dict[bool, dict[str, list[str]]] = {}
+        self._others: dict[str, dict[str, list[str]]] = {}  # step -> key not followed -> to
         self._rows: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
         self._artifacts: dict[str, store.Artifact] = {}
         self._runs: dict[str, dict[str, Any]] = {}
@@ -1123,14 +1124,21 @@ class _Screen(_Tree):
     def _size(self, root: str, forward: bool) -> int:
         """`_tree_size` over the walk's (key, to) pairs, breadth first, in C loops: every
         node reached from `root` counts its edges away from it once."""
-        from_content, from_run = self._pairs_away(forward)
+        content_step, run_step = ("readers", "outputs") if forward else ("writers", "inputs")
+        produced = self._produced_by_way.get(forward)
+        if produced is None:
+            produced = self._produced_by_way[forward] = self._produced_pairs(forward)
         kind, _, key = root.partition(":")
         runs, contents = ({key}, set()) if kind == "run" else (set(), {key})
         seen_runs, seen_contents = set(runs), set(contents)
         size = 0
         while runs or contents:
-            to_runs = list(map(from_content.get, contents, itertools.repeat(_NO_NODES)))
-            to_contents = list(map(from_run.get, runs, itertools.repeat(_NO_NODES)))
+            to_runs = self._led(content_step, contents)
+            to_contents = self._led(run_step, runs)
+            if produced:
+                (to_contents if forward else to_runs).extend(
+                    map(produced.get, runs if forward else contents, itertools.repeat(_NO_NODES))
+                )
             size += sum(map(len, to_runs)) + sum(map(len, to_contents))
             runs = set(itertools.chain.from_iterable(to_runs)) - seen_runs
             contents = set(itertools.chain.from_iterable(to_contents)) - seen_contents
@@ -1138,40 +1146,35 @@ class _Screen(_Tree):
             seen_contents |= contents
         return size
 
-    def _pairs_away(self, forward: bool) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-        """(from a content, from a run): the nodes one edge away from the roots, an entry
-        per edge of the graph, under the rule `_step_rows` reads rows by."""
-        found = self._away_pairs.get(forward)
-        if found is None:
-            content_step, run_step = ("readers", "outputs") if forward else ("writers", "inputs")
-            from_content, from_run = self._one_way(content_step), self._one_way(run_step)
-            for key, led in self._produced_pairs(forward).items():
-                away = from_run if forward else from_content
-                away[key] = away.get(key, _NO_NODES) + led
-            found = self._away_pairs[forward] = (from_content, from_run)
-        return found
-
-    def _one_way(self, step: str) -> dict[str, list[str]]:
-        """Where `step` leads in the graph from each node: the walk's pairs from a key it
-        followed, else those the other step of the same events followed to that node."""
-        events = self.walk.events
+    def _led(self, step: str, keys: set[str]) -> list[list[str]]:
+        """Where `step` leads in the graph from each of `keys`: the walk's pairs from a key
+        it followed; from one it did not (a walk's last level, or a node the other walk
+        reached), the step's events whose other end the other step followed (read by key,
+        once)."""
         followed = self._followed(step)
+        events = self.walk.events
         index = events.by.get(step) or events.led.get(step, {})
-        away = dict(index)  # (a copy: the walk's index stays as it was read)
-        for key in away.keys() - followed:
-            del away[key]
-        other = _OTHER_STEP[step][0]
-        for key in self._followed(other):
-            for led in events.leads(other, key):
-                if led not in followed:
-                    away.setdefault(led, []).append(key)
-        if self.unrecorded:
-            for key in list(away):
-                if STEP_TO_CONTENT[step]:
-                    away[key] = [digest for digest in away[key] if digest not in self.unrecorded]
-                elif key in self.unrecorded:
-                    del away[key]
-        return away
+        if keys <= followed and not self.unrecorded:  # (nearly always)
+            return list(map(index.get, keys, itertools.repeat(_NO_NODES)))
+        here, elsewhere = keys & followed, keys - followed
+        others = self._others.setdefault(step, {})
+        missing = elsewhere - others.keys()
+        if missing:
+            other = self._followed(_OTHER_STEP[step][0])
+            for key in missing:
+                others[key] = []
+            for key, led in store.step_pairs(self.conn, step, missing):
+                if (led if STEP_TO_CONTENT[step] else key) in other:
+                    others[key].append(led)
+        found = list(map(index.get, here, itertools.repeat(_NO_NODES)))
+        found.extend(map(others.__getitem__, elsewhere))
+        if self.unrecorded:  # (never, unless rows were removed by hand)
+            unrecorded = self.unrecorded
+            if STEP_TO_CONTENT[step]:
+                return [[digest for digest in led if digest not in unrecorded] for led in found]
+            order = itertools.chain(here, elsewhere)
+            return [led for key, led in zip(order, found, strict=True) if key not in unrecorded]
+        return found
 
     def _produced_pairs(self, forward: bool) -> dict[str, list[str]]:
         """A run's checkpoints other runs loaded (forward: producer -> contents; else
