@@ -3,6 +3,7 @@ walk's rows agreeing exactly with the graph they describe (awkward names include
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from flor.cli import main
-from flor.graph import Edge, Lineage, lineage
+from flor.graph import Edge, Lineage, lineage, write
 from flor.store.artifacts import keep_blob, record
 from flor.store.writer import StoreWriter
 from flor.units import human_bytes
@@ -255,3 +256,62 @@ def test_the_odd_graph_has_what_it_should(odd_store: None) -> None:
     assert 'label="model.pt, копия/model.pt @' in dot and '\\nkept"' in dot
     upstream = lineage(f"{ODD}@latest", direction="downstream").to_dot()
     assert 'label="data/we\\"ird\\\\naïve\\nx.csv @' in upstream
+
+
+def screen(target: str, direction: str, depth: int | None, limit: int) -> str:
+    """The tree as `flor lineage` prints it with a line limit (read a node at a time)."""
+    out = io.StringIO()
+    write(target, out, direction=direction, depth=depth, limit=limit)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("direction", ["both", "upstream", "downstream"])
+@pytest.mark.parametrize("depth", [None, 0, 1, 2])
+def test_a_screenful_is_the_first_lines_of_the_whole_tree(
+    odd_store: None, direction: str, depth: int | None
+) -> None:
+    for target in (PREP, TRAIN, f"{ODD}@latest", "model.pt", f"model.pt@{PREP}"):
+        whole = lineage(target, direction=direction, depth=depth)  # type: ignore[arg-type]
+        for limit in (1, 2, 4, 7, 1000):
+            assert screen(target, direction, depth, limit) == whole.tree(limit), (target, limit)
+
+
+A, B, C, D = (b3(name.encode()) for name in "abcd")
+
+
+@pytest.fixture
+def tangled_store(repo: Path) -> None:
+    """A run that writes back what it read (a cycle), one reading a content whose artifact row
+    was deleted by hand, and checkpoints loaded across runs."""
+    events = [
+        ("r1", 1, "t1", None, "input", "a.bin", A, "ok", None, 1.0, None),
+        ("r1", 2, "t1", None, "output", "a.bin", A, "ok", None, 2.0, None),  # the same bytes
+        ("r1", 3, "t1", None, "output", "b.bin", B, "ok", None, 3.0, None),
+        ("r2", 1, "t2", None, "input", "b.bin", B, "ok", None, 4.0, None),
+        ("r2", 2, "t2", None, "input", "c.bin", C, "ok", None, 5.0, None),  # C: no row
+        ("r2", 3, "t2", 4, "input", "checkpoint:r1/4", D, "ok", "r1", 6.0, None),
+        ("r2", 4, "t2", 5, "input", "checkpoint:r1/4", D, "ok", "r1", 6.5, None),
+        ("r2", 5, "t2", None, "output", "a.bin", A, "ok", None, 7.0, None),  # back to a.bin
+        ("r3", 1, "t3", None, "input", "a.bin", A, "ok", None, 8.0, None),
+        ("r3", 2, "t3", None, "output", "c.bin", C, "ok", None, 9.0, None),
+    ]  # fmt: skip
+    artifacts = [(A, "file", 1, 1), (B, "file", 2, 1), (C, "file", 3, 1),
+                 (D, "checkpoint", 4, 1)]  # fmt: skip
+    write_store([("r1", "a.py", None), ("r2", "b.py", None), ("r3", "c.py", None)], artifacts,
+                events)  # fmt: skip
+    writer = StoreWriter()
+    writer.transaction(lambda conn: conn.execute("DELETE FROM artifacts WHERE digest = ?", (C,)))
+    writer.close()
+
+
+@pytest.mark.parametrize("direction", ["both", "upstream", "downstream"])
+@pytest.mark.parametrize("depth", [None, 1, 2, 3])
+def test_a_screenful_of_a_tangled_graph_is_the_first_lines_of_its_tree(
+    tangled_store: None, direction: str, depth: int | None
+) -> None:
+    for target in ("r1", "r2", "r3", "a.bin", "b.bin", f"a.bin@{A[:10]}"):
+        whole = lineage(target, direction=direction, depth=depth)  # type: ignore[arg-type]
+        for limit in (1, 3, 6, 1000):
+            assert screen(target, direction, depth, limit) == whole.tree(limit), (target, limit)
+    whole = lineage("r1")
+    assert reference_tree(whole) == whole.tree() and len(whole.edges) == 9  # C's are left out

@@ -1164,7 +1164,7 @@ class _Screen(_Tree):
             for key in missing:
                 others[key] = []
             for key, led in store.step_pairs(self.conn, step, missing):
-                if (led if STEP_TO_CONTENT[step] else key) in other:
+                if led in other:  # (the other step is keyed by where this one leads)
                     others[key].append(led)
         found = list(map(index.get, here, itertools.repeat(_NO_NODES)))
         found.extend(map(others.__getitem__, elsewhere))
