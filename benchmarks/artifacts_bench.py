@@ -14,6 +14,7 @@
     to output written, wall and CPU): the default tree (1,000 lines and a count of the
     rest), the full tree (--limit 0), JSON and DOT, for the widest targets; the Python API
     with its edges frame; and the `--downstream-of` selection
+(g) the same over another shape: one chain of 10,000 fine-tuning runs (50,000 artifacts)
 
 Prints figures only (medians); nothing here asserts a time.
 """
@@ -215,6 +216,69 @@ def synthetic_store(path: Path, pipelines: int, share: int) -> dict[str, str]:
     }
 
 
+def chain_store(path: Path, length: int) -> dict[str, str]:
+    """Another shape: `length` fine-tuning runs in one chain, each reading the model the one
+    before wrote (and one of 20 label files), writing the next model and 4 reports, with
+    real timestamps. Returns targets to query."""
+    from flor.store.artifacts import record
+    from flor.store.writer import StoreWriter
+
+    def digest_of(name: str) -> str:
+        return hashlib.blake2b(name.encode(), digest_size=32).hexdigest()
+
+    arts = [(digest_of(f"labels {k}"), "file", 1 << 20, 1) for k in range(20)]
+    runs, events = [], []
+    now = time.time()
+    for i in range(length):
+        run_id = f"c{i:011d}"
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - (length - i) * 60))
+        runs.append((run_id, "bench", "tune.py", when, "finished", "record", now + i))
+        labels = digest_of(f"labels {i % 20}")
+        rows = [("input", "model.pt", digest_of(f"model {i}")), ("input", "labels.csv", labels),
+                ("output", "model.pt", digest_of(f"model {i + 1}"))]  # fmt: skip
+        rows += [("output", f"reports/{k}.json", digest_of(f"report {i}/{k}")) for k in range(4)]
+        for seq, (role, at, art) in enumerate(rows, start=1):
+            events.append((run_id, seq, when, seq if role == "output" else None, role, at, art,
+                           "ok", None, now + i, None))  # fmt: skip
+            if role == "output":
+                arts.append((art, "file", 4096, 1))
+    arts.append((digest_of("model 0"), "file", 4096, 1))
+    writer = StoreWriter(path)
+
+    def work(conn):  # type: ignore[no-untyped-def]
+        conn.executemany(
+            "INSERT INTO runs (run_id, projid, filename, tstamp, status, mode, started) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            runs,
+        )
+        record(conn, writer.dialect, arts, events)
+
+    writer.transaction(work)
+    writer.close()
+    return {
+        "first model, downstream (the whole chain)": f"model.pt@{digest_of('model 0')[:16]}",
+        "middle run, both ways": f"c{length // 2:011d}",
+        "one label file, downstream": f"labels.csv@{digest_of('labels 3')[:16]}",
+        "every model (10,001 roots)": "model.pt",
+    }
+
+
+def chain_figures(ws: Workspace, length: int, repeats: int) -> list[list[object]]:
+    """(g): the forms of `flor lineage` over a chain, each in a fresh process."""
+    repo = ws.repo({"README": "chain\n"}, name="chain-")
+    home = repo / ".flor"
+    targets = chain_store(home / "flor.db", length)
+    rows: list[list[object]] = []
+    for label, target in targets.items():
+        flags = ["--downstream"] if "downstream" in label else []
+        for form in ([], ["--format", "json"]):
+            out = repo / "lineage.out"
+            wall, cpu = cli_seconds(ws, repo, home, [target, *flags, *form], repeats, stdout=out)
+            what = f"{label}, {'tree' if not form else 'json'}"
+            rows.append([what, f"{out.stat().st_size / 1e6:.1f} MB", f"{wall:.2f} / {cpu:.2f} s"])
+    return rows
+
+
 def cli_seconds(
     ws: Workspace, repo: Path, home: Path, args: list[str], repeats: int, stdout: Path | None = None
 ) -> tuple[float, float]:
@@ -310,6 +374,8 @@ def every_form(
         ("a dataset run's id, no --depth, tree", ["d00000000000"]),
         ("a dataset run's id, no --depth, json", ["d00000000000", "--format", "json"]),
         ("one model, tree", [targets["one model (train/0.bin@digest), both ways"]]),
+        ("every version of one path (2,000 roots), tree", ["train/0.bin"]),
+        ("every version of one path (2,000 roots), json", ["train/0.bin", "--format", "json"]),
     ]
     rows: list[list[object]] = []
     for label, args in forms:
@@ -340,7 +406,7 @@ def every_form(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
-    parser.add_argument("--lineage-only", action="store_true", help="only (e) and (f)")
+    parser.add_argument("--lineage-only", action="store_true", help="only (e), (f) and (g)")
     opts = parser.parse_args()
     size = (256 if opts.quick else 1024) << 20
     files = 10_000 if opts.quick else 100_000
@@ -412,6 +478,9 @@ def main() -> None:
                      "CLI --format json", "dot", "default table (wall / CPU)"], rows))  # fmt: skip
         print(f"\n(f) every form over the same store, as a user runs it (median of {repeats})")
         print(table(["what", "result", "wall / CPU"], forms))
+        length = 2000 if opts.quick else 10_000
+        print(f"\n(g) a chain of {length:,} runs, {length * 5:,} artifacts (median of {repeats})")
+        print(table(["what", "result", "wall / CPU"], chain_figures(ws, length, repeats)))
     finally:
         ws.close()
 

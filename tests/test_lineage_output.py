@@ -84,6 +84,13 @@ def test_a_long_tree_stops_at_its_limit_and_says_how_many_lines_are_left(repo: P
     code, out = cli("lineage", first, "--downstream", "--limit", "3000")
     assert out.splitlines() == [*full[:3000], f"… 1 {FOOTER.replace('lines', 'line')}"]
 
+    # every version of the path: what came of each is printed once, not once per version
+    every = lineage("model.pt", direction="downstream").tree().splitlines()
+    assert len(every) == 1501 + 2 * 1500 and every[1:3001] == full[1:]
+    assert sum(line.endswith(" (shown above)") for line in every) == 1500
+    code, out = cli("lineage", "model.pt", "--downstream")
+    assert code == 0 and out.splitlines() == [*every[:1000], f"… 3,501 {FOOTER}"]
+
     last = lineage(f"model.pt@{models[-1][:16]}", direction="downstream")  # read by no run
     assert last.tree(limit=1) == f"model.pt @{models[-1][:12]} · file 1 B\n"
     assert last.to_json() == json.dumps(last.to_dict(), default=str)
@@ -188,9 +195,13 @@ def reference_tree(graph: Lineage) -> str:
             near.setdefault(edge.source if forward else edge.target, []).append(edge)
         if len(ways) > 1:
             out.append("downstream:" if forward else "upstream:")
+        seen: set[str] = set()  # a node is printed in full once per section
         for root in graph.roots:
-            out.append(label_of(graph.nodes[root].kind, graph.nodes[root].attrs))
-            branch(graph, near, forward, root, "", {root}, out)
+            again = " (shown above)" if root in seen else ""
+            out.append(label_of(graph.nodes[root].kind, graph.nodes[root].attrs) + again)
+            if not again:
+                seen.add(root)
+                branch(graph, near, forward, root, "", seen, out)
     return "\n".join(out) + "\n"
 
 

@@ -118,8 +118,9 @@ class _Tree:
         end, the event's row)."""
         raise NotImplementedError
 
-    def _size(self, root: str, forward: bool) -> int:
-        """The lines below `root` in its full tree."""
+    def _size(self, roots: list[str], forward: bool) -> int:
+        """The lines below `roots` in their full trees: every node reached from them once,
+        a line per edge away from it."""
         raise NotImplementedError
 
     def tree(self, limit: int | None = None) -> str:
@@ -129,7 +130,9 @@ class _Tree:
 
     def tree_chunks(self, limit: int | None = None) -> Iterator[str]:
         """The text of `tree(limit)` in pieces, for a large graph to be written as it is
-        made."""
+        made. A section (upstream, downstream) is a tree per root; a node already printed
+        in full in the section, in its root's tree or an earlier one, is `(shown above)`, so
+        every version of a path shows what came of them without repeating it per version."""
         lines = _TreeLines(self, limit)
         sections: list[tuple[str, bool]] = []
         if self.direction in ("both", "upstream"):
@@ -139,17 +142,21 @@ class _Tree:
         for title, forward in sections:
             with _building():
                 away = self._away(forward)
-                if len(sections) > 1:
+                printed = len(lines.out)
+                if len(sections) > 1 and lines.room:
                     lines.add(f"{title}:")
+                seen: set[str] = set()
                 for root in self.roots:
-                    if lines.room:
-                        lines.add(self._labels[root])
-                    else:
-                        lines.more += 1  # (a label not shown is not made)
-                    if lines.room:
-                        lines.branch(root, forward, away)
-                    else:
-                        lines.more += self._size(root, forward)
+                    if not lines.room:
+                        break
+                    again = " (shown above)" if root in seen else ""
+                    lines.add(self._labels[root] + again)
+                    if not again:
+                        seen.add(root)
+                        lines.branch(root, forward, away, seen)
+                if not lines.room:  # the rest of the section is counted
+                    whole = (len(sections) > 1) + len(self.roots) + self._size(self.roots, forward)
+                    lines.more += whole - (len(lines.out) - printed)
             yield from lines.flush()
         if lines.more:
             yield (
@@ -471,8 +478,8 @@ class Lineage(_Tree):
     def _away(self, forward: bool) -> Callable[[str], Sequence[tuple[str, tuple[Any, ...]]]]:
         return functools.partial(_edges_of, self._section(forward))
 
-    def _size(self, root: str, forward: bool) -> int:
-        return _tree_size(root, self._section(forward), _first)
+    def _size(self, roots: list[str], forward: bool) -> int:
+        return _tree_size(roots, self._section(forward), _first)
 
     def _section(self, forward: bool) -> dict[str, list[tuple[str, tuple[Any, ...]]]]:
         """`_near(forward)`, or nothing for a section of a "both" tree where no edge leaves
@@ -551,17 +558,13 @@ class _TreeLines:
         self.room = limit if limit else -1  # lines that may still be printed; -1: no limit
         self.more = 0  # lines past the limit
         self.out: list[str] = []
-        self.size = graph._size
         self.labels = graph._labels
         # an artifact's label after its path (each edge shows the path it was seen at)
         self.tails = _Memo(graph._tail)
 
     def add(self, line: str) -> None:
-        if self.room:
-            self.out.append(line)
-            self.room -= 1
-        else:
-            self.more += 1
+        self.out.append(line)
+        self.room -= 1
 
     def flush(self) -> Iterator[str]:
         if self.out:
@@ -570,14 +573,16 @@ class _TreeLines:
             self.out = []
 
     def branch(
-        self, root: str, forward: bool, away: Callable[[str], Sequence[tuple[str, Any]]]
+        self,
+        root: str,
+        forward: bool,
+        away: Callable[[str], Sequence[tuple[str, Any]]],
+        seen: set[str],
     ) -> None:
-        """Depth first without recursion, so a chain of thousands of runs prints too; once
-        the limit is reached, the rest of this root's tree is counted instead."""
-        seen = {root}
+        """Depth first without recursion, so a chain of thousands of runs prints too, until
+        the limit; `seen`: the nodes printed in full so far."""
         stack: list[tuple[str, int, str]] = [(root, 0, "")]  # node, next edge, indent
         verbs, labels, tails, out = _VERBS[forward], self.labels, self.tails, self.out
-        shown = 0  # lines of this tree printed
         while stack and self.room:
             node, index, indent = stack.pop()
             edges = away(node)
@@ -593,24 +598,23 @@ class _TreeLines:
             suffix = " (shown above)" if again else ""
             out.append(f"{indent}{'└── ' if last else '├── '}{verb} {text}{suffix}")
             self.room -= 1
-            shown += 1
             if not again:
                 seen.add(other)
                 stack.append((other, 0, indent + ("    " if last else "│   ")))
-        if stack:
-            self.more += self.size(root, forward) - shown
 
 
 def _edges_of(near: dict[str, list[tuple[str, Any]]], node: str) -> Sequence[tuple[str, Any]]:
     return near.get(node, ())
 
 
-def _tree_size(root: str, near: dict[str, list[Any]], other: Callable[[Any], str] | None) -> int:
-    """The lines below `root` in its full tree: every node reached from it is shown in full
-    once, a line per edge away from it (`near`'s items are the nodes at the other end, or
-    give them by `other`)."""
-    seen = {root}
-    level = [root]
+def _tree_size(
+    roots: list[str], near: dict[str, list[Any]], other: Callable[[Any], str] | None
+) -> int:
+    """The lines below `roots` in their full trees: every node reached from them is shown in
+    full once, a line per edge away from it (`near`'s items are the nodes at the other end,
+    or give them by `other`)."""
+    seen = set(roots)
+    level = list(seen)
     size = 0
     while level:
         below: list[str] = []
@@ -1121,15 +1125,15 @@ class _Screen(_Tree):
 
     # -- counting what the screen leaves out
 
-    def _size(self, root: str, forward: bool) -> int:
+    def _size(self, roots: list[str], forward: bool) -> int:
         """`_tree_size` over the walk's (key, to) pairs, breadth first, in C loops: every
-        node reached from `root` counts its edges away from it once."""
+        node reached from `roots` counts its edges away from it once."""
         content_step, run_step = ("readers", "outputs") if forward else ("writers", "inputs")
         produced = self._produced_by_way.get(forward)
         if produced is None:
             produced = self._produced_by_way[forward] = self._produced_pairs(forward)
-        kind, _, key = root.partition(":")
-        runs, contents = ({key}, set()) if kind == "run" else (set(), {key})
+        runs = {root[4:] for root in roots if root.startswith("run:")}
+        contents = {root[9:] for root in roots if root.startswith("artifact:")}
         seen_runs, seen_contents = set(runs), set(contents)
         size = 0
         while runs or contents:
