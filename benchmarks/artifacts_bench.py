@@ -259,7 +259,7 @@ def chain_store(path: Path, length: int) -> dict[str, str]:
         "first model, downstream (the whole chain)": f"model.pt@{digest_of('model 0')[:16]}",
         "middle run, both ways": f"c{length // 2:011d}",
         "one label file, downstream": f"labels.csv@{digest_of('labels 3')[:16]}",
-        "every model (10,001 roots)": "model.pt",
+        f"every model ({length + 1:,} roots)": "model.pt",
     }
 
 
