@@ -3,6 +3,7 @@ keep/checkout, and bad input."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ from store import pgfixtures
 
 import flor
 from flor.cli import main
-from flor.graph import TargetError, downstream_runs, lineage
+from flor.graph import TargetError, downstream_runs, lineage, write
 from flor.runtime import digest
 from flor.runtime.digest import StatCache
 from flor.store.artifacts import record
@@ -478,6 +479,10 @@ def test_lineage_is_the_same_on_sqlite_and_postgresql(backend: str, pipeline) ->
     graph = lineage("data/raw.csv", direction="downstream")
     assert [n.split(":")[0] for n in graph.roots] == ["artifact"]
     assert len(graph.runs()) == 2 and len(graph.edges) == 6
+    for limit in (2, 5, 1000):  # a screenful, read node by node, on either backend
+        out = io.StringIO()
+        write("data/raw.csv", out, direction="downstream", limit=limit)
+        assert out.getvalue() == graph.tree(limit)
     assert flor.query("SELECT COUNT(*) AS n FROM events")["n"].item() == 6
 
 

@@ -14,12 +14,15 @@ import blake3
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from store import pgfixtures
 
 from flor.cli import main
 from flor.graph import Edge, Lineage, lineage, write
 from flor.store.artifacts import keep_blob, record
 from flor.store.writer import StoreWriter
 from flor.units import human_bytes
+
+backend, pg_server, pg_url = pgfixtures.backend, pgfixtures.pg_server, pgfixtures.pg_url
 
 FOOTER = (
     "more lines: narrow with --depth N or --upstream/--downstream, print them all with "
@@ -291,7 +294,7 @@ A, B, C, D = (b3(name.encode()) for name in "abcd")
 
 
 @pytest.fixture
-def tangled_store(repo: Path) -> None:
+def tangled_store(repo: Path, backend: str) -> None:
     """A run that writes back what it read (a cycle), one reading a content whose artifact row
     was deleted by hand, and checkpoints loaded across runs."""
     events = [
