@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -140,14 +141,30 @@ def child_json(ws: Workspace, repo: Path, code: str, *args: str, **env: str) -> 
     return json.loads(out.read_text().strip().splitlines()[-1]), result.max_rss_kb
 
 
-def synthetic_store(path: Path, pipelines: int, share: int) -> dict[str, str]:
-    """`pipelines` five-stage pipelines (prep, train, eval, infer, report), each stage
-    writing 5 files that the next stage reads; every `share` pipelines read one shared
-    dataset, and all datasets derive from one raw dump. Returns targets to query."""
+def write_rows(path: Path, runs: list[Any], arts: list[Any], events: list[Any]) -> None:
+    """Runs (run_id, projid, filename, tstamp, status, mode, started), artifacts and events
+    written into the SQLite store at `path` in one transaction."""
     from flor.store.artifacts import record
     from flor.store.writer import StoreWriter
 
     writer = StoreWriter(path)
+
+    def work(conn):  # type: ignore[no-untyped-def]
+        conn.executemany(
+            "INSERT INTO runs (run_id, projid, filename, tstamp, status, mode, started) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            runs,
+        )
+        record(conn, writer.dialect, arts, events)
+
+    writer.transaction(work)
+    writer.close()
+
+
+def synthetic_store(path: Path, pipelines: int, share: int) -> dict[str, str]:
+    """`pipelines` five-stage pipelines (prep, train, eval, infer, report), each stage
+    writing 5 files that the next stage reads; every `share` pipelines read one shared
+    dataset, and all datasets derive from one raw dump. Returns targets to query."""
     stages = ("prep.py", "train.py", "eval.py", "infer.py", "report.py")
     runs, arts, events = [], [], []
     raw = "f" * 64
@@ -196,17 +213,7 @@ def synthetic_store(path: Path, pipelines: int, share: int) -> dict[str, str]:
                 )
                 reads.append((f"{stage[:-3]}/{k}.bin", art))
     run_rows = [(r, "bench", f, "2026-12-01 00:00:00", "finished", "record", now) for r, f in runs]
-
-    def work(conn):  # type: ignore[no-untyped-def]
-        conn.executemany(
-            "INSERT INTO runs (run_id, projid, filename, tstamp, status, mode, started) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            run_rows,
-        )
-        record(conn, writer.dialect, arts, events)
-
-    writer.transaction(work)
-    writer.close()
+    write_rows(path, run_rows, arts, events)
     model = hashlib.blake2b(f"{pipelines // 2:06d}{1:06d}/0".encode(), digest_size=32).hexdigest()
     first_dataset = hashlib.blake2b(b"dataset 0", digest_size=32).hexdigest()
     return {
@@ -220,8 +227,6 @@ def chain_store(path: Path, length: int) -> dict[str, str]:
     """Another shape: `length` fine-tuning runs in one chain, each reading the model the one
     before wrote (and one of 20 label files), writing the next model and 4 reports, with
     real timestamps. Returns targets to query."""
-    from flor.store.artifacts import record
-    from flor.store.writer import StoreWriter
 
     def digest_of(name: str) -> str:
         return hashlib.blake2b(name.encode(), digest_size=32).hexdigest()
@@ -243,18 +248,7 @@ def chain_store(path: Path, length: int) -> dict[str, str]:
             if role == "output":
                 arts.append((art, "file", 4096, 1))
     arts.append((digest_of("model 0"), "file", 4096, 1))
-    writer = StoreWriter(path)
-
-    def work(conn):  # type: ignore[no-untyped-def]
-        conn.executemany(
-            "INSERT INTO runs (run_id, projid, filename, tstamp, status, mode, started) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            runs,
-        )
-        record(conn, writer.dialect, arts, events)
-
-    writer.transaction(work)
-    writer.close()
+    write_rows(path, runs, arts, events)
     return {
         "first model, downstream (the whole chain)": f"model.pt@{digest_of('model 0')[:16]}",
         "middle run, both ways": f"c{length // 2:011d}",
