@@ -183,9 +183,9 @@ def label_of(kind: str, a: dict[str, Any], path: str | None = None) -> str:
     if kind == "run":
         code = (a.get("snapshot") or "")[:10] or "no snapshot"
         return f"run {a['run_id']} {a['filename']} · code {code} · {a['tstamp']} · {a['status']}"
-    size = human_bytes(a["bytes"])
+    size = "" if a["bytes"] is None else f" {human_bytes(a['bytes'])}"
     kept = " · kept" if a.get("blob") else ""
-    return f"{path or ', '.join(a['paths'][:3])} @{a['digest'][:12]} · {a['type']} {size}{kept}"
+    return f"{path or ', '.join(a['paths'][:3])} @{a['digest'][:12]} · {a['type']}{size}{kept}"
 
 
 def reference_tree(graph: Lineage) -> str:
@@ -295,8 +295,8 @@ A, B, C, D = (b3(name.encode()) for name in "abcd")
 
 @pytest.fixture
 def tangled_store(repo: Path, backend: str) -> None:
-    """A run that writes back what it read (a cycle), one reading a content whose artifact row
-    was deleted by hand, and checkpoints loaded across runs."""
+    """A run that writes back what it read (a cycle), a content whose artifact row was
+    deleted by hand (still a node), and checkpoints loaded across runs."""
     events = [
         ("r1", 1, "t1", None, "input", "a.bin", A, "ok", None, 1.0, None),
         ("r1", 2, "t1", None, "output", "a.bin", A, "ok", None, 2.0, None),  # the same bytes
@@ -323,9 +323,12 @@ def tangled_store(repo: Path, backend: str) -> None:
 def test_a_screenful_of_a_tangled_graph_is_the_first_lines_of_its_tree(
     tangled_store: None, direction: str, depth: int | None
 ) -> None:
-    for target in ("r1", "r2", "r3", "a.bin", "b.bin", f"a.bin@{A[:10]}"):
+    for target in ("r1", "r2", "r3", "a.bin", "b.bin", f"a.bin@{A[:10]}", "c.bin"):
         whole = lineage(target, direction=direction, depth=depth)  # type: ignore[arg-type]
         for limit in (1, 3, 6, 1000):
             assert screen(target, direction, depth, limit) == whole.tree(limit), (target, limit)
     whole = lineage("r1")
-    assert reference_tree(whole) == whole.tree() and len(whole.edges) == 9  # C's are left out
+    assert reference_tree(whole) == whole.tree() and len(whole.edges) == 11  # 10 + a load
+    assert whole.nodes[f"artifact:{C}"].attrs["type"] == "unknown"  # its row is gone
+    assert whole.to_json() == json.dumps(whole.to_dict(), default=str)
+    assert whole.to_dot() == reference_dot(whole)

@@ -28,7 +28,7 @@ import operator
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
@@ -184,7 +184,7 @@ class Lineage(_Tree):
         self.roots = roots
         self.direction = direction
         self._runs = runs  # run id -> attributes (every run reached)
-        self._artifacts = artifacts  # digest -> row (every content reached that is recorded)
+        self._artifacts = artifacts  # digest -> row (every content reached)
         # event rows (store.EDGE_COLUMNS) followed: as they are, and to a content's producer
         self._followed, self._by_producer = followed
         self._start_paths = start_paths
@@ -240,12 +240,10 @@ class Lineage(_Tree):
     def _edge_rows(self) -> list[tuple[Any, ...]]:
         """The event rows (store.EDGE_COLUMNS) of `edges`, in their order: a producer's
         content another run read as the producer's output row."""
-        artifacts = self._artifacts
-        rows = self._followed  # each event once (`_Walk.rows`)
-        found = list(itertools.compress(rows, map(artifacts.__contains__, map(_digest_of, rows))))
+        found = list(self._followed)  # each event once (`_Walk.rows`)
         made = set()
         for _, seq, tstamp, ctx, _, path, digest, status, producer in self._by_producer:
-            if digest in artifacts and (producer, digest) not in made:
+            if (producer, digest) not in made:
                 made.add((producer, digest))
                 found.append((producer, seq, tstamp, ctx, "output", path, digest, status, None))
         found.sort(key=_edge_order)  # rows come in table order: nearly sorted already
@@ -424,12 +422,11 @@ class Lineage(_Tree):
         listed = list(map({_NO_PATH: ""}.get, firsts, firsts))  # one path: itself
         for at in itertools.compress(range(len(paths)), map(_several, paths)):
             listed[at] = ", ".join(paths[at][:3])
-        size = _Memo(lambda size: human_bytes(size or 0)).__getitem__
+        size = _Memo(_size_text).__getitem__
         label = _escaped(list(map("".join, zip(
             listed,
             itertools.repeat(" @"), map(operator.getitem, digests, itertools.repeat(slice(12))),
-            itertools.repeat(" · "), kinds,
-            itertools.repeat(" "), map(size, sizes),
+            itertools.repeat(" · "), kinds, map(size, sizes),
             map(_Memo(lambda blob: " · kept" if blob else "").__getitem__, blobs), strict=False,
         ))), _dot_label_escape)  # fmt: skip
         node = _escaped(list(map("artifact:".__add__, digests)), _dot_escape)
@@ -682,7 +679,12 @@ def _label(node: Node, path: str | None = None) -> str:
         return _run_label(a)
     kept = " · kept" if a.get("blob") else ""
     paths = path or ", ".join(a.get("paths", [])[:3])
-    return f"{paths} @{a['digest'][:12]} · {a.get('type')} {human_bytes(a.get('bytes') or 0)}{kept}"
+    return f"{paths} @{a['digest'][:12]} · {a.get('type')}{_size_text(a.get('bytes'))}{kept}"
+
+
+def _size_text(size: int | None) -> str:
+    """` 1.2 MB`, or nothing for a content of unknown size (its `artifacts` row is gone)."""
+    return "" if size is None else f" {human_bytes(size)}"
 
 
 def _run_label(a: dict[str, Any]) -> str:
@@ -1012,7 +1014,6 @@ class _Screen(_Tree):
         self.direction = direction
         self.walk = walk
         self.start = start
-        self.unrecorded = walk.digests - store.recorded(conn, walk.digests)
         self._produced_by_way: dict[bool, dict[str, list[str]]] = {}
         self._others: dict[str, dict[str, list[str]]] = {}  # step -> key not followed -> to
         self._rows: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
@@ -1063,7 +1064,7 @@ class _Screen(_Tree):
             rows = self._step_rows("readers", key)
         else:  # the runs that wrote it
             rows = self._step_rows("writers", key) + self._produced(self._loads(key))
-        rows = sorted((row for row in rows if row[_DIGEST] not in self.unrecorded), key=_edge_order)
+        rows = sorted(rows, key=_edge_order)
         if kind == "artifact":
             rows.sort(key=_row_near_order)
             return [("run:" + row[_RUN], row) for row in rows]
@@ -1097,7 +1098,7 @@ class _Screen(_Tree):
     def _artifact(self, digest: str) -> dict[str, Any]:
         found = self._artifacts.get(digest)
         if found is None:
-            found = self._artifacts[digest] = store.artifacts(self.conn, {digest})[digest]
+            found = self._artifacts[digest] = _contents(self.conn, {digest})[digest]
         return _artifact_columns(found)
 
     def _label(self, node: str) -> str:
@@ -1158,7 +1159,7 @@ class _Screen(_Tree):
         followed = self._followed(step)
         events = self.walk.events
         index = events.by.get(step) or events.led.get(step, {})
-        if keys <= followed and not self.unrecorded:  # (nearly always)
+        if keys <= followed:  # (nearly always)
             return list(map(index.get, keys, itertools.repeat(_NO_NODES)))
         here, elsewhere = keys & followed, keys - followed
         others = self._others.setdefault(step, {})
@@ -1172,12 +1173,6 @@ class _Screen(_Tree):
                     others[key].append(led)
         found = list(map(index.get, here, itertools.repeat(_NO_NODES)))
         found.extend(map(others.__getitem__, elsewhere))
-        if self.unrecorded:  # (never, unless rows were removed by hand)
-            unrecorded = self.unrecorded
-            if STEP_TO_CONTENT[step]:
-                return [[digest for digest in led if digest not in unrecorded] for led in found]
-            order = itertools.chain(here, elsewhere)
-            return [led for key, led in zip(order, found, strict=True) if key not in unrecorded]
         return found
 
     def _produced_pairs(self, forward: bool) -> dict[str, list[str]]:
@@ -1196,11 +1191,10 @@ class _Screen(_Tree):
         )
         found: dict[str, list[str]] = {}
         for producer, digest in pairs:
-            if digest not in self.unrecorded:
-                if forward:
-                    found.setdefault(producer, []).append(digest)
-                else:
-                    found.setdefault(digest, []).append(producer)
+            if forward:
+                found.setdefault(producer, []).append(digest)
+            else:
+                found.setdefault(digest, []).append(producer)
         return found
 
 
@@ -1214,8 +1208,15 @@ _OTHER_STEP = {
 }
 _NO_KEYS: set[str] = set()
 _NO_NODES: list[str] = []
-# whether a step leads to contents (else to runs)
-STEP_TO_CONTENT = {"readers": False, "inputs": True, "outputs": True, "writers": False}
+
+
+def _contents(conn: Any, digests: Collection[str]) -> dict[str, store.Artifact]:
+    """The `artifacts` row of each content reached; a content whose row is gone (removed by
+    hand) is still a node, of type `unknown`, so the runs it links stay linked."""
+    found = store.artifacts(conn, digests)
+    for digest in set(digests) - found.keys():
+        found[digest] = store.Artifact(digest, "unknown", None, None, None)
+    return found
 
 
 def _artifact_columns(art: store.Artifact) -> dict[str, Any]:
@@ -1281,7 +1282,7 @@ def lineage(
             _roots(start),
             direction,
             _run_attrs(conn, walk.runs),
-            store.artifacts(conn, walk.digests),
+            _contents(conn, walk.digests),
             walk.rows(),
             _start_paths(conn, start),
         )

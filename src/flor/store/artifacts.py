@@ -49,8 +49,8 @@ class Event(NamedTuple):
 class Artifact(NamedTuple):
     digest: str
     kind: str
-    bytes: int
-    files: int
+    bytes: int | None
+    files: int | None
     blob: str | None
 
 
@@ -208,19 +208,6 @@ def producer_rows(conn: Connection, digest: str) -> list[tuple[Any, ...]]:
     return conn.execute(  # type: ignore[no-any-return]
         f"{_SELECT_EDGES} WHERE digest = ? AND producer IS NOT NULL", (digest,)
     ).fetchall()
-
-
-def recorded(conn: Connection, digests: Collection[str]) -> set[str]:
-    """The digests among these that have an `artifacts` row."""
-    if len(digests) > _SCAN_AT:  # most of the table: one scan
-        rows = conn.execute("SELECT digest FROM artifacts").fetchall()
-        return set(map(operator.itemgetter(0), rows)).intersection(digests)
-    select = "SELECT digest FROM artifacts WHERE digest IN"
-    return {
-        row[0]
-        for part in _chunks(sorted(set(digests)))
-        for row in conn.execute(f"{select} ({_marks(part)})", part)
-    }
 
 
 def step_rows(
