@@ -32,3 +32,12 @@ def default_sigint() -> None:
     non-interactive shell ignores SIGINT, and children inherit that; give the child the
     default a terminal would."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def as_user_who_cannot_read_everything() -> list[str]:
+    """A command prefix under which permission bits hold: root reads any file, so drop the
+    capabilities that let it (util-linux setpriv); nothing for another user."""
+    if os.geteuid() != 0:
+        return []
+    drop = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}"]

@@ -14,6 +14,7 @@ from pathlib import Path
 import blake3
 import pytest
 from click.testing import CliRunner
+from gitutil import as_user_who_cannot_read_everything
 from store import pgfixtures
 
 import flor
@@ -332,11 +333,7 @@ def test_an_unreadable_file_or_folder_entry_is_named_and_the_run_goes_on(
     bad = script(
         "perm.py", 'import flor\nflor.input("secret.csv")\nflor.input("shards")\nflor.log("x", 1)\n'
     )
-    # root reads any file: drop the capability that lets it (util-linux setpriv)
-    drop = "-dac_override,-dac_read_search"
-    as_user = (
-        ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}"] if os.geteuid() == 0 else []
-    )
+    as_user = as_user_who_cannot_read_everything()
     done = subprocess.run(
         [*as_user, *bad.command()], cwd=repo, capture_output=True, text=True, timeout=120
     )

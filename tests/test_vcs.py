@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gitutil import git
+from gitutil import as_user_who_cannot_read_everything, git
 
 import flor
 from flor import vcs
@@ -82,6 +82,24 @@ def test_gitignore_is_respected_and_big_files_are_skipped_with_a_warning(
     tree = git(repo, "ls-tree", "-r", "--name-only", _snapshot_of_last_run(repo)).split()
     assert "train.py" in tree and "weights.bin" not in tree and "data/x.csv" not in tree
     assert not any(name.startswith(".flor") for name in tree)
+
+
+def test_an_unreadable_file_is_left_out_of_the_snapshot_and_the_run_goes_on(repo, script) -> None:  # type: ignore[no-untyped-def]
+    (repo / "notes.txt").write_text("private\n")
+    (repo / "notes.txt").chmod(0)
+    run = script("train.py", "import flor\nflor.log('x', 1)\n")
+    as_user = as_user_who_cannot_read_everything()
+    done = subprocess.run(
+        [*as_user, *run.command()], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        "flor: warning: notes.txt cannot be read (Permission denied) and is left out of the "
+        "run's snapshot" in done.stderr
+    )
+    tree = git(repo, "ls-tree", "-r", "--name-only", _snapshot_of_last_run(repo)).split()
+    assert "train.py" in tree and "notes.txt" not in tree
+    assert flor.dataframe("x")["x"].tolist() == [1]
 
 
 def test_detached_head_and_repository_without_commits(tmp_path, monkeypatch, script) -> None:

@@ -112,8 +112,19 @@ def _stdin(data: bytes) -> Iterator[BinaryIO]:
         yield stream
 
 
+def _unreadable(target: Path) -> str | None:
+    """Why a regular file cannot be read for its snapshot (git would fail the whole run)."""
+    if not target.is_file() or target.is_symlink():
+        return None
+    try:
+        with open(target, "rb"):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
 def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
-    """Commit the work tree as it is now (ignored and oversized files left out)."""
+    """Commit the work tree as it is now (ignored, oversized and unreadable files left out)."""
     repo = open_repo(root)
     base, branch = _head(repo)
     limit = _max_file_bytes()
@@ -134,13 +145,15 @@ def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
                     )
                 ).split("\0")
             )
-            to_add, skipped, secret = [], [], []
+            to_add, skipped, secret, unreadable = [], [], [], []
             for rel in dict.fromkeys(p for p in str(listing).split("\0") if p):
                 target = work_tree / rel
                 if rel in untracked and _denied(rel):
                     secret.append(rel)
                 elif target.is_file() and not target.is_symlink() and target.stat().st_size > limit:
                     skipped.append(rel)
+                elif (denied := _unreadable(target)) is not None:
+                    unreadable.append((rel, denied))
                 else:
                     to_add.append(rel)
             if secret:
@@ -154,6 +167,12 @@ def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
                 print(
                     f"flor: warning: {rel} is larger than {limit} bytes and is left out of the "
                     "run's snapshot (set FLOR_SNAPSHOT_MAX_BYTES to raise the cap)",
+                    file=sys.stderr,
+                )
+            for rel, why in unreadable:
+                print(
+                    f"flor: warning: {rel} cannot be read ({why}) and is left out of the run's "
+                    "snapshot (make it readable, or list it in .gitignore)",
                     file=sys.stderr,
                 )
             if to_add:
