@@ -87,6 +87,11 @@ def test_gitignore_is_respected_and_big_files_are_skipped_with_a_warning(
 def test_an_unreadable_file_is_left_out_of_the_snapshot_and_the_run_goes_on(repo, script) -> None:  # type: ignore[no-untyped-def]
     (repo / "notes.txt").write_text("private\n")
     (repo / "notes.txt").chmod(0)
+    (repo / "config.yaml").write_text("lr: 0.1\n")
+    git(repo, "add", "config.yaml")
+    git(repo, "commit", "-qm", "config")
+    (repo / "config.yaml").write_text("lr: 0.2\n")  # what runs: not the committed 0.1
+    (repo / "config.yaml").chmod(0)
     run = script("train.py", "import flor\nflor.log('x', 1)\n")
     as_user = as_user_who_cannot_read_everything()
     done = subprocess.run(
@@ -97,9 +102,11 @@ def test_an_unreadable_file_is_left_out_of_the_snapshot_and_the_run_goes_on(repo
         "flor: warning: notes.txt cannot be read (Permission denied) and is left out of the "
         "run's snapshot" in done.stderr
     )
+    assert "config.yaml cannot be read (Permission denied)" in done.stderr
     tree = git(repo, "ls-tree", "-r", "--name-only", _snapshot_of_last_run(repo)).split()
-    assert "train.py" in tree and "notes.txt" not in tree
+    assert "train.py" in tree and "notes.txt" not in tree and "config.yaml" not in tree
     assert flor.dataframe("x")["x"].tolist() == [1]
+    assert git(repo, "status", "--porcelain", "--untracked-files=no") == " M config.yaml\n"
 
 
 def test_detached_head_and_repository_without_commits(tmp_path, monkeypatch, script) -> None:

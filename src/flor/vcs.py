@@ -175,6 +175,16 @@ def snapshot(root: Path, run_id: str, message: str) -> Snapshot:
                     "snapshot (make it readable, or list it in .gitignore)",
                     file=sys.stderr,
                 )
+            stale = [rel for rel, _ in unreadable if rel not in untracked]
+            if stale:  # a tracked file: out of the snapshot, not its last committed content
+                names = "\0".join(stale).encode("utf-8", "surrogateescape")
+                with _stdin(names) as paths:
+                    repo.git.execute(
+                        ["git", "rm", "--cached", "-q", "--pathspec-from-file=-",
+                         "--pathspec-file-nul"],
+                        env=env,
+                        istream=paths,
+                    )  # fmt: skip
             if to_add:
                 # names are bytes on POSIX: git gave undecodable ones back as surrogates
                 names = "\0".join(to_add).encode("utf-8", "surrogateescape")
