@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from store import pgfixtures
 
+from flor import graph as graph_module
 from flor.cli import main
 from flor.graph import Edge, Lineage, lineage, write
 from flor.store.artifacts import keep_blob, record
@@ -69,7 +70,9 @@ def cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_a_long_tree_stops_at_its_limit_and_says_how_many_lines_are_left(repo: Path) -> None:
+def test_a_long_tree_stops_at_its_limit_and_says_how_many_lines_are_left(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     models = chain(1500)
     first = f"model.pt@{models[0][:16]}"
     graph = lineage(first, direction="downstream")
@@ -86,6 +89,9 @@ def test_a_long_tree_stops_at_its_limit_and_says_how_many_lines_are_left(repo: P
     assert code == 0 and out.splitlines() == full
     code, out = cli("lineage", first, "--downstream", "--limit", "3000")
     assert out.splitlines() == [*full[:3000], f"… 1 {FOOTER.replace('lines', 'line')}"]
+    monkeypatch.setattr(graph_module, "SCREEN_LINES", 2999)  # past it: from the whole graph
+    code, again = cli("lineage", first, "--downstream", "--limit", "3000")
+    assert code == 0 and again == out
 
     # every version of the path: what came of each is printed once, not once per version
     every = lineage("model.pt", direction="downstream").tree().splitlines()

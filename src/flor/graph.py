@@ -1288,6 +1288,11 @@ def lineage(
         )
 
 
+# Past this many lines a tree is printed from the whole graph: reading each shown node's
+# events by key costs more than reading every event once.
+SCREEN_LINES = 10_000
+
+
 def write(
     target: str,
     out: TextIO,
@@ -1299,13 +1304,14 @@ def write(
     home: Path | None = None,
 ) -> None:
     """`flor lineage`: the graph around TARGET written to `out` as it is made, as a tree
-    (at most `limit` lines, then how many more), JSON or DOT. A tree with a limit reads only
-    the events of the nodes it shows (and the walk's pairs to count the rest). The collector
+    (at most `limit` lines, then how many more), JSON or DOT. A tree with a limit (up to
+    SCREEN_LINES) reads only the events of the nodes it shows (and the walk's pairs to count
+    the rest). The collector
     stays paused until the graph is freed, so it never walks the graph's rows."""
     if direction not in ("both", "upstream", "downstream"):
         raise UsageError(f"direction {direction!r}: use both, upstream or downstream")
     with _building():
-        if fmt != "table" or not limit:
+        if fmt != "table" or not limit or limit > SCREEN_LINES:
             _write(lineage(target, direction=direction, depth=depth, home=home), out, fmt, limit)
             return
         _check_depth(depth)
