@@ -1356,7 +1356,7 @@ def downstream_runs(
     are none."""
     with contextlib.closing(_open(home)) as conn, _building():
         start = resolve(conn, target, _root())
-        runs = _run_attrs(conn, _walked(conn, start, "downstream", None).runs)
+        runs = _run_attrs(conn, _walked(conn, start, "downstream", None, rows=False).runs)
     found = [r for r in _oldest_first(runs) if r not in start.run_ids]
     if filename is not None:
         found = [r for r in found if runs[r]["filename"] == filename]
