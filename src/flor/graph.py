@@ -672,16 +672,29 @@ class Start:
     path: str | None = None  # the recorded path a PATH target matched
 
 
-def _path_forms(text: str, root: Path | None) -> list[str]:
-    """How a path may have been recorded: as given, repository-relative, absolute."""
-    forms = [text]
+def _path_forms(text: str, root: Path | None) -> list[list[str]]:
+    """How a path may have been recorded, in the order to try: relative to the current
+    folder (repository-relative, also through symlinks, or absolute), then as given (a
+    repository-relative path typed from a subfolder)."""
     where = os.path.abspath(text)
+    here = []
     if root is not None:
         for form in (where, os.path.realpath(where)):
             with contextlib.suppress(ValueError):
-                forms.append(Path(form).relative_to(root).as_posix())
-    forms.append(where)
-    return list(dict.fromkeys(forms))
+                here.append(Path(form).relative_to(root).as_posix())
+    here.append(where)
+    here = list(dict.fromkeys(here))
+    return [here] if text in here else [here, [text]]
+
+
+def _events_at(conn: Any, text: str, root: Path | None) -> list[Event]:
+    """The events at the path `text` names: `data.csv` typed in `sub/` is `sub/data.csv`
+    when that was recorded, and the repository's `data.csv` only when it was not."""
+    for forms in _path_forms(text, root):
+        found = store.events_at_path(conn, forms)
+        if found:
+            return found
+    return []
 
 
 def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
@@ -699,7 +712,7 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
             return replace(_all_versions(target, whole), path=whole[0].path)
     recorded: list[Event] = []
     if path:
-        recorded = store.events_at_path(conn, _path_forms(path, root))
+        recorded = _events_at(conn, path, root)
         events = [e for e in recorded if e.digest]
         if events:
             found = _pinned(conn, path, pin, events) if pin else _all_versions(path, events)
@@ -731,7 +744,7 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
 
 def _recorded_path(conn: Any, path: str, root: Path | None) -> list[Event]:
     """The events that recorded a content at `path` (in any of its forms)."""
-    return [e for e in store.events_at_path(conn, _path_forms(path, root)) if e.digest]
+    return [e for e in _events_at(conn, path, root) if e.digest]
 
 
 def _sql_text(text: str) -> str:

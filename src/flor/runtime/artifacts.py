@@ -59,6 +59,7 @@ class _Declared:
     before: Fingerprint | None  # the file as it was when declared
     before_digest: str | None = None  # a folder output's content when declared
     settled: Fingerprint | None = None  # an output file as it was when flor had control
+    carried: bool = False  # still unwritten when an outer iteration began
 
 
 @dataclass
@@ -181,8 +182,10 @@ class Recorder:
             return None
         return data if _fingerprint(where) == fingerprint else None
 
-    def settle(self) -> None:
-        """Hash the outputs declared so far (their writes are done once flor has control)."""
+    def settle(self, ctx_id: int | None = None) -> None:
+        """Hash the outputs declared so far (their writes are done once flor has control).
+        At the end of outer iteration `ctx_id`, an output declared before the iteration
+        began was written in it: it is recorded at the iteration's coordinates."""
         with self._lock:
             pending, self._pending = self._pending, {}
         keep: dict[str, _Declared] = {}
@@ -191,6 +194,8 @@ class Recorder:
             if not os.path.lexists(where) or (item.before is not None and now == item.before):
                 keep[where] = item  # not written yet: wait for the next chance
                 continue
+            if ctx_id is not None and item.carried:
+                item = replace(item, ctx=ctx_id, tstamp=self.session.tstamp)
             item.settled = now
             if now is not None:
                 self._settled[where] = (now, item)
@@ -200,13 +205,21 @@ class Recorder:
                 for where, item in keep.items():
                     self._pending.setdefault(where, item)
 
+    def _carry(self) -> None:
+        """An outer iteration begins: the outputs still unwritten are written in it or later."""
+        with self._lock:
+            for item in self._pending.values():
+                item.carried = True
+
     # LoopObserver: an outer iteration's end is a point where its outputs are complete.
     def loop_started(self, name: str) -> None:
-        pass
+        self.settle()
+        self._carry()
 
     def iteration_ended(self, index: int, ctx_id: int, seconds: float) -> None:
-        self.settle()
+        self.settle(ctx_id)
         self._rewritten(ctx_id)
+        self._carry()
 
     def _rewritten(self, ctx_id: int) -> None:
         """Outputs written again during iteration `ctx_id` without being declared again

@@ -1,0 +1,92 @@
+"""Artifacts and lineage checked on pipelines written the way users write them: several
+scripts, a Makefile, models saved every epoch, runs started from subfolders. Each test
+pins a defect found by running such pipelines with the `flor` CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import blake3
+
+import flor
+
+
+def b3(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def flor_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `flor` command as a user runs it, in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "flor", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_model_declared_before_the_loop_is_recorded_at_each_epoch_that_wrote_it(
+    repo: Path, script
+) -> None:  # type: ignore[no-untyped-def]
+    script(
+        "train.py",
+        """\
+        import flor
+        open(flor.output("vocab.txt"), "w").write("a b c")  # written before the loop
+        model = flor.output("model.bin")
+        for epoch in flor.loop("epoch", range(3)):
+            open(model, "wb").write(b"weights %d" % epoch)
+            flor.log("loss", 1.0 / (epoch + 1))
+        """,
+    ).run()
+    epochs = flor.query("SELECT iteration, ctx_id FROM loops ORDER BY iteration")
+    ctx_of = dict(zip(epochs["iteration"], epochs["ctx_id"], strict=True))
+    rows = flor.query("SELECT path, digest, ctx_id, status FROM events ORDER BY seq")
+    got = [
+        (r.path, r.digest, None if r.ctx_id != r.ctx_id else int(r.ctx_id))
+        for r in rows.itertuples()
+    ]
+    assert got == [
+        ("vocab.txt", b3(b"a b c"), None),
+        ("model.bin", b3(b"weights 0"), ctx_of[0]),  # was recorded before the loop's coordinates
+        ("model.bin", b3(b"weights 1"), ctx_of[1]),
+        ("model.bin", b3(b"weights 2"), ctx_of[2]),
+    ]
+
+
+def test_a_path_typed_in_a_subfolder_names_the_file_there_not_one_at_the_root(
+    repo: Path, script
+) -> None:  # type: ignore[no-untyped-def]
+    (repo / "data.csv").write_text("root\n")
+    (repo / "sub").mkdir()
+    (repo / "sub" / "data.csv").write_text("sub\n")
+    code = 'import flor\nflor.input("data.csv")\nflor.log("n", 1)\n'
+    script("r.py", code).run()
+    (repo / "sub" / "s.py").write_text(code)
+    sub = repo / "sub"  # run from its own folder, as `cd sub && python s.py`: sub/data.csv
+    subprocess.run([sys.executable, "s.py"], cwd=sub, check=True, timeout=120)
+    at_root, in_sub = b3(b"root\n"), b3(b"sub\n")
+    [root_run] = flor.query("SELECT run_id FROM runs WHERE filename = 'r.py'")["run_id"]
+    [sub_run] = flor.query("SELECT run_id FROM runs WHERE filename = 'sub/s.py'")["run_id"]
+
+    done = flor_cli(sub, "lineage", "data.csv", "--downstream", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    graph = json.loads(done.stdout)  # was both files: data.csv and sub/data.csv
+    assert graph["roots"] == [f"artifact:{in_sub}"]
+    assert [n["run_id"] for n in graph["nodes"] if n["kind"] == "run"] == [sub_run]
+    done = flor_cli(sub, "dataframe", "n", "--downstream-of", "data.csv", "--format", "json")
+    assert [row["runid"] for row in json.loads(done.stdout)] == [sub_run]
+    # from the subfolder, the root's file by its relative path, or its repository path
+    # when the subfolder has no such file
+    for target, run in (("../data.csv", root_run), ("r.py", None)):
+        done = flor_cli(sub, "lineage", target, "--format", "json")
+        if run is None:
+            assert done.returncode == 2 and "no artifact recorded at 'r.py'" in done.stderr
+        else:
+            assert json.loads(done.stdout)["roots"] == [f"artifact:{at_root}"]
+    (repo / "sub" / "data.csv").unlink()
+    assert flor_cli(sub, "lineage", "data.csv").returncode == 0  # recorded there, deleted since
