@@ -5,6 +5,9 @@ pins a defect found by running such pipelines with the `flor` CLI."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +15,7 @@ from pathlib import Path
 import blake3
 
 import flor
+from flor.runtime import digest
 
 
 def b3(data: bytes) -> str:
@@ -90,3 +94,58 @@ def test_a_path_typed_in_a_subfolder_names_the_file_there_not_one_at_the_root(
             assert json.loads(done.stdout)["roots"] == [f"artifact:{at_root}"]
     (repo / "sub" / "data.csv").unlink()
     assert flor_cli(sub, "lineage", "data.csv").returncode == 0  # recorded there, deleted since
+
+
+def _tree(root: Path) -> dict[str, object]:
+    """Every entry under root: a file's bytes, a link's target, a folder's mark."""
+    found: dict[str, object] = {}
+    for where in sorted(root.rglob("*")):
+        rel = where.relative_to(root).as_posix()
+        if where.is_symlink():
+            found[rel] = ("link", os.readlink(where))
+        elif where.is_dir():
+            found[rel] = "dir"
+        else:
+            found[rel] = where.read_bytes()
+    return found
+
+
+def test_a_kept_folder_with_links_and_empty_folders_is_checked_out_whole(
+    repo: Path, script
+) -> None:  # type: ignore[no-untyped-def]
+    (repo / ".gitignore").write_text("data/\nweights.bin\n")
+    data = repo / "data"
+    (data / "v1" / "empty").mkdir(parents=True)
+    (data / "v1" / "nested").mkdir()
+    (data / "v1" / "a.txt").write_text("a\n")
+    (data / "v1" / "nested" / "b.txt").write_text("b\n")
+    (data / "latest").symlink_to("v1")  # a folder link, as dataset versions often are
+    (data / "v1" / "link").symlink_to("a.txt")
+    (repo / "weights.bin").write_bytes(b"w" * 100)
+    script(
+        "k.py", 'import flor\nflor.input("data", keep=True)\nflor.input("weights.bin", keep=True)\n'
+    ).run()
+    before = _tree(data)
+    [recorded] = flor.query("SELECT digest FROM events WHERE path = 'data'")["digest"]
+    shutil.rmtree(data)
+    (repo / "weights.bin").unlink()
+
+    def umask_027() -> None:
+        os.umask(0o027)
+
+    for target in ("data", "weights.bin"):
+        done = subprocess.run(
+            [sys.executable, "-m", "flor", "checkout", target],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=umask_027,
+        )
+        assert done.returncode == 0, done.stderr  # was: exit 2, links and folders not kept
+    assert _tree(data) == before
+    assert digest.content(str(data), None).digest == recorded
+    # made as the user's own new files are (umask 027), not as private temporary files
+    assert stat.S_IMODE(data.stat().st_mode) == 0o750
+    assert stat.S_IMODE((repo / "weights.bin").stat().st_mode) == 0o640
+    assert (repo / "weights.bin").read_bytes() == b"w" * 100

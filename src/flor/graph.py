@@ -34,7 +34,7 @@ from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TextIO, TypeVar
 
-from flor.errors import UsageError
+from flor.errors import FlorError, UsageError
 from flor.store import artifacts as store
 from flor.store.artifacts import Event
 from flor.units import human_bytes
@@ -1110,27 +1110,42 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
     if art.kind == "dir":
         manifest = json.loads(blobs.get(art.blob))
         temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        for rel in manifest.get("dirs", ()):  # absent from folders kept by older versions
+            (temp / rel).mkdir(parents=True, exist_ok=True)
         for rel, sha in manifest["files"]:
             where = temp / rel
             where.parent.mkdir(parents=True, exist_ok=True)
             where.write_bytes(blobs.get(sha))
+        for rel, link in manifest.get("links", ()):
+            where = temp / rel
+            where.parent.mkdir(parents=True, exist_ok=True)
+            where.symlink_to(link)
         _check_copy(digests.content(str(temp), None).digest, digest, target, temp)
+        temp.chmod(0o777 & ~_umask())  # as a new folder of the user's, not mkdtemp's 0700
         temp.replace(dest)
         return dest
     data = blobs.get(art.blob)
     _check_copy(digests.hash_bytes(data), digest, target, None)
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # as a new file of the user's, not mkstemp's 0600
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     Path(name).replace(dest)
     return dest
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _check_copy(found: str, digest: str, target: str, temp: Path | None) -> None:
     if found != digest:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
-        raise UsageError(
-            f"the kept copy of {target} does not hash to @{digest[:12]} (symbolic links and "
-            "empty folders are not kept): restore it by hand from the blob store"
+        raise FlorError(
+            f"the kept copy of {target} does not hash to @{digest[:12]}, so nothing was "
+            "written: the blob store was damaged, or the folder was kept by a flor that did "
+            "not keep symbolic links and empty folders yet"
         )

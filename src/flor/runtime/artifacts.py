@@ -315,16 +315,23 @@ class Recorder:
         """Hash from the same bytes that go into the blob store, so they always agree."""
         blobs = self._blob_store()
         if os.path.isdir(item.path):
-            files: list[tuple[str, str]] = []
+            kept: dict[str, list[Any]] = {"files": [], "links": [], "dirs": []}
 
-            def store_file(rel: str, where: str, expected: str) -> None:
-                data = Path(where).read_bytes()
+            def store_entry(rel: str, kind: str, where: str, expected: str) -> None:
+                if kind == "dir":
+                    kept["dirs"].append(rel)
+                    return
+                data = os.fsencode(os.readlink(where)) if kind == "link" else None
+                data = Path(where).read_bytes() if data is None else data
                 if digest.hash_bytes(data) != expected:
                     raise Unreadable(f"{rel} changed while flor kept it: declare it when done")
-                files.append((rel, blobs.put(data)[0]))
+                if kind == "link":
+                    kept["links"].append((rel, os.fsdecode(data)))
+                else:
+                    kept["files"].append((rel, blobs.put(data)[0]))
 
-            found = digest.content(item.path, self.cache, progress, store_file)
-            manifest = json.dumps({"files": files}, separators=(",", ":")).encode()
+            found = digest.content(item.path, self.cache, progress, store_entry)
+            manifest = json.dumps(kept, separators=(",", ":")).encode()
             blob = blobs.put(manifest)[0]
         else:
             try:

@@ -159,19 +159,19 @@ def content(
     path: str,
     cache: StatCache | None,
     progress: Callable[[int], None] | None = None,
-    on_file: Callable[[str, str, str], None] | None = None,
+    on_entry: Callable[[str, str, str, str], None] | None = None,
 ) -> Content:
     """The digest of a file or folder (folders streamed: memory stays flat for any size).
 
-    `on_file(relative path, absolute path, digest)` sees every regular file of a folder
-    (`keep=True` stores each one)."""
+    `on_entry(relative path, kind, absolute path, digest)` sees every file, folder and
+    symbolic link inside a folder (`keep=True` stores them)."""
     path = os.path.abspath(path)  # the stat cache is keyed by absolute paths
     try:
         st = os.stat(path)
         if stat.S_ISREG(st.st_mode):
             return Content(file_digest(path, st, cache), "file", st.st_size, 1)
         if stat.S_ISDIR(st.st_mode):
-            return _folder(path, cache, progress, on_file)
+            return _folder(path, cache, progress, on_entry)
     except OSError as exc:
         inside = exc.filename and os.fspath(exc.filename) != path  # a folder's entry
         where = f" at {os.path.relpath(os.fspath(exc.filename), path)}" if inside else ""
@@ -183,7 +183,7 @@ def _folder(
     root: str,
     cache: StatCache | None,
     progress: Callable[[int], None] | None,
-    on_file: Callable[[str, str, str], None] | None,
+    on_entry: Callable[[str, str, str, str], None] | None,
 ) -> Content:
     hasher = blake3.blake3()
     total = files = skipped = 0
@@ -192,11 +192,11 @@ def _folder(
             skipped += 1
             continue
         hasher.update(f"{rel}\0{kind}\0{size}\0{digest}\n".encode("utf-8", "surrogateescape"))
+        if on_entry:
+            on_entry(rel, kind, where, digest)
         if kind == "file":
             total += size
             files += 1
-            if on_file:
-                on_file(rel, where, digest)
             if progress and files % 1000 == 0:
                 progress(files)
     if cache:
