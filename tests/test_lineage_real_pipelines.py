@@ -149,3 +149,36 @@ def test_a_kept_folder_with_links_and_empty_folders_is_checked_out_whole(
     assert stat.S_IMODE(data.stat().st_mode) == 0o750
     assert stat.S_IMODE((repo / "weights.bin").stat().st_mode) == 0o640
     assert (repo / "weights.bin").read_bytes() == b"w" * 100
+
+
+def test_checkout_failures_are_one_line_and_leave_nothing_behind(repo: Path, script) -> None:  # type: ignore[no-untyped-def]
+    (repo / ".gitignore").write_text("shards/\n")
+    (repo / "shards").mkdir()
+    for i in range(3):
+        (repo / "shards" / f"{i}.bin").write_bytes(bytes([i]) * 10)
+    script("keep.py", 'import flor\nflor.input("shards", keep=True)\n').run()
+    [run] = flor.query("SELECT run_id FROM runs")["run_id"]
+    shutil.rmtree(repo / "shards")
+
+    done = flor_cli(repo, "checkout", run)  # was: "no run id starting with it"
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"Error: {run} is a run, not a file: name a PATH or PATH@RUN\n",
+    )
+    done = flor_cli(repo, "checkout", "shards", "--output", "README.md/shards")
+    assert done.returncode == 1, done.stderr  # was: a traceback
+    assert done.stderr.startswith("Error: cannot write README.md/shards: ")
+    assert done.stderr.count("\n") == 1
+    # a blob gone from the store: one line, and no half-written folder left in the repository
+    blobs = repo / ".flor" / "checkpoints" / "artifacts"
+    shutil.rmtree(next(p for p in blobs.iterdir() if p.is_dir()))
+    done = flor_cli(repo, "checkout", "shards")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "is missing from" in done.stderr
+    assert sorted(p.name for p in repo.iterdir()) == [
+        ".flor",
+        ".git",
+        ".gitignore",
+        "README.md",
+        "keep.py",
+    ]

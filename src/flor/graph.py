@@ -1078,6 +1078,8 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
     conn = _open(home)
     try:
         if "@" not in target or _recorded_path(conn, target, _root()):
+            if not _recorded_path(conn, target, _root()) and store.run_ids_starting(conn, target):
+                raise TargetError(f"{target} is a run, not a file: name a PATH or PATH@RUN")
             target = f"{target}@latest"
         start = resolve(conn, target, _root())
         if len(start.digests) != 1:
@@ -1100,38 +1102,53 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
     from flor.runtime import digest as digests
 
     if dest.exists() or dest.is_symlink():
-        found = digests.content(str(dest), None)
-        if found.digest == digest:
-            return dest
+        with contextlib.suppress(digests.Unreadable):  # a device, a pipe: other content
+            if digests.content(str(dest), None).digest == digest:
+                return dest
         raise UsageError(
             f"{dest} exists with other content: pass --output DEST, or move it away first"
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if art.kind == "dir":
-        manifest = json.loads(blobs.get(art.blob))
-        temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-        for rel in manifest.get("dirs", ()):  # absent from folders kept by older versions
-            (temp / rel).mkdir(parents=True, exist_ok=True)
-        for rel, sha in manifest["files"]:
-            where = temp / rel
-            where.parent.mkdir(parents=True, exist_ok=True)
-            where.write_bytes(blobs.get(sha))
-        for rel, link in manifest.get("links", ()):
-            where = temp / rel
-            where.parent.mkdir(parents=True, exist_ok=True)
-            where.symlink_to(link)
-        _check_copy(digests.content(str(temp), None).digest, digest, target, temp)
-        temp.chmod(0o777 & ~_umask())  # as a new folder of the user's, not mkdtemp's 0700
+    temp: Path | None = None
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if art.kind == "dir":
+            temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+            _restore_folder(json.loads(blobs.get(art.blob)), blobs, temp)
+            _check_copy(digests.content(str(temp), None).digest, digest, target)
+            temp.chmod(0o777 & ~_umask())  # as a new folder of the user's, not mkdtemp's 0700
+        else:
+            data = blobs.get(art.blob)
+            _check_copy(digests.hash_bytes(data), digest, target)
+            fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+            temp = Path(name)
+            os.fchmod(fd, 0o666 & ~_umask())  # as a new file of the user's, not mkstemp's 0600
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
         temp.replace(dest)
-        return dest
-    data = blobs.get(art.blob)
-    _check_copy(digests.hash_bytes(data), digest, target, None)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    os.fchmod(fd, 0o666 & ~_umask())  # as a new file of the user's, not mkstemp's 0600
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    Path(name).replace(dest)
+    except OSError as exc:
+        raise FlorError(
+            f"cannot write {dest}: {exc.strerror or exc}: choose a writable --output DEST"
+        ) from exc
+    finally:
+        if temp is not None and temp.is_dir():  # not moved into place
+            shutil.rmtree(temp, ignore_errors=True)
+        elif temp is not None:
+            temp.unlink(missing_ok=True)
     return dest
+
+
+def _restore_folder(manifest: dict[str, Any], blobs: Any, temp: Path) -> None:
+    """A kept folder's entries, written under `temp`."""
+    for rel in manifest.get("dirs", ()):  # absent from folders kept by older versions
+        (temp / rel).mkdir(parents=True, exist_ok=True)
+    for rel, sha in manifest["files"]:
+        where = temp / rel
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.write_bytes(blobs.get(sha))
+    for rel, link in manifest.get("links", ()):
+        where = temp / rel
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.symlink_to(link)
 
 
 def _umask() -> int:
@@ -1140,10 +1157,8 @@ def _umask() -> int:
     return mask
 
 
-def _check_copy(found: str, digest: str, target: str, temp: Path | None) -> None:
+def _check_copy(found: str, digest: str, target: str) -> None:
     if found != digest:
-        if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
         raise FlorError(
             f"the kept copy of {target} does not hash to @{digest[:12]}, so nothing was "
             "written: the blob store was damaged, or the folder was kept by a flor that did "
