@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import blake3
@@ -182,3 +183,48 @@ def test_checkout_failures_are_one_line_and_leave_nothing_behind(repo: Path, scr
         "README.md",
         "keep.py",
     ]
+
+
+def test_a_run_does_not_claim_a_content_another_run_wrote_between_its_write_and_its_hash(
+    repo: Path, script
+) -> None:  # type: ignore[no-untyped-def]
+    first = script(
+        "a.py",
+        """\
+        import os, time, flor
+        path = flor.output("model.bin")  # written each epoch, hashed when the epoch ends
+        for epoch in flor.loop("epoch", range(2)):
+            open(path, "w").write(f"a{epoch}")
+            if epoch == 0:  # another run overwrites it before this epoch ends
+                open("a-wrote", "w").close()
+                while not os.path.exists("b-done"):
+                    time.sleep(0.01)
+        """,
+    )
+    second = script("b.py", 'import flor\nopen(flor.output("model.bin"), "w").write("b")\n')
+    proc = subprocess.Popen(first.command(), cwd=repo, stderr=subprocess.PIPE, text=True)
+    try:
+        while not (repo / "a-wrote").exists():  # the first run's signal, not a delay
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.01)
+        second.run()
+        (repo / "b-done").touch()
+        assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stderr:
+            proc.stderr.close()
+    run_a = flor.query("SELECT run_id FROM runs WHERE filename = 'a.py'")["run_id"][0]
+    run_b = flor.query("SELECT run_id FROM runs WHERE filename = 'b.py'")["run_id"][0]
+    rows = flor.query("SELECT run_id, digest, status, note FROM events ORDER BY run_id, seq")
+    mine = rows[rows["run_id"] == run_a]
+    # was: epoch 0 recorded b's bytes as this run's output (b3(b"b"), replaced)
+    assert b3(b"b") not in set(mine["digest"].dropna())
+    assert set(mine["status"]) == {"changed"}
+    assert all(f"run {run_b} also wrote this path" in note for note in mine["note"])
+    theirs = rows[rows["run_id"] == run_b]
+    assert list(zip(theirs["digest"], theirs["status"], strict=True)) == [(b3(b"b"), "ok")]
+    done = flor_cli(repo, "lineage", f"model.bin@{b3(b'b')[:12]}", "--upstream", "--format", "json")
+    runs = [n["run_id"] for n in json.loads(done.stdout)["nodes"] if n["kind"] == "run"]
+    assert runs == [run_b]

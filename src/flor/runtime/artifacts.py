@@ -10,8 +10,9 @@ a file rewritten after it was hashed gets its final digest, and its earlier dige
 recorded with status `replaced` (another run may have read them meanwhile).
 
 Statuses: `ok`; `missing` (an input that did not exist, an output never written);
-`unreadable` (permissions, sockets, devices: the note says why); `changed` (an input
-modified while it was being hashed: no digest, rather than a wrong one); `unchanged` (an
+`unreadable` (permissions, sockets, devices: the note says why); `changed` (a file
+modified while it was being hashed, or an output another run wrote meanwhile: no digest,
+rather than a wrong one); `unchanged` (an
 output the run declared but did not modify: its digest is kept, but the run is not its
 producer); `replaced` (see above). Replays record nothing: their reads and writes happen in
 a sandbox and belong to the original run.
@@ -60,6 +61,7 @@ class _Declared:
     before_digest: str | None = None  # a folder output's content when declared
     settled: Fingerprint | None = None  # an output file as it was when flor had control
     carried: bool = False  # still unwritten when an outer iteration began
+    read_at: float = 0.0  # when a small output's bytes were read on the user's thread
 
 
 @dataclass
@@ -68,6 +70,7 @@ class _Written:
 
     declared: _Declared
     seqs: list[int] = field(default_factory=list)
+    hashed: list[tuple[_Declared, float]] = field(default_factory=list)  # and when
     digest: str | None = None
     fingerprint: Fingerprint | None = None
 
@@ -182,6 +185,11 @@ class Recorder:
             return None
         return data if _fingerprint(where) == fingerprint else None
 
+    def _read_output(self, item: _Declared, now: Fingerprint | None) -> bytes | None:
+        data = self._read_small(item.path, now)
+        item.read_at = time.time()
+        return data
+
     def settle(self, ctx_id: int | None = None) -> None:
         """Hash the outputs declared so far (their writes are done once flor has control).
         At the end of outer iteration `ctx_id`, an output declared before the iteration
@@ -199,7 +207,7 @@ class Recorder:
             item.settled = now
             if now is not None:
                 self._settled[where] = (now, item)
-            self._submit(self._hash_output, item, self._read_small(where, now))
+            self._submit(self._hash_output, item, self._read_output(item, now))
         if keep:
             with self._lock:
                 for where, item in keep.items():
@@ -238,7 +246,7 @@ class Recorder:
                 settled=now,
             )
             self._settled[where] = (now, item)
-            self._submit(self._hash_output, item, self._read_small(where, now))
+            self._submit(self._hash_output, item, self._read_output(item, now))
 
     def loop_ended(self, exhausted: bool) -> None:
         self.settle()
@@ -302,6 +310,7 @@ class Recorder:
             written = self._written.setdefault(item.path, _Written(item))
         written.declared = item
         written.seqs.append(item.seq)
+        written.hashed.append((item, item.read_at if data is not None else time.time()))
         if data is None and found.kind == "file" and _fingerprint(item.path) != item.settled:
             # rewritten before flor could hash it: no digest rather than a wrong one
             note = "rewritten before flor hashed it; the final content is verified at the end"
@@ -449,13 +458,15 @@ class Recorder:
         item = written.declared
         earlier = written.seqs[:-1]
         now = _fingerprint(item.path)
+        others = self._other_writers(item)
+        if others:  # another run wrote it meanwhile: some contents hashed may be theirs
+            self._disown(written, others)
         if now is None or now != written.fingerprint:
-            found, _ = self._content(item)  # None: deleted at the end, keep what was seen
-            others = self._other_writers(item)
-            if others:  # another run wrote it meanwhile: the final content may be theirs
+            if others:
                 note = f"also written by run {others[0]}; its final content is not claimed"
                 self._write([], [self._event(item, None, "changed", note, seq=next(self._seq))])
                 return
+            found, _ = self._content(item)  # None: deleted at the end, keep what was seen
             if found is not None and found.digest != written.digest:
                 seq = next(self._seq)
                 note = "final content at the end of the run"
@@ -466,6 +477,23 @@ class Recorder:
         if earlier:
             run_id = self.session.run_id
             self.session.writer.transaction(lambda c: store.mark_replaced(c, run_id, earlier))
+
+    def _disown(self, written: _Written, others: list[str]) -> None:
+        """Contents read once another run had declared the path as its output may be that
+        run's bytes: they are recorded `changed`, without a digest, rather than as this run's.
+        (A run records only what it writes after declaring it.)"""
+        path = written.declared.shown
+        found = self.session.writer.transaction(lambda c: store.events_at_path(c, [path]))
+        since = min(e.recorded for e in found if e.run_id in others and e.role == "output")
+        note = (
+            f"run {others[0]} also wrote this path while this run ran: flor cannot tell whose "
+            "content it hashed"
+        )
+        doubtful = [
+            self._event(i, None, "changed", note) for i, at in written.hashed if at >= since
+        ]
+        if doubtful:
+            self._write([], doubtful)
 
     def _other_writers(self, item: _Declared) -> list[str]:
         run_id, since = self.session.run_id, self.started
