@@ -228,3 +228,29 @@ def test_a_run_does_not_claim_a_content_another_run_wrote_between_its_write_and_
     done = flor_cli(repo, "lineage", f"model.bin@{b3(b'b')[:12]}", "--upstream", "--format", "json")
     runs = [n["run_id"] for n in json.loads(done.stdout)["nodes"] if n["kind"] == "run"]
     assert runs == [run_b]
+
+
+def test_a_final_content_is_recorded_with_the_code_version_that_was_current_at_the_end(
+    repo: Path, script
+) -> None:  # type: ignore[no-untyped-def]
+    # a long-running process (a notebook, a web app) commits; the file is rewritten later
+    script(
+        "serve.py",
+        """\
+        import flor
+        out = flor.output("report.txt")
+        open(out, "w").write("v1")
+        flor.log("step", 1)
+        flor.commit()
+        flor.log("step", 2)
+        flor.commit()
+        open(out, "w").write("v2")
+        """,
+    ).run()
+    tstamps = sorted(flor.query("SELECT tstamp FROM commits")["tstamp"])
+    rows = flor.query("SELECT digest, tstamp, status FROM events ORDER BY seq")
+    got = list(zip(rows["digest"], rows["tstamp"], rows["status"], strict=True))
+    assert got == [
+        (b3(b"v1"), tstamps[0], "replaced"),
+        (b3(b"v2"), tstamps[-1], "ok"),  # was: the declaration's tstamp, tstamps[0]
+    ]

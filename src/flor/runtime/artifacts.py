@@ -470,7 +470,7 @@ class Recorder:
             if found is not None and found.digest != written.digest:
                 seq = next(self._seq)
                 note = "final content at the end of the run"
-                final = replace(item, ctx=None, recorded=time.time())
+                final = replace(item, ctx=None, tstamp=self.session.tstamp, recorded=time.time())
                 event = self._event(final, found.digest, "ok", note, seq=seq)
                 self._write([self._artifact(found)], [event])
                 earlier = written.seqs
