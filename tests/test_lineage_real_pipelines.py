@@ -254,3 +254,41 @@ def test_a_final_content_is_recorded_with_the_code_version_that_was_current_at_t
         (b3(b"v1"), tstamps[0], "replaced"),
         (b3(b"v2"), tstamps[-1], "ok"),  # was: the declaration's tstamp, tstamps[0]
     ]
+
+
+def test_an_output_flor_cannot_read_is_a_one_line_warning(repo: Path, script) -> None:  # type: ignore[no-untyped-def]
+    (repo / ".gitignore").write_text("out/\n")
+    bad = script(
+        "w.py",
+        """\
+        import os, flor
+        os.makedirs("out/shards")
+        model = flor.output("out/model.bin")
+        open(model, "w").write("m")
+        os.chmod(model, 0)  # the run makes its own outputs unreadable
+        shards = flor.output("out/shards")
+        open("out/shards/a", "w").write("a")
+        os.chmod("out/shards/a", 0)
+        flor.log("done", 1)
+        """,
+    )
+    drop = "-dac_override,-dac_read_search"  # root reads any file: drop that (setpriv)
+    as_user = (
+        ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}"] if os.geteuid() == 0 else []
+    )
+    done = subprocess.run(
+        [*as_user, *bad.command()], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [  # was: nothing said
+        "flor: warning: output out/model.bin is unreadable: Permission denied: check the path "
+        "and its permissions",
+        "flor: warning: output out/shards is unreadable: Permission denied at a: check the "
+        "path and its permissions",
+    ]
+    got = flor.query("SELECT path, status, digest FROM events ORDER BY seq")
+    assert list(zip(got["path"], got["status"], strict=True)) == [
+        ("out/model.bin", "unreadable"),
+        ("out/shards", "unreadable"),
+    ]
+    assert got["digest"].isna().all()

@@ -299,6 +299,7 @@ class Recorder:
     def _hash_output(self, item: _Declared, data: bytes | None) -> None:
         found, why = self._content(item, data)
         if found is None:
+            print(f"flor: warning: output {item.shown} is unreadable: {why}", file=sys.stderr)
             self._write([], [self._event(item, None, "unreadable", why)])
             return
         unwritten = found.kind == "dir" and found.digest == item.before_digest
