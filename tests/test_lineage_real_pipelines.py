@@ -292,3 +292,19 @@ def test_an_output_flor_cannot_read_is_a_one_line_warning(repo: Path, script) ->
         ("out/shards", "unreadable"),
     ]
     assert got["digest"].isna().all()
+
+
+def test_a_target_with_an_at_sign_that_matches_nothing_says_both_forms_searched(
+    repo: Path, script
+) -> None:  # type: ignore[no-untyped-def]
+    (repo / "model@v2.pt").write_bytes(b"m")
+    script("s.py", 'import flor\nflor.input("model@v2.pt")\n').run()
+    done = flor_cli(repo, "lineage", "model@v2.p")  # a typo
+    assert done.returncode == 2
+    # was: "no artifact recorded at 'model' and no run id starting with it": neither the
+    # whole text nor run ids (a run id has no @) were what it said
+    assert done.stderr == (
+        "Error: no artifact recorded at 'model@v2.p' nor at 'model' (searched 1 recorded "
+        'path): `flor query "SELECT DISTINCT path FROM events"` lists the paths\n'
+    )
+    assert flor_cli(repo, "lineage", "model@v2.pt@latest").returncode == 0

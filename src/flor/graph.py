@@ -735,9 +735,16 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
             f"'{_sql_text(recorded[0].path)}'\"` shows why"
         )
     paths, runs_count = store.counts(conn)
+    searched = _count(paths, "recorded path")
+    if pin:  # a path with an @ of its own, or PATH@PIN: a run id has no @
+        where = f"{target!r} nor at {path!r}" if path else repr(target)
+        raise TargetError(
+            f"no artifact recorded at {where} (searched {searched}): "
+            '`flor query "SELECT DISTINCT path FROM events"` lists the paths'
+        )
     raise TargetError(
-        f"no artifact recorded at {path or target!r} and no run id starting with it "
-        f"(searched {_count(paths, 'recorded path')} and {_count(runs_count, 'run')}): "
+        f"no artifact recorded at {target!r} and no run id starting with it "
+        f"(searched {searched} and {_count(runs_count, 'run')}): "
         '`flor query "SELECT DISTINCT path FROM events"` lists the paths'
     )
 
