@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import blake3
+import pytest
 
 import flor
 from flor.runtime import digest
@@ -308,3 +309,33 @@ def test_a_target_with_an_at_sign_that_matches_nothing_says_both_forms_searched(
         'path): `flor query "SELECT DISTINCT path FROM events"` lists the paths\n'
     )
     assert flor_cli(repo, "lineage", "model@v2.pt@latest").returncode == 0
+
+
+def test_a_file_written_while_flor_hashes_it_gets_no_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shards = tmp_path / "shards"
+    (shards / "part").mkdir(parents=True)
+    (shards / "a.csv").write_text("a\n")
+    (shards / "part" / "b.csv").write_text("b\n")
+    hashed = digest.hash_file
+
+    def raced(path: str) -> str:  # a downloader still appending while flor reads the file
+        found = hashed(path)
+        if path.endswith("b.csv"):
+            with open(path, "a") as f:
+                f.write("more\n")
+        return found
+
+    monkeypatch.setattr(digest, "hash_file", raced)
+    # was: a folder digest of a state that never existed, recorded as ok
+    with pytest.raises(digest.Modified, match=r"modified while flor hashed it \(at part/b.csv\)"):
+        digest.content(str(shards), None)
+    with pytest.raises(digest.Modified) as raised:
+        digest.content(str(shards / "part" / "b.csv"), None)
+    assert raised.value.status == "changed"
+    cache = digest.StatCache(tmp_path / "digests.db", clock=lambda: 1e12)  # never too fresh
+    monkeypatch.setattr(digest, "hash_file", hashed)
+    found = digest.content(str(shards), cache)  # once still, it hashes as it is
+    assert found.files == 2 and found.bytes == len("a\n") + len("b\nmore\nmore\n")
+    cache.close()

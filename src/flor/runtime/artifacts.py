@@ -128,8 +128,8 @@ class Recorder:
         self.settle()
         if role == "output":
             if os.path.isdir(where):  # hashed now: a background hash could see new files
-                found, _ = self._content(replace(item, keep=False))
-                item.before_digest = found.digest if found else None
+                found = self._content(replace(item, keep=False))
+                item.before_digest = found.digest if isinstance(found, Content) else None
             with self._lock:
                 self._pending[where] = item
             return
@@ -266,29 +266,26 @@ class Recorder:
         except Exception as exc:  # noqa: BLE001 - never let bookkeeping kill training
             print(f"flor: warning: could not record an artifact ({exc})", file=sys.stderr)
 
-    def _content(
-        self, item: _Declared, data: bytes | None = None
-    ) -> tuple[Content | None, str | None]:
-        """(content, None) or (None, why it could not be hashed); stores bytes for keep.
-        `data`: the file's bytes, already read."""
+    def _content(self, item: _Declared, data: bytes | None = None) -> Content | Unreadable:
+        """The content, or why it could not be hashed (its `status` and message); stores
+        the bytes for keep. `data`: the file's bytes, already read."""
         progress = digest.progress_printer(item.shown)
         try:
             if data is not None:
                 found = Content(digest.hash_bytes(data), "file", len(data), 1)
                 if item.keep:
                     self._write([self._artifact(found)], [], kept=(found.digest, self._put(data)))
-                return found, None
+                return found
             if item.keep:
-                return self._keep(item, progress), None
-            return digest.content(item.path, self.cache, progress), None
+                return self._keep(item, progress)
+            return digest.content(item.path, self.cache, progress)
         except Unreadable as exc:
-            return None, str(exc)
+            return exc
 
     def _hash_input(self, item: _Declared, data: bytes | None) -> None:
-        found, why = self._content(item, data)
-        if found is None:
-            print(f"flor: warning: input {item.shown} is unreadable: {why}", file=sys.stderr)
-            self._write([], [self._event(item, None, "unreadable", why)])
+        found = self._content(item, data)
+        if isinstance(found, Unreadable):
+            self._cannot_hash("input", item, found)
             return
         if data is None and found.kind == "file" and _fingerprint(item.path) != item.before:
             note = "modified while flor hashed it: declare inputs once they are complete"
@@ -296,11 +293,16 @@ class Recorder:
             return
         self._write([self._artifact(found)], [self._event(item, found.digest, "ok", None)])
 
+    def _cannot_hash(self, role: str, item: _Declared, why: Unreadable) -> None:
+        """A one-line warning, and the event without a digest (`unreadable` or `changed`)."""
+        said = f"is unreadable: {why}" if why.status == "unreadable" else str(why)
+        print(f"flor: warning: {role} {item.shown} {said}", file=sys.stderr)
+        self._write([], [self._event(item, None, why.status, str(why))])
+
     def _hash_output(self, item: _Declared, data: bytes | None) -> None:
-        found, why = self._content(item, data)
-        if found is None:
-            print(f"flor: warning: output {item.shown} is unreadable: {why}", file=sys.stderr)
-            self._write([], [self._event(item, None, "unreadable", why)])
+        found = self._content(item, data)
+        if isinstance(found, Unreadable):
+            self._cannot_hash("output", item, found)
             return
         unwritten = found.kind == "dir" and found.digest == item.before_digest
         if unwritten and item.path not in self._written:
@@ -447,9 +449,9 @@ class Recorder:
             self._jobs.pop(0).result()
 
     def _unchanged(self, item: _Declared) -> None:
-        found, why = self._content(item)
-        if found is None:
-            self._write([], [self._event(item, None, "unreadable", why)])
+        found = self._content(item)
+        if isinstance(found, Unreadable):
+            self._write([], [self._event(item, None, found.status, str(found))])
             return
         note = "declared as an output but not modified by this run"
         self._write([self._artifact(found)], [self._event(item, found.digest, "unchanged", note)])
@@ -467,8 +469,8 @@ class Recorder:
                 note = f"also written by run {others[0]}; its final content is not claimed"
                 self._write([], [self._event(item, None, "changed", note, seq=next(self._seq))])
                 return
-            found, _ = self._content(item)  # None: deleted at the end, keep what was seen
-            if found is not None and found.digest != written.digest:
+            found = self._content(item)  # deleted at the end: keep what was seen
+            if isinstance(found, Content) and found.digest != written.digest:
                 seq = next(self._seq)
                 note = "final content at the end of the run"
                 final = replace(item, ctx=None, tstamp=self.session.tstamp, recorded=time.time())

@@ -63,6 +63,20 @@ class Content:
 class Unreadable(Exception):
     """A declared path that cannot be hashed; the message says why and what to do."""
 
+    status = "unreadable"
+
+
+class Modified(Unreadable):
+    """A file that changed while it was hashed: its digest would be of no real content."""
+
+    status = "changed"
+
+    def __init__(self, where: str = "") -> None:
+        at = f" (at {where})" if where else ""
+        super().__init__(
+            f"was modified while flor hashed it{at}: declare inputs once they are complete"
+        )
+
 
 class StatCache:
     """(path, fingerprint) -> digest, in a small SQLite file beside the store."""
@@ -150,6 +164,8 @@ def file_digest(path: str, st: os.stat_result, cache: StatCache | None) -> str:
     if found is not None:
         return found
     digest = hash_file(path)
+    if Fingerprint.of(os.stat(path)) != fp:  # a writer raced the hash: no such content
+        raise Modified()
     if cache:
         cache.put(path, fp, digest)
     return digest
@@ -218,7 +234,11 @@ def _walk(root: str, rel: str, cache: StatCache | None) -> Iterator[tuple[str, s
             yield from _walk(root, name, cache)
         elif entry.is_file(follow_symlinks=False):
             st = entry.stat(follow_symlinks=False)
-            yield name, "file", st.st_size, file_digest(entry.path, st, cache), entry.path
+            try:
+                hashed = file_digest(entry.path, st, cache)
+            except Modified:
+                raise Modified(name) from None
+            yield name, "file", st.st_size, hashed, entry.path
         else:
             yield name, "skip", 0, "", entry.path
 
