@@ -339,3 +339,36 @@ def test_a_file_written_while_flor_hashes_it_gets_no_digest(
     found = digest.content(str(shards), cache)  # once still, it hashes as it is
     assert found.files == 2 and found.bytes == len("a\n") + len("b\nmore\nmore\n")
     cache.close()
+
+
+def test_file_names_that_are_not_utf8_are_recorded_and_checked_out(repo: Path, script) -> None:  # type: ignore[no-untyped-def]
+    latin1 = os.fsdecode(b"caf\xe9.csv")  # a legal Linux name from an old archive
+    (repo / ".gitignore").write_text("data/\n")
+    (repo / "data" / "raw").mkdir(parents=True)
+    (repo / "data" / latin1).write_bytes(b"x,y\n")
+    (repo / "data" / "raw" / latin1).write_bytes(b"z\n")
+    done = script(
+        "s.py",
+        """\
+        import os, flor
+        flor.input(os.path.join("data", os.fsdecode(b"caf\\xe9.csv")), keep=True)
+        flor.input("data/raw")
+        flor.log("ok", 1)
+        """,
+    ).run()
+    assert done.stderr == ""  # was: "could not record an artifact ('utf-8' codec ...)"
+    rows = flor.query("SELECT path, digest, status FROM events ORDER BY seq")
+    assert list(zip(rows["path"], rows["digest"], rows["status"], strict=True)) == [
+        ("data/caf\\xe9.csv", b3(b"x,y\n"), "ok"),
+        ("data/raw", digest.content(str(repo / "data" / "raw"), None).digest, "ok"),
+    ]
+    # the name as the shell passes it finds it, and checkout writes the real name back
+    (repo / "data" / latin1).unlink()
+    done = subprocess.run(
+        [sys.executable, "-m", "flor", "checkout", os.fsencode(f"data/{latin1}")],
+        cwd=repo,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (repo / "data" / latin1).read_bytes() == b"x,y\n"

@@ -683,8 +683,10 @@ def _path_forms(text: str, root: Path | None) -> list[list[str]]:
             with contextlib.suppress(ValueError):
                 here.append(Path(form).relative_to(root).as_posix())
     here.append(where)
-    here = list(dict.fromkeys(here))
-    return [here] if text in here else [here, [text]]
+    from flor.runtime.digest import storable  # as recorded: undecodable bytes escaped
+
+    here = list(dict.fromkeys(map(storable, here)))
+    return [here] if storable(text) in here else [here, [storable(text)]]
 
 
 def _events_at(conn: Any, text: str, root: Path | None) -> list[Event]:
@@ -1102,12 +1104,12 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
             "flor.input/flor.output(path, keep=True) to be able to check it out"
         )
     root = _root()
-    dest = Path(output) if output is not None else Path(recorded)
+    from flor.runtime import digest as digests
+
+    dest = Path(output) if output is not None else Path(digests.unstored(recorded))
     if not dest.is_absolute() and output is None and root is not None:
         dest = root / dest
     blobs = BlobStore(store.blob_home(home or home_dir()))
-    from flor.runtime import digest as digests
-
     if dest.exists() or dest.is_symlink():
         with contextlib.suppress(digests.Unreadable):  # a device, a pipe: other content
             if digests.content(str(dest), None).digest == digest:

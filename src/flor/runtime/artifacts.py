@@ -166,13 +166,14 @@ class Recorder:
         self._submit(self._write, [self._artifact(content)], [event])
 
     def _shown(self, where: str) -> str:
-        """Repository-relative when inside the repository (through symlinks too)."""
+        """Repository-relative when inside the repository (through symlinks too), as the
+        store can hold it (`digest.storable`)."""
         root = self.session.root
         if root is not None:
             for form in (where, os.path.realpath(where)):
                 with contextlib.suppress(ValueError):
-                    return Path(form).relative_to(root).as_posix()
-        return where
+                    return digest.storable(Path(form).relative_to(root).as_posix())
+        return digest.storable(where)
 
     @staticmethod
     def _read_small(where: str, fingerprint: Fingerprint | None) -> bytes | None:
@@ -388,7 +389,7 @@ class Recorder:
             status,
             producer,
             item.recorded,
-            note,
+            None if note is None else digest.storable(note),
         )
 
     def _write(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import stat
 import sys
@@ -99,7 +100,7 @@ class StatCache:
 
     def get(self, path: str, fp: Fingerprint) -> str | None:
         with self._lock:
-            return self._get(path, fp)
+            return self._get(storable(path), fp)
 
     def _get(self, path: str, fp: Fingerprint) -> str | None:
         conn = self._open()
@@ -114,7 +115,8 @@ class StatCache:
         if self.clock() - fp.mtime_ns / 1e9 < RACY_S:
             return
         with self._lock:
-            self._pending.append((path, fp.size, fp.mtime_ns, fp.ctime_ns, fp.inode, digest))
+            row = (storable(path), fp.size, fp.mtime_ns, fp.ctime_ns, fp.inode, digest)
+            self._pending.append(row)
             if len(self._pending) >= 1000:
                 self.flush()
 
@@ -137,6 +139,24 @@ class StatCache:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def storable(text: str) -> str:
+    """`text` as the store can hold it: a file name's undecodable bytes (Linux allows any)
+    become `\\xNN` escapes instead of failing to encode."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
+def unstored(text: str) -> str:
+    """The file name `storable` made `text` from (its `\\xNN` escapes back to bytes)."""
+    if "\\x" not in text:
+        return text
+    data = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes.fromhex(m[1].decode()), text.encode())
+    return os.fsdecode(data)
 
 
 def hash_file(path: str) -> str:
