@@ -372,3 +372,35 @@ def test_file_names_that_are_not_utf8_are_recorded_and_checked_out(repo: Path, s
     )
     assert done.returncode == 0, done.stderr
     assert (repo / "data" / latin1).read_bytes() == b"x,y\n"
+
+
+def test_a_folder_output_rewritten_with_the_same_bytes_names_the_run_its_producer(
+    repo: Path, script
+) -> None:  # type: ignore[no-untyped-def]
+    (repo / ".gitignore").write_text("preds/\n")
+    infer = script(
+        "infer.py",
+        """\
+        import os, flor
+        out = flor.output("preds")
+        os.makedirs(out, exist_ok=True)
+        for shard in range(3):  # deterministic: a re-run writes the same bytes
+            with open(os.path.join(out, f"{shard}.json"), "w") as f:
+                f.write(str([shard] * 4))
+        """,
+    )
+    look = script("look.py", 'import flor\nflor.output("preds")\n')  # declares, writes nothing
+    infer.run()
+    infer.run()  # `make` re-running the step
+    look.run()
+    runs = list(flor.query("SELECT run_id FROM runs ORDER BY started")["run_id"])
+    rows = flor.query("SELECT run_id, digest, status FROM events ORDER BY recorded")
+    [content] = set(rows["digest"])
+    assert list(zip(rows["run_id"], rows["status"], strict=True)) == [
+        (runs[0], "ok"),
+        (runs[1], "ok"),  # was: unchanged, as if the re-run had not written it
+        (runs[2], "unchanged"),
+    ]
+    done = flor_cli(repo, "lineage", f"preds@{content[:12]}", "--upstream", "--format", "json")
+    producers = [n["run_id"] for n in json.loads(done.stdout)["nodes"] if n["kind"] == "run"]
+    assert sorted(producers) == sorted(runs[:2])

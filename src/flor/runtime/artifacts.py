@@ -58,7 +58,7 @@ class _Declared:
     keep: bool
     recorded: float
     before: Fingerprint | None  # the file as it was when declared
-    before_digest: str | None = None  # a folder output's content when declared
+    before_stamp: str | None = None  # a folder output's files' stat fingerprints, declared
     settled: Fingerprint | None = None  # an output file as it was when flor had control
     carried: bool = False  # still unwritten when an outer iteration began
     read_at: float = 0.0  # when a small output's bytes were read on the user's thread
@@ -129,7 +129,7 @@ class Recorder:
         if role == "output":
             if os.path.isdir(where):  # hashed now: a background hash could see new files
                 found = self._content(replace(item, keep=False))
-                item.before_digest = found.digest if isinstance(found, Content) else None
+                item.before_stamp = found.stamp if isinstance(found, Content) else None
             with self._lock:
                 self._pending[where] = item
             return
@@ -305,7 +305,7 @@ class Recorder:
         if isinstance(found, Unreadable):
             self._cannot_hash("output", item, found)
             return
-        unwritten = found.kind == "dir" and found.digest == item.before_digest
+        unwritten = found.kind == "dir" and found.stamp == item.before_stamp
         if unwritten and item.path not in self._written:
             with self._lock:  # the folder is as it was: not written yet
                 self._pending.setdefault(item.path, item)

@@ -59,6 +59,7 @@ class Content:
     bytes: int
     files: int
     skipped: int = 0  # sockets, devices and pipes inside a folder
+    stamp: str = ""  # a folder's files' stat fingerprints, hashed: any rewrite changes it
 
 
 class Unreadable(Exception):
@@ -221,13 +222,14 @@ def _folder(
     progress: Callable[[int], None] | None,
     on_entry: Callable[[str, str, str, str], None] | None,
 ) -> Content:
-    hasher = blake3.blake3()
+    hasher, stamps = blake3.blake3(), blake3.blake3()
     total = files = skipped = 0
-    for rel, kind, size, digest, where in _walk(root, "", cache):
+    for rel, kind, size, digest, where, stamp in _walk(root, "", cache):
         if kind == "skip":
             skipped += 1
             continue
         hasher.update(f"{rel}\0{kind}\0{size}\0{digest}\n".encode("utf-8", "surrogateescape"))
+        stamps.update(f"{rel}\0{stamp}\n".encode("utf-8", "surrogateescape"))
         if on_entry:
             on_entry(rel, kind, where, digest)
         if kind == "file":
@@ -237,10 +239,13 @@ def _folder(
                 progress(files)
     if cache:
         cache.flush()
-    return Content(hasher.hexdigest(), "dir", total, files, skipped)
+    return Content(hasher.hexdigest(), "dir", total, files, skipped, stamps.hexdigest())
 
 
-def _walk(root: str, rel: str, cache: StatCache | None) -> Iterator[tuple[str, str, int, str, str]]:
+def _walk(
+    root: str, rel: str, cache: StatCache | None
+) -> Iterator[tuple[str, str, int, str, str, str]]:
+    """(relative path, kind, size, digest, absolute path, a file's stat fingerprint)"""
     folder = os.path.join(root, rel) if rel else root
     with os.scandir(folder) as found:
         entries = sorted(found, key=lambda e: e.name)
@@ -248,9 +253,9 @@ def _walk(root: str, rel: str, cache: StatCache | None) -> Iterator[tuple[str, s
         name = f"{rel}/{entry.name}" if rel else entry.name
         if entry.is_symlink():
             target = os.readlink(entry.path)
-            yield name, "link", 0, hash_bytes(os.fsencode(target)), entry.path
+            yield name, "link", 0, hash_bytes(os.fsencode(target)), entry.path, ""
         elif entry.is_dir(follow_symlinks=False):
-            yield name, "dir", 0, "", entry.path
+            yield name, "dir", 0, "", entry.path, ""
             yield from _walk(root, name, cache)
         elif entry.is_file(follow_symlinks=False):
             st = entry.stat(follow_symlinks=False)
@@ -258,9 +263,11 @@ def _walk(root: str, rel: str, cache: StatCache | None) -> Iterator[tuple[str, s
                 hashed = file_digest(entry.path, st, cache)
             except Modified:
                 raise Modified(name) from None
-            yield name, "file", st.st_size, hashed, entry.path
+            fp = Fingerprint.of(st)
+            stamp = f"{fp.size} {fp.mtime_ns} {fp.ctime_ns} {fp.inode}"
+            yield name, "file", st.st_size, hashed, entry.path, stamp
         else:
-            yield name, "skip", 0, "", entry.path
+            yield name, "skip", 0, "", entry.path, ""
 
 
 def progress_printer(shown: str) -> Callable[[int], None]:
