@@ -404,3 +404,27 @@ def test_a_folder_output_rewritten_with_the_same_bytes_names_the_run_its_produce
     done = flor_cli(repo, "lineage", f"preds@{content[:12]}", "--upstream", "--format", "json")
     producers = [n["run_id"] for n in json.loads(done.stdout)["nodes"] if n["kind"] == "run"]
     assert sorted(producers) == sorted(runs[:2])
+
+
+def test_keep_on_a_pipe_or_a_device_is_refused_and_the_run_ends(repo: Path, script) -> None:  # type: ignore[no-untyped-def]
+    os.mkfifo(repo / "pipe")
+    bad = script(
+        "k.py",
+        """\
+        import flor
+        flor.input("pipe", keep=True)
+        flor.input("/dev/zero", keep=True)
+        flor.log("x", 1)
+        """,
+    )
+    # was: the digest thread blocked opening the pipe (or read /dev/zero without end), so
+    # the run never exited, not even on SIGTERM
+    done = subprocess.run(bad.command(), cwd=repo, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    why = "not a regular file or folder (a socket, device or pipe): declare files"
+    assert done.stderr.splitlines() == [
+        f"flor: warning: input pipe is unreadable: {why}",
+        f"flor: warning: input /dev/zero is unreadable: {why}",
+    ]
+    rows = flor.query("SELECT path, status, note FROM events ORDER BY seq")
+    assert rows.values.tolist() == [["pipe", "unreadable", why], ["/dev/zero", "unreadable", why]]

@@ -348,6 +348,8 @@ class Recorder:
             blob = blobs.put(manifest)[0]
         else:
             try:
+                if not stat.S_ISREG(os.stat(item.path).st_mode):  # a pipe would never end
+                    raise Unreadable(digest.NOT_A_FILE)
                 data = Path(item.path).read_bytes()
             except OSError as exc:
                 raise Unreadable(f"{exc.strerror}: check the path and its permissions") from exc

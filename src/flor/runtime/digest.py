@@ -31,6 +31,7 @@ import blake3
 
 from flor.store import digest_cache
 
+NOT_A_FILE = "not a regular file or folder (a socket, device or pipe): declare files"
 RACY_S = 2.0
 PROGRESS_EVERY_S = 2.0
 _BLOCK = 1 << 20
@@ -213,7 +214,7 @@ def content(
         inside = exc.filename and os.fspath(exc.filename) != path  # a folder's entry
         where = f" at {os.path.relpath(os.fspath(exc.filename), path)}" if inside else ""
         raise Unreadable(f"{_reason(exc)}{where}: check the path and its permissions") from exc
-    raise Unreadable("not a regular file or folder (a socket, device or pipe): declare files")
+    raise Unreadable(NOT_A_FILE)
 
 
 def _folder(
