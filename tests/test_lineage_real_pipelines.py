@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import blake3
 import pytest
@@ -186,26 +187,12 @@ def test_checkout_failures_are_one_line_and_leave_nothing_behind(repo: Path, scr
     ]
 
 
-def test_a_run_does_not_claim_a_content_another_run_wrote_between_its_write_and_its_hash(
-    repo: Path, script
-) -> None:  # type: ignore[no-untyped-def]
-    first = script(
-        "a.py",
-        """\
-        import os, time, flor
-        path = flor.output("model.bin")  # written each epoch, hashed when the epoch ends
-        for epoch in flor.loop("epoch", range(2)):
-            open(path, "w").write(f"a{epoch}")
-            if epoch == 0:  # another run overwrites it before this epoch ends
-                open("a-wrote", "w").close()
-                while not os.path.exists("b-done"):
-                    time.sleep(0.01)
-        """,
-    )
-    second = script("b.py", 'import flor\nopen(flor.output("model.bin"), "w").write("b")\n')
+def _while_first_waits(repo: Path, first: Any, second: Any) -> None:
+    """Run `second` to its end while `first` waits between its write and flor's hash
+    (`first` touches a-wrote, then waits for b-done): signals, not delays."""
     proc = subprocess.Popen(first.command(), cwd=repo, stderr=subprocess.PIPE, text=True)
     try:
-        while not (repo / "a-wrote").exists():  # the first run's signal, not a delay
+        while not (repo / "a-wrote").exists():
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.01)
         second.run()
@@ -216,6 +203,26 @@ def test_a_run_does_not_claim_a_content_another_run_wrote_between_its_write_and_
             proc.kill()
         if proc.stderr:
             proc.stderr.close()
+
+
+WAITING_WRITER = """\
+import os, time, flor
+path = flor.output("model.bin")  # written each epoch, hashed when the epoch ends
+for epoch in flor.loop("epoch", range(2)):
+    open(path, "w").write(f"a{epoch}")
+    if epoch == 0:  # another run works on it before this epoch ends
+        open("a-wrote", "w").close()
+        while not os.path.exists("b-done"):
+            time.sleep(0.01)
+"""
+
+
+def test_a_run_does_not_claim_a_content_another_run_wrote_between_its_write_and_its_hash(
+    repo: Path, script
+) -> None:  # type: ignore[no-untyped-def]
+    first = script("a.py", WAITING_WRITER)
+    second = script("b.py", 'import flor\nopen(flor.output("model.bin"), "w").write("b")\n')
+    _while_first_waits(repo, first, second)
     run_a = flor.query("SELECT run_id FROM runs WHERE filename = 'a.py'")["run_id"][0]
     run_b = flor.query("SELECT run_id FROM runs WHERE filename = 'b.py'")["run_id"][0]
     rows = flor.query("SELECT run_id, digest, status, note FROM events ORDER BY run_id, seq")
@@ -428,3 +435,18 @@ def test_keep_on_a_pipe_or_a_device_is_refused_and_the_run_ends(repo: Path, scri
     ]
     rows = flor.query("SELECT path, status, note FROM events ORDER BY seq")
     assert rows.values.tolist() == [["pipe", "unreadable", why], ["/dev/zero", "unreadable", why]]
+
+
+def test_a_run_that_only_declared_the_path_does_not_make_the_writer_disown_it(
+    repo: Path, script
+) -> None:  # type: ignore[no-untyped-def]
+    first = script("a.py", WAITING_WRITER)
+    second = script("look.py", 'import flor\nflor.output("model.bin")\n')  # writes nothing
+    _while_first_waits(repo, first, second)
+    run_a = flor.query("SELECT run_id FROM runs WHERE filename = 'a.py'")["run_id"][0]
+    rows = flor.query("SELECT digest, status FROM events WHERE run_id = ? ORDER BY seq", (run_a,))
+    # was: both changed, "run ... also wrote this path", for a run that wrote nothing
+    assert list(zip(rows["digest"], rows["status"], strict=True)) == [
+        (b3(b"a0"), "replaced"),
+        (b3(b"a1"), "ok"),
+    ]

@@ -469,7 +469,7 @@ class Recorder:
             self._disown(written, others)
         if now is None or now != written.fingerprint:
             if others:
-                note = f"also written by run {others[0]}; its final content is not claimed"
+                note = f"also written by run {others[0].run_id}; its final content is not claimed"
                 self._write([], [self._event(item, None, "changed", note, seq=next(self._seq))])
                 return
             found = self._content(item)  # deleted at the end: keep what was seen
@@ -484,16 +484,14 @@ class Recorder:
             run_id = self.session.run_id
             self.session.writer.transaction(lambda c: store.mark_replaced(c, run_id, earlier))
 
-    def _disown(self, written: _Written, others: list[str]) -> None:
+    def _disown(self, written: _Written, others: list[store.Event]) -> None:
         """Contents read once another run had declared the path as its output may be that
         run's bytes: they are recorded `changed`, without a digest, rather than as this run's.
         (A run records only what it writes after declaring it.)"""
-        path = written.declared.shown
-        found = self.session.writer.transaction(lambda c: store.events_at_path(c, [path]))
-        since = min(e.recorded for e in found if e.run_id in others and e.role == "output")
+        since = min(e.recorded for e in others)
         note = (
-            f"run {others[0]} also wrote this path while this run ran: flor cannot tell whose "
-            "content it hashed"
+            f"run {others[0].run_id} also wrote this path while this run ran: flor cannot "
+            "tell whose content it hashed"
         )
         doubtful = [
             self._event(i, None, "changed", note) for i, at in written.hashed if at >= since
@@ -501,11 +499,23 @@ class Recorder:
         if doubtful:
             self._write([], doubtful)
 
-    def _other_writers(self, item: _Declared) -> list[str]:
+    def _other_writers(self, item: _Declared) -> list[store.Event]:
+        """The output events at this path of the other runs that wrote it while this run
+        ran, oldest first (a run that declared it but wrote nothing is not a writer)."""
         run_id, since = self.session.run_id, self.started
-        return self.session.writer.transaction(
-            lambda c: store.other_writers(c, item.shown, run_id, since)
-        )
+
+        def read(conn: Any) -> list[store.Event]:
+            others = store.other_writers(conn, item.shown, run_id, since)
+            if not others:  # the usual answer, from the path's index alone
+                return []
+            found = store.events_at_path(conn, [item.shown])
+            return [e for e in found if e.run_id in others and e.status in _WROTE]
+
+        writers = self.session.writer.transaction(read)
+        return sorted((e for e in writers if e.role == "output"), key=lambda e: e.recorded)
+
+
+_WROTE = frozenset({"ok", "replaced", "changed", "unreadable"})  # not missing, unchanged
 
 
 _recorder: Recorder | None = None
