@@ -12,10 +12,9 @@ recorded with status `replaced` (another run may have read them meanwhile).
 Statuses: `ok`; `missing` (an input that did not exist, an output never written);
 `unreadable` (permissions, sockets, devices: the note says why); `changed` (a file
 modified while it was being hashed, or an output another run wrote meanwhile: no digest,
-rather than a wrong one); `unchanged` (an
-output the run declared but did not modify: its digest is kept, but the run is not its
-producer); `replaced` (see above). Replays record nothing: their reads and writes happen in
-a sandbox and belong to the original run.
+rather than a wrong one); `unchanged` (an output the run declared but did not write: its
+digest is kept, but the run is not its producer); `replaced` (see above). Replays record
+nothing: their reads and writes happen in a sandbox and belong to the original run.
 """
 
 from __future__ import annotations
@@ -187,6 +186,8 @@ class Recorder:
         return data if _fingerprint(where) == fingerprint else None
 
     def _read_output(self, item: _Declared, now: Fingerprint | None) -> bytes | None:
+        """A small output's bytes, and when they were read: the moment its content was seen,
+        which a concurrent writer of the same path is compared with."""
         data = self._read_small(item.path, now)
         item.read_at = time.time()
         return data
