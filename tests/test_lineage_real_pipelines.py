@@ -450,3 +450,127 @@ def test_a_run_that_only_declared_the_path_does_not_make_the_writer_disown_it(
         (b3(b"a0"), "replaced"),
         (b3(b"a1"), "ok"),
     ]
+
+
+MAKEFILE = """\
+.PHONY: all prep train infer evaluate
+all: evaluate
+prep:
+\t$(PYTHON) prep.py
+train: prep
+\t$(PYTHON) train.py
+infer: train
+\t$(PYTHON) infer.py
+evaluate: infer
+\t$(PYTHON) evaluate.py
+"""
+STEPS = {
+    "prep.py": """\
+        import json, os, flor
+        rows = []
+        for name in sorted(os.listdir(flor.input("raw"))):
+            rows += [float(x) for x in open(os.path.join("raw", name)).read().split()]
+        labels = [int(x) for x in open(flor.input("labels.csv", keep=True)).read().split()]
+        os.makedirs("work", exist_ok=True)
+        json.dump({"x": rows, "y": labels}, open(flor.output("work/features.json"), "w"))
+        """,
+    "train.py": """\
+        import json, os, flor
+        data = json.load(open(flor.input("work/features.json")))
+        os.makedirs("models", exist_ok=True)
+        model = flor.output("models/model.json", keep=True)
+        w = 0.0
+        for epoch in flor.loop("epoch", range(3)):
+            for x, y in zip(data["x"], data["y"]):
+                w += 0.1 * ((1 if x * w + 0.5 > 0 else 0) - y) * -x
+            json.dump({"w": round(w, 6)}, open(model, "w"))
+            flor.log("w", w)
+        """,
+    "infer.py": """\
+        import json, os, flor
+        w = json.load(open(flor.input("models/model.json")))["w"]
+        x = json.load(open(flor.input("work/features.json")))["x"]
+        out = flor.output("preds", keep=True)
+        os.makedirs(out, exist_ok=True)
+        for i in range(0, len(x), 4):
+            preds = [1 if v * w + 0.5 > 0 else 0 for v in x[i : i + 4]]
+            json.dump(preds, open(os.path.join(out, f"{i // 4}.json"), "w"))
+        open(os.path.join(out, "model.txt"), "w").write(str(w))  # which model predicted
+        """,
+    "evaluate.py": """\
+        import json, os, flor
+        y = [int(v) for v in open(flor.input("labels.csv")).read().split()]
+        folder = flor.input("preds")
+        shards = sorted(f for f in os.listdir(folder) if f.endswith(".json"))
+        p = sum((json.load(open(os.path.join(folder, f))) for f in shards), [])
+        acc = sum(a == b for a, b in zip(p, y)) / len(y)
+        flor.log("acc", acc)
+        json.dump({"acc": acc}, open(flor.output("report.json"), "w"))
+        """,
+}
+
+
+def _make(repo: Path) -> list[str]:
+    """`make` as a user runs it; the ids of the runs it made, in order."""
+    before = (
+        set(flor.query("SELECT run_id FROM runs")["run_id"]) if (repo / ".flor").exists() else set()
+    )
+    done = subprocess.run(
+        ["make", "--no-print-directory", f"PYTHON={sys.executable}"],
+        cwd=repo, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = flor.query("SELECT run_id FROM runs ORDER BY started")["run_id"]
+    return [r for r in runs if r not in before]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_a_makefile_pipeline_relabelled_then_a_new_metric_downstream_of_the_old_labels(
+    repo: Path, script
+) -> None:  # type: ignore[no-untyped-def]
+    (repo / ".gitignore").write_text("raw/\nwork/\nmodels/\npreds/\nreport.json\nlabels.csv\n")
+    (repo / "Makefile").write_text(MAKEFILE)
+    for name, code in STEPS.items():
+        script(name, code)
+    (repo / "raw").mkdir()
+    (repo / "raw" / "a.txt").write_text("1.0 -2.0 0.5 -0.1\n")
+    (repo / "raw" / "b.txt").write_text("-1.5 2.5 0.2 -0.3\n")
+    old_labels = b"1 0 1 0 0 1 1 0\n"
+    (repo / "labels.csv").write_bytes(old_labels)
+    first = _make(repo)
+    old_preds = {p.name: p.read_bytes() for p in (repo / "preds").iterdir()}
+    (repo / "labels.csv").write_bytes(b"1 0 1 1 0 1 1 1\n")  # people relabel two rows
+    second = _make(repo)
+    assert len(first) == len(second) == 4
+
+    events = flor.query("SELECT run_id, role, path, digest, status FROM events")
+    read = events[(events["role"] == "input") & (events["path"] == "labels.csv")]
+    assert dict(zip(read["run_id"], read["digest"], strict=True)) == {
+        first[0]: b3(old_labels), first[3]: b3(old_labels),
+        second[0]: b3(b"1 0 1 1 0 1 1 1\n"), second[3]: b3(b"1 0 1 1 0 1 1 1\n"),
+    }  # fmt: skip
+    final = events[(events["path"] == "models/model.json") & (events["status"] == "ok")]
+    assert list(final["digest"])[-1] == b3((repo / "models" / "model.json").read_bytes())
+    old = f"labels.csv@{b3(old_labels)[:10]}"
+    done = flor_cli(repo, "lineage", old, "--downstream", "--format", "json")
+    graph = json.loads(done.stdout)
+    assert sorted(n["run_id"] for n in graph["nodes"] if n["kind"] == "run") == sorted(first)
+
+    # a new metric on every run downstream of the old labels: put back what those runs
+    # read (kept with keep=True), then replay
+    script(
+        "evaluate.py",
+        STEPS["evaluate.py"] + 'flor.log("wrong", sum(a != b for a, b in zip(p, y)))\n',
+    )
+    (repo / "labels.csv").rename(repo / "labels.new.csv")
+    shutil.rmtree(repo / "preds")
+    for target in (old, f"preds@{first[2]}"):
+        done = flor_cli(repo, "checkout", target)
+        assert done.returncode == 0, done.stderr
+    assert {p.name: p.read_bytes() for p in (repo / "preds").iterdir()} == old_preds
+    done = flor_cli(repo, "replay", "wrong", "--downstream-of", old, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = flor_cli(repo, "dataframe", "acc", "wrong", "--downstream-of", old, "--format", "json")
+    [row] = json.loads(done.stdout)
+    assert row["runid"] == first[3]
+    assert row["wrong"] == round(8 * (1 - row["acc"]))  # the metric agrees with the run's acc
