@@ -16,9 +16,12 @@ from typing import Any
 
 import blake3
 import pytest
+from store import pgfixtures
 
 import flor
 from flor.runtime import digest
+
+backend, pg_server, pg_url = pgfixtures.backend, pgfixtures.pg_server, pgfixtures.pg_url
 
 
 def b3(data: bytes) -> str:
@@ -218,7 +221,7 @@ for epoch in flor.loop("epoch", range(2)):
 
 
 def test_a_run_does_not_claim_a_content_another_run_wrote_between_its_write_and_its_hash(
-    repo: Path, script
+    backend: str, repo: Path, script
 ) -> None:  # type: ignore[no-untyped-def]
     first = script("a.py", WAITING_WRITER)
     second = script("b.py", 'import flor\nopen(flor.output("model.bin"), "w").write("b")\n')
@@ -348,7 +351,9 @@ def test_a_file_written_while_flor_hashes_it_gets_no_digest(
     cache.close()
 
 
-def test_file_names_that_are_not_utf8_are_recorded_and_checked_out(repo: Path, script) -> None:  # type: ignore[no-untyped-def]
+def test_file_names_that_are_not_utf8_are_recorded_and_checked_out(
+    backend: str, repo: Path, script
+) -> None:  # type: ignore[no-untyped-def]
     latin1 = os.fsdecode(b"caf\xe9.csv")  # a legal Linux name from an old archive
     (repo / ".gitignore").write_text("data/\n")
     (repo / "data" / "raw").mkdir(parents=True)
@@ -438,7 +443,7 @@ def test_keep_on_a_pipe_or_a_device_is_refused_and_the_run_ends(repo: Path, scri
 
 
 def test_a_run_that_only_declared_the_path_does_not_make_the_writer_disown_it(
-    repo: Path, script
+    backend: str, repo: Path, script
 ) -> None:  # type: ignore[no-untyped-def]
     first = script("a.py", WAITING_WRITER)
     second = script("look.py", 'import flor\nflor.output("model.bin")\n')  # writes nothing
