@@ -270,9 +270,9 @@ def test_an_output_rewritten_after_the_loop_records_its_final_digest(repo: Path,
     """
     script("rewrite.py", code).run()
     got = [(e["digest"], e["status"], e["ctx_id"]) for e in events()]
-    # hashed when each iteration ended (a rewrite at its iteration), verified at the end
+    # hashed when each iteration ended, at its coordinates; verified at the end
     assert got == [
-        (b3(b"epoch 0"), "replaced", None),
+        (b3(b"epoch 0"), "replaced", 1),  # written in epoch 0 (ctx 1)
         (b3(b"epoch 1"), "replaced", 2),
         (b3(b"final"), "ok", None),
     ]

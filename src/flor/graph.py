@@ -34,7 +34,7 @@ from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TextIO, TypeVar
 
-from flor.errors import UsageError
+from flor.errors import FlorError, UsageError
 from flor.store import artifacts as store
 from flor.store.artifacts import Event
 from flor.units import human_bytes
@@ -720,16 +720,31 @@ class Start:
     path: str | None = None  # the recorded path a PATH target matched
 
 
-def _path_forms(text: str, root: Path | None) -> list[str]:
-    """How a path may have been recorded: as given, repository-relative, absolute."""
-    forms = [text]
+def _path_forms(text: str, root: Path | None) -> list[list[str]]:
+    """How a path may have been recorded, in the order to try: relative to the current
+    folder (repository-relative, also through symlinks, or absolute), then as given (a
+    repository-relative path typed from a subfolder)."""
     where = os.path.abspath(text)
+    here = []
     if root is not None:
         for form in (where, os.path.realpath(where)):
             with contextlib.suppress(ValueError):
-                forms.append(Path(form).relative_to(root).as_posix())
-    forms.append(where)
-    return list(dict.fromkeys(forms))
+                here.append(Path(form).relative_to(root).as_posix())
+    here.append(where)
+    from flor.runtime.digest import storable  # as recorded: undecodable bytes escaped
+
+    here = list(dict.fromkeys(map(storable, here)))
+    return [here] if storable(text) in here else [here, [storable(text)]]
+
+
+def _events_at(conn: Any, text: str, root: Path | None) -> list[Event]:
+    """The events at the path `text` names: `data.csv` typed in `sub/` is `sub/data.csv`
+    when that was recorded, and the repository's `data.csv` only when it was not."""
+    for forms in _path_forms(text, root):
+        found = store.events_at_path(conn, forms)
+        if found:
+            return found
+    return []
 
 
 def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
@@ -747,7 +762,7 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
             return replace(_all_versions(target, whole), path=whole[0].path)
     recorded: list[Event] = []
     if path:
-        recorded = store.events_at_path(conn, _path_forms(path, root))
+        recorded = _events_at(conn, path, root)
         events = [e for e in recorded if e.digest]
         if events:
             found = _pinned(conn, path, pin, events) if pin else _all_versions(path, events)
@@ -770,16 +785,23 @@ def resolve(conn: Any, target: str, root: Path | None = None) -> Start:
             f"'{_sql_text(recorded[0].path)}'\"` shows why"
         )
     paths, runs_count = store.counts(conn)
+    searched = _count(paths, "recorded path")
+    if pin:  # a path with an @ of its own, or PATH@PIN: a run id has no @
+        where = f"{target!r} nor at {path!r}" if path else repr(target)
+        raise TargetError(
+            f"no artifact recorded at {where} (searched {searched}): "
+            '`flor query "SELECT DISTINCT path FROM events"` lists the paths'
+        )
     raise TargetError(
-        f"no artifact recorded at {path or target!r} and no run id starting with it "
-        f"(searched {_count(paths, 'recorded path')} and {_count(runs_count, 'run')}): "
+        f"no artifact recorded at {target!r} and no run id starting with it "
+        f"(searched {searched} and {_count(runs_count, 'run')}): "
         '`flor query "SELECT DISTINCT path FROM events"` lists the paths'
     )
 
 
 def _recorded_path(conn: Any, path: str, root: Path | None) -> list[Event]:
     """The events that recorded a content at `path` (in any of its forms)."""
-    return [e for e in store.events_at_path(conn, _path_forms(path, root)) if e.digest]
+    return [e for e in _events_at(conn, path, root) if e.digest]
 
 
 def _sql_text(text: str) -> str:
@@ -1383,6 +1405,8 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
     conn = _open(home)
     try:
         if "@" not in target or _recorded_path(conn, target, _root()):
+            if not _recorded_path(conn, target, _root()) and store.run_ids_starting(conn, target):
+                raise TargetError(f"{target} is a run, not a file: name a PATH or PATH@RUN")
             target = f"{target}@latest"
         start = resolve(conn, target, _root())
         if len(start.digests) != 1:
@@ -1398,44 +1422,72 @@ def checkout(target: str, output: str | os.PathLike[str] | None = None, *,
             "flor.input/flor.output(path, keep=True) to be able to check it out"
         )
     root = _root()
-    dest = Path(output) if output is not None else Path(recorded)
+    from flor.runtime import digest as digests
+
+    dest = Path(output) if output is not None else Path(digests.unstored(recorded))
     if not dest.is_absolute() and output is None and root is not None:
         dest = root / dest
     blobs = BlobStore(store.blob_home(home or home_dir()))
-    from flor.runtime import digest as digests
-
     if dest.exists() or dest.is_symlink():
-        found = digests.content(str(dest), None)
-        if found.digest == digest:
-            return dest
+        with contextlib.suppress(digests.Unreadable):  # a device, a pipe: other content
+            if digests.content(str(dest), None).digest == digest:
+                return dest
         raise UsageError(
             f"{dest} exists with other content: pass --output DEST, or move it away first"
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if art.kind == "dir":
-        manifest = json.loads(blobs.get(art.blob))
-        temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-        for rel, sha in manifest["files"]:
-            where = temp / rel
-            where.parent.mkdir(parents=True, exist_ok=True)
-            where.write_bytes(blobs.get(sha))
-        _check_copy(digests.content(str(temp), None).digest, digest, target, temp)
+    temp: Path | None = None
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if art.kind == "dir":
+            temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+            _restore_folder(json.loads(blobs.get(art.blob)), blobs, temp)
+            _check_copy(digests.content(str(temp), None).digest, digest, target)
+            temp.chmod(0o777 & ~_umask())  # as a new folder of the user's, not mkdtemp's 0700
+        else:
+            data = blobs.get(art.blob)
+            _check_copy(digests.hash_bytes(data), digest, target)
+            fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+            temp = Path(name)
+            os.fchmod(fd, 0o666 & ~_umask())  # as a new file of the user's, not mkstemp's 0600
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
         temp.replace(dest)
-        return dest
-    data = blobs.get(art.blob)
-    _check_copy(digests.hash_bytes(data), digest, target, None)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    Path(name).replace(dest)
+    except OSError as exc:
+        raise FlorError(
+            f"cannot write {dest}: {exc.strerror or exc}: choose a writable --output DEST"
+        ) from exc
+    finally:
+        if temp is not None and temp.is_dir():  # not moved into place
+            shutil.rmtree(temp, ignore_errors=True)
+        elif temp is not None:
+            temp.unlink(missing_ok=True)
     return dest
 
 
-def _check_copy(found: str, digest: str, target: str, temp: Path | None) -> None:
+def _restore_folder(manifest: dict[str, Any], blobs: Any, temp: Path) -> None:
+    """A kept folder's entries, written under `temp`."""
+    for rel in manifest.get("dirs", ()):  # absent from folders kept by older versions
+        (temp / rel).mkdir(parents=True, exist_ok=True)
+    for rel, sha in manifest["files"]:
+        where = temp / rel
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.write_bytes(blobs.get(sha))
+    for rel, link in manifest.get("links", ()):
+        where = temp / rel
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.symlink_to(link)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _check_copy(found: str, digest: str, target: str) -> None:
     if found != digest:
-        if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
-        raise UsageError(
-            f"the kept copy of {target} does not hash to @{digest[:12]} (symbolic links and "
-            "empty folders are not kept): restore it by hand from the blob store"
+        raise FlorError(
+            f"the kept copy of {target} does not hash to @{digest[:12]}, so nothing was "
+            "written: the blob store was damaged, or the folder was kept by a flor that did "
+            "not keep symbolic links and empty folders yet"
         )

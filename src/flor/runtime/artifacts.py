@@ -10,11 +10,11 @@ a file rewritten after it was hashed gets its final digest, and its earlier dige
 recorded with status `replaced` (another run may have read them meanwhile).
 
 Statuses: `ok`; `missing` (an input that did not exist, an output never written);
-`unreadable` (permissions, sockets, devices: the note says why); `changed` (an input
-modified while it was being hashed: no digest, rather than a wrong one); `unchanged` (an
-output the run declared but did not modify: its digest is kept, but the run is not its
-producer); `replaced` (see above). Replays record nothing: their reads and writes happen in
-a sandbox and belong to the original run.
+`unreadable` (permissions, sockets, devices: the note says why); `changed` (a file
+modified while it was being hashed, or an output another run wrote meanwhile: no digest,
+rather than a wrong one); `unchanged` (an output the run declared but did not write: its
+digest is kept, but the run is not its producer); `replaced` (see above). Replays record
+nothing: their reads and writes happen in a sandbox and belong to the original run.
 """
 
 from __future__ import annotations
@@ -57,8 +57,10 @@ class _Declared:
     keep: bool
     recorded: float
     before: Fingerprint | None  # the file as it was when declared
-    before_digest: str | None = None  # a folder output's content when declared
+    before_stamp: str | None = None  # a folder output's files' stat fingerprints, declared
     settled: Fingerprint | None = None  # an output file as it was when flor had control
+    carried: bool = False  # still unwritten when an outer iteration began
+    read_at: float = 0.0  # when a small output's bytes were read on the user's thread
 
 
 @dataclass
@@ -67,6 +69,7 @@ class _Written:
 
     declared: _Declared
     seqs: list[int] = field(default_factory=list)
+    hashed: list[tuple[_Declared, float]] = field(default_factory=list)  # and when
     digest: str | None = None
     fingerprint: Fingerprint | None = None
 
@@ -124,8 +127,8 @@ class Recorder:
         self.settle()
         if role == "output":
             if os.path.isdir(where):  # hashed now: a background hash could see new files
-                found, _ = self._content(replace(item, keep=False))
-                item.before_digest = found.digest if found else None
+                found = self._content(replace(item, keep=False))
+                item.before_stamp = found.stamp if isinstance(found, Content) else None
             with self._lock:
                 self._pending[where] = item
             return
@@ -162,13 +165,14 @@ class Recorder:
         self._submit(self._write, [self._artifact(content)], [event])
 
     def _shown(self, where: str) -> str:
-        """Repository-relative when inside the repository (through symlinks too)."""
+        """Repository-relative when inside the repository (through symlinks too), as the
+        store can hold it (`digest.storable`)."""
         root = self.session.root
         if root is not None:
             for form in (where, os.path.realpath(where)):
                 with contextlib.suppress(ValueError):
-                    return Path(form).relative_to(root).as_posix()
-        return where
+                    return digest.storable(Path(form).relative_to(root).as_posix())
+        return digest.storable(where)
 
     @staticmethod
     def _read_small(where: str, fingerprint: Fingerprint | None) -> bytes | None:
@@ -181,8 +185,17 @@ class Recorder:
             return None
         return data if _fingerprint(where) == fingerprint else None
 
-    def settle(self) -> None:
-        """Hash the outputs declared so far (their writes are done once flor has control)."""
+    def _read_output(self, item: _Declared, now: Fingerprint | None) -> bytes | None:
+        """A small output's bytes, and when they were read: the moment its content was seen,
+        which a concurrent writer of the same path is compared with."""
+        data = self._read_small(item.path, now)
+        item.read_at = time.time()
+        return data
+
+    def settle(self, ctx_id: int | None = None) -> None:
+        """Hash the outputs declared so far (their writes are done once flor has control).
+        At the end of outer iteration `ctx_id`, an output declared before the iteration
+        began was written in it: it is recorded at the iteration's coordinates."""
         with self._lock:
             pending, self._pending = self._pending, {}
         keep: dict[str, _Declared] = {}
@@ -191,22 +204,32 @@ class Recorder:
             if not os.path.lexists(where) or (item.before is not None and now == item.before):
                 keep[where] = item  # not written yet: wait for the next chance
                 continue
+            if ctx_id is not None and item.carried:
+                item = replace(item, ctx=ctx_id, tstamp=self.session.tstamp)
             item.settled = now
             if now is not None:
                 self._settled[where] = (now, item)
-            self._submit(self._hash_output, item, self._read_small(where, now))
+            self._submit(self._hash_output, item, self._read_output(item, now))
         if keep:
             with self._lock:
                 for where, item in keep.items():
                     self._pending.setdefault(where, item)
 
+    def _carry(self) -> None:
+        """An outer iteration begins: the outputs still unwritten are written in it or later."""
+        with self._lock:
+            for item in self._pending.values():
+                item.carried = True
+
     # LoopObserver: an outer iteration's end is a point where its outputs are complete.
     def loop_started(self, name: str) -> None:
-        pass
+        self.settle()
+        self._carry()
 
     def iteration_ended(self, index: int, ctx_id: int, seconds: float) -> None:
-        self.settle()
+        self.settle(ctx_id)
         self._rewritten(ctx_id)
+        self._carry()
 
     def _rewritten(self, ctx_id: int) -> None:
         """Outputs written again during iteration `ctx_id` without being declared again
@@ -225,7 +248,7 @@ class Recorder:
                 settled=now,
             )
             self._settled[where] = (now, item)
-            self._submit(self._hash_output, item, self._read_small(where, now))
+            self._submit(self._hash_output, item, self._read_output(item, now))
 
     def loop_ended(self, exhausted: bool) -> None:
         self.settle()
@@ -245,29 +268,26 @@ class Recorder:
         except Exception as exc:  # noqa: BLE001 - never let bookkeeping kill training
             print(f"flor: warning: could not record an artifact ({exc})", file=sys.stderr)
 
-    def _content(
-        self, item: _Declared, data: bytes | None = None
-    ) -> tuple[Content | None, str | None]:
-        """(content, None) or (None, why it could not be hashed); stores bytes for keep.
-        `data`: the file's bytes, already read."""
+    def _content(self, item: _Declared, data: bytes | None = None) -> Content | Unreadable:
+        """The content, or why it could not be hashed (its `status` and message); stores
+        the bytes for keep. `data`: the file's bytes, already read."""
         progress = digest.progress_printer(item.shown)
         try:
             if data is not None:
                 found = Content(digest.hash_bytes(data), "file", len(data), 1)
                 if item.keep:
                     self._write([self._artifact(found)], [], kept=(found.digest, self._put(data)))
-                return found, None
+                return found
             if item.keep:
-                return self._keep(item, progress), None
-            return digest.content(item.path, self.cache, progress), None
+                return self._keep(item, progress)
+            return digest.content(item.path, self.cache, progress)
         except Unreadable as exc:
-            return None, str(exc)
+            return exc
 
     def _hash_input(self, item: _Declared, data: bytes | None) -> None:
-        found, why = self._content(item, data)
-        if found is None:
-            print(f"flor: warning: input {item.shown} is unreadable: {why}", file=sys.stderr)
-            self._write([], [self._event(item, None, "unreadable", why)])
+        found = self._content(item, data)
+        if isinstance(found, Unreadable):
+            self._cannot_hash("input", item, found)
             return
         if data is None and found.kind == "file" and _fingerprint(item.path) != item.before:
             note = "modified while flor hashed it: declare inputs once they are complete"
@@ -275,12 +295,18 @@ class Recorder:
             return
         self._write([self._artifact(found)], [self._event(item, found.digest, "ok", None)])
 
+    def _cannot_hash(self, role: str, item: _Declared, why: Unreadable) -> None:
+        """A one-line warning, and the event without a digest (`unreadable` or `changed`)."""
+        said = f"is unreadable: {why}" if why.status == "unreadable" else str(why)
+        print(f"flor: warning: {role} {item.shown} {said}", file=sys.stderr)
+        self._write([], [self._event(item, None, why.status, str(why))])
+
     def _hash_output(self, item: _Declared, data: bytes | None) -> None:
-        found, why = self._content(item, data)
-        if found is None:
-            self._write([], [self._event(item, None, "unreadable", why)])
+        found = self._content(item, data)
+        if isinstance(found, Unreadable):
+            self._cannot_hash("output", item, found)
             return
-        unwritten = found.kind == "dir" and found.digest == item.before_digest
+        unwritten = found.kind == "dir" and found.stamp == item.before_stamp
         if unwritten and item.path not in self._written:
             with self._lock:  # the folder is as it was: not written yet
                 self._pending.setdefault(item.path, item)
@@ -289,6 +315,7 @@ class Recorder:
             written = self._written.setdefault(item.path, _Written(item))
         written.declared = item
         written.seqs.append(item.seq)
+        written.hashed.append((item, item.read_at if data is not None else time.time()))
         if data is None and found.kind == "file" and _fingerprint(item.path) != item.settled:
             # rewritten before flor could hash it: no digest rather than a wrong one
             note = "rewritten before flor hashed it; the final content is verified at the end"
@@ -302,19 +329,28 @@ class Recorder:
         """Hash from the same bytes that go into the blob store, so they always agree."""
         blobs = self._blob_store()
         if os.path.isdir(item.path):
-            files: list[tuple[str, str]] = []
+            kept: dict[str, list[Any]] = {"files": [], "links": [], "dirs": []}
 
-            def store_file(rel: str, where: str, expected: str) -> None:
-                data = Path(where).read_bytes()
+            def store_entry(rel: str, kind: str, where: str, expected: str) -> None:
+                if kind == "dir":
+                    kept["dirs"].append(rel)
+                    return
+                data = os.fsencode(os.readlink(where)) if kind == "link" else None
+                data = Path(where).read_bytes() if data is None else data
                 if digest.hash_bytes(data) != expected:
                     raise Unreadable(f"{rel} changed while flor kept it: declare it when done")
-                files.append((rel, blobs.put(data)[0]))
+                if kind == "link":
+                    kept["links"].append((rel, os.fsdecode(data)))
+                else:
+                    kept["files"].append((rel, blobs.put(data)[0]))
 
-            found = digest.content(item.path, self.cache, progress, store_file)
-            manifest = json.dumps({"files": files}, separators=(",", ":")).encode()
+            found = digest.content(item.path, self.cache, progress, store_entry)
+            manifest = json.dumps(kept, separators=(",", ":")).encode()
             blob = blobs.put(manifest)[0]
         else:
             try:
+                if not stat.S_ISREG(os.stat(item.path).st_mode):  # a pipe would never end
+                    raise Unreadable(digest.NOT_A_FILE)
                 data = Path(item.path).read_bytes()
             except OSError as exc:
                 raise Unreadable(f"{exc.strerror}: check the path and its permissions") from exc
@@ -356,7 +392,7 @@ class Recorder:
             status,
             producer,
             item.recorded,
-            note,
+            None if note is None else digest.storable(note),
         )
 
     def _write(
@@ -417,9 +453,9 @@ class Recorder:
             self._jobs.pop(0).result()
 
     def _unchanged(self, item: _Declared) -> None:
-        found, why = self._content(item)
-        if found is None:
-            self._write([], [self._event(item, None, "unreadable", why)])
+        found = self._content(item)
+        if isinstance(found, Unreadable):
+            self._write([], [self._event(item, None, found.status, str(found))])
             return
         note = "declared as an output but not modified by this run"
         self._write([self._artifact(found)], [self._event(item, found.digest, "unchanged", note)])
@@ -429,17 +465,19 @@ class Recorder:
         item = written.declared
         earlier = written.seqs[:-1]
         now = _fingerprint(item.path)
+        others = self._other_writers(item)
+        if others:  # another run wrote it meanwhile: some contents hashed may be theirs
+            self._disown(written, others)
         if now is None or now != written.fingerprint:
-            found, _ = self._content(item)  # None: deleted at the end, keep what was seen
-            others = self._other_writers(item)
-            if others:  # another run wrote it meanwhile: the final content may be theirs
-                note = f"also written by run {others[0]}; its final content is not claimed"
+            if others:
+                note = f"also written by run {others[0].run_id}; its final content is not claimed"
                 self._write([], [self._event(item, None, "changed", note, seq=next(self._seq))])
                 return
-            if found is not None and found.digest != written.digest:
+            found = self._content(item)  # deleted at the end: keep what was seen
+            if isinstance(found, Content) and found.digest != written.digest:
                 seq = next(self._seq)
                 note = "final content at the end of the run"
-                final = replace(item, ctx=None, recorded=time.time())
+                final = replace(item, ctx=None, tstamp=self.session.tstamp, recorded=time.time())
                 event = self._event(final, found.digest, "ok", note, seq=seq)
                 self._write([self._artifact(found)], [event])
                 earlier = written.seqs
@@ -447,11 +485,38 @@ class Recorder:
             run_id = self.session.run_id
             self.session.writer.transaction(lambda c: store.mark_replaced(c, run_id, earlier))
 
-    def _other_writers(self, item: _Declared) -> list[str]:
-        run_id, since = self.session.run_id, self.started
-        return self.session.writer.transaction(
-            lambda c: store.other_writers(c, item.shown, run_id, since)
+    def _disown(self, written: _Written, others: list[store.Event]) -> None:
+        """Contents read once another run had declared the path as its output may be that
+        run's bytes: they are recorded `changed`, without a digest, rather than as this run's.
+        (A run records only what it writes after declaring it.)"""
+        since = min(e.recorded for e in others)
+        note = (
+            f"run {others[0].run_id} also wrote this path while this run ran: flor cannot "
+            "tell whose content it hashed"
         )
+        doubtful = [
+            self._event(i, None, "changed", note) for i, at in written.hashed if at >= since
+        ]
+        if doubtful:
+            self._write([], doubtful)
+
+    def _other_writers(self, item: _Declared) -> list[store.Event]:
+        """The output events at this path of the other runs that wrote it while this run
+        ran, oldest first (a run that declared it but wrote nothing is not a writer)."""
+        run_id, since = self.session.run_id, self.started
+
+        def read(conn: Any) -> list[store.Event]:
+            others = store.other_writers(conn, item.shown, run_id, since)
+            if not others:  # the usual answer, from the path's index alone
+                return []
+            found = store.events_at_path(conn, [item.shown])
+            return [e for e in found if e.run_id in others and e.status in _WROTE]
+
+        writers = self.session.writer.transaction(read)
+        return sorted((e for e in writers if e.role == "output"), key=lambda e: e.recorded)
+
+
+_WROTE = frozenset({"ok", "replaced", "changed", "unreadable"})  # not missing, unchanged
 
 
 _recorder: Recorder | None = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import stat
 import sys
@@ -30,6 +31,7 @@ import blake3
 
 from flor.store import digest_cache
 
+NOT_A_FILE = "not a regular file or folder (a socket, device or pipe): declare files"
 RACY_S = 2.0
 PROGRESS_EVERY_S = 2.0
 _BLOCK = 1 << 20
@@ -58,10 +60,25 @@ class Content:
     bytes: int
     files: int
     skipped: int = 0  # sockets, devices and pipes inside a folder
+    stamp: str = ""  # a folder's files' stat fingerprints, hashed: any rewrite changes it
 
 
 class Unreadable(Exception):
     """A declared path that cannot be hashed; the message says why and what to do."""
+
+    status = "unreadable"
+
+
+class Modified(Unreadable):
+    """A file that changed while it was hashed: its digest would be of no real content."""
+
+    status = "changed"
+
+    def __init__(self, where: str = "") -> None:
+        at = f" (at {where})" if where else ""
+        super().__init__(
+            f"was modified while flor hashed it{at}: declare inputs once they are complete"
+        )
 
 
 class StatCache:
@@ -85,7 +102,7 @@ class StatCache:
 
     def get(self, path: str, fp: Fingerprint) -> str | None:
         with self._lock:
-            return self._get(path, fp)
+            return self._get(storable(path), fp)
 
     def _get(self, path: str, fp: Fingerprint) -> str | None:
         conn = self._open()
@@ -100,7 +117,8 @@ class StatCache:
         if self.clock() - fp.mtime_ns / 1e9 < RACY_S:
             return
         with self._lock:
-            self._pending.append((path, fp.size, fp.mtime_ns, fp.ctime_ns, fp.inode, digest))
+            row = (storable(path), fp.size, fp.mtime_ns, fp.ctime_ns, fp.inode, digest)
+            self._pending.append(row)
             if len(self._pending) >= 1000:
                 self.flush()
 
@@ -123,6 +141,24 @@ class StatCache:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def storable(text: str) -> str:
+    """`text` as the store can hold it: a file name's undecodable bytes (Linux allows any)
+    become `\\xNN` escapes instead of failing to encode."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
+def unstored(text: str) -> str:
+    """The file name `storable` made `text` from (its `\\xNN` escapes back to bytes)."""
+    if "\\x" not in text:
+        return text
+    data = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes.fromhex(m[1].decode()), text.encode())
+    return os.fsdecode(data)
 
 
 def hash_file(path: str) -> str:
@@ -150,6 +186,8 @@ def file_digest(path: str, st: os.stat_result, cache: StatCache | None) -> str:
     if found is not None:
         return found
     digest = hash_file(path)
+    if Fingerprint.of(os.stat(path)) != fp:  # a writer raced the hash: no such content
+        raise Modified()
     if cache:
         cache.put(path, fp, digest)
     return digest
@@ -159,52 +197,56 @@ def content(
     path: str,
     cache: StatCache | None,
     progress: Callable[[int], None] | None = None,
-    on_file: Callable[[str, str, str], None] | None = None,
+    on_entry: Callable[[str, str, str, str], None] | None = None,
 ) -> Content:
     """The digest of a file or folder (folders streamed: memory stays flat for any size).
 
-    `on_file(relative path, absolute path, digest)` sees every regular file of a folder
-    (`keep=True` stores each one)."""
+    `on_entry(relative path, kind, absolute path, digest)` sees every file, folder and
+    symbolic link inside a folder (`keep=True` stores them)."""
     path = os.path.abspath(path)  # the stat cache is keyed by absolute paths
     try:
         st = os.stat(path)
         if stat.S_ISREG(st.st_mode):
             return Content(file_digest(path, st, cache), "file", st.st_size, 1)
         if stat.S_ISDIR(st.st_mode):
-            return _folder(path, cache, progress, on_file)
+            return _folder(path, cache, progress, on_entry)
     except OSError as exc:
         inside = exc.filename and os.fspath(exc.filename) != path  # a folder's entry
         where = f" at {os.path.relpath(os.fspath(exc.filename), path)}" if inside else ""
         raise Unreadable(f"{_reason(exc)}{where}: check the path and its permissions") from exc
-    raise Unreadable("not a regular file or folder (a socket, device or pipe): declare files")
+    raise Unreadable(NOT_A_FILE)
 
 
 def _folder(
     root: str,
     cache: StatCache | None,
     progress: Callable[[int], None] | None,
-    on_file: Callable[[str, str, str], None] | None,
+    on_entry: Callable[[str, str, str, str], None] | None,
 ) -> Content:
-    hasher = blake3.blake3()
+    hasher, stamps = blake3.blake3(), blake3.blake3()
     total = files = skipped = 0
-    for rel, kind, size, digest, where in _walk(root, "", cache):
+    for rel, kind, size, digest, where, stamp in _walk(root, "", cache):
         if kind == "skip":
             skipped += 1
             continue
         hasher.update(f"{rel}\0{kind}\0{size}\0{digest}\n".encode("utf-8", "surrogateescape"))
+        stamps.update(f"{rel}\0{stamp}\n".encode("utf-8", "surrogateescape"))
+        if on_entry:
+            on_entry(rel, kind, where, digest)
         if kind == "file":
             total += size
             files += 1
-            if on_file:
-                on_file(rel, where, digest)
             if progress and files % 1000 == 0:
                 progress(files)
     if cache:
         cache.flush()
-    return Content(hasher.hexdigest(), "dir", total, files, skipped)
+    return Content(hasher.hexdigest(), "dir", total, files, skipped, stamps.hexdigest())
 
 
-def _walk(root: str, rel: str, cache: StatCache | None) -> Iterator[tuple[str, str, int, str, str]]:
+def _walk(
+    root: str, rel: str, cache: StatCache | None
+) -> Iterator[tuple[str, str, int, str, str, str]]:
+    """(relative path, kind, size, digest, absolute path, a file's stat fingerprint)"""
     folder = os.path.join(root, rel) if rel else root
     with os.scandir(folder) as found:
         entries = sorted(found, key=lambda e: e.name)
@@ -212,15 +254,21 @@ def _walk(root: str, rel: str, cache: StatCache | None) -> Iterator[tuple[str, s
         name = f"{rel}/{entry.name}" if rel else entry.name
         if entry.is_symlink():
             target = os.readlink(entry.path)
-            yield name, "link", 0, hash_bytes(os.fsencode(target)), entry.path
+            yield name, "link", 0, hash_bytes(os.fsencode(target)), entry.path, ""
         elif entry.is_dir(follow_symlinks=False):
-            yield name, "dir", 0, "", entry.path
+            yield name, "dir", 0, "", entry.path, ""
             yield from _walk(root, name, cache)
         elif entry.is_file(follow_symlinks=False):
             st = entry.stat(follow_symlinks=False)
-            yield name, "file", st.st_size, file_digest(entry.path, st, cache), entry.path
+            try:
+                hashed = file_digest(entry.path, st, cache)
+            except Modified:
+                raise Modified(name) from None
+            fp = Fingerprint.of(st)
+            stamp = f"{fp.size} {fp.mtime_ns} {fp.ctime_ns} {fp.inode}"
+            yield name, "file", st.st_size, hashed, entry.path, stamp
         else:
-            yield name, "skip", 0, "", entry.path
+            yield name, "skip", 0, "", entry.path, ""
 
 
 def progress_printer(shown: str) -> Callable[[int], None]:
