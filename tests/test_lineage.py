@@ -157,6 +157,11 @@ def test_lineage_cli_tree_json_and_dot(pipeline) -> None:  # type: ignore[no-unt
     assert f'"artifact:{clean}" -> "run:{train1}" [label="input"];' in out
     assert f'"run:{prep1}" -> "artifact:{clean}" [label="output"];' in out
 
+    both = cli("lineage", "data/clean.csv")
+    assert both[1].startswith("upstream:\n") and "\ndownstream:\n" in both[1]
+    assert cli("lineage", "data/clean.csv", "--upstream", "--downstream") == both
+    assert cli("lineage", "data/clean.csv", "--downstream", "--upstream") == both
+
 
 def test_targets_that_match_nothing_or_several_things_say_so(pipeline) -> None:  # type: ignore[no-untyped-def]
     prep, train = pipeline

@@ -338,3 +338,14 @@ def test_a_screenful_of_a_tangled_graph_is_the_first_lines_of_its_tree(
     assert whole.nodes[f"artifact:{C}"].attrs["type"] == "unknown"  # its row is gone
     assert whole.to_json() == json.dumps(whole.to_dict(), default=str)
     assert whole.to_dot() == reference_dot(whole)
+
+
+def test_a_runs_versions_of_one_path_print_in_the_order_it_wrote_them(repo: Path) -> None:
+    epochs = [b3(f"epoch {i}".encode()) for i in range(5)]
+    assert sorted(epochs) != epochs  # digest order is not write order
+    events = [("r1", i + 1, "t", i, "output", "model.pt", digest, "replaced" if i < 4 else "ok",
+               None, float(i), None) for i, digest in enumerate(epochs)]  # fmt: skip
+    write_store([("r1", "train.py", None)], [(d, "file", 1, 1) for d in epochs], events)
+    lines = lineage("r1", direction="downstream").tree().splitlines()
+    assert [line.split("@")[1][:12] for line in lines[1:]] == [d[:12] for d in epochs]
+    assert screen("r1", "downstream", None, 1000).splitlines() == lines

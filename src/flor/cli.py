@@ -721,10 +721,8 @@ def plot(names: tuple[str, ...], by: str, where: str | None, output: Path) -> No
 
 @main.command()
 @click.argument("target")
-@click.option("--upstream", "direction", flag_value="upstream", help="Only what TARGET came from.")
-@click.option(
-    "--downstream", "direction", flag_value="downstream", help="Only what came of TARGET."
-)
+@click.option("--upstream", is_flag=True, help="What TARGET came from (alone: only that).")
+@click.option("--downstream", is_flag=True, help="What came of TARGET (alone: only that).")
 @click.option(
     "--depth", type=click.IntRange(min=0), help="Follow at most this many edges from TARGET."
 )
@@ -743,15 +741,18 @@ def plot(names: tuple[str, ...], by: str, where: str | None, output: Path) -> No
     show_default=True,
     help="table: print at most this many lines of the tree, then how many more (0: all).",
 )
-def lineage(target: str, direction: str | None, depth: int | None, fmt: str, limit: int) -> None:
-    """Which runs read and wrote TARGET, and what came of it.
+def lineage(
+    target: str, upstream: bool, downstream: bool, depth: int | None, fmt: str, limit: int
+) -> None:
+    """Which runs read and wrote TARGET, and what came of it (both ways unless one of
+    --upstream and --downstream is given alone).
 
     TARGET is a PATH (every content recorded there), PATH@latest, PATH@DIGEST, PATH@RUN
     (the content that run read or wrote there), or a RUN id.
     """
     from flor.graph import write
 
-    way = direction or "both"
+    way = "both" if upstream == downstream else "upstream" if upstream else "downstream"
     write(target, sys.stdout, direction=way, depth=depth, fmt=fmt, limit=limit or None)  # type: ignore[arg-type]
 
 

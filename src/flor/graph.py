@@ -872,8 +872,9 @@ def _several(items: Any) -> bool:
     return len(items) > 1
 
 
-# edges oldest first: by tstamp, run_id, role, path, digest (of rows: store.EDGE_COLUMNS)
-_edge_order = operator.itemgetter(_TSTAMP, _RUN, _ROLE, _PATH, _DIGEST)
+# edges oldest first: by tstamp, run_id, role, path, then in the order the run declared them
+# (its seq; of rows: store.EDGE_COLUMNS)
+_edge_order = operator.itemgetter(_TSTAMP, _RUN, _ROLE, _PATH, _SEQ)
 
 
 class _Events:
