@@ -290,11 +290,11 @@ def execute(
     re-planning a run with the next stricter strategy when it does not."""
 
     started = time.perf_counter()
-    env = _task_environment(plan.home)
-    summary = Summary([], 0, 0.0)
     local = backend in warm.LOCAL_BACKENDS
+    env = _task_environment(plan.home, plan.jobs if local else None)
+    summary = Summary([], 0, 0.0)
     if local:  # the warm server starts importing while the snapshots are archived
-        server = warm.warm_up()
+        server = warm.warm_up(plan.jobs)
     writer = StoreWriter(db_path(plan.home))
     running: set[str] = set()  # task rows that say `running`
     try:
@@ -323,7 +323,7 @@ def execute(
         writer.close()
         warm.close_all()
     if local:
-        warm.remember_startups(warm.local_environment(), _startups(plan, summary.results))
+        warm.remember_startups(warm.local_environment(plan.jobs), _startups(plan, summary.results))
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -372,15 +372,16 @@ def _startups(plan: Plan, results: list[TaskResult]) -> dict[str, float]:
     return startups
 
 
-def _task_environment(home: Path) -> dict[str, str]:
+def _task_environment(home: Path, local_jobs: int | None) -> dict[str, str]:
     """What a task needs from the replaying process: where the checkpoints are and the
-    thread settings the recording had. Nothing about the store (its location, its
-    password): flor in the task never opens it."""
-    return {
-        CHECKPOINTS_ENV: checkpoint_home(home),
-        "PYTHONUNBUFFERED": "1",
-        **{k: v for k, v in os.environ.items() if k in warm.THREAD_SETTINGS},
-    }
+    thread settings the recording had (on this machine, with `local_jobs` tasks at a time:
+    waiting passively if their threads would outnumber the cores). Nothing about the store
+    (its location, its password): flor in the task never opens it."""
+    if local_jobs is None:  # a cluster's workers: their cores are not this machine's
+        threads = {k: v for k, v in os.environ.items() if k in warm.THREAD_SETTINGS}
+    else:
+        threads = warm.local_thread_settings(local_jobs)
+    return {CHECKPOINTS_ENV: checkpoint_home(home), "PYTHONUNBUFFERED": "1", **threads}
 
 
 # The script itself reads the store (a pipeline step choosing its model by its metrics).

@@ -241,7 +241,7 @@ def plan(
     if selected.empty:
         raise UsageError("no recorded runs match the selection: `flor runs` lists them")
     run_ids = list(selected["run_id"])
-    environment = warm.local_environment()
+    environment = warm.local_environment(jobs)
     shared = _Selection(
         root=root,
         home=home,
