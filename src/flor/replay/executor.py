@@ -330,8 +330,10 @@ def execute(
 
 def _interrupted(home: Path, running: set[str]) -> int:
     """Mark the interrupted replay's unfinished task rows `killed`: how many there were.
-    On a connection of its own: the interrupt may have landed between a transaction's
-    BEGIN and its body, leaving the replay's connection holding the write lock."""
+    On a connection of its own, the replay's being closed (which rolls back what it held):
+    SQLite's writer rolls back an interrupt anywhere in its transaction, but one landing
+    inside psycopg's COMMIT or ROLLBACK leaves a PostgreSQL connection in an unknown state
+    (psycopg then may close it), and a write on it could be lost or refused."""
     writer = StoreWriter(db_path(home))
     now = time.time()
     # a store that stays locked: the rows say running, and nothing was stored either way
