@@ -4,11 +4,11 @@ the script's libraries, instead of starting Python and importing torch again.
 One fork server serves one environment (interpreter, this file's version and the
 variables, which include the BLAS/OpenMP thread settings: libraries read them when they
 load, so a server started under other settings could compute different floats; and how
-those threads wait, passively when a replay's tasks would outnumber the cores with them). flor's
-per-replay settings (where the checkpoints are, the store for scripts that read it) are not
-part of the environment: they come with each task. A server imports the modules the tasks'
-scripts import from outside their projects (torch, numpy, ...), then forks one child per
-task, several at a time; the child takes the task's variables, folder and arguments and runs
+those threads wait, passively when a replay's tasks would outnumber the cores with them).
+flor's per-replay settings (where the checkpoints are, the store for scripts that read it)
+are not part of the environment: they come with each task. A server imports the modules the
+tasks' scripts import from outside their projects (torch, numpy, ...), then forks one child
+per task, several at a time; the child takes the task's variables, folder and arguments and runs
 the script as `python SCRIPT ARGS` would, under `__main__`. Only imports happen before a
 fork: no thread pools are running, and each child starts from the same state.
 
