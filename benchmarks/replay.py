@@ -137,11 +137,12 @@ def from_scratch(repo: Path, steps: int) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def retire_server() -> None:
-    """End the warm server a replay would use, so the next replay starts it anew."""
+def retire_server(jobs: int) -> None:
+    """End the warm server a replay with `jobs` tasks at a time would use (its tasks' threads
+    may wait passively: a server of its own), so the next replay starts it anew."""
     from flor.replay import warm
 
-    pid = warm.retire(warm.local_environment())
+    pid = warm.retire(warm.local_environment(jobs))
     while pid is not None and running(pid):
         time.sleep(0.05)
 
@@ -162,10 +163,10 @@ def replay(
     from flor.replay import execute, plan, warm_up
 
     if cold:
-        retire_server()
+        retire_server(jobs)
     cpu = cpu_seconds()
     started = time.perf_counter()
-    server = warm_up()  # as `flor replay` does: the server imports while the replay plans
+    server = warm_up(jobs)  # as `flor replay` does: the server imports while the replay plans
     server_cpu = 0.0 if cold else process_cpu(server.pid)
     the_plan = plan([name], jobs=jobs)
     summary = execute(the_plan)
@@ -309,7 +310,8 @@ def main() -> None:
         if options.short_runs:
             short_runs(options.short_runs, options.short_seconds)
     finally:
-        retire_server()
+        for jobs in (1, 2):
+            retire_server(jobs)
         shutil.rmtree(sockets, ignore_errors=True)
 
 

@@ -567,7 +567,7 @@ def replay(
     from flor.replay import warm
 
     if backend in warm.LOCAL_BACKENDS and not dry_run:
-        warm.warm_up()  # the server's imports (torch, ...) overlap ours and the planning
+        warm.warm_up(jobs)  # the server's imports (torch, ...) overlap ours and the planning
     import pandas as pd
 
     from flor import replay as replays

@@ -63,3 +63,21 @@ def test_an_unchanged_input_replays_exactly(script, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     (run,) = recorded_ids()
     assert values("total", run) == fresh(train, "total") == [0.06, 0.12, 0.18]
+
+
+def test_one_plan_checks_each_run_against_its_own_reading(script, monkeypatch) -> None:
+    # one reader and one digest cache serve the whole plan: the first run read data the
+    # file no longer holds, the second read what it holds now
+    train = _record(script, monkeypatch)
+    (train.repo / "data" / "points.txt").write_text("10\n20\n30\n")
+    monkeypatch.setenv("FLOR_CKPT_BUDGET", "1")
+    train.run()
+    monkeypatch.delenv("FLOR_CKPT_BUDGET")
+    first, second = recorded_ids()
+    train.path.write_text(insert(READS_DATA, ANCHOR, 'flor.log("total", float(w[0]))'))
+    result = CliRunner().invoke(main, ["replay", "total", "--yes"])
+    assert result.exit_code == 1, result.output
+    assert f"run {first}: nothing stored" in result.output
+    assert "its input data/points.txt has changed" in result.output
+    assert values("total", first) == []
+    assert values("total", second) == fresh(train, "total") == [0.6, 1.2, 0.6 + 1.2]

@@ -159,7 +159,7 @@ def test_an_environment_without_a_shared_server_has_nothing_measured(
 ) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     monkeypatch.setenv("FLOR_WARM_IDLE_S", "0")  # each replay has a server of its own
-    assert warm.readiness(warm.local_environment()) == warm.Readiness()
+    assert warm.readiness(warm.local_environment(1)) == warm.Readiness()
 
 
 def test_the_estimate_is_fixed_when_the_plan_is_made(

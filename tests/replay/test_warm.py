@@ -635,10 +635,10 @@ def test_planning_has_the_replays_server_import_the_scripts_libraries_and_starts
     anchor, line = FORKED_FROM
     train.path.write_text(RECORDED.replace(anchor, anchor + line))
     imports.unlink()
-    environment = warm.local_environment()
+    environment = warm.local_environment(1)
     assert plan(["forked_from"]).active  # a dry run, or the web UI's plan
     assert warm.readiness(environment) == warm.Readiness() and not imports.exists()
-    server = warm_up()  # as `flor replay` does before it plans
+    server = warm_up(1)  # as `flor replay` does before it plans
     shared.append(server.pid)
     plan(["forked_from"])  # nothing executed: the plan alone names what the tasks import
     _until(lambda: "heavylib" in warm.readiness(environment).loaded, "heavylib imported")
@@ -654,7 +654,7 @@ def test_the_next_plan_charges_a_task_the_start_up_its_script_took_in_the_last_r
         train.run("--kwargs", f"seed={seed}")
     anchor, line = FORKED_FROM
     train.path.write_text(RECORDED.replace(anchor, anchor + line))
-    environment = warm.local_environment()
+    environment = warm.local_environment(1)
     first = plan(["forked_from"])
     summary = execute(first)
     assert not summary.failed, [r.tail for r in summary.failed]
@@ -682,7 +682,7 @@ def test_the_warm_server_starts_before_planning_needs_its_heavy_imports() -> Non
     probe = (
         "import sys\n"
         "from flor.replay import warm\n"
-        "warm.local_environment()\n"
+        "warm.local_environment(1)\n"
         "heavy = {'pandas', 'libcst', 'numpy', 'joblib'} & set(sys.modules)\n"
         "print(sorted(heavy))\n"
     )

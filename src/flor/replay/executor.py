@@ -290,11 +290,11 @@ def execute(
     re-planning a run with the next stricter strategy when it does not."""
 
     started = time.perf_counter()
-    env = _task_environment(plan.home)
-    summary = Summary([], 0, 0.0)
     local = backend in warm.LOCAL_BACKENDS
+    env = _task_environment(plan.home, plan.jobs if local else None)
+    summary = Summary([], 0, 0.0)
     if local:  # the warm server starts importing while the snapshots are archived
-        server = warm.warm_up()
+        server = warm.warm_up(plan.jobs)
     writer = StoreWriter(db_path(plan.home))
     running: set[str] = set()  # task rows that say `running`
     try:
@@ -323,15 +323,17 @@ def execute(
         writer.close()
         warm.close_all()
     if local:
-        warm.remember_startups(warm.local_environment(), _startups(plan, summary.results))
+        warm.remember_startups(warm.local_environment(plan.jobs), _startups(plan, summary.results))
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 def _interrupted(home: Path, running: set[str]) -> int:
     """Mark the interrupted replay's unfinished task rows `killed`: how many there were.
-    On a connection of its own: the interrupt may have landed between a transaction's
-    BEGIN and its body, leaving the replay's connection holding the write lock."""
+    On a connection of its own, the replay's being closed (which rolls back what it held):
+    SQLite's writer rolls back an interrupt anywhere in its transaction, but one landing
+    inside psycopg's COMMIT or ROLLBACK leaves a PostgreSQL connection in an unknown state
+    (psycopg then may close it), and a write on it could be lost or refused."""
     writer = StoreWriter(db_path(home))
     now = time.time()
     # a store that stays locked: the rows say running, and nothing was stored either way
@@ -372,15 +374,16 @@ def _startups(plan: Plan, results: list[TaskResult]) -> dict[str, float]:
     return startups
 
 
-def _task_environment(home: Path) -> dict[str, str]:
+def _task_environment(home: Path, local_jobs: int | None) -> dict[str, str]:
     """What a task needs from the replaying process: where the checkpoints are and the
-    thread settings the recording had. Nothing about the store (its location, its
-    password): flor in the task never opens it."""
-    return {
-        CHECKPOINTS_ENV: checkpoint_home(home),
-        "PYTHONUNBUFFERED": "1",
-        **{k: v for k, v in os.environ.items() if k in warm.THREAD_SETTINGS},
-    }
+    thread settings the recording had (on this machine, with `local_jobs` tasks at a time:
+    waiting passively if their threads would outnumber the cores). Nothing about the store
+    (its location, its password): flor in the task never opens it."""
+    if local_jobs is None:  # a cluster's workers: their cores are not this machine's
+        threads = {k: v for k, v in os.environ.items() if k in warm.THREAD_SETTINGS}
+    else:
+        threads = warm.local_thread_settings(local_jobs)
+    return {CHECKPOINTS_ENV: checkpoint_home(home), "PYTHONUNBUFFERED": "1", **threads}
 
 
 # The script itself reads the store (a pipeline step choosing its model by its metrics).

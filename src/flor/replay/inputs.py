@@ -16,23 +16,40 @@ from flor.paths import db_path
 from flor.runtime.artifacts import CACHE_FILENAME
 from flor.runtime.digest import StatCache, Unreadable, content
 from flor.store import artifacts
-from flor.store.backend import open_backend, resolve
+from flor.store.backend import ReadConnection, open_backend, resolve
 
 
-def changed(root: Path, home: Path, run_id: str, snapshot: str) -> str | None:
-    """Why the run's inputs differ from what it read (None when every one is the same).
-    Skipped: files the snapshot holds (the task reads the recorded version), checkpoints
-    (content-addressed), and paths the run itself wrote before reading them."""
-    conn = open_backend(resolve(db_path(home))).reader()
-    try:
-        events = artifacts.events_of_run(conn, run_id)
-    finally:
-        conn.close()
-    written: set[str] = set()
-    seen: set[str] = set()
-    cache = StatCache(home / CACHE_FILENAME)
-    try:
-        for event in events:
+class InputCheck:
+    """Compares runs' inputs with the files as they are now, for one plan: one reader of the
+    store and one digest cache however many runs it checks (opened on first use)."""
+
+    def __init__(self, root: Path, home: Path) -> None:
+        self.root = root
+        self.home = home
+        self._conn: ReadConnection | None = None
+        self._cache: StatCache | None = None
+
+    def __enter__(self) -> InputCheck:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._cache is not None:
+            self._cache.close()
+
+    def changed(self, run_id: str, snapshot: str) -> str | None:
+        """Why the run's inputs differ from what it read (None when every one is the
+        same). Skipped: files the snapshot holds (the task reads the recorded version),
+        checkpoints (content-addressed), and paths the run itself wrote before reading
+        them."""
+        if self._conn is None:
+            self._conn = open_backend(resolve(db_path(self.home))).reader()
+            self._cache = StatCache(self.home / CACHE_FILENAME)
+        assert self._cache is not None
+        written: set[str] = set()
+        seen: set[str] = set()
+        for event in artifacts.events_of_run(self._conn, run_id):
             if event.role == "output":
                 written.add(event.path)
                 continue
@@ -47,15 +64,13 @@ def changed(root: Path, home: Path, run_id: str, snapshot: str) -> str | None:
                 continue
             seen.add(path)
             relative = not Path(path).is_absolute()
-            if relative and vcs.contains(root, snapshot, path):
+            if relative and vcs.contains(self.root, snapshot, path):
                 continue
-            where = root / path if relative else Path(path)
-            why = _difference(where, event.digest, cache)
+            where = self.root / path if relative else Path(path)
+            why = _difference(where, event.digest, self._cache)
             if why:
                 return f"its input {path} {why} since the run read it (@{event.digest[:12]})"
-    finally:
-        cache.close()
-    return None
+        return None
 
 
 def _difference(where: Path, recorded: str, cache: StatCache) -> str | None:

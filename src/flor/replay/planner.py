@@ -112,6 +112,7 @@ class _Selection:
     recorded: dict[str, set[str]]
     environment: dict[str, str]  # the local warm server's
     warmth: warm.Readiness
+    input_check: inputs.InputCheck
 
 
 @dataclass
@@ -241,7 +242,7 @@ def plan(
     if selected.empty:
         raise UsageError("no recorded runs match the selection: `flor runs` lists them")
     run_ids = list(selected["run_id"])
-    environment = warm.local_environment()
+    environment = warm.local_environment(jobs)
     shared = _Selection(
         root=root,
         home=home,
@@ -257,9 +258,11 @@ def plan(
         recorded=_names_present(run_ids, recorded_only=True),
         environment=environment,
         warmth=warm.readiness(environment),
+        input_check=inputs.InputCheck(root, home),
     )
     rows: list[dict[str, Any]] = selected.to_dict("records")  # type: ignore[assignment]
-    run_plans = [_plan_run(row, shared) for row in rows]
+    with shared.input_check:
+        run_plans = [_plan_run(row, shared) for row in rows]
     found = Plan(list(names), list(verify), run_plans, jobs, home, root)
     found.import_s = _import_seconds(found.active, shared.warmth)
     return found
@@ -309,7 +312,7 @@ def _plan_run(row: dict[str, Any], shared: _Selection) -> RunPlan:
     try:
         run_plan.patched = _patched_version(run_plan, names, shared)
         assert run_plan.snapshot is not None  # _patched_version skips a run without one
-        if why := inputs.changed(shared.root, shared.home, run_plan.run_id, run_plan.snapshot):
+        if why := shared.input_check.changed(run_plan.run_id, run_plan.snapshot):
             raise _Skip(f"cannot be reproduced: {why}", fix=_PUT_INPUT_BACK)
         local = _local_modules(shared.root, run_plan.snapshot, run_plan.filename, run_plan.patched)
         project = _project_modules(shared.root, run_plan.snapshot, run_plan.filename, local)

@@ -3,11 +3,12 @@ the script's libraries, instead of starting Python and importing torch again.
 
 One fork server serves one environment (interpreter, this file's version and the
 variables, which include the BLAS/OpenMP thread settings: libraries read them when they
-load, so a server started under other settings could compute different floats). flor's
-per-replay settings (where the checkpoints are, the store for scripts that read it) are not
-part of the environment: they come with each task. A server imports the modules the tasks'
-scripts import from outside their projects (torch, numpy, ...), then forks one child per
-task, several at a time; the child takes the task's variables, folder and arguments and runs
+load, so a server started under other settings could compute different floats; and how
+those threads wait, passively when a replay's tasks would outnumber the cores with them).
+flor's per-replay settings (where the checkpoints are, the store for scripts that read it)
+are not part of the environment: they come with each task. A server imports the modules the
+tasks' scripts import from outside their projects (torch, numpy, ...), then forks one child
+per task, several at a time; the child takes the task's variables, folder and arguments and runs
 the script as `python SCRIPT ARGS` would, under `__main__`. Only imports happen before a
 fork: no thread pools are running, and each child starts from the same state.
 
@@ -67,6 +68,15 @@ THREAD_SETTINGS = (
     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS",
 )  # fmt: skip
+# How idle BLAS/OpenMP threads wait. By default OpenMP runtimes (GNU's, which torch and its
+# MKL use; LLVM's; Intel's) spin at every barrier before they sleep, and OpenBLAS's threads
+# spin for work: harmless while a process's threads have the cores to themselves, ruinous
+# when tasks x threads outnumber them (two 2-thread torch tasks on 2 cores: their OpenMP
+# threads spent 90 % of their time spinning in libgomp, the replay took 3-10x longer than
+# one task at a time). Passive waiting changes no float: the threads split the work as
+# before, they only sleep instead of spinning while they wait.
+WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OPENBLAS_THREAD_TIMEOUT")
+PASSIVE_WAITING = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
 # joblib's import sets KMP_INIT_AT_FORK in the process that imports it: the recording had
 # no such setting, and a server found before and after that import must be the same one.
 _WORKER_ONLY = ("MALLOC_TRIM_THRESHOLD_", "KMP_INIT_AT_FORK", *THREAD_SETTINGS)
@@ -85,11 +95,36 @@ def server_environment(env: dict[str, str]) -> dict[str, str]:
     return {**own, **{k: v for k, v in env.items() if not k.startswith("FLOR_")}}
 
 
-def local_environment() -> dict[str, str]:
-    """The environment of this machine's warm server for this process's replays: its own,
-    with the thread settings the recording had."""
-    threads = {k: v for k, v in os.environ.items() if k in THREAD_SETTINGS}
-    return server_environment({"PYTHONUNBUFFERED": "1", **threads})
+def local_environment(jobs: int) -> dict[str, str]:
+    """The environment of this machine's warm server for this process's replays with `jobs`
+    tasks at a time: its own, with the thread settings the recording had."""
+    return server_environment({"PYTHONUNBUFFERED": "1", **local_thread_settings(jobs)})
+
+
+def local_thread_settings(jobs: int) -> dict[str, str]:
+    """The thread settings of tasks run `jobs` at a time on this machine: this process's own
+    (the recording's: fewer threads would change float sums), and passive waiting when the
+    tasks' threads would outnumber the cores, unless the user chose how threads wait."""
+    own = {k: v for k, v in os.environ.items() if k in THREAD_SETTINGS}
+    chosen = any(k in os.environ for k in WAIT_SETTINGS)
+    if chosen or jobs * threads_per_task(own) <= usable_cores():
+        return own
+    return {**own, **PASSIVE_WAITING}
+
+
+def threads_per_task(settings: dict[str, str]) -> int:
+    """How many threads a task's OpenMP/BLAS pools run: OMP_NUM_THREADS (its outermost
+    level, as in `4,2`), else one per core, as OpenMP, OpenBLAS and torch default to."""
+    first = settings.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(first) if first.isdigit() and int(first) > 0 else usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity: `taskset`, a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
 
 
 class ForkServer:
@@ -364,14 +399,15 @@ def server_for(
         return server
 
 
-def warm_up() -> ForkServer:
-    """Connect to this machine's warm server for the replay's tasks, starting it when none
-    runs: call it first (before importing what planning needs, before planning) so its
-    imports overlap the replay's own work. This module imports nothing heavy."""
+def warm_up(jobs: int) -> ForkServer:
+    """Connect to this machine's warm server for the replay's tasks (`jobs` at a time),
+    starting it when none runs: call it first (before importing what planning needs, before
+    planning) so its imports overlap the replay's own work. This module imports nothing
+    heavy."""
     from flor.errors import UsageError
 
     try:
-        return server_for(local_environment(), shared=True)
+        return server_for(local_environment(jobs), shared=True)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
