@@ -887,6 +887,10 @@ class _Events:
 
     SCAN_SHARE = 16
     ASK_COUNT_AT = 1000  # keys asked before the store's size is worth a COUNT
+    # Queries by index after which a step is read whole: a deep walk (a chain of fine-tuning
+    # runs) asks a few keys per level, thousands of times; past this many queries, their
+    # cost is that of one scan, which then serves every level left.
+    SCAN_AFTER = 300
 
     def __init__(self, conn: Any, *, rows: bool = True) -> None:
         self.conn = conn
@@ -896,13 +900,18 @@ class _Events:
         self.scanned: dict[str, list[tuple[Any, ...]]] = {}  # step -> its events
         self.by: dict[str, dict[str, list[str]]] = {}  # step -> key -> where it leads (all)
         self.led: dict[str, dict[str, list[str]]] = {}  # the same, for keys asked by index
+        self.queries: dict[str, int] = {}  # step -> times asked by index
 
     def __call__(self, step: str, keys: set[str]) -> set[str]:
         """Where `step` leads from `keys`."""
+        index = self.by.get(step)
+        if index is not None:  # (read whole: the walk goes on in memory)
+            return set(itertools.chain.from_iterable(map(index.get, keys, itertools.repeat(()))))
         self.asked += len(keys)
         if self.scan_at is None and self.asked > self.ASK_COUNT_AT:
             self.scan_at = store.event_count(self.conn) // self.SCAN_SHARE
-        if step not in self.by and (self.scan_at is None or self.asked <= self.scan_at):
+        queries = self.queries[step] = self.queries.get(step, 0) + 1
+        if (self.scan_at is None or self.asked <= self.scan_at) and queries <= self.SCAN_AFTER:
             led = self.led.setdefault(step, {})
             for key in keys:
                 led[key] = []
@@ -1031,8 +1040,11 @@ class _Screen(_Tree):
     nodes the screen shows have their events read, a node at a time. An event is in the
     graph when a step the walk took followed its key: the same rule `_Walk.rows` reads by."""
 
-    def __init__(self, conn: Any, start: Start, walk: _Walk, direction: Direction) -> None:
+    def __init__(
+        self, conn: Any, start: Start, walk: _Walk, direction: Direction, depth: int | None
+    ) -> None:
         self.conn = conn
+        self.depth = depth
         self.roots = _roots(start)
         self.direction = direction
         self.walk = walk
@@ -1156,6 +1168,15 @@ class _Screen(_Tree):
         produced = self._produced_by_way.get(forward)
         if produced is None:
             produced = self._produced_by_way[forward] = self._produced_pairs(forward)
+        if self.depth is None and roots == self.roots:
+            # the walk this way went from these roots to its end: the nodes it followed are
+            # the ones the tree reaches, and each step it took from one holds all of that
+            # node's edges this way (the other walk's pairs add none: see `_led`)
+            reached = self._followed(run_step if forward else content_step)  # producers' end
+            return sum(
+                sum(map(len, map(self._index(step).get, self._followed(step), _NONE)))
+                for step in (content_step, run_step)
+            ) + sum(map(len, map(produced.get, reached, _NONE)))
         runs = {root[4:] for root in roots if root.startswith("run:")}
         contents = {root[9:] for root in roots if root.startswith("artifact:")}
         seen_runs, seen_contents = set(runs), set(contents)
@@ -1174,14 +1195,17 @@ class _Screen(_Tree):
             seen_contents |= contents
         return size
 
+    def _index(self, step: str) -> dict[str, list[str]]:
+        events = self.walk.events
+        return events.by.get(step) or events.led.get(step, {})
+
     def _led(self, step: str, keys: set[str]) -> list[list[str]]:
         """Where `step` leads in the graph from each of `keys`: the walk's pairs from a key
         it followed; from one it did not (a walk's last level, or a node the other walk
         reached), the step's events whose other end the other step followed (read by key,
         once)."""
         followed = self._followed(step)
-        events = self.walk.events
-        index = events.by.get(step) or events.led.get(step, {})
+        index = self._index(step)
         if keys <= followed:  # (nearly always)
             return list(map(index.get, keys, itertools.repeat(_NO_NODES)))
         here, elsewhere = keys & followed, keys - followed
@@ -1231,6 +1255,7 @@ _OTHER_STEP = {
 }
 _NO_KEYS: set[str] = set()
 _NO_NODES: list[str] = []
+_NONE = itertools.repeat(_NO_NODES)
 
 
 def _contents(conn: Any, digests: Collection[str]) -> dict[str, store.Artifact]:
@@ -1341,7 +1366,7 @@ def write(
         with contextlib.closing(_open(home)) as conn:
             start = resolve(conn, target, _root())
             walk = _walked(conn, start, direction, depth, rows=False)
-            for chunk in _Screen(conn, start, walk, direction).tree_chunks(limit):
+            for chunk in _Screen(conn, start, walk, direction, depth).tree_chunks(limit):
                 out.write(chunk)
 
 
