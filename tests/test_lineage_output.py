@@ -324,11 +324,18 @@ def tangled_store(repo: Path, backend: str) -> None:
     writer.close()
 
 
+@pytest.mark.parametrize("reads", ["by index", "each step whole", "whole after a query"])
 @pytest.mark.parametrize("direction", ["both", "upstream", "downstream"])
 @pytest.mark.parametrize("depth", [None, 1, 2, 3])
 def test_a_screenful_of_a_tangled_graph_is_the_first_lines_of_its_tree(
-    tangled_store: None, direction: str, depth: int | None
-) -> None:
+    tangled_store: None, direction: str, depth: int | None, reads: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    if reads == "each step whole":  # as a walk over most of a large store does
+        monkeypatch.setattr(graph_module._Events, "ASK_COUNT_AT", -1)
+        monkeypatch.setattr(graph_module._Events, "SCAN_SHARE", 10**9)
+    elif reads == "whole after a query":  # as a deep walk does
+        monkeypatch.setattr(graph_module._Events, "SCAN_AFTER", 1)
     for target in ("r1", "r2", "r3", "a.bin", "b.bin", f"a.bin@{A[:10]}", "c.bin"):
         whole = lineage(target, direction=direction, depth=depth)  # type: ignore[arg-type]
         for limit in (1, 3, 6, 1000):

@@ -892,9 +892,10 @@ class _Events:
     # cost is that of one scan, which then serves every level left.
     SCAN_AFTER = 300
 
-    def __init__(self, conn: Any, *, rows: bool = True) -> None:
+    def __init__(self, conn: Any, *, rows: bool = True, twins: bool = False) -> None:
         self.conn = conn
         self.keep_rows = rows
+        self.twins = twins and not rows  # (a walk both ways indexes a scan from both ends)
         self.asked = 0
         self.scan_at: int | None = None
         self.scanned: dict[str, list[tuple[Any, ...]]] = {}  # step -> its events
@@ -937,12 +938,12 @@ class _Events:
                 pairs: Iterable[tuple[Any, Any]] = map(operator.itemgetter(at, to), rows)
             else:
                 pairs = store.step_pairs(self.conn, step)
-            for key, led in pairs:
-                found = index.get(key)
-                if found is None:
-                    index[key] = [led]
-                else:
-                    found.append(led)
+                twin = _OTHER_STEP.get(step, ("",))[0]
+                if self.twins and twin and twin not in self.by:
+                    # the same events seen from their other end: one scan for both steps
+                    pairs = list(pairs)
+                    _index_into(self.by.setdefault(twin, {}), (p[::-1] for p in pairs if p[0]))
+            _index_into(index, pairs)
         return index
 
     def rows(self, step: str, keys: set[str]) -> list[tuple[Any, ...]]:
@@ -955,6 +956,20 @@ class _Events:
         return [row for row in rows if row[at] in keys]
 
 
+def _index_into(index: dict[str, list[str]], pairs: Iterable[tuple[str, str]]) -> None:
+    """key -> where it leads, an entry per (key, to) pair."""
+    for key, led in pairs:
+        found = index.get(key)
+        if found is None:
+            index[key] = [led]
+        else:
+            found.append(led)
+
+
+# a walk's steps each way: (step, whether it goes from runs, else from contents)
+_FORWARD = (("readers", False), ("outputs", True), ("products_read", True))
+_BACKWARD = (("writers", False), ("product_reads", False), ("inputs", True))
+_NO_LEADS: Iterator[tuple[()]] = itertools.repeat(())
 # steps whose events are reads followed to the run that produced the content
 _BY_PRODUCER = ("products_read", "product_reads")
 # a step whose events a later step (in name order) of the other direction may follow again
@@ -966,32 +981,34 @@ class _Walk:
     what it reached and, per step, the keys it followed, so that `rows` can read the events
     it went through (for a graph to print) in one query per step."""
 
-    def __init__(self, conn: Any, *, rows: bool = True) -> None:
+    def __init__(self, conn: Any, *, rows: bool = True, twins: bool = False) -> None:
         self.conn = conn
-        self.events = _Events(conn, rows=rows)
+        self.events = _Events(conn, rows=rows, twins=twins)
         self.followed: dict[str, set[str]] = {}  # step -> keys it was followed from
         self.runs: set[str] = set()
         self.digests: set[str] = set()
 
-    def _follow(self, step: str, keys: set[str]) -> set[str]:
-        if not keys:
-            return set()
-        self.followed.setdefault(step, set()).update(keys)
-        return self.events(step, keys)
-
     def go(self, start: Start, forward: bool, depth: int | None) -> None:
         runs, digests = set(start.run_ids), set(start.digests)
         seen_runs, seen_digests = set(runs), set(digests)
+        steps = _FORWARD if forward else _BACKWARD
+        scanned, events = self.events.by, self.events
         level = 0
         while (runs or digests) and (depth is None or level < depth):
-            if forward:
-                next_runs = self._follow("readers", digests)
-                next_digests = self._follow("outputs", runs)
-                next_digests |= self._follow("products_read", runs)
-            else:
-                next_runs = self._follow("writers", digests)
-                next_runs |= self._follow("product_reads", digests)
-                next_digests = self._follow("inputs", runs)
+            next_runs: set[str] = set()
+            next_digests: set[str] = set()
+            for step, from_runs in steps:
+                keys = runs if from_runs else digests
+                if not keys:
+                    continue
+                self.followed.setdefault(step, set()).update(keys)
+                index = scanned.get(step)  # (read whole: this level goes on in memory)
+                led = (
+                    events(step, keys)
+                    if index is None
+                    else itertools.chain.from_iterable(map(index.get, keys, _NO_LEADS))
+                )
+                (next_digests if from_runs else next_runs).update(led)
             runs, digests = next_runs - seen_runs, next_digests - seen_digests
             seen_runs |= runs
             seen_digests |= digests
@@ -1026,7 +1043,7 @@ class _Walk:
 def _walked(
     conn: Any, start: Start, direction: Direction, depth: int | None, *, rows: bool = True
 ) -> _Walk:
-    walk = _Walk(conn, rows=rows)
+    walk = _Walk(conn, rows=rows, twins=direction == "both")
     if direction in ("both", "upstream"):
         walk.go(start, False, depth)
     if direction in ("both", "downstream"):
