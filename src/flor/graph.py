@@ -1242,17 +1242,12 @@ class _Screen(_Tree):
     def _produced_pairs(self, forward: bool) -> dict[str, list[str]]:
         """A run's checkpoints other runs loaded (forward: producer -> contents; else
         content -> producers), once per producer and content."""
-        leads = self.walk.events.leads
-        pairs = {
-            (producer, digest)
-            for producer in self._followed("products_read")
-            for digest in leads("products_read", producer)
-        }
-        pairs.update(
-            (producer, digest)
-            for digest in self._followed("product_reads")
-            for producer in leads("product_reads", digest)
-        )
+        pairs: set[tuple[str, str]] = set()
+        for step, from_producer in (("products_read", True), ("product_reads", False)):
+            followed = self._followed(step)
+            for key, led in self._index(step).items():  # (loads are few: no index by key)
+                if key in followed:
+                    pairs.update((key, to) if from_producer else (to, key) for to in led)
         found: dict[str, list[str]] = {}
         for producer, digest in pairs:
             if forward:
