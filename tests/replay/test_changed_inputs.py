@@ -47,6 +47,33 @@ def test_a_run_whose_input_file_changed_is_declined_naming_the_file(script, monk
     assert values("total", recorded_ids()[0]) == []
 
 
+def test_every_changed_input_is_named_at_once(script, monkeypatch) -> None:
+    monkeypatch.setenv("FLOR_CKPT_BUDGET", "1")
+    two = READS_DATA.replace(
+        'data = np.loadtxt(flor.input("data/points.txt"))',
+        'data = np.loadtxt(flor.input("data/points.txt")) + np.loadtxt(flor.input("data/b.txt"))',
+    )
+    train = script("train.py", two)
+    (train.repo / ".gitignore").write_text("data/\n")
+    (train.repo / "data").mkdir()
+    (train.repo / "data" / "points.txt").write_text("1\n2\n3\n")
+    (train.repo / "data" / "b.txt").write_text("4\n5\n6\n")
+    git(train.repo, "add", "train.py", ".gitignore")
+    git(train.repo, "commit", "-q", "-m", "v1")
+    train.run()
+    monkeypatch.delenv("FLOR_CKPT_BUDGET")
+    (train.repo / "data" / "points.txt").write_text("10\n20\n30\n")
+    (train.repo / "data" / "b.txt").unlink()
+    train.path.write_text(insert(two, ANCHOR, 'flor.log("total", float(w[0]))'))
+    result = CliRunner().invoke(main, ["replay", "total", "--yes"])
+    assert result.exit_code == 1, result.output
+    assert (
+        "2 of its inputs differ from what it read: data/points.txt has changed (now @"
+        in result.output
+    )
+    assert "; data/b.txt is gone" in result.output
+
+
 def test_a_run_whose_input_file_is_gone_is_declined(script, monkeypatch) -> None:
     train = _record(script, monkeypatch)
     (train.repo / "data" / "points.txt").unlink()

@@ -39,16 +39,17 @@ class InputCheck:
             self._cache.close()
 
     def changed(self, run_id: str, snapshot: str) -> str | None:
-        """Why the run's inputs differ from what it read (None when every one is the
-        same). Skipped: files the snapshot holds (the task reads the recorded version),
-        checkpoints (content-addressed), and paths the run itself wrote before reading
-        them."""
+        """Why the run's inputs differ from what it read, naming each one that does (None
+        when every one is the same). Skipped: files the snapshot holds (the task reads the
+        recorded version), checkpoints (content-addressed), and paths the run itself wrote
+        before reading them."""
         if self._conn is None:
             self._conn = open_backend(resolve(db_path(self.home))).reader()
             self._cache = StatCache(self.home / CACHE_FILENAME)
         assert self._cache is not None
         written: set[str] = set()
         seen: set[str] = set()
+        differ: list[str] = []
         for event in artifacts.events_of_run(self._conn, run_id):
             if event.role == "output":
                 written.add(event.path)
@@ -69,8 +70,13 @@ class InputCheck:
             where = self.root / path if relative else Path(path)
             why = _difference(where, event.digest, self._cache)
             if why:
-                return f"its input {path} {why} since the run read it (@{event.digest[:12]})"
-        return None
+                differ.append(f"{path} {why}")
+                read = event.digest[:12]
+        if not differ:
+            return None
+        if len(differ) == 1:  # (every one is named: put them all back in one go)
+            return f"its input {differ[0]} since the run read it (@{read})"
+        return f"{len(differ)} of its inputs differ from what it read: {'; '.join(differ)}"
 
 
 def _difference(where: Path, recorded: str, cache: StatCache) -> str | None:
