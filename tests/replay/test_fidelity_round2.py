@@ -136,6 +136,21 @@ def test_replay_exits_0_when_every_run_already_has_the_values(script, monkeypatc
     assert "nothing to replay" in again.output and "nothing stored" not in again.output
 
 
+def test_a_run_of_a_script_that_logs_none_of_the_names_says_so(script, monkeypatch) -> None:
+    train = record(script, monkeypatch, HALVING, "seed=1")
+    other = script("report.py", "import flor\nflor.log('pages', 3)\n")
+    git(other.repo, "add", "report.py")
+    git(other.repo, "commit", "-q", "-m", "report")
+    other.run()
+    train.path.write_text(
+        insert(HALVING, '        opt["lr"] *= 0.5\n', 'flor.log("lr_end", opt["lr"])')
+    )
+    result = CliRunner().invoke(main, ["replay", "lr_end", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "report.py logs none of lr_end" in result.output
+    assert "has values for every name" not in result.output
+
+
 # A DataLoader shuffling with its own seeded torch.Generator, which no checkpoint holds; the
 # run records nothing inside the main loop, so the guard has nothing to compare there.
 OWN_GENERATOR = """\

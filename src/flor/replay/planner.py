@@ -341,6 +341,10 @@ def _plan_run(row: dict[str, Any], shared: _Selection) -> RunPlan:
 def _patched_version(run_plan: RunPlan, names: list[str], shared: _Selection) -> str:
     """The run's version of the script with the new statements propagated into it."""
     if not names:
+        logged = shared.logged.get(run_plan.filename, set())
+        if shared.names and not logged.intersection(shared.names):
+            asked = ", ".join(shared.names)
+            raise _Skip(f"nothing to replay: {run_plan.filename} logs none of {asked}")
         raise _Skip("nothing to replay: it has values for every name")
     if not run_plan.snapshot:
         raise _Skip(
