@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -41,3 +43,21 @@ def as_user_who_cannot_read_everything() -> list[str]:
         return []
     drop = "-dac_override,-dac_read_search"
     return ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}"]
+
+
+def while_first_waits(repo: Path, first: Any, second: Any, ready: str, go: str) -> None:
+    """Run script `second` to its end while script `first` waits: `first` touches `ready`,
+    then waits for `go` (signals between processes, not delays)."""
+    proc = subprocess.Popen(first.command(), cwd=repo, stderr=subprocess.PIPE, text=True)
+    try:
+        while not (repo / ready).exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.01)
+        second.run()
+        (repo / go).touch()
+        assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stderr:
+            proc.stderr.close()

@@ -8,13 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import blake3
 import pytest
 from click.testing import CliRunner
-from gitutil import as_user_who_cannot_read_everything
+from gitutil import as_user_who_cannot_read_everything, while_first_waits
 from store import pgfixtures
 
 import flor
@@ -371,19 +370,7 @@ def test_two_concurrent_runs_writing_one_path_each_record_only_their_own(
     second = script(
         "second.py", 'import flor\nopen(flor.output("shared.txt"), "w").write("second")\n'
     )
-    proc = subprocess.Popen(first.command(), cwd=repo, stderr=subprocess.PIPE, text=True)
-    try:
-        while not (repo / "ready").exists():  # wait for the first run's signal, not a delay
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.01)
-        second.run()
-        (repo / "go").touch()
-        assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        if proc.stderr:
-            proc.stderr.close()
+    while_first_waits(repo, first, second, "ready", "go")
     [run_first], [run_second] = runs_of("first.py"), runs_of("second.py")
     mine = [(e["digest"], e["status"]) for e in events(run_first) if e["path"] == "shared.txt"]
     assert mine[0] == (b3(b"first"), "ok")

@@ -10,12 +10,11 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import blake3
 import pytest
+from gitutil import while_first_waits
 from store import pgfixtures
 
 import flor
@@ -190,24 +189,6 @@ def test_checkout_failures_are_one_line_and_leave_nothing_behind(repo: Path, scr
     ]
 
 
-def _while_first_waits(repo: Path, first: Any, second: Any) -> None:
-    """Run `second` to its end while `first` waits between its write and flor's hash
-    (`first` touches a-wrote, then waits for b-done): signals, not delays."""
-    proc = subprocess.Popen(first.command(), cwd=repo, stderr=subprocess.PIPE, text=True)
-    try:
-        while not (repo / "a-wrote").exists():
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.01)
-        second.run()
-        (repo / "b-done").touch()
-        assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        if proc.stderr:
-            proc.stderr.close()
-
-
 WAITING_WRITER = """\
 import os, time, flor
 path = flor.output("model.bin")  # written each epoch, hashed when the epoch ends
@@ -225,7 +206,7 @@ def test_a_run_does_not_claim_a_content_another_run_wrote_between_its_write_and_
 ) -> None:  # type: ignore[no-untyped-def]
     first = script("a.py", WAITING_WRITER)
     second = script("b.py", 'import flor\nopen(flor.output("model.bin"), "w").write("b")\n')
-    _while_first_waits(repo, first, second)
+    while_first_waits(repo, first, second, "a-wrote", "b-done")
     run_a = flor.query("SELECT run_id FROM runs WHERE filename = 'a.py'")["run_id"][0]
     run_b = flor.query("SELECT run_id FROM runs WHERE filename = 'b.py'")["run_id"][0]
     rows = flor.query("SELECT run_id, digest, status, note FROM events ORDER BY run_id, seq")
@@ -447,7 +428,7 @@ def test_a_run_that_only_declared_the_path_does_not_make_the_writer_disown_it(
 ) -> None:  # type: ignore[no-untyped-def]
     first = script("a.py", WAITING_WRITER)
     second = script("look.py", 'import flor\nflor.output("model.bin")\n')  # writes nothing
-    _while_first_waits(repo, first, second)
+    while_first_waits(repo, first, second, "a-wrote", "b-done")
     run_a = flor.query("SELECT run_id FROM runs WHERE filename = 'a.py'")["run_id"][0]
     rows = flor.query("SELECT digest, status FROM events WHERE run_id = ? ORDER BY seq", (run_a,))
     # was: both changed, "run ... also wrote this path", for a run that wrote nothing

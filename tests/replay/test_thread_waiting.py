@@ -9,20 +9,11 @@ from pathlib import Path
 
 import pytest
 from gitutil import git
+from test_task_environment import TRAIN
 
 import flor
 from flor.replay import execute, plan, warm
 
-TRAIN = """\
-import os
-import flor
-
-state = {"total": 0.0}
-with flor.checkpointing(state=state, budget=1):
-    for epoch in flor.loop("epoch", range(3)):
-        state["total"] += epoch + 1
-        flor.log("total", state["total"])
-"""
 # how the task's threads wait: in the variables the script sees, and in those its process
 # started with, which the libraries the warm server preloaded read when they loaded
 SEEN = (
