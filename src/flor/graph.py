@@ -904,10 +904,8 @@ class _Events:
         self.queries: dict[str, int] = {}  # step -> times asked by index
 
     def __call__(self, step: str, keys: set[str]) -> set[str]:
-        """Where `step` leads from `keys`."""
-        index = self.by.get(step)
-        if index is not None:  # (read whole: the walk goes on in memory)
-            return set(itertools.chain.from_iterable(map(index.get, keys, itertools.repeat(()))))
+        """Where `step` leads from `keys`, for a step not read whole yet (`_Walk.go` looks
+        in `by` itself)."""
         self.asked += len(keys)
         if self.scan_at is None and self.asked > self.ASK_COUNT_AT:
             self.scan_at = store.event_count(self.conn) // self.SCAN_SHARE
@@ -920,7 +918,7 @@ class _Events:
                 led[key].append(led_to)
             return {led_to for key in keys for led_to in led[key]}
         index = self._indexed(step)
-        return set(itertools.chain.from_iterable(map(index.get, keys, itertools.repeat(()))))
+        return set(itertools.chain.from_iterable(map(index.get, keys, _NO_LEADS)))
 
     def leads(self, step: str, key: str) -> list[str]:
         """Where `step` leads from a key the walk followed (an entry per event)."""
