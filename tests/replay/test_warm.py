@@ -132,6 +132,32 @@ def test_a_private_server_starts_under_a_temporary_folder_too_long_for_a_socket(
         private.close()
 
 
+def test_a_private_servers_folder_is_gone_when_its_process_exits_without_closing_it(
+    tmp_path,
+) -> None:
+    """A process that ends without closing its private server (a replay stopped another
+    way): the server is ended before its folder goes, so nothing it writes as it ends can
+    leave the folder behind."""
+    base = Path(tempfile.mkdtemp(prefix="fx", dir="/tmp"))  # short: a socket path's limit
+    env = {**os.environ, **_heavylib_env(tmp_path), "TMPDIR": str(base)}
+    env.pop("XDG_RUNTIME_DIR", None)
+    code = (
+        "import os, sys\n"
+        "from flor.replay import warm\n"
+        "server = warm.ForkServer(dict(os.environ))\n"
+        "print(server.process.pid, server.private_folder, flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    pid, folder = done.stdout.split()
+    assert folder.startswith(str(base)) and not Path(folder).exists()
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert list(base.iterdir()) == []
+    base.rmdir()
+
+
 def test_a_private_servers_folder_is_gone_once_its_replay_closed_it(tmp_path, monkeypatch) -> None:
     """The server writes what it learned into its folder as it ends: removing the folder
     before it ended left one `flor-warm-*` folder behind per replay."""

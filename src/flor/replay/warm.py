@@ -320,6 +320,16 @@ def _remove_tree(folder: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def _end_then_remove(process: subprocess.Popen[bytes], folder: str) -> None:
+    """At exit, a private server not closed (its replay ended otherwise): end it first, then
+    remove its folder, which it writes in as it ends (removed before, the folder stayed)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # it kills and reaps its tasks first
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=30)
+    _remove_tree(folder)
+
+
 def _connect(env: dict[str, str], folder: Path) -> socket.socket:
     """A connection to the environment's shared server, started first if none runs. Under
     the socket's lock: a server stops listening only while holding it."""
@@ -361,20 +371,24 @@ def _private(env: dict[str, str]) -> tuple[socket.socket, subprocess.Popen[bytes
     bases = [os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp"]
     base = next(b for b in bases if b and len(b) <= SOCKET_PATH_MAX - 40)
     folder = tempfile.mkdtemp(prefix="flor-warm-", dir=base)
-    atexit.register(_remove_tree, folder)
     path = os.path.join(folder, "server.sock")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-        listener.bind(path)
-        listener.listen(64)
-        process = subprocess.Popen(
-            [sys.executable, __file__, str(listener.fileno()), "0"],
-            pass_fds=(listener.fileno(),),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            cwd="/",
-        )
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(path)
+            listener.listen(64)
+            process = subprocess.Popen(
+                [sys.executable, __file__, str(listener.fileno()), "0"],
+                pass_fds=(listener.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                cwd="/",
+            )
+    except BaseException:
+        _remove_tree(folder)
+        raise
+    atexit.register(_end_then_remove, process, folder)
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client.connect(path)
     return client, process, folder
