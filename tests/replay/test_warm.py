@@ -155,6 +155,20 @@ def test_a_private_servers_folder_is_gone_when_its_process_exits_without_closing
     assert folder.startswith(str(base)) and not Path(folder).exists()
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
     assert list(base.iterdir()) == []
+
+    # a replay that ends at once (a second Ctrl-C: os._exit) runs no exit handler: the
+    # server, seeing its only connection close, removes its folder as it ends
+    done = subprocess.run(
+        [sys.executable, "-c", code + "os._exit(130)\n"], env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 130, done.stderr
+    pid, folder = done.stdout.split()
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text():
+        assert time.monotonic() < deadline, "the private server outlived its replay"
+        time.sleep(0.05)
+    assert not Path(folder).exists() and list(base.iterdir()) == []
     base.rmdir()
 
 

@@ -598,8 +598,9 @@ class _Server:
     """The server's loop: takes replays' connections, forks their tasks' children, replies
     as each one ends, and ends after `idle` seconds without a replay or a task."""
 
-    def __init__(self, listener: socket.socket, idle: float) -> None:
+    def __init__(self, listener: socket.socket, idle: float, *, private: bool = False) -> None:
         self.listener: socket.socket | None = listener
+        self.private = private  # one replay's own server, in a folder of its own
         self.path = str(listener.getsockname())
         self.identity = os.stat(self.path).st_ino  # the socket file this server listens on
         self.lock = self.path.removesuffix(".sock") + ".lock"
@@ -668,7 +669,14 @@ class _Server:
         for pid in self.children:
             with contextlib.suppress(OSError):
                 os.waitpid(pid, 0)
+        self.leave()
         os._exit(128 + signum)
+
+    def leave(self) -> None:
+        """A private server's folder goes with it, however its replay ended (a replay
+        that exits at once, by `os._exit` or a kill, removes nothing)."""
+        if self.private:
+            _remove_tree(os.path.dirname(self.path))
 
     def _accept(self) -> None:
         assert self.listener is not None
@@ -1034,9 +1042,12 @@ def _exit_status(value: Any) -> int:
 def main() -> None:
     del sys.path[0]  # this file's folder: flor's own modules must not shadow the script's
     listener, idle = int(sys.argv[1]), float(sys.argv[2])
-    if sys.argv[3:] == ["detach"] and os.fork() != 0:
+    shared = sys.argv[3:] == ["detach"]
+    if shared and os.fork() != 0:
         os._exit(0)  # the replay that starts a server waits for this, not for the server
-    _Server(socket.socket(fileno=listener), idle).serve()
+    server = _Server(socket.socket(fileno=listener), idle, private=not shared)
+    server.serve()
+    server.leave()
 
 
 if __name__ == "__main__":
