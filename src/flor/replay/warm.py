@@ -345,23 +345,34 @@ def _connect(env: dict[str, str], folder: Path) -> socket.socket:
             client.close()  # none runs (or one died without removing its socket)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-            listener.bind(path)
-            listener.listen(64)
-            subprocess.run(  # returns once the server has detached itself
-                [sys.executable, __file__, str(listener.fileno()), str(idle_seconds()), "detach"],
-                pass_fds=(listener.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                cwd="/",
-                start_new_session=True,  # the terminal's Ctrl-C is for the replay, not for it
-                check=True,
-            )
+        # returns once the server has detached itself; in a session of its own: the
+        # terminal's Ctrl-C is for the replay, not for it
+        started = _listening(path, env, [str(idle_seconds()), "detach"], start_new_session=True)
+        if started.wait():
+            raise subprocess.CalledProcessError(started.returncode, started.args)
         client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         client.connect(path)
         return client
+
+
+def _listening(
+    path: str, env: dict[str, str], args: list[str], **popen: Any
+) -> subprocess.Popen[bytes]:
+    """A server process started on a socket bound at `path` (`args`: its idle seconds and
+    whether it detaches)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(64)
+        return subprocess.Popen(
+            [sys.executable, __file__, str(listener.fileno()), *args],
+            pass_fds=(listener.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd="/",
+            **popen,
+        )
 
 
 def _private(env: dict[str, str]) -> tuple[socket.socket, subprocess.Popen[bytes], str]:
@@ -373,18 +384,7 @@ def _private(env: dict[str, str]) -> tuple[socket.socket, subprocess.Popen[bytes
     folder = tempfile.mkdtemp(prefix="flor-warm-", dir=base)
     path = os.path.join(folder, "server.sock")
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-            listener.bind(path)
-            listener.listen(64)
-            process = subprocess.Popen(
-                [sys.executable, __file__, str(listener.fileno()), "0"],
-                pass_fds=(listener.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                cwd="/",
-            )
+        process = _listening(path, env, ["0"])
     except BaseException:
         _remove_tree(folder)
         raise
